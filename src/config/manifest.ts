@@ -1,0 +1,161 @@
+// The nimbus.yaml manifest: one zod schema is the truth for what users may write (ManifestInput) and what
+// the platform uses (Manifest). Every failure becomes one readable error naming the file, the field and the fix.
+import { z } from 'zod';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+
+const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'ANY'] as const;
+export type RouteMethod = (typeof METHODS)[number];
+
+/** "GET /items/{id}" → method and path, checked against API Gateway's rules; a string is the problem found. */
+export function parseRouteKey(key: string): { method: RouteMethod; path: string } | string {
+  const m = /^([A-Za-z]+)\s+(\/\S*)$/.exec(key.trim());
+  if (!m) return `route "${key}" is not "METHOD /path" (for example "GET /items/{id}")`;
+  const method = m[1]!.toUpperCase();
+  const path = m[2]!;
+  if (!(METHODS as readonly string[]).includes(method)) return `method "${m[1]}" is not one of ${METHODS.join(', ')}`;
+  const segments = path.split('/').slice(1);
+  for (const [i, seg] of segments.entries()) {
+    const param = /^\{([A-Za-z0-9_.-]+)(\+)?\}$/.exec(seg);
+    if (seg.includes('{') && !param) return `path segment "${seg}" in "${key}" must be a whole {param} or {param+}`;
+    if (param?.[2] && i !== segments.length - 1) {
+      return `greedy parameter {${param[1]}+} must be the last segment of "${key}"`;
+    }
+  }
+  return { method: method as RouteMethod, path };
+}
+
+const HttpEventSchema = z.union([
+  z.string(),
+  z.strictObject({
+    route: z.string(),
+    payload: z.enum(['1.0', '2.0']).default('2.0'),
+  }),
+]);
+
+const EventSchema = z.strictObject({ http: HttpEventSchema });
+
+const FunctionSchema = z.strictObject({
+  handler: z
+    .string()
+    .regex(/^[^\s]+\.[^./\s]+$/, 'handler must be "path/file.export", for example "src/items.get"'),
+  runtime: z.literal('nodejs', { message: 'runtime must be "nodejs" (the only runtime for now)' }).default('nodejs'),
+  memory: z.number().int().min(128).max(10240).default(128),
+  timeout: z.number().int().min(1).max(900).default(3),
+  environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.coerce.string()).default({}),
+  concurrency: z.strictObject({ reserved: z.number().int().min(0).max(100000).optional() }).default({}),
+  events: z.array(EventSchema).default([]),
+});
+
+export const ManifestSchema = z.strictObject({
+  service: z.string().regex(NAME, 'service must start with a letter and use letters, digits, "-" or "_" (max 64)'),
+  functions: z
+    .record(
+      z.string().regex(NAME, 'function names start with a letter and use letters, digits, "-" or "_" (max 64)'),
+      FunctionSchema,
+    )
+    .refine((fns) => Object.keys(fns).length > 0, 'declare at least one function under "functions"'),
+});
+
+export type ManifestInput = z.input<typeof ManifestSchema>;
+
+export interface Route {
+  method: RouteMethod;
+  path: string;
+  payload: '1.0' | '2.0';
+}
+
+export interface FunctionConfig {
+  name: string;
+  handler: string;
+  runtime: 'nodejs';
+  memory: number;
+  timeout: number;
+  environment: Record<string, string>;
+  reservedConcurrency: number | undefined;
+  routes: Route[];
+}
+
+export interface Manifest {
+  service: string;
+  functions: FunctionConfig[];
+}
+
+/** A user's mistake in a manifest: names the file, the field and how to fix it. */
+export class ManifestError extends Error {
+  override name = 'ManifestError';
+  constructor(
+    readonly file: string,
+    readonly field: string,
+    readonly problem: string,
+  ) {
+    super(`${file}: ${field ? `${field}: ` : ''}${problem}`);
+  }
+}
+
+const RESERVED_ENV = /^(AWS_|_HANDLER$|LAMBDA_|NODE_OPTIONS$)/;
+
+export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    const where = e instanceof YAMLParseError && e.linePos ? `line ${e.linePos[0].line}` : '';
+    throw new ManifestError(file, where, `is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const result = ManifestSchema.safeParse(raw ?? {});
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const field = issue.path.map(String).join('.');
+    throw new ManifestError(file, field, describeIssue(issue));
+  }
+  const m = result.data;
+  const functions: FunctionConfig[] = [];
+  const seenRoutes = new Map<string, string>();
+  for (const [name, f] of Object.entries(m.functions)) {
+    for (const key of Object.keys(f.environment)) {
+      if (RESERVED_ENV.test(key)) {
+        throw new ManifestError(file, `functions.${name}.environment.${key}`, 'is reserved by the runtime; rename it');
+      }
+    }
+    const routes: Route[] = [];
+    for (const [i, ev] of f.events.entries()) {
+      const key = typeof ev.http === 'string' ? ev.http : ev.http.route;
+      const payload = typeof ev.http === 'string' ? '2.0' : ev.http.payload;
+      const field = `functions.${name}.events.${i}.http`;
+      const route = parseRouteKey(key);
+      if (typeof route === 'string') throw new ManifestError(file, field, route);
+      const norm = `${route.method} ${route.path.replace(/\{[^}]+?\+?\}/g, (p) => (p.endsWith('+}') ? '{+}' : '{}'))}`;
+      const other = seenRoutes.get(norm);
+      if (other) throw new ManifestError(file, field, `route "${key}" is already used by function "${other}"`);
+      seenRoutes.set(norm, name);
+      routes.push({ ...route, payload });
+    }
+    functions.push({
+      name,
+      handler: f.handler,
+      runtime: f.runtime,
+      memory: f.memory,
+      timeout: f.timeout,
+      environment: f.environment,
+      reservedConcurrency: f.concurrency.reserved,
+      routes,
+    });
+  }
+  return { service: m.service, functions };
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; check the spelling against docs/manifest.md`;
+    case 'invalid_type':
+      return issue.input === undefined ? `is required (${issue.expected})` : `must be ${issue.expected}`;
+    case 'too_small':
+      return `must be at least ${String(issue.minimum)}`;
+    case 'too_big':
+      return `must be at most ${String(issue.maximum)}`;
+    default:
+      return issue.message;
+  }
+}

@@ -1,0 +1,117 @@
+// The messages between the host and a sandboxed runtime process. They travel over Node's IPC channel
+// (JSON serialization: measured faster here than 'advanced'), one invocation at a time per process.
+// This module is imported by both sides, so it holds types and tiny pure helpers only.
+
+/** Everything a generic (stem-cell) runtime needs to become one function's instance. Sent once, with the first invoke. */
+export interface FunctionInit {
+  functionName: string;
+  functionVersion: string;
+  /** "path/file.export" as in the manifest, resolved against codeDir the way AWS's Node.js runtime does. */
+  handler: string;
+  /** Absolute path of the function's code as the sandboxed process sees it (e.g. /var/task). */
+  codeDir: string;
+  memoryMB: number;
+  timeoutSec: number;
+  region: string;
+  /** arn:aws:lambda:<region>:<account>:function:<name> */
+  invokedFunctionArn: string;
+  logGroupName: string;
+  logStreamName: string;
+  /** The function's own environment, replacing whatever the stem cell was started with. */
+  env: Record<string, string>;
+}
+
+export interface InvokeMessage {
+  t: 'invoke';
+  /** The request id (context.awsRequestId). */
+  id: string;
+  /** Present on the first invocation of an instance: load this function before running the event. */
+  init?: FunctionInit;
+  event: unknown;
+  /** Epoch ms at which the host kills the invocation; getRemainingTimeInMillis() counts down to it. */
+  deadline: number;
+  clientContext?: unknown;
+}
+
+export type HostMessage = InvokeMessage | { t: 'shutdown' };
+
+/** An error as it crosses the process boundary: serialized on purpose, never by accident. */
+export interface SerializedError {
+  errorType: string;
+  errorMessage: string;
+  trace: string[];
+}
+
+export interface ReadyMessage {
+  t: 'ready';
+  pid: number;
+}
+
+export interface LogMessage {
+  t: 'log';
+  id: string;
+  /** Already formatted lines, each ending in "\n" (Lambda format for console.*: time\tid\tLEVEL\tmessage). */
+  data: string;
+}
+
+export interface ResultMessage {
+  t: 'result';
+  id: string;
+  /** ok: payload holds the JSON text of the handler's result ("null" for undefined). */
+  ok: boolean;
+  payload?: string;
+  /** When ok is false. kind 'init' means loading the function failed (the instance is unusable). */
+  error?: SerializedError;
+  errorKind?: 'handled' | 'unhandled' | 'init';
+  /** Log lines not yet sent in a LogMessage, attached here to save a message on the hot path. */
+  logs?: string;
+  /** Duration of module load (init) in ms when this invocation loaded the function. */
+  initMs?: number;
+  /** Resident set size in bytes right after the invocation, from process.memoryUsage.rss(). */
+  rss: number;
+}
+
+/**
+ * The process is about to die from something the runtime saw (uncaught exception, unhandled rejection,
+ * process.exit). Sent synchronously-as-possible before exit so the host can report the right error.
+ */
+export interface FatalMessage {
+  t: 'fatal';
+  id: string | null;
+  error: SerializedError;
+  logs?: string;
+}
+
+export type SandboxMessage = ReadyMessage | LogMessage | ResultMessage | FatalMessage;
+
+export function serializeError(err: unknown, fallbackType = 'Error'): SerializedError {
+  if (err instanceof Error) {
+    return {
+      errorType: err.name && err.name !== 'Error' ? err.name : (err.constructor?.name ?? fallbackType),
+      errorMessage: err.message,
+      trace: typeof err.stack === 'string' ? err.stack.split('\n') : [],
+    };
+  }
+  if (typeof err === 'object' && err !== null) {
+    const o = err as Record<string, unknown>;
+    return {
+      errorType: typeof o['errorType'] === 'string' ? o['errorType'] : fallbackType,
+      errorMessage:
+        typeof o['errorMessage'] === 'string'
+          ? o['errorMessage']
+          : typeof o['message'] === 'string'
+            ? o['message']
+            : safeJson(err),
+      trace: [],
+    };
+  }
+  return { errorType: fallbackType, errorMessage: String(err), trace: [] };
+}
+
+function safeJson(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}

@@ -1,0 +1,1 @@
+// placeholder: the Lambda-semantics bootstrap lands here
