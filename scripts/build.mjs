@@ -11,7 +11,7 @@ function walk(dir) {
   return readdirSync(dir).flatMap((name) => {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) return name === 'runtime' ? [] : walk(p);
-    return name.endsWith('.ts') && !name.endsWith('.test.ts') && !name.endsWith('.d.ts') ? [p] : [];
+    return name.endsWith('.ts') && !/(\.test|\.d|^conformance)\.ts$/.test(name) ? [p] : [];
   });
 }
 

@@ -96,6 +96,9 @@ export interface Store {
   /** Events not yet completed, oldest first (replayed at start). */
   pendingEvents(limit: number): Promise<QueuedEvent[]>;
   completeEvent(id: string): Promise<void>;
+  /** Durably counts a delivery attempt before it starts, so retry limits hold across restarts.
+   *  Returns the new count (0 when the event is unknown or completed). */
+  recordEventAttempt(id: string): Promise<number>;
 
   // --- invocation records (written off the hot path, batched) ---
   /** Buffers the record; it is written within a short interval or on flush(). Never throws. */
