@@ -1,0 +1,65 @@
+// Turning an uploaded service archive into deployed function versions. Used by the control API and by
+// `nimbus up` for the bundled examples, so both paths validate the same way.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ManifestError, parseManifest, type Manifest } from '../config/manifest.js';
+import type { CodeCache } from '../invoker/code-cache.js';
+import type { FunctionRegistry } from '../invoker/registry.js';
+import type { StemCellPool } from '../sandbox/pool.js';
+import type { DeployResult, Store } from '../store/types.js';
+
+export interface DeployResponse {
+  service: string;
+  functions: { name: string; version: number; changed: boolean; routes: string[] }[];
+  removed: string[];
+}
+
+export class Deployer {
+  constructor(
+    private readonly o: { store: Store; code: CodeCache; registry: FunctionRegistry; pool: StemCellPool },
+  ) {}
+
+  async deploy(archive: Buffer): Promise<DeployResponse> {
+    const sha256 = createHash('sha256').update(archive).digest('hex');
+    const dir = await this.o.code.put(sha256, archive);
+    const manifestPath = join(dir, 'nimbus.yaml');
+    if (!existsSync(manifestPath)) {
+      throw new ManifestError('nimbus.yaml', '', 'is missing from the uploaded archive; deploy a folder that has one');
+    }
+    const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), 'nimbus.yaml');
+    checkHandlers(manifest, dir);
+    const result: DeployResult = await this.o.store.deploy({
+      service: manifest.service,
+      functions: manifest.functions,
+      code: { sha256, archive },
+    });
+    for (const f of manifest.functions) this.o.pool.ensure(f.memory);
+    await this.o.registry.load();
+    return {
+      service: manifest.service,
+      functions: result.functions.map((f) => ({
+        ...f,
+        routes: (manifest.functions.find((m) => m.name === f.name)?.routes ?? []).map((r) => `${r.method} ${r.path}`),
+      })),
+      removed: result.removed,
+    };
+  }
+}
+
+/** A handler whose module file is absent fails every invocation; say so at deploy time instead. */
+function checkHandlers(manifest: Manifest, dir: string): void {
+  for (const f of manifest.functions) {
+    const lastSlash = f.handler.lastIndexOf('/');
+    const dot = f.handler.indexOf('.', lastSlash + 1);
+    const modulePath = f.handler.slice(0, dot);
+    const candidates = ['', '.js', '.mjs', '.cjs'].map((ext) => join(dir, modulePath + ext));
+    if (!candidates.some((p) => existsSync(p) && !p.endsWith('/'))) {
+      throw new ManifestError(
+        'nimbus.yaml',
+        `functions.${f.name}.handler`,
+        `module "${modulePath}" was not found in the service (looked for ${modulePath}.js, .mjs, .cjs, .ts); check the path`,
+      );
+    }
+  }
+}

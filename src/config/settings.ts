@@ -1,0 +1,75 @@
+// Platform settings: one schema, resolved flag > environment > default (a settings file joins later, between
+// environment and default). Errors name the setting and its source.
+import { z } from 'zod';
+
+export const SettingsSchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.coerce.number().int().min(0).max(65535).default(8080),
+  apiHost: z.string().min(1).default('127.0.0.1'),
+  apiPort: z.coerce.number().int().min(0).max(65535).default(8081),
+  dataDir: z.string().min(1).default('./.nimbus'),
+  /** Idle instances stop after this many seconds (AWS keeps roughly 5-15 minutes). */
+  keepAliveSec: z.coerce.number().min(0).max(86400).default(600),
+  /** Ready stem cells kept per memory size in use. */
+  stemCells: z.coerce.number().int().min(0).max(256).default(4),
+  /** Concurrent invocations across all functions on this node. */
+  maxConcurrency: z.coerce.number().int().min(1).max(100000).default(100),
+  region: z.string().default('us-east-1'),
+  accountId: z.string().regex(/^\d{12}$/).default('000000000000'),
+  /** Refuse to start without bubblewrap instead of falling back to a weaker sandbox. */
+  requireBwrap: z.coerce.boolean().default(false),
+  /** Turn bubblewrap off (tests of the fallback path). */
+  disableBwrap: z.coerce.boolean().default(false),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type SettingsInput = z.input<typeof SettingsSchema>;
+export type Settings = z.output<typeof SettingsSchema>;
+
+/** Environment variable for each setting. */
+export const SETTINGS_ENV: Record<keyof Settings, string> = {
+  host: 'NIMBUS_HOST',
+  port: 'NIMBUS_PORT',
+  apiHost: 'NIMBUS_API_HOST',
+  apiPort: 'NIMBUS_API_PORT',
+  dataDir: 'NIMBUS_DATA',
+  keepAliveSec: 'NIMBUS_KEEP_ALIVE',
+  stemCells: 'NIMBUS_STEM_CELLS',
+  maxConcurrency: 'NIMBUS_MAX_CONCURRENCY',
+  region: 'NIMBUS_REGION',
+  accountId: 'NIMBUS_ACCOUNT_ID',
+  requireBwrap: 'NIMBUS_REQUIRE_BWRAP',
+  disableBwrap: 'NIMBUS_DISABLE_BWRAP',
+  logLevel: 'NIMBUS_LOG_LEVEL',
+};
+
+export class SettingsError extends Error {
+  override name = 'SettingsError';
+}
+
+/** flags > env > defaults. Flags hold only what the user passed (undefined entries are ignored). */
+export function resolveSettings(
+  flags: Partial<Record<keyof Settings, unknown>> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Settings {
+  const merged: Record<string, unknown> = {};
+  const source: Record<string, string> = {};
+  for (const key of Object.keys(SETTINGS_ENV) as (keyof Settings)[]) {
+    const envName = SETTINGS_ENV[key];
+    if (flags[key] !== undefined) {
+      merged[key] = flags[key];
+      source[key] = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    } else if (env[envName] !== undefined && env[envName] !== '') {
+      const v = env[envName];
+      merged[key] = key === 'requireBwrap' || key === 'disableBwrap' ? v === '1' || v === 'true' : v;
+      source[key] = envName;
+    }
+  }
+  const r = SettingsSchema.safeParse(merged);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const key = String(issue.path[0] ?? '');
+    throw new SettingsError(`setting ${source[key] ?? key} is invalid: ${issue.message}`);
+  }
+  return r.data;
+}

@@ -1,0 +1,69 @@
+// Code lives in the store (so a cluster node can fetch it); this cache extracts each archive once to
+// <data>/code/<sha256>/ where stem cells link it from. Directories are root-only; files inside are 0644 so a
+// sandbox can read the links it is given, but cannot list or reach the cache itself.
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { unpackArchive } from '../build/package.js';
+import type { Store } from '../store/types.js';
+
+export class CodeCache {
+  private ready = new Set<string>();
+  private inflight = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly root: string,
+    private readonly store: Store,
+  ) {
+    mkdirSync(root, { recursive: true, mode: 0o700 });
+  }
+
+  /** Synchronous answer for the hot path when the code is already extracted. */
+  peek(sha256: string): string | undefined {
+    return this.ready.has(sha256) ? join(this.root, sha256) : undefined;
+  }
+
+  async dir(sha256: string): Promise<string> {
+    const known = this.peek(sha256);
+    if (known) return known;
+    let p = this.inflight.get(sha256);
+    if (!p) {
+      p = this.extract(sha256).finally(() => this.inflight.delete(sha256));
+      this.inflight.set(sha256, p);
+    }
+    return p;
+  }
+
+  /** Extracts from an archive already in hand (deploy path), avoiding a read back from the store. */
+  async put(sha256: string, archive: Buffer): Promise<string> {
+    const dir = join(this.root, sha256);
+    if (this.ready.has(sha256) || existsSync(`${dir}.complete`)) {
+      this.ready.add(sha256);
+      return dir;
+    }
+    // Extract beside the final place and rename, so a crash never leaves a half-written code directory in use.
+    const tmp = join(this.root, `.tmp-${sha256.slice(0, 12)}-${randomBytes(4).toString('hex')}`);
+    try {
+      mkdirSync(tmp, { mode: 0o755 });
+      await unpackArchive(archive, tmp);
+      rmSync(dir, { recursive: true, force: true });
+      renameSync(tmp, dir);
+      writeFileSync(`${dir}.complete`, '');
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    this.ready.add(sha256);
+    return dir;
+  }
+
+  private async extract(sha256: string): Promise<string> {
+    const dir = join(this.root, sha256);
+    if (existsSync(`${dir}.complete`)) {
+      this.ready.add(sha256);
+      return dir;
+    }
+    const archive = await this.store.getCode(sha256);
+    if (!archive) throw new Error(`code ${sha256} is missing from the store`);
+    return this.put(sha256, archive);
+  }
+}

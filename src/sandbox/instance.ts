@@ -1,0 +1,482 @@
+// The host side of one sandboxed runtime process. It starts generic (a stem cell: Node booted, no user code),
+// is assigned one function version, and then serves one invocation at a time until it is stopped or dies.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chownSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { InvokeMessage, SandboxMessage, SerializedError } from '../protocol/messages.js';
+import type { SandboxCapabilities } from './detect.js';
+
+export interface InstanceEnv {
+  caps: SandboxCapabilities;
+  /** Host directory holding one subdirectory per instance (task/ and tmp/). Must be traversable by the sandbox uid. */
+  sandboxRoot: string;
+  /** Host path of the bundled runtime (dist/runtime/bootstrap.cjs copied somewhere the sandbox uid can read). */
+  runtimeFile: string;
+}
+
+export type InvocationResult =
+  | { kind: 'ok'; payload: string; logs: string; rss: number; initMs: number | undefined }
+  | {
+      kind: 'error' | 'init' | 'unhandled' | 'timeout' | 'oom';
+      error: SerializedError;
+      logs: string;
+      rss: number;
+      initMs: number | undefined;
+    };
+
+/** Paths as the process inside the sandbox sees them. */
+const BWRAP_TASK = '/var/task';
+const BWRAP_RUNTIME = '/var/runtime/bootstrap.cjs';
+const READY_TIMEOUT_MS = 15_000;
+const MAX_LOG_BYTES = 256 * 1024;
+
+interface Pending {
+  id: string;
+  resolve: (r: InvocationResult) => void;
+  logs: string;
+  timer: NodeJS.Timeout;
+  timeoutSec: number;
+  rss: number;
+}
+
+let counter = 0;
+
+/**
+ * Without a memory cgroup the limit is enforced by polling: busy instances' RSS is read from /proc every
+ * 100 ms and an instance over its limit is killed as out of memory. One timer for all instances.
+ */
+const polled = new Set<SandboxInstance>();
+let poller: NodeJS.Timeout | null = null;
+function watchMemory(inst: SandboxInstance, on: boolean): void {
+  if (on) polled.add(inst);
+  else polled.delete(inst);
+  // The timer stays once started: creating one per invocation would cost more than an idle tick.
+  if (!poller) {
+    poller = setInterval(() => {
+      for (const i of polled) {
+        const rss = i.readRss();
+        if (rss > i.polledRss) i.polledRss = rss;
+        if (rss > i.memoryMB * 1024 * 1024) i.kill('oom');
+      }
+    }, 100);
+    poller.unref();
+  }
+}
+
+export class SandboxInstance {
+  readonly id: string;
+  readonly dir: string;
+  readonly taskDir: string;
+  readonly tmpDir: string;
+  /** The path the runtime should treat as its code directory. */
+  readonly codeDirInside: string;
+  /** Set by the scaler when the instance is given to a function version. */
+  assignedTo: string | null = null;
+  lastUsed = Date.now();
+  dead = false;
+  /** Peak RSS polled while busy (bytes), when no cgroup enforces the limit. */
+  polledRss = 0;
+  private child: ChildProcess;
+  private pending: Pending | null = null;
+  private cgroup: string | null;
+  private stderrTail = '';
+  private killedBy: 'timeout' | 'oom' | 'stop' | null = null;
+  private fatal: SerializedError | null = null;
+  private exitListeners: ((inst: SandboxInstance) => void)[] = [];
+  private leafPid: number | null = null;
+
+  private constructor(
+    private readonly env: InstanceEnv,
+    readonly memoryMB: number,
+    ready: (err?: Error) => void,
+  ) {
+    this.id = `${(++counter).toString(36)}-${randomBytes(6).toString('hex')}`;
+    this.dir = join(env.sandboxRoot, this.id);
+    this.taskDir = join(this.dir, 'task');
+    this.tmpDir = join(this.dir, 'tmp');
+    const { caps } = env;
+    mkdirSync(this.taskDir, { recursive: true, mode: 0o755 });
+    mkdirSync(this.tmpDir, { mode: 0o700 });
+    if (caps.uid !== null && caps.gid !== null) chownSync(this.tmpDir, caps.uid, caps.gid);
+    this.cgroup = caps.memoryCgroup ? join(caps.memoryCgroup, this.id) : null;
+    if (this.cgroup) {
+      mkdirSync(this.cgroup);
+      writeFileSync(join(this.cgroup, 'memory.limit_in_bytes'), String(memoryMB * 1024 * 1024));
+      // Without swap accounting this file is absent; where present, forbid escaping the limit into swap.
+      try {
+        writeFileSync(join(this.cgroup, 'memory.memsw.limit_in_bytes'), String(memoryMB * 1024 * 1024));
+      } catch {
+        // swap accounting off
+      }
+    }
+    const { cmd, args, uidOpts } = this.command();
+    this.codeDirInside = caps.bwrap ? BWRAP_TASK : this.taskDir;
+    this.child = spawn(cmd, args, {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' },
+      cwd: caps.bwrap ? '/' : this.taskDir,
+      serialization: 'json',
+      ...uidOpts,
+    });
+    const readyTimer = setTimeout(() => {
+      ready(new Error(`sandbox did not start within ${READY_TIMEOUT_MS} ms: ${this.stderrTail.slice(-500)}`));
+      this.kill('stop');
+    }, READY_TIMEOUT_MS);
+    let isReady = false;
+    this.child.on('message', (m: SandboxMessage) => {
+      if (!isReady && m.t === 'ready') {
+        isReady = true;
+        clearTimeout(readyTimer);
+        ready();
+        return;
+      }
+      this.onMessage(m);
+    });
+    this.child.stdout!.setEncoding('utf8');
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stdout!.on('data', (d: string) => this.onOutput(d));
+    this.child.stderr!.on('data', (d: string) => {
+      this.stderrTail = (this.stderrTail + d).slice(-4096);
+      this.onOutput(d);
+    });
+    this.child.on('error', (err) => {
+      if (!isReady) {
+        clearTimeout(readyTimer);
+        ready(err);
+      }
+    });
+    this.child.on('exit', (code, signal) => {
+      clearTimeout(readyTimer);
+      if (!isReady) ready(new Error(`sandbox exited during start (${signal ?? code}): ${this.stderrTail.slice(-500)}`));
+      this.onExit(code, signal);
+    });
+  }
+
+  /** Starts a stem cell and resolves once its runtime has booted. */
+  static start(env: InstanceEnv, memoryMB: number): Promise<SandboxInstance> {
+    return new Promise((resolve, reject) => {
+      const inst: SandboxInstance = new SandboxInstance(env, memoryMB, (err) =>
+        err ? reject(err) : resolve(inst),
+      );
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get busy(): boolean {
+    return this.pending !== null;
+  }
+
+  onExitOnce(fn: (inst: SandboxInstance) => void): void {
+    this.exitListeners.push(fn);
+  }
+
+  private command(): { cmd: string; args: string[]; uidOpts: { uid?: number; gid?: number } } {
+    const { caps, runtimeFile } = this.env;
+    const heapMB = Math.max(32, Math.floor(this.memoryMB * 0.85));
+    const bw = caps.bwrap !== null;
+    const task = bw ? BWRAP_TASK : this.taskDir;
+    const tmp = bw ? '/tmp' : this.tmpDir;
+    const runtime = bw ? BWRAP_RUNTIME : runtimeFile;
+    const nodeArgs = [
+      '--experimental-permission',
+      `--allow-fs-read=${task}/*`,
+      `--allow-fs-read=${runtime}`,
+      `--allow-fs-read=${tmp}/*`,
+      `--allow-fs-write=${tmp}/*`,
+      `--max-old-space-size=${heapMB}`,
+      '--disable-warning=ExperimentalWarning',
+      runtime,
+    ];
+    let cmd = process.execPath;
+    let args = nodeArgs;
+    if (bw) {
+      const nodeDir = dirname(process.execPath);
+      const binds = ['/usr', '/lib', '/lib64', '/lib32', '/bin', '/sbin'];
+      const etc = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/etc/ssl', '/etc/ca-certificates', '/etc/localtime'];
+      args = [
+        '--unshare-all',
+        '--share-net',
+        '--die-with-parent',
+        '--new-session',
+        ...binds.flatMap((p) => ['--ro-bind-try', p, p]),
+        ...etc.flatMap((p) => ['--ro-bind-try', p, p]),
+        ...(binds.some((b) => nodeDir.startsWith(`${b}/`)) ? [] : ['--ro-bind', nodeDir, nodeDir]),
+        '--ro-bind',
+        this.taskDir,
+        BWRAP_TASK,
+        '--ro-bind',
+        runtimeFile,
+        BWRAP_RUNTIME,
+        '--bind',
+        this.tmpDir,
+        '/tmp',
+        '--proc',
+        '/proc',
+        '--dev',
+        '/dev',
+        '--chdir',
+        BWRAP_TASK,
+        '--setenv',
+        'HOME',
+        '/tmp',
+        process.execPath,
+        ...nodeArgs,
+      ];
+      cmd = caps.bwrap!;
+    }
+    if (this.cgroup) {
+      // Join the instance's cgroup before exec so every process of the sandbox is inside its memory limit;
+      // as root we must join first and drop privileges after (setpriv), since cgroup files are root's.
+      const drop =
+        caps.uid !== null
+          ? ['setpriv', `--reuid=${caps.uid}`, `--regid=${caps.gid}`, '--clear-groups', '--']
+          : [];
+      return {
+        cmd: '/bin/sh',
+        args: ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.cgroup, ...drop, cmd, ...args],
+        uidOpts: {},
+      };
+    }
+    return {
+      cmd,
+      args,
+      uidOpts: caps.uid !== null && caps.gid !== null ? { uid: caps.uid, gid: caps.gid } : {},
+    };
+  }
+
+  /** Gives this stem cell a function's code: hard links of the version's files appear in its read-only task dir. */
+  assign(functionKey: string, codeDir: string): void {
+    linkTree(codeDir, this.taskDir);
+    this.assignedTo = functionKey;
+  }
+
+  invoke(msg: InvokeMessage, timeoutSec: number): Promise<InvocationResult> {
+    if (this.dead) {
+      return Promise.resolve({
+        kind: 'unhandled',
+        error: { errorType: 'Runtime.ExitError', errorMessage: 'sandbox is not running', trace: [] },
+        logs: '',
+        rss: 0,
+        initMs: undefined,
+      });
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.kill('timeout'), timeoutSec * 1000);
+      this.pending = { id: msg.id, resolve, logs: '', timer, timeoutSec, rss: 0 };
+      this.polledRss = 0;
+      if (!this.cgroup) watchMemory(this, true);
+      try {
+        this.child.send(msg);
+      } catch (err) {
+        this.settle({
+          kind: 'error',
+          error: { errorType: 'InvalidRequestContentException', errorMessage: (err as Error).message, trace: [] },
+          logs: '',
+          rss: 0,
+          initMs: undefined,
+        });
+      }
+    });
+  }
+
+  private settle(r: InvocationResult): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = null;
+    clearTimeout(p.timer);
+    if (!this.cgroup) watchMemory(this, false);
+    this.lastUsed = Date.now();
+    p.resolve(r);
+  }
+
+  private onMessage(m: SandboxMessage): void {
+    const p = this.pending;
+    switch (m.t) {
+      case 'result': {
+        if (!p || m.id !== p.id) return;
+        const logs = m.logs ? appendCapped(p.logs, m.logs) : p.logs;
+        if (m.ok) {
+          this.settle({ kind: 'ok', payload: m.payload ?? 'null', logs, rss: m.rss, initMs: m.initMs });
+        } else {
+          this.settle({
+            kind: m.errorKind === 'init' ? 'init' : m.errorKind === 'unhandled' ? 'unhandled' : 'error',
+            error: m.error ?? { errorType: 'Error', errorMessage: 'unknown error', trace: [] },
+            logs,
+            rss: m.rss,
+            initMs: m.initMs,
+          });
+        }
+        return;
+      }
+      case 'log':
+        if (p && m.id === p.id) p.logs = appendCapped(p.logs, m.data);
+        return;
+      case 'fatal':
+        this.fatal = m.error;
+        if (p && m.logs) p.logs = appendCapped(p.logs, m.logs);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onOutput(d: string): void {
+    if (this.pending) this.pending.logs = appendCapped(this.pending.logs, d);
+  }
+
+  private onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    this.dead = true;
+    const p = this.pending;
+    if (p) {
+      const oom = this.killedBy === 'oom' || this.sawOom();
+      const reqId = p.id;
+      if (this.killedBy === 'timeout') {
+        this.settle({
+          kind: 'timeout',
+          error: {
+            errorType: 'Sandbox.Timedout',
+            errorMessage: `${new Date().toISOString()} ${reqId} Task timed out after ${p.timeoutSec.toFixed(2)} seconds`,
+            trace: [],
+          },
+          logs: p.logs,
+          rss: this.polledRss,
+          initMs: undefined,
+        });
+      } else if (oom) {
+        this.settle({
+          kind: 'oom',
+          error: {
+            errorType: 'Runtime.OutOfMemory',
+            errorMessage: `RequestId: ${reqId} Error: Runtime exited with error: signal: killed (memory limit of ${this.memoryMB} MB exceeded)`,
+            trace: [],
+          },
+          logs: p.logs,
+          rss: Math.max(this.polledRss, this.memoryMB * 1024 * 1024),
+          initMs: undefined,
+        });
+      } else if (this.fatal) {
+        this.settle({ kind: 'unhandled', error: this.fatal, logs: p.logs, rss: this.polledRss, initMs: undefined });
+      } else {
+        const how = signal ? `signal: ${signal.replace('SIG', '').toLowerCase()}` : `exit status ${code ?? 0}`;
+        this.settle({
+          kind: 'unhandled',
+          error: {
+            errorType: 'Runtime.ExitError',
+            errorMessage: `RequestId: ${reqId} Error: Runtime exited with error: ${how}`,
+            trace: [],
+          },
+          logs: p.logs,
+          rss: this.polledRss,
+          initMs: undefined,
+        });
+      }
+    }
+    this.cleanup();
+    for (const fn of this.exitListeners.splice(0)) fn(this);
+  }
+
+  /** The V8 heap limit aborts with a recognisable message; the cgroup limit shows up as an oom_kill count. */
+  private sawOom(): boolean {
+    if (/heap out of memory|Reached heap limit|Allocation failed/.test(this.stderrTail)) return true;
+    if (!this.cgroup) return false;
+    try {
+      return /oom_kill [1-9]/.test(readFileSync(join(this.cgroup, 'memory.oom_control'), 'utf8'));
+    } catch {
+      return false;
+    }
+  }
+
+  /** Reads the sandboxed node's RSS (bytes) from /proc, for hosts without a memory cgroup. */
+  readRss(): number {
+    const pid = this.nodePid();
+    if (pid === null) return 0;
+    try {
+      const pages = Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]);
+      return pages * 4096;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Under bubblewrap the node process is a grandchild; follow /proc children links to the leaf once. */
+  private nodePid(): number | null {
+    if (this.leafPid !== null) return this.leafPid;
+    let pid = this.child.pid;
+    if (pid === undefined) return null;
+    for (let depth = 0; depth < 5; depth++) {
+      let children: string[] = [];
+      try {
+        children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+      } catch {
+        break;
+      }
+      if (children.length === 0) break;
+      pid = Number(children[0]);
+    }
+    this.leafPid = pid;
+    return pid;
+  }
+
+  kill(reason: 'timeout' | 'oom' | 'stop'): void {
+    if (this.dead) return;
+    this.killedBy ??= reason;
+    this.child.kill('SIGKILL');
+  }
+
+  /** Graceful stop for idle instances: ask the runtime to exit, kill if it lingers. */
+  stop(): void {
+    if (this.dead) return;
+    this.killedBy ??= 'stop';
+    try {
+      this.child.send({ t: 'shutdown' });
+    } catch {
+      // channel already closed
+    }
+    setTimeout(() => this.kill('stop'), 500).unref();
+  }
+
+  private cleanup(): void {
+    try {
+      rmSync(this.dir, { recursive: true, force: true });
+    } catch {
+      // best effort: a leftover directory holds nothing secret and is swept at next start
+    }
+    if (this.cgroup) {
+      const cg = this.cgroup;
+      // The kernel needs a moment after the last task leaves before the directory can go.
+      const tryRemove = (attempt: number): void => {
+        try {
+          rmdirSync(cg);
+        } catch {
+          if (attempt < 20) setTimeout(() => tryRemove(attempt + 1), 50).unref();
+        }
+      };
+      tryRemove(0);
+    }
+  }
+}
+
+function appendCapped(current: string, more: string): string {
+  const next = current + more;
+  return next.length > MAX_LOG_BYTES ? next.slice(next.length - MAX_LOG_BYTES) : next;
+}
+
+/** Mirrors a code tree with hard links (same inodes, so no copy), directories made fresh. */
+export function linkTree(src: string, dst: string): void {
+  for (const ent of readdirSync(src, { withFileTypes: true })) {
+    const s = join(src, ent.name);
+    const d = join(dst, ent.name);
+    if (ent.isDirectory()) {
+      mkdirSync(d, { mode: 0o755 });
+      linkTree(s, d);
+    } else if (ent.isSymbolicLink()) {
+      symlinkSync(readlinkSync(s), d);
+    } else if (ent.isFile()) {
+      linkSync(s, d);
+    }
+  }
+}
