@@ -408,7 +408,7 @@ export class SandboxInstance {
     let pid = this.child.pid;
     if (pid === undefined) return null;
     for (let depth = 0; depth < 5; depth++) {
-      let children: string[] = [];
+      let children: string[];
       try {
         children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
       } catch {

@@ -1,0 +1,280 @@
+// The gateway's HTTP listener: request → route → event → invoker → response. Every request ends in exactly
+// one response carrying x-nimbus-request-id; nothing a client or a function does can throw out of here.
+import { randomUUID } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { InvokeOutcome, Invoker } from '../invoker/types.js';
+import {
+  buildEventV1,
+  buildEventV2,
+  domainFromHost,
+  errorResponse,
+  mapResultV1,
+  mapResultV2,
+  type GatewayRequest,
+  type GatewayResponse,
+} from './events.js';
+import type { Router } from './router.js';
+
+export interface GatewayOptions {
+  invoker: Invoker;
+  /** The current route table; called per request, so swapping the Router it returns is atomic. */
+  router: () => Router;
+  /** Largest request body accepted (bytes); default 6 MB like Lambda's synchronous payload limit. */
+  maxBodyBytes?: number;
+  apiId?: string;
+  accountId?: string;
+  logger?: { warn(obj: object, msg: string): void };
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
+export const REQUEST_ID_HEADER = 'x-nimbus-request-id';
+
+/**
+ * After a 413, what the client still sends is read and thrown away up to this much, so it gets to read the
+ * 413 instead of a TCP reset (closing a socket with unread input resets it); past it the connection is cut.
+ */
+const DRAIN_BYTES = 1024 * 1024;
+
+export function createGateway(opts: GatewayOptions): http.Server {
+  const gateway = new Gateway(opts);
+  const server = http.createServer({ keepAlive: true }, gateway.onRequest);
+  // Above the usual 60 s idle timeout of load balancers in front, so they never reuse a socket we closed.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  return server;
+}
+
+const TOO_LARGE = 1;
+const ABORTED = 2;
+
+class Gateway {
+  private readonly invoker: Invoker;
+  private readonly router: () => Router;
+  private readonly maxBodyBytes: number;
+  private readonly apiId: string;
+  private readonly accountId: string;
+  private readonly logger: { warn(obj: object, msg: string): void } | undefined;
+
+  constructor(o: GatewayOptions) {
+    this.invoker = o.invoker;
+    this.router = o.router;
+    this.maxBodyBytes = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.apiId = o.apiId ?? 'nimbus';
+    this.accountId = o.accountId ?? '000000000000';
+    this.logger = o.logger;
+  }
+
+  // Bound once: node:http calls it per request, and handle() never rejects (see its catch).
+  readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    void this.handle(req, res);
+  };
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = randomUUID();
+    const timeEpoch = Date.now();
+    try {
+      const method = req.method ?? 'GET';
+      let url = req.url ?? '/';
+      if (url.charCodeAt(0) !== 47 /* / */) url = originForm(url);
+      const q = url.indexOf('?');
+      const path = q === -1 ? url : url.slice(0, q);
+      const rawQueryString = q === -1 ? '' : url.slice(q + 1);
+
+      const declared = req.headers['content-length'];
+      const declaredBytes = declared === undefined ? -1 : Number(declared);
+      if (declaredBytes > this.maxBodyBytes) {
+        this.rejectTooLarge(req, res, requestId, declaredBytes);
+        return;
+      }
+
+      const match = this.router().match(method, path);
+      if (!match) {
+        this.sendError(res, 404, 'Not Found', requestId);
+        return;
+      }
+
+      let body: Buffer;
+      if (declaredBytes === 0 || (declaredBytes === -1 && req.headers['transfer-encoding'] === undefined)) {
+        body = EMPTY;
+      } else {
+        const read = await readBody(req, this.maxBodyBytes);
+        if (read === ABORTED) return;
+        if (read === TOO_LARGE) {
+          this.rejectTooLarge(req, res, requestId, -1);
+          return;
+        }
+        body = read;
+      }
+
+      const gwReq: GatewayRequest = {
+        method,
+        path,
+        rawQueryString,
+        rawHeaders: req.rawHeaders,
+        body,
+        sourceIp: clientIp(req),
+        protocol: `HTTP/${req.httpVersion}`,
+        requestId,
+        timeEpoch,
+        domainName: domainFromHost(req.headers.host),
+        apiId: this.apiId,
+        accountId: this.accountId,
+        stage: '$default',
+      };
+      const v1 = match.route.payload === '1.0';
+      const event = v1 ? buildEventV1(gwReq, match) : buildEventV2(gwReq, match);
+      const outcome = await this.invoker.invoke({
+        functionName: match.functionName,
+        event,
+        trigger: 'http',
+        requestId,
+      });
+
+      if (outcome.status !== 'ok') {
+        const [status, message] = failureStatus(outcome);
+        this.sendError(res, status, message, requestId);
+        return;
+      }
+      const payload = outcome.payload ?? 'null';
+      const response = v1 ? mapResultV1(payload, requestId) : mapResultV2(payload, requestId);
+      if (response.problem !== undefined) {
+        this.logger?.warn(
+          { requestId, functionName: match.functionName, problem: response.problem },
+          'function returned a response the gateway cannot use',
+        );
+      }
+      this.send(res, response, requestId, match.functionName);
+    } catch (err) {
+      try {
+        this.logger?.warn({ requestId, err }, 'gateway failed to handle a request');
+        if (!res.headersSent) this.sendError(res, 500, 'Internal Server Error', requestId);
+        else res.destroy();
+      } catch {
+        res.destroy();
+      }
+    }
+  }
+
+  private send(res: ServerResponse, r: GatewayResponse, requestId: string, functionName: string): void {
+    const headers = r.headers;
+    headers[REQUEST_ID_HEADER] = requestId;
+    const s = r.statusCode;
+    if (s !== 204 && s !== 304) headers['content-length'] = String(r.body.length);
+    try {
+      res.writeHead(s, headers);
+    } catch (err) {
+      // Node rejects header names/values a function may return (control characters, non-tokens).
+      this.logger?.warn(
+        { requestId, functionName, problem: (err as Error).message },
+        'function returned a response the gateway cannot use',
+      );
+      this.sendError(res, 502, 'Internal Server Error', requestId);
+      return;
+    }
+    res.end(r.body);
+  }
+
+  /** An unread request body is then discarded by node:http itself (never buffered), keeping the connection. */
+  private sendError(res: ServerResponse, status: number, message: string, requestId: string): void {
+    const r = errorResponse(status, message, requestId);
+    const headers = r.headers;
+    headers[REQUEST_ID_HEADER] = requestId;
+    headers['content-length'] = String(r.body.length);
+    res.writeHead(status, headers);
+    res.end(r.body);
+  }
+
+  private rejectTooLarge(
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+    declaredBytes: number,
+  ): void {
+    const r = errorResponse(413, 'Request Entity Too Large', requestId);
+    const headers = r.headers;
+    headers[REQUEST_ID_HEADER] = requestId;
+    headers['content-length'] = String(r.body.length);
+    if (!req.complete) {
+      if (declaredBytes > this.maxBodyBytes + DRAIN_BYTES) {
+        headers['connection'] = 'close';
+      } else {
+        let left = DRAIN_BYTES;
+        req.on('data', (chunk: Buffer) => {
+          left -= chunk.length;
+          if (left < 0) req.socket.destroy();
+        });
+        req.resume();
+      }
+    }
+    res.writeHead(413, headers);
+    res.end(r.body);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function failureStatus(o: InvokeOutcome): [number, string] {
+  switch (o.status) {
+    case 'timeout':
+      return [504, 'Endpoint request timed out'];
+    case 'throttled':
+      return [429, 'Too Many Requests'];
+    case 'not_found':
+      // The function was removed between routing and invoking.
+      return [404, 'Not Found'];
+    default:
+      return [502, 'Internal Server Error'];
+  }
+}
+
+/** Reads the whole body, or stops buffering at the limit (the caller then answers 413 and drains). */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | typeof TOO_LARGE | typeof ABORTED> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        done();
+        chunks.length = 0;
+        resolve(TOO_LARGE);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      done();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onClose = (): void => {
+      done();
+      resolve(ABORTED);
+    };
+    const done = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onClose);
+      req.off('close', onClose);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onClose);
+    req.on('close', onClose);
+  });
+}
+
+/** The socket's peer, IPv4-mapped IPv6 addresses shown as IPv4 like API Gateway shows them. */
+function clientIp(req: IncomingMessage): string {
+  const ip = req.socket.remoteAddress ?? '';
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+}
+
+/** Absolute-form targets ("http://host/path?q", sent to proxies) become "/path?q"; others ("*") match nothing. */
+function originForm(target: string): string {
+  try {
+    const u = new URL(target);
+    return u.pathname + u.search;
+  } catch {
+    return '';
+  }
+}
