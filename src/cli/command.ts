@@ -1,0 +1,90 @@
+// Commands are data: one object per command declares its arguments and options, and the dispatcher derives
+// parsing, validation and --help from it. A command's run() sees typed option values, never raw argv.
+import type { NimbusClient } from '../client/index.js';
+
+export type OptionType = 'string' | 'boolean' | 'number';
+
+export interface OptionSpec {
+  type: OptionType;
+  short?: string;
+  description: string;
+  default?: string | number | boolean;
+  /** Environment variable consulted when the flag is absent (flag > env > default). */
+  env?: string;
+  /** Name of the value in help, e.g. "json" for --data <json>. */
+  placeholder?: string;
+}
+
+export interface ArgSpec {
+  name: string;
+  description: string;
+  required?: boolean;
+  default?: string;
+}
+
+export type OptionSpecs = Record<string, OptionSpec>;
+
+type ValueOf<S extends OptionSpec> = S['type'] extends 'boolean'
+  ? boolean
+  : S['type'] extends 'number'
+    ? S extends { default: number }
+      ? number
+      : number | undefined
+    : S extends { default: string }
+      ? string
+      : string | undefined;
+
+export type OptionValues<O extends OptionSpecs> = { [K in keyof O]: ValueOf<O[K]> };
+
+export interface Context<O extends OptionSpecs = OptionSpecs> {
+  /** The command's name as declared (not the alias typed). */
+  command: string;
+  args: Record<string, string | undefined>;
+  options: OptionValues<O>;
+  /** --json: print exactly one JSON document on stdout. */
+  json: boolean;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** A line (or lines) of result on stdout. */
+  out(text: string): void;
+  /** Progress and diagnostics on stderr, so stdout stays clean for results. */
+  err(text: string): void;
+  printJson(value: unknown): void;
+  /** A client for the API found through NIMBUS_API_URL / the data folder; throws a fixable error if none. */
+  client(): NimbusClient;
+}
+
+export interface Command<O extends OptionSpecs = OptionSpecs> {
+  name: string;
+  aliases?: string[];
+  summary: string;
+  description?: string;
+  args: ArgSpec[];
+  options: O;
+  examples?: string[];
+  run(ctx: Context<O>): Promise<void>;
+}
+
+export function defineCommand<const O extends OptionSpecs>(command: Command<O>): Command<O> {
+  return command;
+}
+
+/** A failure the user can act on: printed as `nimbus <cmd>: <message>. <hint>` with no stack. */
+export class CliError extends Error {
+  override name = 'CliError';
+  constructor(
+    message: string,
+    readonly hint?: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+/** Wrong flags or arguments: exit code 2. */
+export class UsageError extends CliError {
+  override name = 'UsageError';
+  constructor(message: string, hint?: string) {
+    super(message, hint, 2);
+  }
+}

@@ -1,0 +1,10 @@
+import type { Command } from '../command.js';
+import deploy from './deploy.js';
+import invoke from './invoke.js';
+import logs from './logs.js';
+import ls from './ls.js';
+import rm from './rm.js';
+import up from './up.js';
+
+/** In the order `nimbus --help` lists them. */
+export const commands: Command[] = [up, deploy, invoke, ls, logs, rm];

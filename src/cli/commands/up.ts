@@ -1,0 +1,113 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { CliError, defineCommand } from '../command.js';
+import { PACKAGE_ROOT } from '../format.js';
+
+export default defineCommand({
+  name: 'up',
+  summary: 'Start Nimbus (gateway and API) in the foreground',
+  description:
+    'Starts the HTTP gateway and the control/Lambda API, prints where they listen, and runs until Ctrl+C.\nSettings come from the flags, then the NIMBUS_* environment, then the defaults.',
+  args: [],
+  // No defaults or env here on purpose: the server resolves flag > env > default itself and names the source
+  // of a bad value; the CLI passes on only what was typed.
+  options: {
+    host: {
+      type: 'string',
+      placeholder: 'addr',
+      description: 'Gateway address (env NIMBUS_HOST, default 127.0.0.1)',
+    },
+    port: {
+      type: 'number',
+      short: 'p',
+      description: 'Gateway port, 0 picks a free one (env NIMBUS_PORT, default 8080)',
+    },
+    'api-port': { type: 'number', description: 'API port (env NIMBUS_API_PORT, default 8081)' },
+    data: {
+      type: 'string',
+      placeholder: 'dir',
+      description: 'Data folder: database, code, API key (env NIMBUS_DATA, default ./.nimbus)',
+    },
+    examples: {
+      type: 'boolean',
+      env: 'NIMBUS_EXAMPLES',
+      description: 'Deploy the bundled examples at start',
+    },
+  },
+  examples: ['nimbus up', 'nimbus up --port 3000 --examples', 'NIMBUS_DATA=/var/lib/nimbus nimbus up --json'],
+  async run(ctx) {
+    const deployDirs = ctx.options.examples ? findExamples() : [];
+    if (ctx.options.examples && deployDirs.length === 0) {
+      ctx.err(`(no examples found in ${join(PACKAGE_ROOT, 'examples')})`);
+    }
+    const { startNimbus } = await import('../../server.js');
+    const running = await startNimbus({
+      ...(ctx.options.host !== undefined ? { host: ctx.options.host } : {}),
+      ...(ctx.options.port !== undefined ? { port: ctx.options.port } : {}),
+      ...(ctx.options['api-port'] !== undefined ? { apiPort: ctx.options['api-port'] } : {}),
+      ...(ctx.options.data !== undefined ? { dataDir: resolve(ctx.cwd, ctx.options.data) } : {}),
+      deployDirs,
+    }).catch((e: unknown) => {
+      // A busy port is the user's to fix, and the server's message already says how: no debug hint.
+      if (e instanceof Error && /already in use/.test(e.message)) throw new CliError(e.message);
+      throw e;
+    });
+
+    const info = {
+      gatewayUrl: running.gatewayUrl,
+      apiUrl: running.apiUrl,
+      keyFile: running.keyFile,
+      sandboxLevel: running.sandboxLevel,
+      deployed: running.deployed,
+    };
+    if (ctx.json) {
+      ctx.out(JSON.stringify(info));
+    } else {
+      ctx.out(
+        [
+          'Nimbus is up',
+          `  Gateway   ${info.gatewayUrl}`,
+          `  API       ${info.apiUrl}`,
+          `  API key   ${info.keyFile}`,
+          `  Sandbox   ${info.sandboxLevel}`,
+          ...info.deployed.map((d) => `  Deployed  ${d.service}: ${d.functions.join(', ')}`),
+          'Press Ctrl+C to stop.',
+        ].join('\n'),
+      );
+    }
+
+    await new Promise<void>((done) => {
+      let stopping = false;
+      const onSignal = (signal: NodeJS.Signals): void => {
+        if (stopping) {
+          // A second Ctrl+C means "now": skip the graceful drain.
+          ctx.err('Stopping immediately.');
+          process.exit(130);
+        }
+        stopping = true;
+        ctx.err(`Stopping (${signal}): finishing running invocations…`);
+        running.stop().then(
+          () => done(),
+          (e: unknown) => {
+            ctx.err(`nimbus up: stopping failed: ${e instanceof Error ? e.message : String(e)}.`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    });
+    // Whatever handle a subsystem forgot to unref must not keep a stopped server alive.
+    process.exit(0);
+  },
+});
+
+/** examples/* folders with a nimbus.yaml, relative to the Nimbus package (not the current folder). */
+function findExamples(): string[] {
+  const root = join(PACKAGE_ROOT, 'examples');
+  if (!existsSync(root)) return [];
+  return readdirSync(root, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(join(root, d.name, 'nimbus.yaml')))
+    .map((d) => join(root, d.name))
+    .sort();
+}

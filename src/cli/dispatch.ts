@@ -1,0 +1,302 @@
+// Parses argv against the command specs (node:util parseArgs, strict), renders --help, runs the command and
+// turns every failure into exactly one stderr line and an exit code: 1 for failures, 2 for usage errors.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { NimbusClient, resolveClientConfig } from '../client/index.js';
+import {
+  CliError,
+  UsageError,
+  type Command,
+  type Context,
+  type OptionSpec,
+  type OptionSpecs,
+} from './command.js';
+
+export interface CliIO {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+export interface CliSpec {
+  version: string;
+  commands: Command[];
+}
+
+const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
+  json: { type: 'boolean', description: 'Machine-readable output: one JSON document on stdout' },
+  help: { type: 'boolean', short: 'h', description: 'Show help' },
+};
+
+/** Runs one CLI invocation; resolves to the process exit code. */
+export async function runCli(argv: string[], spec: CliSpec, io: CliIO): Promise<number> {
+  let commandName = 'nimbus';
+  try {
+    // Only value-less global flags may precede the command, so the first bare word is always its name.
+    const first = argv.findIndex((a) => !a.startsWith('-'));
+    const leading = first === -1 ? argv : argv.slice(0, first);
+    for (const flag of leading) {
+      if (!['--help', '-h', '--version', '-v', '--json'].includes(flag)) {
+        throw new UsageError(`unknown option ${flag}`, 'run `nimbus --help` to see the commands and options');
+      }
+    }
+    if (first === -1) {
+      if (leading.includes('--version') || leading.includes('-v')) {
+        io.stdout(leading.includes('--json') ? JSON.stringify({ version: spec.version }) : spec.version);
+        return 0;
+      }
+      io.stdout(topHelp(spec));
+      return 0;
+    }
+    const name = argv[first]!;
+    const command = spec.commands.find((c) => c.name === name || c.aliases?.includes(name));
+    if (!command) {
+      const guess = closest(
+        name,
+        spec.commands.map((c) => c.name),
+      );
+      throw new UsageError(
+        `unknown command "${name}"`,
+        guess
+          ? `did you mean \`nimbus ${guess}\`? Run \`nimbus --help\` for the list`
+          : 'run `nimbus --help` for the list of commands',
+      );
+    }
+    commandName = command.name;
+    // `nimbus --json ls` and `nimbus ls --json` mean the same thing.
+    const rest = [...leading.filter((f) => f === '--json'), ...argv.slice(first + 1)];
+    if (leading.includes('--help') || leading.includes('-h')) {
+      io.stdout(commandHelp(command));
+      return 0;
+    }
+    const ctx = parseCommand(command, rest, io);
+    if (!ctx) {
+      io.stdout(commandHelp(command));
+      return 0;
+    }
+    await command.run(ctx);
+    return 0;
+  } catch (e) {
+    return reportError(commandName, e, io);
+  }
+}
+
+/** Undefined when --help was asked for. */
+function parseCommand(command: Command, argv: string[], io: CliIO): Context | undefined {
+  const options: NonNullable<ParseArgsConfig['options']> = {};
+  for (const [name, o] of Object.entries({ ...command.options, ...GLOBAL_OPTIONS })) {
+    options[name] = {
+      type: o.type === 'boolean' ? 'boolean' : 'string',
+      ...(o.short ? { short: o.short } : {}),
+    };
+  }
+  let parsed: {
+    values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+    positionals: string[];
+  };
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw usageFromParseArgs(command, e);
+  }
+  if (parsed.values['help'] === true) return undefined;
+
+  const args: Record<string, string | undefined> = {};
+  const pos = parsed.positionals;
+  if (pos.length > command.args.length) {
+    throw new UsageError(
+      `unexpected argument "${pos[command.args.length]}"`,
+      `run \`nimbus ${command.name} --help\` for the usage`,
+    );
+  }
+  for (const [i, a] of command.args.entries()) {
+    const v = pos[i] ?? a.default;
+    if (v === undefined && a.required) {
+      throw new UsageError(
+        `missing <${a.name}> (${a.description.toLowerCase()})`,
+        `usage: ${usageLine(command)}`,
+      );
+    }
+    args[a.name] = v;
+  }
+
+  const values: Record<string, string | number | boolean | undefined> = {};
+  for (const [name, o] of Object.entries(command.options)) {
+    const given = parsed.values[name];
+    const fromEnv = o.env ? io.env[o.env] : undefined;
+    let raw: string | boolean | undefined;
+    // Remembered so a bad value is blamed on where it came from (the flag or the variable).
+    let source = `--${name}`;
+    if (given !== undefined && !Array.isArray(given)) raw = given;
+    else if (fromEnv !== undefined && fromEnv !== '') {
+      raw = o.type === 'boolean' ? /^(1|true|yes|on)$/i.test(fromEnv) : fromEnv;
+      source = o.env!;
+    } else
+      raw =
+        o.default === undefined ? undefined : typeof o.default === 'number' ? String(o.default) : o.default;
+    if (o.type === 'boolean') values[name] = raw === true;
+    else if (o.type === 'number' && raw !== undefined) {
+      const n = Number(raw);
+      if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n)) {
+        throw new UsageError(
+          `${source} must be a number (got "${String(raw)}")`,
+          `for example --${name} ${String(o.default ?? 8080)}`,
+        );
+      }
+      values[name] = n;
+    } else values[name] = raw;
+  }
+
+  const json = parsed.values['json'] === true;
+  return {
+    command: command.name,
+    args,
+    options: values as Context['options'],
+    json,
+    env: io.env,
+    cwd: io.cwd,
+    out: (text) => io.stdout(text),
+    err: (text) => io.stderr(text),
+    printJson: (value) => io.stdout(JSON.stringify(value, null, 2)),
+    client: () => new NimbusClient(resolveClientConfig(io.env, io.cwd)),
+  };
+}
+
+/** parseArgs' messages are multi-sentence and mention internals; users get one short line instead. */
+function usageFromParseArgs(command: Command, e: unknown): UsageError {
+  const code = (e as { code?: string }).code;
+  const msg = e instanceof Error ? e.message : String(e);
+  const flag = /'(?:-\w, )?(--?[\w-]+)/.exec(msg)?.[1] ?? '';
+  const help = `run \`nimbus ${command.name} --help\` to see the options`;
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return new UsageError(`unknown option ${flag}`, help);
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    if (/does not take an argument/.test(msg)) return new UsageError(`${flag} does not take a value`, help);
+    if (/ambiguous/.test(msg))
+      return new UsageError(`the value of ${flag} starts with "-"`, `write it as ${flag}=<value>`);
+    return new UsageError(`${flag} needs a value`, help);
+  }
+  return new UsageError(msg.split('\n')[0]!.replace(/\.$/, ''), help);
+}
+
+function reportError(commandName: string, e: unknown, io: CliIO): number {
+  const debug = io.env['NIMBUS_DEBUG'] === '1';
+  let message: string;
+  let hint: string | undefined;
+  let exitCode = 1;
+  if (e instanceof CliError) {
+    message = e.message;
+    hint = e.hint;
+    exitCode = e.exitCode;
+  } else if (e instanceof Error) {
+    message = e.message;
+    const h = (e as { hint?: unknown }).hint;
+    // Errors of these kinds describe the user's situation; anything else is likely a bug worth a stack trace.
+    const known = ['ApiError', 'PackageError', 'ManifestError', 'SettingsError'].includes(e.name);
+    hint = typeof h === 'string' ? h : known ? undefined : 'set NIMBUS_DEBUG=1 to see the stack trace';
+  } else {
+    message = String(e);
+  }
+  io.stderr(formatError(commandName, message, hint));
+  if (debug && e instanceof Error && e.stack) io.stderr(e.stack);
+  return exitCode;
+}
+
+/** `nimbus <cmd>: <what happened>. <how to fix>.` on one line. */
+export function formatError(command: string, message: string, hint?: string): string {
+  const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ').trim();
+  const what = oneLine(message).replace(/[.\s]+$/, '');
+  const prefix = command === 'nimbus' ? 'nimbus' : `nimbus ${command}`;
+  if (!hint) return `${prefix}: ${what}.`;
+  const fix = oneLine(hint);
+  const capitalized = fix.charAt(0).toUpperCase() + fix.slice(1);
+  return `${prefix}: ${what}. ${capitalized}${/[.!?]$/.test(capitalized) ? '' : '.'}`;
+}
+
+function usageLine(c: Command): string {
+  const args = c.args.map((a) =>
+    a.required ? `<${a.name}>` : `[${a.name}${a.default ? `=${a.default}` : ''}]`,
+  );
+  return ['nimbus', c.name, ...args, '[options]'].join(' ');
+}
+
+function optionLabel(name: string, o: OptionSpec): string {
+  const value = o.type === 'boolean' ? '' : ` <${o.placeholder ?? (o.type === 'number' ? 'n' : 'value')}>`;
+  return `${o.short ? `-${o.short}, ` : '    '}--${name}${value}`;
+}
+
+export function commandHelp(c: Command): string {
+  const lines = [`Usage: ${usageLine(c)}`, '', c.description ?? c.summary];
+  if (c.aliases?.length) lines.push('', `Aliases: ${c.aliases.join(', ')}`);
+  if (c.args.length) {
+    lines.push('', 'Arguments:');
+    const w = Math.max(...c.args.map((a) => a.name.length)) + 2;
+    for (const a of c.args) {
+      lines.push(`  ${a.name.padEnd(w)}${a.description}${a.default ? ` (default: ${a.default})` : ''}`);
+    }
+  }
+  const all: [string, OptionSpec][] = [
+    ...Object.entries(c.options as OptionSpecs),
+    ...Object.entries(GLOBAL_OPTIONS),
+  ];
+  const labels = all.map(([n, o]) => optionLabel(n, o));
+  const w = Math.max(...labels.map((l) => l.length)) + 2;
+  lines.push('', 'Options:');
+  for (const [i, [, o]] of all.entries()) {
+    const extra = [
+      o.env ? `env ${o.env}` : '',
+      o.default !== undefined && o.default !== false ? `default: ${String(o.default)}` : '',
+    ].filter(Boolean);
+    lines.push(`  ${labels[i]!.padEnd(w)}${o.description}${extra.length ? ` (${extra.join(', ')})` : ''}`);
+  }
+  if (c.examples?.length) lines.push('', 'Examples:', ...c.examples.map((e) => `  ${e}`));
+  return lines.join('\n');
+}
+
+export function topHelp(spec: CliSpec): string {
+  const w = Math.max(...spec.commands.map((c) => c.name.length)) + 2;
+  return [
+    `nimbus ${spec.version}: Lambda-compatible Node.js functions on your own machine`,
+    '',
+    'Usage: nimbus <command> [options]',
+    '',
+    'Commands:',
+    ...spec.commands.map((c) => `  ${c.name.padEnd(w)}${c.summary}`),
+    '',
+    'Global options:',
+    '  --json          Machine-readable output: one JSON document on stdout',
+    '  -h, --help      Show help (also `nimbus <command> --help`)',
+    '  -v, --version   Print the version',
+    '',
+    'Environment:',
+    '  NIMBUS_API_URL, NIMBUS_API_KEY   Where the API is (default: read from ./.nimbus, written by `nimbus up`)',
+    '  NIMBUS_DATA                      Data folder (default ./.nimbus)',
+    '  NIMBUS_DEBUG=1                   Print stack traces with errors',
+  ].join('\n');
+}
+
+function closest(input: string, names: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = 3;
+  for (const n of names) {
+    const d = distance(input, n);
+    if (d < bestD) {
+      best = n;
+      bestD = d;
+    }
+  }
+  return best;
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}

@@ -1,0 +1,335 @@
+// Typed client for the Nimbus control API, shared by the CLI and the tests. Every failure, including an
+// unreachable server or a missing configuration, surfaces as one error carrying a code and a hint to act on.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { formatBytes } from './format.js';
+
+export { formatBytes } from './format.js';
+
+export interface FunctionSummary {
+  name: string;
+  service: string;
+  version: number;
+  handler: string;
+  runtime: string;
+  memory: number;
+  timeout: number;
+  reservedConcurrency: number | null;
+  routes: string[];
+  codeSize: number;
+  codeSha256?: string;
+  /** Epoch ms. */
+  deployedAt: number;
+}
+
+export interface DeployedFunction {
+  name: string;
+  version: number;
+  changed: boolean;
+  routes: string[];
+}
+
+export interface DeployResponse {
+  service: string;
+  functions: DeployedFunction[];
+  removed: string[];
+}
+
+export interface InvokeOptions {
+  /** Event invocation type: queued, answered with 202 and no payload. */
+  async?: boolean;
+  /** Ask for the last 4 KB of the invocation's log (X-Amz-Log-Type: Tail). */
+  tail?: boolean;
+}
+
+export interface InvokeResult {
+  statusCode: number;
+  payload: string;
+  /** "Handled" or "Unhandled" when the function failed; the payload is then the error. */
+  functionError?: string;
+  logResult?: string;
+  requestId: string;
+  executedVersion: string;
+}
+
+export interface LogRecord {
+  seq: number;
+  requestId: string;
+  start: number;
+  durationMs: number;
+  billedMs: number;
+  status: string;
+  cold: boolean;
+  logs: string;
+  errorType: string | null;
+  errorMessage: string | null;
+  version: string;
+}
+
+export interface LogsQuery {
+  /** Epoch ms: only records that started at or after this. */
+  since?: number;
+  /** Sequence cursor: only records after this one. */
+  after?: number;
+  limit?: number;
+}
+
+export interface LogsResponse {
+  /** Oldest first. */
+  records: LogRecord[];
+  /** Pass back as `after` to get what came next. */
+  cursor: number;
+}
+
+/** Something the user can fix; the CLI prints the message and the hint on one line. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly hint?: string,
+    readonly requestId?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ClientConfig {
+  apiUrl: string;
+  apiKey: string;
+}
+
+const START_HINT = 'start Nimbus with `npx nimbus up` or set NIMBUS_API_URL';
+
+export class NimbusClient {
+  readonly apiUrl: string;
+  readonly #apiKey: string;
+
+  constructor(opts: ClientConfig) {
+    let url: URL;
+    try {
+      url = new URL(opts.apiUrl);
+    } catch {
+      throw new ApiError(
+        0,
+        'BadApiUrl',
+        `"${opts.apiUrl}" is not a valid API URL`,
+        'set NIMBUS_API_URL to e.g. http://127.0.0.1:8081',
+      );
+    }
+    this.apiUrl = url.href.replace(/\/+$/, '');
+    this.#apiKey = opts.apiKey;
+  }
+
+  async deploy(archive: Buffer, onProgress?: (step: string) => void): Promise<DeployResponse> {
+    onProgress?.(`Uploading ${formatBytes(archive.length)}…`);
+    const res = await this.#request('POST', '/v1/deploy', {
+      body: archive,
+      headers: { 'content-type': 'application/gzip' },
+    });
+    return (await readJson(res)) as DeployResponse;
+  }
+
+  async list(): Promise<{ functions: FunctionSummary[] }> {
+    const res = await this.#request('GET', '/v1/functions');
+    return (await readJson(res)) as { functions: FunctionSummary[] };
+  }
+
+  async get(name: string): Promise<FunctionSummary> {
+    const res = await this.#request('GET', `/v1/functions/${encodeURIComponent(name)}`);
+    const body = (await readJson(res)) as FunctionSummary | { function: FunctionSummary };
+    // Tolerates both a bare summary and one wrapped in { function }.
+    return 'function' in body ? body.function : body;
+  }
+
+  async remove(name: string): Promise<{ removed: string }> {
+    const res = await this.#request('DELETE', `/v1/functions/${encodeURIComponent(name)}`);
+    return (await readJson(res)) as { removed: string };
+  }
+
+  async invoke(name: string, payload: string, opts: InvokeOptions = {}): Promise<InvokeResult> {
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'x-amz-invocation-type': opts.async ? 'Event' : 'RequestResponse',
+    };
+    if (opts.tail) headers['x-amz-log-type'] = 'Tail';
+    const res = await this.#request('POST', `/2015-03-31/functions/${encodeURIComponent(name)}/invocations`, {
+      body: payload,
+      headers,
+    });
+    const logHeader = res.headers.get('x-amz-log-result');
+    const result: InvokeResult = {
+      statusCode: res.status,
+      payload: await res.text(),
+      requestId: res.headers.get('x-amzn-requestid') ?? '',
+      executedVersion: res.headers.get('x-amz-executed-version') ?? '$LATEST',
+    };
+    const functionError = res.headers.get('x-amz-function-error');
+    if (functionError) result.functionError = functionError;
+    if (logHeader) result.logResult = Buffer.from(logHeader, 'base64').toString('utf8');
+    return result;
+  }
+
+  async logs(name: string, q: LogsQuery = {}): Promise<LogsResponse> {
+    const params = new URLSearchParams();
+    if (q.since !== undefined) params.set('since', String(q.since));
+    if (q.after !== undefined) params.set('after', String(q.after));
+    if (q.limit !== undefined) params.set('limit', String(q.limit));
+    const qs = params.size > 0 ? `?${params.toString()}` : '';
+    const res = await this.#request('GET', `/v1/functions/${encodeURIComponent(name)}/logs${qs}`);
+    return (await readJson(res)) as LogsResponse;
+  }
+
+  async #request(
+    method: string,
+    path: string,
+    init: { body?: Buffer | string; headers?: Record<string, string> } = {},
+  ): Promise<Response> {
+    const url = this.apiUrl + path;
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers: { authorization: `Bearer ${this.#apiKey}`, ...init.headers },
+        body: init.body,
+      });
+    } catch (e) {
+      throw unreachable(this.apiUrl, e);
+    }
+    if (res.status >= 200 && res.status < 300) return res;
+    throw await toApiError(res);
+  }
+}
+
+function unreachable(apiUrl: string, e: unknown): ApiError {
+  const cause = (e as { cause?: unknown }).cause ?? e;
+  const code = errorCode(cause);
+  const why =
+    code === 'ECONNREFUSED'
+      ? 'connection refused'
+      : code === 'ENOTFOUND'
+        ? 'host not found'
+        : code
+          ? code
+          : cause instanceof Error
+            ? cause.message
+            : String(cause);
+  return new ApiError(0, 'Unreachable', `cannot reach the Nimbus API at ${apiUrl} (${why})`, START_HINT);
+}
+
+function errorCode(e: unknown): string | undefined {
+  if (typeof e !== 'object' || e === null) return undefined;
+  const o = e as { code?: unknown; errors?: unknown };
+  if (typeof o.code === 'string') return o.code;
+  // Happy-eyeballs connects fail with an AggregateError holding one error per address.
+  if (Array.isArray(o.errors)) return errorCode(o.errors[0]);
+  return undefined;
+}
+
+async function readJson(res: Response): Promise<unknown> {
+  const text = await res.text();
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new ApiError(
+      res.status,
+      'BadResponse',
+      `the API answered ${res.status} with a body that is not JSON`,
+      'check that NIMBUS_API_URL points at the Nimbus API port, not the gateway',
+    );
+  }
+}
+
+async function toApiError(res: Response): Promise<ApiError> {
+  const text = await res.text().catch(() => '');
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const headerRequestId = res.headers.get('x-amzn-requestid') ?? undefined;
+  const o = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
+  const err = o['error'];
+  if (typeof err === 'object' && err !== null) {
+    const e = err as Record<string, unknown>;
+    return new ApiError(
+      res.status,
+      typeof e['code'] === 'string' ? e['code'] : `Http${res.status}`,
+      typeof e['message'] === 'string' ? e['message'] : res.statusText,
+      typeof e['hint'] === 'string' ? e['hint'] : undefined,
+      typeof o['requestId'] === 'string' ? o['requestId'] : headerRequestId,
+    );
+  }
+  // Lambda-style: the code travels in x-amzn-errortype ("Code:extra" in some services), the text in message.
+  const typeHeader = res.headers.get('x-amzn-errortype')?.split(':')[0];
+  const message = o['message'] ?? o['Message'];
+  const awsType = typeof o['__type'] === 'string' ? o['__type'].split('#').pop() : undefined;
+  const code = typeHeader || awsType || `Http${res.status}`;
+  return new ApiError(
+    res.status,
+    code,
+    typeof message === 'string' && message
+      ? message
+      : text.trim().slice(0, 200) || `the API answered ${res.status} ${res.statusText}`,
+    AWS_HINTS[code] ??
+      (res.status === 401 || res.status === 403
+        ? 'check NIMBUS_API_KEY (or the api-key file in the Nimbus data folder)'
+        : undefined),
+    headerRequestId,
+  );
+}
+
+// AWS-shaped bodies carry no hint; these are the errors a CLI user meets most.
+const AWS_HINTS: Record<string, string> = {
+  ResourceNotFoundException: 'check the name with `npx nimbus ls`',
+  TooManyRequestsException:
+    'the function is at its concurrency limit; retry, or raise concurrency.reserved in nimbus.yaml',
+  InvalidRequestContentException: 'the event must be valid JSON',
+  RequestTooLargeException: 'send a smaller event (6 MB sync, 1 MB async)',
+};
+
+/**
+ * Where the CLI finds the API: NIMBUS_API_URL / NIMBUS_API_KEY, else the files `nimbus up` writes into its
+ * data folder (NIMBUS_DATA, default ./.nimbus), so running in the same folder needs no setup.
+ */
+export function resolveClientConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+): ClientConfig {
+  const dataDir = resolve(cwd, env['NIMBUS_DATA'] || '.nimbus');
+  const apiUrl = env['NIMBUS_API_URL']?.trim() || readSmallFile(resolve(dataDir, 'api-url'));
+  if (!apiUrl) {
+    throw new ApiError(
+      0,
+      'NotConfigured',
+      `no Nimbus API to talk to: NIMBUS_API_URL is not set and ${resolve(dataDir, 'api-url')} does not exist`,
+      'start Nimbus with `npx nimbus up` in this folder, or set NIMBUS_API_URL (or NIMBUS_DATA to its data folder)',
+    );
+  }
+  const apiKey = env['NIMBUS_API_KEY']?.trim() || readSmallFile(resolve(dataDir, 'api-key'));
+  if (!apiKey) {
+    throw new ApiError(
+      0,
+      'NotConfigured',
+      `no API key: NIMBUS_API_KEY is not set and ${resolve(dataDir, 'api-key')} does not exist`,
+      'set NIMBUS_API_KEY to the key in the api-key file of the Nimbus data folder (shown by `nimbus up`)',
+    );
+  }
+  return { apiUrl, apiKey };
+}
+
+function readSmallFile(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim() || undefined;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new ApiError(
+      0,
+      'NotConfigured',
+      `cannot read ${path}: ${(e as Error).message}`,
+      'check the file permissions',
+    );
+  }
+}
