@@ -1,6 +1,15 @@
 // The one assembly point: resolve settings, choose backends, wire everything, start and stop. No other module
 // picks an implementation.
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  readdirSync,
+  writeFileSync,
+} from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -12,7 +21,7 @@ import { createApiServer } from './api/server.js';
 import { Deployer } from './api/deploy.js';
 import { AsyncEvents } from './events/async.js';
 import { createGateway } from './gateway/server.js';
-import { Router } from './gateway/router.js';
+import { RouteConflictError, Router } from './gateway/router.js';
 import { CodeCache } from './invoker/code-cache.js';
 import { DefaultInvoker } from './invoker/invoker.js';
 import { FunctionRegistry } from './invoker/registry.js';
@@ -52,13 +61,16 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
   mkdirSync(dataDir, { recursive: true, mode: 0o711 });
   chmodSync(dataDir, 0o711);
   const keyFile = join(dataDir, 'api-key');
-  if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32).toString('base64url'), { mode: 0o600, flag: 'wx' });
+  if (!existsSync(keyFile))
+    writeFileSync(keyFile, randomBytes(32).toString('base64url'), { mode: 0o600, flag: 'wx' });
   chmodSync(keyFile, 0o600);
   const apiKey = readFileSync(keyFile, 'utf8').trim();
 
-  const caps = detectSandbox({ disableBwrap: settings.disableBwrap });
+  const caps = detectSandbox({ disableBwrap: settings.disableBwrap, disableCgroup: settings.disableCgroup });
   if (settings.requireBwrap && !caps.bwrap) {
-    throw new Error('bubblewrap is required (NIMBUS_REQUIRE_BWRAP) but bwrap is missing or does not work here');
+    throw new Error(
+      'bubblewrap is required (NIMBUS_REQUIRE_BWRAP) but bwrap is missing or does not work here',
+    );
   }
   const runtimeDir = join(dataDir, 'runtime');
   mkdirSync(runtimeDir, { recursive: true, mode: 0o755 });
@@ -67,96 +79,151 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
   chmodSync(runtimeFile, 0o644);
   const sandboxRoot = join(dataDir, 'sandboxes');
   // Instances of an earlier run that crashed leave directories behind; none of them is in use now.
-  if (existsSync(sandboxRoot)) for (const d of readdirSync(sandboxRoot)) rmSync(join(sandboxRoot, d), { recursive: true, force: true });
+  if (existsSync(sandboxRoot))
+    for (const d of readdirSync(sandboxRoot)) rmSync(join(sandboxRoot, d), { recursive: true, force: true });
   mkdirSync(sandboxRoot, { recursive: true, mode: 0o711 });
   chmodSync(sandboxRoot, 0o711);
 
-  const store = openSqliteStore({ path: join(dataDir, 'nimbus.db') });
-  const registry = new FunctionRegistry(store);
-  await registry.load();
-  const code = new CodeCache(join(dataDir, 'code'), store);
-  const pool = new StemCellPool({
-    env: { caps, sandboxRoot, runtimeFile },
-    target: settings.stemCells,
-    onError: (err) => log.error({ err }, 'stem cell failed to start'),
-  });
-  for (const f of registry.all()) pool.ensure(f.config.memory);
-  const invoker = new DefaultInvoker({
-    store,
-    registry,
-    pool,
-    code,
-    keepAlive: fixedKeepAlive(settings.keepAliveSec * 1000),
-    maxConcurrency: settings.maxConcurrency,
-    region: settings.region,
-    accountId: settings.accountId,
-    onError: (err, context) => log.error({ err }, context),
-  });
-  const events = new AsyncEvents({ store, invoker, onError: (err, context) => log.error({ err }, context) });
-  const deployer = new Deployer({ store, code, registry, pool });
+  // Everything opened while starting is undone if a later step fails (a busy port, a bad example), so a
+  // failed start leaves no listener, process or open database behind.
+  const undo: (() => unknown)[] = [];
+  try {
+    const store = openSqliteStore({ path: join(dataDir, 'nimbus.db') });
+    undo.push(() => store.close());
+    const registry = new FunctionRegistry(store);
+    await registry.load();
+    const code = new CodeCache(join(dataDir, 'code'), store);
+    const pool = new StemCellPool({
+      env: { caps, sandboxRoot, runtimeFile },
+      target: settings.stemCells,
+      onError: (err) => log.error({ err }, 'stem cell failed to start'),
+    });
+    undo.push(() => pool.close());
+    for (const f of registry.all()) pool.ensure(f.config.memory);
+    const invoker = new DefaultInvoker({
+      store,
+      registry,
+      pool,
+      code,
+      keepAlive: fixedKeepAlive(settings.keepAliveSec * 1000),
+      maxConcurrency: settings.maxConcurrency,
+      region: settings.region,
+      accountId: settings.accountId,
+      onError: (err, context) => log.error({ err }, context),
+    });
+    undo.push(() => invoker.close());
+    const events = new AsyncEvents({
+      store,
+      invoker,
+      onError: (err, context) => log.error({ err }, context),
+    });
+    const deployer = new Deployer({
+      store,
+      code,
+      registry,
+      pool,
+      checkRoutes: (m) => {
+        // The candidate table: every other service's routes plus the new manifest's.
+        const others = registry
+          .all()
+          .filter((f) => f.service !== m.service && !m.functions.some((n) => n.name === f.name));
+        try {
+          new Router([
+            ...others.flatMap((f) => f.config.routes.map((route) => ({ functionName: f.name, route }))),
+            ...m.functions.flatMap((f) => f.routes.map((route) => ({ functionName: f.name, route }))),
+          ]);
+          return null;
+        } catch (err) {
+          return err instanceof RouteConflictError ? err.message : String(err);
+        }
+      },
+    });
 
-  let router = buildRouter(registry);
-  registry.onChange(() => {
-    router = buildRouter(registry);
-  });
+    let router = buildRouter(registry);
+    registry.onChange(() => {
+      router = buildRouter(registry);
+    });
 
-  const deployed: RunningNimbus['deployed'] = [];
-  for (const dir of deployDirs) {
-    const pkg = await packageService(dir);
-    const r = await deployer.deploy(pkg.archive);
-    deployed.push({ service: r.service, functions: r.functions.map((f) => f.name) });
+    const deployed: RunningNimbus['deployed'] = [];
+    for (const dir of deployDirs) {
+      const pkg = await packageService(dir);
+      const r = await deployer.deploy(pkg.archive);
+      deployed.push({ service: r.service, functions: r.functions.map((f) => f.name) });
+    }
+
+    const gateway = createGateway({ invoker, router: () => router, logger: log });
+    const api = createApiServer({
+      apiKey,
+      store,
+      registry,
+      invoker,
+      events,
+      deployer,
+      region: settings.region,
+      accountId: settings.accountId,
+      logger: log,
+      status: () => ({
+        sandbox: caps.level,
+        inFlight: invoker.inFlightCount,
+        stemCells: pool.stats(),
+        functions: invoker.stats(),
+      }),
+    });
+    undo.push(
+      () => close(gateway),
+      () => close(api),
+    );
+    const gatewayPort = await listen(gateway, settings.port, settings.host);
+    const apiPort = await listen(api, settings.apiPort, settings.apiHost);
+    const gatewayUrl = `http://${urlHost(settings.host)}:${gatewayPort}`;
+    const apiUrl = `http://${urlHost(settings.apiHost)}:${apiPort}`;
+    writeFileSync(join(dataDir, 'api-url'), apiUrl, { mode: 0o600 });
+    await events.start();
+    log.debug({ gatewayUrl, apiUrl, sandbox: caps.level }, 'nimbus started');
+    let stopping: Promise<void> | null = null;
+    const stop = (): Promise<void> => {
+      stopping ??= (async () => {
+        // Stop taking requests, let running invocations finish, then write every record before closing.
+        const closed = Promise.all([close(gateway), close(api)]);
+        events.stop();
+        await invoker.drain();
+        invoker.close();
+        pool.close();
+        gateway.closeAllConnections();
+        api.closeAllConnections();
+        await closed;
+        await store.close();
+        setTimeout(() => releaseCgroupParent(caps), 1000).unref();
+      })();
+      return stopping;
+    };
+
+    return { gatewayUrl, apiUrl, keyFile, apiKey, dataDir, sandboxLevel: caps.level, deployed, stop };
+  } catch (err) {
+    for (const fn of undo.reverse()) {
+      try {
+        await fn();
+      } catch {
+        // keep undoing the rest
+      }
+    }
+    throw err;
   }
-
-  const gateway = createGateway({ invoker, router: () => router, logger: log });
-  const api = createApiServer({
-    apiKey,
-    store,
-    registry,
-    invoker,
-    events,
-    deployer,
-    region: settings.region,
-    accountId: settings.accountId,
-    logger: log,
-    status: () => ({ sandbox: caps.level, inFlight: invoker.inFlightCount, stemCells: pool.stats(), functions: invoker.stats() }),
-  });
-  const gatewayPort = await listen(gateway, settings.port, settings.host);
-  const apiPort = await listen(api, settings.apiPort, settings.apiHost);
-  const gatewayUrl = `http://${urlHost(settings.host)}:${gatewayPort}`;
-  const apiUrl = `http://${urlHost(settings.apiHost)}:${apiPort}`;
-  writeFileSync(join(dataDir, 'api-url'), apiUrl, { mode: 0o600 });
-  await events.start();
-  log.debug({ gatewayUrl, apiUrl, sandbox: caps.level }, 'nimbus started');
-
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      // Stop taking requests, let running invocations finish, then write every record before closing.
-      const closed = Promise.all([close(gateway), close(api)]);
-      events.stop();
-      await invoker.drain();
-      invoker.close();
-      pool.close();
-      gateway.closeAllConnections();
-      api.closeAllConnections();
-      await closed;
-      await store.close();
-      setTimeout(() => releaseCgroupParent(caps), 1000).unref();
-    })();
-    return stopping;
-  };
-
-  return { gatewayUrl, apiUrl, keyFile, apiKey, dataDir, sandboxLevel: caps.level, deployed, stop };
 }
 
 function buildRouter(registry: FunctionRegistry): Router {
-  return new Router(registry.all().flatMap((f) => f.config.routes.map((route) => ({ functionName: f.name, route }))));
+  return new Router(
+    registry.all().flatMap((f) => f.config.routes.map((route) => ({ functionName: f.name, route }))),
+  );
 }
 
 /** dist/runtime/bootstrap.cjs, whether this module runs from dist/ or from src/ (tests). */
 function findRuntime(): string {
   const here = fileURLToPath(new URL('.', import.meta.url));
-  for (const p of [join(here, 'runtime', 'bootstrap.cjs'), join(here, '..', 'dist', 'runtime', 'bootstrap.cjs')]) {
+  for (const p of [
+    join(here, 'runtime', 'bootstrap.cjs'),
+    join(here, '..', 'dist', 'runtime', 'bootstrap.cjs'),
+  ]) {
     if (existsSync(p)) return p;
   }
   throw new Error('the sandbox runtime is not built (dist/runtime/bootstrap.cjs); run `npm run build`');
@@ -167,7 +234,9 @@ function listen(server: Server, port: number, host: string): Promise<number> {
     server.once('error', (err: NodeJS.ErrnoException) => {
       reject(
         err.code === 'EADDRINUSE'
-          ? new Error(`port ${port} on ${host} is already in use; stop the other process or pass another port (0 picks a free one)`)
+          ? new Error(
+              `port ${port} on ${host} is already in use; stop the other process or pass another port (0 picks a free one)`,
+            )
           : err,
       );
     });

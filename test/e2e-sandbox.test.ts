@@ -5,151 +5,162 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, eventually, startTestNimbus, type TestNimbus } from './helpers.js';
 
-let n: TestNimbus;
+// Every guarantee must hold at the strongest level and at the fallback (no bubblewrap, no memory cgroup).
+describe.each([
+  { mode: 'bubblewrap + cgroup', opts: {} },
+  { mode: 'permission model + RSS polling', opts: { disableBwrap: true, disableCgroup: true } },
+])('$mode', ({ mode, opts }) => {
+  let n: TestNimbus;
 
-beforeAll(async () => {
-  n = await startTestNimbus();
-  await n.deploy(join(FIXTURES, 'behave'));
-  await n.deploy(join(FIXTURES, 'other'));
-});
-afterAll(async () => {
-  await n?.cleanup();
-});
+  beforeAll(async () => {
+    n = await startTestNimbus(opts);
+    if (mode.startsWith('bubblewrap') && !n.sandboxLevel.startsWith('bubblewrap')) {
+      throw new Error(`bubblewrap is not working on this machine: ${n.sandboxLevel}`);
+    }
+    await n.deploy(join(FIXTURES, 'behave'));
+    await n.deploy(join(FIXTURES, 'other'));
+  });
+  afterAll(async () => {
+    await n?.cleanup();
+  });
 
-const invoke = async (fn: string, payload: unknown = {}) => {
-  const r = await n.client.invoke(fn, JSON.stringify(payload), {});
-  return { ...r, value: JSON.parse(r.payload) as any };
-};
+  const invoke = async (fn: string, payload: unknown = {}) => {
+    const r = await n.client.invoke(fn, JSON.stringify(payload), {});
+    return { ...r, value: JSON.parse(r.payload) as any };
+  };
 
-async function record(requestId: string): Promise<any> {
-  return eventually(async () => {
-    const res = await fetch(`${n.apiUrl}/v1/invocations/${requestId}`, {
-      headers: { authorization: `Bearer ${n.apiKey}` },
+  async function record(requestId: string): Promise<any> {
+    return eventually(async () => {
+      const res = await fetch(`${n.apiUrl}/v1/invocations/${requestId}`, {
+        headers: { authorization: `Bearer ${n.apiKey}` },
+      });
+      return res.status === 200 ? res.json() : undefined;
     });
-    return res.status === 200 ? res.json() : undefined;
-  });
-}
+  }
 
-async function healthy(): Promise<void> {
-  expect((await invoke('counter')).value.count).toBeGreaterThan(0);
-  expect((await invoke('echo', { again: true })).statusCode).toBe(200);
-}
+  async function healthy(): Promise<void> {
+    expect((await invoke('counter')).value.count).toBeGreaterThan(0);
+    expect((await invoke('echo', { again: true })).statusCode).toBe(200);
+  }
 
-describe('faults', () => {
-  it('kills a function at its timeout, reports it, and serves the next call', async () => {
-    const r = await invoke('sleepy', { ms: 5000 });
-    expect(r.functionError).toBe('Unhandled');
-    expect(r.value.errorMessage).toMatch(/Task timed out after 1\.00 seconds/);
-    const rec = await record(r.requestId);
-    expect(rec.status).toBe('timeout');
-    expect(rec.logs).toContain('going to sleep');
-    expect((await invoke('sleepy', { ms: 10 })).value).toEqual({ slept: true });
-    await healthy();
-  });
-
-  it('stops a function over its memory limit with Runtime.OutOfMemory', async () => {
-    const r = await invoke('hog');
-    expect(r.functionError).toBe('Unhandled');
-    expect(r.value.errorType).toBe('Runtime.OutOfMemory');
-    expect((await record(r.requestId)).status).toBe('oom');
-    await healthy();
-  });
-
-  it('survives process.exit in a handler', async () => {
-    const r = await invoke('quitter');
-    expect(r.value.errorType).toBe('Runtime.ExitError');
-    expect(r.value.errorMessage).toContain('exit status 3');
-    const rec = await record(r.requestId);
-    expect(rec.status).toBe('unhandled');
-    await healthy();
-  });
-
-  it('survives an uncaught exception and an unhandled rejection', async () => {
-    const thrown = await invoke('thrower');
-    expect(thrown.functionError).toBe('Unhandled');
-    expect(thrown.value.errorMessage).toContain('uncaught in a timer');
-    const rejected = await invoke('rejecter');
-    expect(rejected.value.errorType).toBe('Runtime.UnhandledPromiseRejection');
-    expect((await record(rejected.requestId)).status).toBe('unhandled');
-    await healthy();
-  });
-
-  it('returns handled errors as {errorType, errorMessage, trace}', async () => {
-    const r = await invoke('fail');
-    expect(r.functionError).toBe('Unhandled');
-    expect(r.value.errorType).toBe('TypeError');
-    expect(r.value.errorMessage).toBe('the function failed on purpose');
-    expect(Array.isArray(r.value.trace)).toBe(true);
-    expect((await record(r.requestId)).status).toBe('error');
-  });
-});
-
-describe('warm instances', () => {
-  it('keeps module scope between invocations and records cold then warm', async () => {
-    const a = await invoke('counter');
-    const b = await invoke('counter');
-    expect(b.value.count).toBe(a.value.count + 1);
-    const recB = await record(b.requestId);
-    expect(recB.cold).toBe(false);
-    expect(recB.billedMs).toBeGreaterThanOrEqual(1);
-    expect(recB.billedMs).toBe(Math.max(1, Math.ceil(recB.durationMs)));
-    expect(recB.memoryMB).toBe(128);
-    expect(recB.maxRssBytes).toBeGreaterThan(0);
-    expect(recB.trigger).toBe('invoke');
-  });
-});
-
-describe('isolation', () => {
-  it('cannot read other functions, the data dir, the API key or /etc/shadow', async () => {
-    const code = join(n.dataDir, 'code');
-    const paths = [
-      join(n.dataDir, 'api-key'),
-      join(n.dataDir, 'nimbus.db'),
-      '/etc/shadow',
-      `/proc/1/environ`,
-    ];
-    const r = await invoke('reader', { paths });
-    const reads = r.value.reads as Record<string, { ok: boolean; content?: string }>;
-    for (const p of paths) expect(reads[p]?.ok, p).toBe(false);
-    // The other service's extracted code: find its path on the host, then ask the function to read it.
-    const other = await n.client.get('secretkeeper');
-    const otherFile = join(code, (other as any).codeSha256, 'keeper.js');
-    expect(readFileSync(otherFile, 'utf8')).toContain('other-function-code-secret');
-    const r2 = await invoke('reader', { paths: [otherFile] });
-    expect(r2.value.reads[otherFile].ok).toBe(false);
-    expect(JSON.stringify(r2.value)).not.toContain('other-function-code-secret');
-    expect(JSON.stringify(r2.value)).not.toContain(n.apiKey);
-  });
-
-  it('sees its own code read-only, its own tmp writable, and only its own env', async () => {
-    const r = await invoke('reader', { paths: [] });
-    expect(r.value.tmpWritable).toBe(true);
-    expect(r.value.codeWrite).not.toBe('WROTE');
-    expect(r.value.env.SECRET_OF_READER).toBe('reader-only');
-    expect(r.value.env.OTHER_SECRET).toBeUndefined();
-    expect(r.value.env.AWS_LAMBDA_FUNCTION_NAME).toBe('reader');
-    expect(Object.keys(r.value.env).some((k) => k.startsWith('NIMBUS'))).toBe(false);
-    if (process.getuid?.() === 0) expect(r.value.uid).not.toBe(0);
-    const own = await invoke('reader', { paths: [r.value.file] });
-    expect(own.value.reads[r.value.file].ok).toBe(true);
-  });
-});
-
-describe('concurrency', () => {
-  it('throttles a sync call beyond reserved concurrency with 429 and records it', async () => {
-    const slow = invoke('single');
-    await new Promise((r) => setTimeout(r, 200));
-    const res = await fetch(`${n.apiUrl}/2015-03-31/functions/single/invocations`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${n.apiKey}` },
-      body: '{}',
+  describe('faults', () => {
+    it('kills a function at its timeout, reports it, and serves the next call', async () => {
+      const r = await invoke('sleepy', { ms: 5000 });
+      expect(r.functionError).toBe('Unhandled');
+      expect(r.value.errorMessage).toMatch(/Task timed out after 1\.00 seconds/);
+      const rec = await record(r.requestId);
+      expect(rec.status).toBe('timeout');
+      expect(rec.logs).toContain('going to sleep');
+      expect((await invoke('sleepy', { ms: 10 })).value).toEqual({ slept: true });
+      await healthy();
     });
-    expect(res.status).toBe(429);
-    expect(res.headers.get('x-amzn-errortype')).toBe('TooManyRequestsException');
-    const body = (await res.json()) as { Reason: string };
-    expect(body.Reason).toBe('ReservedFunctionConcurrentInvocationLimitExceeded');
-    expect((await slow).value).toEqual({ done: true });
-    const rec = await record(res.headers.get('x-amzn-requestid')!);
-    expect(rec.status).toBe('throttled');
+
+    it('stops a function over its memory limit with Runtime.OutOfMemory', async () => {
+      const r = await invoke('hog');
+      expect(r.functionError).toBe('Unhandled');
+      expect(r.value.errorType).toBe('Runtime.OutOfMemory');
+      expect((await record(r.requestId)).status).toBe('oom');
+      await healthy();
+    });
+
+    it('survives process.exit in a handler', async () => {
+      const r = await invoke('quitter');
+      expect(r.value.errorType).toBe('Runtime.ExitError');
+      expect(r.value.errorMessage).toContain('exit status 3');
+      const rec = await record(r.requestId);
+      expect(rec.status).toBe('unhandled');
+      await healthy();
+    });
+
+    it('survives an uncaught exception and an unhandled rejection', async () => {
+      const thrown = await invoke('thrower');
+      expect(thrown.functionError).toBe('Unhandled');
+      expect(thrown.value.errorMessage).toContain('uncaught in a timer');
+      const rejected = await invoke('rejecter');
+      expect(rejected.value.errorType).toBe('Runtime.UnhandledPromiseRejection');
+      expect((await record(rejected.requestId)).status).toBe('unhandled');
+      await healthy();
+    });
+
+    it('returns handled errors as {errorType, errorMessage, trace}', async () => {
+      const r = await invoke('fail');
+      expect(r.functionError).toBe('Unhandled');
+      expect(r.value.errorType).toBe('TypeError');
+      expect(r.value.errorMessage).toBe('the function failed on purpose');
+      expect(Array.isArray(r.value.trace)).toBe(true);
+      expect((await record(r.requestId)).status).toBe('error');
+    });
+  });
+
+  describe('warm instances', () => {
+    it('keeps module scope between invocations and records cold then warm', async () => {
+      const a = await invoke('counter');
+      const b = await invoke('counter');
+      expect(b.value.count).toBe(a.value.count + 1);
+      const recB = await record(b.requestId);
+      expect(recB.cold).toBe(false);
+      expect(recB.billedMs).toBeGreaterThanOrEqual(1);
+      expect(recB.billedMs).toBe(Math.max(1, Math.ceil(recB.durationMs)));
+      expect(recB.memoryMB).toBe(128);
+      expect(recB.maxRssBytes).toBeGreaterThan(0);
+      expect(recB.trigger).toBe('invoke');
+    });
+  });
+
+  describe('isolation', () => {
+    it('cannot read other functions, the data dir, the API key or /etc/shadow', async () => {
+      const code = join(n.dataDir, 'code');
+      const paths = [
+        join(n.dataDir, 'api-key'),
+        join(n.dataDir, 'nimbus.db'),
+        '/etc/shadow',
+        `/proc/1/environ`,
+      ];
+      const r = await invoke('reader', { paths });
+      const reads = r.value.reads as Record<string, { ok: boolean; content?: string }>;
+      for (const p of paths) expect(reads[p]?.ok, p).toBe(false);
+      // The other service's extracted code: find its path on the host, then ask the function to read it.
+      const other = await n.client.get('secretkeeper');
+      const otherFile = join(code, (other as any).codeSha256, 'keeper.js');
+      expect(readFileSync(otherFile, 'utf8')).toContain('other-function-code-secret');
+      const r2 = await invoke('reader', { paths: [otherFile] });
+      expect(r2.value.reads[otherFile].ok).toBe(false);
+      expect(JSON.stringify(r2.value)).not.toContain('other-function-code-secret');
+      expect(JSON.stringify(r2.value)).not.toContain(n.apiKey);
+    });
+
+    it('sees its own code read-only, its own tmp writable, and only its own env', async () => {
+      const r = await invoke('reader', { paths: [] });
+      expect(r.value.tmpWritable).toBe(true);
+      // Under bubblewrap /tmp is the instance's own; without it, /tmp is the host's and must stay closed.
+      expect(r.value.slashTmpWritable).toBe(mode.startsWith('bubblewrap') ? true : 'ERR_ACCESS_DENIED');
+      expect(r.value.codeWrite).not.toBe('WROTE');
+      expect(r.value.env.SECRET_OF_READER).toBe('reader-only');
+      expect(r.value.env.OTHER_SECRET).toBeUndefined();
+      expect(r.value.env.AWS_LAMBDA_FUNCTION_NAME).toBe('reader');
+      expect(Object.keys(r.value.env).some((k) => k.startsWith('NIMBUS'))).toBe(false);
+      if (process.getuid?.() === 0) expect(r.value.uid).not.toBe(0);
+      const own = await invoke('reader', { paths: [r.value.file] });
+      expect(own.value.reads[r.value.file].ok).toBe(true);
+    });
+  });
+
+  describe('concurrency', () => {
+    it('throttles a sync call beyond reserved concurrency with 429 and records it', async () => {
+      const slow = invoke('single');
+      await new Promise((r) => setTimeout(r, 200));
+      const res = await fetch(`${n.apiUrl}/2015-03-31/functions/single/invocations`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${n.apiKey}` },
+        body: '{}',
+      });
+      expect(res.status).toBe(429);
+      expect(res.headers.get('x-amzn-errortype')).toBe('TooManyRequestsException');
+      const body = (await res.json()) as { Reason: string };
+      expect(body.Reason).toBe('ReservedFunctionConcurrentInvocationLimitExceeded');
+      expect((await slow).value).toEqual({ done: true });
+      const rec = await record(res.headers.get('x-amzn-requestid')!);
+      expect(rec.status).toBe('throttled');
+    });
   });
 });

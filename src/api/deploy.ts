@@ -17,7 +17,14 @@ export interface DeployResponse {
 
 export class Deployer {
   constructor(
-    private readonly o: { store: Store; code: CodeCache; registry: FunctionRegistry; pool: StemCellPool },
+    private readonly o: {
+      store: Store;
+      code: CodeCache;
+      registry: FunctionRegistry;
+      pool: StemCellPool;
+      /** Checks the new routes against every other service's (the route table lives in the gateway). */
+      checkRoutes?: (manifest: Manifest) => string | null;
+    },
   ) {}
 
   async deploy(archive: Buffer): Promise<DeployResponse> {
@@ -25,10 +32,16 @@ export class Deployer {
     const dir = await this.o.code.put(sha256, archive);
     const manifestPath = join(dir, 'nimbus.yaml');
     if (!existsSync(manifestPath)) {
-      throw new ManifestError('nimbus.yaml', '', 'is missing from the uploaded archive; deploy a folder that has one');
+      throw new ManifestError(
+        'nimbus.yaml',
+        '',
+        'is missing from the uploaded archive; deploy a folder that has one',
+      );
     }
     const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), 'nimbus.yaml');
     checkHandlers(manifest, dir);
+    const conflict = this.o.checkRoutes?.(manifest);
+    if (conflict) throw new ManifestError('nimbus.yaml', 'events', conflict);
     const result: DeployResult = await this.o.store.deploy({
       service: manifest.service,
       functions: manifest.functions,
@@ -40,7 +53,9 @@ export class Deployer {
       service: manifest.service,
       functions: result.functions.map((f) => ({
         ...f,
-        routes: (manifest.functions.find((m) => m.name === f.name)?.routes ?? []).map((r) => `${r.method} ${r.path}`),
+        routes: (manifest.functions.find((m) => m.name === f.name)?.routes ?? []).map(
+          (r) => `${r.method} ${r.path}`,
+        ),
       })),
       removed: result.removed,
     };

@@ -15,5 +15,7 @@ export class ApiError extends Error {
   }
 }
 
-export const notFound = (what: string, hint?: string): ApiError => new ApiError(404, 'NotFound', `${what} not found`, hint);
-export const badRequest = (message: string, hint?: string): ApiError => new ApiError(400, 'BadRequest', message, hint);
+export const notFound = (what: string, hint?: string): ApiError =>
+  new ApiError(404, 'NotFound', `${what} not found`, hint);
+export const badRequest = (message: string, hint?: string): ApiError =>
+  new ApiError(400, 'BadRequest', message, hint);

@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { ManifestError } from '../config/manifest.js';
+import { PackageError } from '../build/package.js';
 import type { AsyncEvents } from '../events/async.js';
 import type { DefaultInvoker } from '../invoker/invoker.js';
 import type { FunctionRegistry } from '../invoker/registry.js';
@@ -54,13 +55,15 @@ export function createApiServer(o: ApiOptions): Server {
   async function handle(ctx: Ctx): Promise<void> {
     const { req, url } = ctx;
     const method = req.method ?? 'GET';
-    const limit = method === 'POST' && url.pathname === '/v1/deploy' ? MAX_DEPLOY_BYTES : MAX_SYNC_PAYLOAD + 1024;
+    const limit =
+      method === 'POST' && url.pathname === '/v1/deploy' ? MAX_DEPLOY_BYTES : MAX_SYNC_PAYLOAD + 1024;
     const body = await readBody(req, limit);
     authenticate(ctx, body);
 
     const invoke = INVOKE_PATH.exec(url.pathname);
     if (invoke && method === 'POST') return lambdaInvoke(ctx, decodeURIComponent(invoke[1]!), body);
-    if (url.pathname === '/v1/health' && method === 'GET') return send(ctx, 200, { status: 'ok', ...o.status() });
+    if (url.pathname === '/v1/health' && method === 'GET')
+      return send(ctx, 200, { status: 'ok', ...o.status() });
     if (url.pathname === '/v1/deploy' && method === 'POST') return deploy(ctx, body);
     if (url.pathname === '/v1/functions' && method === 'GET') {
       return send(ctx, 200, { functions: o.registry.all().map((f) => summary(f)) });
@@ -97,7 +100,12 @@ export function createApiServer(o: ApiOptions): Server {
       if (!rec) throw notFound(`invocation ${inv[1]}`);
       return send(ctx, 200, rec);
     }
-    throw new ApiError(404, 'NotFound', `no API route ${method} ${url.pathname}`, 'see docs/api.md for the routes');
+    throw new ApiError(
+      404,
+      'NotFound',
+      `no API route ${method} ${url.pathname}`,
+      'see docs/api.md for the routes',
+    );
   }
 
   function authenticate(ctx: Ctx, body: Buffer): void {
@@ -120,7 +128,12 @@ export function createApiServer(o: ApiOptions): Server {
       );
       if (v.ok) return;
       const status = v.code === 'InvalidSignatureException' || v.code === 'SignatureExpired' ? 403 : 401;
-      throw new ApiError(status, v.code, v.message, 'sign with access key id "nimbus" and the API key as the secret');
+      throw new ApiError(
+        status,
+        v.code,
+        v.message,
+        'sign with access key id "nimbus" and the API key as the secret',
+      );
     }
     throw new ApiError(
       401,
@@ -131,7 +144,8 @@ export function createApiServer(o: ApiOptions): Server {
   }
 
   async function deploy(ctx: Ctx, body: Buffer): Promise<void> {
-    if (body.length === 0) throw badRequest('the deploy body is empty', 'send a tar.gz of the service folder');
+    if (body.length === 0)
+      throw badRequest('the deploy body is empty', 'send a tar.gz of the service folder');
     try {
       send(ctx, 200, await o.deployer.deploy(body));
     } catch (err) {
@@ -139,10 +153,23 @@ export function createApiServer(o: ApiOptions): Server {
         throw new ApiError(400, 'InvalidManifest', err.message, 'fix the field named and deploy again');
       }
       if (err instanceof Error && (err as { code?: string }).code === 'FunctionOwnedByOtherService') {
-        throw new ApiError(409, 'FunctionOwnedByOtherService', err.message, 'rename the function or remove it first');
+        throw new ApiError(
+          409,
+          'FunctionOwnedByOtherService',
+          err.message,
+          'rename the function or remove it first',
+        );
       }
-      if (err instanceof Error && /TAR_|zlib|incorrect header|unexpected end/i.test(`${(err as { code?: string }).code} ${err.message}`)) {
-        throw badRequest(`the deploy body is not a valid tar.gz archive (${err.message})`, 'deploy with `npx nimbus deploy`');
+      if (err instanceof PackageError)
+        throw badRequest(`the uploaded archive was refused: ${err.message}`, err.hint);
+      if (
+        err instanceof Error &&
+        /TAR_|zlib|incorrect header|unexpected end/i.test(`${(err as { code?: string }).code} ${err.message}`)
+      ) {
+        throw badRequest(
+          `the deploy body is not a valid tar.gz archive (${err.message})`,
+          'deploy with `npx nimbus deploy`',
+        );
       }
       throw err;
     }
@@ -172,7 +199,11 @@ export function createApiServer(o: ApiOptions): Server {
     }
     const type = String(ctx.req.headers['x-amz-invocation-type'] ?? 'RequestResponse');
     if (type !== 'RequestResponse' && type !== 'Event' && type !== 'DryRun') {
-      throw new ApiError(400, 'InvalidParameterValueException', `X-Amz-Invocation-Type "${type}" is not valid`);
+      throw new ApiError(
+        400,
+        'InvalidParameterValueException',
+        `X-Amz-Invocation-Type "${type}" is not valid`,
+      );
     }
     const limit = type === 'Event' ? MAX_ASYNC_PAYLOAD : MAX_SYNC_PAYLOAD;
     if (body.length > limit) {
@@ -246,10 +277,18 @@ export function createApiServer(o: ApiOptions): Server {
     if (ctx.res.headersSent) return void ctx.res.destroy();
     if (ctx.aws) {
       const body = { Type: e.status >= 500 ? 'Service' : 'User', message: e.message, ...e.extra };
-      sendRaw(ctx, e.status, { 'x-amzn-errortype': e.code, 'x-amzn-requestid': ctx.requestId, 'content-type': 'application/json' }, JSON.stringify(body));
+      sendRaw(
+        ctx,
+        e.status,
+        { 'x-amzn-errortype': e.code, 'x-amzn-requestid': ctx.requestId, 'content-type': 'application/json' },
+        JSON.stringify(body),
+      );
       return;
     }
-    send(ctx, e.status, { error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) }, requestId: ctx.requestId });
+    send(ctx, e.status, {
+      error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) },
+      requestId: ctx.requestId,
+    });
   }
 
   return server;
@@ -359,7 +398,12 @@ function tooLarge(limit: number): ApiError {
 }
 
 function send(ctx: Ctx, status: number, body: unknown): void {
-  sendRaw(ctx, status, { 'content-type': 'application/json', 'x-nimbus-request-id': ctx.requestId }, JSON.stringify(body));
+  sendRaw(
+    ctx,
+    status,
+    { 'content-type': 'application/json', 'x-nimbus-request-id': ctx.requestId },
+    JSON.stringify(body),
+  );
 }
 
 function sendRaw(ctx: Ctx, status: number, headers: Record<string, string>, body: string): void {

@@ -13,11 +13,13 @@ export function parseRouteKey(key: string): { method: RouteMethod; path: string 
   if (!m) return `route "${key}" is not "METHOD /path" (for example "GET /items/{id}")`;
   const method = m[1]!.toUpperCase();
   const path = m[2]!;
-  if (!(METHODS as readonly string[]).includes(method)) return `method "${m[1]}" is not one of ${METHODS.join(', ')}`;
+  if (!(METHODS as readonly string[]).includes(method))
+    return `method "${m[1]}" is not one of ${METHODS.join(', ')}`;
   const segments = path.split('/').slice(1);
   for (const [i, seg] of segments.entries()) {
     const param = /^\{([A-Za-z0-9_.-]+)(\+)?\}$/.exec(seg);
-    if (seg.includes('{') && !param) return `path segment "${seg}" in "${key}" must be a whole {param} or {param+}`;
+    if (seg.includes('{') && !param)
+      return `path segment "${seg}" in "${key}" must be a whole {param} or {param+}`;
     if (param?.[2] && i !== segments.length - 1) {
       return `greedy parameter {${param[1]}+} must be the last segment of "${key}"`;
     }
@@ -39,7 +41,9 @@ const FunctionSchema = z.strictObject({
   handler: z
     .string()
     .regex(/^[^\s]+\.[^./\s]+$/, 'handler must be "path/file.export", for example "src/items.get"'),
-  runtime: z.literal('nodejs', { message: 'runtime must be "nodejs" (the only runtime for now)' }).default('nodejs'),
+  runtime: z
+    .literal('nodejs', { message: 'runtime must be "nodejs" (the only runtime for now)' })
+    .default('nodejs'),
   memory: z.number().int().min(128).max(10240).default(128),
   timeout: z.number().int().min(1).max(900).default(3),
   environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.coerce.string()).default({}),
@@ -48,10 +52,14 @@ const FunctionSchema = z.strictObject({
 });
 
 export const ManifestSchema = z.strictObject({
-  service: z.string().regex(NAME, 'service must start with a letter and use letters, digits, "-" or "_" (max 64)'),
+  service: z
+    .string()
+    .regex(NAME, 'service must start with a letter and use letters, digits, "-" or "_" (max 64)'),
   functions: z
     .record(
-      z.string().regex(NAME, 'function names start with a letter and use letters, digits, "-" or "_" (max 64)'),
+      z
+        .string()
+        .regex(NAME, 'function names start with a letter and use letters, digits, "-" or "_" (max 64)'),
       FunctionSchema,
     )
     .refine((fns) => Object.keys(fns).length > 0, 'declare at least one function under "functions"'),
@@ -115,7 +123,11 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
   for (const [name, f] of Object.entries(m.functions)) {
     for (const key of Object.keys(f.environment)) {
       if (RESERVED_ENV.test(key)) {
-        throw new ManifestError(file, `functions.${name}.environment.${key}`, 'is reserved by the runtime; rename it');
+        throw new ManifestError(
+          file,
+          `functions.${name}.environment.${key}`,
+          'is reserved by the runtime; rename it',
+        );
       }
     }
     const routes: Route[] = [];
@@ -127,7 +139,8 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       if (typeof route === 'string') throw new ManifestError(file, field, route);
       const norm = `${route.method} ${route.path.replace(/\{[^}]+?\+?\}/g, (p) => (p.endsWith('+}') ? '{+}' : '{}'))}`;
       const other = seenRoutes.get(norm);
-      if (other) throw new ManifestError(file, field, `route "${key}" is already used by function "${other}"`);
+      if (other)
+        throw new ManifestError(file, field, `route "${key}" is already used by function "${other}"`);
       seenRoutes.set(norm, name);
       routes.push({ ...route, payload });
     }

@@ -15,11 +15,16 @@ export const SettingsSchema = z.strictObject({
   /** Concurrent invocations across all functions on this node. */
   maxConcurrency: z.coerce.number().int().min(1).max(100000).default(100),
   region: z.string().default('us-east-1'),
-  accountId: z.string().regex(/^\d{12}$/).default('000000000000'),
+  accountId: z
+    .string()
+    .regex(/^\d{12}$/)
+    .default('000000000000'),
   /** Refuse to start without bubblewrap instead of falling back to a weaker sandbox. */
   requireBwrap: z.coerce.boolean().default(false),
   /** Turn bubblewrap off (tests of the fallback path). */
   disableBwrap: z.coerce.boolean().default(false),
+  /** Enforce memory by polling RSS instead of a cgroup (hosts whose cgroup setup misbehaves; tests). */
+  disableCgroup: z.coerce.boolean().default(false),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -40,6 +45,7 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   accountId: 'NIMBUS_ACCOUNT_ID',
   requireBwrap: 'NIMBUS_REQUIRE_BWRAP',
   disableBwrap: 'NIMBUS_DISABLE_BWRAP',
+  disableCgroup: 'NIMBUS_DISABLE_CGROUP',
   logLevel: 'NIMBUS_LOG_LEVEL',
 };
 
@@ -61,7 +67,10 @@ export function resolveSettings(
       source[key] = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
     } else if (env[envName] !== undefined && env[envName] !== '') {
       const v = env[envName];
-      merged[key] = key === 'requireBwrap' || key === 'disableBwrap' ? v === '1' || v === 'true' : v;
+      merged[key] =
+        key === 'requireBwrap' || key === 'disableBwrap' || key === 'disableCgroup'
+          ? v === '1' || v === 'true'
+          : v;
       source[key] = envName;
     }
   }

@@ -72,7 +72,9 @@ export class DefaultInvoker implements Invoker {
         status: 'not_found',
         error: {
           errorType: 'ResourceNotFoundException',
-          errorMessage: this.closed ? 'Nimbus is shutting down' : `Function not found: ${this.arn(req.functionName)}`,
+          errorMessage: this.closed
+            ? 'Nimbus is shutting down'
+            : `Function not found: ${this.arn(req.functionName)}`,
           trace: [],
         },
         durationMs: 0,
@@ -100,7 +102,11 @@ export class DefaultInvoker implements Invoker {
         functionName: fv.name,
         version: String(fv.version),
         status: 'throttled',
-        error: { errorType: 'TooManyRequestsException', errorMessage: `Rate Exceeded. (${decision.reason})`, trace: [] },
+        error: {
+          errorType: 'TooManyRequestsException',
+          errorMessage: `Rate Exceeded. (${decision.reason})`,
+          trace: [],
+        },
         durationMs: 0,
         cold: false,
         logs: '',
@@ -146,7 +152,11 @@ export class DefaultInvoker implements Invoker {
         functionName: fv.name,
         version: String(fv.version),
         status: 'unhandled',
-        error: { errorType: 'Nimbus.SandboxError', errorMessage: 'the sandbox could not be started', trace: [] },
+        error: {
+          errorType: 'Nimbus.SandboxError',
+          errorMessage: 'the sandbox could not be started',
+          trace: [],
+        },
         durationMs: performance.now() - t0,
         cold: true,
         logs: '',
@@ -176,7 +186,8 @@ export class DefaultInvoker implements Invoker {
       invokedFunctionArn: this.arn(name),
       logGroupName: `/aws/lambda/${name}`,
       logStreamName: `${new Date().toISOString().slice(0, 10).replace(/-/g, '/')}/[${fv.version}]${inst.id}`,
-      env: fv.config.environment,
+      // Without bubblewrap there is no private /tmp; TMPDIR (os.tmpdir()) points at the instance's own.
+      env: { ...fv.config.environment, TMPDIR: inst.tmpDirInside },
     };
   }
 
@@ -188,7 +199,11 @@ export class DefaultInvoker implements Invoker {
   private release(state: VersionState, inst: SandboxInstance, result: InvocationResult): void {
     if (result.kind === 'ok' || result.kind === 'error') {
       const current = this.o.registry.get(state.fv.name);
-      if (!this.closed && current?.version === state.fv.version && current.codeSha256 === state.fv.codeSha256) {
+      if (
+        !this.closed &&
+        current?.version === state.fv.version &&
+        current.codeSha256 === state.fv.codeSha256
+      ) {
         state.idle.push(inst);
         return;
       }
@@ -229,7 +244,8 @@ export class DefaultInvoker implements Invoker {
     const current = this.o.registry.get(name);
     for (const [key, state] of this.states) {
       if (state.fv.name !== name) continue;
-      if (current && current.version === state.fv.version && current.codeSha256 === state.fv.codeSha256) continue;
+      if (current && current.version === state.fv.version && current.codeSha256 === state.fv.codeSha256)
+        continue;
       for (const inst of state.idle.splice(0)) inst.stop();
       if (state.inFlight === 0) this.states.delete(key);
     }
@@ -283,9 +299,22 @@ function toOutcome(
   durationMs: number,
   cold: boolean,
 ): InvokeOutcome {
-  const base = { requestId, functionName: fv.name, version: String(fv.version), durationMs, cold, logs: r.logs };
+  const base = {
+    requestId,
+    functionName: fv.name,
+    version: String(fv.version),
+    durationMs,
+    cold,
+    logs: r.logs,
+  };
   if (r.kind === 'ok') return { ...base, status: 'ok', payload: r.payload };
   const status: InvocationStatus =
-    r.kind === 'timeout' ? 'timeout' : r.kind === 'oom' ? 'oom' : r.kind === 'unhandled' ? 'unhandled' : 'error';
+    r.kind === 'timeout'
+      ? 'timeout'
+      : r.kind === 'oom'
+        ? 'oom'
+        : r.kind === 'unhandled'
+          ? 'unhandled'
+          : 'error';
   return { ...base, status, error: r.error };
 }

@@ -12,7 +12,9 @@ export class FunctionRegistry {
     const all = await this.store.listFunctions();
     const next = new Map(all.map((f) => [f.name, f]));
     const changed = [...new Set([...this.latest.keys(), ...next.keys()])].filter(
-      (n) => this.latest.get(n)?.version !== next.get(n)?.version || this.latest.get(n)?.deployedAt !== next.get(n)?.deployedAt,
+      (n) =>
+        this.latest.get(n)?.version !== next.get(n)?.version ||
+        this.latest.get(n)?.deployedAt !== next.get(n)?.deployedAt,
     );
     this.latest = next;
     if (changed.length > 0) for (const fn of this.listeners) fn(changed);

@@ -66,13 +66,15 @@ function memoryCgroupParent(): string | null {
   }
 }
 
-export function detectSandbox(opts: { disableBwrap?: boolean } = {}): SandboxCapabilities {
+export function detectSandbox(
+  opts: { disableBwrap?: boolean; disableCgroup?: boolean } = {},
+): SandboxCapabilities {
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   const uid = root ? UNPRIVILEGED_ID : null;
   const gid = root ? UNPRIVILEGED_ID : null;
   const found = opts.disableBwrap ? null : which('bwrap');
   const bwrap = found && bwrapWorks(found, uid, gid) ? found : null;
-  const memoryCgroup = root ? memoryCgroupParent() : null;
+  const memoryCgroup = root && !opts.disableCgroup ? memoryCgroupParent() : null;
   const parts = [
     bwrap ? 'bubblewrap namespaces' : 'no bubblewrap (install the bubblewrap package for namespaces)',
     uid !== null ? `uid ${uid}` : 'same uid as nimbus',

@@ -2,7 +2,18 @@
 // is assigned one function version, and then serves one invocation at a time until it is stopped or dies.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  rmdirSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { InvokeMessage, SandboxMessage, SerializedError } from '../protocol/messages.js';
 import type { SandboxCapabilities } from './detect.js';
@@ -71,6 +82,8 @@ export class SandboxInstance {
   readonly tmpDir: string;
   /** The path the runtime should treat as its code directory. */
   readonly codeDirInside: string;
+  /** The instance's own writable directory as the function sees it: /tmp under bubblewrap, else its own dir. */
+  readonly tmpDirInside: string;
   /** Set by the scaler when the instance is given to a function version. */
   assignedTo: string | null = null;
   lastUsed = Date.now();
@@ -112,6 +125,7 @@ export class SandboxInstance {
     }
     const { cmd, args, uidOpts } = this.command();
     this.codeDirInside = caps.bwrap ? BWRAP_TASK : this.taskDir;
+    this.tmpDirInside = caps.bwrap ? '/tmp' : this.tmpDir;
     this.child = spawn(cmd, args, {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' },
@@ -148,7 +162,8 @@ export class SandboxInstance {
     });
     this.child.on('exit', (code, signal) => {
       clearTimeout(readyTimer);
-      if (!isReady) ready(new Error(`sandbox exited during start (${signal ?? code}): ${this.stderrTail.slice(-500)}`));
+      if (!isReady)
+        ready(new Error(`sandbox exited during start (${signal ?? code}): ${this.stderrTail.slice(-500)}`));
       this.onExit(code, signal);
     });
   }
@@ -188,6 +203,8 @@ export class SandboxInstance {
       `--allow-fs-read=${tmp}/*`,
       `--allow-fs-write=${tmp}/*`,
       `--max-old-space-size=${heapMB}`,
+      // Deployed TypeScript is bundled with inline source maps; traces should point at the user's .ts lines.
+      '--enable-source-maps',
       '--disable-warning=ExperimentalWarning',
       runtime,
     ];
@@ -196,7 +213,14 @@ export class SandboxInstance {
     if (bw) {
       const nodeDir = dirname(process.execPath);
       const binds = ['/usr', '/lib', '/lib64', '/lib32', '/bin', '/sbin'];
-      const etc = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/etc/ssl', '/etc/ca-certificates', '/etc/localtime'];
+      const etc = [
+        '/etc/resolv.conf',
+        '/etc/hosts',
+        '/etc/nsswitch.conf',
+        '/etc/ssl',
+        '/etc/ca-certificates',
+        '/etc/localtime',
+      ];
       args = [
         '--unshare-all',
         '--share-net',
@@ -274,7 +298,11 @@ export class SandboxInstance {
       } catch (err) {
         this.settle({
           kind: 'error',
-          error: { errorType: 'InvalidRequestContentException', errorMessage: (err as Error).message, trace: [] },
+          error: {
+            errorType: 'InvalidRequestContentException',
+            errorMessage: (err as Error).message,
+            trace: [],
+          },
           logs: '',
           rss: 0,
           initMs: undefined,
@@ -359,9 +387,17 @@ export class SandboxInstance {
           initMs: undefined,
         });
       } else if (this.fatal) {
-        this.settle({ kind: 'unhandled', error: this.fatal, logs: p.logs, rss: this.polledRss, initMs: undefined });
+        this.settle({
+          kind: 'unhandled',
+          error: this.fatal,
+          logs: p.logs,
+          rss: this.polledRss,
+          initMs: undefined,
+        });
       } else {
-        const how = signal ? `signal: ${signal.replace('SIG', '').toLowerCase()}` : `exit status ${code ?? 0}`;
+        const how = signal
+          ? `signal: ${signal.replace('SIG', '').toLowerCase()}`
+          : `exit status ${code ?? 0}`;
         this.settle({
           kind: 'unhandled',
           error: {
@@ -410,7 +446,10 @@ export class SandboxInstance {
     for (let depth = 0; depth < 5; depth++) {
       let children: string[];
       try {
-        children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+        children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+          .trim()
+          .split(/\s+/)
+          .filter(Boolean);
       } catch {
         break;
       }

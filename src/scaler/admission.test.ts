@@ -3,7 +3,9 @@ import { admit, fixedKeepAlive } from './admission.js';
 
 describe('admission', () => {
   it('admits below both limits', () => {
-    expect(admit({ functionInFlight: 1, reserved: 2, globalInFlight: 5, globalLimit: 10 })).toEqual({ ok: true });
+    expect(admit({ functionInFlight: 1, reserved: 2, globalInFlight: 5, globalLimit: 10 })).toEqual({
+      ok: true,
+    });
   });
   it('throttles at the reserved concurrency before the global one', () => {
     expect(admit({ functionInFlight: 2, reserved: 2, globalInFlight: 10, globalLimit: 10 })).toEqual({

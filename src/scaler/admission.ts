@@ -12,7 +12,10 @@ export interface AdmissionInput {
 
 export type Admission =
   | { ok: true }
-  | { ok: false; reason: 'ReservedFunctionConcurrentInvocationLimitExceeded' | 'ConcurrentInvocationLimitExceeded' };
+  | {
+      ok: false;
+      reason: 'ReservedFunctionConcurrentInvocationLimitExceeded' | 'ConcurrentInvocationLimitExceeded';
+    };
 
 export function admit(a: AdmissionInput): Admission {
   if (a.reserved !== undefined && a.functionInFlight >= a.reserved) {
