@@ -189,6 +189,14 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         await invoker.drain();
         invoker.close();
         pool.close();
+        // Responses of the last invocations are written after the invoker settles: close connections as
+        // they go idle, and cut only what is still open after a grace period.
+        const sweep = setInterval(() => {
+          gateway.closeIdleConnections();
+          api.closeIdleConnections();
+        }, 20);
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 3000))]);
+        clearInterval(sweep);
         gateway.closeAllConnections();
         api.closeAllConnections();
         await closed;

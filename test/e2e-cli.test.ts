@@ -1,0 +1,200 @@
+// The user's journey with real processes: `nimbus up` as its own process, the CLI commands against it,
+// and what survives a crash (accepted Event invokes) or a clean stop (in-flight work and its records).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FIXTURES, eventually } from './helpers.js';
+
+const ROOT = join(import.meta.dirname, '..');
+const BIN = join(ROOT, 'bin', 'nimbus.js');
+const dataDir = mkdtempSync(join(tmpdir(), 'nimbus-cli-'));
+const env = {
+  ...process.env,
+  NIMBUS_DATA: dataDir,
+  NIMBUS_LOG_LEVEL: 'warn',
+  NIMBUS_API_URL: '',
+  NIMBUS_API_KEY: '',
+};
+
+interface Up {
+  proc: ChildProcess;
+  info: { gatewayUrl: string; apiUrl: string; keyFile: string; sandboxLevel: string };
+  stderr: () => string;
+}
+
+function up(args: string[] = []): Promise<Up> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [BIN, 'up', '--port', '0', '--api-port', '0', '--json', ...args], {
+      env,
+      cwd: ROOT,
+    });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line) resolve({ proc, info: JSON.parse(line), stderr: () => err });
+    });
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    proc.on('exit', (code) => reject(new Error(`nimbus up exited with ${code}: ${err}`)));
+  });
+}
+
+function nimbus(
+  args: string[],
+  opts: { timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [BIN, ...args], { env, cwd: ROOT });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => p.kill('SIGINT'), opts.timeoutMs ?? 30_000);
+    p.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code: code ?? 1, stdout, stderr });
+    });
+  });
+}
+
+function exited(p: ChildProcess): Promise<number | null> {
+  return p.exitCode !== null ? Promise.resolve(p.exitCode) : new Promise((r) => p.on('exit', (c) => r(c)));
+}
+
+let server: Up;
+
+beforeAll(async () => {
+  server = await up(['--examples']);
+});
+afterAll(async () => {
+  server?.proc.kill('SIGTERM');
+  if (server) await exited(server.proc);
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('nimbus CLI against a running nimbus up', () => {
+  it('starts with the examples deployed and says where everything is', async () => {
+    expect(server.info.gatewayUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(server.info.keyFile).toBe(join(dataDir, 'api-key'));
+    expect(server.info.sandboxLevel.length).toBeGreaterThan(0);
+    const res = await fetch(`${server.info.gatewayUrl}/hello?name=Ada`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ message: 'Hello, Ada!' });
+  });
+
+  it('deploys the TypeScript example and serves its routes with path parameters', async () => {
+    const d = await nimbus(['deploy', 'examples/todo']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toContain('todos');
+    const gw = server.info.gatewayUrl;
+    const created = await fetch(`${gw}/todos`, {
+      method: 'POST',
+      body: JSON.stringify({ title: 'write tests' }),
+    });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    const got = await fetch(`${gw}/todos/${id}`);
+    expect(await got.json()).toMatchObject({ id, title: 'write tests', done: false });
+    expect((await fetch(`${gw}/todos/${id}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await fetch(`${gw}/todos/${id}`)).status).toBe(404);
+    const bad = await fetch(`${gw}/todos`, { method: 'POST', body: 'not json' });
+    expect(bad.status).toBe(400);
+  });
+
+  it('invokes a function and prints its result', async () => {
+    const r = await nimbus(['invoke', 'hello', '--data', '{"name":"Ada"}']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ message: 'Hello, Ada!' });
+  });
+
+  it('lists functions as a table and as JSON', async () => {
+    const table = await nimbus(['ls']);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/hello/);
+    const json = await nimbus(['ls', '--json']);
+    const names = (JSON.parse(json.stdout) as { functions: { name: string }[] }).functions.map((f) => f.name);
+    expect(names).toEqual(expect.arrayContaining(['hello', 'todos']));
+  });
+
+  it('shows logs and follows new ones', async () => {
+    const logs = await nimbus(['logs', 'hello']);
+    expect(logs.code).toBe(0);
+    expect(logs.stdout).toContain('saying hello to Ada');
+    const follow = spawn(process.execPath, [BIN, 'logs', 'hello', '--follow'], { env, cwd: ROOT });
+    let out = '';
+    follow.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise((r) => setTimeout(r, 700));
+    await fetch(`${server.info.gatewayUrl}/hello?name=Follower`);
+    await eventually(async () => out.includes('saying hello to Follower'));
+    follow.kill('SIGINT');
+    await exited(follow);
+  });
+
+  it('refuses a bad manifest with one line naming file and field, and changes nothing', async () => {
+    const before = (await nimbus(['ls', '--json'])).stdout;
+    const r = await nimbus(['deploy', join(FIXTURES, 'broken')]);
+    expect(r.code).not.toBe(0);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.at(-1)).toMatch(/nimbus\.yaml.*functions\.bad\.memory/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect((await nimbus(['ls', '--json'])).stdout).toBe(before);
+  });
+
+  it('removes a function; invoking it then fails with one line and exit 1', async () => {
+    expect((await nimbus(['rm', 'todos'])).code).toBe(0);
+    const r = await nimbus(['invoke', 'todos']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/todos/);
+  });
+});
+
+describe('durability', () => {
+  it('runs an accepted Event invoke after a crash and restart', async () => {
+    expect((await nimbus(['deploy', join(FIXTURES, 'durable')])).code).toBe(0);
+    const r = await nimbus(['invoke', 'slow', '--async', '--data', '{"ms":3000}', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const requestId = (JSON.parse(r.stdout) as { requestId: string }).requestId;
+    expect(requestId).toBeTruthy();
+    await new Promise((res) => setTimeout(res, 500));
+    server.proc.kill('SIGKILL');
+    await exited(server.proc);
+    server = await up();
+    const apiKey = readFileSync(join(dataDir, 'api-key'), 'utf8').trim();
+    const rec = await eventually(async () => {
+      const res = await fetch(`${server.info.apiUrl}/v1/invocations/${requestId}`, {
+        headers: { authorization: `Bearer ${apiKey}` },
+      });
+      return res.status === 200 ? ((await res.json()) as { status: string; trigger: string }) : undefined;
+    }, 20_000);
+    expect(rec).toMatchObject({ status: 'ok', trigger: 'event' });
+  });
+
+  it('finishes in-flight work and writes its record on SIGTERM', async () => {
+    expect((await nimbus(['deploy', join(FIXTURES, 'durable')])).code).toBe(0);
+    const apiKeyBefore = readFileSync(join(dataDir, 'api-key'), 'utf8').trim();
+    const pending = nimbus(['invoke', 'slow', '--data', '{"ms":1500}', '--json']);
+    // Stop only once the invocation is really running inside Nimbus.
+    await eventually(async () => {
+      const res = await fetch(`${server.info.apiUrl}/v1/health`, {
+        headers: { authorization: `Bearer ${apiKeyBefore}` },
+      });
+      return ((await res.json()) as { inFlight: number }).inFlight > 0;
+    });
+    server.proc.kill('SIGTERM');
+    const r = await pending;
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { requestId: string; payload: unknown };
+    expect(await exited(server.proc)).toBe(0);
+    server = await up();
+    const apiKey = readFileSync(join(dataDir, 'api-key'), 'utf8').trim();
+    const res = await fetch(`${server.info.apiUrl}/v1/invocations/${out.requestId}`, {
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'ok', functionName: 'slow' });
+  });
+});
