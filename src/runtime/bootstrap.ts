@@ -1,1 +1,207 @@
-// placeholder: the Lambda-semantics bootstrap lands here
+// The Node.js runtime inside a sandbox process: a generic "stem cell" that boots without any user code, becomes
+// one function's instance on the first invocation (which carries FunctionInit), then serves invocations one at
+// a time over the IPC channel with AWS Lambda's semantics. Protocol: src/protocol/messages.ts.
+import { performance } from 'node:perf_hooks';
+import type {
+  FunctionInit,
+  HostMessage,
+  InvokeMessage,
+  SandboxMessage,
+  SerializedError,
+} from '../protocol/messages.js';
+import { applyFunctionEnv } from './env.js';
+import { UnhandledPromiseRejection, toRapidError } from './errors.js';
+import {
+  abandonCurrent,
+  currentInvocationId,
+  isInvoking,
+  runInvocation,
+  setFunction,
+  setupInvoker,
+} from './invoke.js';
+import { loadHandler } from './loader.js';
+import { beginInit, endInvocation, installLogCapture, logError, setLogLevel, writeToStderr } from './logs.js';
+
+/** How long a fatal message may take to reach the host before the process exits regardless. */
+const FATAL_FLUSH_TIMEOUT_MS = 1000;
+// RIC's exit codes, so exit statuses read the same as on AWS.
+const EXIT_UNCAUGHT = 129;
+const EXIT_UNHANDLED_REJECTION = 128;
+
+// The bundle is CommonJS: these are the real location of dist/runtime/bootstrap.cjs.
+const RUNTIME_FILE = __filename;
+const RUNTIME_DIR = __dirname;
+
+type InitState =
+  | { kind: 'blank' }
+  | { kind: 'loading'; id: string }
+  | { kind: 'ready' }
+  | { kind: 'failed'; error: SerializedError };
+
+type RawSend = NonNullable<NodeJS.Process['send']>;
+
+let state: InitState = { kind: 'blank' };
+let dying = false;
+/** Only a host breaking the one-invocation-at-a-time rule (or invoking during init) puts anything here. */
+const queue: InvokeMessage[] = [];
+let rawSend: RawSend;
+
+function send(msg: SandboxMessage): void {
+  // After a disconnect, send() would emit an 'error' event nobody listens to; the process is exiting anyway.
+  if (process.connected) rawSend(msg);
+}
+
+function main(): void {
+  const channel = process.channel;
+  const ipcSend = process.send?.bind(process);
+  if (channel === undefined || ipcSend === undefined) {
+    writeToStderr('nimbus runtime: must be started with an IPC channel (stdio "ipc")\n');
+    process.exit(1);
+  }
+  rawSend = ipcSend;
+
+  installLogCapture((id, data) => send({ t: 'log', id, data }));
+  setupInvoker({ send, onIdle, channel });
+
+  process.on('uncaughtException', (err) => die(err, 'Uncaught Exception', EXIT_UNCAUGHT));
+  process.on('unhandledRejection', (reason) =>
+    die(new UnhandledPromiseRejection(reason), 'Unhandled Promise Rejection', EXIT_UNHANDLED_REJECTION),
+  );
+  // The host is gone: nobody is left to answer to.
+  process.on('disconnect', () => process.exit(0));
+  process.on('message', onMessage);
+
+  send({ t: 'ready', pid: process.pid });
+}
+
+function onMessage(raw: unknown): void {
+  if (typeof raw !== 'object' || raw === null) return;
+  const msg = raw as HostMessage;
+  if (msg.t === 'invoke') {
+    if (dying) return;
+    if (isBusy()) queue.push(msg);
+    else dispatch(msg);
+  } else if (msg.t === 'shutdown') {
+    process.exit(0);
+  }
+}
+
+function isBusy(): boolean {
+  return state.kind === 'loading' || isInvoking();
+}
+
+function onIdle(): void {
+  if (queue.length > 0) setImmediate(drainQueue);
+}
+
+function drainQueue(): void {
+  if (isBusy() || dying) return;
+  const next = queue.shift();
+  if (next !== undefined) dispatch(next);
+}
+
+function dispatch(msg: InvokeMessage): void {
+  switch (state.kind) {
+    case 'ready':
+      runInvocation(msg, undefined);
+      return;
+    case 'failed':
+      // The host should have discarded this instance; keep answering with the reason it is unusable.
+      replyInitError(msg.id, state.error, undefined, undefined);
+      onIdle();
+      return;
+    case 'blank':
+      if (msg.init === undefined) {
+        const err = Object.assign(new Error('The first invocation of an instance must carry init'), {
+          name: 'Runtime.NotInitialized',
+        });
+        replyInitError(msg.id, toRapidError(err), undefined, undefined);
+        onIdle();
+        return;
+      }
+      void initialize(msg, msg.init);
+      return;
+    case 'loading':
+      queue.push(msg);
+      return;
+  }
+}
+
+async function initialize(msg: InvokeMessage, init: FunctionInit): Promise<void> {
+  state = { kind: 'loading', id: msg.id };
+  beginInit(msg.id);
+  const t0 = performance.now();
+  applyFunctionEnv(init, RUNTIME_DIR, init.handler);
+  setLogLevel(process.env['AWS_LAMBDA_LOG_LEVEL']);
+  try {
+    process.chdir(init.codeDir);
+  } catch {
+    // not fatal: the handler is resolved against codeDir, not the cwd
+  }
+  try {
+    const loaded = await loadHandler(init.codeDir, init.handler, RUNTIME_FILE);
+    if (dying) return;
+    setFunction(init, loaded);
+    state = { kind: 'ready' };
+    runInvocation(msg, performance.now() - t0);
+  } catch (err) {
+    if (dying) return;
+    // What AWS logs when init fails; no request id exists yet, hence "undefined" in the line.
+    logError('Uncaught Exception', err);
+    const error = toRapidError(err);
+    state = { kind: 'failed', error };
+    replyInitError(msg.id, error, performance.now() - t0, endInvocation());
+    onIdle();
+  }
+}
+
+function replyInitError(
+  id: string,
+  error: SerializedError,
+  initMs: number | undefined,
+  logs: string | undefined,
+): void {
+  send({
+    t: 'result',
+    id,
+    ok: false,
+    error,
+    errorKind: 'init',
+    logs,
+    initMs,
+    rss: process.memoryUsage.rss(),
+  });
+}
+
+/**
+ * An uncaught exception or unhandled rejection: report it for the invocation in flight (null between
+ * invocations), then exit non-zero once the message is written, as RIC does. The exit code is set first so the
+ * process cannot end with 0 whichever way it goes down; output after this point goes to stderr on exit.
+ */
+function die(err: unknown, label: string, code: number): void {
+  if (dying) return;
+  dying = true;
+  process.exitCode = code;
+  const id = currentInvocationId() ?? (state.kind === 'loading' ? state.id : null);
+  logError(label, err);
+  abandonCurrent();
+  const logs = endInvocation();
+  const exit = (): void => {
+    process.exit(code);
+  };
+  const undelivered = (): void => {
+    if (logs !== undefined) writeToStderr(logs);
+    exit();
+  };
+  setTimeout(exit, FATAL_FLUSH_TIMEOUT_MS);
+  if (!process.connected) return undelivered();
+  try {
+    rawSend({ t: 'fatal', id, error: toRapidError(err), logs }, (sendErr: Error | null) =>
+      sendErr ? undelivered() : exit(),
+    );
+  } catch {
+    undelivered();
+  }
+}
+
+main();

@@ -1,0 +1,193 @@
+// Log capture. console.* becomes Lambda-format lines and raw stdout/stderr writes are kept as-is; everything
+// goes into one in-memory buffer that rides on the invocation's result message, so a handler that logs still
+// costs one IPC message when it finishes within the tick. Longer invocations get a debounced LogMessage.
+import { writeSync } from 'node:fs';
+import { format } from 'node:util';
+import { toFormatted } from './errors.js';
+
+type Level = 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
+const PRIORITY: Record<Level, number> = { TRACE: 1, DEBUG: 2, INFO: 3, WARN: 4, ERROR: 5, FATAL: 6 };
+
+/** Long enough that an invocation doing one fast I/O round trip still sends a single message. */
+const FLUSH_DELAY_MS = 10;
+/** An invocation that logs this much in one go is flushed at once rather than held in memory. */
+const HIGH_WATER = 256 * 1024;
+/** Output between invocations waits for the next one; a chatty background timer must not grow it forever. */
+const IDLE_CAP = 1024 * 1024;
+
+// RIC publishes the current request id here; some libraries read it.
+const REQUEST_ID_SYMBOL = Symbol.for('aws.lambda.runtime.requestId');
+
+let buf = '';
+/** The id printed in lines. AWS prints "undefined" during init and keeps the last id after an invocation. */
+let tag: string | undefined;
+/** The invocation that buffered output belongs to, or null between invocations. */
+let activeId: string | null = null;
+let minPriority = 1;
+let droppedBytes = 0;
+let sink: (id: string, data: string) => void = () => {};
+let flushTimer: NodeJS.Timeout | undefined;
+let flushArmed = false;
+
+export function installLogCapture(send: (id: string, data: string) => void): void {
+  sink = send;
+  const emitter = (level: Level) =>
+    function (...args: unknown[]): void {
+      if (PRIORITY[level] >= minPriority) line(level, args);
+    };
+  const info = emitter('INFO');
+  console.trace = emitter('TRACE');
+  console.debug = emitter('DEBUG');
+  console.info = info;
+  console.log = info;
+  console.warn = emitter('WARN');
+  console.error = emitter('ERROR');
+  // Non-standard, but RIC adds it and functions written for Lambda may call it.
+  Object.assign(console, { fatal: emitter('FATAL') });
+  patchWrite(process.stdout);
+  patchWrite(process.stderr);
+
+  // One timer for the life of the process, re-armed with refresh(): no allocation per flush. Unref'd so it never
+  // holds the event loop open (callbackWaitsForEmptyEventLoop must only wait for the function's own work).
+  flushArmed = true;
+  flushTimer = setTimeout(onFlushTimer, FLUSH_DELAY_MS);
+  flushTimer.unref();
+
+  // process.exit() from user code: nothing asynchronous runs after this, so hand the lines to the host via stderr.
+  process.on('exit', writeRemainingToStderr);
+}
+
+/** Honour AWS_LAMBDA_LOG_LEVEL as RIC does (unknown values mean everything). */
+export function setLogLevel(value: string | undefined): void {
+  const key = value?.toUpperCase() as Level | undefined;
+  minPriority = key !== undefined && key in PRIORITY ? PRIORITY[key] : 1;
+}
+
+/** Module init: output belongs to the first invocation but is tagged "undefined", as on AWS. */
+export function beginInit(id: string): void {
+  activeId = id;
+}
+
+export function beginInvocation(id: string): void {
+  activeId = id;
+  tag = id;
+  (globalThis as Record<symbol, unknown>)[REQUEST_ID_SYMBOL] = id;
+}
+
+/** Hands over what is buffered (undefined when nothing is) and detaches output from the invocation. */
+export function endInvocation(): string | undefined {
+  activeId = null;
+  return takeLogs();
+}
+
+export function takeLogs(): string | undefined {
+  if (droppedBytes > 0) {
+    const n = droppedBytes;
+    droppedBytes = 0;
+    buf += `[nimbus runtime] ${n} bytes of output written between invocations were dropped\n`;
+  }
+  if (buf === '') return undefined;
+  const data = buf;
+  buf = '';
+  return data;
+}
+
+/** RIC's structuredConsole.logError: "<label> \t{errorType,errorMessage,stack...}" at ERROR level. */
+export function logError(label: string, err: unknown): void {
+  if (PRIORITY.ERROR >= minPriority) line('ERROR', [label, toFormatted(err)]);
+}
+
+export function writeRemainingToStderr(): void {
+  const data = takeLogs();
+  if (data !== undefined) writeToStderr(data);
+}
+
+/** Straight to fd 2, synchronously, bypassing the capture hook: for when the IPC channel can no longer be used. */
+export function writeToStderr(data: string): void {
+  try {
+    writeSync(2, data);
+  } catch {
+    // stderr gone: nowhere left to put it
+  }
+}
+
+function line(level: Level, args: unknown[]): void {
+  let msg: string;
+  try {
+    msg = format(...args);
+  } catch (err) {
+    // util.format runs user code (inspect hooks, getters); a broken object must not break the caller.
+    msg = `[unformattable log message: ${err instanceof Error ? err.message : typeof err}]`;
+  }
+  let record = `${new Date().toISOString()}\t${tag}\t${level}\t${msg}`;
+  // One record per call: AWS turns embedded newlines into \r so a stack trace stays one CloudWatch event.
+  if (record.includes('\n')) record = record.replace(/\n/g, '\r');
+  append(record + '\n');
+}
+
+function append(s: string): void {
+  if (activeId === null) {
+    if (buf.length + s.length > IDLE_CAP) {
+      droppedBytes += s.length;
+      return;
+    }
+    buf += s;
+    return;
+  }
+  buf += s;
+  if (buf.length >= HIGH_WATER) flush();
+  else if (!flushArmed) {
+    flushArmed = true;
+    flushTimer?.refresh();
+  }
+}
+
+function onFlushTimer(): void {
+  flushArmed = false;
+  if (activeId !== null && buf !== '') flush();
+}
+
+function flush(): void {
+  const id = activeId;
+  const data = takeLogs();
+  if (id === null || data === undefined) return;
+  try {
+    sink(id, data);
+  } catch {
+    // the channel is gone; the process is about to be replaced
+  }
+}
+
+type WriteCallback = (err?: Error | null) => void;
+
+function patchWrite(stream: NodeJS.WriteStream): void {
+  const write = function (chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+    try {
+      if (typeof encoding === 'function') {
+        cb = encoding;
+        encoding = undefined;
+      }
+      append(chunkToString(chunk, encoding));
+    } catch {
+      // never let logging throw
+    }
+    if (typeof cb === 'function') process.nextTick(cb as WriteCallback, null);
+    return true;
+  };
+  stream.write = write as NodeJS.WriteStream['write'];
+}
+
+function chunkToString(chunk: unknown, encoding: unknown): string {
+  if (typeof chunk === 'string') {
+    return typeof encoding === 'string' &&
+      encoding !== 'utf8' &&
+      encoding !== 'utf-8' &&
+      Buffer.isEncoding(encoding)
+      ? Buffer.from(chunk, encoding).toString('utf8')
+      : chunk;
+  }
+  if (chunk instanceof Uint8Array) {
+    return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('utf8');
+  }
+  return String(chunk);
+}

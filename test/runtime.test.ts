@@ -1,0 +1,637 @@
+// The sandbox runtime, end to end: the real built bootstrap in a child process, driven over IPC with the
+// protocol the host uses, against small fixture functions.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type {
+  FatalMessage,
+  FunctionInit,
+  InvokeMessage,
+  ResultMessage,
+  SandboxMessage,
+} from '../src/protocol/messages.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const fixtures = join(root, 'test', 'fixtures', 'runtime');
+const CJS = join(fixtures, 'cjs');
+const ESM = join(fixtures, 'esm');
+const LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\t/;
+
+let tmp: string;
+let bootstrap: string;
+
+beforeAll(() => {
+  execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'inherit' });
+  // Run a private copy: another suite rebuilding dist/ concurrently must not pull the file from under us.
+  tmp = mkdtempSync(join(tmpdir(), 'nimbus-runtime-test-'));
+  mkdirSync(join(tmp, 'runtime'));
+  bootstrap = join(tmp, 'runtime', 'bootstrap.cjs');
+  copyFileSync(join(root, 'dist', 'runtime', 'bootstrap.cjs'), bootstrap);
+});
+
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+class Cell {
+  readonly proc: ChildProcess;
+  readonly messages: SandboxMessage[] = [];
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private waiters: Array<() => void> = [];
+  private seq = 0;
+
+  constructor(env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] }) {
+    this.proc = spawn(process.execPath, [bootstrap], {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      serialization: 'json',
+      cwd: tmpdir(),
+      env,
+    });
+    this.proc.stderr?.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
+    this.proc.on('message', (m: SandboxMessage) => {
+      this.messages.push(m);
+      for (const w of this.waiters.splice(0)) w();
+    });
+    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
+    cells.push(this);
+  }
+
+  /** The first message (already received or not) matching pred. */
+  waitFor<T extends SandboxMessage>(pred: (m: SandboxMessage) => m is T, timeoutMs = 5000): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`timed out; got ${JSON.stringify(this.messages)}`)),
+        timeoutMs,
+      );
+      const check = (): void => {
+        const found = this.messages.find(pred);
+        if (found) {
+          clearTimeout(timer);
+          resolve(found);
+        } else this.waiters.push(check);
+      };
+      check();
+    });
+  }
+
+  ready(): Promise<SandboxMessage> {
+    return this.waitFor((m): m is SandboxMessage => m.t === 'ready');
+  }
+
+  send(msg: InvokeMessage | { t: 'shutdown' }): void {
+    this.proc.send(msg);
+  }
+
+  /** Sends an invocation and resolves with its result or fatal message. */
+  invoke(
+    event: unknown,
+    opts: { init?: FunctionInit; id?: string; deadline?: number; clientContext?: unknown } = {},
+  ): Promise<ResultMessage | FatalMessage> {
+    const id = opts.id ?? `req-${++this.seq}`;
+    this.send({
+      t: 'invoke',
+      id,
+      init: opts.init,
+      event,
+      deadline: opts.deadline ?? Date.now() + 10_000,
+      clientContext: opts.clientContext,
+    });
+    return this.waitFor(
+      (m): m is ResultMessage | FatalMessage => (m.t === 'result' || m.t === 'fatal') && m.id === id,
+    );
+  }
+
+  async result(event: unknown, opts: Parameters<Cell['invoke']>[1] = {}): Promise<ResultMessage> {
+    const m = await this.invoke(event, opts);
+    if (m.t !== 'result') throw new Error(`expected a result, got ${JSON.stringify(m)}`);
+    return m;
+  }
+
+  /** Everything logged for one invocation: interim LogMessages plus what rode on the result/fatal. */
+  logsFor(id: string): string {
+    let out = '';
+    for (const m of this.messages) {
+      if (m.t === 'log' && m.id === id) out += m.data;
+      else if ((m.t === 'result' || m.t === 'fatal') && m.id === id) out += m.logs ?? '';
+    }
+    return out;
+  }
+}
+
+const cells: Cell[] = [];
+afterEach(() => {
+  for (const c of cells.splice(0))
+    if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+});
+
+function init(handler: string, codeDir = CJS, env: Record<string, string> = {}): FunctionInit {
+  return {
+    functionName: 'fixture-fn',
+    functionVersion: '7',
+    handler,
+    codeDir,
+    memoryMB: 256,
+    timeoutSec: 10,
+    region: 'eu-west-1',
+    invokedFunctionArn: 'arn:aws:lambda:eu-west-1:000000000000:function:fixture-fn',
+    logGroupName: '/aws/lambda/fixture-fn',
+    logStreamName: '2026/01/01/[7]abcdef',
+    env,
+  };
+}
+
+/** A fresh instance of `handler`, after its first (init-carrying) invocation. */
+async function cellWith(
+  handler: string,
+  event: unknown = {},
+  codeDir = CJS,
+): Promise<{ cell: Cell; first: ResultMessage | FatalMessage }> {
+  const cell = new Cell();
+  await cell.ready();
+  const first = await cell.invoke(event, { init: init(handler, codeDir), id: 'first' });
+  return { cell, first };
+}
+
+function ok(m: ResultMessage | FatalMessage): unknown {
+  expect(m).toMatchObject({ t: 'result', ok: true });
+  return JSON.parse((m as ResultMessage).payload ?? 'undefined');
+}
+
+describe('boot and init', () => {
+  it('reports ready, then loads the function on the first invocation and reports initMs and rss', async () => {
+    const cell = new Cell();
+    expect(await cell.ready()).toEqual({ t: 'ready', pid: cell.proc.pid });
+    const first = await cell.result({ n: 1 }, { init: init('index.counter') });
+    expect(first.ok).toBe(true);
+    expect(first.initMs).toBeGreaterThan(0);
+    expect(first.rss).toBeGreaterThan(1_000_000);
+    const second = await cell.result({});
+    expect(second.initMs).toBeUndefined();
+    expect(second.rss).toBeGreaterThan(1_000_000);
+  });
+
+  it('keeps module scope between warm invocations', async () => {
+    const { cell, first } = await cellWith('index.counter');
+    expect(ok(first)).toBe(1);
+    expect(ok(await cell.result({}))).toBe(2);
+    expect(ok(await cell.result({}))).toBe(3);
+  });
+
+  it('replaces the stem cell environment with the function environment and the Lambda variables', async () => {
+    const cell = new Cell({ PATH: process.env['PATH'], SECRET: 'x', NODE_OPTIONS: '' });
+    await cell.ready();
+    const fi = init('index.env', CJS, { MY_VAR: 'mine', AWS_REGION: 'us-east-1', LANG: 'C.UTF-8' });
+    const { env, cwd } = ok(await cell.invoke({}, { init: fi })) as {
+      env: Record<string, string>;
+      cwd: string;
+    };
+    expect(env['SECRET']).toBeUndefined();
+    expect(env['NODE_OPTIONS']).toBeUndefined();
+    expect(env['AWS_LAMBDA_RUNTIME_API']).toBeUndefined();
+    expect(env).toMatchObject({
+      MY_VAR: 'mine',
+      LANG: 'C.UTF-8', // not reserved: the function may override it
+      AWS_REGION: 'eu-west-1', // reserved: it may not
+      AWS_DEFAULT_REGION: 'eu-west-1',
+      AWS_LAMBDA_FUNCTION_NAME: 'fixture-fn',
+      AWS_LAMBDA_FUNCTION_VERSION: '7',
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '256',
+      AWS_LAMBDA_LOG_GROUP_NAME: '/aws/lambda/fixture-fn',
+      AWS_LAMBDA_LOG_STREAM_NAME: '2026/01/01/[7]abcdef',
+      LAMBDA_TASK_ROOT: CJS,
+      LAMBDA_RUNTIME_DIR: join(tmp, 'runtime'),
+      _HANDLER: 'index.env',
+      PATH: '/usr/local/bin:/usr/bin:/bin',
+      TZ: ':UTC',
+    });
+    expect(env['AWS_EXECUTION_ENV']).toMatch(/^AWS_Lambda_nodejs\d+\.x$/);
+    expect(cwd).toBe(CJS);
+  });
+
+  it('logs during init belong to the first invocation, tagged "undefined" as on AWS', async () => {
+    const { cell, first } = await cellWith('index.counter');
+    expect(cell.logsFor('first')).toMatch(/\tundefined\tINFO\tloading index\.js\n/);
+    expect(ok(first)).toBe(1);
+    await cell.result({}, { id: 'second' });
+    expect(cell.logsFor('second')).toBe('');
+  });
+});
+
+describe('handler resolution and module formats', () => {
+  it('loads a .js file as CommonJS under "type": "commonjs"', async () => {
+    const { first } = await cellWith('index.counter');
+    expect(ok(first)).toBe(1);
+  });
+
+  it('loads a .cjs file as CommonJS', async () => {
+    const { first } = await cellWith('common.handler');
+    expect(ok(first)).toEqual({ format: 'cjs', hasRequire: true });
+  });
+
+  it('loads a .mjs file as an ES module', async () => {
+    const { first } = await cellWith('module.handler');
+    expect(ok(first)).toEqual({ format: 'esm', url: true });
+  });
+
+  it('loads a .js file as an ES module under "type": "module", with top-level await', async () => {
+    const { cell, first } = await cellWith('index.handler', {}, ESM);
+    expect(ok(first)).toEqual({ config: { loaded: true }, calls: 1, hasRequire: false });
+    expect(ok(await cell.result({}))).toMatchObject({ calls: 2 });
+  });
+
+  it('finds a handler under the default export of an ES module', async () => {
+    const { first } = await cellWith('defaultonly.handler', {}, ESM);
+    expect(ok(first)).toBe('from default export');
+  });
+
+  it('resolves a nested export in a subdirectory: lib/api.v1.fn', async () => {
+    const { first } = await cellWith('lib/api.v1.fn', { x: 1 });
+    expect(ok(first)).toEqual({ nested: true, event: { x: 1 } });
+  });
+
+  const initErrors: Array<[string, string, string, RegExp]> = [
+    ['no dot', 'index', 'Runtime.MalformedHandlerName', /^Bad handler$/],
+    ['empty', '', 'Runtime.MalformedHandlerName', /^Bad handler$/],
+    ['relative path', '../cjs/index.counter', 'Runtime.MalformedHandlerName', /is not a valid handler name/],
+    ['missing module', 'nope.handler', 'Runtime.ImportModuleError', /^Error: Cannot find module 'nope'/],
+    [
+      'missing dependency',
+      'missingdep.handler',
+      'Runtime.ImportModuleError',
+      /nimbus-package-that-does-not-exist/,
+    ],
+    [
+      'missing export',
+      'index.nothing',
+      'Runtime.HandlerNotFound',
+      /^index\.nothing is undefined or not exported$/,
+    ],
+    [
+      'missing nested export',
+      'lib/api.v2.fn',
+      'Runtime.HandlerNotFound',
+      /^lib\/api\.v2\.fn is undefined or not exported$/,
+    ],
+    [
+      'export not a function',
+      'notfn.handler',
+      'Runtime.HandlerNotFound',
+      /^notfn\.handler is not a function$/,
+    ],
+    ['error during module init', 'initthrow.handler', 'TypeError', /^config missing$/],
+  ];
+  it.each(initErrors)('reports an init error: %s', async (_name, handler, errorType, message) => {
+    const { cell, first } = await cellWith(handler);
+    expect(first).toMatchObject({
+      t: 'result',
+      id: 'first',
+      ok: false,
+      errorKind: 'init',
+      error: { errorType },
+    });
+    const r = first as ResultMessage;
+    expect(r.error?.errorMessage).toMatch(message);
+    expect(r.payload).toBeUndefined();
+    expect(r.rss).toBeGreaterThan(0);
+    expect(cell.logsFor('first')).toContain(
+      `\tundefined\tERROR\tUncaught Exception \t{"errorType":"${errorType}"`,
+    );
+    // The instance stays unusable and says why.
+    expect(await cell.result({})).toMatchObject({ ok: false, errorKind: 'init', error: { errorType } });
+  });
+
+  it('reports a syntax error as Runtime.UserCodeSyntaxError', async () => {
+    const dir = join(tmp, 'syntax');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'package.json'), '{"type":"commonjs"}');
+    writeFileSync(join(dir, 'broken.js'), 'exports.handler = async () => { return 1;\n');
+    writeFileSync(join(dir, 'broken.mjs'), 'export const handler = ;\n');
+    const { first } = await cellWith('broken.handler', {}, dir);
+    expect(first).toMatchObject({
+      ok: false,
+      errorKind: 'init',
+      error: {
+        errorType: 'Runtime.UserCodeSyntaxError',
+        errorMessage: expect.stringMatching(/^SyntaxError: /),
+      },
+    });
+    rmSync(join(dir, 'broken.js')); // now broken.mjs is the one found
+    const esm = await cellWith('broken.handler', {}, dir);
+    expect(esm.first).toMatchObject({
+      errorKind: 'init',
+      error: { errorType: 'Runtime.UserCodeSyntaxError' },
+    });
+  });
+});
+
+describe('context', () => {
+  it('exposes the Lambda context', async () => {
+    const cell = new Cell();
+    await cell.ready();
+    const deadline = Date.now() + 5000;
+    const r = ok(
+      await cell.invoke(
+        { a: 1 },
+        { init: init('index.context'), id: 'ctx-1', deadline, clientContext: { c: 1 } },
+      ),
+    ) as Record<string, unknown>;
+    expect(r).toMatchObject({
+      event: { a: 1 },
+      awsRequestId: 'ctx-1',
+      functionName: 'fixture-fn',
+      functionVersion: '7',
+      memoryLimitInMB: '256',
+      invokedFunctionArn: 'arn:aws:lambda:eu-west-1:000000000000:function:fixture-fn',
+      logGroupName: '/aws/lambda/fixture-fn',
+      logStreamName: '2026/01/01/[7]abcdef',
+      clientContext: { c: 1 },
+      identityIsUndefined: true,
+      callbackWaitsForEmptyEventLoop: true,
+    });
+    expect(r['remaining']).toBeGreaterThan(3000);
+    expect(r['remaining']).toBeLessThanOrEqual(5000);
+    expect(r['keys']).toEqual(
+      expect.arrayContaining(['succeed', 'fail', 'done', 'getRemainingTimeInMillis']),
+    );
+  });
+
+  it('getRemainingTimeInMillis counts down to the deadline', async () => {
+    const cell = new Cell();
+    await cell.ready();
+    const r = ok(await cell.invoke({}, { init: init('index.remaining'), deadline: Date.now() + 3000 })) as {
+      first: number;
+      second: number;
+    };
+    expect(r.first).toBeLessThanOrEqual(3000);
+    expect(r.first).toBeGreaterThan(1500);
+    expect(r.first - r.second).toBeGreaterThanOrEqual(50);
+  });
+});
+
+describe('completion semantics', () => {
+  it('async handler: the resolved value is the result; undefined becomes null', async () => {
+    const { cell } = await cellWith('index.undef');
+    const r = await cell.result({});
+    expect(r).toMatchObject({ ok: true, payload: 'null' });
+  });
+
+  it('callback with callbackWaitsForEmptyEventLoop=true answers only once pending work is done', async () => {
+    const c = new Cell();
+    await c.ready();
+    const t0 = Date.now();
+    const r = await c.result({ delay: 250 }, { init: init('index.callbackWaits'), id: 'w' });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(240);
+    expect(r).toMatchObject({ ok: true, payload: '"callback result"' });
+    expect(c.logsFor('w')).toContain('\tw\tINFO\ttimer fired\n');
+    // ...and the instance keeps serving afterwards.
+    const t1 = Date.now();
+    await c.result({ delay: 10 });
+    expect(Date.now() - t1).toBeLessThan(1000);
+  });
+
+  it('callback with callbackWaitsForEmptyEventLoop=false answers at once; later output goes to the next invocation', async () => {
+    const cell = new Cell();
+    await cell.ready();
+    const t0 = Date.now();
+    const r = await cell.result({ delay: 300 }, { init: init('index.callbackNoWait'), id: 'nw-1' });
+    expect(Date.now() - t0).toBeLessThan(250);
+    expect(r).toMatchObject({ ok: true, payload: '"no wait result"' });
+    expect(cell.logsFor('nw-1')).not.toContain('late timer fired');
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await cell.result({ delay: 1 }, { id: 'nw-2' });
+    // Tagged with the id that was current when written, as AWS does.
+    expect(cell.logsFor('nw-2')).toContain('\tnw-1\tINFO\tlate timer fired\n');
+  });
+
+  it('callback(err) answers at once even when waiting for the event loop', async () => {
+    const t0 = Date.now();
+    const { first } = await cellWith('index.callbackError');
+    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(first).toMatchObject({
+      ok: false,
+      errorKind: 'handled',
+      error: { errorType: 'TypeError', errorMessage: 'bad input' },
+    });
+  });
+
+  it('context.succeed / fail / done answer immediately', async () => {
+    expect(ok((await cellWith('index.succeed')).first)).toEqual({ via: 'succeed' });
+    expect((await cellWith('index.fail')).first).toMatchObject({
+      ok: false,
+      errorKind: 'handled',
+      error: { errorType: 'Error', errorMessage: 'failed via context' },
+    });
+    expect((await cellWith('index.failNoArg')).first).toMatchObject({
+      ok: false,
+      error: { errorType: 'string', errorMessage: 'handled', trace: [] },
+    });
+    expect(ok((await cellWith('index.doneOk')).first)).toBe('done ok');
+    expect((await cellWith('index.doneErr')).first).toMatchObject({
+      ok: false,
+      errorKind: 'handled',
+      error: { errorType: 'string', errorMessage: 'done error string' },
+    });
+    const t0 = Date.now();
+    expect(ok((await cellWith('index.succeedWithPending')).first)).toBe('immediate');
+    expect(Date.now() - t0).toBeLessThan(450);
+  });
+
+  it('the first completion wins and later ones are ignored', async () => {
+    const { cell, first } = await cellWith('index.firstWins');
+    expect(ok(first)).toBe('first');
+    expect(cell.messages.filter((m) => m.t === 'result' && m.id === 'first')).toHaveLength(1);
+    const p = await cellWith('index.promiseBeforeCallback');
+    expect(ok(p.first)).toBe('promise');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(p.cell.messages.filter((m) => m.t === 'result')).toHaveLength(1);
+  });
+
+  it('a sync handler that never calls back answers null once its work is done, like AWS', async () => {
+    const { cell, first } = await cellWith('index.syncNoCallback');
+    expect(first).toMatchObject({ ok: true, payload: 'null' });
+    expect(cell.logsFor('first')).toContain('\tfirst\tINFO\twork done\n');
+  });
+
+  it('an async handler whose promise can never settle fails with Runtime.NodeJsExit', async () => {
+    const { cell, first } = await cellWith('index.asyncNeverSettles');
+    expect(first).toMatchObject({
+      ok: false,
+      errorKind: 'unhandled',
+      error: { errorType: 'Runtime.NodeJsExit' },
+    });
+    // The instance survives it.
+    expect(await cell.result({}, { id: 'again' })).toMatchObject({
+      ok: false,
+      error: { errorType: 'Runtime.NodeJsExit' },
+    });
+  });
+});
+
+describe('errors', () => {
+  it('a synchronous throw', async () => {
+    const { cell, first } = await cellWith('index.throwsSync');
+    expect(first).toMatchObject({
+      t: 'result',
+      ok: false,
+      errorKind: 'handled',
+      error: { errorType: 'Error', errorMessage: 'thrown synchronously' },
+    });
+    const trace = (first as ResultMessage).error?.trace ?? [];
+    expect(trace[0]).toBe('Error: thrown synchronously');
+    expect(trace.some((l) => l.includes('index.js'))).toBe(true);
+    expect(cell.logsFor('first')).toMatch(
+      /\tfirst\tERROR\tInvoke Error \t\{"errorType":"Error","errorMessage":"thrown synchronously".*"stack":\["Error: thrown synchronously",/,
+    );
+  });
+
+  it('a rejection with a custom error keeps its name', async () => {
+    const { first } = await cellWith('index.rejects');
+    expect(first).toMatchObject({
+      ok: false,
+      errorKind: 'handled',
+      error: { errorType: 'ValidationError', errorMessage: 'invalid order' },
+    });
+  });
+
+  it('non-Error rejections are reported by type, as AWS does', async () => {
+    expect((await cellWith('index.rejectsString')).first).toMatchObject({
+      ok: false,
+      error: { errorType: 'string', errorMessage: 'plain string', trace: [] },
+    });
+    expect((await cellWith('index.rejectsObject')).first).toMatchObject({
+      ok: false,
+      error: { errorType: 'object', errorMessage: '[object Object]', trace: [] },
+    });
+  });
+
+  it('a result that cannot be serialized is an error, and the instance survives', async () => {
+    const { cell, first } = await cellWith('index.circular');
+    expect(first).toMatchObject({
+      ok: false,
+      errorKind: 'handled',
+      error: { errorType: 'Runtime.JSONStringifyError', errorMessage: 'Unable to stringify response body' },
+    });
+    expect(await cell.result({})).toMatchObject({
+      ok: false,
+      error: { errorType: 'Runtime.JSONStringifyError' },
+    });
+  });
+});
+
+describe('logs', () => {
+  it('console.* lines are in Lambda format, tagged with the request id, attached to their invocation', async () => {
+    const cell = new Cell();
+    await cell.ready();
+    const r = await cell.result({ tag: 'one' }, { init: init('index.logs'), id: 'log-1' });
+    expect(r.payload).toBe('"logged"');
+    const logs = cell.logsFor('log-1');
+    const lines = logs.split('\n').filter(Boolean);
+    expect(lines.filter((l) => l.includes('\tlog-1\t')).every((l) => LINE.test(l))).toBe(true);
+    expect(logs).toContain('\tlog-1\tINFO\thello { a: 1 } one\n');
+    expect(logs).toContain('\tlog-1\tINFO\tinfo formatted\n');
+    expect(logs).toContain('\tlog-1\tWARN\twarn line\n');
+    expect(logs).toContain('\tlog-1\tERROR\tmulti\rline\n');
+    expect(logs).toContain('\tlog-1\tDEBUG\tdebug line\n');
+    expect(logs).toContain('\tlog-1\tTRACE\ttrace line\n');
+    expect(logs).toContain('raw stdout\n');
+    expect(logs).toContain('raw stderr\n');
+    // One message for an invocation that finished within its tick, logs included.
+    expect(cell.messages.filter((m) => m.t !== 'ready' && m.id === 'log-1')).toHaveLength(1);
+
+    await cell.result({ tag: 'two' }, { id: 'log-2' });
+    expect(cell.logsFor('log-2')).toContain('\tlog-2\tINFO\thello { a: 1 } two\n');
+    expect(cell.logsFor('log-2')).not.toContain('log-1');
+    expect(cell.logsFor('log-1')).not.toContain('two');
+  });
+
+  it('AWS_LAMBDA_LOG_LEVEL filters console output', async () => {
+    const cell = new Cell();
+    await cell.ready();
+    await cell.result(
+      { tag: 'x' },
+      { init: init('index.logs', CJS, { AWS_LAMBDA_LOG_LEVEL: 'warn' }), id: 'lvl' },
+    );
+    const logs = cell.logsFor('lvl');
+    expect(logs).toContain('\tlvl\tWARN\twarn line\n');
+    expect(logs).toContain('\tlvl\tERROR\tmulti\rline\n');
+    expect(logs).not.toMatch(/\t(INFO|DEBUG|TRACE)\t/);
+    expect(logs).toContain('raw stdout\n');
+  });
+
+  it('an invocation that runs on flushes its lines before it finishes', async () => {
+    const { cell, first } = await cellWith('index.slowLogs');
+    expect(ok(first)).toBe('slow');
+    const idx = cell.messages.findIndex((m) => m.t === 'log' && m.data.includes('before wait'));
+    const resIdx = cell.messages.indexOf(first);
+    expect(idx).toBeGreaterThanOrEqual(0);
+    expect(idx).toBeLessThan(resIdx);
+    expect(cell.logsFor('first')).toMatch(/before wait\n.*after wait\n/s);
+  });
+});
+
+describe('fatal errors and exits', () => {
+  it('an uncaught exception in a timer sends fatal for the invocation, then the process exits non-zero', async () => {
+    const { cell, first } = await cellWith('index.uncaught');
+    expect(first).toMatchObject({
+      t: 'fatal',
+      id: 'first',
+      error: { errorType: 'Error', errorMessage: 'kaboom' },
+    });
+    expect(cell.logsFor('first')).toContain('\tfirst\tINFO\tabout to crash\n');
+    expect(cell.logsFor('first')).toContain('\tfirst\tERROR\tUncaught Exception \t{"errorType":"Error"');
+    const { code } = await cell.exited;
+    expect(code).not.toBe(0);
+    expect(cell.messages.some((m) => m.t === 'result')).toBe(false);
+  });
+
+  it('an unhandled rejection sends fatal with Runtime.UnhandledPromiseRejection and exits non-zero', async () => {
+    const { cell, first } = await cellWith('index.unhandled');
+    expect(first).toMatchObject({
+      t: 'fatal',
+      id: 'first',
+      error: { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: 'Error: nobody catches me' },
+    });
+    expect((await cell.exited).code).not.toBe(0);
+    expect(cell.messages.some((m) => m.t === 'result')).toBe(false);
+  });
+
+  it('an uncaught exception between invocations sends fatal with a null id', async () => {
+    const { cell, first } = await cellWith('index.throwLater');
+    expect(ok(first)).toBe('answered');
+    const fatal = await cell.waitFor((m): m is FatalMessage => m.t === 'fatal');
+    expect(fatal).toMatchObject({
+      id: null,
+      error: { errorType: 'RangeError', errorMessage: 'after the response' },
+    });
+    expect(fatal.logs).toContain('\tfirst\tERROR\tUncaught Exception \t{"errorType":"RangeError"');
+    expect((await cell.exited).code).not.toBe(0);
+  });
+
+  it('process.exit() ends the process without a result; buffered lines go to stderr', async () => {
+    const cell = new Cell();
+    await cell.ready();
+    cell.send({ t: 'invoke', id: 'x', init: init('index.exit'), event: {}, deadline: Date.now() + 5000 });
+    const { code } = await cell.exited;
+    expect(code).toBe(3);
+    expect(cell.messages.filter((m) => m.t !== 'ready')).toEqual([]);
+    expect(cell.stderr).toMatch(/\tx\tINFO\texiting now\n/);
+  });
+
+  it('answers invocations sent back to back in order', async () => {
+    const { cell } = await cellWith('index.counter');
+    const [a, b, c] = await Promise.all([cell.result({}), cell.result({}), cell.result({})]);
+    expect([a.payload, b.payload, c.payload]).toEqual(['2', '3', '4']);
+  });
+
+  it('shutdown exits promptly with 0', async () => {
+    const { cell } = await cellWith('index.counter');
+    const t0 = Date.now();
+    cell.send({ t: 'shutdown' });
+    expect((await cell.exited).code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(1000);
+  });
+});
