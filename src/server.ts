@@ -7,13 +7,14 @@ import {
   mkdirSync,
   readFileSync,
   rmSync,
-  readdirSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { resolveSettings, type Settings, type SettingsInput } from './config/settings.js';
@@ -72,17 +73,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       'bubblewrap is required (NIMBUS_REQUIRE_BWRAP) but bwrap is missing or does not work here',
     );
   }
-  const runtimeDir = join(dataDir, 'runtime');
-  mkdirSync(runtimeDir, { recursive: true, mode: 0o755 });
-  const runtimeFile = join(runtimeDir, 'bootstrap.cjs');
-  copyFileSync(findRuntime(), runtimeFile);
-  chmodSync(runtimeFile, 0o644);
-  const sandboxRoot = join(dataDir, 'sandboxes');
-  // Instances of an earlier run that crashed leave directories behind; none of them is in use now.
-  if (existsSync(sandboxRoot))
-    for (const d of readdirSync(sandboxRoot)) rmSync(join(sandboxRoot, d), { recursive: true, force: true });
-  mkdirSync(sandboxRoot, { recursive: true, mode: 0o711 });
-  chmodSync(sandboxRoot, 0o711);
+  const { sandboxRoot, runtimeFile } = prepareSandboxRoot(dataDir, caps.uid !== null, (msg) => log.warn(msg));
 
   // Everything opened while starting is undone if a later step fails (a busy port, a bad example), so a
   // failed start leaves no listener, process or open database behind.
@@ -216,6 +207,38 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       }
     }
     throw err;
+  }
+}
+
+/**
+ * Where instance directories and the runtime live. The sandbox uid must be able to traverse every parent of
+ * it; a data dir under a private parent (/root, a 0700 temp dir) cannot serve, so a private-by-name folder
+ * in the system temp dir stands in. Leftovers of a crashed run are swept first.
+ */
+function prepareSandboxRoot(
+  dataDir: string,
+  dropsUid: boolean,
+  warn: (msg: string) => void,
+): { sandboxRoot: string; runtimeFile: string } {
+  let root = join(dataDir, 'sandboxes');
+  if (dropsUid && !traversableByOthers(dataDir)) {
+    const id = createHash('sha256').update(dataDir).digest('hex').slice(0, 16);
+    root = join(tmpdir(), `nimbus-sandboxes-${id}`);
+    warn(`the data dir ${dataDir} is not reachable by the sandbox user; instance folders go to ${root}`);
+  }
+  if (existsSync(root)) rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true, mode: 0o711 });
+  chmodSync(root, 0o711);
+  const runtimeFile = join(root, 'bootstrap.cjs');
+  copyFileSync(findRuntime(), runtimeFile);
+  chmodSync(runtimeFile, 0o644);
+  return { sandboxRoot: root, runtimeFile };
+}
+
+function traversableByOthers(dir: string): boolean {
+  for (let d = dir; ; d = dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) return false;
+    if (dirname(d) === d) return true;
   }
 }
 

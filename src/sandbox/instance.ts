@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chownSync,
+  copyFileSync,
   linkSync,
   mkdirSync,
   readdirSync,
@@ -515,7 +516,13 @@ export function linkTree(src: string, dst: string): void {
     } else if (ent.isSymbolicLink()) {
       symlinkSync(readlinkSync(s), d);
     } else if (ent.isFile()) {
-      linkSync(s, d);
+      try {
+        linkSync(s, d);
+      } catch (err) {
+        // Another filesystem (instance folders in the temp dir): copy instead of linking.
+        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+        copyFileSync(s, d);
+      }
     }
   }
 }

@@ -1,0 +1,97 @@
+// Core benchmark (issue: core platform). In one run:
+//  (a) cold start: the first request to each of 60 never-invoked functions, end to end through the gateway;
+//  (b) warm hello world through the gateway under autocannon -c 50, beside the same handler in a bare
+//      node:http server measured in the same run, and their ratio.
+// Figures, not pass/fail: absolute numbers drift on a shared 2-core machine, the ratio is what compares.
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { BIN, ROOT, autocannon, machine, percentile, saveResult, sleep, startJsonProcess, stop } from './lib.mjs';
+
+const COLD_FUNCTIONS = Number(process.env.BENCH_COLD_FUNCTIONS ?? 60);
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+// Cold requests are paced so the stem-cell pool refills between them, as it would between real arrivals.
+const COLD_GAP_MS = Number(process.env.BENCH_COLD_GAP_MS ?? 150);
+
+export async function runCore() {
+  const work = mkdtempSync(join(tmpdir(), 'nimbus-bench-'));
+  const data = join(work, 'data');
+  const coldDir = join(work, 'cold');
+  mkdirSync(coldDir);
+  const fns = Array.from({ length: COLD_FUNCTIONS }, (_, i) => `cold${i}`);
+  writeFileSync(
+    join(coldDir, 'nimbus.yaml'),
+    `service: coldbench\nfunctions:\n${fns.map((f) => `  ${f}:\n    handler: handler.handler\n    events:\n      - http: GET /${f}\n`).join('')}`,
+  );
+  writeFileSync(join(coldDir, 'handler.js'), "exports.handler = async () => ({ message: 'hello world' });\n");
+
+  const env = { ...process.env, NIMBUS_DATA: data, NIMBUS_LOG_LEVEL: 'warn', NIMBUS_MAX_CONCURRENCY: '200' };
+  const nimbus = await startJsonProcess(process.execPath, [BIN, 'up', '--port', '0', '--api-port', '0', '--json'], { env });
+  const result = { machine: machine(), date: new Date().toISOString(), sandbox: nimbus.info.sandboxLevel };
+  try {
+    const deploy = (dir) => execFileSync(process.execPath, [BIN, 'deploy', dir], { env, stdio: 'ignore' });
+    deploy(join(ROOT, 'bench', 'fixtures', 'hello'));
+    deploy(coldDir);
+    await sleep(1000);
+
+    // (a) cold starts
+    const cold = [];
+    for (const f of fns) {
+      await sleep(COLD_GAP_MS);
+      const t0 = performance.now();
+      const res = await fetch(`${nimbus.info.gatewayUrl}/${f}`);
+      await res.text();
+      cold.push(performance.now() - t0);
+      if (res.status !== 200) throw new Error(`cold request to ${f} answered ${res.status}`);
+    }
+    // A warm request for contrast, measured the same way.
+    const warmSingle = [];
+    for (let i = 0; i < 200; i++) {
+      const t0 = performance.now();
+      await (await fetch(`${nimbus.info.gatewayUrl}/cold0`)).text();
+      warmSingle.push(performance.now() - t0);
+    }
+    result.cold = {
+      functions: fns.length,
+      gapMs: COLD_GAP_MS,
+      p50: round(percentile(cold, 50)),
+      p99: round(percentile(cold, 99)),
+      max: round(Math.max(...cold)),
+      warmSequentialP50: round(percentile(warmSingle, 50)),
+    };
+    console.log(`cold start (first request to ${fns.length} functions, end to end): p50 ${result.cold.p50} ms, p99 ${result.cold.p99} ms; a warm request: p50 ${result.cold.warmSequentialP50} ms`);
+
+    // (b) warm throughput, Nimbus then the bare baseline, same autocannon settings.
+    const url = `${nimbus.info.gatewayUrl}/bench/hello`;
+    autocannon(url, { connections: CONNECTIONS, duration: 3 }); // warm-up: scale out to -c instances
+    const nim = autocannon(url, { connections: CONNECTIONS, duration: DURATION });
+    console.log(`nimbus warm: ${nim.reqPerSec} req/s, p50 ${nim.p50} ms, p99 ${nim.p99} ms, non-2xx ${nim.non2xx}`);
+    result.nimbus = nim;
+  } finally {
+    await stop(nimbus.proc);
+  }
+  const bare = await startJsonProcess(process.execPath, [join(ROOT, 'bench', 'bare-server.mjs')]);
+  try {
+    const url = `http://127.0.0.1:${bare.info.port}/`;
+    autocannon(url, { connections: CONNECTIONS, duration: 3 });
+    result.bare = autocannon(url, { connections: CONNECTIONS, duration: DURATION });
+    console.log(`bare node:http: ${result.bare.reqPerSec} req/s, p50 ${result.bare.p50} ms, p99 ${result.bare.p99} ms`);
+  } finally {
+    await stop(bare.proc);
+  }
+  result.warmRatio = round(result.nimbus.reqPerSec / result.bare.reqPerSec, 3);
+  console.log(`warm ratio nimbus/bare: ${result.warmRatio}`);
+  rmSync(work, { recursive: true, force: true });
+  return result;
+}
+
+function round(v, digits = 2) {
+  return Math.round(v * 10 ** digits) / 10 ** digits;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const r = await runCore();
+  console.log(`saved ${saveResult('core', r)}`);
+}

@@ -1,0 +1,74 @@
+// Shared pieces of the benchmarks: child processes, autocannon runs, percentiles, result files.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cpus, totalmem } from 'node:os';
+
+export const ROOT = new URL('..', import.meta.url).pathname;
+export const BIN = join(ROOT, 'bin', 'nimbus.js');
+
+/** Starts a process that prints one JSON line when ready; resolves with that line and the process. */
+export function startJsonProcess(cmd, args, opts = {}) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve({ proc, info: JSON.parse(out.slice(0, nl)) });
+    });
+    proc.stderr.on('data', (d) => (err += d));
+    proc.on('exit', (code) => reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${err.slice(-2000)}`)));
+  });
+}
+
+export function stop(proc) {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null) return resolve();
+    proc.once('exit', () => resolve());
+    proc.kill('SIGTERM');
+    setTimeout(() => proc.kill('SIGKILL'), 10_000).unref();
+  });
+}
+
+/** autocannon as its own process, so the load generator does not share an event loop with a target. */
+export function autocannon(url, { connections = 50, duration = 10 } = {}) {
+  const out = execFileSync(
+    process.execPath,
+    [join(ROOT, 'node_modules', 'autocannon', 'autocannon.js'), '-c', String(connections), '-d', String(duration), '-j', url],
+    { maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  const r = JSON.parse(out.toString());
+  return {
+    reqPerSec: Math.round(r.requests.average),
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    total: r.requests.total,
+  };
+}
+
+export function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+export function machine() {
+  return { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) };
+}
+
+export function saveResult(name, result) {
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const file = join(dir, `${stamp}-${name}.json`);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(join(dir, `latest-${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  return file;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
