@@ -28,7 +28,8 @@ import { DefaultInvoker } from './invoker/invoker.js';
 import { FunctionRegistry } from './invoker/registry.js';
 import { detectSandbox, releaseCgroupParent } from './sandbox/detect.js';
 import { StemCellPool } from './sandbox/pool.js';
-import { fixedKeepAlive } from './scaler/admission.js';
+import { FixedKeepAlive, type KeepAlivePolicy } from './scaler/policy.js';
+import { HybridHistogramPolicy } from './scaler/hybrid.js';
 import { openSqliteStore } from './store/sqlite/index.js';
 import { packageService } from './build/package.js';
 
@@ -91,13 +92,22 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     });
     undo.push(() => pool.close());
     for (const f of registry.all()) pool.ensure(f.config.memory);
+    const fixed = new FixedKeepAlive(settings.keepAliveSec * 1000);
+    const policies: Record<string, KeepAlivePolicy> = {
+      fixed,
+      hybrid: new HybridHistogramPolicy({ fallbackKeepAliveMs: settings.keepAliveSec * 1000 }),
+    };
     const invoker = new DefaultInvoker({
       store,
       registry,
       pool,
       code,
-      keepAlive: fixedKeepAlive(settings.keepAliveSec * 1000),
+      keepAlive: policies[settings.keepAlivePolicy] ?? fixed,
+      policies,
       maxConcurrency: settings.maxConcurrency,
+      memoryBudgetMB: settings.memoryBudgetMB,
+      scaleOut: { burst: settings.scaleOutBurst, perSecond: settings.scaleOutPerSec },
+      queueing: settings.queueing,
       region: settings.region,
       accountId: settings.accountId,
       onError: (err, context) => log.error({ err }, context),

@@ -47,7 +47,15 @@ const FunctionSchema = z.strictObject({
   memory: z.number().int().min(128).max(10240).default(128),
   timeout: z.number().int().min(1).max(900).default(3),
   environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.coerce.string()).default({}),
-  concurrency: z.strictObject({ reserved: z.number().int().min(0).max(100000).optional() }).default({}),
+  concurrency: z
+    .strictObject({
+      reserved: z.number().int().min(0).max(100000).optional(),
+      provisioned: z.number().int().min(0).max(10000).optional(),
+      perInstance: z.number().int().min(1).max(1000).optional(),
+    })
+    .default({}),
+  /** "fixed" (the platform's window), "hybrid" (histogram policy), or a fixed window in seconds. */
+  keepAlive: z.union([z.enum(['fixed', 'hybrid']), z.number().int().min(0).max(86400)]).optional(),
   events: z.array(EventSchema).default([]),
 });
 
@@ -81,6 +89,11 @@ export interface FunctionConfig {
   timeout: number;
   environment: Record<string, string>;
   reservedConcurrency: number | undefined;
+  /** Initialized instances kept ready at all times. */
+  provisionedConcurrency?: number | undefined;
+  /** Invocations one instance serves at once (1, the Lambda model, unless set). */
+  perInstanceConcurrency?: number | undefined;
+  keepAlive?: 'fixed' | 'hybrid' | number | undefined;
   routes: Route[];
 }
 
@@ -121,6 +134,14 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
   const functions: FunctionConfig[] = [];
   const seenRoutes = new Map<string, string>();
   for (const [name, f] of Object.entries(m.functions)) {
+    const { reserved, provisioned } = f.concurrency;
+    if (reserved !== undefined && provisioned !== undefined && provisioned > reserved) {
+      throw new ManifestError(
+        file,
+        `functions.${name}.concurrency.provisioned`,
+        `is ${provisioned} but reserved is ${reserved}; provisioned instances cannot exceed reserved concurrency`,
+      );
+    }
     for (const key of Object.keys(f.environment)) {
       if (RESERVED_ENV.test(key)) {
         throw new ManifestError(
@@ -152,6 +173,13 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       timeout: f.timeout,
       environment: f.environment,
       reservedConcurrency: f.concurrency.reserved,
+      ...(f.concurrency.provisioned !== undefined
+        ? { provisionedConcurrency: f.concurrency.provisioned }
+        : {}),
+      ...(f.concurrency.perInstance !== undefined
+        ? { perInstanceConcurrency: f.concurrency.perInstance }
+        : {}),
+      ...(f.keepAlive !== undefined ? { keepAlive: f.keepAlive } : {}),
       routes,
     });
   }

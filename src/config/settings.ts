@@ -1,5 +1,6 @@
 // Platform settings: one schema, resolved flag > environment > default (a settings file joins later, between
 // environment and default). Errors name the setting and its source.
+import { totalmem } from 'node:os';
 import { z } from 'zod';
 
 export const SettingsSchema = z.strictObject({
@@ -10,6 +11,19 @@ export const SettingsSchema = z.strictObject({
   dataDir: z.string().min(1).default('./.nimbus'),
   /** Idle instances stop after this many seconds (AWS keeps roughly 5-15 minutes). */
   keepAliveSec: z.coerce.number().min(0).max(86400).default(600),
+  /** The platform's keep-alive policy; functions may choose another with `keepAlive` in the manifest. */
+  keepAlivePolicy: z.enum(['fixed', 'hybrid']).default('fixed'),
+  /** Sum of configured memory of all instances on this node (default: 75% of RAM). */
+  memoryBudgetMB: z.coerce
+    .number()
+    .int()
+    .min(128)
+    .default(() => Math.floor((totalmem() * 0.75) / 2 ** 20)),
+  /** New instances per function per second after the burst (AWS: 1,000 per 10 s). */
+  scaleOutPerSec: z.coerce.number().min(1).default(100),
+  scaleOutBurst: z.coerce.number().int().min(1).default(1000),
+  /** Short invocations may wait for a busy warm instance when that beats a cold start (see docs). */
+  queueing: z.coerce.boolean().default(true),
   /** Ready stem cells kept per memory size in use. */
   stemCells: z.coerce.number().int().min(0).max(256).default(4),
   /** Concurrent invocations across all functions on this node. */
@@ -39,6 +53,11 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   apiPort: 'NIMBUS_API_PORT',
   dataDir: 'NIMBUS_DATA',
   keepAliveSec: 'NIMBUS_KEEP_ALIVE',
+  keepAlivePolicy: 'NIMBUS_KEEP_ALIVE_POLICY',
+  memoryBudgetMB: 'NIMBUS_MEMORY_BUDGET_MB',
+  scaleOutPerSec: 'NIMBUS_SCALE_OUT_PER_SEC',
+  scaleOutBurst: 'NIMBUS_SCALE_OUT_BURST',
+  queueing: 'NIMBUS_QUEUEING',
   stemCells: 'NIMBUS_STEM_CELLS',
   maxConcurrency: 'NIMBUS_MAX_CONCURRENCY',
   region: 'NIMBUS_REGION',
@@ -68,7 +87,7 @@ export function resolveSettings(
     } else if (env[envName] !== undefined && env[envName] !== '') {
       const v = env[envName];
       merged[key] =
-        key === 'requireBwrap' || key === 'disableBwrap' || key === 'disableCgroup'
+        key === 'requireBwrap' || key === 'disableBwrap' || key === 'disableCgroup' || key === 'queueing'
           ? v === '1' || v === 'true'
           : v;
       source[key] = envName;

@@ -1,10 +1,12 @@
-// The single entry for every invocation: admission, instance choice (warm, stem cell, or 429), deadline,
-// result, and one record per invocation. It knows sandboxes only through the pool and instance types.
+// The single entry for every invocation: admission and instance choice (asked of the scaler), the deadline,
+// the result, and one record per invocation. It carries out the scaler's decisions on real sandbox processes.
 import { randomUUID } from 'node:crypto';
 import type { FunctionInit, InvokeMessage } from '../protocol/messages.js';
-import type { SandboxInstance, InvocationResult } from '../sandbox/instance.js';
+import type { InvocationResult, SandboxInstance } from '../sandbox/instance.js';
 import type { StemCellPool } from '../sandbox/pool.js';
-import { admit, type KeepAlivePolicy } from '../scaler/admission.js';
+import { FixedKeepAlive, type KeepAlivePolicy } from '../scaler/policy.js';
+import { queueSlots } from '../scaler/queueing.js';
+import { Scaler, type Action, type FunctionScaleStats, type ThrottleReason } from '../scaler/scaler.js';
 import type { FunctionVersion, InvocationRecord, InvocationStatus, Store } from '../store/types.js';
 import type { CodeCache } from './code-cache.js';
 import type { FunctionRegistry } from './registry.js';
@@ -15,56 +17,64 @@ export interface InvokerOptions {
   registry: FunctionRegistry;
   pool: StemCellPool;
   code: CodeCache;
+  /** The platform's keep-alive policy; functions may name another in their manifest. */
   keepAlive: KeepAlivePolicy;
+  policies?: Record<string, KeepAlivePolicy>;
   maxConcurrency: number;
+  memoryBudgetMB: number;
+  scaleOut?: { burst: number; perSecond: number };
+  /** Let very short invocations wait for a busy warm instance when that is quicker than a cold start. */
+  queueing?: boolean;
   region: string;
   accountId: string;
   onError?: (err: unknown, context: string) => void;
 }
 
-/** Instances of one function version. */
-interface VersionState {
+/** What the invoker has learnt about one function version, to size waits against cold starts. */
+interface VersionInfo {
   fv: FunctionVersion;
-  idle: SandboxInstance[];
-  inFlight: number;
-  cold: number;
-  warm: number;
-  throttled: number;
+  /** Exponentially weighted mean of warm invocation durations, ms (0 until measured). */
+  warmMs: number;
+  /** Exponentially weighted mean of cold invocation durations, ms. */
+  coldMs: number;
 }
 
-export interface FunctionStats {
-  name: string;
-  version: number;
-  idle: number;
-  busy: number;
-  cold: number;
-  warm: number;
-  throttled: number;
-}
+const MAX_REQUEUES = 3;
 
 export class DefaultInvoker implements Invoker {
-  private states = new Map<string, VersionState>();
-  /** In-flight per function name (all versions), for reserved concurrency. */
-  private perFunction = new Map<string, number>();
-  private inFlight = 0;
+  readonly scaler: Scaler;
+  private instances = new Map<string, SandboxInstance>();
+  /** Cold starts in progress: their process is being taken from the pool and given the function's code. */
+  private startingInstances = new Map<string, Promise<SandboxInstance>>();
+  private versions = new Map<string, VersionInfo>();
   private drainWaiters: (() => void)[] = [];
-  private sweeper: NodeJS.Timeout;
+  private ticker: NodeJS.Timeout;
   private closed = false;
+  private starting = 0;
 
   constructor(private readonly o: InvokerOptions) {
-    this.sweeper = setInterval(() => this.sweep(), 1000);
-    this.sweeper.unref();
-    o.registry.onChange((names) => {
-      for (const name of names) this.retireOldVersions(name);
+    this.scaler = new Scaler({
+      globalConcurrency: o.maxConcurrency,
+      memoryBudgetMB: o.memoryBudgetMB,
+      policy: o.keepAlive,
+      ...(o.scaleOut ? { scaleOut: o.scaleOut } : {}),
     });
+    for (const fv of o.registry.all()) this.register(fv);
+    o.registry.onChange((names) => {
+      for (const name of names) this.refresh(name);
+    });
+    this.ticker = setInterval(() => this.tick(), 1000);
+    this.ticker.unref();
+    // Provisioned instances of functions deployed before this start come up now, not a second later.
+    setImmediate(() => this.tick());
   }
 
   async invoke(req: InvokeRequest): Promise<InvokeOutcome> {
     const requestId = req.requestId ?? randomUUID();
     const start = Date.now();
     const t0 = performance.now();
-    const fv = this.o.registry.get(req.functionName);
-    if (!fv || this.closed) {
+    const fv = this.closed ? undefined : this.o.registry.get(req.functionName);
+    if (!fv) {
       return {
         requestId,
         functionName: req.functionName,
@@ -82,54 +92,45 @@ export class DefaultInvoker implements Invoker {
         logs: '',
       };
     }
-    const key = `${fv.name}:${fv.version}`;
-    let state = this.states.get(key);
-    if (!state) {
-      state = { fv, idle: [], inFlight: 0, cold: 0, warm: 0, throttled: 0 };
-      this.states.set(key, state);
-    }
-    const fnInFlight = this.perFunction.get(fv.name) ?? 0;
-    const decision = admit({
-      functionInFlight: fnInFlight,
-      reserved: fv.config.reservedConcurrency,
-      globalInFlight: this.inFlight,
-      globalLimit: this.o.maxConcurrency,
-    });
-    if (!decision.ok) {
-      state.throttled++;
-      const outcome: InvokeOutcome = {
-        requestId,
-        functionName: fv.name,
-        version: String(fv.version),
-        status: 'throttled',
-        error: {
-          errorType: 'TooManyRequestsException',
-          errorMessage: `Rate Exceeded. (${decision.reason})`,
-          trace: [],
-        },
-        durationMs: 0,
-        cold: false,
-        logs: '',
-      };
-      this.record(req, outcome, start, fv, 0, null);
-      return outcome;
-    }
+    const key = versionKey(fv);
+    const info = this.versions.get(key) ?? this.register(fv);
 
-    this.inFlight++;
-    this.perFunction.set(fv.name, fnInFlight + 1);
-    state.inFlight++;
-    try {
-      let inst = state.idle.pop();
-      const cold = inst === undefined;
+    for (let attempt = 0; ; attempt++) {
+      const slots = this.o.queueing === false ? 0 : queueSlots(info.warmMs, info.coldMs);
+      const a = this.scaler.acquire(key, Date.now(), slots);
+      if (a.kind === 'throttle') return this.throttled(req, requestId, fv, start, a.reason);
+      let inst: SandboxInstance | undefined;
       let init: FunctionInit | undefined;
+      try {
+        if (a.kind === 'cold') {
+          for (const id of a.evict) this.stopInstance(id);
+          const starting = this.startInstance(a.instance, fv);
+          this.startingInstances.set(a.instance, starting);
+          try {
+            inst = await starting;
+          } finally {
+            this.startingInstances.delete(a.instance);
+          }
+          init = this.init(fv, inst);
+        } else {
+          // A warm choice may be an instance whose cold start is still under way: wait for its process.
+          inst =
+            this.instances.get(a.instance) ??
+            (await this.startingInstances.get(a.instance)?.catch(() => undefined));
+        }
+      } catch (err) {
+        this.o.onError?.(err, `start ${fv.name}`);
+        this.carryOut(this.scaler.release(a.instance, Date.now(), false));
+        const outcome = this.failure(requestId, fv, 'the sandbox could not be started', t0);
+        this.record(req, outcome, start, fv, 0, null);
+        this.settled();
+        return outcome;
+      }
       if (!inst) {
-        state.cold++;
-        const codeDir = this.o.code.peek(fv.codeSha256) ?? (await this.o.code.dir(fv.codeSha256));
-        inst = await this.o.pool.acquire(fv.config.memory);
-        inst.assign(key, codeDir);
-        init = this.init(fv, inst);
-      } else {
-        state.warm++;
+        // The scaler handed out an instance whose process is already gone: forget it and choose again.
+        this.carryOut(this.scaler.release(a.instance, Date.now(), false));
+        this.settled();
+        continue;
       }
       const msg: InvokeMessage = {
         t: 'invoke',
@@ -140,37 +141,130 @@ export class DefaultInvoker implements Invoker {
         ...(req.clientContext !== undefined ? { clientContext: req.clientContext } : {}),
       };
       const result = await inst.invoke(msg, fv.config.timeout);
-      const durationMs = performance.now() - t0;
-      this.release(state, inst, result);
-      const outcome = toOutcome(requestId, fv, result, durationMs, cold);
+      const healthy = result.kind === 'ok' || result.kind === 'error';
+      if (!healthy && !inst.dead) inst.stop();
+      this.carryOut(this.scaler.release(a.instance, Date.now(), healthy));
+      this.settled();
+      if (result.kind === 'requeue') {
+        if (attempt < MAX_REQUEUES) continue;
+        const outcome = this.failure(requestId, fv, 'no instance could take the invocation', t0);
+        this.record(req, outcome, start, fv, 0, null);
+        return outcome;
+      }
+      // Billed and recorded: the time it ran, not the time it waited behind another invocation.
+      const durationMs = result.durationMs;
+      learn(info, a.kind === 'cold', a.kind === 'cold' ? performance.now() - t0 : durationMs);
+      const outcome = toOutcome(requestId, fv, result, durationMs, a.kind === 'cold');
       this.record(req, outcome, start, fv, Math.max(result.rss, inst.polledRss), result.initMs ?? null);
       return outcome;
-    } catch (err) {
-      this.o.onError?.(err, `invoke ${fv.name}`);
-      const outcome: InvokeOutcome = {
-        requestId,
-        functionName: fv.name,
-        version: String(fv.version),
-        status: 'unhandled',
-        error: {
-          errorType: 'Nimbus.SandboxError',
-          errorMessage: 'the sandbox could not be started',
-          trace: [],
-        },
-        durationMs: performance.now() - t0,
-        cold: true,
-        logs: '',
-      };
-      this.record(req, outcome, start, fv, 0, null);
-      return outcome;
-    } finally {
-      state.inFlight--;
-      this.inFlight--;
-      const left = (this.perFunction.get(fv.name) ?? 1) - 1;
-      if (left === 0) this.perFunction.delete(fv.name);
-      else this.perFunction.set(fv.name, left);
-      if (this.inFlight === 0) for (const w of this.drainWaiters.splice(0)) w();
     }
+  }
+
+  private register(fv: FunctionVersion): VersionInfo {
+    const key = versionKey(fv);
+    const cfg = fv.config;
+    this.scaler.register({
+      key,
+      name: fv.name,
+      memoryMB: cfg.memory,
+      reserved: cfg.reservedConcurrency,
+      provisioned: cfg.provisionedConcurrency ?? 0,
+      perInstance: cfg.perInstanceConcurrency ?? 1,
+      policy: this.policyFor(cfg.keepAlive),
+    });
+    const info: VersionInfo = { fv, warmMs: 0, coldMs: 0 };
+    this.versions.set(key, info);
+    this.o.pool.ensure(cfg.memory);
+    return info;
+  }
+
+  private fixedPolicies = new Map<number, KeepAlivePolicy>();
+
+  /** The manifest names a policy, or a fixed window in seconds (one shared policy object per window). */
+  private policyFor(keepAlive: 'fixed' | 'hybrid' | number | undefined): KeepAlivePolicy | undefined {
+    if (keepAlive === undefined) return undefined;
+    if (typeof keepAlive === 'string') return this.o.policies?.[keepAlive];
+    let p = this.fixedPolicies.get(keepAlive);
+    if (!p) this.fixedPolicies.set(keepAlive, (p = new FixedKeepAlive(keepAlive * 1000)));
+    return p;
+  }
+
+  /** A function was deployed or removed: serve the latest version, retire the others. */
+  private refresh(name: string): void {
+    const current = this.o.registry.get(name);
+    const currentKey = current ? versionKey(current) : null;
+    for (const [key, info] of this.versions) {
+      if (info.fv.name !== name || key === currentKey) continue;
+      this.carryOut(this.scaler.retire(key));
+      this.versions.delete(key);
+    }
+    if (current) this.register(current);
+    else this.scaler.forgetName(name);
+    this.tick();
+  }
+
+  private async startInstance(id: string, fv: FunctionVersion): Promise<SandboxInstance> {
+    const codeDir = this.o.code.peek(fv.codeSha256) ?? (await this.o.code.dir(fv.codeSha256));
+    const inst = await this.o.pool.acquire(fv.config.memory);
+    inst.assign(versionKey(fv), codeDir);
+    this.instances.set(id, inst);
+    inst.onExitOnce(() => {
+      if (this.instances.get(id) === inst) this.instances.delete(id);
+      this.scaler.failed(id);
+    });
+    return inst;
+  }
+
+  /** Provisioned and pre-warmed instances: started and initialized with no invocation. */
+  private async warmUp(id: string, key: string): Promise<void> {
+    const info = this.versions.get(key);
+    if (!info) return this.scaler.failed(id);
+    this.starting++;
+    try {
+      const inst = await this.startInstance(id, info.fv);
+      const r = await inst.invoke(
+        {
+          t: 'invoke',
+          id: `warmup-${id}`,
+          event: null,
+          deadline: 0,
+          warmup: true,
+          init: this.init(info.fv, inst),
+        },
+        info.fv.config.timeout,
+      );
+      if (r.kind === 'ok' && !this.closed) this.scaler.started(id, Date.now());
+      else {
+        inst.stop();
+        this.scaler.failed(id);
+      }
+    } catch (err) {
+      this.o.onError?.(err, `warm up ${key}`);
+      this.scaler.failed(id);
+    } finally {
+      this.starting--;
+      this.settled();
+    }
+  }
+
+  private carryOut(actions: Action[]): void {
+    for (const a of actions) {
+      if (a.kind === 'stop') this.stopInstance(a.instance);
+      else {
+        for (const id of a.evict) this.stopInstance(id);
+        void this.warmUp(a.instance, a.key);
+      }
+    }
+  }
+
+  private stopInstance(id: string): void {
+    const inst = this.instances.get(id);
+    this.instances.delete(id);
+    inst?.stop();
+  }
+
+  private tick(): void {
+    if (!this.closed) this.carryOut(this.scaler.tick(Date.now()));
   }
 
   private init(fv: FunctionVersion, inst: SandboxInstance): FunctionInit {
@@ -195,21 +289,38 @@ export class DefaultInvoker implements Invoker {
     return `arn:aws:lambda:${this.o.region}:${this.o.accountId}:function:${name}`;
   }
 
-  /** Healthy instances go back to the idle stack (LIFO keeps the warmest on top); broken ones are gone. */
-  private release(state: VersionState, inst: SandboxInstance, result: InvocationResult): void {
-    if (result.kind === 'ok' || result.kind === 'error') {
-      const current = this.o.registry.get(state.fv.name);
-      if (
-        !this.closed &&
-        current?.version === state.fv.version &&
-        current.codeSha256 === state.fv.codeSha256
-      ) {
-        state.idle.push(inst);
-        return;
-      }
-    }
-    // init failures leave a half-loaded module; unhandled, timeout and oom already killed the process.
-    if (result.kind === 'init' || this.closed || !inst.dead) inst.stop();
+  private throttled(
+    req: InvokeRequest,
+    requestId: string,
+    fv: FunctionVersion,
+    start: number,
+    reason: ThrottleReason,
+  ): InvokeOutcome {
+    const outcome: InvokeOutcome = {
+      requestId,
+      functionName: fv.name,
+      version: String(fv.version),
+      status: 'throttled',
+      error: { errorType: 'TooManyRequestsException', errorMessage: `Rate Exceeded. (${reason})`, trace: [] },
+      durationMs: 0,
+      cold: false,
+      logs: '',
+    };
+    this.record(req, outcome, start, fv, 0, null);
+    return outcome;
+  }
+
+  private failure(requestId: string, fv: FunctionVersion, message: string, t0: number): InvokeOutcome {
+    return {
+      requestId,
+      functionName: fv.name,
+      version: String(fv.version),
+      status: 'unhandled',
+      error: { errorType: 'Nimbus.SandboxError', errorMessage: message, trace: [] },
+      durationMs: performance.now() - t0,
+      cold: true,
+      logs: '',
+    };
   }
 
   private record(
@@ -240,62 +351,47 @@ export class DefaultInvoker implements Invoker {
     this.o.store.appendInvocation(rec);
   }
 
-  private retireOldVersions(name: string): void {
-    const current = this.o.registry.get(name);
-    for (const [key, state] of this.states) {
-      if (state.fv.name !== name) continue;
-      if (current && current.version === state.fv.version && current.codeSha256 === state.fv.codeSha256)
-        continue;
-      for (const inst of state.idle.splice(0)) inst.stop();
-      if (state.inFlight === 0) this.states.delete(key);
-    }
-    if (current) this.o.pool.ensure(current.config.memory);
+  private settled(): void {
+    if (this.scaler.totals.inFlight === 0 && this.starting === 0)
+      for (const w of this.drainWaiters.splice(0)) w();
   }
 
-  private sweep(): void {
-    const now = Date.now();
-    for (const state of this.states.values()) {
-      // Idle instances are stacked oldest-first; stop from the bottom while the policy says so.
-      while (state.idle.length > 0 && this.o.keepAlive.shouldStop(state.idle[0]!.lastUsed, now)) {
-        state.idle.shift()!.stop();
-      }
-      for (let i = state.idle.length - 1; i >= 0; i--) if (state.idle[i]!.dead) state.idle.splice(i, 1);
-    }
-  }
-
-  stats(): FunctionStats[] {
-    return [...this.states.values()].map((s) => ({
-      name: s.fv.name,
-      version: s.fv.version,
-      idle: s.idle.length,
-      busy: s.inFlight,
-      cold: s.cold,
-      warm: s.warm,
-      throttled: s.throttled,
-    }));
+  stats(): (FunctionScaleStats & { version: number })[] {
+    return this.scaler.stats().map((s) => ({ ...s, version: Number(s.key.split(':')[1] ?? 0) }));
   }
 
   get inFlightCount(): number {
-    return this.inFlight;
+    return this.scaler.totals.inFlight;
   }
 
   /** Resolves once nothing is running (new invocations are still accepted until close()). */
   drain(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve();
+    if (this.scaler.totals.inFlight === 0 && this.starting === 0) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   close(): void {
     this.closed = true;
-    clearInterval(this.sweeper);
-    for (const state of this.states.values()) for (const inst of state.idle.splice(0)) inst.stop();
+    clearInterval(this.ticker);
+    for (const inst of this.instances.values()) inst.stop();
+    this.instances.clear();
   }
+}
+
+function versionKey(fv: FunctionVersion): string {
+  return `${fv.name}:${fv.version}:${fv.codeSha256.slice(0, 12)}`;
+}
+
+/** Running means of durations; the first measurement seeds them. */
+function learn(info: VersionInfo, cold: boolean, ms: number): void {
+  if (cold) info.coldMs = info.coldMs === 0 ? ms : info.coldMs * 0.8 + ms * 0.2;
+  else info.warmMs = info.warmMs === 0 ? ms : info.warmMs * 0.9 + ms * 0.1;
 }
 
 function toOutcome(
   requestId: string,
   fv: FunctionVersion,
-  r: InvocationResult,
+  r: Exclude<InvocationResult, { kind: 'requeue' }>,
   durationMs: number,
   cold: boolean,
 ): InvokeOutcome {

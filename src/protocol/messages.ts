@@ -30,6 +30,13 @@ export interface InvokeMessage {
   event: unknown;
   /** Epoch ms at which the host kills the invocation; getRemainingTimeInMillis() counts down to it. */
   deadline: number;
+  /**
+   * When present, the deadline is counted from the moment the runtime starts this invocation (the host may
+   * send the next invocation while the current one still runs; the instance still runs one at a time).
+   */
+  timeoutMs?: number;
+  /** Initialize only (provisioned or pre-warmed instances): load the function, run no handler, answer ok. */
+  warmup?: boolean;
   clientContext?: unknown;
 }
 

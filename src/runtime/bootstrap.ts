@@ -103,6 +103,11 @@ function drainQueue(): void {
 function dispatch(msg: InvokeMessage): void {
   switch (state.kind) {
     case 'ready':
+      if (msg.warmup) {
+        replyWarm(msg.id, undefined, undefined);
+        onIdle();
+        return;
+      }
       runInvocation(msg, undefined);
       return;
     case 'failed':
@@ -143,6 +148,11 @@ async function initialize(msg: InvokeMessage, init: FunctionInit): Promise<void>
     if (dying) return;
     setFunction(init, loaded);
     state = { kind: 'ready' };
+    if (msg.warmup) {
+      replyWarm(msg.id, performance.now() - t0, endInvocation());
+      onIdle();
+      return;
+    }
     runInvocation(msg, performance.now() - t0);
   } catch (err) {
     if (dying) return;
@@ -153,6 +163,11 @@ async function initialize(msg: InvokeMessage, init: FunctionInit): Promise<void>
     replyInitError(msg.id, error, performance.now() - t0, endInvocation());
     onIdle();
   }
+}
+
+/** Answers a warm-up (initialize-only) request: the function is loaded, no handler ran. */
+function replyWarm(id: string, initMs: number | undefined, logs: string | undefined): void {
+  send({ t: 'result', id, ok: true, payload: 'null', logs, initMs, rss: process.memoryUsage.rss() });
 }
 
 function replyInitError(

@@ -101,7 +101,11 @@ export function abandonCurrent(): void {
 }
 
 export function runInvocation(msg: InvokeMessage, initMs: number | undefined): void {
-  const inv = new Invocation(msg.id, msg.deadline, initMs);
+  const inv = new Invocation(
+    msg.id,
+    msg.timeoutMs === undefined ? msg.deadline : Date.now() + msg.timeoutMs,
+    initMs,
+  );
   current = inv;
   onDrain = OnDrain.Default;
   beginInvocation(inv.id);

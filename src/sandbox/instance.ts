@@ -29,6 +29,7 @@ export interface InstanceEnv {
 
 export type InvocationResult =
   | { kind: 'ok'; payload: string; logs: string; rss: number; initMs: number | undefined }
+  | { kind: 'requeue'; logs: string; rss: number; initMs: number | undefined }
   | {
       kind: 'error' | 'init' | 'unhandled' | 'timeout' | 'oom';
       error: SerializedError;
@@ -36,6 +37,9 @@ export type InvocationResult =
       rss: number;
       initMs: number | undefined;
     };
+
+/** A result with how long the invocation ran (from when it started running, not when it was sent). */
+export type TimedResult = InvocationResult & { durationMs: number };
 
 /** Paths as the process inside the sandbox sees them. */
 const BWRAP_TASK = '/var/task';
@@ -45,12 +49,17 @@ const MAX_LOG_BYTES = 256 * 1024;
 
 interface Pending {
   id: string;
-  resolve: (r: InvocationResult) => void;
   logs: string;
-  timer: NodeJS.Timeout;
+  /** Set once this invocation is the one running (the head of the queue). */
+  timer: NodeJS.Timeout | null;
   timeoutSec: number;
-  rss: number;
+  /** performance.now() when it started running. */
+  startedAt: number;
+  resolveTimed: (r: TimedResult) => void;
 }
+
+/** The invocation never started (the process died or stopped first); the invoker runs it elsewhere. */
+const REQUEUE: InvocationResult = { kind: 'requeue', logs: '', rss: 0, initMs: undefined };
 
 let counter = 0;
 
@@ -92,7 +101,7 @@ export class SandboxInstance {
   /** Peak RSS polled while busy (bytes), when no cgroup enforces the limit. */
   polledRss = 0;
   private child: ChildProcess;
-  private pending: Pending | null = null;
+  private pending: Pending[] = [];
   private cgroup: string | null;
   private stderrTail = '';
   private killedBy: 'timeout' | 'oom' | 'stop' | null = null;
@@ -183,7 +192,12 @@ export class SandboxInstance {
   }
 
   get busy(): boolean {
-    return this.pending !== null;
+    return this.pending.length > 0;
+  }
+
+  /** Invocations sent and not yet answered (the running one and any queued behind it). */
+  get queued(): number {
+    return this.pending.length;
   }
 
   onExitOnce(fn: (inst: SandboxInstance) => void): void {
@@ -279,25 +293,22 @@ export class SandboxInstance {
     this.assignedTo = functionKey;
   }
 
-  invoke(msg: InvokeMessage, timeoutSec: number): Promise<InvocationResult> {
-    if (this.dead) {
-      return Promise.resolve({
-        kind: 'unhandled',
-        error: { errorType: 'Runtime.ExitError', errorMessage: 'sandbox is not running', trace: [] },
-        logs: '',
-        rss: 0,
-        initMs: undefined,
-      });
-    }
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => this.kill('timeout'), timeoutSec * 1000);
-      this.pending = { id: msg.id, resolve, logs: '', timer, timeoutSec, rss: 0 };
-      this.polledRss = 0;
-      if (!this.cgroup) watchMemory(this, true);
+  /**
+   * Sends an invocation. The process runs one invocation at a time; a second one sent while the first runs is
+   * queued inside the runtime and starts when the first ends (its timeout clock starts then too). Sending it
+   * ahead saves a wake-up per invocation when the scaler decides a short wait beats a cold start.
+   */
+  invoke(msg: InvokeMessage, timeoutSec: number): Promise<TimedResult> {
+    if (this.dead) return Promise.resolve({ ...REQUEUE, durationMs: 0 });
+    return new Promise((resolveTimed) => {
+      const p: Pending = { id: msg.id, resolveTimed, logs: '', timer: null, timeoutSec, startedAt: 0 };
+      this.pending.push(p);
+      if (this.pending.length === 1) this.startHead();
+      msg.timeoutMs = timeoutSec * 1000;
       try {
         this.child.send(msg);
       } catch (err) {
-        this.settle({
+        this.settle(p, {
           kind: 'error',
           error: {
             errorType: 'InvalidRequestContentException',
@@ -312,26 +323,47 @@ export class SandboxInstance {
     });
   }
 
-  private settle(r: InvocationResult): void {
-    const p = this.pending;
-    if (!p) return;
-    this.pending = null;
-    clearTimeout(p.timer);
-    if (!this.cgroup) watchMemory(this, false);
+  /** The head of the queue is the invocation running now: its timeout and the memory watch start here. */
+  private startHead(): void {
+    const head = this.pending[0];
+    if (!head || head.timer) return;
+    head.timer = setTimeout(() => this.kill('timeout'), head.timeoutSec * 1000);
+    head.startedAt = performance.now();
+    this.polledRss = 0;
+    if (!this.cgroup) watchMemory(this, true);
+  }
+
+  private settle(p: Pending, r: InvocationResult): void {
+    const at = this.pending.indexOf(p);
+    if (at < 0) return;
+    this.pending.splice(at, 1);
+    if (p.timer) clearTimeout(p.timer);
+    if (this.pending.length === 0) {
+      if (!this.cgroup) watchMemory(this, false);
+    } else if (at === 0) {
+      this.startHead();
+    }
     this.lastUsed = Date.now();
-    p.resolve(r);
+    const durationMs = p.startedAt === 0 ? 0 : performance.now() - p.startedAt;
+    // Results are fresh objects except the shared REQUEUE marker, which must not be written to.
+    p.resolveTimed(r === REQUEUE ? { ...r, durationMs } : Object.assign(r, { durationMs }));
+  }
+
+  private find(id: string): Pending | undefined {
+    const head = this.pending[0];
+    return head?.id === id ? head : this.pending.find((x) => x.id === id);
   }
 
   private onMessage(m: SandboxMessage): void {
-    const p = this.pending;
     switch (m.t) {
       case 'result': {
-        if (!p || m.id !== p.id) return;
+        const p = this.find(m.id);
+        if (!p) return;
         const logs = m.logs ? appendCapped(p.logs, m.logs) : p.logs;
         if (m.ok) {
-          this.settle({ kind: 'ok', payload: m.payload ?? 'null', logs, rss: m.rss, initMs: m.initMs });
+          this.settle(p, { kind: 'ok', payload: m.payload ?? 'null', logs, rss: m.rss, initMs: m.initMs });
         } else {
-          this.settle({
+          this.settle(p, {
             kind: m.errorKind === 'init' ? 'init' : m.errorKind === 'unhandled' ? 'unhandled' : 'error',
             error: m.error ?? { errorType: 'Error', errorMessage: 'unknown error', trace: [] },
             logs,
@@ -341,30 +373,36 @@ export class SandboxInstance {
         }
         return;
       }
-      case 'log':
-        if (p && m.id === p.id) p.logs = appendCapped(p.logs, m.data);
+      case 'log': {
+        const p = this.find(m.id);
+        if (p) p.logs = appendCapped(p.logs, m.data);
         return;
-      case 'fatal':
+      }
+      case 'fatal': {
         this.fatal = m.error;
+        const p = m.id === null ? this.pending[0] : this.find(m.id);
         if (p && m.logs) p.logs = appendCapped(p.logs, m.logs);
         return;
+      }
       default:
         return;
     }
   }
 
   private onOutput(d: string): void {
-    if (this.pending) this.pending.logs = appendCapped(this.pending.logs, d);
+    const head = this.pending[0];
+    if (head) head.logs = appendCapped(head.logs, d);
   }
 
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
     this.dead = true;
-    const p = this.pending;
+    const p = this.pending[0];
     if (p) {
       const oom = this.killedBy === 'oom' || this.sawOom();
       const reqId = p.id;
+      let r: InvocationResult;
       if (this.killedBy === 'timeout') {
-        this.settle({
+        r = {
           kind: 'timeout',
           error: {
             errorType: 'Sandbox.Timedout',
@@ -374,9 +412,9 @@ export class SandboxInstance {
           logs: p.logs,
           rss: this.polledRss,
           initMs: undefined,
-        });
+        };
       } else if (oom) {
-        this.settle({
+        r = {
           kind: 'oom',
           error: {
             errorType: 'Runtime.OutOfMemory',
@@ -386,20 +424,16 @@ export class SandboxInstance {
           logs: p.logs,
           rss: Math.max(this.polledRss, this.memoryMB * 1024 * 1024),
           initMs: undefined,
-        });
+        };
       } else if (this.fatal) {
-        this.settle({
-          kind: 'unhandled',
-          error: this.fatal,
-          logs: p.logs,
-          rss: this.polledRss,
-          initMs: undefined,
-        });
+        r = { kind: 'unhandled', error: this.fatal, logs: p.logs, rss: this.polledRss, initMs: undefined };
+      } else if (this.killedBy === 'stop' && !p.timer) {
+        r = REQUEUE;
       } else {
         const how = signal
           ? `signal: ${signal.replace('SIG', '').toLowerCase()}`
           : `exit status ${code ?? 0}`;
-        this.settle({
+        r = {
           kind: 'unhandled',
           error: {
             errorType: 'Runtime.ExitError',
@@ -409,9 +443,16 @@ export class SandboxInstance {
           logs: p.logs,
           rss: this.polledRss,
           initMs: undefined,
-        });
+        };
       }
+      this.settle(p, r);
     }
+    // Invocations queued behind the one that died never started: they can safely run elsewhere.
+    for (const q of this.pending.splice(0)) {
+      if (q.timer) clearTimeout(q.timer);
+      q.resolveTimed({ ...REQUEUE, durationMs: 0 });
+    }
+    if (!this.cgroup) watchMemory(this, false);
     this.cleanup();
     for (const fn of this.exitListeners.splice(0)) fn(this);
   }

@@ -1,0 +1,466 @@
+// The scaling engine's decisions, as a pure state machine over instance ids and a clock passed in. It decides
+// which instance serves an invocation (warm, a new one, or 429), when idle instances stop, what to evict when
+// memory runs short, and which instances to start ahead of demand (provisioned, pre-warm). It starts and stops
+// nothing itself: the invoker carries out its actions on real processes, the trace simulator in simulated time.
+import type { KeepAlivePolicy } from './policy.js';
+
+export interface ScalerFunction {
+  /** Instances belong to one version: "name:version". */
+  key: string;
+  /** Reserved concurrency, keep-alive history and scale-out rate are per function name. */
+  name: string;
+  memoryMB: number;
+  /** Max concurrent invocations of the function (all versions); undefined: only the global limit. */
+  reserved?: number | undefined;
+  /** Initialized instances kept at all times. */
+  provisioned: number;
+  /** Invocations one instance serves at once (1: the Lambda model). */
+  perInstance: number;
+  /** Overrides the platform's keep-alive policy for this function. */
+  policy?: KeepAlivePolicy | undefined;
+}
+
+export interface ScalerOptions {
+  /** Concurrent invocations across all functions. */
+  globalConcurrency: number;
+  /** Sum of configured memory of all instances (starting, idle or busy). */
+  memoryBudgetMB: number;
+  policy: KeepAlivePolicy;
+  /** New instances per function: a token bucket (AWS: 1,000 per 10 s). */
+  scaleOut?: { burst: number; perSecond: number };
+}
+
+export type ThrottleReason =
+  | 'ReservedFunctionConcurrentInvocationLimitExceeded'
+  | 'ConcurrentInvocationLimitExceeded'
+  | 'MemoryBudgetExceeded'
+  | 'ScaleOutRateExceeded'
+  | 'FunctionNotRegistered';
+
+export type Acquired =
+  | { kind: 'warm'; instance: string }
+  /** Start a process for `instance` (it runs this invocation first); stop the `evict`ed ones first. */
+  | { kind: 'cold'; instance: string; evict: string[] }
+  | { kind: 'throttle'; reason: ThrottleReason };
+
+export type Action =
+  | { kind: 'stop'; instance: string; reason: 'keep-alive' | 'evicted' | 'retired' | 'scale-to-zero' }
+  /** Start and initialize an instance with no invocation; report back with started() or failed(). */
+  | { kind: 'start'; instance: string; key: string; reason: 'provisioned' | 'prewarm'; evict: string[] };
+
+type State = 'starting' | 'ready';
+
+interface Inst {
+  id: string;
+  fn: Fn;
+  state: State;
+  active: number;
+  lastUsed: number;
+  provisioned: boolean;
+  /** In fn.available: has spare capacity and is ready. */
+  listed: boolean;
+  /** When an idle instance stops (Infinity while busy or provisioned). */
+  expiresAt: number;
+}
+
+interface Fn {
+  spec: ScalerFunction;
+  instances: Set<Inst>;
+  /** Ready instances with spare capacity, most recently used last. */
+  available: Inst[];
+  retired: boolean;
+  prewarmAt: number | null;
+  prewarmKeepMs: number;
+  cold: number;
+  warm: number;
+  throttled: number;
+  evicted: number;
+  queued: number;
+}
+
+interface NameState {
+  inFlight: number;
+  lastIdleAt: number | null;
+  tokens: number;
+  tokensAt: number;
+}
+
+export interface FunctionScaleStats {
+  key: string;
+  name: string;
+  busy: number;
+  idle: number;
+  starting: number;
+  provisioned: number;
+  inFlight: number;
+  cold: number;
+  warm: number;
+  throttled: number;
+  evicted: number;
+  /** Invocations that waited for a busy warm instance instead of a cold start. */
+  queued: number;
+  policy: string;
+}
+
+let seq = 0;
+
+export class Scaler {
+  private fns = new Map<string, Fn>();
+  private names = new Map<string, NameState>();
+  private insts = new Map<string, Inst>();
+  /** Removed instances that still had invocations counted on them (queued behind a crash): drained on release. */
+  private gone = new Map<string, Inst>();
+  private inFlight = 0;
+  private memoryMB = 0;
+  private readonly burst: number;
+  private readonly perSecond: number;
+
+  constructor(private readonly o: ScalerOptions) {
+    this.burst = o.scaleOut?.burst ?? 1000;
+    this.perSecond = o.scaleOut?.perSecond ?? 100;
+  }
+
+  /** Adds a function version, or updates its settings (instances are kept). */
+  register(spec: ScalerFunction): void {
+    const fn = this.fns.get(spec.key);
+    if (fn) {
+      fn.spec = spec;
+      fn.retired = false;
+      return;
+    }
+    this.fns.set(spec.key, {
+      spec,
+      instances: new Set(),
+      available: [],
+      retired: false,
+      prewarmAt: null,
+      prewarmKeepMs: 0,
+      cold: 0,
+      warm: 0,
+      throttled: 0,
+      evicted: 0,
+      queued: 0,
+    });
+    this.nameState(spec.name);
+  }
+
+  private nameState(name: string): NameState {
+    let s = this.names.get(name);
+    if (!s) this.names.set(name, (s = { inFlight: 0, lastIdleAt: null, tokens: this.burst, tokensAt: 0 }));
+    return s;
+  }
+
+  /** A version is no longer served: idle instances stop now, busy ones when they finish. */
+  retire(key: string): Action[] {
+    const fn = this.fns.get(key);
+    if (!fn) return [];
+    fn.retired = true;
+    const actions: Action[] = [];
+    for (const inst of [...fn.instances]) {
+      if (inst.active === 0) actions.push(this.remove(inst, 'retired'));
+    }
+    if (fn.instances.size === 0) this.fns.delete(key);
+    return actions;
+  }
+
+  /** Forgets a removed function's keep-alive history. */
+  forgetName(name: string): void {
+    if ([...this.fns.values()].some((f) => f.spec.name === name) || (this.names.get(name)?.inFlight ?? 0) > 0)
+      return;
+    this.names.delete(name);
+    this.o.policy.forget(name);
+  }
+
+  /**
+   * Chooses where an invocation runs. `queueSlots` > 0 lets it wait behind a busy instance of the function
+   * (at most that many waiting per instance) instead of starting a new one; see queueing.ts.
+   */
+  acquire(key: string, now: number, queueSlots = 0): Acquired {
+    const fn = this.fns.get(key);
+    if (!fn || fn.retired) return { kind: 'throttle', reason: 'FunctionNotRegistered' };
+    const name = this.nameState(fn.spec.name);
+    const { reserved } = fn.spec;
+    if (reserved !== undefined && name.inFlight >= reserved) {
+      return this.throttle(fn, 'ReservedFunctionConcurrentInvocationLimitExceeded');
+    }
+    if (this.inFlight >= this.o.globalConcurrency)
+      return this.throttle(fn, 'ConcurrentInvocationLimitExceeded');
+
+    const top = fn.available[fn.available.length - 1];
+    if (top) {
+      top.active++;
+      if (top.active >= fn.spec.perInstance) {
+        fn.available.pop();
+        top.listed = false;
+      }
+      top.expiresAt = Infinity;
+      fn.warm++;
+      this.begin(fn, name, now);
+      return { kind: 'warm', instance: top.id };
+    }
+
+    if (queueSlots > 0) {
+      let best: Inst | undefined;
+      for (const inst of fn.instances) {
+        if (
+          inst.state === 'ready' &&
+          inst.active < fn.spec.perInstance + queueSlots &&
+          (!best || inst.active < best.active)
+        ) {
+          best = inst;
+        }
+      }
+      if (best) {
+        best.active++;
+        best.expiresAt = Infinity;
+        fn.warm++;
+        fn.queued++;
+        this.begin(fn, name, now);
+        return { kind: 'warm', instance: best.id };
+      }
+    }
+
+    this.refill(name, now);
+    if (name.tokens < 1) return this.throttle(fn, 'ScaleOutRateExceeded');
+    const evict = this.makeRoom(fn.spec.memoryMB, fn);
+    if (evict === null) return this.throttle(fn, 'MemoryBudgetExceeded');
+    name.tokens -= 1;
+    const inst = this.add(fn, 'ready', false, now);
+    inst.active = 1;
+    if (fn.spec.perInstance > 1) this.list(inst);
+    fn.cold++;
+    this.begin(fn, name, now);
+    return { kind: 'cold', instance: inst.id, evict };
+  }
+
+  /** An invocation on `instance` ended; healthy false means the instance is gone (crash, timeout, OOM). */
+  release(instance: string, now: number, healthy: boolean): Action[] {
+    const inst = this.insts.get(instance) ?? this.gone.get(instance);
+    if (!inst) return [];
+    const { fn } = inst;
+    const name = this.nameState(fn.spec.name);
+    inst.active--;
+    this.inFlight--;
+    name.inFlight--;
+    inst.lastUsed = now;
+    const actions: Action[] = [];
+    if (this.gone.has(inst.id)) {
+      if (inst.active === 0) this.gone.delete(inst.id);
+    } else if (!healthy) {
+      this.remove(inst, null);
+    } else if (fn.retired) {
+      if (inst.active === 0) actions.push(this.remove(inst, 'retired'));
+    } else if (!inst.listed) {
+      this.list(inst);
+    }
+    if (name.inFlight === 0) actions.push(...this.wentIdle(fn, name, now));
+    else if (inst.active === 0 && !inst.provisioned && this.insts.has(inst.id))
+      inst.expiresAt = this.expiry(fn, now);
+    if (fn.retired && fn.instances.size === 0) this.fns.delete(fn.spec.key);
+    return actions;
+  }
+
+  /** A start action's instance finished initializing. */
+  started(instance: string, now: number): void {
+    const inst = this.insts.get(instance);
+    if (!inst || inst.state !== 'starting') return;
+    inst.state = 'ready';
+    inst.lastUsed = now;
+    this.list(inst);
+  }
+
+  /** A started instance failed to initialize, or an idle instance died on its own. */
+  failed(instance: string): void {
+    const inst = this.insts.get(instance);
+    if (inst && inst.active === 0) this.remove(inst, null);
+  }
+
+  /** Periodic work: expire idle instances, keep provisioned instances topped up, pre-warm on schedule. */
+  tick(now: number): Action[] {
+    const actions: Action[] = [];
+    for (const fn of this.fns.values()) {
+      for (const inst of fn.instances) {
+        if (inst.active === 0 && !inst.provisioned && inst.state === 'ready' && inst.expiresAt <= now) {
+          actions.push(this.remove(inst, 'keep-alive'));
+        }
+      }
+      if (fn.retired) continue;
+      let provisioned = 0;
+      for (const inst of fn.instances) if (inst.provisioned) provisioned++;
+      for (; provisioned < fn.spec.provisioned; provisioned++) {
+        const evict = this.makeRoom(fn.spec.memoryMB, fn);
+        if (evict === null) break;
+        const inst = this.add(fn, 'starting', true, now);
+        actions.push({ kind: 'start', instance: inst.id, key: fn.spec.key, reason: 'provisioned', evict });
+      }
+      if (fn.prewarmAt !== null && fn.prewarmAt <= now) {
+        fn.prewarmAt = null;
+        if (fn.instances.size === 0) {
+          // Pre-warming never evicts: it is a bet on the future, not a need of the present.
+          if (this.memoryMB + fn.spec.memoryMB <= this.o.memoryBudgetMB) {
+            const inst = this.add(fn, 'starting', false, now);
+            inst.expiresAt = now + fn.prewarmKeepMs;
+            actions.push({
+              kind: 'start',
+              instance: inst.id,
+              key: fn.spec.key,
+              reason: 'prewarm',
+              evict: [],
+            });
+          }
+        }
+      }
+    }
+    return actions;
+  }
+
+  stats(): FunctionScaleStats[] {
+    return [...this.fns.values()].map((fn) => {
+      let busy = 0;
+      let idle = 0;
+      let starting = 0;
+      let provisioned = 0;
+      for (const i of fn.instances) {
+        if (i.state === 'starting') starting++;
+        else if (i.active > 0) busy++;
+        else idle++;
+        if (i.provisioned) provisioned++;
+      }
+      return {
+        key: fn.spec.key,
+        name: fn.spec.name,
+        busy,
+        idle,
+        starting,
+        provisioned,
+        inFlight: this.names.get(fn.spec.name)?.inFlight ?? 0,
+        cold: fn.cold,
+        warm: fn.warm,
+        throttled: fn.throttled,
+        evicted: fn.evicted,
+        queued: fn.queued,
+        policy: (fn.spec.policy ?? this.o.policy).name,
+      };
+    });
+  }
+
+  get totals(): { inFlight: number; memoryMB: number; instances: number } {
+    return { inFlight: this.inFlight, memoryMB: this.memoryMB, instances: this.insts.size };
+  }
+
+  /** Instance ids that are ready, idle and not provisioned, for tests and the simulator's accounting. */
+  idleInstances(): { id: string; key: string; memoryMB: number }[] {
+    const out: { id: string; key: string; memoryMB: number }[] = [];
+    for (const i of this.insts.values()) {
+      if (i.active === 0 && i.state === 'ready')
+        out.push({ id: i.id, key: i.fn.spec.key, memoryMB: i.fn.spec.memoryMB });
+    }
+    return out;
+  }
+
+  private begin(fn: Fn, name: NameState, now: number): void {
+    if (name.inFlight === 0) {
+      const policy = fn.spec.policy ?? this.o.policy;
+      policy.observe(fn.spec.name, now, name.lastIdleAt === null ? null : now - name.lastIdleAt);
+      fn.prewarmAt = null;
+    }
+    name.inFlight++;
+    this.inFlight++;
+  }
+
+  private wentIdle(fn: Fn, name: NameState, now: number): Action[] {
+    name.lastIdleAt = now;
+    const plan = (fn.spec.policy ?? this.o.policy).plan(fn.spec.name);
+    const actions: Action[] = [];
+    if (plan.prewarmMs > 0 && !fn.retired) {
+      for (const inst of [...fn.instances]) {
+        if (inst.active === 0 && !inst.provisioned) actions.push(this.remove(inst, 'scale-to-zero'));
+      }
+      fn.prewarmAt = now + plan.prewarmMs;
+      fn.prewarmKeepMs = plan.keepAliveMs;
+    } else {
+      for (const inst of fn.instances) {
+        if (inst.active === 0 && !inst.provisioned) inst.expiresAt = now + plan.keepAliveMs;
+      }
+    }
+    return actions;
+  }
+
+  private expiry(fn: Fn, now: number): number {
+    return now + (fn.spec.policy ?? this.o.policy).plan(fn.spec.name).keepAliveMs;
+  }
+
+  private throttle(fn: Fn, reason: ThrottleReason): Acquired {
+    fn.throttled++;
+    return { kind: 'throttle', reason };
+  }
+
+  private refill(name: NameState, now: number): void {
+    name.tokens = Math.min(this.burst, name.tokens + ((now - name.tokensAt) / 1000) * this.perSecond);
+    name.tokensAt = now;
+  }
+
+  /** Instance ids to evict (least recently used idle, never provisioned) so `mb` fits; null if it cannot. */
+  private makeRoom(mb: number, forFn: Fn): string[] | null {
+    if (this.memoryMB + mb <= this.o.memoryBudgetMB) return [];
+    const idle = [...this.insts.values()]
+      .filter((i) => i.active === 0 && i.state === 'ready' && !i.provisioned)
+      .sort((a, b) => (a.fn === forFn ? 1 : 0) - (b.fn === forFn ? 1 : 0) || a.lastUsed - b.lastUsed);
+    const evict: string[] = [];
+    let free = this.o.memoryBudgetMB - this.memoryMB;
+    for (const i of idle) {
+      if (free >= mb) break;
+      evict.push(i.id);
+      free += i.fn.spec.memoryMB;
+    }
+    if (free < mb) return null;
+    for (const id of evict) {
+      const inst = this.insts.get(id)!;
+      inst.fn.evicted++;
+      this.remove(inst, 'evicted');
+    }
+    return evict;
+  }
+
+  private add(fn: Fn, state: State, provisioned: boolean, now: number): Inst {
+    const inst: Inst = {
+      id: `i${(++seq).toString(36)}`,
+      fn,
+      state,
+      active: 0,
+      lastUsed: now,
+      provisioned,
+      listed: false,
+      expiresAt: Infinity,
+    };
+    fn.instances.add(inst);
+    this.insts.set(inst.id, inst);
+    this.memoryMB += fn.spec.memoryMB;
+    return inst;
+  }
+
+  private list(inst: Inst): void {
+    if (inst.listed || inst.state !== 'ready' || inst.active >= inst.fn.spec.perInstance) return;
+    inst.listed = true;
+    inst.fn.available.push(inst);
+  }
+
+  private remove(inst: Inst, reason: 'keep-alive' | 'evicted' | 'retired' | 'scale-to-zero'): Action;
+  private remove(inst: Inst, reason: null): null;
+  private remove(
+    inst: Inst,
+    reason: 'keep-alive' | 'evicted' | 'retired' | 'scale-to-zero' | null,
+  ): Action | null {
+    if (this.insts.delete(inst.id)) {
+      if (inst.active > 0) this.gone.set(inst.id, inst);
+      inst.fn.instances.delete(inst);
+      this.memoryMB -= inst.fn.spec.memoryMB;
+      if (inst.listed) {
+        const at = inst.fn.available.indexOf(inst);
+        if (at >= 0) inst.fn.available.splice(at, 1);
+        inst.listed = false;
+      }
+    }
+    return reason === null ? null : { kind: 'stop', instance: inst.id, reason };
+  }
+}
