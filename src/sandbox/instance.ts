@@ -1,9 +1,9 @@
 // The host side of one sandboxed runtime process. It starts generic (a stem cell: Node booted, no user code),
 // is assigned one function version, and then serves one invocation at a time until it is stopped or dies.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import {
-  chownSync,
   copyFileSync,
   linkSync,
   mkdirSync,
@@ -13,7 +13,6 @@ import {
   rmSync,
   rmdirSync,
   symlinkSync,
-  writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { InvokeMessage, SandboxMessage, SerializedError } from '../protocol/messages.js';
@@ -63,6 +62,34 @@ const REQUEUE: InvocationResult = { kind: 'requeue', logs: '', rss: 0, initMs: u
 
 let counter = 0;
 
+interface Prepared {
+  id: string;
+  dir: string;
+  cgroup: string | null;
+}
+
+/**
+ * Folders and the memory cgroup of a new instance, made asynchronously: creating a cgroup can take
+ * milliseconds in the kernel, and the event loop serves invocations meanwhile.
+ */
+async function prepare(env: InstanceEnv, memoryMB: number): Promise<Prepared> {
+  const id = `${(++counter).toString(36)}-${randomBytes(6).toString('hex')}`;
+  const dir = join(env.sandboxRoot, id);
+  const { caps } = env;
+  await fsp.mkdir(join(dir, 'task'), { recursive: true, mode: 0o755 });
+  await fsp.mkdir(join(dir, 'tmp'), { mode: 0o700 });
+  if (caps.uid !== null && caps.gid !== null) await fsp.chown(join(dir, 'tmp'), caps.uid, caps.gid);
+  const cgroup = caps.memoryCgroup ? join(caps.memoryCgroup, id) : null;
+  if (cgroup) {
+    const bytes = String(memoryMB * 1024 * 1024);
+    await fsp.mkdir(cgroup);
+    await fsp.writeFile(join(cgroup, 'memory.limit_in_bytes'), bytes);
+    // Without swap accounting this file is absent; where present, forbid escaping the limit into swap.
+    await fsp.writeFile(join(cgroup, 'memory.memsw.limit_in_bytes'), bytes).catch(() => undefined);
+  }
+  return { id, dir, cgroup };
+}
+
 /**
  * Without a memory cgroup the limit is enforced by polling: busy instances' RSS is read from /proc every
  * 100 ms and an instance over its limit is killed as out of memory. One timer for all instances.
@@ -102,7 +129,7 @@ export class SandboxInstance {
   polledRss = 0;
   private child: ChildProcess;
   private pending: Pending[] = [];
-  private cgroup: string | null;
+  private readonly cgroup: string | null;
   private stderrTail = '';
   private killedBy: 'timeout' | 'oom' | 'stop' | null = null;
   private fatal: SerializedError | null = null;
@@ -112,27 +139,15 @@ export class SandboxInstance {
   private constructor(
     private readonly env: InstanceEnv,
     readonly memoryMB: number,
+    prepared: Prepared,
     ready: (err?: Error) => void,
   ) {
-    this.id = `${(++counter).toString(36)}-${randomBytes(6).toString('hex')}`;
-    this.dir = join(env.sandboxRoot, this.id);
+    this.id = prepared.id;
+    this.dir = prepared.dir;
     this.taskDir = join(this.dir, 'task');
     this.tmpDir = join(this.dir, 'tmp');
+    this.cgroup = prepared.cgroup;
     const { caps } = env;
-    mkdirSync(this.taskDir, { recursive: true, mode: 0o755 });
-    mkdirSync(this.tmpDir, { mode: 0o700 });
-    if (caps.uid !== null && caps.gid !== null) chownSync(this.tmpDir, caps.uid, caps.gid);
-    this.cgroup = caps.memoryCgroup ? join(caps.memoryCgroup, this.id) : null;
-    if (this.cgroup) {
-      mkdirSync(this.cgroup);
-      writeFileSync(join(this.cgroup, 'memory.limit_in_bytes'), String(memoryMB * 1024 * 1024));
-      // Without swap accounting this file is absent; where present, forbid escaping the limit into swap.
-      try {
-        writeFileSync(join(this.cgroup, 'memory.memsw.limit_in_bytes'), String(memoryMB * 1024 * 1024));
-      } catch {
-        // swap accounting off
-      }
-    }
     const { cmd, args, uidOpts } = this.command();
     this.codeDirInside = caps.bwrap ? BWRAP_TASK : this.taskDir;
     this.tmpDirInside = caps.bwrap ? '/tmp' : this.tmpDir;
@@ -179,9 +194,10 @@ export class SandboxInstance {
   }
 
   /** Starts a stem cell and resolves once its runtime has booted. */
-  static start(env: InstanceEnv, memoryMB: number): Promise<SandboxInstance> {
+  static async start(env: InstanceEnv, memoryMB: number): Promise<SandboxInstance> {
+    const prepared = await prepare(env, memoryMB);
     return new Promise((resolve, reject) => {
-      const inst: SandboxInstance = new SandboxInstance(env, memoryMB, (err) =>
+      const inst: SandboxInstance = new SandboxInstance(env, memoryMB, prepared, (err) =>
         err ? reject(err) : resolve(inst),
       );
     });
