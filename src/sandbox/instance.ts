@@ -123,6 +123,8 @@ export class SandboxInstance {
   readonly tmpDirInside: string;
   /** Set by the scaler when the instance is given to a function version. */
   assignedTo: string | null = null;
+  /** Invocations the runtime runs at once (perInstance concurrency; 1 is the Lambda model). */
+  concurrency = 1;
   lastUsed = Date.now();
   dead = false;
   /** Peak RSS polled while busy (bytes), when no cgroup enforces the limit. */
@@ -132,6 +134,8 @@ export class SandboxInstance {
   private readonly cgroup: string | null;
   private stderrTail = '';
   private killedBy: 'timeout' | 'oom' | 'stop' | null = null;
+  /** The invocation whose timeout killed the process. */
+  private timedOut: string | null = null;
   private fatal: SerializedError | null = null;
   private exitListeners: ((inst: SandboxInstance) => void)[] = [];
   private leafPid: number | null = null;
@@ -304,9 +308,10 @@ export class SandboxInstance {
   }
 
   /** Gives this stem cell a function's code: hard links of the version's files appear in its read-only task dir. */
-  assign(functionKey: string, codeDir: string): void {
+  assign(functionKey: string, codeDir: string, concurrency = 1): void {
     linkTree(codeDir, this.taskDir);
     this.assignedTo = functionKey;
+    this.concurrency = concurrency;
   }
 
   /**
@@ -319,7 +324,7 @@ export class SandboxInstance {
     return new Promise((resolveTimed) => {
       const p: Pending = { id: msg.id, resolveTimed, logs: '', timer: null, timeoutSec, startedAt: 0 };
       this.pending.push(p);
-      if (this.pending.length === 1) this.startHead();
+      if (this.pending.length <= this.concurrency) this.startWaiting();
       msg.timeoutMs = timeoutSec * 1000;
       try {
         this.child.send(msg);
@@ -339,14 +344,21 @@ export class SandboxInstance {
     });
   }
 
-  /** The head of the queue is the invocation running now: its timeout and the memory watch start here. */
-  private startHead(): void {
-    const head = this.pending[0];
-    if (!head || head.timer) return;
-    head.timer = setTimeout(() => this.kill('timeout'), head.timeoutSec * 1000);
-    head.startedAt = performance.now();
-    this.polledRss = 0;
-    if (!this.cgroup) watchMemory(this, true);
+  /**
+   * The first `concurrency` unanswered invocations are the ones running (the runtime starts them in the
+   * order sent): their timeouts and the memory watch start here.
+   */
+  private startWaiting(): void {
+    let running = 0;
+    for (const p of this.pending) {
+      if (running >= this.concurrency) break;
+      running++;
+      if (p.timer) continue;
+      p.timer = setTimeout(() => this.kill('timeout', p.id), p.timeoutSec * 1000);
+      p.startedAt = performance.now();
+      if (running === 1) this.polledRss = 0;
+    }
+    if (running > 0 && !this.cgroup) watchMemory(this, true);
   }
 
   private settle(p: Pending, r: InvocationResult): void {
@@ -356,8 +368,8 @@ export class SandboxInstance {
     if (p.timer) clearTimeout(p.timer);
     if (this.pending.length === 0) {
       if (!this.cgroup) watchMemory(this, false);
-    } else if (at === 0) {
-      this.startHead();
+    } else if (at < this.concurrency) {
+      this.startWaiting();
     }
     this.lastUsed = Date.now();
     const durationMs = p.startedAt === 0 ? 0 : performance.now() - p.startedAt;
@@ -412,58 +424,14 @@ export class SandboxInstance {
 
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
     this.dead = true;
-    const p = this.pending[0];
-    if (p) {
-      const oom = this.killedBy === 'oom' || this.sawOom();
-      const reqId = p.id;
-      let r: InvocationResult;
-      if (this.killedBy === 'timeout') {
-        r = {
-          kind: 'timeout',
-          error: {
-            errorType: 'Sandbox.Timedout',
-            errorMessage: `${new Date().toISOString()} ${reqId} Task timed out after ${p.timeoutSec.toFixed(2)} seconds`,
-            trace: [],
-          },
-          logs: p.logs,
-          rss: this.polledRss,
-          initMs: undefined,
-        };
-      } else if (oom) {
-        r = {
-          kind: 'oom',
-          error: {
-            errorType: 'Runtime.OutOfMemory',
-            errorMessage: `RequestId: ${reqId} Error: Runtime exited with error: signal: killed (memory limit of ${this.memoryMB} MB exceeded)`,
-            trace: [],
-          },
-          logs: p.logs,
-          rss: Math.max(this.polledRss, this.memoryMB * 1024 * 1024),
-          initMs: undefined,
-        };
-      } else if (this.fatal) {
-        r = { kind: 'unhandled', error: this.fatal, logs: p.logs, rss: this.polledRss, initMs: undefined };
-      } else if (this.killedBy === 'stop' && !p.timer) {
-        r = REQUEUE;
-      } else {
-        const how = signal
-          ? `signal: ${signal.replace('SIG', '').toLowerCase()}`
-          : `exit status ${code ?? 0}`;
-        r = {
-          kind: 'unhandled',
-          error: {
-            errorType: 'Runtime.ExitError',
-            errorMessage: `RequestId: ${reqId} Error: Runtime exited with error: ${how}`,
-            trace: [],
-          },
-          logs: p.logs,
-          rss: this.polledRss,
-          initMs: undefined,
-        };
-      }
-      this.settle(p, r);
+    const oom = this.killedBy !== 'timeout' && (this.killedBy === 'oom' || this.sawOom());
+    const how = signal ? `signal: ${signal.replace('SIG', '').toLowerCase()}` : `exit status ${code ?? 0}`;
+    // Every invocation that was running fails with the reason the process died; with perInstance > 1 the
+    // others running beside a timed-out one fail too, since they shared its process.
+    for (const p of this.pending.filter((x) => x.timer !== null)) {
+      this.settle(p, this.deathResult(p, oom, how));
     }
-    // Invocations queued behind the one that died never started: they can safely run elsewhere.
+    // Invocations queued behind them never started: they can safely run elsewhere.
     for (const q of this.pending.splice(0)) {
       if (q.timer) clearTimeout(q.timer);
       q.resolveTimed({ ...REQUEUE, durationMs: 0 });
@@ -471,6 +439,40 @@ export class SandboxInstance {
     if (!this.cgroup) watchMemory(this, false);
     this.cleanup();
     for (const fn of this.exitListeners.splice(0)) fn(this);
+  }
+
+  private deathResult(p: Pending, oom: boolean, how: string): InvocationResult {
+    const base = { logs: p.logs, rss: this.polledRss, initMs: undefined };
+    if (this.killedBy === 'timeout' && (this.timedOut === null || this.timedOut === p.id)) {
+      const message = `${new Date().toISOString()} ${p.id} Task timed out after ${p.timeoutSec.toFixed(2)} seconds`;
+      return {
+        ...base,
+        kind: 'timeout',
+        error: { errorType: 'Sandbox.Timedout', errorMessage: message, trace: [] },
+      };
+    }
+    if (oom) {
+      return {
+        ...base,
+        kind: 'oom',
+        rss: Math.max(this.polledRss, this.memoryMB * 1024 * 1024),
+        error: {
+          errorType: 'Runtime.OutOfMemory',
+          errorMessage: `RequestId: ${p.id} Error: Runtime exited with error: signal: killed (memory limit of ${this.memoryMB} MB exceeded)`,
+          trace: [],
+        },
+      };
+    }
+    if (this.fatal) return { ...base, kind: 'unhandled', error: this.fatal };
+    return {
+      ...base,
+      kind: 'unhandled',
+      error: {
+        errorType: 'Runtime.ExitError',
+        errorMessage: `RequestId: ${p.id} Error: Runtime exited with error: ${how}`,
+        trace: [],
+      },
+    };
   }
 
   /** The V8 heap limit aborts with a recognisable message; the cgroup limit shows up as an oom_kill count. */
@@ -518,9 +520,10 @@ export class SandboxInstance {
     return pid;
   }
 
-  kill(reason: 'timeout' | 'oom' | 'stop'): void {
+  kill(reason: 'timeout' | 'oom' | 'stop', invocationId?: string): void {
     if (this.dead) return;
     this.killedBy ??= reason;
+    if (reason === 'timeout' && invocationId) this.timedOut ??= invocationId;
     this.child.kill('SIGKILL');
   }
 

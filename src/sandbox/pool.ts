@@ -1,70 +1,126 @@
 // Stem cells: runtime processes booted ahead of demand, one small pool per memory size (the V8 heap limit and
 // the memory cgroup are fixed at spawn). A cold start takes one synchronously, so Node's ~70 ms boot stays off
-// the request path; refilling happens in the background.
+// the request path. The pool is sized to the recent rate of cold starts and refilled in the background, and
+// process boots are rationed so a burst cannot start a thousand Node processes at once on two cores.
 import type { InstanceEnv } from './instance.js';
 import { SandboxInstance } from './instance.js';
 
 export interface StemCellPoolOptions {
   env: InstanceEnv;
-  /** How many ready stem cells to keep per memory size in use. */
+  /** Ready stem cells kept per memory size in use, at the least. */
   target: number;
+  /** The most kept ready per memory size, however high the cold-start rate. */
+  maxTarget?: number;
+  /** Processes booting at once (pool refills and on-demand starts together). */
+  maxBooting?: number;
   onError?: (err: Error) => void;
 }
 
-export class StemCellPool {
-  private ready = new Map<number, SandboxInstance[]>();
-  private starting = new Map<number, number>();
-  private closed = false;
+/** Cold starts are counted over this window to size the pool. */
+const RATE_WINDOW_MS = 10_000;
+/** Keep enough stem cells for this much time of cold starts at the recent rate (about one boot). */
+const COVER_MS = 500;
 
-  constructor(private readonly opts: StemCellPoolOptions) {}
+interface SizePool {
+  ready: SandboxInstance[];
+  starting: number;
+  /** Times of recent takes (cold starts), oldest first. */
+  takes: number[];
+}
+
+export class StemCellPool {
+  private sizes = new Map<number, SizePool>();
+  private booting = 0;
+  private waiting: (() => void)[] = [];
+  private closed = false;
+  private readonly maxTarget: number;
+  private readonly maxBooting: number;
+
+  constructor(private readonly opts: StemCellPoolOptions) {
+    this.maxTarget = opts.maxTarget ?? 64;
+    this.maxBooting = opts.maxBooting ?? 8;
+  }
 
   /** Declares that functions with this memory size exist, so stem cells of that size are kept ready. */
   ensure(memoryMB: number): void {
-    if (!this.ready.has(memoryMB)) this.ready.set(memoryMB, []);
+    this.size(memoryMB);
     this.refill(memoryMB);
   }
 
   /** A ready stem cell, or undefined when none is ready this instant. Never waits. */
   take(memoryMB: number): SandboxInstance | undefined {
-    const list = this.ready.get(memoryMB);
-    const inst = list?.pop();
-    this.ensure(memoryMB);
+    const pool = this.size(memoryMB);
+    const now = Date.now();
+    pool.takes.push(now);
+    while (pool.takes.length > 0 && pool.takes[0]! < now - RATE_WINDOW_MS) pool.takes.shift();
+    const inst = pool.ready.pop();
+    this.refill(memoryMB);
     return inst;
   }
 
-  /** A stem cell now if one is ready, else a freshly started one (the slow path: a full process boot). */
+  /** A stem cell now if one is ready, else a freshly booted one (the slow path: a full process boot). */
   async acquire(memoryMB: number): Promise<SandboxInstance> {
-    return this.take(memoryMB) ?? SandboxInstance.start(this.opts.env, memoryMB);
+    return this.take(memoryMB) ?? this.boot(memoryMB, true);
   }
 
-  stats(): { memoryMB: number; ready: number; starting: number }[] {
-    return [...this.ready.entries()].map(([memoryMB, list]) => ({
+  /** How many ready stem cells to keep for this memory size now. */
+  target(memoryMB: number): number {
+    const pool = this.size(memoryMB);
+    const perMs = pool.takes.length / RATE_WINDOW_MS;
+    return Math.min(this.maxTarget, Math.max(this.opts.target, Math.ceil(perMs * COVER_MS)));
+  }
+
+  stats(): { memoryMB: number; ready: number; starting: number; target: number }[] {
+    return [...this.sizes.entries()].map(([memoryMB, p]) => ({
       memoryMB,
-      ready: list.length,
-      starting: this.starting.get(memoryMB) ?? 0,
+      ready: p.ready.length,
+      starting: p.starting,
+      target: this.target(memoryMB),
     }));
+  }
+
+  private size(memoryMB: number): SizePool {
+    let pool = this.sizes.get(memoryMB);
+    if (!pool) this.sizes.set(memoryMB, (pool = { ready: [], starting: 0, takes: [] }));
+    return pool;
+  }
+
+  /** Boots a process once a boot slot is free; a request waiting for it goes ahead of pool refills. */
+  private async boot(memoryMB: number, urgent = false): Promise<SandboxInstance> {
+    while (this.booting >= this.maxBooting && !this.closed) {
+      await new Promise<void>((r) => (urgent ? this.waiting.unshift(r) : this.waiting.push(r)));
+    }
+    this.booting++;
+    try {
+      return await SandboxInstance.start(this.opts.env, memoryMB);
+    } finally {
+      this.booting--;
+      this.waiting.shift()?.();
+    }
   }
 
   private refill(memoryMB: number): void {
     if (this.closed) return;
-    const list = this.ready.get(memoryMB)!;
-    const starting = this.starting.get(memoryMB) ?? 0;
-    for (let i = list.length + starting; i < this.opts.target; i++) {
-      this.starting.set(memoryMB, (this.starting.get(memoryMB) ?? 0) + 1);
-      SandboxInstance.start(this.opts.env, memoryMB).then(
+    const pool = this.size(memoryMB);
+    const want = this.target(memoryMB);
+    for (let have = pool.ready.length + pool.starting; have < want; have++) {
+      pool.starting++;
+      this.boot(memoryMB).then(
         (inst) => {
-          this.starting.set(memoryMB, (this.starting.get(memoryMB) ?? 1) - 1);
+          pool.starting--;
           if (this.closed) return inst.stop();
-          list.push(inst);
+          pool.ready.push(inst);
           // A stem cell that dies while waiting must not be handed out.
           inst.onExitOnce(() => {
-            const at = list.indexOf(inst);
-            if (at >= 0) list.splice(at, 1);
-            this.refill(memoryMB);
+            const at = pool.ready.indexOf(inst);
+            if (at >= 0) {
+              pool.ready.splice(at, 1);
+              this.refill(memoryMB);
+            }
           });
         },
         (err: Error) => {
-          this.starting.set(memoryMB, (this.starting.get(memoryMB) ?? 1) - 1);
+          pool.starting--;
           this.opts.onError?.(err);
         },
       );
@@ -73,6 +129,7 @@ export class StemCellPool {
 
   close(): void {
     this.closed = true;
-    for (const list of this.ready.values()) for (const inst of list.splice(0)) inst.stop();
+    for (const pool of this.sizes.values()) for (const inst of pool.ready.splice(0)) inst.stop();
+    for (const w of this.waiting.splice(0)) w();
   }
 }

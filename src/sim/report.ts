@@ -4,7 +4,7 @@ import type { SimOptions, SimResult } from './simulate.js';
 export interface SimReport {
   date: string;
   trace: { dir: string; firstMinute: number; minutes: number; functions: number; invocations: number };
-  options: Required<Omit<SimOptions, 'verify' | 'memoryBudgetMB'>> & { memoryBudgetMB: number | 'unlimited' };
+  options: Required<Omit<SimOptions, 'verify' | 'perFunction' | 'memoryBudgetMB'>> & { memoryBudgetMB: number | 'unlimited' };
   node: string;
   results: SimResult[];
 }

@@ -27,6 +27,15 @@ export interface SimOptions {
   seed?: number;
   /** Cross-check the mirror against the scaler at every tick (slow; for tests). */
   verify?: boolean;
+  /** Also return per-function counts and idle memory-time (for analysis). */
+  perFunction?: boolean;
+}
+
+export interface FunctionResult {
+  index: number;
+  acquires: number;
+  cold: number;
+  idleGBs: number;
 }
 
 export type StopReason = Extract<Action, { kind: 'stop' }>['reason'];
@@ -62,6 +71,7 @@ export interface SimResult {
   hybridModes?: Record<HybridState['mode'], number>;
   simulatedMs: number;
   wallMs: number;
+  perFunction?: FunctionResult[];
 }
 
 const MINUTE = 60_000;
@@ -69,7 +79,10 @@ const MINUTE = 60_000;
 /** Scaler instances as the simulator sees them: what the accounting integrates. */
 interface Live {
   id: string;
+  fn: number;
   mb: number;
+  /** Since when the instance has held memory without an invocation (meaningful while active is 0). */
+  idleSince: number;
   active: number;
   ready: boolean;
   prewarm: boolean;
@@ -161,6 +174,13 @@ export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o
     return slots.length - 1;
   };
 
+  const idleBy = new Float64Array(nF);
+  /** Books an idle stretch of `rec` that ends at `t`, clipped to the trace window, to its function. */
+  const idleEnds = (rec: Live, t: number): void => {
+    const a = rec.idleSince < end ? rec.idleSince : end;
+    const b = t < end ? t : end;
+    if (b > a) idleBy[rec.fn]! += (b - a) * rec.mb;
+  };
   const coldBy = new Float64Array(nF);
   const acqBy = new Float64Array(nF);
   let cold = 0;
@@ -192,25 +212,29 @@ export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o
     if (live.size > peakInstances) peakInstances = live.size;
     if (liveMB > peakMemoryMB) peakMemoryMB = liveMB;
   };
-  const kill = (id: string, reason: StopReason): void => {
+  const kill = (id: string, reason: StopReason, t: number): void => {
     const rec = live.get(id);
     if (!rec) return;
     live.delete(id);
     rec.removed = true;
     liveMB -= rec.mb;
-    if (rec.active === 0) idleMB -= rec.mb;
+    if (rec.active === 0) {
+      idleMB -= rec.mb;
+      idleEnds(rec, t);
+    }
     stops[reason]++;
   };
   const apply = (actions: Action[], t: number): void => {
     for (const a of actions) {
       if (a.kind === 'stop') {
-        kill(a.instance, a.reason);
+        kill(a.instance, a.reason, t);
         continue;
       }
-      for (const e of a.evict) kill(e, 'evicted');
-      const mb = memMB[indexOf.get(a.key)!]!;
+      for (const e of a.evict) kill(e, 'evicted', t);
+      const fn = indexOf.get(a.key)!;
+      const mb = memMB[fn]!;
       const prewarm = a.reason === 'prewarm';
-      const rec: Live = { id: a.instance, mb, active: 0, ready: false, prewarm, used: false, removed: false };
+      const rec: Live = { id: a.instance, fn, mb, idleSince: t, active: 0, ready: false, prewarm, used: false, removed: false };
       added(rec);
       idleMB += mb;
       if (prewarm) prewarmStarts++;
@@ -263,14 +287,17 @@ export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o
         return;
       } else if (r.kind === 'warm') {
         rec = live.get(r.instance)!;
-        if (rec.active === 0) idleMB -= rec.mb;
+        if (rec.active === 0) {
+          idleMB -= rec.mb;
+          idleEnds(rec, t);
+        }
         if (rec.prewarm && !rec.used) prewarmHits++;
         rec.used = true;
         rec.active++;
         warm++;
       } else {
-        for (const e of r.evict) kill(e, 'evicted');
-        rec = { id: r.instance, mb: memMB[f]!, active: 1, ready: true, prewarm: false, used: true, removed: false };
+        for (const e of r.evict) kill(e, 'evicted', t);
+        rec = { id: r.instance, fn: f, mb: memMB[f]!, idleSince: t, active: 1, ready: true, prewarm: false, used: true, removed: false };
         added(rec);
         cold++;
         coldBy[f]!++;
@@ -285,7 +312,10 @@ export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o
       if (kind === EventKind.Completion) {
         const actions = scaler.release(rec.id, t, true);
         rec.active--;
-        if (rec.active === 0 && !rec.removed) idleMB += rec.mb;
+        if (rec.active === 0 && !rec.removed) {
+          idleMB += rec.mb;
+          rec.idleSince = t;
+        }
         apply(actions, t);
       } else if (!rec.removed) {
         scaler.started(rec.id, t);
@@ -312,8 +342,12 @@ export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o
   advance(end);
   // Invocations still running at the end complete (outside the measured window) so the books balance.
   while (heap.size > 0) step();
+  for (const rec of live.values()) if (rec.active === 0) idleEnds(rec, end);
   if (o.verify) {
     verify(end);
+    let sum = 0;
+    for (const x of idleBy) sum += x;
+    if (Math.abs(sum - idleMBms) > 1e-6 * Math.max(1, idleMBms)) throw new Error(`idle per function ${sum} ≠ ${idleMBms}`);
     if (scaler.totals.inFlight !== 0) throw new Error(`in flight at the end: ${scaler.totals.inFlight}`);
   }
 
@@ -359,5 +393,15 @@ export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o
     ...(hybridModes ? { hybridModes } : {}),
     simulatedMs: end,
     wallMs: performance.now() - wall0,
+    ...(o.perFunction
+      ? {
+          perFunction: fns.map((f) => ({
+            index: f.index,
+            acquires: acqBy[f.index]!,
+            cold: coldBy[f.index]!,
+            idleGBs: idleBy[f.index]! / 1024 / 1000,
+          })),
+        }
+      : {}),
   };
 }
