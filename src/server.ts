@@ -163,6 +163,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       region: settings.region,
       accountId: settings.accountId,
       logger: log,
+      stemCells: () => pool.stats(),
       status: () => ({
         sandbox: caps.level,
         inFlight: invoker.inFlightCount,

@@ -21,6 +21,7 @@ export interface ApiOptions {
   events: AsyncEvents;
   deployer: Deployer;
   status: () => Record<string, unknown>;
+  stemCells: () => unknown;
   region: string;
   accountId: string;
   logger?: { error(obj: object, msg: string): void };
@@ -66,7 +67,10 @@ export function createApiServer(o: ApiOptions): Server {
       return send(ctx, 200, { status: 'ok', ...o.status() });
     if (url.pathname === '/v1/deploy' && method === 'POST') return deploy(ctx, body);
     if (url.pathname === '/v1/functions' && method === 'GET') {
-      return send(ctx, 200, { functions: o.registry.all().map((f) => summary(f)) });
+      return send(ctx, 200, {
+        functions: o.registry.all().map((f) => ({ ...summary(f), scaling: scaling(f.name) })),
+        stemCells: o.stemCells(),
+      });
     }
     const fn = FUNCTION_PATH.exec(url.pathname);
     if (fn) {
@@ -75,7 +79,7 @@ export function createApiServer(o: ApiOptions): Server {
       if (!fn[2] && method === 'GET') {
         const f = o.registry.get(name);
         if (!f) throw functionNotFound(name);
-        return send(ctx, 200, summary(f));
+        return send(ctx, 200, { ...summary(f), scaling: scaling(f.name) });
       }
       if (!fn[2] && method === 'DELETE') {
         if (!(await o.store.removeFunction(name))) throw functionNotFound(name);
@@ -257,6 +261,26 @@ export function createApiServer(o: ApiOptions): Server {
     headers['x-amz-function-error'] = 'Unhandled';
     headers['content-type'] = 'application/json';
     sendRaw(ctx, 200, headers, JSON.stringify(outcome.error));
+  }
+
+  /** Instance counts and counters of a function, summed over its versions still holding instances. */
+  function scaling(name: string): Record<string, number | string> {
+    const rows = o.invoker.stats().filter((s) => s.name === name);
+    const sum = (
+      k: 'busy' | 'idle' | 'starting' | 'provisioned' | 'cold' | 'warm' | 'throttled' | 'evicted' | 'queued',
+    ) => rows.reduce((n, r) => n + r[k], 0);
+    return {
+      busy: sum('busy'),
+      idle: sum('idle'),
+      starting: sum('starting'),
+      provisioned: sum('provisioned'),
+      cold: sum('cold'),
+      warm: sum('warm'),
+      queued: sum('queued'),
+      throttled: sum('throttled'),
+      evicted: sum('evicted'),
+      keepAlive: rows[0]?.policy ?? o.invoker.policyName(name),
+    };
   }
 
   function functionNotFound(name: string): ApiError {

@@ -20,6 +20,29 @@ export interface FunctionSummary {
   codeSha256?: string;
   /** Epoch ms. */
   deployedAt: number;
+  /** Live instance counts and counters on the node that answered. */
+  scaling?: FunctionScaling;
+}
+
+export interface FunctionScaling {
+  busy: number;
+  idle: number;
+  starting: number;
+  provisioned: number;
+  cold: number;
+  warm: number;
+  /** Invocations that waited for a busy warm instance rather than a cold start. */
+  queued: number;
+  throttled: number;
+  evicted: number;
+  keepAlive: string;
+}
+
+export interface StemCellStats {
+  memoryMB: number;
+  ready: number;
+  starting: number;
+  target: number;
 }
 
 export interface DeployedFunction {
@@ -131,9 +154,9 @@ export class NimbusClient {
     return (await readJson(res)) as DeployResponse;
   }
 
-  async list(): Promise<{ functions: FunctionSummary[] }> {
+  async list(): Promise<{ functions: FunctionSummary[]; stemCells?: StemCellStats[] }> {
     const res = await this.#request('GET', '/v1/functions');
-    return (await readJson(res)) as { functions: FunctionSummary[] };
+    return (await readJson(res)) as { functions: FunctionSummary[]; stemCells?: StemCellStats[] };
   }
 
   async get(name: string): Promise<FunctionSummary> {

@@ -360,6 +360,12 @@ export class DefaultInvoker implements Invoker {
     return this.scaler.stats().map((s) => ({ ...s, version: Number(s.key.split(':')[1] ?? 0) }));
   }
 
+  /** The keep-alive policy a function gets (for display when it has no instances yet). */
+  policyName(name: string): string {
+    const fv = this.o.registry.get(name);
+    return (this.policyFor(fv?.config.keepAlive) ?? this.o.keepAlive).name;
+  }
+
   get inFlightCount(): number {
     return this.scaler.totals.inFlight;
   }

@@ -1,5 +1,6 @@
 // The messages between the host and a sandboxed runtime process. They travel over Node's IPC channel
-// (JSON serialization: measured faster here than 'advanced'), one invocation at a time per process.
+// (JSON serialization: measured faster here than 'advanced'), one invocation at a time per process unless
+// FunctionInit.concurrency allows more.
 // This module is imported by both sides, so it holds types and tiny pure helpers only.
 
 /** Everything a generic (stem-cell) runtime needs to become one function's instance. Sent once, with the first invoke. */
@@ -19,6 +20,13 @@ export interface FunctionInit {
   logStreamName: string;
   /** The function's own environment, replacing whatever the stem cell was started with. */
   env: Record<string, string>;
+  /**
+   * How many invocations the instance runs at once (concurrency.perInstance; Cloud Run's containerConcurrency).
+   * Absent, or anything but an integer >= 1, means 1: one at a time, with all of Lambda's semantics. Fixed by the
+   * init that loads the function. Above 1, callback completion never waits for the event loop
+   * (callbackWaitsForEmptyEventLoop is ignored) and output is attributed to invocations by async context.
+   */
+  concurrency?: number;
 }
 
 export interface InvokeMessage {
@@ -32,7 +40,7 @@ export interface InvokeMessage {
   deadline: number;
   /**
    * When present, the deadline is counted from the moment the runtime starts this invocation (the host may
-   * send the next invocation while the current one still runs; the instance still runs one at a time).
+   * send more invocations than the instance runs at once; the runtime queues them and starts them in order).
    */
   timeoutMs?: number;
   /** Initialize only (provisioned or pre-warmed instances): load the function, run no handler, answer ok. */

@@ -1,6 +1,15 @@
 // Log capture. console.* becomes Lambda-format lines and raw stdout/stderr writes are kept as-is; everything
 // goes into one in-memory buffer that rides on the invocation's result message, so a handler that logs still
 // costs one IPC message when it finishes within the tick. Longer invocations get a debounced LogMessage.
+//
+// With concurrency K > 1 (several invocations overlap), each running invocation has its own buffer (a Slot), and
+// output is attributed by AsyncLocalStorage: the invocation whose async work wrote it. Output with no such
+// context (a timer or socket set up at module scope, a library that loses the context), or whose invocation has
+// already answered, goes to the most recently started invocation still running, or between invocations to the
+// idle buffer that the next invocation to start takes over (as K = 1 does). A line's id is its own invocation's
+// when the context knows one, even if that invocation already answered (as AWS tags late timer output), else
+// the id of the invocation it is attached to. K = 1 keeps the single buffer and never touches AsyncLocalStorage.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { writeSync } from 'node:fs';
 import { format } from 'node:util';
 import { toFormatted } from './errors.js';
@@ -28,6 +37,21 @@ let droppedBytes = 0;
 let sink: (id: string, data: string) => void = () => {};
 let flushTimer: NodeJS.Timeout | undefined;
 let flushArmed = false;
+
+/** K > 1: one running invocation's output. */
+export interface Slot {
+  readonly id: string;
+  buf: string;
+  /** Answered: its output now goes wherever output without a context goes. */
+  ended: boolean;
+}
+
+/** Set once, when a function with K > 1 is loaded; until then (and forever with K = 1) the single buffer rules. */
+let als: AsyncLocalStorage<Slot> | undefined;
+/** K > 1: the running invocations, in start order. */
+const slots = new Set<Slot>();
+/** K > 1: the most recently started running invocation, where output without a context goes. */
+let latest: Slot | null = null;
 
 export function installLogCapture(send: (id: string, data: string) => void): void {
   sink = send;
@@ -74,6 +98,74 @@ export function beginInvocation(id: string): void {
   (globalThis as Record<symbol, unknown>)[REQUEST_ID_SYMBOL] = id;
 }
 
+/**
+ * Switches to per-invocation buffers attributed by async context (K > 1). Called once, after the function
+ * loaded and before its first invocation runs; init output stays in the single buffer until then.
+ */
+export function enableConcurrentLogs(): void {
+  if (als !== undefined) return;
+  const storage = new AsyncLocalStorage<Slot>();
+  als = storage;
+  // The global RIC publishes can only be right per invocation if it asks the context.
+  Object.defineProperty(globalThis, REQUEST_ID_SYMBOL, {
+    configurable: true,
+    get: () => storage.getStore()?.id ?? tag,
+    set: () => {},
+  });
+}
+
+/** K > 1: a running invocation's buffer. It takes over what was written while nothing ran (or during init). */
+export function beginSlot(id: string): Slot {
+  tag = id;
+  activeId = null;
+  const slot: Slot = { id, buf: takeLogs() ?? '', ended: false };
+  slots.add(slot);
+  latest = slot;
+  if (slot.buf !== '') armFlush();
+  return slot;
+}
+
+/** K > 1: runs fn (the handler call) in the invocation's async context; everything it schedules inherits it. */
+export function runInSlot<T>(slot: Slot, fn: () => T): T {
+  return (als as AsyncLocalStorage<Slot>).run(slot, fn);
+}
+
+/** K > 1: the running invocation whose async context this is, if any. */
+export function currentSlot(): Slot | null {
+  const slot = als?.getStore();
+  return slot !== undefined && !slot.ended ? slot : null;
+}
+
+/** K > 1: the invocation answered; hands over its buffered output (undefined when none). */
+export function endSlot(slot: Slot): string | undefined {
+  slot.ended = true;
+  slots.delete(slot);
+  if (latest === slot) {
+    latest = null;
+    for (const s of slots) latest = s;
+  }
+  const data = slot.buf;
+  slot.buf = '';
+  return data === '' ? undefined : data;
+}
+
+/**
+ * K > 1, the process is dying: every running invocation but `keep` gets its buffered output now, as LogMessages;
+ * returns keep's (with anything written between invocations) to ride on the fatal message.
+ */
+export function endAllSlots(keep: Slot | null): string | undefined {
+  let kept = keep === null ? '' : keep.buf;
+  if (keep !== null) keep.buf = '';
+  for (const slot of slots) {
+    if (slot !== keep) flushSlot(slot);
+    slot.ended = true;
+  }
+  slots.clear();
+  latest = null;
+  kept += takeLogs() ?? '';
+  return kept === '' ? undefined : kept;
+}
+
 /** Hands over what is buffered (undefined when nothing is) and detaches output from the invocation. */
 export function endInvocation(): string | undefined {
   activeId = null;
@@ -97,9 +189,19 @@ export function logError(label: string, err: unknown): void {
   if (PRIORITY.ERROR >= minPriority) line('ERROR', [label, toFormatted(err)]);
 }
 
+/** logError for an invocation known by its slot (K > 1), whatever the async context of the caller. */
+export function logErrorFor(slot: Slot, label: string, err: unknown): void {
+  if (PRIORITY.ERROR >= minPriority) appendTo(slot, record(slot.id, 'ERROR', [label, toFormatted(err)]));
+}
+
 export function writeRemainingToStderr(): void {
-  const data = takeLogs();
-  if (data !== undefined) writeToStderr(data);
+  let data = '';
+  for (const slot of slots) {
+    data += slot.buf;
+    slot.buf = '';
+  }
+  data += takeLogs() ?? '';
+  if (data !== '') writeToStderr(data);
 }
 
 /** Straight to fd 2, synchronously, bypassing the capture hook: for when the IPC channel can no longer be used. */
@@ -112,6 +214,16 @@ export function writeToStderr(data: string): void {
 }
 
 function line(level: Level, args: unknown[]): void {
+  if (als !== undefined) {
+    const own = als.getStore();
+    const slot = own !== undefined && !own.ended ? own : latest;
+    appendTo(slot, record(own?.id ?? slot?.id ?? tag, level, args));
+    return;
+  }
+  append(record(tag, level, args));
+}
+
+function record(id: string | undefined, level: Level, args: unknown[]): string {
   let msg: string;
   try {
     msg = format(...args);
@@ -119,10 +231,30 @@ function line(level: Level, args: unknown[]): void {
     // util.format runs user code (inspect hooks, getters); a broken object must not break the caller.
     msg = `[unformattable log message: ${err instanceof Error ? err.message : typeof err}]`;
   }
-  let record = `${new Date().toISOString()}\t${tag}\t${level}\t${msg}`;
+  let text = `${new Date().toISOString()}\t${id}\t${level}\t${msg}`;
   // One record per call: AWS turns embedded newlines into \r so a stack trace stays one CloudWatch event.
-  if (record.includes('\n')) record = record.replace(/\n/g, '\r');
-  append(record + '\n');
+  if (text.includes('\n')) text = text.replace(/\n/g, '\r');
+  return text + '\n';
+}
+
+/** K > 1: raw output goes where a console line without its own id would. */
+function appendRaw(s: string): void {
+  const own = (als as AsyncLocalStorage<Slot>).getStore();
+  appendTo(own !== undefined && !own.ended ? own : latest, s);
+}
+
+function appendTo(slot: Slot | null, s: string): void {
+  if (slot === null) return append(s);
+  slot.buf += s;
+  if (slot.buf.length >= HIGH_WATER) flushSlot(slot);
+  else armFlush();
+}
+
+function armFlush(): void {
+  if (!flushArmed) {
+    flushArmed = true;
+    flushTimer?.refresh();
+  }
 }
 
 function append(s: string): void {
@@ -145,6 +277,18 @@ function append(s: string): void {
 function onFlushTimer(): void {
   flushArmed = false;
   if (activeId !== null && buf !== '') flush();
+  for (const slot of slots) flushSlot(slot);
+}
+
+function flushSlot(slot: Slot): void {
+  if (slot.buf === '') return;
+  const data = slot.buf;
+  slot.buf = '';
+  try {
+    sink(slot.id, data);
+  } catch {
+    // the channel is gone; the process is about to be replaced
+  }
 }
 
 function flush(): void {
@@ -167,7 +311,8 @@ function patchWrite(stream: NodeJS.WriteStream): void {
         cb = encoding;
         encoding = undefined;
       }
-      append(chunkToString(chunk, encoding));
+      if (als === undefined) append(chunkToString(chunk, encoding));
+      else appendRaw(chunkToString(chunk, encoding));
     } catch {
       // never let logging throw
     }

@@ -230,7 +230,6 @@ describe('Scaler', () => {
     expect(s.acquire('f', 2).kind).toBe('warm');
   });
 
-
   it('queueSlots > 0: waits behind the least busy ready instance instead of a cold start, up to the slots', () => {
     const s = scaler();
     s.register(fn('f'));

@@ -29,7 +29,8 @@ const USAGE = `usage: npm run sim -- [options]
 function positive(v: string | undefined, flag: string, allowZero = false): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || (!allowZero && n === 0)) throw new Error(`${flag}: expected a number, got ${v}`);
+  if (!Number.isFinite(n) || n < 0 || (!allowZero && n === 0))
+    throw new Error(`${flag}: expected a number, got ${v}`);
   return n;
 }
 
@@ -63,7 +64,9 @@ export function main(argv: string[]): SimReport | null {
     console.log(USAGE);
     return null;
   }
-  const dir = values.trace ? resolve(values.trace) : resolve(root, '../shared/data/azure-functions-2019-sample');
+  const dir = values.trace
+    ? resolve(values.trace)
+    : resolve(root, '../shared/data/azure-functions-2019-sample');
   const specs = (values.policies ?? 'fixed10,fixed20,hybrid').split(',').filter(Boolean);
   // Fail on a bad policy name before spending time on loading and replaying.
   specs.forEach(makePolicy);
@@ -79,7 +82,9 @@ export function main(argv: string[]): SimReport | null {
 
   const trace = loadTrace(dir, minutes);
   const log = values.json ? (): void => {} : (s: string): void => console.error(s);
-  log(`trace ${dir}: ${trace.functions.length} functions, ${trace.invocations.toLocaleString('en-US')} invocations, ${trace.minutes} minutes`);
+  log(
+    `trace ${dir}: ${trace.functions.length} functions, ${trace.invocations.toLocaleString('en-US')} invocations, ${trace.minutes} minutes`,
+  );
   const results = specs.map((spec) => {
     const r = simulate(trace, makePolicy(spec), spec, { ...options, memoryBudgetMB: budget ?? Infinity });
     log(`  ${spec}: ${(r.wallMs / 1000).toFixed(1)} s`);

@@ -4,7 +4,9 @@ import type { SimOptions, SimResult } from './simulate.js';
 export interface SimReport {
   date: string;
   trace: { dir: string; firstMinute: number; minutes: number; functions: number; invocations: number };
-  options: Required<Omit<SimOptions, 'verify' | 'perFunction' | 'memoryBudgetMB'>> & { memoryBudgetMB: number | 'unlimited' };
+  options: Required<Omit<SimOptions, 'verify' | 'perFunction' | 'memoryBudgetMB'>> & {
+    memoryBudgetMB: number | 'unlimited';
+  };
   node: string;
   results: SimResult[];
 }
@@ -18,6 +20,8 @@ function rows(r: SimReport): string[][] {
   const head = [
     'policy',
     'cold starts',
+    'from zero',
+    'scale-out',
     'cold %',
     'fn cold % p50',
     'fn cold % p75',
@@ -34,6 +38,8 @@ function rows(r: SimReport): string[][] {
     ...r.results.map((x) => [
       x.policy,
       fmt(x.cold),
+      fmt(x.coldFromZero),
+      fmt(x.coldScaleOut),
       fmt(x.coldStartRate * 100, 3),
       fmt(x.perFunctionColdPct.p50, 2),
       fmt(x.perFunctionColdPct.p75, 2),
@@ -51,7 +57,8 @@ function rows(r: SimReport): string[][] {
 export function table(r: SimReport): string {
   const t = rows(r);
   const w = t[0]!.map((_, c) => Math.max(...t.map((row) => row[c]!.length)));
-  const line = (row: string[]): string => row.map((cell, c) => (c === 0 ? cell.padEnd(w[c]!) : cell.padStart(w[c]!))).join('  ');
+  const line = (row: string[]): string =>
+    row.map((cell, c) => (c === 0 ? cell.padEnd(w[c]!) : cell.padStart(w[c]!))).join('  ');
   return [line(t[0]!), w.map((n) => '-'.repeat(n)).join('  '), ...t.slice(1).map(line)].join('\n');
 }
 
@@ -60,7 +67,12 @@ export function markdown(r: SimReport): string {
   const md = (row: string[]): string => `| ${row.join(' | ')} |`;
   const modes = r.results
     .filter((x) => x.hybridModes)
-    .map((x) => `- ${x.policy}: functions by final histogram mode: ${Object.entries(x.hybridModes!).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    .map(
+      (x) =>
+        `- ${x.policy}: functions by final histogram mode: ${Object.entries(x.hybridModes!)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}`,
+    );
   return [
     `# Keep-alive simulation, ${r.date}`,
     '',
@@ -80,7 +92,9 @@ export function markdown(r: SimReport): string {
       (x) =>
         `- ${x.policy} (${x.policyName}): ${fmt(x.acquires)} invocations, ${fmt(x.throttled)} throttled, ` +
         `${x.functionsAlwaysCold} of ${x.functions} functions always cold, mean fn cold ${fmt(x.perFunctionColdPct.mean, 2)} %, ` +
-        `allocated ${fmt(x.allocatedGBs)} GB-s, stops: ${Object.entries(x.stops).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}`,
+        `allocated ${fmt(x.allocatedGBs)} GB-s, stops: ${Object.entries(x.stops)
+          .map(([k, v]) => `${k} ${fmt(v)}`)
+          .join(', ')}`,
     ),
     '',
   ].join('\n');

@@ -47,6 +47,10 @@ export interface SimResult {
   policyName: string;
   acquires: number;
   cold: number;
+  /** Cold starts of a function that had no instance at all: what keep-alive and pre-warming can avoid. */
+  coldFromZero: number;
+  /** Cold starts of a function whose instances were all busy (or starting): scale-out under concurrency. */
+  coldScaleOut: number;
   warm: number;
   throttled: number;
   /** cold / acquires. */
@@ -124,7 +128,12 @@ function sampleDuration(pct: readonly number[], u: number): number {
   return pct[pct.length - 1]!;
 }
 
-export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o: SimOptions = {}): SimResult {
+export function simulate(
+  trace: Trace,
+  policy: KeepAlivePolicy,
+  label: string,
+  o: SimOptions = {},
+): SimResult {
   const wall0 = performance.now();
   const tickMs = o.tickMs ?? 1000;
   const initMs = o.initMs ?? 0;
@@ -154,7 +163,14 @@ export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o
     memMB[f.index] = f.memoryMB;
     durMs[f.index] = f.durationMs;
     evenArrivals[f.index] = arrivals === 'even' || (arrivals === 'trigger' && f.trigger === 'timer') ? 1 : 0;
-    scaler.register({ key, name: key, memoryMB: f.memoryMB, reserved: undefined, provisioned: 0, perInstance: 1 });
+    scaler.register({
+      key,
+      name: key,
+      memoryMB: f.memoryMB,
+      reserved: undefined,
+      provisioned: 0,
+      perInstance: 1,
+    });
   }
   const rArrival = prng(seed);
   const rDuration = prng(seed ^ 0x9e3779b9);
@@ -182,6 +198,9 @@ export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o
     if (b > a) idleBy[rec.fn]! += (b - a) * rec.mb;
   };
   const coldBy = new Float64Array(nF);
+  /** Live instances per function in the mirror, to tell a cold start from zero from a scale-out. */
+  const liveBy = new Uint32Array(nF);
+  let coldFromZero = 0;
   const acqBy = new Float64Array(nF);
   let cold = 0;
   let warm = 0;
@@ -208,6 +227,7 @@ export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o
   };
   const added = (rec: Live): void => {
     live.set(rec.id, rec);
+    liveBy[rec.fn]!++;
     liveMB += rec.mb;
     if (live.size > peakInstances) peakInstances = live.size;
     if (liveMB > peakMemoryMB) peakMemoryMB = liveMB;
@@ -216,6 +236,7 @@ export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o
     const rec = live.get(id);
     if (!rec) return;
     live.delete(id);
+    liveBy[rec.fn]!--;
     rec.removed = true;
     liveMB -= rec.mb;
     if (rec.active === 0) {
@@ -234,7 +255,17 @@ export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o
       const fn = indexOf.get(a.key)!;
       const mb = memMB[fn]!;
       const prewarm = a.reason === 'prewarm';
-      const rec: Live = { id: a.instance, fn, mb, idleSince: t, active: 0, ready: false, prewarm, used: false, removed: false };
+      const rec: Live = {
+        id: a.instance,
+        fn,
+        mb,
+        idleSince: t,
+        active: 0,
+        ready: false,
+        prewarm,
+        used: false,
+        removed: false,
+      };
       added(rec);
       idleMB += mb;
       if (prewarm) prewarmStarts++;
@@ -252,7 +283,11 @@ export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o
     let real = 0;
     for (const i of scaler.idleInstances()) real += i.memoryMB;
     const tot = scaler.totals;
-    if (Math.abs(mirror - real) > 1e-6 || tot.instances !== live.size || Math.abs(tot.memoryMB - liveMB) > 1e-6) {
+    if (
+      Math.abs(mirror - real) > 1e-6 ||
+      tot.instances !== live.size ||
+      Math.abs(tot.memoryMB - liveMB) > 1e-6
+    ) {
       throw new Error(
         `t=${t}: mirror idle ${mirror} MB / ${live.size} inst / ${liveMB} MB, ` +
           `scaler idle ${real} MB / ${tot.instances} inst / ${tot.memoryMB} MB`,
@@ -297,7 +332,18 @@ export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o
         warm++;
       } else {
         for (const e of r.evict) kill(e, 'evicted', t);
-        rec = { id: r.instance, fn: f, mb: memMB[f]!, idleSince: t, active: 1, ready: true, prewarm: false, used: true, removed: false };
+        if (liveBy[f] === 0) coldFromZero++;
+        rec = {
+          id: r.instance,
+          fn: f,
+          mb: memMB[f]!,
+          idleSince: t,
+          active: 1,
+          ready: true,
+          prewarm: false,
+          used: true,
+          removed: false,
+        };
         added(rec);
         cold++;
         coldBy[f]!++;
@@ -347,7 +393,8 @@ export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o
     verify(end);
     let sum = 0;
     for (const x of idleBy) sum += x;
-    if (Math.abs(sum - idleMBms) > 1e-6 * Math.max(1, idleMBms)) throw new Error(`idle per function ${sum} ≠ ${idleMBms}`);
+    if (Math.abs(sum - idleMBms) > 1e-6 * Math.max(1, idleMBms))
+      throw new Error(`idle per function ${sum} ≠ ${idleMBms}`);
     if (scaler.totals.inFlight !== 0) throw new Error(`in flight at the end: ${scaler.totals.inFlight}`);
   }
 
@@ -371,6 +418,8 @@ export function simulate(trace: Trace, policy: KeepAlivePolicy, label: string, o
     policyName: policy.name,
     acquires,
     cold,
+    coldFromZero,
+    coldScaleOut: cold - coldFromZero,
     warm,
     throttled,
     coldStartRate: acquires ? cold / acquires : 0,

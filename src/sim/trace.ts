@@ -92,7 +92,8 @@ function median(xs: number[]): number {
 
 function num(s: string | undefined, what: string): number {
   const v = Number(s);
-  if (s === undefined || s.trim() === '' || !Number.isFinite(v)) throw new Error(`${what}: not a number: ${s}`);
+  if (s === undefined || s.trim() === '' || !Number.isFinite(v))
+    throw new Error(`${what}: not a number: ${s}`);
   return v;
 }
 
@@ -111,12 +112,9 @@ export function loadTrace(dir: string, minutes?: number): Trace {
   if (minutes !== undefined) minuteCols = minuteCols.slice(0, Math.max(0, minutes));
   const firstMinute = Number(inv.header[minuteCols[0] ?? 0] ?? 0);
 
-  const [iOwner, iApp, iFn, iTrig] = ['HashOwner', 'HashApp', 'HashFunction', 'Trigger'].map((c) => inv.col(c)) as [
-    number,
-    number,
-    number,
-    number,
-  ];
+  const [iOwner, iApp, iFn, iTrig] = ['HashOwner', 'HashApp', 'HashFunction', 'Trigger'].map((c) =>
+    inv.col(c),
+  ) as [number, number, number, number];
 
   const durations = new Map<string, { avg: number; pct: number[] }>();
   {
@@ -137,7 +135,11 @@ export function loadTrace(dir: string, minutes?: number): Trace {
   }
   const memory = new Map<string, number>();
   {
-    const [o, a, m] = ['HashOwner', 'HashApp', 'AverageAllocatedMb'].map((c) => mem.col(c)) as [number, number, number];
+    const [o, a, m] = ['HashOwner', 'HashApp', 'AverageAllocatedMb'].map((c) => mem.col(c)) as [
+      number,
+      number,
+      number,
+    ];
     // One row per app in the public trace; if an app has several (this sample has one per function), they agree.
     for (const r of mem.rows) memory.set(`${r[o]}/${r[a]}`, num(r[m], 'memory.csv'));
   }

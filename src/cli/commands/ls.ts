@@ -8,9 +8,9 @@ export default defineCommand({
   args: [],
   options: {},
   async run(ctx) {
-    const { functions } = await ctx.client().list();
+    const { functions, stemCells = [] } = await ctx.client().list();
     if (ctx.json) {
-      ctx.printJson({ functions });
+      ctx.printJson({ functions, stemCells });
       return;
     }
     // An empty table looks like a failure; say what to do next instead.
@@ -20,17 +20,41 @@ export default defineCommand({
     }
     ctx.out(
       table(
-        ['name', 'version', 'memory', 'timeout', 'routes'],
+        [
+          'name',
+          'version',
+          'memory',
+          'timeout',
+          'instances',
+          'cold/warm',
+          'throttled',
+          'evicted',
+          'keep-alive',
+          'routes',
+        ],
         [...functions]
           .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-          .map((f) => [
-            f.name,
-            String(f.version),
-            `${f.memory} MB`,
-            `${f.timeout} s`,
-            f.routes.join(', ') || '-',
-          ]),
+          .map((f) => {
+            const s = f.scaling;
+            return [
+              f.name,
+              String(f.version),
+              `${f.memory} MB`,
+              `${f.timeout} s`,
+              s ? `${s.busy} busy, ${s.idle} idle${s.provisioned ? `, ${s.provisioned} prov` : ''}` : '-',
+              s ? `${s.cold}/${s.warm}` : '-',
+              s ? String(s.throttled) : '-',
+              s ? String(s.evicted) : '-',
+              s?.keepAlive ?? '-',
+              f.routes.join(', ') || '-',
+            ];
+          }),
       ),
     );
+    if (stemCells.length > 0) {
+      ctx.out(
+        `Stem cells: ${stemCells.map((c) => `${c.ready} ready of ${c.target} (${c.memoryMB} MB)${c.starting ? `, ${c.starting} booting` : ''}`).join('; ')}`,
+      );
+    }
   },
 });
