@@ -7,7 +7,17 @@ import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { BIN, ROOT, autocannon, machine, percentile, saveResult, sleep, startJsonProcess, stop } from './lib.mjs';
+import {
+  BIN,
+  ROOT,
+  autocannon,
+  machine,
+  percentile,
+  saveResult,
+  sleep,
+  startJsonProcess,
+  stop,
+} from './lib.mjs';
 
 const COLD_FUNCTIONS = Number(process.env.BENCH_COLD_FUNCTIONS ?? 60);
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -28,7 +38,11 @@ export async function runCore() {
   writeFileSync(join(coldDir, 'handler.js'), "exports.handler = async () => ({ message: 'hello world' });\n");
 
   const env = { ...process.env, NIMBUS_DATA: data, NIMBUS_LOG_LEVEL: 'warn', NIMBUS_MAX_CONCURRENCY: '200' };
-  const nimbus = await startJsonProcess(process.execPath, [BIN, 'up', '--port', '0', '--api-port', '0', '--json'], { env });
+  const nimbus = await startJsonProcess(
+    process.execPath,
+    [BIN, 'up', '--port', '0', '--api-port', '0', '--json'],
+    { env },
+  );
   const result = { machine: machine(), date: new Date().toISOString(), sandbox: nimbus.info.sandboxLevel };
   try {
     const deploy = (dir) => execFileSync(process.execPath, [BIN, 'deploy', dir], { env, stdio: 'ignore' });
@@ -61,13 +75,17 @@ export async function runCore() {
       max: round(Math.max(...cold)),
       warmSequentialP50: round(percentile(warmSingle, 50)),
     };
-    console.log(`cold start (first request to ${fns.length} functions, end to end): p50 ${result.cold.p50} ms, p99 ${result.cold.p99} ms; a warm request: p50 ${result.cold.warmSequentialP50} ms`);
+    console.log(
+      `cold start (first request to ${fns.length} functions, end to end): p50 ${result.cold.p50} ms, p99 ${result.cold.p99} ms; a warm request: p50 ${result.cold.warmSequentialP50} ms`,
+    );
 
     // (b) warm throughput, Nimbus then the bare baseline, same autocannon settings.
     const url = `${nimbus.info.gatewayUrl}/bench/hello`;
     autocannon(url, { connections: CONNECTIONS, duration: 3 }); // warm-up: scale out to -c instances
     const nim = autocannon(url, { connections: CONNECTIONS, duration: DURATION });
-    console.log(`nimbus warm: ${nim.reqPerSec} req/s, p50 ${nim.p50} ms, p99 ${nim.p99} ms, non-2xx ${nim.non2xx}`);
+    console.log(
+      `nimbus warm: ${nim.reqPerSec} req/s, p50 ${nim.p50} ms, p99 ${nim.p99} ms, non-2xx ${nim.non2xx}`,
+    );
     result.nimbus = nim;
   } finally {
     await stop(nimbus.proc);
@@ -77,7 +95,9 @@ export async function runCore() {
     const url = `http://127.0.0.1:${bare.info.port}/`;
     autocannon(url, { connections: CONNECTIONS, duration: 3 });
     result.bare = autocannon(url, { connections: CONNECTIONS, duration: DURATION });
-    console.log(`bare node:http: ${result.bare.reqPerSec} req/s, p50 ${result.bare.p50} ms, p99 ${result.bare.p99} ms`);
+    console.log(
+      `bare node:http: ${result.bare.reqPerSec} req/s, p50 ${result.bare.p50} ms, p99 ${result.bare.p99} ms`,
+    );
   } finally {
     await stop(bare.proc);
   }

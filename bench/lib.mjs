@@ -19,7 +19,9 @@ export function startJsonProcess(cmd, args, opts = {}) {
       if (nl >= 0) resolve({ proc, info: JSON.parse(out.slice(0, nl)) });
     });
     proc.stderr.on('data', (d) => (err += d));
-    proc.on('exit', (code) => reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${err.slice(-2000)}`)));
+    proc.on('exit', (code) =>
+      reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${err.slice(-2000)}`)),
+    );
   });
 }
 
@@ -36,7 +38,15 @@ export function stop(proc) {
 export function autocannon(url, { connections = 50, duration = 10 } = {}) {
   const out = execFileSync(
     process.execPath,
-    [join(ROOT, 'node_modules', 'autocannon', 'autocannon.js'), '-c', String(connections), '-d', String(duration), '-j', url],
+    [
+      join(ROOT, 'node_modules', 'autocannon', 'autocannon.js'),
+      '-c',
+      String(connections),
+      '-d',
+      String(duration),
+      '-j',
+      url,
+    ],
     { maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'] },
   );
   const r = JSON.parse(out.toString());
@@ -58,7 +68,12 @@ export function percentile(values, p) {
 }
 
 export function machine() {
-  return { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) };
+  return {
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    memGiB: Math.round(totalmem() / 2 ** 30),
+  };
 }
 
 export function saveResult(name, result) {

@@ -5,7 +5,9 @@ import { fileURLToPath } from 'node:url';
 
 const entry = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(entry))) {
-  console.error('nimbus: the build is missing (dist/). Run `npm install` or `npm run build` in the Nimbus folder.');
+  console.error(
+    'nimbus: the build is missing (dist/). Run `npm install` or `npm run build` in the Nimbus folder.',
+  );
   process.exit(1);
 }
 await import(entry.href);

@@ -14,7 +14,10 @@ afterAll(async () => {
   await n?.cleanup();
 });
 
-async function get(path: string, init?: RequestInit): Promise<{ status: number; body: unknown; headers: Headers }> {
+async function get(
+  path: string,
+  init?: RequestInit,
+): Promise<{ status: number; body: unknown; headers: Headers }> {
   const res = await fetch(n.gatewayUrl + path, init);
   const text = await res.text();
   let body: unknown = text;
@@ -46,7 +49,12 @@ describe('gateway', () => {
     expect(event.pathParameters).toEqual({ proxy: 'a/b c' });
     expect(event.body).toBe('{"hello":"world"}');
     expect(event.isBase64Encoded).toBe(false);
-    expect(event.requestContext.http).toMatchObject({ method: 'POST', path: '/echo/a/b%20c', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1' });
+    expect(event.requestContext.http).toMatchObject({
+      method: 'POST',
+      path: '/echo/a/b%20c',
+      protocol: 'HTTP/1.1',
+      sourceIp: '127.0.0.1',
+    });
     expect(event.requestContext.routeKey).toBe('ANY /echo/{proxy+}');
     expect(typeof event.requestContext.requestId).toBe('string');
     expect(typeof event.requestContext.timeEpoch).toBe('number');
@@ -87,7 +95,11 @@ describe('gateway', () => {
     expect(res.headers.get('x-a')).toBe('b');
     expect(res.headers.getSetCookie()).toEqual(['s=1', 't=2']);
     expect(await res.text()).toBe('made');
-    res = await post({ statusCode: 200, isBase64Encoded: true, body: Buffer.from([0, 1, 2, 255]).toString('base64') });
+    res = await post({
+      statusCode: 200,
+      isBase64Encoded: true,
+      body: Buffer.from([0, 1, 2, 255]).toString('base64'),
+    });
     expect(Buffer.from(await res.arrayBuffer())).toEqual(Buffer.from([0, 1, 2, 255]));
     res = await post({ plain: 'object' });
     expect(res.status).toBe(200);

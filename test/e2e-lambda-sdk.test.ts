@@ -41,7 +41,9 @@ describe('@aws-sdk/client-lambda Invoke', () => {
   });
 
   it('Tail returns the last 4 KB of logs, base64', async () => {
-    const out = await lambda.send(new InvokeCommand({ FunctionName: 'echo', LogType: 'Tail', Payload: Buffer.from('{"a":1}') }));
+    const out = await lambda.send(
+      new InvokeCommand({ FunctionName: 'echo', LogType: 'Tail', Payload: Buffer.from('{"a":1}') }),
+    );
     const log = Buffer.from(out.LogResult!, 'base64').toString('utf8');
     expect(log).toContain('echo called');
     expect(log).toMatch(/REPORT RequestId: [0-9a-f-]+\tDuration: /);
@@ -51,17 +53,26 @@ describe('@aws-sdk/client-lambda Invoke', () => {
     const out = await lambda.send(new InvokeCommand({ FunctionName: 'fail' }));
     expect(out.StatusCode).toBe(200);
     expect(out.FunctionError).toBe('Unhandled');
-    expect(decode(out.Payload)).toMatchObject({ errorType: 'TypeError', errorMessage: 'the function failed on purpose' });
+    expect(decode(out.Payload)).toMatchObject({
+      errorType: 'TypeError',
+      errorMessage: 'the function failed on purpose',
+    });
   });
 
   it('Event is accepted with 202 and runs', async () => {
     const out = await lambda.send(
-      new InvokeCommand({ FunctionName: 'echo', InvocationType: 'Event', Payload: Buffer.from('{"async":true}') }),
+      new InvokeCommand({
+        FunctionName: 'echo',
+        InvocationType: 'Event',
+        Payload: Buffer.from('{"async":true}'),
+      }),
     );
     expect(out.StatusCode).toBe(202);
     const rec = await eventually(async () => {
       const list = (await (
-        await fetch(`${n.apiUrl}/v1/invocations?function=echo`, { headers: { authorization: `Bearer ${n.apiKey}` } })
+        await fetch(`${n.apiUrl}/v1/invocations?function=echo`, {
+          headers: { authorization: `Bearer ${n.apiKey}` },
+        })
       ).json()) as { invocations: { trigger: string; status: string }[] };
       return list.invocations.find((i) => i.trigger === 'event');
     });
@@ -82,7 +93,9 @@ describe('@aws-sdk/client-lambda Invoke', () => {
       lambda.send(new InvokeCommand({ FunctionName: 'counter', Payload: Buffer.from('{not json') })),
     ).rejects.toMatchObject({ name: 'InvalidRequestContentException', $metadata: { httpStatusCode: 400 } });
     await expect(
-      lambda.send(new InvokeCommand({ FunctionName: 'counter', Payload: Buffer.alloc(6 * 1024 * 1024 + 1, 32) })),
+      lambda.send(
+        new InvokeCommand({ FunctionName: 'counter', Payload: Buffer.alloc(6 * 1024 * 1024 + 1, 32) }),
+      ),
     ).rejects.toMatchObject({ name: 'RequestTooLargeException', $metadata: { httpStatusCode: 413 } });
   });
 

@@ -30,7 +30,10 @@ export async function startTestNimbus(opts: StartOptions = {}): Promise<TestNimb
 }
 
 /** Polls until fn returns a truthy value (records are written off the hot path). */
-export async function eventually<T>(fn: () => Promise<T | undefined | null | false>, ms = 10_000): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | null | false>,
+  ms = 10_000,
+): Promise<T> {
   const until = Date.now() + ms;
   for (;;) {
     const v = await fn();

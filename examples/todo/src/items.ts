@@ -16,14 +16,17 @@ export async function handler(event: HttpEvent): Promise<HttpResult> {
     case 'GET /todos':
       return json(200, { items: [...items.values()] });
     case 'POST /todos': {
-      const raw = event.isBase64Encoded ? Buffer.from(event.body ?? '', 'base64').toString() : (event.body ?? '');
+      const raw = event.isBase64Encoded
+        ? Buffer.from(event.body ?? '', 'base64').toString()
+        : (event.body ?? '');
       let title: unknown;
       try {
         title = (JSON.parse(raw) as { title?: unknown }).title;
       } catch {
         return json(400, { error: 'body must be JSON like {"title": "buy milk"}' });
       }
-      if (typeof title !== 'string' || title.length === 0) return json(400, { error: 'title must be a non-empty string' });
+      if (typeof title !== 'string' || title.length === 0)
+        return json(400, { error: 'title must be a non-empty string' });
       if (items.size >= maxItems) return json(409, { error: `at most ${maxItems} items` });
       const todo: Todo = { id: String(nextId++), title, done: false };
       items.set(todo.id, todo);

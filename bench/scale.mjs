@@ -1,0 +1,135 @@
+// Burst and density (scaling-engine issue). Burst: 1,000 concurrent requests to a never-invoked function with
+// reserved concurrency 1,000 and memory to spare; every answer is counted by status and the time to serve all
+// is reported. Density: the instances the burst left warm and idle are measured by private memory (USS) and
+// proportional share (PSS), beside an idle plain `node` process measured the same way in the same run.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent } from 'node:http';
+import { request } from 'node:http';
+import { BIN, ROOT, machine, percentile, saveResult, sleep, startJsonProcess, stop } from './lib.mjs';
+
+const BURST = Number(process.env.BENCH_BURST ?? 1000);
+
+function memoryOf(pid) {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  return { rss: kb('Rss'), pss: kb('Pss'), uss: kb('Private_Clean') + kb('Private_Dirty') };
+}
+
+/** Processes of the sandboxes: the node runtimes and the bubblewrap processes around them. */
+function sandboxProcesses() {
+  const out = { node: [], other: [] };
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (!cmd.includes('bootstrap.cjs')) continue;
+      (cmd.startsWith('/usr/bin/bwrap') || cmd.includes('bwrap\0') ? out.other : out.node).push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+export async function runScale() {
+  const data = mkdtempSync(join(tmpdir(), 'nimbus-scale-'));
+  const env = {
+    ...process.env,
+    NIMBUS_DATA: join(data, 'd'),
+    NIMBUS_LOG_LEVEL: 'warn',
+    NIMBUS_MAX_CONCURRENCY: String(BURST + 100),
+    // Idle instances use a few MB, not their configured 128: the budget is set to admit the whole burst.
+    NIMBUS_MEMORY_BUDGET_MB: String(BURST * 128 + 4096),
+  };
+  const nimbus = await startJsonProcess(
+    process.execPath,
+    [BIN, 'up', '--port', '0', '--api-port', '0', '--json'],
+    { env },
+  );
+  const result = {
+    machine: machine(),
+    date: new Date().toISOString(),
+    sandbox: nimbus.info.sandboxLevel,
+    burst: BURST,
+  };
+  try {
+    execFileSync(process.execPath, [BIN, 'deploy', join(ROOT, 'bench', 'fixtures', 'burst')], {
+      env,
+      stdio: 'ignore',
+    });
+    await sleep(500);
+    const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
+    const url = `${nimbus.info.apiUrl}/2015-03-31/functions/burst/invocations`;
+    const key = readFileSync(join(env.NIMBUS_DATA, 'api-key'), 'utf8').trim();
+    const invoke = () =>
+      new Promise((resolve) => {
+        const s = performance.now();
+        const req = request(
+          url,
+          { method: 'POST', agent, headers: { authorization: `Bearer ${key}` } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode, ms: performance.now() - s }));
+          },
+        );
+        req.on('error', (e) => resolve({ status: `error ${e.code}`, ms: performance.now() - s }));
+        req.end('{}');
+      });
+    const b0 = performance.now();
+    const burst = await Promise.all(Array.from({ length: BURST }, invoke));
+    const servedAllMs = performance.now() - b0;
+    const statuses = {};
+    for (const a of burst) statuses[a.status] = (statuses[a.status] ?? 0) + 1;
+    const ms = burst.map((a) => a.ms);
+    result.burstResult = {
+      statuses,
+      servedAllMs: Math.round(servedAllMs),
+      latencyP50: Math.round(percentile(ms, 50)),
+      latencyP99: Math.round(percentile(ms, 99)),
+    };
+    console.log(
+      `burst: ${BURST} concurrent requests to a cold function: ${JSON.stringify(statuses)}, all served in ${result.burstResult.servedAllMs} ms (p50 ${result.burstResult.latencyP50} ms, p99 ${result.burstResult.latencyP99} ms)`,
+    );
+
+    await sleep(1500);
+    const procs = sandboxProcesses();
+    const nodes = procs.node.map(memoryOf);
+    const wrappers = procs.other.map(memoryOf);
+    const sum = (xs, k) => xs.reduce((s, x) => s + x[k], 0);
+    const plain = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    await sleep(800);
+    const plainMem = memoryOf(plain.pid);
+    plain.kill();
+    const hostMem = memoryOf(nimbus.proc.pid);
+    const instances = nodes.length;
+    result.density = {
+      idleRuntimes: instances,
+      perInstanceUssMB: round((sum(nodes, 'uss') + sum(wrappers, 'uss')) / instances / 1024),
+      perInstancePssMB: round((sum(nodes, 'pss') + sum(wrappers, 'pss')) / instances / 1024),
+      nodeUssMB: round(sum(nodes, 'uss') / instances / 1024),
+      wrapperUssMB: round(sum(wrappers, 'uss') / instances / 1024),
+      plainIdleNodeUssMB: round(plainMem.uss / 1024),
+      totalUssGB: round((sum(nodes, 'uss') + sum(wrappers, 'uss')) / 1024 / 1024),
+      hostRssMB: round(hostMem.rss / 1024),
+    };
+    console.log(
+      `density: ${instances} idle runtimes; private memory (USS) per instance ${result.density.perInstanceUssMB} MB (node ${result.density.nodeUssMB} MB + bubblewrap ${result.density.wrapperUssMB} MB), PSS ${result.density.perInstancePssMB} MB; an idle plain node process: ${result.density.plainIdleNodeUssMB} MB USS; total ${result.density.totalUssGB} GB`,
+    );
+  } finally {
+    await stop(nimbus.proc);
+    rmSync(data, { recursive: true, force: true });
+  }
+  return result;
+}
+
+function round(v) {
+  return Math.round(v * 100) / 100;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const r = await runScale();
+  console.log(`saved ${saveResult('scale', r)}`);
+}
