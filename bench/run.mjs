@@ -1,6 +1,34 @@
-// `npm run bench`: every benchmark in one run, each printing its figures and saving them to bench/results/.
+// `npm run bench`: every benchmark in one run. Each prints its figures and saves them under bench/results/;
+// timing is compared against a baseline measured in the same run (bare node:http, workerd, serverless-offline),
+// since absolute numbers drift on shared 2-core machines. Nothing here passes or fails on a threshold.
 import { runCore } from './core.mjs';
+import { runPeers } from './peers.mjs';
+import { runScale } from './scale.mjs';
 import { saveResult } from './lib.mjs';
 
-const core = await runCore();
-console.log(`saved ${saveResult('core', core)}`);
+const only = new Set((process.env.BENCH_ONLY ?? 'core,peers,scale').split(','));
+const summary = {};
+if (only.has('core')) summary.core = await runCore();
+if (only.has('peers')) summary.peers = await runPeers();
+if (only.has('scale')) summary.scale = await runScale();
+
+const core = summary.core;
+const peers = summary.peers;
+if (core && peers) {
+  const w = peers.workerd?.reqPerSec;
+  const s = peers.serverlessOffline?.reqPerSec;
+  console.log('\nside by side, warm hello world, autocannon -c 50:');
+  console.log(
+    `  bare node:http      ${core.bare.reqPerSec} req/s  p50 ${core.bare.p50} ms  p99 ${core.bare.p99} ms`,
+  );
+  console.log(
+    `  nimbus              ${core.nimbus.reqPerSec} req/s  p50 ${core.nimbus.p50} ms  p99 ${core.nimbus.p99} ms  (${core.warmRatio}x bare${w ? `, ${(core.nimbus.reqPerSec / w).toFixed(2)}x workerd` : ''})`,
+  );
+  if (w)
+    console.log(`  workerd             ${w} req/s  p50 ${peers.workerd.p50} ms  p99 ${peers.workerd.p99} ms`);
+  if (s)
+    console.log(
+      `  serverless-offline  ${s} req/s  p50 ${peers.serverlessOffline.p50} ms  p99 ${peers.serverlessOffline.p99} ms`,
+    );
+}
+console.log(`saved ${saveResult('all', summary)}`);
