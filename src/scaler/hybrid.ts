@@ -159,7 +159,7 @@ export class HybridHistogramPolicy implements KeepAlivePolicy {
     // (in integer percent so that bin edges give exact milliseconds).
     const prewarmMs = Math.floor((head * this.binMs * (100 - this.marginPct)) / 100);
     const keepUntil = Math.ceil(((tail + 1) * this.binMs * (100 + this.marginPct)) / 100);
-    h.cached = { prewarmMs, keepAliveMs: keepUntil - prewarmMs };
+    h.cached = { prewarmMs, keepAliveMs: keepUntil - prewarmMs, extraKeepAliveMs: this.fallbackKeepAliveMs };
   }
 
   /** The bin holding the p-th percentile (nearest rank) of the in-range ITs. */

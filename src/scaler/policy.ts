@@ -11,6 +11,12 @@ export interface IdlePlan {
   prewarmMs: number;
   /** How long instances stay warm, counted from the end of the pre-warm wait (or from going idle). */
   keepAliveMs: number;
+  /**
+   * Window for a function's extra instances (those beyond the last one to finish), counted from their own
+   * last use. The idle-time histogram describes when the function is invoked again, which says nothing
+   * about when it needs several instances at once; defaults to keepAliveMs.
+   */
+  extraKeepAliveMs?: number;
 }
 
 export interface KeepAlivePolicy {

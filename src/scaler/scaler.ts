@@ -53,6 +53,8 @@ type State = 'starting' | 'ready';
 interface Inst {
   id: string;
   fn: Fn;
+  /** Memory counted for this instance: what its function had when it started (settings may change). */
+  memoryMB: number;
   state: State;
   active: number;
   lastUsed: number;
@@ -287,6 +289,18 @@ export class Scaler {
       if (fn.retired) continue;
       let provisioned = 0;
       for (const inst of fn.instances) if (inst.provisioned) provisioned++;
+      // Provisioned concurrency lowered: the surplus becomes ordinary instances (idle ones first), subject to
+      // keep-alive and eviction like any other.
+      if (provisioned > fn.spec.provisioned) {
+        const surplus = [...fn.instances]
+          .filter((i) => i.provisioned)
+          .sort((a, b) => (a.active === 0 ? 0 : 1) - (b.active === 0 ? 0 : 1));
+        for (const inst of surplus.slice(0, provisioned - fn.spec.provisioned)) {
+          inst.provisioned = false;
+          if (inst.active === 0) inst.expiresAt = inst.lastUsed + this.expiry(fn, 0);
+        }
+        provisioned = fn.spec.provisioned;
+      }
       for (; provisioned < fn.spec.provisioned; provisioned++) {
         const evict = this.makeRoom(fn.spec.memoryMB, fn);
         if (evict === null) break;
@@ -352,8 +366,8 @@ export class Scaler {
   idleInstances(): { id: string; key: string; memoryMB: number }[] {
     const out: { id: string; key: string; memoryMB: number }[] = [];
     for (const i of this.insts.values()) {
-      if (i.active === 0 && i.state === 'ready')
-        out.push({ id: i.id, key: i.fn.spec.key, memoryMB: i.fn.spec.memoryMB });
+      if (i.active === 0 && i.state === 'ready' && !i.provisioned)
+        out.push({ id: i.id, key: i.fn.spec.key, memoryMB: i.memoryMB });
     }
     return out;
   }
@@ -379,15 +393,21 @@ export class Scaler {
       fn.prewarmAt = now + plan.prewarmMs;
       fn.prewarmKeepMs = plan.keepAliveMs;
     } else {
+      // The instance that finished last carries the function's window; the others keep their own (set when
+      // they went idle as extras), each counted from its own last use.
+      let last: Inst | undefined;
       for (const inst of fn.instances) {
-        if (inst.active === 0 && !inst.provisioned) inst.expiresAt = now + plan.keepAliveMs;
+        if (inst.active === 0 && !inst.provisioned && (!last || inst.lastUsed >= last.lastUsed)) last = inst;
       }
+      if (last) last.expiresAt = last.lastUsed + plan.keepAliveMs;
     }
     return actions;
   }
 
+  /** Expiry of an instance that went idle while others of its function are still busy: an extra one. */
   private expiry(fn: Fn, now: number): number {
-    return now + (fn.spec.policy ?? this.o.policy).plan(fn.spec.name).keepAliveMs;
+    const plan = (fn.spec.policy ?? this.o.policy).plan(fn.spec.name);
+    return now + (plan.extraKeepAliveMs ?? plan.keepAliveMs);
   }
 
   private throttle(fn: Fn, reason: ThrottleReason): Acquired {
@@ -411,7 +431,7 @@ export class Scaler {
     for (const i of idle) {
       if (free >= mb) break;
       evict.push(i.id);
-      free += i.fn.spec.memoryMB;
+      free += i.memoryMB;
     }
     if (free < mb) return null;
     for (const id of evict) {
@@ -426,6 +446,7 @@ export class Scaler {
     const inst: Inst = {
       id: `i${(++seq).toString(36)}`,
       fn,
+      memoryMB: fn.spec.memoryMB,
       state,
       active: 0,
       lastUsed: now,
@@ -454,7 +475,7 @@ export class Scaler {
     if (this.insts.delete(inst.id)) {
       if (inst.active > 0) this.gone.set(inst.id, inst);
       inst.fn.instances.delete(inst);
-      this.memoryMB -= inst.fn.spec.memoryMB;
+      this.memoryMB -= inst.memoryMB;
       if (inst.listed) {
         const at = inst.fn.available.indexOf(inst);
         if (at >= 0) inst.fn.available.splice(at, 1);
