@@ -38,7 +38,8 @@ describe.each([
     });
   }
 
-  async function healthy(): Promise<void> {
+  async function healthy(same?: string): Promise<void> {
+    if (same) expect((await invoke(same, { calm: true })).value).toEqual({ calm: true });
     expect((await invoke('counter')).value.count).toBeGreaterThan(0);
     expect((await invoke('echo', { again: true })).statusCode).toBe(200);
   }
@@ -60,7 +61,7 @@ describe.each([
       expect(r.functionError).toBe('Unhandled');
       expect(r.value.errorType).toBe('Runtime.OutOfMemory');
       expect((await record(r.requestId)).status).toBe('oom');
-      await healthy();
+      await healthy('hog');
     });
 
     it('survives process.exit in a handler', async () => {
@@ -69,17 +70,18 @@ describe.each([
       expect(r.value.errorMessage).toContain('exit status 3');
       const rec = await record(r.requestId);
       expect(rec.status).toBe('unhandled');
-      await healthy();
+      await healthy('quitter');
     });
 
     it('survives an uncaught exception and an unhandled rejection', async () => {
       const thrown = await invoke('thrower');
       expect(thrown.functionError).toBe('Unhandled');
       expect(thrown.value.errorMessage).toContain('uncaught in a timer');
+      await healthy('thrower');
       const rejected = await invoke('rejecter');
       expect(rejected.value.errorType).toBe('Runtime.UnhandledPromiseRejection');
       expect((await record(rejected.requestId)).status).toBe('unhandled');
-      await healthy();
+      await healthy('rejecter');
     });
 
     it('returns handled errors as {errorType, errorMessage, trace}', async () => {

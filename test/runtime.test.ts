@@ -89,7 +89,13 @@ class Cell {
   /** Sends an invocation and resolves with its result or fatal message. */
   invoke(
     event: unknown,
-    opts: { init?: FunctionInit; id?: string; deadline?: number; clientContext?: unknown } = {},
+    opts: {
+      init?: FunctionInit;
+      id?: string;
+      deadline?: number;
+      timeoutMs?: number;
+      clientContext?: unknown;
+    } = {},
   ): Promise<ResultMessage | FatalMessage> {
     const id = opts.id ?? `req-${++this.seq}`;
     this.send({
@@ -98,6 +104,7 @@ class Cell {
       init: opts.init,
       event,
       deadline: opts.deadline ?? Date.now() + 10_000,
+      timeoutMs: opts.timeoutMs,
       clientContext: opts.clientContext,
     });
     return this.waitFor(
@@ -633,5 +640,174 @@ describe('fatal errors and exits', () => {
     cell.send({ t: 'shutdown' });
     expect((await cell.exited).code).toBe(0);
     expect(Date.now() - t0).toBeLessThan(1000);
+  });
+});
+
+describe('concurrency: K invocations at once (FunctionInit.concurrency)', () => {
+  interface Overlap {
+    n: number;
+    awsRequestId: string;
+    globalRequestId: string;
+    atStart: number;
+    maxRunning: number;
+    finishedBefore: number;
+    startedAt: number;
+    remaining: number;
+  }
+
+  async function concurrentCell(handler: string, k: number): Promise<{ cell: Cell; fi: FunctionInit }> {
+    const cell = new Cell();
+    await cell.ready();
+    return { cell, fi: { ...init(handler), concurrency: k } };
+  }
+
+  function resultIndex(cell: Cell, id: string): number {
+    return cell.messages.findIndex((m) => (m.t === 'result' || m.t === 'fatal') && m.id === id);
+  }
+
+  it('runs up to K at once; the next one starts in order once one finishes, its deadline counted from then', async () => {
+    const { cell, fi } = await concurrentCell('concurrent.overlap', 4);
+    const timeoutMs = 5000;
+    const sentAt = Date.now();
+    const pending = [1, 2, 3, 4, 5].map((n) =>
+      cell.result({ n, ms: 300 }, { id: `o${n}`, init: n === 1 ? fi : undefined, timeoutMs }),
+    );
+    const results = await Promise.all(pending);
+    const out = results.map((r) => ok(r) as Overlap);
+
+    // The first four overlapped: each saw the others start, and the counter reached 4...
+    expect(out.slice(0, 4).map((o) => o.atStart)).toEqual([1, 2, 3, 4]);
+    expect(out.slice(0, 4).every((o) => o.finishedBefore === 0 && o.maxRunning === 4)).toBe(true);
+    // ...and never went past it: the fifth started only after one of them had finished.
+    expect(out[4]?.finishedBefore).toBeGreaterThanOrEqual(1);
+    expect(out[4]?.atStart).toBeLessThanOrEqual(4);
+    expect(Math.max(...out.map((o) => o.maxRunning))).toBe(4);
+    const firstDone = Math.min(...[1, 2, 3, 4].map((n) => resultIndex(cell, `o${n}`)));
+    expect(resultIndex(cell, 'o5')).toBeGreaterThan(firstDone);
+
+    // Each answered for itself, with its own context.
+    out.forEach((o, i) => {
+      expect(o.n).toBe(i + 1);
+      expect(o.awsRequestId).toBe(`o${i + 1}`);
+      expect(o.globalRequestId).toBe(`o${i + 1}`);
+      expect(o.remaining).toBeLessThanOrEqual(timeoutMs);
+    });
+    expect(results.every((r) => r.rss > 1_000_000)).toBe(true);
+    expect(results[0]?.initMs).toBeGreaterThan(0);
+    expect(results.slice(1).every((r) => r.initMs === undefined)).toBe(true);
+    // o5 waited behind a 300 ms sleep: a deadline counted from when it was sent would be that much nearer.
+    const o5 = out[4] as Overlap;
+    expect(o5.startedAt + o5.remaining).toBeGreaterThanOrEqual(sentAt + timeoutMs + 250);
+  });
+
+  it('attributes the output of overlapping invocations to each one, tagged with its own request id', async () => {
+    const { cell, fi } = await concurrentCell('concurrent.overlap', 4);
+    const ids = ['la', 'lb', 'lc', 'ld'];
+    await Promise.all(
+      ids.map((id, i) => cell.result({ n: i + 1, ms: 300 }, { id, init: i === 0 ? fi : undefined })),
+    );
+    ids.forEach((id, i) => {
+      const n = i + 1;
+      const logs = cell.logsFor(id);
+      expect(logs).toMatch(new RegExp(`\\t${id}\\tINFO\\tstart ${n}\\n`));
+      expect(logs).toMatch(new RegExp(`\\t${id}\\tINFO\\tend ${n}\\n`));
+      expect(logs).toContain(`raw ${n}\n`);
+      for (const other of ids.filter((x) => x !== id)) expect(logs).not.toContain(`\t${other}\t`);
+      expect(logs.match(/(start|end|raw) \d/g)).toEqual([`start ${n}`, `raw ${n}`, `end ${n}`]);
+    });
+    // Nothing escaped the capture.
+    expect(cell.stderr).toBe('');
+  });
+
+  it('K is fixed by a warm-up init as well', async () => {
+    const { cell, fi } = await concurrentCell('concurrent.overlap', 2);
+    cell.send({ t: 'invoke', id: 'warm', init: fi, event: null, deadline: Date.now() + 5000, warmup: true });
+    expect(await cell.waitFor((m): m is ResultMessage => m.t === 'result' && m.id === 'warm')).toMatchObject({
+      ok: true,
+      payload: 'null',
+    });
+    const out = (await Promise.all([1, 2, 3].map((n) => cell.result({ n, ms: 300 })))).map(
+      (r) => ok(r) as Overlap,
+    );
+    expect(out.map((o) => o.atStart).slice(0, 2)).toEqual([1, 2]);
+    expect(out[2]?.finishedBefore).toBeGreaterThanOrEqual(1);
+    expect(Math.max(...out.map((o) => o.maxRunning))).toBe(2);
+  });
+
+  it('callback answers at once, without waiting for pending work (callbackWaitsForEmptyEventLoop ignored)', async () => {
+    const { cell, fi } = await concurrentCell('concurrent.callback', 2);
+    const r = await cell.result({ delay: 200 }, { id: 'cb-1', init: fi });
+    expect(r).toMatchObject({ ok: true, payload: '"callback result"' });
+    // Answered before its timer fired.
+    expect(JSON.stringify(cell.messages)).not.toContain('timer fired');
+    // The timer's line is tagged with the invocation that set it, and rides on one still running.
+    expect(ok(await cell.result({ afterTimer: true }, { id: 'cb-2' }))).toBe('after timer');
+    expect(cell.logsFor('cb-2')).toContain('\tcb-1\tINFO\ttimer fired\n');
+    expect(cell.logsFor('cb-1')).not.toContain('timer fired');
+  });
+
+  it('an invocation with no work left fails with Runtime.NodeJsExit only once the others are done; the instance lives on', async () => {
+    const { cell, fi } = await concurrentCell('concurrent.mixed', 2);
+    const never = cell.invoke({ kind: 'never' }, { id: 'never', init: fi });
+    const slow = cell.invoke({ kind: 'sleep', ms: 200 }, { id: 'slow' });
+    expect(await slow).toMatchObject({ ok: true, payload: '"slept"' });
+    expect(await never).toMatchObject({
+      ok: false,
+      errorKind: 'unhandled',
+      error: { errorType: 'Runtime.NodeJsExit' },
+    });
+    expect(resultIndex(cell, 'never')).toBeGreaterThan(resultIndex(cell, 'slow'));
+    const again = await Promise.all([
+      cell.result({ kind: 'sleep', ms: 10 }, { id: 'again-1' }),
+      cell.result({ kind: 'sleep', ms: 10 }, { id: 'again-2' }),
+    ]);
+    expect(again.map((r) => r.payload)).toEqual(['"slept"', '"slept"']);
+    expect(cell.proc.exitCode).toBeNull();
+  });
+
+  it('an uncaught exception sends fatal for the invocation whose async work threw; the others get their lines', async () => {
+    const { cell, fi } = await concurrentCell('concurrent.mixed', 2);
+    void cell.invoke({ kind: 'sleep', ms: 1000 }, { id: 'bystander', init: fi });
+    const fatal = await cell.invoke({ kind: 'crash', ms: 50 }, { id: 'culprit' });
+    expect(fatal).toMatchObject({
+      t: 'fatal',
+      id: 'culprit',
+      error: { errorType: 'Error', errorMessage: 'kaboom' },
+    });
+    expect(cell.logsFor('culprit')).toContain('\tculprit\tINFO\tabout to crash\n');
+    expect(cell.logsFor('culprit')).toContain('\tculprit\tERROR\tUncaught Exception \t{"errorType":"Error"');
+    expect(cell.logsFor('bystander')).toContain('\tbystander\tINFO\tsleeping 1000\n');
+    expect((await cell.exited).code).not.toBe(0);
+    expect(cell.messages.some((m) => m.t === 'result' && m.id !== 'bystander' && m.id !== 'culprit')).toBe(
+      false,
+    );
+    expect(cell.messages.some((m) => m.t === 'result' && (m.id === 'bystander' || m.id === 'culprit'))).toBe(
+      false,
+    );
+  });
+
+  it('an unhandled rejection is attributed to the invocation whose promise it was', async () => {
+    const { cell, fi } = await concurrentCell('concurrent.mixed', 2);
+    void cell.invoke({ kind: 'sleep', ms: 1000 }, { id: 'bystander', init: fi });
+    const fatal = await cell.invoke({ kind: 'reject', ms: 50 }, { id: 'culprit' });
+    expect(fatal).toMatchObject({
+      t: 'fatal',
+      id: 'culprit',
+      error: { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: 'Error: nobody catches me' },
+    });
+    expect((await cell.exited).code).not.toBe(0);
+  });
+
+  it('a crash from an invocation that already answered sends fatal with a null id', async () => {
+    const { cell, fi } = await concurrentCell('concurrent.mixed', 2);
+    void cell.invoke({ kind: 'sleep', ms: 1000 }, { id: 'bystander', init: fi });
+    expect(ok(await cell.invoke({ kind: 'crashLater', ms: 50 }, { id: 'early' }))).toBe('answered');
+    const fatal = await cell.waitFor((m): m is FatalMessage => m.t === 'fatal');
+    expect(fatal).toMatchObject({ id: null, error: { errorType: 'RangeError' } });
+    // The line is tagged with the invocation that set the timer, and rides with the one still running.
+    expect(cell.logsFor('bystander')).toContain(
+      '\tearly\tERROR\tUncaught Exception \t{"errorType":"RangeError"',
+    );
+    expect((await cell.exited).code).not.toBe(0);
   });
 });
