@@ -282,6 +282,7 @@ export class DefaultInvoker implements Invoker {
       logStreamName: `${new Date().toISOString().slice(0, 10).replace(/-/g, '/')}/[${fv.version}]${inst.id}`,
       // Without bubblewrap there is no private /tmp; TMPDIR (os.tmpdir()) points at the instance's own.
       env: { ...fv.config.environment, TMPDIR: inst.tmpDirInside },
+      concurrency: inst.concurrency,
     };
   }
 

@@ -1,6 +1,8 @@
 // The Node.js runtime inside a sandbox process: a generic "stem cell" that boots without any user code, becomes
 // one function's instance on the first invocation (which carries FunctionInit), then serves invocations one at
-// a time over the IPC channel with AWS Lambda's semantics. Protocol: src/protocol/messages.ts.
+// a time over the IPC channel with AWS Lambda's semantics, or up to FunctionInit.concurrency at a time (see
+// invoke.ts for what that changes). Invocations beyond that wait in a queue and start in arrival order.
+// Protocol: src/protocol/messages.ts.
 import { performance } from 'node:perf_hooks';
 import type {
   FunctionInit,
@@ -12,15 +14,25 @@ import type {
 import { applyFunctionEnv } from './env.js';
 import { UnhandledPromiseRejection, toRapidError } from './errors.js';
 import {
-  abandonCurrent,
+  abandonAll,
+  concurrencyOf,
   currentInvocationId,
-  isInvoking,
+  isFull,
   runInvocation,
   setFunction,
   setupInvoker,
 } from './invoke.js';
 import { loadHandler } from './loader.js';
-import { beginInit, endInvocation, installLogCapture, logError, setLogLevel, writeToStderr } from './logs.js';
+import {
+  beginInit,
+  currentSlot,
+  endAllSlots,
+  endInvocation,
+  installLogCapture,
+  logError,
+  setLogLevel,
+  writeToStderr,
+} from './logs.js';
 
 /** How long a fatal message may take to reach the host before the process exits regardless. */
 const FATAL_FLUSH_TIMEOUT_MS = 1000;
@@ -42,7 +54,9 @@ type RawSend = NonNullable<NodeJS.Process['send']>;
 
 let state: InitState = { kind: 'blank' };
 let dying = false;
-/** Only a host breaking the one-invocation-at-a-time rule (or invoking during init) puts anything here. */
+/** K, once the function is loaded (FunctionInit.concurrency). */
+let concurrency = 1;
+/** Invocations sent while K run (or during init), in arrival order. */
 const queue: InvokeMessage[] = [];
 let rawSend: RawSend;
 
@@ -79,7 +93,8 @@ function onMessage(raw: unknown): void {
   const msg = raw as HostMessage;
   if (msg.t === 'invoke') {
     if (dying) return;
-    if (isBusy()) queue.push(msg);
+    // Behind queued ones too: between a completion and the drain it schedules, a newcomer must not jump ahead.
+    if (isBusy() || queue.length > 0) queue.push(msg);
     else dispatch(msg);
   } else if (msg.t === 'shutdown') {
     process.exit(0);
@@ -87,17 +102,22 @@ function onMessage(raw: unknown): void {
 }
 
 function isBusy(): boolean {
-  return state.kind === 'loading' || isInvoking();
+  return state.kind === 'loading' || isFull();
 }
 
+/** A slot may have freed up. */
 function onIdle(): void {
   if (queue.length > 0) setImmediate(drainQueue);
 }
 
 function drainQueue(): void {
-  if (isBusy() || dying) return;
-  const next = queue.shift();
-  if (next !== undefined) dispatch(next);
+  // K = 1 starts one per turn, as it always has; K > 1 fills every free slot.
+  do {
+    if (isBusy() || dying) return;
+    const next = queue.shift();
+    if (next === undefined) return;
+    dispatch(next);
+  } while (concurrency > 1);
 }
 
 function dispatch(msg: InvokeMessage): void {
@@ -147,6 +167,7 @@ async function initialize(msg: InvokeMessage, init: FunctionInit): Promise<void>
     const loaded = await loadHandler(init.codeDir, init.handler, RUNTIME_FILE);
     if (dying) return;
     setFunction(init, loaded);
+    concurrency = concurrencyOf(init);
     state = { kind: 'ready' };
     if (msg.warmup) {
       replyWarm(msg.id, performance.now() - t0, endInvocation());
@@ -154,6 +175,8 @@ async function initialize(msg: InvokeMessage, init: FunctionInit): Promise<void>
       return;
     }
     runInvocation(msg, performance.now() - t0);
+    // K > 1: what queued up during init may start beside it.
+    if (concurrency > 1) onIdle();
   } catch (err) {
     if (dying) return;
     // What AWS logs when init fails; no request id exists yet, hence "undefined" in the line.
@@ -192,15 +215,18 @@ function replyInitError(
  * An uncaught exception or unhandled rejection: report it for the invocation in flight (null between
  * invocations), then exit non-zero once the message is written, as RIC does. The exit code is set first so the
  * process cannot end with 0 whichever way it goes down; output after this point goes to stderr on exit.
+ * K > 1: the fatal names the running invocation whose async context the error surfaced in, else null (the host
+ * fails all running ones either way); the other running invocations' buffered lines go out as LogMessages first.
  */
 function die(err: unknown, label: string, code: number): void {
   if (dying) return;
   dying = true;
   process.exitCode = code;
   const id = currentInvocationId() ?? (state.kind === 'loading' ? state.id : null);
+  const slot = concurrency > 1 ? currentSlot() : null;
   logError(label, err);
-  abandonCurrent();
-  const logs = endInvocation();
+  abandonAll();
+  const logs = concurrency > 1 ? endAllSlots(slot) : endInvocation();
   const exit = (): void => {
     process.exit(code);
   };

@@ -3,12 +3,34 @@
 // fallbacks for handlers that never complete.
 //
 // Waiting for an empty event loop: the IPC channel is the only thing of ours that keeps the loop alive, so it is
-// unref'd for the duration of every invocation. 'beforeExit' then fires exactly when the function has no work
-// left, which is when AWS would respond; the channel is ref'd again as the response goes out.
+// unref'd while any invocation runs. 'beforeExit' then fires exactly when the function has no work left, which is
+// when AWS would respond; the channel is ref'd again as the last running invocation's response goes out.
+//
+// Concurrency K > 1 (FunctionInit.concurrency): up to K invocations run at once, each with its own context,
+// deadline and completion state, and each handler call runs in its own AsyncLocalStorage context so that output
+// is attributed to it (logs.ts). What changes for the function:
+// - callbackWaitsForEmptyEventLoop cannot mean anything for one invocation when others share the event loop, so
+//   callback(null, result) answers at once, as if it were false (the property stays readable and writable, and
+//   is ignored). Promises, context.succeed/fail/done and callback(err) behave as with K = 1.
+// - The channel is unref'd from the moment the first of them starts until the last one answers, so 'beforeExit'
+//   still fires only when no running invocation has any work left; then every one of them that has not answered
+//   gets RIC's default: null for a sync handler, Runtime.NodeJsExit for an async one. A stuck invocation thus
+//   waits for its siblings to finish (or its deadline), but the process never exits under a running invocation.
 import type { FunctionInit, InvokeMessage, ResultMessage, SerializedError } from '../protocol/messages.js';
 import { JSONStringifyError, NodeJsExit, toRapidError } from './errors.js';
 import type { LoadedHandler } from './loader.js';
-import { beginInvocation, endInvocation, logError } from './logs.js';
+import {
+  type Slot,
+  beginInvocation,
+  beginSlot,
+  currentSlot,
+  enableConcurrentLogs,
+  endInvocation,
+  endSlot,
+  logError,
+  logErrorFor,
+  runInSlot,
+} from './logs.js';
 
 type Callback = (err?: unknown, result?: unknown) => void;
 
@@ -35,14 +57,20 @@ class Invocation {
   /** The response is on its way; nothing else may be sent for this id. */
   completed = false;
   waits = true;
+  /** What 'beforeExit' does for it. */
+  onDrain = OnDrain.Default;
+  /** The result callback() gave, for OnDrain.Complete. */
+  drainResult: unknown = undefined;
   constructor(
     readonly id: string,
     readonly deadline: number,
     readonly initMs: number | undefined,
+    /** K > 1: its output buffer and async context; null with K = 1. */
+    readonly slot: Slot | null,
   ) {}
 }
 
-/** What 'beforeExit' does for the current invocation. */
+/** What 'beforeExit' does for a running invocation. */
 const enum OnDrain {
   Nothing,
   /** The handler neither completed nor is known to have failed: RIC's default exit listener. */
@@ -59,9 +87,10 @@ let send: (msg: ResultMessage) => void = () => {};
 let onIdle: () => void = () => {};
 let channel: { ref(): void; unref(): void } = { ref() {}, unref() {} };
 
-let current: Invocation | null = null;
-let onDrain = OnDrain.Nothing;
-let drainResult: unknown;
+/** How many invocations may run at once (K); fixed when the function is loaded. */
+let limit = 1;
+/** The invocations started and not yet answered, in start order (at most one with K = 1). */
+const running = new Set<Invocation>();
 
 export function setupInvoker(opts: {
   send: (msg: ResultMessage) => void;
@@ -74,43 +103,68 @@ export function setupInvoker(opts: {
   process.on('beforeExit', onBeforeExit);
 }
 
+/** FunctionInit.concurrency as the runtime applies it: an integer >= 1, else 1. */
+export function concurrencyOf(init: FunctionInit): number {
+  const k = init.concurrency;
+  return typeof k === 'number' && Number.isInteger(k) && k >= 1 ? k : 1;
+}
+
 export function setFunction(init: FunctionInit, loaded: LoadedHandler): void {
   fnInit = init;
   fn = loaded.fn;
   fnIsAsync = loaded.isAsync;
   memoryLimitInMB = String(init.memoryMB);
+  limit = concurrencyOf(init);
+  if (limit > 1) enableConcurrentLogs();
 }
 
+/**
+ * The invocation a fatal error belongs to. K = 1: the one running, whatever caused it. K > 1: the running
+ * invocation whose async context the error surfaced in (uncaught exceptions run in the context of the callback
+ * that threw, unhandled rejections in the rejected promise's), or null when there is none.
+ */
 export function currentInvocationId(): string | null {
-  return current?.id ?? null;
+  if (limit > 1) return currentSlot()?.id ?? null;
+  for (const inv of running) return inv.id;
+  return null;
 }
 
-export function isInvoking(): boolean {
-  return current !== null;
+/** No room for another invocation to start (K are running). */
+export function isFull(): boolean {
+  return running.size >= limit;
 }
 
-/** The process is dying (fatal error): whatever the handler does from now on must not produce a response. */
-export function abandonCurrent(): void {
-  if (current === null) return;
-  current.completed = true;
-  current.finished = true;
-  current = null;
-  onDrain = OnDrain.Nothing;
-  drainResult = undefined;
+/** The process is dying (fatal error): whatever the handlers do from now on must not produce a response. */
+export function abandonAll(): void {
+  if (running.size === 0) return;
+  for (const inv of running) {
+    inv.completed = true;
+    inv.finished = true;
+    inv.onDrain = OnDrain.Nothing;
+    inv.drainResult = undefined;
+  }
+  running.clear();
   channel.ref();
 }
 
 export function runInvocation(msg: InvokeMessage, initMs: number | undefined): void {
-  const inv = new Invocation(
-    msg.id,
-    msg.timeoutMs === undefined ? msg.deadline : Date.now() + msg.timeoutMs,
-    initMs,
-  );
-  current = inv;
-  onDrain = OnDrain.Default;
+  const deadline = msg.timeoutMs === undefined ? msg.deadline : Date.now() + msg.timeoutMs;
+  if (limit > 1) {
+    const inv = new Invocation(msg.id, deadline, initMs, beginSlot(msg.id));
+    if (running.size === 0) channel.unref();
+    running.add(inv);
+    runInSlot(inv.slot as Slot, () => start(inv, msg));
+    return;
+  }
+  const inv = new Invocation(msg.id, deadline, initMs, null);
+  running.add(inv);
   beginInvocation(inv.id);
   channel.unref();
+  start(inv, msg);
+}
 
+/** Calls the handler; its completion, whichever way it comes, ends in finish(). */
+function start(inv: Invocation, msg: InvokeMessage): void {
   const context = makeContext(inv, msg.clientContext);
   // Kept aside so a handler that overwrites context.succeed/fail cannot break its own completion.
   const succeed = context.succeed;
@@ -178,28 +232,34 @@ function claim(inv: Invocation): boolean {
 
 function onCallback(inv: Invocation, err: unknown, result: unknown): void {
   if (inv.completed) return alreadyDone();
-  onDrain = OnDrain.Nothing;
+  inv.onDrain = OnDrain.Nothing;
   // Errors are reported at once even when waiting for the event loop, as RIC does.
   if (err !== undefined && err !== null) return postError(inv, err, 'handled');
-  if (!inv.waits) return complete(inv, result);
-  onDrain = OnDrain.Complete;
-  drainResult = result;
+  // K > 1: the event loop is shared with other invocations; waiting for it to empty means nothing (see top).
+  if (!inv.waits || limit > 1) return complete(inv, result);
+  inv.onDrain = OnDrain.Complete;
+  inv.drainResult = result;
 }
 
 function done(inv: Invocation, err: unknown, result: unknown): void {
   if (inv.completed) return alreadyDone();
-  onDrain = OnDrain.Nothing;
+  inv.onDrain = OnDrain.Nothing;
   if (err !== undefined && err !== null) postError(inv, err, 'handled');
   else complete(inv, result);
 }
 
+/** Nothing keeps the event loop alive: no running invocation can make progress on its own any more. */
 function onBeforeExit(): void {
-  const inv = current;
-  if (inv === null || inv.completed) return;
-  const action = onDrain;
-  const result = drainResult;
-  onDrain = OnDrain.Nothing;
-  drainResult = undefined;
+  if (running.size === 0) return;
+  for (const inv of [...running]) drained(inv);
+}
+
+function drained(inv: Invocation): void {
+  if (inv.completed) return;
+  const action = inv.onDrain;
+  const result = inv.drainResult;
+  inv.onDrain = OnDrain.Nothing;
+  inv.drainResult = undefined;
   if (action === OnDrain.Complete) {
     // RIC answers on the next turn, after any other beforeExit listeners had their say.
     setImmediate(() => complete(inv, result));
@@ -230,7 +290,8 @@ function complete(inv: Invocation, result: unknown): void {
 
 function postError(inv: Invocation, err: unknown, kind: 'handled' | 'unhandled'): void {
   if (inv.completed) return;
-  logError('Invoke Error', err);
+  if (inv.slot === null) logError('Invoke Error', err);
+  else logErrorFor(inv.slot, 'Invoke Error', err);
   finish(inv, false, undefined, toRapidError(err), kind);
 }
 
@@ -243,10 +304,10 @@ function finish(
 ): void {
   inv.completed = true;
   inv.finished = true;
-  current = null;
-  onDrain = OnDrain.Nothing;
-  drainResult = undefined;
-  channel.ref();
+  inv.onDrain = OnDrain.Nothing;
+  inv.drainResult = undefined;
+  running.delete(inv);
+  if (running.size === 0) channel.ref();
   send({
     t: 'result',
     id: inv.id,
@@ -254,7 +315,7 @@ function finish(
     payload,
     error,
     errorKind,
-    logs: endInvocation(),
+    logs: inv.slot === null ? endInvocation() : endSlot(inv.slot),
     initMs: inv.initMs,
     rss: process.memoryUsage.rss(),
   });
