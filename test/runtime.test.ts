@@ -1,6 +1,8 @@
 // The sandbox runtime, end to end: the real built bootstrap in a child process, driven over IPC with the
 // protocol the host uses, against small fixture functions.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { HostChannel } from '../src/sandbox/channel.js';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +40,7 @@ afterAll(() => {
 
 class Cell {
   readonly proc: ChildProcess;
+  private readonly channel: HostChannel;
   readonly messages: SandboxMessage[] = [];
   stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -46,17 +49,18 @@ class Cell {
 
   constructor(env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] }) {
     this.proc = spawn(process.execPath, [bootstrap], {
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      serialization: 'json',
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       cwd: tmpdir(),
       env,
     });
     this.proc.stderr?.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
-    this.proc.on('message', (m: SandboxMessage) => {
-      this.messages.push(m);
+    // The host's own channel class: the test speaks to the runtime exactly as the platform does.
+    this.channel = new HostChannel(this.proc.stdio[3] as Socket, (raw) => {
+      this.messages.push(raw as SandboxMessage);
       for (const w of this.waiters.splice(0)) w();
     });
-    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
+    // 'close' comes after the channel is drained, so messages sent just before exiting are already here.
+    this.exited = new Promise((resolve) => this.proc.on('close', (code, signal) => resolve({ code, signal })));
     cells.push(this);
   }
 
@@ -83,7 +87,7 @@ class Cell {
   }
 
   send(msg: InvokeMessage | { t: 'shutdown' }): void {
-    this.proc.send(msg);
+    this.channel.send(msg);
   }
 
   /** Sends an invocation and resolves with its result or fatal message. */

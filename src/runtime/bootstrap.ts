@@ -1,6 +1,6 @@
 // The Node.js runtime inside a sandbox process: a generic "stem cell" that boots without any user code, becomes
 // one function's instance on the first invocation (which carries FunctionInit), then serves invocations one at
-// a time over the IPC channel with AWS Lambda's semantics, or up to FunctionInit.concurrency at a time (see
+// a time over the host channel (channel.ts) with AWS Lambda's semantics, or up to FunctionInit.concurrency at a time (see
 // invoke.ts for what that changes). Invocations beyond that wait in a queue and start in arrival order.
 // Protocol: src/protocol/messages.ts.
 import { performance } from 'node:perf_hooks';
@@ -11,6 +11,7 @@ import type {
   SandboxMessage,
   SerializedError,
 } from '../protocol/messages.js';
+import { CHANNEL_FD, openChannel, type Channel } from './channel.js';
 import { applyFunctionEnv } from './env.js';
 import { UnhandledPromiseRejection, toRapidError } from './errors.js';
 import {
@@ -50,29 +51,26 @@ type InitState =
   | { kind: 'ready' }
   | { kind: 'failed'; error: SerializedError };
 
-type RawSend = NonNullable<NodeJS.Process['send']>;
-
 let state: InitState = { kind: 'blank' };
 let dying = false;
 /** K, once the function is loaded (FunctionInit.concurrency). */
 let concurrency = 1;
 /** Invocations sent while K run (or during init), in arrival order. */
 const queue: InvokeMessage[] = [];
-let rawSend: RawSend;
+let channel: Channel;
 
 function send(msg: SandboxMessage): void {
-  // After a disconnect, send() would emit an 'error' event nobody listens to; the process is exiting anyway.
-  if (process.connected) rawSend(msg);
+  if (channel.connected) channel.send(msg);
 }
 
 function main(): void {
-  const channel = process.channel;
-  const ipcSend = process.send?.bind(process);
-  if (channel === undefined || ipcSend === undefined) {
-    writeToStderr('nimbus runtime: must be started with an IPC channel (stdio "ipc")\n');
+  try {
+    // The host is gone: nobody is left to answer to.
+    channel = openChannel(onMessage, () => process.exit(0));
+  } catch {
+    writeToStderr(`nimbus runtime: must be started with the host channel on fd ${CHANNEL_FD}\n`);
     process.exit(1);
   }
-  rawSend = ipcSend;
 
   installLogCapture((id, data) => send({ t: 'log', id, data }));
   setupInvoker({ send, onIdle, channel });
@@ -81,9 +79,6 @@ function main(): void {
   process.on('unhandledRejection', (reason) =>
     die(new UnhandledPromiseRejection(reason), 'Unhandled Promise Rejection', EXIT_UNHANDLED_REJECTION),
   );
-  // The host is gone: nobody is left to answer to.
-  process.on('disconnect', () => process.exit(0));
-  process.on('message', onMessage);
 
   send({ t: 'ready', pid: process.pid });
 }
@@ -235,9 +230,9 @@ function die(err: unknown, label: string, code: number): void {
     exit();
   };
   setTimeout(exit, FATAL_FLUSH_TIMEOUT_MS);
-  if (!process.connected) return undelivered();
+  if (!channel.connected) return undelivered();
   try {
-    rawSend({ t: 'fatal', id, error: toRapidError(err), logs }, (sendErr: Error | null) =>
+    channel.send({ t: 'fatal', id, error: toRapidError(err), logs }, (sendErr: Error | null) =>
       sendErr ? undelivered() : exit(),
     );
   } catch {

@@ -2,7 +2,7 @@
 // completion wins, callbackWaitsForEmptyEventLoop, legacy context.succeed/fail/done, and the "beforeExit"
 // fallbacks for handlers that never complete.
 //
-// Waiting for an empty event loop: the IPC channel is the only thing of ours that keeps the loop alive, so it is
+// Waiting for an empty event loop: the host channel is the only thing of ours that keeps the loop alive, so it is
 // unref'd while any invocation runs. 'beforeExit' then fires exactly when the function has no work left, which is
 // when AWS would respond; the channel is ref'd again as the last running invocation's response goes out.
 //

@@ -1,6 +1,6 @@
 // Log capture. console.* becomes Lambda-format lines and raw stdout/stderr writes are kept as-is; everything
 // goes into one in-memory buffer that rides on the invocation's result message, so a handler that logs still
-// costs one IPC message when it finishes within the tick. Longer invocations get a debounced LogMessage.
+// costs one channel message when it finishes within the tick. Longer invocations get a debounced LogMessage.
 //
 // With concurrency K > 1 (several invocations overlap), each running invocation has its own buffer (a Slot), and
 // output is attributed by AsyncLocalStorage: the invocation whose async work wrote it. Output with no such
@@ -204,7 +204,7 @@ export function writeRemainingToStderr(): void {
   if (data !== '') writeToStderr(data);
 }
 
-/** Straight to fd 2, synchronously, bypassing the capture hook: for when the IPC channel can no longer be used. */
+/** Straight to fd 2, synchronously, bypassing the capture hook: for when the host channel can no longer be used. */
 export function writeToStderr(data: string): void {
   try {
     writeSync(2, data);

@@ -16,7 +16,9 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { InvokeMessage, SandboxMessage, SerializedError } from '../protocol/messages.js';
+import type { Socket } from 'node:net';
 import type { SandboxCapabilities } from './detect.js';
+import { HostChannel } from './channel.js';
 
 export interface InstanceEnv {
   caps: SandboxCapabilities;
@@ -130,6 +132,7 @@ export class SandboxInstance {
   /** Peak RSS polled while busy (bytes), when no cgroup enforces the limit. */
   polledRss = 0;
   private child: ChildProcess;
+  private channel: HostChannel;
   private pending: Pending[] = [];
   private readonly cgroup: string | null;
   private stderrTail = '';
@@ -156,10 +159,10 @@ export class SandboxInstance {
     this.codeDirInside = caps.bwrap ? BWRAP_TASK : this.taskDir;
     this.tmpDirInside = caps.bwrap ? '/tmp' : this.tmpDir;
     this.child = spawn(cmd, args, {
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // fd 3 is the host channel (a socket pair): our own framing, not Node's IPC (see channel.ts).
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' },
       cwd: caps.bwrap ? '/' : this.taskDir,
-      serialization: 'json',
       ...uidOpts,
     });
     const readyTimer = setTimeout(() => {
@@ -167,7 +170,8 @@ export class SandboxInstance {
       this.kill('stop');
     }, READY_TIMEOUT_MS);
     let isReady = false;
-    this.child.on('message', (m: SandboxMessage) => {
+    this.channel = new HostChannel(this.child.stdio[3] as Socket, (raw) => {
+      const m = raw as SandboxMessage;
       if (!isReady && m.t === 'ready') {
         isReady = true;
         clearTimeout(readyTimer);
@@ -189,7 +193,9 @@ export class SandboxInstance {
         ready(err);
       }
     });
-    this.child.on('exit', (code, signal) => {
+    // 'close', not 'exit': it comes after the channel and pipes are drained, so a fatal message written just
+    // before the process died is read before its death is reported.
+    this.child.on('close', (code, signal) => {
       clearTimeout(readyTimer);
       if (!isReady)
         ready(new Error(`sandbox exited during start (${signal ?? code}): ${this.stderrTail.slice(-500)}`));
@@ -327,7 +333,7 @@ export class SandboxInstance {
       if (this.pending.length <= this.concurrency) this.startWaiting();
       msg.timeoutMs = timeoutSec * 1000;
       try {
-        this.child.send(msg);
+        this.channel.send(msg);
       } catch (err) {
         this.settle(p, {
           kind: 'error',
@@ -437,6 +443,7 @@ export class SandboxInstance {
       q.resolveTimed({ ...REQUEUE, durationMs: 0 });
     }
     if (!this.cgroup) watchMemory(this, false);
+    this.channel.close();
     this.cleanup();
     for (const fn of this.exitListeners.splice(0)) fn(this);
   }
@@ -531,11 +538,7 @@ export class SandboxInstance {
   stop(): void {
     if (this.dead) return;
     this.killedBy ??= 'stop';
-    try {
-      this.child.send({ t: 'shutdown' });
-    } catch {
-      // channel already closed
-    }
+    this.channel.send({ t: 'shutdown' });
     setTimeout(() => this.kill('stop'), 500).unref();
   }
 

@@ -188,38 +188,24 @@ export class Scaler {
     if (this.inFlight >= this.o.globalConcurrency)
       return this.throttle(fn, 'ConcurrentInvocationLimitExceeded');
 
-    const top = fn.available[fn.available.length - 1];
-    if (top) {
-      top.active++;
-      if (top.active >= fn.spec.perInstance) {
-        fn.available.pop();
-        top.listed = false;
-      }
-      top.expiresAt = Infinity;
-      fn.warm++;
-      this.begin(fn, name, now);
-      return { kind: 'warm', instance: top.id };
-    }
-
     if (queueSlots > 0) {
+      // Short invocations: pack them onto the fewest instances (the fullest one with room), so a handful of
+      // processes run back to back with warm caches instead of many waking up for one invocation each.
+      const capacity = fn.spec.perInstance + queueSlots;
       let best: Inst | undefined;
       for (const inst of fn.instances) {
-        if (
-          inst.state === 'ready' &&
-          inst.active < fn.spec.perInstance + queueSlots &&
-          (!best || inst.active < best.active)
-        ) {
+        if (inst.state === 'ready' && inst.active < capacity && (!best || inst.active > best.active))
           best = inst;
-        }
       }
       if (best) {
-        best.active++;
-        best.expiresAt = Infinity;
-        fn.warm++;
-        fn.queued++;
-        this.begin(fn, name, now);
-        return { kind: 'warm', instance: best.id };
+        if (best.active >= fn.spec.perInstance) {
+          fn.queued++;
+        }
+        return this.use(fn, name, best, now);
       }
+    } else {
+      const top = fn.available[fn.available.length - 1];
+      if (top) return this.use(fn, name, top, now);
     }
 
     this.refill(name, now);
@@ -233,6 +219,20 @@ export class Scaler {
     fn.cold++;
     this.begin(fn, name, now);
     return { kind: 'cold', instance: inst.id, evict };
+  }
+
+  /** Counts an invocation onto an existing instance. */
+  private use(fn: Fn, name: NameState, inst: Inst, now: number): Acquired {
+    inst.active++;
+    if (inst.listed && inst.active >= fn.spec.perInstance) {
+      const at = fn.available.lastIndexOf(inst);
+      if (at >= 0) fn.available.splice(at, 1);
+      inst.listed = false;
+    }
+    inst.expiresAt = Infinity;
+    fn.warm++;
+    this.begin(fn, name, now);
+    return { kind: 'warm', instance: inst.id };
   }
 
   /** An invocation on `instance` ended; healthy false means the instance is gone (crash, timeout, OOM). */

@@ -1,0 +1,86 @@
+// The runtime's end of the host channel: newline-delimited JSON over the socket the host gives as fd 3.
+// Messages written during one turn of the event loop leave in one write (setImmediate flush), so a burst of
+// results costs one wake-up of the host instead of one each; this is why Node's built-in IPC channel, which
+// writes every message at once, is not used.
+import { Socket } from 'node:net';
+
+export interface Channel {
+  /** Queues a message; `flushed` (if given) forces an immediate write and is called once it is written. */
+  send(msg: unknown, flushed?: (err: Error | null) => void): void;
+  /** While unref'd the channel does not keep the process alive (see invoke.ts: beforeExit). */
+  ref(): void;
+  unref(): void;
+  readonly connected: boolean;
+}
+
+export const CHANNEL_FD = 3;
+
+export function openChannel(onMessage: (msg: unknown) => void, onClose: () => void): Channel {
+  const socket = new Socket({ fd: CHANNEL_FD, readable: true, writable: true });
+  let connected = true;
+  let out = '';
+  let scheduled = false;
+  let inbox = '';
+
+  const flush = (): void => {
+    scheduled = false;
+    if (out === '' || !connected) return;
+    const data = out;
+    out = '';
+    socket.write(data);
+  };
+
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    inbox += chunk;
+    let nl = inbox.indexOf('\n');
+    while (nl >= 0) {
+      const line = inbox.slice(0, nl);
+      inbox = inbox.slice(nl + 1);
+      if (line.length > 0) {
+        let msg: unknown;
+        try {
+          msg = JSON.parse(line);
+        } catch {
+          msg = undefined;
+        }
+        if (msg !== undefined) onMessage(msg);
+      }
+      nl = inbox.indexOf('\n');
+    }
+  });
+  const closed = (): void => {
+    if (!connected) return;
+    connected = false;
+    onClose();
+  };
+  socket.on('end', closed);
+  socket.on('close', closed);
+  // A write after the host is gone fails with EPIPE; the process is about to exit anyway.
+  socket.on('error', closed);
+
+  return {
+    send(msg, flushed) {
+      if (!connected) {
+        flushed?.(new Error('the host channel is closed'));
+        return;
+      }
+      out += `${JSON.stringify(msg)}\n`;
+      if (flushed) {
+        const data = out;
+        out = '';
+        socket.write(data, (err) => flushed(err ?? null));
+        return;
+      }
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    },
+    ref: () => socket.ref(),
+    unref: () => socket.unref(),
+    get connected() {
+      return connected;
+    },
+  };
+}
