@@ -60,7 +60,9 @@ class Cell {
       for (const w of this.waiters.splice(0)) w();
     });
     // 'close' comes after the channel is drained, so messages sent just before exiting are already here.
-    this.exited = new Promise((resolve) => this.proc.on('close', (code, signal) => resolve({ code, signal })));
+    this.exited = new Promise((resolve) =>
+      this.proc.on('close', (code, signal) => resolve({ code, signal })),
+    );
     cells.push(this);
   }
 

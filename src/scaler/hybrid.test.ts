@@ -70,7 +70,11 @@ describe('HybridHistogramPolicy', () => {
     const p = new HybridHistogramPolicy();
     feed(p, 'f', Array<number>(20).fill(30 * MIN));
     // IT = 30 min falls in bin [30, 31): pre-warm 30·0.9 = 27 min, keep until 31·1.1 = 34.1 min.
-    expect(p.plan('f')).toEqual({ prewarmMs: 27 * MIN, keepAliveMs: 2_046_000 - 27 * MIN, extraKeepAliveMs: 10 * MIN });
+    expect(p.plan('f')).toEqual({
+      prewarmMs: 27 * MIN,
+      keepAliveMs: 2_046_000 - 27 * MIN,
+      extraKeepAliveMs: 10 * MIN,
+    });
   });
 
   it('too few observations: fixed fallback', () => {
@@ -122,7 +126,11 @@ describe('HybridHistogramPolicy', () => {
     const p = new HybridHistogramPolicy();
     feed(p, 'f', [...Array<number>(20).fill(30 * MIN), 5 * HOUR, 5 * HOUR]);
     expect(p.inspect('f').mode).toBe('histogram');
-    expect(p.plan('f')).toEqual({ prewarmMs: 27 * MIN, keepAliveMs: 2_046_000 - 27 * MIN, extraKeepAliveMs: 10 * MIN });
+    expect(p.plan('f')).toEqual({
+      prewarmMs: 27 * MIN,
+      keepAliveMs: 2_046_000 - 27 * MIN,
+      extraKeepAliveMs: 10 * MIN,
+    });
   });
 
   it('ITs under a minute: no pre-warm (head in the first bin), keep-alive to the tail', () => {
