@@ -122,11 +122,20 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
     raw = parseYaml(text);
   } catch (e) {
     const where = e instanceof YAMLParseError && e.linePos ? `line ${e.linePos[0].line}` : '';
-    throw new ManifestError(file, where, `is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+    const first = (e as Error).message.split('\n')[0]!.replace(/[:.\s]+$/, '');
+    throw new ManifestError(file, where, `is not valid YAML: ${first}`);
   }
-  const result = ManifestSchema.safeParse(raw ?? {});
+  if (raw !== undefined && raw !== null && (typeof raw !== 'object' || Array.isArray(raw))) {
+    throw new ManifestError(
+      file,
+      '',
+      `must be a mapping with "service" and "functions", not ${describe(raw)}`,
+    );
+  }
+  const result = ManifestSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!result.success) {
-    const issue = result.error.issues[0]!;
+    // An unknown field explains the other complaints it causes (a missing "http" next to a misspelt one).
+    const issue = result.error.issues.find((i) => i.code === 'unrecognized_keys') ?? result.error.issues[0]!;
     const field = issue.path.map(String).join('.');
     throw new ManifestError(file, field, describeIssue(issue));
   }
@@ -191,12 +200,53 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     case 'unrecognized_keys':
       return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; check the spelling against docs/manifest.md`;
     case 'invalid_type':
-      return issue.input === undefined ? `is required (${issue.expected})` : `must be ${issue.expected}`;
+      return issue.input === undefined
+        ? `is required (${article(issue.expected)})`
+        : `must be ${article(issue.expected)}, not ${describe(issue.input)}`;
     case 'too_small':
       return `must be at least ${String(issue.minimum)}`;
     case 'too_big':
       return `must be at most ${String(issue.maximum)}`;
+    case 'invalid_value': {
+      if (!issue.message.startsWith('Invalid')) return issue.message;
+      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, not ${describe(issue.input)}`;
+    }
+    case 'invalid_key':
+      return 'is not a valid environment variable name (letters, digits and "_", not starting with a digit)';
+    case 'invalid_union': {
+      if (issue.path.at(-1) === 'keepAlive') {
+        return `must be "fixed", "hybrid" or a number of seconds (0..86400), not ${describe(issue.input)}`;
+      }
+      // The union's branches each failed; the branch the user evidently meant explains it best.
+      const inner = issue.errors
+        .map((branch) => branch[0])
+        .filter((i): i is z.core.$ZodIssue => i !== undefined)
+        .sort((a, b) => b.path.length - a.path.length)[0];
+      if (inner && inner.code !== 'invalid_type') return describeIssue(inner);
+      if (issue.input === undefined) return 'is required';
+      return `has the wrong shape (${describe(issue.input)}); see docs/manifest.md`;
+    }
     default:
       return issue.message;
   }
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  int: 'whole number',
+  record: 'mapping',
+  object: 'mapping',
+  array: 'list',
+};
+
+function article(expected: string): string {
+  const name = TYPE_NAMES[expected] ?? expected;
+  return /^[aeiou]/.test(name) ? `an ${name}` : `a ${name}`;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v)}`;
+  if (typeof v === 'object') return 'a mapping';
+  return `${typeof v} ${String(v)}`;
 }

@@ -1,0 +1,89 @@
+// The manifest schema: what a valid nimbus.yaml becomes, and the one line each mistake produces.
+import { describe, expect, it } from 'vitest';
+import { ManifestError, parseManifest } from './manifest.js';
+
+const fn = (body: string) =>
+  `service: s\nfunctions:\n  f: { handler: src/a.get${body ? `, ${body}` : ''} }\n`;
+const problem = (yaml: string): string => {
+  try {
+    parseManifest(yaml);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ManifestError);
+    return (e as Error).message;
+  }
+  throw new Error('expected a ManifestError');
+};
+
+describe('parseManifest', () => {
+  it('parses every field with its defaults', () => {
+    const m = parseManifest(`service: todo
+functions:
+  getItem:
+    handler: src/items.get
+    memory: 256
+    timeout: 10
+    environment: { TABLE: items, LIMIT: 5 }
+    concurrency: { reserved: 10, provisioned: 2, perInstance: 4 }
+    keepAlive: hybrid
+    events:
+      - http: GET /items/{id}
+      - http: { route: "ANY /legacy/{proxy+}", payload: "1.0" }
+  other:
+    handler: index.handler
+`);
+    expect(m.service).toBe('todo');
+    expect(m.functions[0]).toEqual({
+      name: 'getItem',
+      handler: 'src/items.get',
+      runtime: 'nodejs',
+      memory: 256,
+      timeout: 10,
+      environment: { TABLE: 'items', LIMIT: '5' },
+      reservedConcurrency: 10,
+      provisionedConcurrency: 2,
+      perInstanceConcurrency: 4,
+      keepAlive: 'hybrid',
+      routes: [
+        { method: 'GET', path: '/items/{id}', payload: '2.0' },
+        { method: 'ANY', path: '/legacy/{proxy+}', payload: '1.0' },
+      ],
+    });
+    expect(m.functions[1]).toMatchObject({ memory: 128, timeout: 3, environment: {}, routes: [] });
+  });
+
+  it.each([
+    [fn('memory: 64'), 'functions.f.memory: must be at least 128'],
+    [fn('memory: "256"'), 'functions.f.memory: must be a number, not the string "256"'],
+    [fn('timeout: 901'), 'functions.f.timeout: must be at most 900'],
+    [fn('keepAlive: forever'), 'functions.f.keepAlive: must be "fixed", "hybrid" or a number of seconds'],
+    [fn('runtime: python'), 'functions.f.runtime: runtime must be "nodejs"'],
+    [fn('memroy: 256'), 'functions.f: unknown field "memroy"'],
+    [fn('events: [{sqs: q}]'), 'functions.f.events.0: unknown field "sqs"'],
+    [fn('events: [{http: "GET items"}]'), 'is not "METHOD /path"'],
+    [fn('events: [{http: "FETCH /x"}]'), 'method "FETCH" is not one of'],
+    [fn('events: [{http: "GET /a/{p+}/b"}]'), 'greedy parameter {p+} must be the last segment'],
+    [fn('environment: { AWS_REGION: x }'), 'functions.f.environment.AWS_REGION: is reserved by the runtime'],
+    [fn('environment: { "1x": y }'), 'is not a valid environment variable name'],
+    [fn('concurrency: { reserved: 1, provisioned: 2 }'), 'provisioned instances cannot exceed reserved'],
+    ['service: s\nfunctions: {}\n', 'functions: declare at least one function'],
+    ['functions:\n  f: { handler: a.b }\n', 'service: is required'],
+    ['- 1\n', 'must be a mapping with "service" and "functions"'],
+    ['service: s\nfunctions:\n  f: {handler: a.b\n', 'is not valid YAML'],
+    [fn('handler: nodot'), ''],
+  ])('%j reads "%s"', (yaml, expected) => {
+    const message = problem(yaml);
+    expect(message.startsWith('nimbus.yaml:')).toBe(true);
+    expect(message).toContain(expected);
+    expect(message).not.toContain('\n');
+  });
+
+  it('refuses two functions on the same route', () => {
+    expect(
+      problem(`service: s
+functions:
+  a: { handler: x.a, events: [{ http: "GET /items/{id}" }] }
+  b: { handler: x.b, events: [{ http: "GET /items/{other}" }] }
+`),
+    ).toContain('is already used by function "a"');
+  });
+});
