@@ -152,7 +152,12 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       deployed.push({ service: r.service, functions: r.functions.map((f) => f.name) });
     }
 
-    const gateway = createGateway({ invoker, router: () => router, logger: log });
+    const gateway = createGateway({
+      invoker,
+      router: () => router,
+      logger: log,
+      accountId: settings.accountId,
+    });
     const api = createApiServer({
       apiKey,
       store,
@@ -203,13 +208,14 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         api.closeAllConnections();
         await closed;
         await store.close();
-        setTimeout(() => releaseCgroupParent(caps), 1000).unref();
+        await releaseCgroupParent(caps);
       })();
       return stopping;
     };
 
     return { gatewayUrl, apiUrl, keyFile, apiKey, dataDir, sandboxLevel: caps.level, deployed, stop };
   } catch (err) {
+    undo.unshift(() => releaseCgroupParent(caps));
     for (const fn of undo.reverse()) {
       try {
         await fn();

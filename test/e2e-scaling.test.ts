@@ -32,6 +32,7 @@ describe('provisioned concurrency', () => {
     expect(await scaling('prov')).toMatchObject({ provisioned: 2, idle: 2 });
     const r = await call('prov');
     expect(r.value.calls).toBe(1);
+    expect(r.value.initType).toBe('provisioned-concurrency');
     const s = await scaling('prov');
     expect(s.cold).toBe(0);
     expect(s.warm).toBe(1);

@@ -1,7 +1,7 @@
 // Turning an uploaded service archive into deployed function versions. Used by the control API and by
 // `nimbus up` for the bundled examples, so both paths validate the same way.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ManifestError, parseManifest, type Manifest } from '../config/manifest.js';
 import type { CodeCache } from '../invoker/code-cache.js';
@@ -69,11 +69,11 @@ function checkHandlers(manifest: Manifest, dir: string): void {
     const dot = f.handler.indexOf('.', lastSlash + 1);
     const modulePath = f.handler.slice(0, dot);
     const candidates = ['', '.js', '.mjs', '.cjs'].map((ext) => join(dir, modulePath + ext));
-    if (!candidates.some((p) => existsSync(p) && !p.endsWith('/'))) {
+    if (!candidates.some((p) => existsSync(p) && statSync(p).isFile())) {
       throw new ManifestError(
         'nimbus.yaml',
         `functions.${f.name}.handler`,
-        `module "${modulePath}" was not found in the service (looked for ${modulePath}.js, .mjs, .cjs, .ts); check the path`,
+        `module "${modulePath}" was not found in the uploaded service (looked for ${modulePath}.js, .mjs and .cjs); check the path, or deploy with \`nimbus deploy\`, which bundles .ts files`,
       );
     }
   }

@@ -56,10 +56,15 @@ export function createApiServer(o: ApiOptions): Server {
   async function handle(ctx: Ctx): Promise<void> {
     const { req, url } = ctx;
     const method = req.method ?? 'GET';
+    // A bearer key is checked before the body is read, so nobody without the key can make Nimbus buffer a
+    // 250 MB upload. SigV4 signs the body, so it needs the body first; it is accepted only on the
+    // AWS-compatible routes, whose bodies are limited to the 6 MB invoke payload.
+    const signed = isSigV4(req);
+    if (!signed || !ctx.aws) authenticate(ctx, Buffer.alloc(0));
     const limit =
       method === 'POST' && url.pathname === '/v1/deploy' ? MAX_DEPLOY_BYTES : MAX_SYNC_PAYLOAD + 1024;
     const body = await readBody(req, limit);
-    authenticate(ctx, body);
+    if (signed && ctx.aws) authenticate(ctx, body);
 
     const invoke = INVOKE_PATH.exec(url.pathname);
     if (invoke && method === 'POST') return lambdaInvoke(ctx, decodeURIComponent(invoke[1]!), body);
@@ -119,7 +124,15 @@ export function createApiServer(o: ApiOptions): Server {
       if (given.length === key.length && timingSafeEqual(given, key)) return;
       throw new ApiError(401, 'Unauthorized', 'the API key is wrong', 'use the key in <data dir>/api-key');
     }
-    if (auth?.startsWith('AWS4-HMAC-SHA256')) {
+    if (isSigV4(ctx.req)) {
+      if (!ctx.aws) {
+        throw new ApiError(
+          401,
+          'Unauthorized',
+          'SigV4 is accepted on the Lambda API only',
+          'send "Authorization: Bearer <key>"',
+        );
+      }
       const v = verifySigV4(
         {
           method: ctx.req.method ?? 'GET',
@@ -131,7 +144,8 @@ export function createApiServer(o: ApiOptions): Server {
         { accessKeyId: 'nimbus', secretAccessKey: o.apiKey },
       );
       if (v.ok) return;
-      const status = v.code === 'InvalidSignatureException' || v.code === 'SignatureExpired' ? 403 : 401;
+      // AWS answers 403 for every signature problem but a missing one.
+      const status = v.code === 'MissingAuthenticationToken' ? 401 : 403;
       throw new ApiError(
         status,
         v.code,
@@ -299,6 +313,8 @@ export function createApiServer(o: ApiOptions): Server {
         : new ApiError(500, 'InternalError', 'Nimbus hit an internal error; the request changed nothing');
     if (!(err instanceof ApiError)) o.logger?.error({ err, requestId: ctx.requestId }, 'api request failed');
     if (ctx.res.headersSent) return void ctx.res.destroy();
+    // Refused before its body was read (no key): discard the rest so the client can read this answer.
+    ctx.req.resume();
     if (ctx.aws) {
       const body = { Type: e.status >= 500 ? 'Service' : 'User', message: e.message, ...e.extra };
       sendRaw(
@@ -316,6 +332,14 @@ export function createApiServer(o: ApiOptions): Server {
   }
 
   return server;
+}
+
+/** An AWS Signature V4 request: in the Authorization header, or presigned in the query string. */
+function isSigV4(req: IncomingMessage): boolean {
+  return (
+    (req.headers.authorization?.startsWith('AWS4-HMAC-SHA256') ?? false) ||
+    /[?&]X-Amz-Signature=/.test(req.url ?? '')
+  );
 }
 
 function summary(f: FunctionVersion): Record<string, unknown> {
@@ -418,7 +442,11 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 function tooLarge(limit: number): ApiError {
-  return new ApiError(413, 'RequestTooLargeException', `the request body is larger than ${limit} bytes`);
+  return new ApiError(
+    413,
+    'RequestTooLargeException',
+    `Request must be smaller than ${limit > MAX_SYNC_PAYLOAD + 1024 ? limit : MAX_SYNC_PAYLOAD} bytes`,
+  );
 }
 
 function send(ctx: Ctx, status: number, body: unknown): void {

@@ -114,7 +114,8 @@ export class ManifestError extends Error {
   }
 }
 
-const RESERVED_ENV = /^(AWS_|_HANDLER$|LAMBDA_|NODE_OPTIONS$)/;
+// Set by the runtime; AWS_LAMBDA_LOG_LEVEL stays the user's, as on AWS, to filter console output by level.
+const RESERVED_ENV = /^(?!AWS_LAMBDA_LOG_LEVEL$)(AWS_|_HANDLER$|LAMBDA_|NODE_OPTIONS$)/;
 
 export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
   let raw: unknown;

@@ -23,7 +23,7 @@ export const SettingsSchema = z.strictObject({
   scaleOutPerSec: z.coerce.number().min(1).default(100),
   scaleOutBurst: z.coerce.number().int().min(1).default(1000),
   /** Short invocations may wait for a busy warm instance when that beats a cold start (see docs). */
-  queueing: z.coerce.boolean().default(true),
+  queueing: z.boolean().default(true),
   /** Ready stem cells kept per memory size in use. */
   stemCells: z.coerce.number().int().min(0).max(256).default(4),
   /** Concurrent invocations across all functions on this node. */
@@ -34,11 +34,11 @@ export const SettingsSchema = z.strictObject({
     .regex(/^\d{12}$/)
     .default('000000000000'),
   /** Refuse to start without bubblewrap instead of falling back to a weaker sandbox. */
-  requireBwrap: z.coerce.boolean().default(false),
+  requireBwrap: z.boolean().default(false),
   /** Turn bubblewrap off (tests of the fallback path). */
-  disableBwrap: z.coerce.boolean().default(false),
+  disableBwrap: z.boolean().default(false),
   /** Enforce memory by polling RSS instead of a cgroup (hosts whose cgroup setup misbehaves; tests). */
-  disableCgroup: z.coerce.boolean().default(false),
+  disableCgroup: z.boolean().default(false),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -68,6 +68,21 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   logLevel: 'NIMBUS_LOG_LEVEL',
 };
 
+const BOOLEAN_SETTINGS = new Set<keyof Settings>([
+  'requireBwrap',
+  'disableBwrap',
+  'disableCgroup',
+  'queueing',
+]);
+
+/** 1/true/yes/on and 0/false/no/off, as every NIMBUS_* switch reads them; anything else is left for the schema to refuse. */
+export function parseBoolean(v: string): boolean | string {
+  const t = v.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(t)) return true;
+  if (['0', 'false', 'no', 'off'].includes(t)) return false;
+  return v;
+}
+
 export class SettingsError extends Error {
   override name = 'SettingsError';
 }
@@ -86,10 +101,7 @@ export function resolveSettings(
       source[key] = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
     } else if (env[envName] !== undefined && env[envName] !== '') {
       const v = env[envName];
-      merged[key] =
-        key === 'requireBwrap' || key === 'disableBwrap' || key === 'disableCgroup' || key === 'queueing'
-          ? v === '1' || v === 'true'
-          : v;
+      merged[key] = BOOLEAN_SETTINGS.has(key) ? parseBoolean(v!) : v;
       source[key] = envName;
     }
   }

@@ -6,6 +6,9 @@ import { randomUUID } from 'node:crypto';
 import type { Invoker } from '../invoker/types.js';
 import type { QueuedEvent, Store } from '../store/types.js';
 
+/** Lambda keeps retrying a throttled asynchronous event for up to six hours. */
+const MAX_EVENT_AGE_MS = 6 * 60 * 60 * 1000;
+
 export interface AsyncEventsOptions {
   store: Store;
   invoker: Invoker;
@@ -73,12 +76,20 @@ export class AsyncEvents {
         trigger: 'event',
         requestId: ev.attempts === 0 ? ev.id : `${ev.id}-${ev.attempts}`,
       });
-      if (outcome.status === 'throttled' && !this.stopped) {
-        // Throttled events wait and try again, as Lambda's async queue does.
-        ev.attempts++;
+      if (outcome.status === 'throttled' || (outcome.status === 'not_found' && this.stopped)) {
         this.queuedIds.delete(ev.id);
-        this.retryLater(ev, Math.min(30_000, 200 * 2 ** Math.min(ev.attempts, 8)));
-        return;
+        // Stopping: the event stays in the store and runs after the next start.
+        if (this.stopped) return;
+        // Throttled events wait and try again, as Lambda's async queue does, for up to six hours.
+        if (Date.now() - ev.enqueuedAt < MAX_EVENT_AGE_MS) {
+          ev.attempts = await this.o.store.recordEventAttempt(ev.id);
+          this.retryLater(ev, Math.min(30_000, 200 * 2 ** Math.min(ev.attempts, 8)));
+          return;
+        }
+        this.o.onError?.(
+          new Error(`event ${ev.id} for ${ev.functionName} dropped after six hours of throttling`),
+          'async event',
+        );
       }
       await this.o.store.completeEvent(ev.id);
       this.queuedIds.delete(ev.id);

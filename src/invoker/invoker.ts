@@ -216,7 +216,7 @@ export class DefaultInvoker implements Invoker {
   }
 
   /** Provisioned and pre-warmed instances: started and initialized with no invocation. */
-  private async warmUp(id: string, key: string): Promise<void> {
+  private async warmUp(id: string, key: string, reason: 'provisioned' | 'prewarm'): Promise<void> {
     const info = this.versions.get(key);
     if (!info) return this.scaler.failed(id);
     this.starting++;
@@ -229,7 +229,10 @@ export class DefaultInvoker implements Invoker {
           event: null,
           deadline: 0,
           warmup: true,
-          init: this.init(info.fv, inst),
+          init: {
+            ...this.init(info.fv, inst),
+            ...(reason === 'provisioned' ? { initializationType: 'provisioned-concurrency' as const } : {}),
+          },
         },
         info.fv.config.timeout,
       );
@@ -252,7 +255,7 @@ export class DefaultInvoker implements Invoker {
       if (a.kind === 'stop') this.stopInstance(a.instance);
       else {
         for (const id of a.evict) this.stopInstance(id);
-        void this.warmUp(a.instance, a.key);
+        void this.warmUp(a.instance, a.key, a.reason);
       }
     }
   }

@@ -18,6 +18,8 @@ export interface FunctionInit {
   invokedFunctionArn: string;
   logGroupName: string;
   logStreamName: string;
+  /** AWS_LAMBDA_INITIALIZATION_TYPE: provisioned instances say so, as on AWS. Default on-demand. */
+  initializationType?: 'on-demand' | 'provisioned-concurrency';
   /** The function's own environment, replacing whatever the stem cell was started with. */
   env: Record<string, string>;
   /**

@@ -25,7 +25,7 @@ export function applyFunctionEnv(init: FunctionInit, runtimeDir: string, handler
   env['AWS_LAMBDA_FUNCTION_MEMORY_SIZE'] = String(init.memoryMB);
   env['AWS_LAMBDA_LOG_GROUP_NAME'] = init.logGroupName;
   env['AWS_LAMBDA_LOG_STREAM_NAME'] = init.logStreamName;
-  env['AWS_LAMBDA_INITIALIZATION_TYPE'] = 'on-demand';
+  env['AWS_LAMBDA_INITIALIZATION_TYPE'] = init.initializationType ?? 'on-demand';
   env['AWS_REGION'] = init.region;
   env['AWS_DEFAULT_REGION'] = init.region;
   env['LAMBDA_TASK_ROOT'] = init.codeDir;

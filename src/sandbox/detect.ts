@@ -1,7 +1,16 @@
 // Feature detection for isolation, done once at start. Nimbus uses the strongest level the host allows and
 // says which it reached, rather than refusing to run on a laptop without bubblewrap.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync, accessSync, constants } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 export interface SandboxCapabilities {
@@ -54,7 +63,9 @@ function memoryCgroupParent(): string | null {
       .split('\n')
       .find((l) => /^\d+:memory:/.test(l));
     if (!line) return null;
-    const dir = join('/sys/fs/cgroup/memory', line.split(':')[2] ?? '/', `nimbus-${process.pid}`);
+    const base = join('/sys/fs/cgroup/memory', line.split(':')[2] ?? '/');
+    sweepStaleCgroups(base);
+    const dir = join(base, `nimbus-${process.pid}`);
     mkdirSync(dir, { recursive: true });
     const probe = join(dir, 'probe');
     mkdirSync(probe);
@@ -84,13 +95,49 @@ export function detectSandbox(
   return { bwrap, uid, gid, nodePermission: true, memoryCgroup, level: parts.join(', ') };
 }
 
-/** Removes the cgroup parent made by detectSandbox (children must be gone). */
-export function releaseCgroupParent(caps: SandboxCapabilities): void {
+/**
+ * Removes the cgroup folder made by detectSandbox once its instances have exited: the kernel frees a cgroup
+ * only after its last task is gone, so this retries for a while. Awaited on stop, so none is left behind.
+ */
+export async function releaseCgroupParent(caps: SandboxCapabilities, waitMs = 3000): Promise<void> {
   if (!caps.memoryCgroup) return;
+  const until = Date.now() + waitMs;
+  for (;;) {
+    if (removeCgroupTree(caps.memoryCgroup) || Date.now() > until) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** rmdir of a cgroup and its child cgroups (the files inside are virtual); true once it is gone. */
+function removeCgroupTree(dir: string): boolean {
+  let children: string[];
   try {
-    rmdirSync(caps.memoryCgroup);
+    children = readdirSync(dir, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => join(dir, d.name));
   } catch {
-    // still busy or already gone; the kernel frees it when empty
+    return true;
+  }
+  for (const child of children) removeCgroupTree(child);
+  try {
+    rmdirSync(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Folders of earlier Nimbus processes that died without cleaning up (their pid is gone). */
+function sweepStaleCgroups(base: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = /^nimbus-(\d+)$/.exec(name)?.[1];
+    if (pid && pid !== String(process.pid) && !existsSync(`/proc/${pid}`)) removeCgroupTree(join(base, name));
   }
 }
 
