@@ -94,6 +94,26 @@ describe.each([
     });
   });
 
+  describe('the channel to the host', () => {
+    it('stops a function that floods it, and the platform carries on', async () => {
+      const r = await invoke('flooder');
+      expect(r.functionError).toBe('Unhandled');
+      await healthy('flooder');
+    });
+
+    it('ignores answers a function forges for other invocations', async () => {
+      const slow = invoke('sleepy', { ms: 300 });
+      await new Promise((res) => setTimeout(res, 100));
+      const inflight = (await (
+        await fetch(`${n.apiUrl}/v1/health`, { headers: { authorization: `Bearer ${n.apiKey}` } })
+      ).json()) as { inFlight: number };
+      expect(inflight.inFlight).toBeGreaterThan(0);
+      const forged = await invoke('forger', { victim: 'anything' });
+      expect(forged.value).toEqual({ wrote: true });
+      expect((await slow).value).toEqual({ slept: true });
+    });
+  });
+
   describe('warm instances', () => {
     it('keeps module scope between invocations and records cold then warm', async () => {
       const a = await invoke('counter');

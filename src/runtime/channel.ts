@@ -3,6 +3,7 @@
 // results costs one wake-up of the host instead of one each; this is why Node's built-in IPC channel, which
 // writes every message at once, is not used.
 import { Socket } from 'node:net';
+import { encodeLine, lineDecoder } from '../protocol/framing.js';
 
 export interface Channel {
   /** Queues a message; `flushed` (if given) forces an immediate write and is called once it is written. */
@@ -20,7 +21,6 @@ export function openChannel(onMessage: (msg: unknown) => void, onClose: () => vo
   let connected = true;
   let out = '';
   let scheduled = false;
-  let inbox = '';
 
   const flush = (): void => {
     scheduled = false;
@@ -31,24 +31,7 @@ export function openChannel(onMessage: (msg: unknown) => void, onClose: () => vo
   };
 
   socket.setEncoding('utf8');
-  socket.on('data', (chunk: string) => {
-    inbox += chunk;
-    let nl = inbox.indexOf('\n');
-    while (nl >= 0) {
-      const line = inbox.slice(0, nl);
-      inbox = inbox.slice(nl + 1);
-      if (line.length > 0) {
-        let msg: unknown;
-        try {
-          msg = JSON.parse(line);
-        } catch {
-          msg = undefined;
-        }
-        if (msg !== undefined) onMessage(msg);
-      }
-      nl = inbox.indexOf('\n');
-    }
-  });
+  socket.on('data', lineDecoder(onMessage));
   const closed = (): void => {
     if (!connected) return;
     connected = false;
@@ -65,7 +48,7 @@ export function openChannel(onMessage: (msg: unknown) => void, onClose: () => vo
         flushed?.(new Error('the host channel is closed'));
         return;
       }
-      out += `${JSON.stringify(msg)}\n`;
+      out += encodeLine(msg);
       if (flushed) {
         const data = out;
         out = '';

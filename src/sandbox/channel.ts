@@ -2,37 +2,24 @@
 // fd 3 (see runtime/channel.ts for the other end). Messages to one instance within a turn of the event loop
 // leave in one write, so queued invocations cost one wake-up of the sandbox, not one each.
 import type { Socket } from 'node:net';
+import { encodeLine, lineDecoder } from '../protocol/framing.js';
+
+/** The longest message a sandbox may send: a 6 MB payload, JSON-escaped, with its logs, and room to spare. */
+export const MAX_LINE = 32 * 1024 * 1024;
 
 export class HostChannel {
   private out = '';
   private scheduled = false;
-  private inbox = '';
   private open = true;
 
   constructor(
     private readonly socket: Socket,
     onMessage: (msg: unknown) => void,
+    onOverflow: () => void = () => socket.destroy(),
   ) {
     socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      this.inbox += chunk;
-      let nl = this.inbox.indexOf('\n');
-      while (nl >= 0) {
-        const line = this.inbox.slice(0, nl);
-        this.inbox = this.inbox.slice(nl + 1);
-        if (line.length > 0) {
-          let msg: unknown;
-          try {
-            msg = JSON.parse(line);
-          } catch {
-            // a sandbox writing garbage gets nothing for it; its invocation times out or it is replaced
-            msg = undefined;
-          }
-          if (msg !== undefined) onMessage(msg);
-        }
-        nl = this.inbox.indexOf('\n');
-      }
-    });
+    // A sandbox writing garbage gets nothing for it, and one flooding the channel is stopped (MAX_LINE).
+    socket.on('data', lineDecoder(onMessage, { maxLine: MAX_LINE, onOverflow }));
     const close = (): void => {
       this.open = false;
     };
@@ -43,7 +30,7 @@ export class HostChannel {
 
   /** Queues a message for this turn's write; throws if it cannot be serialized (the caller's error). */
   send(msg: unknown): void {
-    const line = `${JSON.stringify(msg)}\n`;
+    const line = encodeLine(msg);
     if (!this.open) return;
     this.out += line;
     if (!this.scheduled) {

@@ -170,16 +170,21 @@ export class SandboxInstance {
       this.kill('stop');
     }, READY_TIMEOUT_MS);
     let isReady = false;
-    this.channel = new HostChannel(this.child.stdio[3] as Socket, (raw) => {
-      const m = raw as SandboxMessage;
-      if (!isReady && m.t === 'ready') {
-        isReady = true;
-        clearTimeout(readyTimer);
-        ready();
-        return;
-      }
-      this.onMessage(m);
-    });
+    this.channel = new HostChannel(
+      this.child.stdio[3] as Socket,
+      (raw) => {
+        const m = raw as SandboxMessage;
+        if (!isReady && m.t === 'ready') {
+          isReady = true;
+          clearTimeout(readyTimer);
+          ready();
+          return;
+        }
+        this.onMessage(m);
+        // Flooding the channel is treated like a crash: the process goes, its invocations fail.
+      },
+      () => this.kill('stop'),
+    );
     this.child.stdout!.setEncoding('utf8');
     this.child.stderr!.setEncoding('utf8');
     this.child.stdout!.on('data', (d: string) => this.onOutput(d));

@@ -16,6 +16,8 @@ export interface StemCellPoolOptions {
   onError?: (err: Error) => void;
 }
 
+/** How long a refill waits after a take (a cold start takes a few milliseconds end to end). */
+const REFILL_DELAY_MS = 25;
 /** Cold starts are counted over this window to size the pool. */
 const RATE_WINDOW_MS = 10_000;
 /** Keep enough stem cells for this much time of cold starts at the recent rate (about one boot). */
@@ -54,7 +56,9 @@ export class StemCellPool {
     pool.takes.push(now);
     while (pool.takes.length > 0 && pool.takes[0]! < now - RATE_WINDOW_MS) pool.takes.shift();
     const inst = pool.ready.pop();
-    this.refill(memoryMB);
+    // Refill a moment later: spawning blocks the event loop for milliseconds (fork), and the cold start
+    // that just took this stem cell should get its answer out first.
+    setTimeout(() => this.refill(memoryMB), REFILL_DELAY_MS).unref();
     return inst;
   }
 
