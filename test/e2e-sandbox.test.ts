@@ -98,6 +98,8 @@ describe.each([
     it('stops a function that floods it, and the platform carries on', async () => {
       const r = await invoke('flooder');
       expect(r.functionError).toBe('Unhandled');
+      // Stopped for the flood, not left to run into its timeout.
+      expect(r.value.errorType).toBe('Runtime.ExitError');
       await healthy('flooder');
     });
 

@@ -15,29 +15,49 @@ export function lineDecoder(
   onMessage: (msg: unknown) => void,
   limit?: { maxLine: number; onOverflow: () => void },
 ): (chunk: string) => void {
-  let pending = '';
+  // Parts of a line not yet ended; only the newest chunk is searched for a newline, so a long line costs
+  // linear time however many chunks it arrives in.
+  let parts: string[] = [];
+  let partsLength = 0;
   return (chunk) => {
-    pending += chunk;
-    // A peer that never ends its line must not make the reader hold an unbounded string.
-    if (limit && pending.length > limit.maxLine && pending.indexOf('\n') < 0) {
-      pending = '';
-      limit.onOverflow();
+    let nl = chunk.indexOf('\n');
+    if (nl < 0) {
+      parts.push(chunk);
+      partsLength += chunk.length;
+      // A peer that never ends its line must not make the reader hold an unbounded string.
+      if (limit && partsLength > limit.maxLine) {
+        parts = [];
+        partsLength = 0;
+        limit.onOverflow();
+      }
       return;
     }
-    let nl = pending.indexOf('\n');
+    let start = 0;
     while (nl >= 0) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      if (line.length > 0) {
-        let msg: unknown;
-        try {
-          msg = JSON.parse(line);
-        } catch {
-          msg = undefined;
-        }
-        if (msg !== undefined) onMessage(msg);
+      let line = chunk.slice(start, nl);
+      if (parts.length > 0) {
+        parts.push(line);
+        line = parts.join('');
+        parts = [];
+        partsLength = 0;
       }
-      nl = pending.indexOf('\n');
+      if (line.length > 0) deliver(line, onMessage);
+      start = nl + 1;
+      nl = chunk.indexOf('\n', start);
+    }
+    if (start < chunk.length) {
+      parts.push(chunk.slice(start));
+      partsLength += chunk.length - start;
     }
   };
+}
+
+function deliver(line: string, onMessage: (msg: unknown) => void): void {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(line);
+  } catch {
+    return;
+  }
+  if (msg !== undefined) onMessage(msg);
 }
