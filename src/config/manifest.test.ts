@@ -23,7 +23,7 @@ functions:
     memory: 256
     timeout: 10
     environment: { TABLE: items, LIMIT: 5 }
-    concurrency: { reserved: 10, provisioned: 2, perInstance: 4 }
+    concurrency: { reserved: 10, provisioned: 2, perInstance: 4, scaleOut: 500 }
     keepAlive: hybrid
     events:
       - http: GET /items/{id}
@@ -42,6 +42,7 @@ functions:
       reservedConcurrency: 10,
       provisionedConcurrency: 2,
       perInstanceConcurrency: 4,
+      scaleOutPer10s: 500,
       keepAlive: 'hybrid',
       routes: [
         { method: 'GET', path: '/items/{id}', payload: '2.0' },

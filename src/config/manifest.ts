@@ -52,6 +52,8 @@ const FunctionSchema = z.strictObject({
       reserved: z.number().int().min(0).max(100000).optional(),
       provisioned: z.number().int().min(0).max(10000).optional(),
       perInstance: z.number().int().min(1).max(1000).optional(),
+      /** New instances per 10 seconds (AWS: 1,000); a burst may use them all at once. */
+      scaleOut: z.number().int().min(1).max(100000).optional(),
     })
     .default({}),
   /** "fixed" (the platform's window), "hybrid" (histogram policy), or a fixed window in seconds. */
@@ -93,6 +95,8 @@ export interface FunctionConfig {
   provisionedConcurrency?: number | undefined;
   /** Invocations one instance serves at once (1, the Lambda model, unless set). */
   perInstanceConcurrency?: number | undefined;
+  /** New instances allowed per 10 seconds, overriding the platform's setting. */
+  scaleOutPer10s?: number | undefined;
   keepAlive?: 'fixed' | 'hybrid' | number | undefined;
   routes: Route[];
 }
@@ -189,6 +193,7 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       ...(f.concurrency.perInstance !== undefined
         ? { perInstanceConcurrency: f.concurrency.perInstance }
         : {}),
+      ...(f.concurrency.scaleOut !== undefined ? { scaleOutPer10s: f.concurrency.scaleOut } : {}),
       ...(f.keepAlive !== undefined ? { keepAlive: f.keepAlive } : {}),
       routes,
     });

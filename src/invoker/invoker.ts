@@ -171,6 +171,9 @@ export class DefaultInvoker implements Invoker {
       provisioned: cfg.provisionedConcurrency ?? 0,
       perInstance: cfg.perInstanceConcurrency ?? 1,
       policy: this.policyFor(cfg.keepAlive),
+      scaleOut: cfg.scaleOutPer10s
+        ? { burst: cfg.scaleOutPer10s, perSecond: cfg.scaleOutPer10s / 10 }
+        : undefined,
     });
     const info: VersionInfo = { fv, warmMs: 0, coldMs: 0 };
     this.versions.set(key, info);

@@ -335,6 +335,16 @@ describe('Scaler', () => {
     expect(s.acquire('f', 60 * SEC)).toMatchObject({ kind: 'throttle' });
   });
 
+  it('a function may set its own scale-out bucket', () => {
+    const s = scaler({ scaleOut: { burst: 1, perSecond: 0.001 } });
+    s.register({ ...fn('f'), scaleOut: { burst: 3, perSecond: 0.3 } });
+    s.register(fn('g'));
+    expect([1, 2, 3].map(() => s.acquire('f', 0).kind)).toEqual(['cold', 'cold', 'cold']);
+    expect(s.acquire('f', 0)).toMatchObject({ kind: 'throttle', reason: 'ScaleOutRateExceeded' });
+    expect(s.acquire('g', 0).kind).toBe('cold');
+    expect(s.acquire('g', 0)).toMatchObject({ kind: 'throttle', reason: 'ScaleOutRateExceeded' });
+  });
+
   it('the scale-out rate does not limit warm invocations', () => {
     const s = scaler({ scaleOut: { burst: 1, perSecond: 0.001 } });
     s.register(fn('f'));

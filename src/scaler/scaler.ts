@@ -18,6 +18,8 @@ export interface ScalerFunction {
   perInstance: number;
   /** Overrides the platform's keep-alive policy for this function. */
   policy?: KeepAlivePolicy | undefined;
+  /** Overrides the platform's scale-out bucket for this function. */
+  scaleOut?: { burst: number; perSecond: number } | undefined;
 }
 
 export interface ScalerOptions {
@@ -83,6 +85,7 @@ interface Fn {
 interface NameState {
   inFlight: number;
   lastIdleAt: number | null;
+  /** Scale-out tokens left; -1 until the function first scales out (then the bucket starts full). */
   tokens: number;
   tokensAt: number;
 }
@@ -148,7 +151,7 @@ export class Scaler {
 
   private nameState(name: string): NameState {
     let s = this.names.get(name);
-    if (!s) this.names.set(name, (s = { inFlight: 0, lastIdleAt: null, tokens: this.burst, tokensAt: 0 }));
+    if (!s) this.names.set(name, (s = { inFlight: 0, lastIdleAt: null, tokens: -1, tokensAt: 0 }));
     return s;
   }
 
@@ -208,7 +211,7 @@ export class Scaler {
       if (top) return this.use(fn, name, top, now);
     }
 
-    this.refill(name, now);
+    this.refill(name, now, fn.spec.scaleOut);
     if (name.tokens < 1) return this.throttle(fn, 'ScaleOutRateExceeded');
     const evict = this.makeRoom(fn.spec.memoryMB, fn);
     if (evict === null) return this.throttle(fn, 'MemoryBudgetExceeded');
@@ -415,8 +418,12 @@ export class Scaler {
     return { kind: 'throttle', reason };
   }
 
-  private refill(name: NameState, now: number): void {
-    name.tokens = Math.min(this.burst, name.tokens + ((now - name.tokensAt) / 1000) * this.perSecond);
+  private refill(name: NameState, now: number, rate?: { burst: number; perSecond: number }): void {
+    const burst = rate?.burst ?? this.burst;
+    const perSecond = rate?.perSecond ?? this.perSecond;
+    // The bucket starts full (-1 until first used): a function's first burst may use all of it.
+    name.tokens =
+      name.tokens < 0 ? burst : Math.min(burst, name.tokens + ((now - name.tokensAt) / 1000) * perSecond);
     name.tokensAt = now;
   }
 
