@@ -34,22 +34,22 @@ export function stop(proc) {
   });
 }
 
-/** autocannon as its own process, so the load generator does not share an event loop with a target. */
-export function autocannon(url, { connections = 50, duration = 10 } = {}) {
-  const out = execFileSync(
-    process.execPath,
-    [
-      join(ROOT, 'node_modules', 'autocannon', 'autocannon.js'),
-      '-c',
-      String(connections),
-      '-d',
-      String(duration),
-      '-j',
-      url,
-    ],
-    { maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'] },
-  );
-  const r = JSON.parse(out.toString());
+/** The autocannon command line every target is measured with: its own process, JSON out. */
+export function autocannonArgs(url, { connections = 50, duration = 10 } = {}) {
+  return [
+    join(ROOT, 'node_modules', 'autocannon', 'autocannon.js'),
+    '-c',
+    String(connections),
+    '-d',
+    String(duration),
+    '-j',
+    url,
+  ];
+}
+
+/** The figures kept from autocannon's JSON output. */
+export function autocannonFigures(stdout) {
+  const r = JSON.parse(stdout.toString());
   return {
     reqPerSec: Math.round(r.requests.average),
     p50: r.latency.p50,
@@ -59,6 +59,15 @@ export function autocannon(url, { connections = 50, duration = 10 } = {}) {
     timeouts: r.timeouts,
     total: r.requests.total,
   };
+}
+
+/** autocannon as its own process, so the load generator does not share an event loop with a target. */
+export function autocannon(url, opts = {}) {
+  const out = execFileSync(process.execPath, autocannonArgs(url, opts), {
+    maxBuffer: 64 * 1024 * 1024,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  return autocannonFigures(out);
 }
 
 export function percentile(values, p) {

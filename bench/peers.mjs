@@ -21,7 +21,7 @@ import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, machine, saveResult, sleep } from './lib.mjs';
+import { ROOT, autocannonArgs, autocannonFigures, machine, saveResult, sleep } from './lib.mjs';
 
 const FIXTURES = join(ROOT, 'bench', 'fixtures');
 const require = createRequire(join(ROOT, 'package.json'));
@@ -256,15 +256,7 @@ async function measureLoad(target, url, { connections, duration }) {
  * so RSS can be sampled meanwhile, and bounded by a timeout in case a target stops answering.
  */
 function autocannonBounded(url, { connections, duration }) {
-  const args = [
-    join(ROOT, 'node_modules', 'autocannon', 'autocannon.js'),
-    '-c',
-    String(connections),
-    '-d',
-    String(duration),
-    '-j',
-    url,
-  ];
+  const args = autocannonArgs(url, { connections, duration });
   return new Promise((resolve, reject) => {
     const child = execFile(
       process.execPath,
@@ -273,21 +265,11 @@ function autocannonBounded(url, { connections, duration }) {
       (err, stdout) => {
         liveLoad.delete(child);
         if (err) return reject(new Error(`autocannon against ${url} failed: ${oneLine(err.message)}`));
-        let r;
         try {
-          r = JSON.parse(stdout.toString());
+          resolve(autocannonFigures(stdout));
         } catch {
-          return reject(new Error(`autocannon against ${url} printed no JSON`));
+          reject(new Error(`autocannon against ${url} printed no JSON`));
         }
-        resolve({
-          reqPerSec: Math.round(r.requests.average),
-          p50: r.latency.p50,
-          p99: r.latency.p99,
-          non2xx: r.non2xx,
-          errors: r.errors,
-          timeouts: r.timeouts,
-          total: r.requests.total,
-        });
       },
     );
     liveLoad.add(child);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { storeConformance } from '../src/store/conformance.js';
+import { fn, storeConformance } from '../src/store/conformance.js';
 import {
   MIGRATIONS,
   SCHEMA_VERSION,
@@ -203,20 +203,6 @@ describe('SqliteStore', () => {
     expect((await store.getFunction('a'))?.version).toBe(1);
   });
 });
-
-function fn(name: string, over: Partial<FunctionConfig> = {}): FunctionConfig {
-  return {
-    name,
-    handler: 'index.handler',
-    runtime: 'nodejs',
-    memory: 128,
-    timeout: 3,
-    environment: {},
-    reservedConcurrency: undefined,
-    routes: [],
-    ...over,
-  };
-}
 
 function deploy(service: string, functions: FunctionConfig[], content: string) {
   const archive = Buffer.from(content);

@@ -477,7 +477,8 @@ export function storeConformance(name: string, make: () => Promise<StoreHarness>
 
 // --- fixtures ---
 
-function fn(name: string, over: Partial<FunctionConfig> = {}): FunctionConfig {
+/** A function config with defaults, for store tests. */
+export function fn(name: string, over: Partial<FunctionConfig> = {}): FunctionConfig {
   return {
     name,
     handler: 'src/index.handler',
