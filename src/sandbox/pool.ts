@@ -74,6 +74,11 @@ export class StemCellPool {
     return Math.min(this.maxTarget, Math.max(this.opts.target, Math.ceil(perMs * COVER_MS)));
   }
 
+  /** Processes booting right now (at most maxBooting). */
+  get bootingNow(): number {
+    return this.booting;
+  }
+
   stats(): { memoryMB: number; ready: number; starting: number; target: number }[] {
     return [...this.sizes.entries()].map(([memoryMB, p]) => ({
       memoryMB,
