@@ -9,7 +9,9 @@ let n: TestNimbus;
 
 beforeAll(async () => {
   // A small budget (five 128 MB instances) makes eviction observable; a 1 s keep-alive makes scale-to-zero so.
-  n = await startTestNimbus({ keepAliveSec: 1, memoryBudgetMB: 5 * 128, maxConcurrency: 8 });
+  // Queueing off: these tests show the Lambda model (one instance per concurrent invocation); the rule that
+  // lets short invocations wait for a warm instance has its own test below.
+  n = await startTestNimbus({ keepAliveSec: 1, memoryBudgetMB: 5 * 128, maxConcurrency: 8, queueing: false });
   await n.deploy(join(FIXTURES, 'scaling'));
 });
 afterAll(async () => {
@@ -68,8 +70,11 @@ describe('keep-alive and eviction', () => {
 
   it('evicts the least recently used idle instance of another function when the budget is full', async () => {
     // Budget: five instances. Two stay provisioned (prov); a, b and c fill the rest, a the least recent.
-    for (const fn of ['a', 'b', 'c', 'sleeper'])
-      await eventually(async () => (await scaling(fn)).idle === 0, 5000);
+    for (const fn of ['a', 'b', 'c', 'sleeper']) {
+      await eventually(async () => (await scaling(fn)).idle === 0, 10_000).catch(async () => {
+        expect.fail(`${fn} kept idle instances: ${JSON.stringify(await scaling(fn))}`);
+      });
+    }
     await call('a');
     await call('b');
     await call('c');
@@ -93,5 +98,27 @@ describe('perInstance concurrency', () => {
     expect(Math.max(...values.map((v) => v.maxRunning))).toBe(4);
     expect((await scaling('multi')).cold).toBe(1);
     results.forEach((r, i) => expect(r.logResult).toContain(`multi ${i + 1}`));
+  });
+});
+
+describe('waiting for a warm instance (queueing)', () => {
+  let q: TestNimbus;
+  beforeAll(async () => {
+    q = await startTestNimbus({ maxConcurrency: 100 });
+    await q.deploy(join(FIXTURES, 'scaling'));
+  });
+  afterAll(async () => {
+    await q?.cleanup();
+  });
+
+  it('serves bursts of a short function from the instances it has, waiting rather than cold-starting', async () => {
+    const burst = () => Promise.all(Array.from({ length: 30 }, () => q.client.invoke('a', '{}', {})));
+    for (const r of await burst()) expect(r.statusCode).toBe(200);
+    const coldAfterFirst = (await q.client.get('a')).scaling!.cold;
+    for (let round = 0; round < 4; round++) for (const r of await burst()) expect(r.statusCode).toBe(200);
+    const s = (await q.client.get('a')).scaling!;
+    expect(s.cold).toBe(coldAfterFirst);
+    expect(s.queued).toBeGreaterThan(0);
+    expect(s.throttled).toBe(0);
   });
 });

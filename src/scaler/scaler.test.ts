@@ -230,7 +230,36 @@ describe('Scaler', () => {
     expect(s.acquire('f', 2).kind).toBe('warm');
   });
 
-  it('queueSlots > 0: waits behind the least busy ready instance instead of a cold start, up to the slots', () => {
+  it('every idle instance expires, even two released in the same millisecond', () => {
+    const s = scaler({ policy: new FixedKeepAlive(1000) });
+    s.register(fn('f'));
+    const a = instanceOf(s.acquire('f', 0));
+    const b = instanceOf(s.acquire('f', 0));
+    s.release(a, 0, true);
+    s.release(b, 0, true);
+    s.release(instanceOf(s.acquire('f', 5)), 10, true);
+    s.release(instanceOf(s.acquire('f', 5)), 10, true);
+    const stops = s.tick(2000).filter((x) => x.kind === 'stop');
+    expect(stops.map((x) => x.instance).sort()).toEqual([a, b].sort());
+    expect(s.totals.instances).toBe(0);
+  });
+
+  it('queueSlots > 0: packs invocations onto the fullest instance with room, leaving idle ones idle', () => {
+    const s = scaler();
+    s.register(fn('f'));
+    const a = instanceOf(s.acquire('f', 0));
+    const b = instanceOf(s.acquire('f', 0));
+    s.release(a, 1, true);
+    s.release(b, 2, true);
+    const first = instanceOf(s.acquire('f', 3, 2));
+    expect(s.acquire('f', 4, 2)).toEqual({ kind: 'warm', instance: first });
+    expect(s.acquire('f', 5, 2)).toEqual({ kind: 'warm', instance: first });
+    const other = first === a ? b : a;
+    expect(s.acquire('f', 6, 2)).toEqual({ kind: 'warm', instance: other });
+    expect(s.stats()[0]).toMatchObject({ cold: 2, queued: 2 });
+  });
+
+  it('queueSlots > 0: waits behind a busy ready instance instead of a cold start, up to the slots', () => {
     const s = scaler();
     s.register(fn('f'));
     const a = instanceOf(s.acquire('f', 0));
@@ -238,7 +267,7 @@ describe('Scaler', () => {
     expect(s.acquire('f', 2, 2)).toEqual({ kind: 'warm', instance: a });
     const b = s.acquire('f', 3, 2);
     expect(b.kind).toBe('cold');
-    // b has the shorter queue now.
+    // a is full; b is the one with room.
     expect(s.acquire('f', 4, 2)).toEqual({ kind: 'warm', instance: instanceOf(b) });
     // Without slots the default is a cold start.
     expect(s.acquire('f', 5).kind).toBe('cold');

@@ -258,7 +258,7 @@ export class Scaler {
     } else if (!inst.listed) {
       this.list(inst);
     }
-    if (name.inFlight === 0) actions.push(...this.wentIdle(fn, name, now));
+    if (name.inFlight === 0) actions.push(...this.wentIdle(fn, name, now, inst));
     else if (inst.active === 0 && !inst.provisioned && this.insts.has(inst.id))
       inst.expiresAt = this.expiry(fn, now);
     if (fn.retired && fn.instances.size === 0) this.fns.delete(fn.spec.key);
@@ -385,7 +385,8 @@ export class Scaler {
     this.inFlight++;
   }
 
-  private wentIdle(fn: Fn, name: NameState, now: number): Action[] {
+  /** The function's last invocation ended on `released` (undefined if that instance is gone). */
+  private wentIdle(fn: Fn, name: NameState, now: number, released: Inst | undefined): Action[] {
     name.lastIdleAt = now;
     const plan = (fn.spec.policy ?? this.o.policy).plan(fn.spec.name);
     const actions: Action[] = [];
@@ -395,14 +396,16 @@ export class Scaler {
       }
       fn.prewarmAt = now + plan.prewarmMs;
       fn.prewarmKeepMs = plan.keepAliveMs;
-    } else {
-      // The instance that finished last carries the function's window; the others keep their own (set when
-      // they went idle as extras), each counted from its own last use.
-      let last: Inst | undefined;
-      for (const inst of fn.instances) {
-        if (inst.active === 0 && !inst.provisioned && (!last || inst.lastUsed >= last.lastUsed)) last = inst;
-      }
-      if (last) last.expiresAt = last.lastUsed + plan.keepAliveMs;
+      return actions;
+    }
+    // The instance that finished last carries the function's window; the others keep the one they got
+    // when they went idle as extras, each counted from its own last use. Every idle instance has one.
+    const last = released && fn.instances.has(released) && !released.provisioned ? released : undefined;
+    for (const inst of fn.instances) {
+      if (inst.active !== 0 || inst.provisioned) continue;
+      if (inst === last) inst.expiresAt = inst.lastUsed + plan.keepAliveMs;
+      else if (inst.expiresAt === Infinity)
+        inst.expiresAt = inst.lastUsed + (plan.extraKeepAliveMs ?? plan.keepAliveMs);
     }
     return actions;
   }
