@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { unpackArchive } from '../build/package.js';
 import type { Store } from '../store/types.js';
+import { scanTree, type CodeTree } from '../sandbox/code-tree.js';
 
 export class CodeCache {
   private ready = new Set<string>();
@@ -18,9 +19,20 @@ export class CodeCache {
     mkdirSync(root, { recursive: true, mode: 0o700 });
   }
 
+  private trees = new Map<string, CodeTree>();
+
   /** Synchronous answer for the hot path when the code is already extracted. */
   peek(sha256: string): string | undefined {
     return this.ready.has(sha256) ? join(this.root, sha256) : undefined;
+  }
+
+  /** The extracted code as a list of entries, scanned once per version (cold starts link from it). */
+  async tree(sha256: string): Promise<CodeTree> {
+    const known = this.trees.get(sha256);
+    if (known) return known;
+    const tree = scanTree(await this.dir(sha256));
+    this.trees.set(sha256, tree);
+    return tree;
   }
 
   async dir(sha256: string): Promise<string> {

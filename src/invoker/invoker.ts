@@ -207,9 +207,14 @@ export class DefaultInvoker implements Invoker {
   }
 
   private async startInstance(id: string, fv: FunctionVersion): Promise<SandboxInstance> {
-    const codeDir = this.o.code.peek(fv.codeSha256) ?? (await this.o.code.dir(fv.codeSha256));
+    const code = await this.o.code.tree(fv.codeSha256);
     const inst = await this.o.pool.acquire(fv.config.memory);
-    inst.assign(versionKey(fv), codeDir, fv.config.perInstanceConcurrency ?? 1);
+    try {
+      await inst.assign(versionKey(fv), code, fv.config.perInstanceConcurrency ?? 1);
+    } catch (err) {
+      inst.stop();
+      throw err;
+    }
     this.instances.set(id, inst);
     inst.onExitOnce(() => {
       if (this.instances.get(id) === inst) this.instances.delete(id);

@@ -1,24 +1,14 @@
 // The host side of one sandboxed runtime process. It starts generic (a stem cell: Node booted, no user code),
 // is assigned one function version, and then serves one invocation at a time until it is stopped or dies.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import {
-  copyFileSync,
-  linkSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  rmdirSync,
-  symlinkSync,
-} from 'node:fs';
+import { promises as fsp, readFileSync, rmSync, rmdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { InvokeMessage, SandboxMessage, SerializedError } from '../protocol/messages.js';
 import type { Socket } from 'node:net';
 import type { SandboxCapabilities } from './detect.js';
 import { HostChannel } from './channel.js';
+import { linkTree, type CodeTree } from './code-tree.js';
 
 export interface InstanceEnv {
   caps: SandboxCapabilities;
@@ -319,8 +309,8 @@ export class SandboxInstance {
   }
 
   /** Gives this stem cell a function's code: hard links of the version's files appear in its read-only task dir. */
-  assign(functionKey: string, codeDir: string, concurrency = 1): void {
-    linkTree(codeDir, this.taskDir);
+  async assign(functionKey: string, code: CodeTree, concurrency = 1): Promise<void> {
+    await linkTree(code, this.taskDir);
     this.assignedTo = functionKey;
     this.concurrency = concurrency;
   }
@@ -571,26 +561,4 @@ export class SandboxInstance {
 function appendCapped(current: string, more: string): string {
   const next = current + more;
   return next.length > MAX_LOG_BYTES ? next.slice(next.length - MAX_LOG_BYTES) : next;
-}
-
-/** Mirrors a code tree with hard links (same inodes, so no copy), directories made fresh. */
-export function linkTree(src: string, dst: string): void {
-  for (const ent of readdirSync(src, { withFileTypes: true })) {
-    const s = join(src, ent.name);
-    const d = join(dst, ent.name);
-    if (ent.isDirectory()) {
-      mkdirSync(d, { mode: 0o755 });
-      linkTree(s, d);
-    } else if (ent.isSymbolicLink()) {
-      symlinkSync(readlinkSync(s), d);
-    } else if (ent.isFile()) {
-      try {
-        linkSync(s, d);
-      } catch (err) {
-        // Another filesystem (instance folders in the temp dir): copy instead of linking.
-        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-        copyFileSync(s, d);
-      }
-    }
-  }
 }
