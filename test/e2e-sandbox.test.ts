@@ -84,6 +84,13 @@ describe.each([
       await healthy('rejecter');
     });
 
+    it('refuses a response over 6 MB as the function error Lambda gives', async () => {
+      const r = await invoke('huge');
+      expect(r.functionError).toBe('Unhandled');
+      expect(r.value.errorType).toBe('Function.ResponseSizeTooLarge');
+      await healthy();
+    });
+
     it('returns handled errors as {errorType, errorMessage, trace}', async () => {
       const r = await invoke('fail');
       expect(r.functionError).toBe('Unhandled');

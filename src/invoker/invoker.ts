@@ -40,6 +40,8 @@ interface VersionInfo {
 }
 
 const MAX_REQUEUES = 3;
+/** Lambda's limit on a synchronous response. */
+const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
 
 export class DefaultInvoker implements Invoker {
   readonly scaler: Scaler;
@@ -421,6 +423,18 @@ function toOutcome(
     cold,
     logs: r.logs,
   };
+  if (r.kind === 'ok' && r.payload.length > MAX_RESPONSE_BYTES) {
+    // As Lambda: a response over 6 MB is the function's error, not something to pass on.
+    return {
+      ...base,
+      status: 'error',
+      error: {
+        errorType: 'Function.ResponseSizeTooLarge',
+        errorMessage: `Response payload size exceeded maximum allowed payload size (${MAX_RESPONSE_BYTES} bytes).`,
+        trace: [],
+      },
+    };
+  }
   if (r.kind === 'ok') return { ...base, status: 'ok', payload: r.payload };
   const status: InvocationStatus =
     r.kind === 'timeout'
