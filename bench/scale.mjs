@@ -11,6 +11,8 @@ import { request } from 'node:http';
 import { BIN, ROOT, machine, percentile, saveResult, sleep, startJsonProcess, stop } from './lib.mjs';
 
 const BURST = Number(process.env.BENCH_BURST ?? 1000);
+/** Warm idle function instances the density measurement holds at least. */
+const DENSITY = Number(process.env.BENCH_DENSITY ?? BURST);
 
 function memoryOf(pid) {
   const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
@@ -42,7 +44,7 @@ export async function runScale() {
     NIMBUS_LOG_LEVEL: 'warn',
     NIMBUS_MAX_CONCURRENCY: String(BURST + 100),
     // Idle instances use a few MB, not their configured 128: the budget is set to admit the whole burst.
-    NIMBUS_MEMORY_BUDGET_MB: String(BURST * 128 + 4096),
+    NIMBUS_MEMORY_BUDGET_MB: String((BURST + DENSITY) * 128 + 4096),
   };
   const nimbus = await startJsonProcess(
     process.execPath,
@@ -64,11 +66,11 @@ export async function runScale() {
     const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
     const url = `${nimbus.info.apiUrl}/2015-03-31/functions/burst/invocations`;
     const key = readFileSync(join(env.NIMBUS_DATA, 'api-key'), 'utf8').trim();
-    const invoke = () =>
+    const invokeAt = (target) =>
       new Promise((resolve) => {
         const s = performance.now();
         const req = request(
-          url,
+          target,
           { method: 'POST', agent, headers: { authorization: `Bearer ${key}` } },
           (res) => {
             res.resume();
@@ -79,7 +81,7 @@ export async function runScale() {
         req.end('{}');
       });
     const b0 = performance.now();
-    const burst = await Promise.all(Array.from({ length: BURST }, invoke));
+    const burst = await Promise.all(Array.from({ length: BURST }, () => invokeAt(url)));
     const servedAllMs = performance.now() - b0;
     const statuses = {};
     for (const a of burst) statuses[a.status] = (statuses[a.status] ?? 0) + 1;
@@ -95,6 +97,28 @@ export async function runScale() {
     );
 
     await sleep(1500);
+    const list = async () =>
+      (
+        await fetch(`${nimbus.info.apiUrl}/v1/functions`, { headers: { authorization: `Bearer ${key}` } })
+      ).json();
+    let listed = await list();
+    const idleOf = (name) => listed.functions.find((f) => f.name === name)?.scaling?.idle ?? 0;
+    result.afterBurst = {
+      ...listed.functions.find((f) => f.name === 'burst')?.scaling,
+      stemCells: listed.stemCells,
+    };
+    console.log(`after the burst: ${JSON.stringify(result.afterBurst)}`);
+    // A few burst requests may have reused an instance that had finished; top the idle instances up past
+    // the target with another function so density is measured over at least DENSITY instances.
+    const missing = DENSITY - idleOf('burst');
+    if (missing > 0) {
+      await Promise.all(
+        Array.from({ length: missing + 10 }, () => invokeAt(url.replace('/burst/', '/spare/'))),
+      );
+      await sleep(1000);
+      listed = await list();
+    }
+    result.idleInstances = idleOf('burst') + idleOf('spare');
     const procs = sandboxProcesses();
     const nodes = procs.node.map(memoryOf);
     const wrappers = procs.other.map(memoryOf);
@@ -107,6 +131,7 @@ export async function runScale() {
     const instances = nodes.length;
     result.density = {
       idleRuntimes: instances,
+      idleFunctionInstances: result.idleInstances,
       perInstanceUssMB: round((sum(nodes, 'uss') + sum(wrappers, 'uss')) / instances / 1024),
       perInstancePssMB: round((sum(nodes, 'pss') + sum(wrappers, 'pss')) / instances / 1024),
       nodeUssMB: round(sum(nodes, 'uss') / instances / 1024),
@@ -116,7 +141,7 @@ export async function runScale() {
       hostRssMB: round(hostMem.rss / 1024),
     };
     console.log(
-      `density: ${instances} idle runtimes; private memory (USS) per instance ${result.density.perInstanceUssMB} MB (node ${result.density.nodeUssMB} MB + bubblewrap ${result.density.wrapperUssMB} MB), PSS ${result.density.perInstancePssMB} MB; an idle plain node process: ${result.density.plainIdleNodeUssMB} MB USS; total ${result.density.totalUssGB} GB`,
+      `density: ${result.idleInstances} warm idle function instances (${instances} idle runtimes with the stem cells); private memory (USS) per instance ${result.density.perInstanceUssMB} MB (node ${result.density.nodeUssMB} MB + bubblewrap ${result.density.wrapperUssMB} MB), PSS ${result.density.perInstancePssMB} MB; an idle plain node process: ${result.density.plainIdleNodeUssMB} MB USS; total ${result.density.totalUssGB} GB`,
     );
   } finally {
     await stop(nimbus.proc);
