@@ -395,23 +395,18 @@ describe('completion semantics', () => {
   it('callback with callbackWaitsForEmptyEventLoop=true answers only once pending work is done', async () => {
     const c = new Cell();
     await c.ready();
-    const t0 = Date.now();
     const r = await c.result({ delay: 250 }, { init: init('index.callbackWaits'), id: 'w' });
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(240);
     expect(r).toMatchObject({ ok: true, payload: '"callback result"' });
+    // The timer's output is part of this invocation: the answer waited for it.
     expect(c.logsFor('w')).toContain('\tw\tINFO\ttimer fired\n');
     // ...and the instance keeps serving afterwards.
-    const t1 = Date.now();
-    await c.result({ delay: 10 });
-    expect(Date.now() - t1).toBeLessThan(1000);
+    expect(await c.result({ delay: 10 })).toMatchObject({ ok: true });
   });
 
   it('callback with callbackWaitsForEmptyEventLoop=false answers at once; later output goes to the next invocation', async () => {
     const cell = new Cell();
     await cell.ready();
-    const t0 = Date.now();
     const r = await cell.result({ delay: 300 }, { init: init('index.callbackNoWait'), id: 'nw-1' });
-    expect(Date.now() - t0).toBeLessThan(250);
     expect(r).toMatchObject({ ok: true, payload: '"no wait result"' });
     expect(cell.logsFor('nw-1')).not.toContain('late timer fired');
     await new Promise((resolve) => setTimeout(resolve, 400));
@@ -421,9 +416,9 @@ describe('completion semantics', () => {
   });
 
   it('callback(err) answers at once even when waiting for the event loop', async () => {
-    const t0 = Date.now();
-    const { first } = await cellWith('index.callbackError');
-    expect(Date.now() - t0).toBeLessThan(1500);
+    const { cell, first } = await cellWith('index.callbackError');
+    // The 2 s timer had not fired when the answer went out.
+    expect(cell.logsFor('first')).not.toContain('pending timer fired');
     expect(first).toMatchObject({
       ok: false,
       errorKind: 'handled',
@@ -448,9 +443,9 @@ describe('completion semantics', () => {
       errorKind: 'handled',
       error: { errorType: 'string', errorMessage: 'done error string' },
     });
-    const t0 = Date.now();
-    expect(ok((await cellWith('index.succeedWithPending')).first)).toBe('immediate');
-    expect(Date.now() - t0).toBeLessThan(450);
+    const pending = await cellWith('index.succeedWithPending');
+    expect(ok(pending.first)).toBe('immediate');
+    expect(pending.cell.logsFor('first')).not.toContain('pending timer fired');
   });
 
   it('the first completion wins and later ones are ignored', async () => {
@@ -642,10 +637,8 @@ describe('fatal errors and exits', () => {
 
   it('shutdown exits promptly with 0', async () => {
     const { cell } = await cellWith('index.counter');
-    const t0 = Date.now();
     cell.send({ t: 'shutdown' });
     expect((await cell.exited).code).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(1000);
   });
 });
 
