@@ -1,10 +1,10 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { fn, storeConformance } from '../src/store/conformance.js';
+import { fn, record, storeConformance } from '../src/store/conformance.js';
 import {
   MIGRATIONS,
   SCHEMA_VERSION,
@@ -210,26 +210,5 @@ function deploy(service: string, functions: FunctionConfig[], content: string) {
     service,
     functions,
     code: { sha256: createHash('sha256').update(archive).digest('hex'), archive },
-  };
-}
-
-function record(over: Partial<InvocationRecord> = {}): InvocationRecord {
-  return {
-    requestId: randomUUID(),
-    functionName: 'fn',
-    version: '1',
-    trigger: 'invoke',
-    start: Date.now(),
-    durationMs: 1,
-    billedMs: 1,
-    memoryMB: 128,
-    maxRssBytes: 0,
-    cold: false,
-    initMs: null,
-    status: 'ok',
-    errorType: null,
-    errorMessage: null,
-    logs: '',
-    ...over,
   };
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HybridHistogramPolicy } from './hybrid.js';
+import { prng } from '../sim/simulate.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -12,18 +13,6 @@ function feed(p: HybridHistogramPolicy, fn: string, idle: number[]): void {
     now += ms;
     p.observe(fn, now, ms);
   }
-}
-
-/** A seeded PRNG so "random" series are the same on every run. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('HybridHistogramPolicy', () => {
@@ -48,7 +37,7 @@ describe('HybridHistogramPolicy', () => {
   it('a function invoked every 30 minutes is pre-warmed around 27 min and kept to about 33 min', () => {
     const p = new HybridHistogramPolicy();
     // Idle times of a 30-min timer whose runs take a few seconds, with a little jitter.
-    const r = rng(1);
+    const r = prng(1);
     feed(
       p,
       'timer',
@@ -101,7 +90,7 @@ describe('HybridHistogramPolicy', () => {
 
   it('highly variable random idle times: flat histogram, fixed fallback', () => {
     const p = new HybridHistogramPolicy();
-    const r = rng(7);
+    const r = prng(7);
     feed(
       p,
       'noisy',
@@ -135,7 +124,7 @@ describe('HybridHistogramPolicy', () => {
 
   it('ITs under a minute: no pre-warm (head in the first bin), keep-alive to the tail', () => {
     const p = new HybridHistogramPolicy();
-    const r = rng(3);
+    const r = prng(3);
     feed(
       p,
       'busy',

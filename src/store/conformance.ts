@@ -509,7 +509,8 @@ function event(id: string, enqueuedAt: number, payload = '{}'): QueuedEvent {
   return { id, functionName: 'worker', payload, enqueuedAt, attempts: 0 };
 }
 
-function record(over: Partial<InvocationRecord> = {}): InvocationRecord {
+/** An invocation record with defaults, for store tests. */
+export function record(over: Partial<InvocationRecord> = {}): InvocationRecord {
   return {
     requestId: randomUUID(),
     functionName: 'fn',
