@@ -1,16 +1,17 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { fn, record, storeConformance } from '../src/store/conformance.js';
+import { ManualClock } from '../src/clock/clock.js';
+import { fn, record, ref, storeConformance } from '../src/store/conformance/index.js';
+import { canonicalJson } from '../src/store/canonical-json.js';
+import { StoreConflictError } from '../src/store/errors.js';
 import {
   MIGRATIONS,
   SCHEMA_VERSION,
   SchemaTooNewError,
-  StoreConflictError,
-  canonicalJson,
   openSqliteStore,
   type SqliteStore,
   type SqliteStoreOptions,
@@ -21,12 +22,14 @@ import type { FunctionConfig } from '../src/config/manifest.js';
 storeConformance('sqlite', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nimbus-store-'));
   const path = join(dir, 'nimbus.db');
-  let current = openSqliteStore({ path });
+  const clock = new ManualClock();
+  let current = openSqliteStore({ path, clock });
   return {
     store: current,
+    clock,
     async reopen() {
       await current.close();
-      current = openSqliteStore({ path });
+      current = openSqliteStore({ path, clock });
       return current;
     },
     async cleanup() {
@@ -66,7 +69,7 @@ describe('SqliteStore', () => {
 
   it('creates the database file (and its WAL) with mode 0600 and a missing parent with 0700', async () => {
     const store = openStore();
-    await store.deploy(deploy('svc', [fn('a')], 'x'));
+    await store.functions.deploy(deploy('svc', [fn('a')], 'x'));
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(statSync(join(dir, 'data')).mode & 0o777).toBe(0o700);
     if (existsSync(`${path}-wal`)) expect(statSync(`${path}-wal`).mode & 0o777).toBe(0o600);
@@ -81,8 +84,14 @@ describe('SqliteStore', () => {
 
   it('runs in WAL mode with synchronous NORMAL between durable writes', async () => {
     const store = openStore();
-    await store.deploy(deploy('svc', [fn('a')], 'x'));
-    await store.enqueueEvent({ id: 'e', functionName: 'a', payload: '{}', enqueuedAt: 1, attempts: 0 });
+    await store.functions.deploy(deploy('svc', [fn('a')], 'x'));
+    await store.events.enqueue({
+      id: 'e',
+      project: 'default',
+      functionName: 'a',
+      source: 'invoke',
+      payload: '{}',
+    });
     expect(store.stats()).toMatchObject({
       journalMode: 'wal',
       synchronous: 1,
@@ -93,11 +102,50 @@ describe('SqliteStore', () => {
 
   it('records the schema version and does not rerun migrations on reopen', async () => {
     const store = openStore();
-    await store.deploy(deploy('svc', [fn('a')], 'x'));
+    await store.functions.deploy(deploy('svc', [fn('a')], 'x'));
     await store.close();
     expect(inspect((db) => db.pragma('user_version', { simple: true }))).toBe(MIGRATIONS.length);
     const again = openStore();
-    expect((await again.getFunction('a'))?.version).toBe(1);
+    expect((await again.functions.getFunction(ref('a')))?.version).toBe(1);
+  });
+
+  it('migrates a version 1 data dir: functions, events and records land in the default project', async () => {
+    mkdirSync(join(dir, 'data'), { recursive: true });
+    const db = new BetterSqlite3(path);
+    db.exec(MIGRATIONS[0]!.sql);
+    db.pragma('user_version = 1');
+    const config = JSON.stringify(fn('a'));
+    const archive = Buffer.from('old code');
+    const sha = createHash('sha256').update(archive).digest('hex');
+    db.prepare("INSERT INTO functions VALUES ('a', 'svc', 1)").run();
+    db.prepare('INSERT INTO code VALUES (?, ?, ?)').run(sha, archive.length, archive);
+    db.prepare("INSERT INTO versions VALUES ('a', 1, 'svc', ?, ?, ?, 1000)").run(config, sha, archive.length);
+    db.prepare("INSERT INTO events VALUES ('e1', 'a', '{}', 500, 1)").run();
+    db.prepare(
+      `INSERT INTO invocations (request_id, function_name, version, trigger, start, duration_ms, billed_ms,
+         memory_mb, max_rss, cold, init_ms, status, error_type, error_message, logs)
+       VALUES ('r1', 'a', '1', 'http', 900, 1.5, 2, 128, 0, 1, 3, 'ok', NULL, NULL, 'hi')`,
+    ).run();
+    db.close();
+
+    const store = openStore();
+    expect(store.stats().schemaVersion).toBe(SCHEMA_VERSION);
+    expect(await store.functions.getFunction(ref('a'))).toMatchObject({
+      project: 'default',
+      service: 'svc',
+      version: 1,
+      deployedAt: 1000,
+    });
+    expect((await store.functions.getCode(sha))?.equals(archive)).toBe(true);
+    expect(await store.events.get('e1')).toMatchObject({
+      project: 'default',
+      attempts: 1,
+      nextAttemptAt: 500,
+      state: 'pending',
+    });
+    expect(await store.invocations.get('r1')).toMatchObject({ project: 'default', attempt: 1, logs: 'hi' });
+    // The old function is still owned by its service after the table rebuild.
+    await expect(store.functions.deploy(deploy('other', [fn('a')], 'x'))).rejects.toThrow(StoreConflictError);
   });
 
   it('refuses a database written by a newer schema', async () => {
@@ -110,16 +158,16 @@ describe('SqliteStore', () => {
 
   it('stores an archive once however many functions and services use it', async () => {
     const store = openStore();
-    await store.deploy(deploy('one', [fn('a'), fn('b')], 'shared'));
-    await store.deploy(deploy('two', [fn('c')], 'shared'));
-    await store.deploy(deploy('one', [fn('a', { memory: 256 }), fn('b')], 'shared'));
+    await store.functions.deploy(deploy('one', [fn('a'), fn('b')], 'shared'));
+    await store.functions.deploy(deploy('two', [fn('c')], 'shared'));
+    await store.functions.deploy(deploy('one', [fn('a', { memory: 256 }), fn('b')], 'shared'));
     expect(inspect((db) => db.prepare('SELECT count(*) AS n FROM code').get())).toEqual({ n: 1 });
   });
 
   it('throws StoreConflictError naming the function and both services', async () => {
     const store = openStore();
-    await store.deploy(deploy('owner', [fn('a')], 'x'));
-    const err = await store.deploy(deploy('other', [fn('a')], 'y')).catch((e: unknown) => e);
+    await store.functions.deploy(deploy('owner', [fn('a')], 'x'));
+    const err = await store.functions.deploy(deploy('other', [fn('a')], 'y')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreConflictError);
     expect(err).toMatchObject({
       code: 'FunctionOwnedByOtherService',
@@ -132,31 +180,31 @@ describe('SqliteStore', () => {
   it('keeps records in memory until the interval or flush', async () => {
     const store = openStore({ flushIntervalMs: 60_000 });
     const rec = record();
-    store.appendInvocation(rec);
+    store.invocations.write(rec);
     await new Promise((r) => setImmediate(r));
-    expect(await store.getInvocation(rec.requestId)).toBeUndefined();
+    expect(await store.invocations.get(rec.requestId)).toBeUndefined();
     expect(store.stats().bufferedInvocations).toBe(1);
-    await store.flush();
-    expect(await store.getInvocation(rec.requestId)).toBeDefined();
+    await store.invocations.flush();
+    expect(await store.invocations.get(rec.requestId)).toBeDefined();
     expect(store.stats().bufferedInvocations).toBe(0);
   });
 
   it('writes as soon as maxBatch records are buffered, without waiting for the interval', async () => {
     const store = openStore({ flushIntervalMs: 60_000, maxBatch: 10 });
-    for (let i = 0; i < 9; i++) store.appendInvocation(record());
+    for (let i = 0; i < 9; i++) store.invocations.write(record());
     await new Promise((r) => setImmediate(r));
     expect(store.stats().bufferedInvocations).toBe(9);
-    store.appendInvocation(record());
+    store.invocations.write(record());
     // The batch is written on the next turn of the event loop, not inside appendInvocation.
     expect(store.stats().bufferedInvocations).toBe(10);
     await new Promise((r) => setImmediate(r));
     expect(store.stats().bufferedInvocations).toBe(0);
-    expect(await store.queryInvocations({})).toHaveLength(10);
+    expect(await store.invocations.query({})).toHaveLength(10);
   });
 
   it('flushes buffered records on close', async () => {
     const store = openStore({ flushIntervalMs: 60_000, maxBatch: 100_000 });
-    for (let i = 0; i < 1000; i++) store.appendInvocation(record());
+    for (let i = 0; i < 1000; i++) store.invocations.write(record());
     await store.close();
     expect(inspect((db) => db.prepare('SELECT count(*) AS n FROM invocations').get())).toEqual({ n: 1000 });
   });
@@ -165,15 +213,15 @@ describe('SqliteStore', () => {
     const onError = vi.fn();
     const store = openStore({ flushIntervalMs: 60_000, onError });
     const good = [record(), record()];
-    store.appendInvocation(good[0]!);
+    store.invocations.write(good[0]!);
     // What a buggy caller could pass despite the types: NOT NULL columns reject it.
     expect(() =>
-      store.appendInvocation({ ...record(), logs: null } as unknown as InvocationRecord),
+      store.invocations.write({ ...record(), logs: null } as unknown as InvocationRecord),
     ).not.toThrow();
-    expect(() => store.appendInvocation(null as unknown as InvocationRecord)).not.toThrow();
-    store.appendInvocation(good[1]!);
-    await store.flush();
-    expect((await store.queryInvocations({ ascending: true })).map((r) => r.requestId)).toEqual(
+    expect(() => store.invocations.write(null as unknown as InvocationRecord)).not.toThrow();
+    store.invocations.write(good[1]!);
+    await store.invocations.flush();
+    expect((await store.invocations.query({ ascending: true })).map((r) => r.requestId)).toEqual(
       good.map((r) => r.requestId),
     );
     expect(onError).toHaveBeenCalledTimes(1);
@@ -182,7 +230,7 @@ describe('SqliteStore', () => {
 
   it('stores the config as canonical JSON', async () => {
     const store = openStore();
-    await store.deploy(deploy('svc', [fn('a', { environment: { Z: '1', A: '2' } })], 'x'));
+    await store.functions.deploy(deploy('svc', [fn('a', { environment: { Z: '1', A: '2' } })], 'x'));
     const { config } = inspect((db) => db.prepare('SELECT config FROM versions').get()) as { config: string };
     expect(config).toBe(canonicalJson(fn('a', { environment: { A: '2', Z: '1' } })));
     expect(config.indexOf('"A"')).toBeLessThan(config.indexOf('"Z"'));
@@ -199,14 +247,15 @@ describe('SqliteStore', () => {
   it('works in memory', async () => {
     const store = openSqliteStore({ path: ':memory:' });
     open.push(store);
-    await store.deploy(deploy('svc', [fn('a')], 'x'));
-    expect((await store.getFunction('a'))?.version).toBe(1);
+    await store.functions.deploy(deploy('svc', [fn('a')], 'x'));
+    expect((await store.functions.getFunction(ref('a')))?.version).toBe(1);
   });
 });
 
 function deploy(service: string, functions: FunctionConfig[], content: string) {
   const archive = Buffer.from(content);
   return {
+    project: 'default',
     service,
     functions,
     code: { sha256: createHash('sha256').update(archive).digest('hex'), archive },

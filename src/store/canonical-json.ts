@@ -1,5 +1,6 @@
 // Deploy decides "changed or not" by comparing stored config text, so equal configs must serialize to equal
 // text whatever order their keys were built in (environment maps come from YAML in user order).
+import type { FunctionConfig } from '../config/manifest.js';
 
 /** JSON with object keys sorted at every depth; undefined-valued keys are dropped, as JSON.stringify does. */
 export function canonicalJson(value: unknown): string {
@@ -14,4 +15,10 @@ function sortKeys(value: unknown): unknown {
   const src = value as Record<string, unknown>;
   for (const key of Object.keys(src).sort()) out[key] = sortKeys(src[key]);
   return out;
+}
+
+/** The stored config text is canonical JSON; only the key JSON cannot carry (an undefined value) is restored. */
+export function parseConfig(text: string): FunctionConfig {
+  const parsed = JSON.parse(text) as FunctionConfig;
+  return { ...parsed, reservedConcurrency: parsed.reservedConcurrency ?? undefined };
 }

@@ -1,7 +1,7 @@
-// Errors a Store reports to its callers. Kept apart from the SQLite code so the PostgreSQL store can throw the
-// same classes and the API maps them to one response whichever backend runs.
+// Errors a Store reports to its callers, shared by every backend so the API maps them to one response
+// whichever store runs.
 
-/** A deploy named a function that another service owns; the deploy wrote nothing. */
+/** A deploy named a function that another service of the same project owns; the deploy wrote nothing. */
 export class StoreConflictError extends Error {
   override name = 'StoreConflictError';
   readonly code = 'FunctionOwnedByOtherService' as const;
@@ -12,6 +12,40 @@ export class StoreConflictError extends Error {
   ) {
     super(
       `function "${functionName}" belongs to service "${ownerService}"; remove it there or rename it before deploying service "${service}"`,
+    );
+  }
+}
+
+/** A deploy or lookup named a project that does not exist. */
+export class ProjectNotFoundError extends Error {
+  override name = 'ProjectNotFoundError';
+  readonly code = 'ProjectNotFound' as const;
+  constructor(readonly project: string) {
+    super(`project "${project}" does not exist`);
+  }
+}
+
+/** A project cannot be removed while it still holds functions. */
+export class ProjectNotEmptyError extends Error {
+  override name = 'ProjectNotEmptyError';
+  readonly code = 'ProjectNotEmpty' as const;
+  constructor(
+    readonly project: string,
+    readonly functions: number,
+  ) {
+    super(`project "${project}" still has ${functions} function(s); remove them first`);
+  }
+}
+
+/** The database was written by a newer Nimbus than this one. */
+export class SchemaTooNewError extends Error {
+  override name = 'SchemaTooNewError';
+  constructor(
+    readonly found: number,
+    readonly supported: number,
+  ) {
+    super(
+      `database schema version ${found} is newer than this Nimbus supports (${supported}); upgrade Nimbus`,
     );
   }
 }

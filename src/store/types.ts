@@ -1,9 +1,23 @@
-// State behind interfaces. The invoker, api and events know only these types; server.ts picks the
-// implementation (SQLite today, PostgreSQL for cluster mode), and one conformance suite runs against each.
+// State behind interfaces, in parts with one responsibility each. The invoker, api and events know only these
+// types; server.ts picks the backend (SQLite on one machine, PostgreSQL for many), and every part has one
+// conformance suite (src/store/conformance/) that runs against each backend.
+//
+// Every stored entity belongs to a project; `default` exists from the first migration on, so a single-tenant
+// setup never names one. Time comes from the store's injected Clock wherever it decides something (event due
+// times, leases, heartbeats, deployedAt), so tests move time instead of sleeping.
 import type { FunctionConfig } from '../config/manifest.js';
+
+export const DEFAULT_PROJECT = 'default';
+
+/** Names one function: the project it belongs to and its name there. */
+export interface FunctionRef {
+  project: string;
+  name: string;
+}
 
 /** One deployed, immutable version of a function. */
 export interface FunctionVersion {
+  project: string;
   name: string;
   service: string;
   /** 1, 2, 3 ... per function; each deploy that changes anything creates a new one. */
@@ -15,16 +29,56 @@ export interface FunctionVersion {
   deployedAt: number;
 }
 
+export interface DeployInput {
+  project: string;
+  service: string;
+  functions: FunctionConfig[];
+  code: { sha256: string; archive: Buffer };
+}
+
+export interface DeployResult {
+  functions: { name: string; version: number; changed: boolean }[];
+  /** Functions of the same service (and project) that the new manifest no longer declares, now removed. */
+  removed: string[];
+}
+
+/** Functions, their versions and their code archives. */
+export interface FunctionStore {
+  /** Atomically records a service deploy: new versions where config or code changed; none half-written. */
+  deploy(input: DeployInput): Promise<DeployResult>;
+  /** The latest version of a function, or undefined. */
+  getFunction(ref: FunctionRef): Promise<FunctionVersion | undefined>;
+  getVersion(ref: FunctionRef, version: number): Promise<FunctionVersion | undefined>;
+  /** The latest version of every function, ordered by project then name; one project's when given. */
+  listFunctions(project?: string): Promise<FunctionVersion[]>;
+  /** Removes a function and its versions; false when it did not exist. */
+  removeFunction(ref: FunctionRef): Promise<boolean>;
+  /** Archives are content-addressed and shared by every version (of any project) that has the same bytes. */
+  getCode(sha256: string): Promise<Buffer | undefined>;
+}
+
 export type InvocationStatus = 'ok' | 'error' | 'unhandled' | 'timeout' | 'oom' | 'throttled';
+export const INVOCATION_STATUSES: readonly InvocationStatus[] = [
+  'ok',
+  'error',
+  'unhandled',
+  'timeout',
+  'oom',
+  'throttled',
+];
 export type Trigger = 'http' | 'invoke' | 'event';
 
 /** One record per invocation: the wide event every trigger ends in. */
 export interface InvocationRecord {
+  /** With attempt, the record's key: every attempt of one event shares the event's request id. */
   requestId: string;
+  project: string;
   functionName: string;
   /** "0" when no version ran (throttled before an instance was chosen is still recorded with the version). */
   version: string;
   trigger: Trigger;
+  /** 1 for the first delivery of an invocation; retries of an event count up from there. */
+  attempt: number;
   /** Epoch ms when the invoker accepted the invocation. */
   start: number;
   durationMs: number;
@@ -43,71 +97,173 @@ export interface InvocationRecord {
 }
 
 export interface StoredInvocation extends InvocationRecord {
-  /** Monotonic position in the store; use it as a cursor for "what came after". */
+  /** Increasing position in the log; use it as a cursor for "what came after". */
   seq: number;
 }
 
 export interface InvocationQuery {
+  project?: string;
   functionName?: string;
+  requestId?: string;
+  /** Any of these statuses. */
+  status?: readonly InvocationStatus[];
   /** Only records whose start is >= this epoch ms. */
   since?: number;
-  /** Only records with seq > after (for following). */
+  /** Only records whose start is < this epoch ms. */
+  until?: number;
+  /** Only records with seq > after (for following, oldest first). */
   after?: number;
+  /** Only records with seq < before (for paging back, newest first). */
+  before?: number;
   /** Newest first when omitted/false; oldest first with ascending (used by follow). */
   ascending?: boolean;
+  /** Default 100, at most 1000. */
   limit?: number;
 }
 
-/** An accepted asynchronous (Event) invocation, stored before it is acknowledged. */
-export interface QueuedEvent {
-  id: string;
-  functionName: string;
-  payload: string;
-  enqueuedAt: number;
-  attempts: number;
-}
+export const DEFAULT_QUERY_LIMIT = 100;
+export const MAX_QUERY_LIMIT = 1000;
 
-export interface DeployInput {
-  service: string;
-  functions: FunctionConfig[];
-  code: { sha256: string; archive: Buffer };
-}
-
-export interface DeployResult {
-  functions: { name: string; version: number; changed: boolean }[];
-  /** Functions of the same service that the new manifest no longer declares, now removed. */
-  removed: string[];
-}
-
-export interface Store {
-  // --- functions, versions, code ---
-  /** Atomically records a service deploy: new versions where config or code changed; none half-written. */
-  deploy(input: DeployInput): Promise<DeployResult>;
-  /** The latest version of a function, or undefined. */
-  getFunction(name: string): Promise<FunctionVersion | undefined>;
-  getVersion(name: string, version: number): Promise<FunctionVersion | undefined>;
-  listFunctions(): Promise<FunctionVersion[]>;
-  /** Removes a function and its versions; false when it did not exist. */
-  removeFunction(name: string): Promise<boolean>;
-  getCode(sha256: string): Promise<Buffer | undefined>;
-
-  // --- async events (durable before 202) ---
-  enqueueEvent(ev: QueuedEvent): Promise<void>;
-  /** Events not yet completed, oldest first (replayed at start). */
-  pendingEvents(limit: number): Promise<QueuedEvent[]>;
-  completeEvent(id: string): Promise<void>;
-  /** Durably counts a delivery attempt before it starts, so retry limits hold across restarts.
-   *  Returns the new count (0 when the event is unknown or completed). */
-  recordEventAttempt(id: string): Promise<number>;
-
-  // --- invocation records (written off the hot path, batched) ---
+/** The invocation records. Written off the hot path in batches; read by logs, metrics and cost reports. */
+export interface InvocationLog {
   /** Buffers the record; it is written within a short interval or on flush(). Never throws. */
-  appendInvocation(rec: InvocationRecord): void;
-  queryInvocations(q: InvocationQuery): Promise<StoredInvocation[]>;
-  getInvocation(requestId: string): Promise<StoredInvocation | undefined>;
-
+  write(rec: InvocationRecord): void;
+  query(q: InvocationQuery): Promise<StoredInvocation[]>;
+  /** The latest attempt of a request (retries of an event keep its request id, as on Lambda). */
+  get(requestId: string): Promise<StoredInvocation | undefined>;
   /** Writes every buffered record now. */
   flush(): Promise<void>;
-  /** Flushes and closes; the store is unusable afterwards. */
+}
+
+export type EventState = 'pending' | 'dead';
+
+/** An accepted asynchronous invocation, stored before it is acknowledged. */
+export interface QueuedEvent {
+  id: string;
+  project: string;
+  functionName: string;
+  /** Which trigger produced it ("invoke" for Invoke API Event calls). */
+  source: string;
+  payload: string;
+  enqueuedAt: number;
+  /** Deliveries started so far (counted when claimed, so a crash mid-run still counts). */
+  attempts: number;
+  /** Earliest time the next delivery may start. */
+  nextAttemptAt: number;
+  state: EventState;
+  lastError: string | null;
+  /** The node running it now, while its lease lasts. */
+  leaseOwner: string | null;
+  leaseUntil: number | null;
+}
+
+export interface NewEvent {
+  id: string;
+  project: string;
+  functionName: string;
+  source: string;
+  payload: string;
+  /** Defaults to the store clock's now. */
+  enqueuedAt?: number;
+  /** Defaults to enqueuedAt: due at once. */
+  nextAttemptAt?: number;
+}
+
+export interface ClaimOptions {
+  /** Who runs the claimed events (a node id). */
+  owner: string;
+  /** How long the claim holds before another owner may take the event. */
+  leaseMs: number;
+  limit: number;
+}
+
+export interface EventListQuery {
+  project?: string;
+  functionName?: string;
+  state?: EventState;
+  /** Only events whose next attempt is due at or before this time. */
+  dueBy?: number;
+  limit?: number;
+}
+
+/**
+ * Durable queue of events. Delivery is at least once: claim() leases due events to one owner (two nodes never
+ * hold one event at once), and every lease-holder call names its owner, so a node whose lease ran out (and
+ * whose event another node took) cannot complete or fail it any more: those calls answer false.
+ */
+export interface EventQueue {
+  /** Stores the event; false (and no change) when its id exists already, so a retried enqueue is harmless. */
+  enqueue(ev: NewEvent): Promise<boolean>;
+  /** Leases up to limit pending events that are due and not leased by anyone else, oldest due first. */
+  claim(opts: ClaimOptions): Promise<QueuedEvent[]>;
+  /** Lengthens a lease still held. */
+  extend(id: string, owner: string, leaseMs: number): Promise<boolean>;
+  /** Done: the event leaves the queue. */
+  complete(id: string, owner: string): Promise<boolean>;
+  /** This attempt failed: the lease ends and the event is due again at nextAttemptAt. */
+  fail(id: string, owner: string, f: { nextAttemptAt: number; error: string }): Promise<boolean>;
+  /** The attempt never started (the node is stopping): the lease ends and the attempt is not counted. */
+  release(id: string, owner: string): Promise<boolean>;
+  /** No more attempts: kept as dead for a person to inspect or replay. */
+  deadLetter(id: string, owner: string, error: string): Promise<boolean>;
+  /** Ends every lease an owner holds (a node restarting under the same id runs nothing yet). */
+  releaseOwner(owner: string): Promise<number>;
+  /** When the earliest pending event becomes claimable (due, and its lease over), or undefined if none. */
+  nextDueAt(): Promise<number | undefined>;
+  get(id: string): Promise<QueuedEvent | undefined>;
+  /** Oldest due first. */
+  list(q: EventListQuery): Promise<QueuedEvent[]>;
+}
+
+export interface Project {
+  name: string;
+  createdAt: number;
+}
+
+/** Projects: the namespace of every stored entity. `default` always exists. */
+export interface ProjectStore {
+  /** Creates the project if missing; returns it either way. */
+  ensure(name: string): Promise<Project>;
+  get(name: string): Promise<Project | undefined>;
+  list(): Promise<Project[]>;
+  /** Removes an empty project; throws ProjectNotEmptyError while it holds functions; `default` stays. */
+  remove(name: string): Promise<boolean>;
+}
+
+export interface NodeInfo {
+  id: string;
+  host: string;
+  pid: number;
+  startedAt: number;
+  heartbeatAt: number;
+  /** Where the node serves, for operators and (later) for dispatch between nodes. */
+  gatewayUrl: string | null;
+  apiUrl: string | null;
+}
+
+/** The Nimbus processes that share this store, each renewing its heartbeat. */
+export interface NodeRegistry {
+  /** Registers or re-registers a node (same id: the row is replaced, startedAt and heartbeat now). */
+  register(node: Omit<NodeInfo, 'startedAt' | 'heartbeatAt'>): Promise<NodeInfo>;
+  /** Renews the heartbeat; false when the node is not registered (it was removed as dead). */
+  heartbeat(id: string): Promise<boolean>;
+  /** Every node, or with aliveWithinMs only those whose heartbeat is that recent. Ordered by id. */
+  list(opts?: { aliveWithinMs?: number }): Promise<NodeInfo[]>;
+  remove(id: string): Promise<boolean>;
+}
+
+export type StoreBackend = 'sqlite' | 'postgresql';
+
+/** The whole store: its parts, and one lifecycle. */
+export interface Store {
+  readonly backend: StoreBackend;
+  /** Where it lives, for the start banner (a file path or a URL without its password). */
+  readonly location: string;
+  readonly functions: FunctionStore;
+  readonly invocations: InvocationLog;
+  readonly events: EventQueue;
+  readonly projects: ProjectStore;
+  readonly nodes: NodeRegistry;
+  /** Flushes buffered invocation records and closes; every part is unusable afterwards. */
   close(): Promise<void>;
 }

@@ -1,6 +1,9 @@
 // Forward-only schema migrations, tracked in PRAGMA user_version (the header field SQLite keeps for exactly
 // this). Append new entries; never edit or reorder a shipped one, since existing data dirs already ran it.
 import type { Database } from 'better-sqlite3';
+import { SchemaTooNewError } from '../errors.js';
+
+export { SchemaTooNewError };
 
 export interface Migration {
   /** 1-based and contiguous: after running migration N, user_version is N. */
@@ -73,22 +76,119 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX invocations_by_function_start ON invocations (function_name, start);
     `,
   },
+  {
+    version: 2,
+    description: 'projects everywhere, events with leases and due times, nodes',
+    sql: `
+      CREATE TABLE projects (
+        name TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL
+      ) STRICT;
+      INSERT INTO projects (name, created_at) VALUES ('default', CAST(unixepoch('subsec') * 1000 AS INTEGER));
+
+      CREATE TABLE functions_v2 (
+        project TEXT NOT NULL REFERENCES projects (name),
+        name TEXT NOT NULL,
+        service TEXT NOT NULL,
+        latest_version INTEGER NOT NULL,
+        PRIMARY KEY (project, name)
+      ) STRICT;
+      INSERT INTO functions_v2 SELECT 'default', name, service, latest_version FROM functions;
+
+      CREATE TABLE versions_v2 (
+        project TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        service TEXT NOT NULL,
+        config TEXT NOT NULL,
+        code_sha256 TEXT NOT NULL REFERENCES code (sha256),
+        code_size INTEGER NOT NULL,
+        deployed_at INTEGER NOT NULL,
+        PRIMARY KEY (project, name, version),
+        FOREIGN KEY (project, name) REFERENCES functions_v2 (project, name) ON DELETE CASCADE
+      ) STRICT;
+      INSERT INTO versions_v2
+        SELECT 'default', name, version, service, config, code_sha256, code_size, deployed_at FROM versions;
+      -- Dropped in this order so no foreign key points at a table being dropped; the renames carry the
+      -- references over to the new names.
+      DROP TABLE versions;
+      DROP TABLE functions;
+      ALTER TABLE functions_v2 RENAME TO functions;
+      ALTER TABLE versions_v2 RENAME TO versions;
+      CREATE INDEX functions_by_service ON functions (project, service);
+      CREATE INDEX versions_by_code ON versions (code_sha256);
+
+      -- seq keeps arrival order (ties of next_attempt_at); the lease says who runs an event and until when.
+      CREATE TABLE events_v2 (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        project TEXT NOT NULL,
+        function_name TEXT NOT NULL,
+        source TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        enqueued_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'dead')),
+        last_error TEXT,
+        lease_owner TEXT,
+        lease_until INTEGER
+      ) STRICT;
+      INSERT INTO events_v2 (id, project, function_name, source, payload, enqueued_at, attempts, next_attempt_at)
+        SELECT id, 'default', function_name, 'invoke', payload, enqueued_at, attempts, enqueued_at
+        FROM events ORDER BY enqueued_at, rowid;
+      DROP TABLE events;
+      ALTER TABLE events_v2 RENAME TO events;
+      CREATE INDEX events_due ON events (state, next_attempt_at, seq);
+      CREATE INDEX events_by_owner ON events (lease_owner) WHERE lease_owner IS NOT NULL;
+
+      -- Retries of an event keep its request id (as Lambda's do), so a record is one (request id, attempt).
+      CREATE TABLE invocations_v2 (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        project TEXT NOT NULL,
+        function_name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        start REAL NOT NULL,
+        duration_ms REAL NOT NULL,
+        billed_ms INTEGER NOT NULL,
+        memory_mb INTEGER NOT NULL,
+        max_rss INTEGER NOT NULL,
+        cold INTEGER NOT NULL,
+        init_ms REAL,
+        status TEXT NOT NULL,
+        error_type TEXT,
+        error_message TEXT,
+        logs TEXT NOT NULL,
+        UNIQUE (request_id, attempt)
+      ) STRICT;
+      INSERT INTO invocations_v2 (seq, request_id, attempt, project, function_name, version, trigger, start,
+          duration_ms, billed_ms, memory_mb, max_rss, cold, init_ms, status, error_type, error_message, logs)
+        SELECT seq, request_id, 1, 'default', function_name, version, trigger, start, duration_ms, billed_ms,
+          memory_mb, max_rss, cold, init_ms, status, error_type, error_message, logs
+        FROM invocations;
+      DROP TABLE invocations;
+      ALTER TABLE invocations_v2 RENAME TO invocations;
+      CREATE INDEX invocations_by_function_seq ON invocations (project, function_name, seq);
+      CREATE INDEX invocations_by_function_start ON invocations (project, function_name, start);
+
+      CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        gateway_url TEXT,
+        api_url TEXT
+      ) STRICT;
+    `,
+  },
 ];
 
 /** The schema version this build writes; a data dir with a higher one was written by a newer Nimbus. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
-
-export class SchemaTooNewError extends Error {
-  override name = 'SchemaTooNewError';
-  constructor(
-    readonly found: number,
-    readonly supported: number,
-  ) {
-    super(
-      `database schema version ${found} is newer than this Nimbus supports (${supported}); upgrade Nimbus`,
-    );
-  }
-}
 
 /** Runs every migration above the database's user_version, each in its own transaction. */
 export function migrate(db: Database): { from: number; to: number } {

@@ -1,0 +1,20 @@
+// The behaviour every Store backend must show, written once per part and run against each backend (SQLite and
+// PostgreSQL), the way Hono runs one router case file against every router. Backend-specific checks (file
+// modes, pragmas, schemas, storage layout) stay in that backend's own test file.
+import { eventQueueConformance } from './events.js';
+import { functionStoreConformance } from './functions.js';
+import type { HarnessFactory } from './harness.js';
+import { invocationLogConformance } from './invocations.js';
+import { nodeRegistryConformance, projectStoreConformance } from './projects.js';
+
+export type { HarnessFactory, StoreHarness } from './harness.js';
+export { appendMany, codeOf, deployOf, fn, record, ref } from './harness.js';
+
+/** Every part's suite against one backend. */
+export function storeConformance(name: string, make: HarnessFactory): void {
+  functionStoreConformance(name, make);
+  invocationLogConformance(name, make);
+  eventQueueConformance(name, make);
+  projectStoreConformance(name, make);
+  nodeRegistryConformance(name, make);
+}

@@ -1,0 +1,178 @@
+// EventQueue on PostgreSQL. claim() picks and leases in one statement with FOR UPDATE SKIP LOCKED, so nodes
+// claiming at once each lock different rows instead of waiting for (or doubling up on) one another's. Every
+// "now" is the store clock's, never the database's now(), so tests move time with a ManualClock.
+import type { Clock } from '../../clock/clock.js';
+import {
+  DEFAULT_QUERY_LIMIT,
+  MAX_QUERY_LIMIT,
+  type ClaimOptions,
+  type EventListQuery,
+  type EventQueue,
+  type EventState,
+  type NewEvent,
+  type QueuedEvent,
+} from '../types.js';
+import { queryLimit } from '../validate.js';
+import type { Db } from './db.js';
+
+interface EventRow {
+  id: string;
+  arrival: number;
+  project: string;
+  function_name: string;
+  source: string;
+  payload: string;
+  enqueued_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  state: string;
+  last_error: string | null;
+  lease_owner: string | null;
+  lease_until: number | null;
+}
+
+// The lease is held by whoever it names: an owner whose lease ran out keeps it until another claims the
+// event, so a late complete() of an event nobody else took still ends it instead of running it twice.
+const HELD = `id = $1 AND lease_owner = $2 AND state = 'pending'`;
+/** An unbounded claim would lease the whole backlog to one node. */
+const MAX_CLAIM = 10_000;
+
+export class PgEventQueue implements EventQueue {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {}
+
+  async enqueue(ev: NewEvent): Promise<boolean> {
+    this.db.assertOpen();
+    const enqueuedAt = ev.enqueuedAt ?? this.clock.now();
+    // Autocommit: the row is committed before the promise resolves, so an acknowledged event survives a crash.
+    const n = await this.db.changed(
+      `INSERT INTO events (id, project, function_name, source, payload, enqueued_at, next_attempt_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+      [ev.id, ev.project, ev.functionName, ev.source, ev.payload, enqueuedAt, ev.nextAttemptAt ?? enqueuedAt],
+    );
+    return n === 1;
+  }
+
+  async claim(opts: ClaimOptions): Promise<QueuedEvent[]> {
+    this.db.assertOpen();
+    const limit = Math.floor(Math.min(Math.max(opts.limit, 0), MAX_CLAIM)) || 0;
+    if (limit === 0) return [];
+    const now = this.clock.now();
+    const rows = await this.db.rows<EventRow>(
+      `WITH picked AS (
+         SELECT id FROM events
+         WHERE state = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+         ORDER BY next_attempt_at, arrival
+         LIMIT $2
+         FOR UPDATE SKIP LOCKED)
+       UPDATE events e SET attempts = e.attempts + 1, lease_owner = $3, lease_until = $4
+       FROM picked WHERE e.id = picked.id
+       RETURNING e.*`,
+      [now, limit, opts.owner, now + opts.leaseMs],
+    );
+    // UPDATE ... RETURNING gives no order of its own.
+    rows.sort((a, b) => a.next_attempt_at - b.next_attempt_at || a.arrival - b.arrival);
+    return rows.map(toEvent);
+  }
+
+  async extend(id: string, owner: string, leaseMs: number): Promise<boolean> {
+    // From now, not from the old end: a renewal says how long the owner still needs from here.
+    const until = this.clock.now() + leaseMs;
+    return (
+      (await this.db.changed(`UPDATE events SET lease_until = $3 WHERE ${HELD}`, [id, owner, until])) > 0
+    );
+  }
+
+  async complete(id: string, owner: string): Promise<boolean> {
+    return (await this.db.changed(`DELETE FROM events WHERE ${HELD}`, [id, owner])) > 0;
+  }
+
+  /** attempts stays as claim() counted it: the failed attempt did run. */
+  async fail(id: string, owner: string, f: { nextAttemptAt: number; error: string }): Promise<boolean> {
+    const n = await this.db.changed(
+      `UPDATE events SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $3, last_error = $4
+       WHERE ${HELD}`,
+      [id, owner, f.nextAttemptAt, f.error],
+    );
+    return n > 0;
+  }
+
+  /** Takes back the attempt claim() counted, since it never started; never below zero. */
+  async release(id: string, owner: string): Promise<boolean> {
+    const n = await this.db.changed(
+      `UPDATE events SET lease_owner = NULL, lease_until = NULL, attempts = GREATEST(attempts - 1, 0)
+       WHERE ${HELD}`,
+      [id, owner],
+    );
+    return n > 0;
+  }
+
+  async deadLetter(id: string, owner: string, error: string): Promise<boolean> {
+    const n = await this.db.changed(
+      `UPDATE events SET state = 'dead', lease_owner = NULL, lease_until = NULL, last_error = $3
+       WHERE ${HELD}`,
+      [id, owner, error],
+    );
+    return n > 0;
+  }
+
+  /** Attempts stay counted: a node restarting under its id may have started them before it went down. */
+  async releaseOwner(owner: string): Promise<number> {
+    return this.db.changed(
+      'UPDATE events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1',
+      [owner],
+    );
+  }
+
+  /** A leased event becomes claimable only once both its due time and its lease are past. */
+  async nextDueAt(): Promise<number | undefined> {
+    const rows = await this.db.rows<{ at: number | null }>(
+      `SELECT min(GREATEST(next_attempt_at, COALESCE(lease_until, next_attempt_at))) AS at
+       FROM events WHERE state = 'pending'`,
+    );
+    return rows[0]?.at ?? undefined;
+  }
+
+  async get(id: string): Promise<QueuedEvent | undefined> {
+    const rows = await this.db.rows<EventRow>('SELECT * FROM events WHERE id = $1', [id]);
+    return rows[0] && toEvent(rows[0]);
+  }
+
+  async list(q: EventListQuery): Promise<QueuedEvent[]> {
+    this.db.assertOpen();
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (clause: string, value: unknown) => where.push(`${clause} $${params.push(value)}`);
+    if (q.project !== undefined) add('project =', q.project);
+    if (q.functionName !== undefined) add('function_name =', q.functionName);
+    if (q.state !== undefined) add('state =', q.state);
+    if (q.dueBy !== undefined) add('next_attempt_at <=', q.dueBy);
+    const limit = queryLimit(q.limit, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT);
+    // Without a state filter dead letters are listed too, in due order like the rest.
+    const rows = await this.db.rows<EventRow>(
+      `SELECT * FROM events ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY next_attempt_at, arrival LIMIT $${params.push(limit)}`,
+      params,
+    );
+    return rows.map(toEvent);
+  }
+}
+
+function toEvent(r: EventRow): QueuedEvent {
+  return {
+    id: r.id,
+    project: r.project,
+    functionName: r.function_name,
+    source: r.source,
+    payload: r.payload,
+    enqueuedAt: r.enqueued_at,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    state: r.state as EventState,
+    lastError: r.last_error,
+    leaseOwner: r.lease_owner,
+    leaseUntil: r.lease_until,
+  };
+}

@@ -1,0 +1,263 @@
+// InvocationLog on PostgreSQL: write() only buffers; batches go out as ONE multi-row statement each, one batch
+// at a time, so a busy gateway costs the database one round trip per batch rather than one per invocation.
+import type { Pool } from 'pg';
+import {
+  DEFAULT_QUERY_LIMIT,
+  MAX_QUERY_LIMIT,
+  type InvocationLog,
+  type InvocationQuery,
+  type InvocationRecord,
+  type InvocationStatus,
+  type StoredInvocation,
+  type Trigger,
+} from '../types.js';
+import { queryLimit } from '../validate.js';
+import { type Db, errorMessage, pgCode } from './db.js';
+
+export interface InvocationLogOptions {
+  flushIntervalMs: number;
+  maxBatch: number;
+  onError: (err: Error) => void;
+}
+
+interface InvocationRow {
+  seq: number;
+  request_id: string;
+  project: string;
+  function_name: string;
+  version: string;
+  trigger: string;
+  attempt: number;
+  start: number;
+  duration_ms: number;
+  billed_ms: number;
+  memory_mb: number;
+  max_rss: number;
+  cold: boolean;
+  init_ms: number | null;
+  status: string;
+  error_type: string | null;
+  error_message: string | null;
+  logs: string;
+}
+
+const COLUMNS = `request_id, project, function_name, version, trigger, attempt, start, duration_ms, billed_ms,
+  memory_mb, max_rss, cold, init_ms, status, error_type, error_message, logs`;
+
+// unnest keeps array order, so seq follows the order records were written. A duplicate (requestId, attempt)
+// (a retried write) is skipped; any other bad value fails the statement and sends the batch to salvage().
+const INSERT_BATCH = `INSERT INTO invocations (${COLUMNS})
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[],
+    $7::double precision[], $8::double precision[], $9::integer[], $10::integer[], $11::bigint[],
+    $12::boolean[], $13::double precision[], $14::text[], $15::text[], $16::text[], $17::text[])
+  ON CONFLICT (request_id, attempt) DO NOTHING`;
+
+export class PgInvocationLog implements InvocationLog {
+  private buffer: InvocationRecord[] = [];
+  /** Records ever buffered, and those whose batch has finished (committed or dropped); both only grow. */
+  private accepted = 0;
+  private settled = 0;
+  private waiters: { target: number; resolve: () => void }[] = [];
+  private running: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly opts: InvocationLogOptions,
+  ) {}
+
+  write(rec: InvocationRecord): void {
+    if (this.stopped || this.db.isClosed) return;
+    this.buffer.push(rec);
+    this.accepted++;
+    // Deferred even when the batch is full: the caller is an invocation's hot path and must not pay for it.
+    if (this.buffer.length >= this.opts.maxBatch) this.immediate ??= setImmediate(this.kick).unref();
+    else this.timer ??= setTimeout(this.kick, this.opts.flushIntervalMs).unref();
+  }
+
+  async flush(): Promise<void> {
+    this.db.assertOpen();
+    await this.settle();
+  }
+
+  /** Stops accepting records and resolves once every buffered one is written (or reported dropped). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.settle();
+  }
+
+  async query(q: InvocationQuery): Promise<StoredInvocation[]> {
+    this.db.assertOpen();
+    const { where, params } = filters(q);
+    if (where === undefined) return [];
+    const limit = queryLimit(q.limit, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT);
+    if (limit === 0) return [];
+    params.push(limit);
+    const sql =
+      `SELECT seq, ${COLUMNS} FROM invocations ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
+      `ORDER BY seq ${q.ascending ? 'ASC' : 'DESC'} LIMIT $${params.length}`;
+    return (await this.db.rows<InvocationRow>(sql, params)).map(toStored);
+  }
+
+  /** The highest attempt, whichever order the attempts' records arrived in. */
+  async get(requestId: string): Promise<StoredInvocation | undefined> {
+    const rows = await this.db.rows<InvocationRow>(
+      `SELECT seq, ${COLUMNS} FROM invocations WHERE request_id = $1 ORDER BY attempt DESC LIMIT 1`,
+      [requestId],
+    );
+    return rows[0] && toStored(rows[0]);
+  }
+
+  /** Resolves once every record buffered before the call has settled, including a batch in flight. */
+  private settle(): Promise<void> {
+    const target = this.accepted;
+    if (this.settled >= target) return Promise.resolve();
+    const done = new Promise<void>((resolve) => this.waiters.push({ target, resolve }));
+    this.kick();
+    return done;
+  }
+
+  private readonly kick = (): void => {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
+    this.timer = undefined;
+    this.immediate = undefined;
+    // A running drain picks up whatever is buffered when its batch is done: one batch in flight at most.
+    if (this.running || this.buffer.length === 0) return;
+    this.running = this.drain();
+  };
+
+  private async drain(): Promise<void> {
+    while (this.buffer.length > 0) {
+      const batch = this.buffer.splice(0, this.opts.maxBatch);
+      await this.writeBatch(batch);
+      this.settled += batch.length;
+      this.waiters = this.waiters.filter((w) => (w.target <= this.settled ? (w.resolve(), false) : true));
+    }
+    // Cleared in the same synchronous step as the empty check, so no write() can slip between them unseen.
+    this.running = undefined;
+  }
+
+  /** Never throws: a failed batch is retried row by row so one bad record costs only itself. */
+  private async writeBatch(batch: InvocationRecord[]): Promise<void> {
+    const pool = this.db.pool;
+    try {
+      await pool.query(INSERT_BATCH, toColumns(batch));
+      return;
+    } catch (batchErr) {
+      // Row by row only helps when a row is at fault; with the server gone it would just fail 500 times.
+      const { dropped, cause } = rowProblem(batchErr)
+        ? await salvage(pool, batch)
+        : { dropped: batch.length, cause: batchErr };
+      if (dropped > 0) {
+        const why = errorMessage(cause ?? batchErr);
+        this.report(new Error(`dropped ${dropped} of ${batch.length} invocation records: ${why}`, { cause }));
+      }
+    }
+  }
+
+  private report(err: Error): void {
+    try {
+      this.opts.onError(err);
+    } catch {
+      // A throwing reporter must not turn a timer callback into an unhandled rejection.
+    }
+  }
+}
+
+async function salvage(pool: Pool, batch: InvocationRecord[]): Promise<{ dropped: number; cause: unknown }> {
+  let dropped = 0;
+  let cause: unknown;
+  for (const [i, rec] of batch.entries()) {
+    try {
+      await pool.query(INSERT_BATCH, toColumns([rec]));
+    } catch (err) {
+      dropped++;
+      cause ??= err;
+      // The connection, not this row, failed: the rest would fail the same way.
+      if (!rowProblem(err)) return { dropped: dropped + batch.length - i - 1, cause: err };
+    }
+  }
+  return { dropped, cause };
+}
+
+/** A failure caused by a record's values (SQLSTATE class 22 or 23, or one that is no record at all). */
+function rowProblem(err: unknown): boolean {
+  const code = pgCode(err);
+  if (code === undefined) return err instanceof TypeError;
+  return code.startsWith('22') || code.startsWith('23');
+}
+
+/** The WHERE clauses and their parameters; where is undefined when the query can match nothing. */
+function filters(q: InvocationQuery): { where: string[] | undefined; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (column: string, op: string, value: unknown) => {
+    where.push(`${column} ${op} $${params.push(value)}`);
+  };
+  if (q.project !== undefined) add('project', '=', q.project);
+  if (q.functionName !== undefined) add('function_name', '=', q.functionName);
+  if (q.requestId !== undefined) add('request_id', '=', q.requestId);
+  if (q.status !== undefined) {
+    if (q.status.length === 0) return { where: undefined, params };
+    where.push(`status = ANY($${params.push([...q.status])}::text[])`);
+  }
+  if (q.since !== undefined) add('start', '>=', q.since);
+  if (q.until !== undefined) add('start', '<', q.until);
+  if (q.after !== undefined) add('seq', '>', q.after);
+  if (q.before !== undefined) add('seq', '<', q.before);
+  return { where, params };
+}
+
+/** One array per column, in COLUMNS order; throws on a record that is not one (salvage drops it). */
+function toColumns(batch: InvocationRecord[]): unknown[][] {
+  const cols: unknown[][] = Array.from({ length: 17 }, () => []);
+  for (const r of batch) {
+    const values = [
+      r.requestId,
+      r.project,
+      r.functionName,
+      r.version,
+      r.trigger,
+      r.attempt,
+      r.start,
+      r.durationMs,
+      r.billedMs,
+      r.memoryMB,
+      r.maxRssBytes,
+      r.cold,
+      r.initMs ?? null,
+      r.status,
+      r.errorType ?? null,
+      r.errorMessage ?? null,
+      r.logs,
+    ];
+    values.forEach((v, i) => cols[i]!.push(v ?? null));
+  }
+  return cols;
+}
+
+function toStored(r: InvocationRow): StoredInvocation {
+  return {
+    seq: r.seq,
+    requestId: r.request_id,
+    project: r.project,
+    functionName: r.function_name,
+    version: r.version,
+    trigger: r.trigger as Trigger,
+    attempt: r.attempt,
+    start: r.start,
+    durationMs: r.duration_ms,
+    billedMs: r.billed_ms,
+    memoryMB: r.memory_mb,
+    maxRssBytes: r.max_rss,
+    cold: r.cold,
+    initMs: r.init_ms,
+    status: r.status as InvocationStatus,
+    errorType: r.error_type,
+    errorMessage: r.error_message,
+    logs: r.logs,
+  };
+}

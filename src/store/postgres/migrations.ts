@@ -1,0 +1,185 @@
+// Forward-only schema migrations for PostgreSQL, recorded in nimbus_schema_migrations. Append new entries;
+// never edit or reorder a shipped one, since existing databases already ran it.
+import type { PoolClient } from 'pg';
+import { DEFAULT_PROJECT } from '../types.js';
+import { SchemaTooNewError } from '../errors.js';
+
+export interface Migration {
+  /** 1-based and contiguous. */
+  version: number;
+  description: string;
+  sql: string;
+  /** Rows a migration seeds; run after sql in the same transaction, with the store clock's now. */
+  seed?: (client: PoolClient, now: number) => Promise<void>;
+}
+
+// Names and ids are COLLATE "C" so listings order by code point, as SQLite's BINARY does, whatever the
+// database's locale: the conformance suite expects the same order from every backend.
+const V1_SQL = `
+  CREATE TABLE projects (
+    name text COLLATE "C" PRIMARY KEY,
+    created_at bigint NOT NULL
+  );
+
+  CREATE TABLE functions (
+    project text COLLATE "C" NOT NULL REFERENCES projects (name),
+    name text COLLATE "C" NOT NULL,
+    service text NOT NULL,
+    latest_version integer NOT NULL,
+    PRIMARY KEY (project, name)
+  );
+  CREATE INDEX functions_by_service ON functions (project, service);
+
+  CREATE TABLE code (
+    sha256 text PRIMARY KEY,
+    size bigint NOT NULL,
+    archive bytea NOT NULL
+  );
+  -- Archives are tar.gz already: EXTERNAL skips a compression attempt that would only cost time.
+  ALTER TABLE code ALTER COLUMN archive SET STORAGE EXTERNAL;
+
+  CREATE TABLE versions (
+    project text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
+    version integer NOT NULL,
+    service text NOT NULL,
+    config text NOT NULL,
+    code_sha256 text NOT NULL REFERENCES code (sha256),
+    code_size bigint NOT NULL,
+    deployed_at bigint NOT NULL,
+    PRIMARY KEY (project, name, version),
+    FOREIGN KEY (project, name) REFERENCES functions (project, name) ON DELETE CASCADE
+  );
+  CREATE INDEX versions_by_code ON versions (code_sha256);
+
+  -- Times are double precision: a retry's due time may carry a fraction (jittered backoff), and every
+  -- integer millisecond up to 2^53 is exact. arrival breaks ties between events due in the same millisecond.
+  CREATE TABLE events (
+    id text PRIMARY KEY,
+    arrival bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    project text NOT NULL,
+    function_name text NOT NULL,
+    source text NOT NULL,
+    payload text NOT NULL,
+    enqueued_at double precision NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at double precision NOT NULL,
+    state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'dead')),
+    last_error text,
+    lease_owner text,
+    lease_until double precision
+  );
+  CREATE INDEX events_due ON events (next_attempt_at, arrival) WHERE state = 'pending';
+  CREATE INDEX events_by_owner ON events (lease_owner) WHERE lease_owner IS NOT NULL;
+
+  -- seq is a client-visible cursor: an identity never hands out a value twice, even after rows are deleted.
+  -- A record is keyed by (request_id, attempt): every retry of one event shares the event's request id.
+  CREATE TABLE invocations (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    request_id text NOT NULL,
+    project text NOT NULL,
+    function_name text NOT NULL,
+    version text NOT NULL,
+    trigger text NOT NULL,
+    attempt integer NOT NULL,
+    start double precision NOT NULL,
+    duration_ms double precision NOT NULL,
+    billed_ms integer NOT NULL,
+    memory_mb integer NOT NULL,
+    max_rss bigint NOT NULL,
+    cold boolean NOT NULL,
+    init_ms double precision,
+    status text NOT NULL,
+    error_type text,
+    error_message text,
+    logs text NOT NULL,
+    UNIQUE (request_id, attempt)
+  );
+  CREATE INDEX invocations_by_function_seq ON invocations (project, function_name, seq);
+  CREATE INDEX invocations_by_function_start ON invocations (project, function_name, start);
+  CREATE INDEX invocations_by_start ON invocations (start);
+
+  CREATE TABLE nodes (
+    id text COLLATE "C" PRIMARY KEY,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    started_at bigint NOT NULL,
+    heartbeat_at bigint NOT NULL,
+    gateway_url text,
+    api_url text
+  );
+`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'projects, functions, versions, code, events with leases, invocations, nodes',
+    sql: V1_SQL,
+    seed: async (client, now) => {
+      await client.query('INSERT INTO projects (name, created_at) VALUES ($1, $2)', [DEFAULT_PROJECT, now]);
+    },
+  },
+];
+
+/** The schema version this build writes; a database with a higher one was written by a newer Nimbus. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export const MIGRATIONS_TABLE = 'nimbus_schema_migrations';
+
+/**
+ * Creates the schema and runs every migration it lacks, on one client that holds a session advisory lock
+ * for the schema, so nodes starting together run each migration once. Each migration commits together with
+ * its version row.
+ */
+export async function migrate(
+  client: PoolClient,
+  schema: string,
+  now: number,
+): Promise<{ from: number; to: number }> {
+  // Keyed by schema so stores over different schemas (parallel test files) do not wait for each other.
+  await client.query('SELECT pg_advisory_lock(hashtext($1))', [`nimbus:migrate:${schema}`]);
+  try {
+    // Inside the lock: two concurrent CREATE SCHEMA IF NOT EXISTS can still collide on the catalog.
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await client.query(`SET search_path TO ${schema}`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (
+         version integer PRIMARY KEY,
+         description text NOT NULL,
+         applied_at timestamptz NOT NULL DEFAULT now()
+       )`,
+    );
+    const from = await appliedVersion(client);
+    if (from > SCHEMA_VERSION) throw new SchemaTooNewError(from, SCHEMA_VERSION);
+    for (const m of MIGRATIONS) {
+      if (m.version > from) await applyOne(client, m, now);
+    }
+    return { from, to: SCHEMA_VERSION };
+  } finally {
+    // The caller destroys this client afterwards, which frees the lock even if this unlock fails.
+    await client
+      .query('SELECT pg_advisory_unlock(hashtext($1))', [`nimbus:migrate:${schema}`])
+      .catch(() => undefined);
+  }
+}
+
+async function applyOne(client: PoolClient, m: Migration, now: number): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query(m.sql);
+    await m.seed?.(client, now);
+    await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (version, description) VALUES ($1, $2)`, [
+      m.version,
+      m.description,
+    ]);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+async function appliedVersion(client: PoolClient): Promise<number> {
+  const res = await client.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${MIGRATIONS_TABLE}`);
+  return res.rows[0]?.v ?? 0;
+}

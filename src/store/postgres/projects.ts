@@ -1,0 +1,142 @@
+// ProjectStore and NodeRegistry on PostgreSQL: the namespace every entity lives in, and the nodes sharing it.
+import type { Clock } from '../../clock/clock.js';
+import { ProjectNotEmptyError } from '../errors.js';
+import {
+  DEFAULT_PROJECT,
+  type NodeInfo,
+  type NodeRegistry,
+  type Project,
+  type ProjectStore,
+} from '../types.js';
+import { PROJECT_NAME } from '../validate.js';
+import type { Db } from './db.js';
+import { lockProject } from './functions.js';
+
+interface ProjectRow {
+  name: string;
+  created_at: number;
+}
+
+interface NodeRow {
+  id: string;
+  host: string;
+  pid: number;
+  started_at: number;
+  heartbeat_at: number;
+  gateway_url: string | null;
+  api_url: string | null;
+}
+
+export class PgProjectStore implements ProjectStore {
+  constructor(
+    private readonly db: Db,
+    private readonly schema: string,
+    private readonly clock: Clock,
+  ) {}
+
+  async ensure(name: string): Promise<Project> {
+    this.db.assertOpen();
+    if (!PROJECT_NAME.test(name)) throw new Error(`project name "${name}" is not valid`);
+    // One statement, so two nodes ensuring the same project both get the row that won.
+    const rows = await this.db.rows<ProjectRow>(
+      `WITH ins AS (
+         INSERT INTO projects (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING *)
+       SELECT name, created_at FROM ins UNION ALL SELECT name, created_at FROM projects WHERE name = $1`,
+      [name, this.clock.now()],
+    );
+    if (rows[0]) return toProject(rows[0]);
+    // The insert lost a race to a concurrent one whose row this statement's snapshot could not see yet.
+    const again = await this.get(name);
+    if (!again) throw new Error(`project "${name}" could not be created`);
+    return again;
+  }
+
+  async get(name: string): Promise<Project | undefined> {
+    const rows = await this.db.rows<ProjectRow>('SELECT name, created_at FROM projects WHERE name = $1', [
+      name,
+    ]);
+    return rows[0] && toProject(rows[0]);
+  }
+
+  async list(): Promise<Project[]> {
+    const rows = await this.db.rows<ProjectRow>('SELECT name, created_at FROM projects ORDER BY name');
+    return rows.map(toProject);
+  }
+
+  async remove(name: string): Promise<boolean> {
+    this.db.assertOpen();
+    // Every single-tenant caller relies on it existing, so it is refused rather than answered false.
+    if (name === DEFAULT_PROJECT) throw new Error(`the "${DEFAULT_PROJECT}" project cannot be removed`);
+    return this.db.tx(async (c) => {
+      // The deploy lock: no deploy can add a function between the count and the delete.
+      await lockProject(c, this.schema, name);
+      const res = await c.query<{ n: number }>('SELECT count(*) AS n FROM functions WHERE project = $1', [
+        name,
+      ]);
+      const n = res.rows[0]?.n ?? 0;
+      if (n > 0) throw new ProjectNotEmptyError(name, n);
+      return ((await c.query('DELETE FROM projects WHERE name = $1', [name])).rowCount ?? 0) > 0;
+    });
+  }
+}
+
+export class PgNodeRegistry implements NodeRegistry {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {}
+
+  /** A node registering again under its id has restarted: its start time is now, not its first one. */
+  async register(node: Omit<NodeInfo, 'startedAt' | 'heartbeatAt'>): Promise<NodeInfo> {
+    const now = this.clock.now();
+    const rows = await this.db.rows<NodeRow>(
+      `INSERT INTO nodes (id, host, pid, started_at, heartbeat_at, gateway_url, api_url)
+       VALUES ($1, $2, $3, $4, $4, $5, $6)
+       ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, started_at = excluded.started_at,
+         heartbeat_at = excluded.heartbeat_at, gateway_url = excluded.gateway_url, api_url = excluded.api_url
+       RETURNING *`,
+      [node.id, node.host, node.pid, now, node.gatewayUrl, node.apiUrl],
+    );
+    return toNode(rows[0]!);
+  }
+
+  async heartbeat(id: string): Promise<boolean> {
+    const n = await this.db.changed('UPDATE nodes SET heartbeat_at = $2 WHERE id = $1', [
+      id,
+      this.clock.now(),
+    ]);
+    return n > 0;
+  }
+
+  /** Alive includes a heartbeat exactly aliveWithinMs old; the cast admits a window with a fraction. */
+  async list(opts: { aliveWithinMs?: number } = {}): Promise<NodeInfo[]> {
+    const rows =
+      opts.aliveWithinMs === undefined
+        ? await this.db.rows<NodeRow>('SELECT * FROM nodes ORDER BY id')
+        : await this.db.rows<NodeRow>(
+            'SELECT * FROM nodes WHERE heartbeat_at >= $1::double precision ORDER BY id',
+            [this.clock.now() - opts.aliveWithinMs],
+          );
+    return rows.map(toNode);
+  }
+
+  async remove(id: string): Promise<boolean> {
+    return (await this.db.changed('DELETE FROM nodes WHERE id = $1', [id])) > 0;
+  }
+}
+
+function toProject(r: ProjectRow): Project {
+  return { name: r.name, createdAt: r.created_at };
+}
+
+function toNode(r: NodeRow): NodeInfo {
+  return {
+    id: r.id,
+    host: r.host,
+    pid: r.pid,
+    startedAt: r.started_at,
+    heartbeatAt: r.heartbeat_at,
+    gatewayUrl: r.gateway_url,
+    apiUrl: r.api_url,
+  };
+}

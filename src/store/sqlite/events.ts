@@ -1,0 +1,197 @@
+// EventQueue on SQLite. One connection per process and IMMEDIATE transactions make each claim atomic; the
+// lease columns still matter here, because a node restarting under its id, or another process sharing the
+// file, must never run an event someone else holds.
+import type { Statement } from 'better-sqlite3';
+import type {
+  ClaimOptions,
+  EventListQuery,
+  EventQueue,
+  EventState,
+  NewEvent,
+  QueuedEvent,
+} from '../types.js';
+import type { SqliteDb } from './db.js';
+
+interface EventRow {
+  id: string;
+  project: string;
+  function_name: string;
+  source: string;
+  payload: string;
+  enqueued_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  state: string;
+  last_error: string | null;
+  lease_owner: string | null;
+  lease_until: number | null;
+}
+
+type Param = string | number | null;
+
+const COLS =
+  'id, project, function_name, source, payload, enqueued_at, attempts, next_attempt_at, state, last_error, lease_owner, lease_until';
+/** Claimable now: pending, due, and nobody's lease still running. */
+const CLAIMABLE = `state = 'pending' AND next_attempt_at <= @now AND (lease_until IS NULL OR lease_until <= @now)`;
+/** Held by this owner. A lease that ran out still counts until another owner claims the event: finishing
+ *  late is better than running the event twice. */
+const HELD = `id = @id AND lease_owner = @owner AND state = 'pending'`;
+
+export class SqliteEventQueue implements EventQueue {
+  private readonly st: ReturnType<typeof prepare>;
+  private readonly listCache = new Map<string, Statement<Param[], EventRow>>();
+
+  constructor(private readonly s: SqliteDb) {
+    this.st = prepare(s);
+  }
+
+  async enqueue(ev: NewEvent): Promise<boolean> {
+    this.s.assertOpen();
+    const enqueuedAt = ev.enqueuedAt ?? this.s.clock.now();
+    const r = this.s.durably(() =>
+      this.st.insert.run({
+        id: ev.id,
+        project: ev.project,
+        fn: ev.functionName,
+        source: ev.source,
+        payload: ev.payload,
+        at: enqueuedAt,
+        due: ev.nextAttemptAt ?? enqueuedAt,
+      }),
+    );
+    return r.changes > 0;
+  }
+
+  async claim({ owner, leaseMs, limit }: ClaimOptions): Promise<QueuedEvent[]> {
+    this.s.assertOpen();
+    const n = Math.max(0, Math.floor(limit));
+    if (n === 0) return [];
+    const now = this.s.clock.now();
+    // Counted before the attempt starts and fsynced, so retry limits hold across a crash mid-run.
+    const rows = this.s.durably(() =>
+      this.s.transaction(() => this.st.claim.all({ owner, now, until: now + leaseMs, limit: n })),
+    );
+    // RETURNING gives rows in no promised order; callers get them oldest due first.
+    rows.sort((a, b) => a.next_attempt_at - b.next_attempt_at || a.seq - b.seq);
+    return rows.map(toEvent);
+  }
+
+  async extend(id: string, owner: string, leaseMs: number): Promise<boolean> {
+    this.s.assertOpen();
+    const now = this.s.clock.now();
+    return this.st.extend.run({ id, owner, now, until: now + leaseMs }).changes > 0;
+  }
+
+  async complete(id: string, owner: string): Promise<boolean> {
+    this.s.assertOpen();
+    return this.st.complete.run({ id, owner, now: this.s.clock.now() }).changes > 0;
+  }
+
+  async fail(id: string, owner: string, f: { nextAttemptAt: number; error: string }): Promise<boolean> {
+    this.s.assertOpen();
+    const params = { id, owner, now: this.s.clock.now(), due: f.nextAttemptAt, error: f.error };
+    return this.s.durably(() => this.st.fail.run(params).changes > 0);
+  }
+
+  async release(id: string, owner: string): Promise<boolean> {
+    this.s.assertOpen();
+    return this.st.release.run({ id, owner, now: this.s.clock.now() }).changes > 0;
+  }
+
+  async deadLetter(id: string, owner: string, error: string): Promise<boolean> {
+    this.s.assertOpen();
+    const params = { id, owner, now: this.s.clock.now(), error };
+    return this.s.durably(() => this.st.deadLetter.run(params).changes > 0);
+  }
+
+  async releaseOwner(owner: string): Promise<number> {
+    this.s.assertOpen();
+    return this.st.releaseOwner.run({ owner }).changes;
+  }
+
+  async nextDueAt(): Promise<number | undefined> {
+    this.s.assertOpen();
+    return this.st.nextDue.get()?.at ?? undefined;
+  }
+
+  async get(id: string): Promise<QueuedEvent | undefined> {
+    this.s.assertOpen();
+    const row = this.st.get.get(id);
+    return row && toEvent(row);
+  }
+
+  async list(q: EventListQuery): Promise<QueuedEvent[]> {
+    this.s.assertOpen();
+    const where: string[] = [];
+    const params: Param[] = [];
+    const add = (sql: string, v: Param) => {
+      where.push(sql);
+      params.push(v);
+    };
+    if (q.project !== undefined) add('project = ?', q.project);
+    if (q.functionName !== undefined) add('function_name = ?', q.functionName);
+    if (q.state !== undefined) add('state = ?', q.state);
+    if (q.dueBy !== undefined) add('next_attempt_at <= ?', q.dueBy);
+    params.push(q.limit === undefined ? -1 : Math.max(0, Math.floor(q.limit)));
+    const sql = `SELECT ${COLS} FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY next_attempt_at, seq LIMIT ?`;
+    let stmt = this.listCache.get(sql);
+    if (!stmt) this.listCache.set(sql, (stmt = this.s.db.prepare<Param[], EventRow>(sql)));
+    return stmt.all(...params).map(toEvent);
+  }
+}
+
+function prepare({ db }: SqliteDb) {
+  return {
+    insert: db.prepare(
+      `INSERT INTO events (id, project, function_name, source, payload, enqueued_at, next_attempt_at)
+       VALUES (@id, @project, @fn, @source, @payload, @at, @due) ON CONFLICT (id) DO NOTHING`,
+    ),
+    claim: db.prepare<
+      [{ owner: string; now: number; until: number; limit: number }],
+      EventRow & { seq: number }
+    >(
+      `UPDATE events SET attempts = attempts + 1, lease_owner = @owner, lease_until = @until
+       WHERE seq IN (SELECT seq FROM events WHERE ${CLAIMABLE} ORDER BY next_attempt_at, seq LIMIT @limit)
+       RETURNING ${COLS}, seq`,
+    ),
+    extend: db.prepare(`UPDATE events SET lease_until = @until WHERE ${HELD}`),
+    complete: db.prepare(`DELETE FROM events WHERE ${HELD}`),
+    fail: db.prepare(
+      `UPDATE events SET next_attempt_at = @due, last_error = @error, lease_owner = NULL, lease_until = NULL
+       WHERE ${HELD}`,
+    ),
+    release: db.prepare(
+      `UPDATE events SET attempts = max(0, attempts - 1), lease_owner = NULL, lease_until = NULL WHERE ${HELD}`,
+    ),
+    deadLetter: db.prepare(
+      `UPDATE events SET state = 'dead', last_error = @error, lease_owner = NULL, lease_until = NULL
+       WHERE ${HELD}`,
+    ),
+    releaseOwner: db.prepare(
+      `UPDATE events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = @owner AND state = 'pending'`,
+    ),
+    nextDue: db.prepare<[], { at: number | null }>(
+      `SELECT min(max(next_attempt_at, coalesce(lease_until, next_attempt_at))) AS at
+       FROM events WHERE state = 'pending'`,
+    ),
+    get: db.prepare<[string], EventRow>(`SELECT ${COLS} FROM events WHERE id = ?`),
+  };
+}
+
+function toEvent(r: EventRow): QueuedEvent {
+  return {
+    id: r.id,
+    project: r.project,
+    functionName: r.function_name,
+    source: r.source,
+    payload: r.payload,
+    enqueuedAt: r.enqueued_at,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    state: r.state as EventState,
+    lastError: r.last_error,
+    leaseOwner: r.lease_owner,
+    leaseUntil: r.lease_until,
+  };
+}

@@ -1,0 +1,174 @@
+// FunctionStore on SQLite: functions, their immutable versions and the content-addressed code archives.
+import { canonicalJson, parseConfig } from '../canonical-json.js';
+import { ProjectNotFoundError, StoreConflictError } from '../errors.js';
+import type { DeployInput, DeployResult, FunctionRef, FunctionStore, FunctionVersion } from '../types.js';
+import { checkDeployInput } from '../validate.js';
+import type { SqliteDb } from './db.js';
+
+interface VersionRow {
+  project: string;
+  name: string;
+  version: number;
+  service: string;
+  config: string;
+  code_sha256: string;
+  code_size: number;
+  deployed_at: number;
+}
+
+type Ref = [project: string, name: string];
+
+export class SqliteFunctionStore implements FunctionStore {
+  private readonly st: ReturnType<typeof prepare>;
+
+  constructor(private readonly s: SqliteDb) {
+    this.st = prepare(s);
+  }
+
+  async deploy(input: DeployInput): Promise<DeployResult> {
+    this.s.assertOpen();
+    checkDeployInput(input);
+    const configs = input.functions.map((f) => canonicalJson(f));
+    const deployedAt = this.s.clock.now();
+    return this.s.durably(() => this.s.transaction(() => this.deployRows(input, configs, deployedAt)));
+  }
+
+  /** The body of deploy's transaction; a throw anywhere rolls back everything it wrote. */
+  private deployRows(input: DeployInput, configs: string[], deployedAt: number): DeployResult {
+    const { project, service, functions, code } = input;
+    if (!this.st.projectExists.get(project)) throw new ProjectNotFoundError(project);
+    for (const f of functions) {
+      const owner = this.st.getFunctionRow.get(project, f.name);
+      if (owner && owner.service !== service) throw new StoreConflictError(f.name, owner.service, service);
+    }
+    const results: DeployResult['functions'] = [];
+    let codeStored = false;
+    for (const [i, f] of functions.entries()) {
+      const config = configs[i]!;
+      const fn = this.st.getFunctionRow.get(project, f.name);
+      const latest = fn ? this.st.getVersionRow.get(project, f.name, fn.latest_version) : undefined;
+      if (latest && latest.config === config && latest.code_sha256 === code.sha256) {
+        results.push({ name: f.name, version: latest.version, changed: false });
+        continue;
+      }
+      if (!codeStored && !this.st.codeExists.get(code.sha256)) {
+        this.st.insertCode.run(code.sha256, code.archive.length, code.archive);
+      }
+      codeStored = true;
+      const version = (fn?.latest_version ?? 0) + 1;
+      this.st.upsertFunction.run(project, f.name, service, version);
+      this.st.insertVersion.run(
+        project,
+        f.name,
+        version,
+        service,
+        config,
+        code.sha256,
+        code.archive.length,
+        deployedAt,
+      );
+      results.push({ name: f.name, version, changed: true });
+    }
+    const declared = new Set(functions.map((f) => f.name));
+    const removed = this.st.functionsOfService
+      .all(project, service)
+      .map((r) => r.name)
+      .filter((n) => !declared.has(n))
+      .sort();
+    for (const name of removed) this.deleteFunctionRows(project, name);
+    if (removed.length > 0) this.st.gcCode.run();
+    return { functions: results, removed };
+  }
+
+  async getFunction(ref: FunctionRef): Promise<FunctionVersion | undefined> {
+    this.s.assertOpen();
+    const row = this.st.getLatest.get(ref.project, ref.name);
+    return row && toVersion(row);
+  }
+
+  async getVersion(ref: FunctionRef, version: number): Promise<FunctionVersion | undefined> {
+    this.s.assertOpen();
+    const row = this.st.getVersionRow.get(ref.project, ref.name, version);
+    return row && toVersion(row);
+  }
+
+  async listFunctions(project?: string): Promise<FunctionVersion[]> {
+    this.s.assertOpen();
+    const rows = project === undefined ? this.st.listLatest.all() : this.st.listLatestOf.all(project);
+    return rows.map(toVersion);
+  }
+
+  async removeFunction(ref: FunctionRef): Promise<boolean> {
+    this.s.assertOpen();
+    return this.s.durably(() =>
+      this.s.transaction((): boolean => {
+        const existed = this.deleteFunctionRows(ref.project, ref.name);
+        if (existed) this.st.gcCode.run();
+        return existed;
+      }),
+    );
+  }
+
+  async getCode(sha256: string): Promise<Buffer | undefined> {
+    this.s.assertOpen();
+    return this.st.getCode.get(sha256)?.archive;
+  }
+
+  /** Deletes versions explicitly rather than trusting ON DELETE CASCADE, which needs foreign_keys on. */
+  private deleteFunctionRows(project: string, name: string): boolean {
+    this.st.deleteVersions.run(project, name);
+    return this.st.deleteFunction.run(project, name).changes > 0;
+  }
+}
+
+function prepare({ db }: SqliteDb) {
+  const cols = 'v.project, v.name, v.version, v.service, v.config, v.code_sha256, v.code_size, v.deployed_at';
+  const latest = `SELECT ${cols} FROM functions f
+    JOIN versions v ON v.project = f.project AND v.name = f.name AND v.version = f.latest_version`;
+  return {
+    projectExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM projects WHERE name = ?'),
+    getFunctionRow: db.prepare<Ref, { service: string; latest_version: number }>(
+      'SELECT service, latest_version FROM functions WHERE project = ? AND name = ?',
+    ),
+    functionsOfService: db.prepare<[string, string], { name: string }>(
+      'SELECT name FROM functions WHERE project = ? AND service = ?',
+    ),
+    upsertFunction: db.prepare<[string, string, string, number]>(
+      `INSERT INTO functions (project, name, service, latest_version) VALUES (?, ?, ?, ?)
+       ON CONFLICT (project, name) DO UPDATE SET service = excluded.service, latest_version = excluded.latest_version`,
+    ),
+    deleteFunction: db.prepare<Ref>('DELETE FROM functions WHERE project = ? AND name = ?'),
+    getVersionRow: db.prepare<[string, string, number], VersionRow>(
+      `SELECT ${cols} FROM versions v WHERE v.project = ? AND v.name = ? AND v.version = ?`,
+    ),
+    getLatest: db.prepare<Ref, VersionRow>(`${latest} WHERE f.project = ? AND f.name = ?`),
+    listLatest: db.prepare<[], VersionRow>(`${latest} ORDER BY f.project, f.name`),
+    listLatestOf: db.prepare<[string], VersionRow>(`${latest} WHERE f.project = ? ORDER BY f.name`),
+    insertVersion: db.prepare<[string, string, number, string, string, string, number, number]>(
+      `INSERT INTO versions (project, name, version, service, config, code_sha256, code_size, deployed_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    deleteVersions: db.prepare<Ref>('DELETE FROM versions WHERE project = ? AND name = ?'),
+    codeExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM code WHERE sha256 = ?'),
+    insertCode: db.prepare<[string, number, Buffer]>(
+      'INSERT INTO code (sha256, size, archive) VALUES (?, ?, ?)',
+    ),
+    getCode: db.prepare<[string], { archive: Buffer }>('SELECT archive FROM code WHERE sha256 = ?'),
+    gcCode: db.prepare<[]>(
+      'DELETE FROM code WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.code_sha256 = code.sha256)',
+    ),
+  };
+}
+
+function toVersion(r: VersionRow): FunctionVersion {
+  return {
+    project: r.project,
+    name: r.name,
+    service: r.service,
+    version: r.version,
+    config: parseConfig(r.config),
+    codeSha256: r.code_sha256,
+    codeSize: r.code_size,
+    deployedAt: r.deployed_at,
+  };
+}

@@ -1,0 +1,267 @@
+// InvocationLog on SQLite: records wait in memory and are written in one transaction per batch, off the hot
+// path. Only close() (or flush()) saves buffered records from a process exit, so the server's SIGTERM/SIGINT
+// handling must await the store's close().
+import type { Statement } from 'better-sqlite3';
+import {
+  DEFAULT_QUERY_LIMIT,
+  MAX_QUERY_LIMIT,
+  type InvocationLog,
+  type InvocationQuery,
+  type InvocationRecord,
+  type InvocationStatus,
+  type StoredInvocation,
+  type Trigger,
+} from '../types.js';
+import { queryLimit } from '../validate.js';
+import type { SqliteDb } from './db.js';
+
+export interface BatchOptions {
+  /** How long a written record may wait in memory before it reaches the database. Default 50. */
+  flushIntervalMs?: number;
+  /** Buffered records that trigger a write without waiting for the interval. Default 500. */
+  maxBatch?: number;
+  /** Told when records could not be written (write() must not throw). Default: process warning. */
+  onError?: (err: Error) => void;
+}
+
+interface InvocationRow {
+  seq: number;
+  request_id: string;
+  project: string;
+  function_name: string;
+  version: string;
+  trigger: string;
+  attempt: number;
+  start: number;
+  duration_ms: number;
+  billed_ms: number;
+  memory_mb: number;
+  max_rss: number;
+  cold: number;
+  init_ms: number | null;
+  status: string;
+  error_type: string | null;
+  error_message: string | null;
+  logs: string;
+}
+
+type Param = string | number | null;
+
+const COLUMNS = [
+  'request_id',
+  'project',
+  'function_name',
+  'version',
+  'trigger',
+  'attempt',
+  'start',
+  'duration_ms',
+  'billed_ms',
+  'memory_mb',
+  'max_rss',
+  'cold',
+  'init_ms',
+  'status',
+  'error_type',
+  'error_message',
+  'logs',
+] as const;
+
+export class SqliteInvocationLog implements InvocationLog {
+  private buffer: InvocationRecord[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private readonly flushIntervalMs: number;
+  private readonly maxBatch: number;
+  private readonly onError: (err: Error) => void;
+  private readonly insert: Statement<Param[]>;
+  private readonly byRequestId: Statement<[string], InvocationRow>;
+  private readonly queryCache = new Map<string, Statement<Param[], InvocationRow>>();
+  private readonly insertBatch: (batch: InvocationRecord[]) => void;
+  private readonly salvageBatch: (batch: InvocationRecord[]) => number;
+
+  constructor(
+    private readonly s: SqliteDb,
+    o: BatchOptions = {},
+  ) {
+    this.flushIntervalMs = positive(o.flushIntervalMs, 50);
+    this.maxBatch = Math.max(1, Math.floor(positive(o.maxBatch, 500)));
+    this.onError = o.onError ?? ((err) => process.emitWarning(err));
+    // A duplicate (request id, attempt) (a retried write) is skipped rather than failing its batch. Not OR IGNORE: that
+    // would also skip NOT NULL violations silently, where a malformed record should be reported.
+    this.insert = s.db.prepare<Param[]>(
+      `INSERT INTO invocations (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
+       ON CONFLICT (request_id, attempt) DO NOTHING`,
+    );
+    this.byRequestId = s.db.prepare<[string], InvocationRow>(
+      'SELECT * FROM invocations WHERE request_id = ? ORDER BY attempt DESC LIMIT 1',
+    );
+    this.insertBatch = s.db.transaction((batch: InvocationRecord[]) => {
+      for (const rec of batch) this.insert.run(...toParams(rec));
+    });
+    // One bad record must not cost the batch: a failed statement rolls back alone, the rest commit together.
+    this.salvageBatch = s.db.transaction((batch: InvocationRecord[]) => {
+      let dropped = 0;
+      for (const rec of batch) {
+        try {
+          this.insert.run(...toParams(rec));
+        } catch {
+          dropped++;
+        }
+      }
+      return dropped;
+    });
+  }
+
+  write(rec: InvocationRecord): void {
+    if (this.s.closed) return;
+    this.buffer.push(rec);
+    // setImmediate rather than writing inline: the caller is an invocation's hot path and must not pay for it.
+    if (this.buffer.length >= this.maxBatch) this.immediate ??= setImmediate(this.onFlushTimer).unref();
+    else this.timer ??= setTimeout(this.onFlushTimer, this.flushIntervalMs).unref();
+  }
+
+  async query(q: InvocationQuery): Promise<StoredInvocation[]> {
+    this.s.assertOpen();
+    const where: string[] = [];
+    const params: Param[] = [];
+    const add = (sql: string, ...values: Param[]) => {
+      where.push(sql);
+      params.push(...values);
+    };
+    if (q.project !== undefined) add('project = ?', q.project);
+    if (q.functionName !== undefined) add('function_name = ?', q.functionName);
+    if (q.requestId !== undefined) add('request_id = ?', q.requestId);
+    if (q.status !== undefined) {
+      if (q.status.length === 0) return [];
+      add(`status IN (${q.status.map(() => '?').join(', ')})`, ...q.status);
+    }
+    if (q.since !== undefined) add('start >= ?', q.since);
+    if (q.until !== undefined) add('start < ?', q.until);
+    if (q.after !== undefined) add('seq > ?', q.after);
+    if (q.before !== undefined) add('seq < ?', q.before);
+    params.push(queryLimit(q.limit, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT));
+    const sql =
+      `SELECT * FROM invocations ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
+      `ORDER BY seq ${q.ascending ? 'ASC' : 'DESC'} LIMIT ?`;
+    let stmt = this.queryCache.get(sql);
+    if (!stmt) {
+      stmt = this.s.db.prepare<Param[], InvocationRow>(sql);
+      this.queryCache.set(sql, stmt);
+    }
+    return stmt.all(...params).map(toStored);
+  }
+
+  async get(requestId: string): Promise<StoredInvocation | undefined> {
+    this.s.assertOpen();
+    const row = this.byRequestId.get(requestId);
+    return row && toStored(row);
+  }
+
+  async flush(): Promise<void> {
+    this.flushSync();
+  }
+
+  /** How many records wait in memory (for tests and status). */
+  get buffered(): number {
+    return this.buffer.length;
+  }
+
+  /** Writes every buffered record now, in one transaction. */
+  flushSync(): void {
+    this.clearTimers();
+    if (this.buffer.length === 0 || !this.s.db.open) return;
+    const batch = this.buffer;
+    this.buffer = [];
+    try {
+      this.insertBatch(batch);
+    } catch (batchErr) {
+      let dropped = batch.length;
+      let cause: unknown = batchErr;
+      try {
+        dropped = this.salvageBatch(batch);
+      } catch (err) {
+        cause = err;
+      }
+      if (dropped > 0) {
+        this.report(
+          new Error(`dropped ${dropped} of ${batch.length} invocation records: ${message(cause)}`, { cause }),
+        );
+      }
+    }
+  }
+
+  private readonly onFlushTimer = (): void => {
+    this.timer = undefined;
+    this.immediate = undefined;
+    this.flushSync();
+  };
+
+  private clearTimers(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
+    this.timer = undefined;
+    this.immediate = undefined;
+  }
+
+  private report(err: Error): void {
+    try {
+      this.onError(err);
+    } catch {
+      // A throwing reporter must not turn a timer callback into an uncaught exception.
+    }
+  }
+}
+
+function toParams(r: InvocationRecord): Param[] {
+  return [
+    r.requestId,
+    r.project,
+    r.functionName,
+    r.version,
+    r.trigger,
+    r.attempt,
+    r.start,
+    r.durationMs,
+    r.billedMs,
+    r.memoryMB,
+    r.maxRssBytes,
+    r.cold ? 1 : 0,
+    r.initMs ?? null,
+    r.status,
+    r.errorType ?? null,
+    r.errorMessage ?? null,
+    r.logs,
+  ];
+}
+
+function toStored(r: InvocationRow): StoredInvocation {
+  return {
+    seq: r.seq,
+    requestId: r.request_id,
+    project: r.project,
+    functionName: r.function_name,
+    version: r.version,
+    trigger: r.trigger as Trigger,
+    attempt: r.attempt,
+    start: r.start,
+    durationMs: r.duration_ms,
+    billedMs: r.billed_ms,
+    memoryMB: r.memory_mb,
+    maxRssBytes: r.max_rss,
+    cold: r.cold !== 0,
+    initMs: r.init_ms,
+    status: r.status as InvocationStatus,
+    errorType: r.error_type,
+    errorMessage: r.error_message,
+    logs: r.logs,
+  };
+}
+
+export function positive(value: number | undefined, fallback: number): number {
+  return value !== undefined && Number.isFinite(value) && value > 0 ? value : fallback;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

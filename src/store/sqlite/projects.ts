@@ -1,0 +1,139 @@
+// ProjectStore and NodeRegistry on SQLite.
+import {
+  DEFAULT_PROJECT,
+  type NodeInfo,
+  type NodeRegistry,
+  type Project,
+  type ProjectStore,
+} from '../types.js';
+import { ProjectNotEmptyError } from '../errors.js';
+import { PROJECT_NAME } from '../validate.js';
+import type { SqliteDb } from './db.js';
+
+interface ProjectRow {
+  name: string;
+  created_at: number;
+}
+
+interface NodeRow {
+  id: string;
+  host: string;
+  pid: number;
+  started_at: number;
+  heartbeat_at: number;
+  gateway_url: string | null;
+  api_url: string | null;
+}
+
+export class SqliteProjectStore implements ProjectStore {
+  private readonly st;
+
+  constructor(private readonly s: SqliteDb) {
+    const { db } = s;
+    this.st = {
+      insert: db.prepare<[string, number]>(
+        'INSERT INTO projects (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING',
+      ),
+      get: db.prepare<[string], ProjectRow>('SELECT name, created_at FROM projects WHERE name = ?'),
+      list: db.prepare<[], ProjectRow>('SELECT name, created_at FROM projects ORDER BY name'),
+      functions: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM functions WHERE project = ?'),
+      remove: db.prepare<[string]>('DELETE FROM projects WHERE name = ?'),
+    };
+  }
+
+  async ensure(name: string): Promise<Project> {
+    this.s.assertOpen();
+    checkName(name);
+    this.s.durably(() => this.st.insert.run(name, this.s.clock.now()));
+    return toProject(this.st.get.get(name)!);
+  }
+
+  async get(name: string): Promise<Project | undefined> {
+    this.s.assertOpen();
+    const row = this.st.get.get(name);
+    return row && toProject(row);
+  }
+
+  async list(): Promise<Project[]> {
+    this.s.assertOpen();
+    return this.st.list.all().map(toProject);
+  }
+
+  async remove(name: string): Promise<boolean> {
+    this.s.assertOpen();
+    if (name === DEFAULT_PROJECT) throw new Error('the default project cannot be removed');
+    return this.s.durably(() =>
+      this.s.transaction(() => {
+        const n = this.st.functions.get(name)?.n ?? 0;
+        if (n > 0) throw new ProjectNotEmptyError(name, n);
+        return this.st.remove.run(name).changes > 0;
+      }),
+    );
+  }
+}
+
+export class SqliteNodeRegistry implements NodeRegistry {
+  private readonly st;
+
+  constructor(private readonly s: SqliteDb) {
+    const { db } = s;
+    this.st = {
+      upsert: db.prepare(
+        `INSERT INTO nodes (id, host, pid, started_at, heartbeat_at, gateway_url, api_url)
+         VALUES (@id, @host, @pid, @now, @now, @gatewayUrl, @apiUrl)
+         ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, started_at = excluded.started_at,
+           heartbeat_at = excluded.heartbeat_at, gateway_url = excluded.gateway_url, api_url = excluded.api_url`,
+      ),
+      heartbeat: db.prepare<[number, string]>('UPDATE nodes SET heartbeat_at = ? WHERE id = ?'),
+      get: db.prepare<[string], NodeRow>('SELECT * FROM nodes WHERE id = ?'),
+      list: db.prepare<[number], NodeRow>('SELECT * FROM nodes WHERE heartbeat_at >= ? ORDER BY id'),
+      remove: db.prepare<[string]>('DELETE FROM nodes WHERE id = ?'),
+    };
+  }
+
+  async register(node: Omit<NodeInfo, 'startedAt' | 'heartbeatAt'>): Promise<NodeInfo> {
+    this.s.assertOpen();
+    this.st.upsert.run({ ...node, now: this.s.clock.now() });
+    return toNode(this.st.get.get(node.id)!);
+  }
+
+  async heartbeat(id: string): Promise<boolean> {
+    this.s.assertOpen();
+    return this.st.heartbeat.run(this.s.clock.now(), id).changes > 0;
+  }
+
+  async list(opts: { aliveWithinMs?: number } = {}): Promise<NodeInfo[]> {
+    this.s.assertOpen();
+    const since = opts.aliveWithinMs === undefined ? -Infinity : this.s.clock.now() - opts.aliveWithinMs;
+    return this.st.list.all(since).map(toNode);
+  }
+
+  async remove(id: string): Promise<boolean> {
+    this.s.assertOpen();
+    return this.st.remove.run(id).changes > 0;
+  }
+}
+
+function checkName(name: string): void {
+  if (!PROJECT_NAME.test(name)) {
+    throw new Error(
+      `project name "${name}" is not valid: use 1 to 63 lowercase letters, digits and dashes, starting with a letter`,
+    );
+  }
+}
+
+function toProject(r: ProjectRow): Project {
+  return { name: r.name, createdAt: r.created_at };
+}
+
+function toNode(r: NodeRow): NodeInfo {
+  return {
+    id: r.id,
+    host: r.host,
+    pid: r.pid,
+    startedAt: r.started_at,
+    heartbeatAt: r.heartbeat_at,
+    gatewayUrl: r.gateway_url,
+    apiUrl: r.api_url,
+  };
+}

@@ -1,0 +1,313 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../src/clock/clock.js';
+import { codeOf, deployOf, fn, record, storeConformance } from '../src/store/conformance/index.js';
+import {
+  MIGRATIONS,
+  MIGRATIONS_TABLE,
+  SCHEMA_VERSION,
+  SchemaTooNewError,
+  openPostgresStore,
+  parsePostgresUrl,
+  type PostgresStore,
+  type PostgresStoreOptions,
+} from '../src/store/postgres/index.js';
+import {
+  TEST_POSTGRES_URL,
+  createTestSchema,
+  postgresAvailable,
+  withClient,
+  type TestSchema,
+} from './support/postgres.js';
+
+const available = await postgresAvailable();
+
+describe.runIf(available)('PostgreSQL store', () => {
+  storeConformance('postgresql', async () => {
+    const ts = await createTestSchema('conformance');
+    const clock = new ManualClock();
+    // A small pool: many harnesses open one after another and the server allows about 100 connections.
+    const open = () => openPostgresStore({ url: ts.url, clock, poolSize: 4 });
+    let current = await open();
+    return {
+      store: current,
+      clock,
+      async reopen() {
+        await current.close();
+        current = await open();
+        return current;
+      },
+      async cleanup() {
+        await current.close();
+        await ts.drop();
+      },
+    };
+  });
+
+  describe('PostgresStore', () => {
+    let ts: TestSchema | undefined;
+    const opened: PostgresStore[] = [];
+    const schema = async () => (ts ??= await createTestSchema('pgstore'));
+    const openStore = async (opts: Partial<PostgresStoreOptions> = {}) => {
+      const s = await openPostgresStore({ url: (await schema()).url, poolSize: 4, ...opts });
+      opened.push(s);
+      return s;
+    };
+    const sql = async <R extends pg.QueryResultRow>(text: string, params: unknown[] = []) =>
+      withClient(async (c) => (await c.query<R>(text, params)).rows);
+
+    afterEach(async () => {
+      for (const s of opened.splice(0)) await s.close();
+      await ts?.drop();
+      ts = undefined;
+    });
+
+    it('records every migration once in the version table, and runs none again on reopen', async () => {
+      await (await openStore()).close();
+      await openStore();
+      const { schema: name } = await schema();
+      const rows = await sql<{ version: number; description: string }>(
+        `SELECT version, description FROM ${name}.${MIGRATIONS_TABLE} ORDER BY version`,
+      );
+      expect(rows).toEqual(MIGRATIONS.map((m) => ({ version: m.version, description: m.description })));
+      expect(SCHEMA_VERSION).toBe(MIGRATIONS.length);
+    });
+
+    it('creates its tables in its own schema only', async () => {
+      const store = await openStore();
+      const tables = await sql<{ table_schema: string; table_name: string }>(
+        `SELECT table_schema, table_name FROM information_schema.tables
+         WHERE table_name IN ('functions', 'events', $1) AND table_schema = $2 ORDER BY table_name`,
+        [MIGRATIONS_TABLE, store.schema],
+      );
+      expect(tables.map((t) => t.table_name)).toEqual(['events', 'functions', MIGRATIONS_TABLE]);
+      const { url, schema: name } = await schema();
+      expect(store.location).toBe(parsePostgresUrl(url).location);
+      expect(store.location).toMatch(new RegExp(`[?&]schema=${name}$`));
+    });
+
+    it('lets two stores open one fresh schema at the same moment, migrating it once', async () => {
+      // Not createTestSchema: the race includes creating the schema itself.
+      const name = `nimbus_t_race_${randomBytes(6).toString('hex')}`;
+      const url = `${TEST_POSTGRES_URL}${TEST_POSTGRES_URL.includes('?') ? '&' : '?'}schema=${name}`;
+      try {
+        const both = await Promise.all([
+          openPostgresStore({ url, poolSize: 2 }),
+          openPostgresStore({ url, poolSize: 2 }),
+        ]);
+        opened.push(...both);
+        expect(both.map((s) => s.schema)).toEqual([name, name]);
+        // Version rows are primary keys, so a migration run twice would have failed one of the opens.
+
+        const versions = await sql<{ version: number }>(`SELECT version FROM ${name}.${MIGRATIONS_TABLE}`);
+        expect(versions.map((v) => v.version)).toEqual(MIGRATIONS.map((m) => m.version));
+        expect((await both[1]!.projects.list()).map((p) => p.name)).toEqual(['default']);
+      } finally {
+        for (const s of opened.splice(0)) await s.close();
+        await sql(`DROP SCHEMA IF EXISTS ${name} CASCADE`);
+      }
+    });
+
+    it('refuses a schema written by a newer Nimbus with SchemaTooNewError, leaving no connection open', async () => {
+      await (await openStore()).close();
+      const { schema: name, url } = await schema();
+      await sql(
+        `INSERT INTO ${name}.${MIGRATIONS_TABLE} (version, description) VALUES ($1, 'from the future')`,
+        [SCHEMA_VERSION + 1],
+      );
+      const app = `nimbus_toonew_${randomBytes(4).toString('hex')}`;
+      const err = await openPostgresStore({ url: `${url}&application_name=${app}` }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SchemaTooNewError);
+      expect(err).toMatchObject({ found: SCHEMA_VERSION + 1, supported: SCHEMA_VERSION });
+      // The server may take a moment to notice a closed socket; the pool must have closed it either way.
+      const deadline = Date.now() + 5000;
+      let left = -1;
+      while (left !== 0 && Date.now() < deadline) {
+        const [row] = await sql<{ n: string }>(
+          'SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1',
+          [app],
+        );
+        left = Number(row?.n);
+        if (left !== 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(left).toBe(0);
+    });
+
+    it('never shows a password in its location or its errors', async () => {
+      const target = parsePostgresUrl('postgresql://u:secret@127.0.0.1:5432/test?schema=app');
+      expect(target.location).toBe('postgresql://u@127.0.0.1:5432/test?schema=app');
+      expect(target.schema).toBe('app');
+      expect(target.connectionString).toContain('secret');
+      expect(target.connectionString).not.toContain('schema=');
+      expect(parsePostgresUrl('postgres://u:secret@db.example/x', 'other').location).toBe(
+        'postgres://u@db.example/x?schema=other',
+      );
+      const err = await openPostgresStore({ url: 'postgresql://u:secret@127.0.0.1:1/test' }).catch(
+        (e: unknown) => e as Error,
+      );
+      expect(String(err)).not.toContain('secret');
+      expect(() => parsePostgresUrl('postgresql://u:secret@[bad/x')).toThrow(/not a valid URL/);
+      expect(() => parsePostgresUrl('postgresql://u:secret@[bad/x')).not.toThrow(/secret/);
+      expect(() => parsePostgresUrl('mysql://localhost/x')).toThrow(/postgresql:\/\//);
+    });
+
+    it('says readably that the server cannot be reached', async () => {
+      const err = await openPostgresStore({ url: 'postgresql://127.0.0.1:1/test' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toBe(
+        'cannot reach PostgreSQL at 127.0.0.1:1 (ECONNREFUSED); start it, or point NIMBUS_STORE at a reachable server',
+      );
+    });
+
+    it('refuses schema names that are not lowercase identifiers, before connecting', async () => {
+      const { url } = await schema();
+      for (const bad of ['Bad', 'a-b', '1x', 'x'.repeat(64), 'x; drop schema public', 'pg_mine', '']) {
+        await expect(openPostgresStore({ url, schema: bad })).rejects.toThrow(/schema name/);
+      }
+      const viaUrl = url.replace(/schema=[^&]*/, 'schema=No%20Way');
+      await expect(openPostgresStore({ url: viaUrl })).rejects.toThrow(/schema name/);
+      // Refused before any connection is tried: this server does not even exist.
+      await expect(openPostgresStore({ url: 'postgresql://127.0.0.1:1/x', schema: 'Bad' })).rejects.toThrow(
+        /schema name/,
+      );
+    });
+
+    it('serializes deploys of one service from two stores: versions 1 and 2, never a clash', async () => {
+      const a = await openStore();
+      const b = await openStore();
+      for (let round = 0; round < 5; round++) {
+        const results = await Promise.all([
+          a.functions.deploy(deployOf('svc', [fn('x'), fn('y')], codeOf(`a${round}`))),
+          b.functions.deploy(deployOf('svc', [fn('x'), fn('y')], codeOf(`b${round}`))),
+        ]);
+        const versions = results
+          .flatMap((r) => r.functions.map((f) => [f.name, f.version, f.changed] as const))
+          .sort((p, q) => p[0].localeCompare(q[0]) || p[1] - q[1]);
+        expect(versions).toEqual([
+          ['x', 2 * round + 1, true],
+          ['x', 2 * round + 2, true],
+          ['y', 2 * round + 1, true],
+          ['y', 2 * round + 2, true],
+        ]);
+      }
+      const rows = await sql<{ n: string }>(
+        `SELECT count(*) AS n FROM ${a.schema}.versions GROUP BY name ORDER BY name`,
+      );
+      expect(rows.map((r) => Number(r.n))).toEqual([10, 10]);
+    });
+
+    it('gives each event to one of two stores claiming from one queue at once', async () => {
+      const clock = new ManualClock();
+      const a = await openStore({ clock });
+      const b = await openStore({ clock });
+      const ids = Array.from({ length: 60 }, (_, i) => `e${String(i).padStart(2, '0')}`);
+      for (const id of ids) {
+        await a.events.enqueue({
+          id,
+          project: 'default',
+          functionName: 'w',
+          source: 'invoke',
+          payload: '{}',
+        });
+      }
+      const seen: string[] = [];
+      for (;;) {
+        const rounds = await Promise.all(
+          [a, b].flatMap((s, n) =>
+            [0, 1, 2, 3].map((i) => s.events.claim({ owner: `node${n}-${i}`, limit: 3, leaseMs: 60_000 })),
+          ),
+        );
+        const got = rounds.flat().map((e) => e.id);
+        if (got.length === 0) break;
+        seen.push(...got);
+      }
+      expect(new Set(seen).size).toBe(seen.length);
+      expect(seen.sort()).toEqual(ids);
+    });
+
+    it('writes 1000 buffered records on close, in many batches, all there after a reopen', async () => {
+      const errors: Error[] = [];
+      const store = await openStore({
+        maxBatch: 64,
+        flushIntervalMs: 60_000,
+        onError: (e) => errors.push(e),
+      });
+      const ids: string[] = [];
+      for (let i = 0; i < 1000; i++) {
+        const rec = record({ functionName: 'bulk', start: 1000 + i });
+        store.invocations.write(rec);
+        ids.push(rec.requestId);
+      }
+      await store.close();
+      const again = await openStore();
+      const back = await again.invocations.query({ functionName: 'bulk', ascending: true, limit: 1000 });
+      expect(back.map((r) => r.requestId)).toEqual(ids);
+      expect(errors).toEqual([]);
+    });
+
+    it('flush waits for a batch already in flight as well as the buffered rest', async () => {
+      const store = await openStore({ maxBatch: 500, flushIntervalMs: 60_000 });
+      const recs = Array.from({ length: 600 }, () => record({ functionName: 'inflight' }));
+      for (const r of recs.slice(0, 500)) store.invocations.write(r);
+      // The full batch leaves on the next turn of the event loop; the rest arrive while it is in flight.
+      await new Promise((r) => setImmediate(r));
+      for (const r of recs.slice(500)) store.invocations.write(r);
+      await store.invocations.flush();
+      const n = await sql<{ n: string }>(`SELECT count(*) AS n FROM ${store.schema}.invocations`);
+      expect(Number(n[0]?.n)).toBe(600);
+    });
+
+    it('reports how many records a batch lost, and only those', async () => {
+      const errors: Error[] = [];
+      const store = await openStore({ onError: (e) => errors.push(e) });
+      const bad = { ...record(), status: null } as unknown as ReturnType<typeof record>;
+      const good = [record(), record()];
+      store.invocations.write(good[0]!);
+      store.invocations.write(bad);
+      store.invocations.write(good[1]!);
+      await store.invocations.flush();
+      expect(errors).toHaveLength(1);
+      expect(errors[0]!.message).toMatch(/^dropped 1 of 3 invocation records: .*status/);
+      expect((await store.invocations.query({ ascending: true })).map((r) => r.requestId)).toEqual(
+        good.map((r) => r.requestId),
+      );
+    });
+
+    it('reports, and recovers from, the server dropping its idle connections', async () => {
+      const errors: Error[] = [];
+      const app = `nimbus_drop_${randomBytes(4).toString('hex')}`;
+      const url = `${(await schema()).url}&application_name=${app}`;
+      const store = await openStore({ url, onError: (e) => errors.push(e) });
+      await Promise.all([store.projects.list(), store.nodes.list()]);
+      const killed = await sql(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1',
+        [app],
+      );
+      expect(killed.length).toBeGreaterThan(0);
+      // Until the pool has heard of every loss it may still hand out a dead connection (as pg always may).
+      const deadline = Date.now() + 5000;
+      while (errors.length < killed.length && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(errors).toHaveLength(killed.length);
+      expect(errors[0]?.message).toMatch(/^PostgreSQL connection lost/);
+      expect((await store.projects.list()).map((p) => p.name)).toEqual(['default']);
+    });
+
+    it('keeps event times with a fraction of a millisecond, and int8 parsing to its own pools', async () => {
+      const store = await openStore();
+      await store.events.enqueue({
+        id: 'f',
+        project: 'default',
+        functionName: 'w',
+        source: 'invoke',
+        payload: '{}',
+        enqueuedAt: 1000.25,
+        nextAttemptAt: 1500.5,
+      });
+      expect(await store.events.get('f')).toMatchObject({ enqueuedAt: 1000.25, nextAttemptAt: 1500.5 });
+      // The store's number parsing must not have changed how every other pg user in the process reads int8.
+      expect(pg.types.getTypeParser(pg.types.builtins.INT8, 'text')('42')).toBe('42');
+    });
+  });
+});
