@@ -6,7 +6,13 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { Sha256 } from '@smithy/core/checksum';
 import { HttpRequest } from '@smithy/core/protocols';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { verifySigV4, type SigV4Request, type SigV4Result } from '../src/api/sigv4.js';
+import {
+  credentialScope,
+  isSigV4,
+  verifySigV4,
+  type SigV4Request,
+  type SigV4Result,
+} from '../src/api/sigv4.js';
 
 const creds = { accessKeyId: 'nimbus', secretAccessKey: 'test-secret-0123456789' };
 const signingDate = new Date('2024-05-01T12:00:00Z');
@@ -182,6 +188,46 @@ describe('verifySigV4 (presigned query)', () => {
       verifySigV4({ ...req, rawQuery: req.rawQuery.replace('x=a%20b', 'x=a%20c') }, creds, now),
       'InvalidSignatureException',
     );
+  });
+});
+
+describe('reading a request before verifying it', () => {
+  it('reads the credential scope from a header or a presigned query, without checking the signature', async () => {
+    const req = await signed({ path: '/p', body: '' }, signer('AKIDEXAMPLE', 'any'));
+    expect(isSigV4(req.headers, req.rawQuery)).toBe(true);
+    expect(credentialScope(req)).toEqual({
+      ok: true,
+      scope: { accessKeyId: 'AKIDEXAMPLE', date: '20240501', region: 'us-east-1', service: 'lambda' },
+    });
+    const pre = received(
+      (await signer().presign(toHttpRequest({ method: 'GET', path: '/p' }), {
+        signingDate,
+        expiresIn: 60,
+      })) as HttpRequest,
+      '',
+    );
+    expect(isSigV4({ host: 'x' }, pre.rawQuery)).toBe(true);
+    expect(credentialScope(pre)).toMatchObject({ ok: true, scope: { service: 'lambda' } });
+  });
+
+  it('tells unsigned and malformed requests apart', () => {
+    expect(isSigV4({ authorization: 'Bearer k' }, 'a=1')).toBe(false);
+    expect(
+      credentialScope({ headers: { authorization: 'AWS4-HMAC-SHA256 garbage' }, rawQuery: '' }),
+    ).toMatchObject({ ok: false, code: 'InvalidSignatureException' });
+  });
+});
+
+describe('verifySigV4 with a secret lookup', () => {
+  it('verifies with the secret of the access key id the request names', async () => {
+    const secrets: Record<string, string> = { alice: 'alice-secret', bob: 'bob-secret' };
+    const lookup = (id: string): string | undefined => secrets[id];
+    const asBob = await signed({ path: '/p', body: '{}' }, signer('bob', 'bob-secret'));
+    expect(verifySigV4(asBob, lookup, now).ok).toBe(true);
+    const wrong = await signed({ path: '/p', body: '{}' }, signer('bob', 'alice-secret'));
+    expectCode(verifySigV4(wrong, lookup, now), 'InvalidSignatureException');
+    const stranger = await signed({ path: '/p', body: '{}' }, signer('carol', 'x'));
+    expectCode(verifySigV4(stranger, lookup, now), 'UnrecognizedClientException');
   });
 });
 

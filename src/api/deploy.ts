@@ -7,7 +7,7 @@ import { ManifestError, parseManifest, type Manifest } from '../config/manifest.
 import type { CodeCache } from '../invoker/code-cache.js';
 import type { FunctionRegistry } from '../invoker/registry.js';
 import type { StemCellPool } from '../sandbox/pool.js';
-import type { DeployResult, Store } from '../store/types.js';
+import type { DeployResult, FunctionStore } from '../store/types.js';
 
 export interface DeployResponse {
   service: string;
@@ -18,16 +18,16 @@ export interface DeployResponse {
 export class Deployer {
   constructor(
     private readonly o: {
-      store: Store;
+      functions: FunctionStore;
       code: CodeCache;
       registry: FunctionRegistry;
       pool: StemCellPool;
       /** Checks the new routes against every other service's (the route table lives in the gateway). */
-      checkRoutes?: (manifest: Manifest) => string | null;
+      checkRoutes?: (manifest: Manifest, project: string) => string | null;
     },
   ) {}
 
-  async deploy(archive: Buffer): Promise<DeployResponse> {
+  async deploy(archive: Buffer, project: string): Promise<DeployResponse> {
     const sha256 = createHash('sha256').update(archive).digest('hex');
     const dir = await this.o.code.put(sha256, archive);
     const manifestPath = join(dir, 'nimbus.yaml');
@@ -40,9 +40,10 @@ export class Deployer {
     }
     const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), 'nimbus.yaml');
     checkHandlers(manifest, dir);
-    const conflict = this.o.checkRoutes?.(manifest);
+    const conflict = this.o.checkRoutes?.(manifest, project);
     if (conflict) throw new ManifestError('nimbus.yaml', 'events', conflict);
-    const result: DeployResult = await this.o.store.deploy({
+    const result: DeployResult = await this.o.functions.deploy({
+      project,
       service: manifest.service,
       functions: manifest.functions,
       code: { sha256, archive },

@@ -1,464 +1,249 @@
-// The control-plane listener. Every request needs the API key: as a bearer token, or as the secret of an AWS
-// SigV4 signature (access key id "nimbus") so AWS SDK clients work unchanged. Without it: 401, nothing changes.
+// The control-plane listener. Every request is authenticated first: with the API key as a bearer token, or
+// with an AWS SigV4 signature, which also picks the AWS service (by its credential scope) that answers it.
+// The control API (/v1/...) takes the bearer token only; without a valid credential: 401, nothing changes.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { randomUUID, timingSafeEqual } from 'node:crypto';
-import { ManifestError } from '../config/manifest.js';
-import { PackageError } from '../build/package.js';
-import type { AsyncEvents } from '../events/async.js';
-import type { DefaultInvoker } from '../invoker/invoker.js';
+import { randomUUID } from 'node:crypto';
 import type { FunctionRegistry } from '../invoker/registry.js';
-import type { InvokeOutcome } from '../invoker/types.js';
-import type { FunctionVersion, StoredInvocation, Store } from '../store/types.js';
-import type { Deployer } from './deploy.js';
-import { ApiError, badRequest, notFound } from './errors.js';
-import { verifySigV4 } from './sigv4.js';
+import type { Invoker } from '../invoker/types.js';
+import type { FunctionScaleStats } from '../scaler/scaler.js';
+import type { FunctionRef, Store } from '../store/types.js';
+import {
+  apiKeyCredentials,
+  authenticateBearer,
+  authenticateSigV4,
+  type Credentials,
+  type Principal,
+} from './auth.js';
+import { awsJsonError, AwsServices, type AwsResponse, type AwsService } from './aws.js';
+import { ABORTED, readBody, TOO_LARGE } from '../http/body.js';
+import { controlRoutes, type ControlHandler } from './control.js';
+import type { DeployResponse } from './deploy.js';
+import { ApiError, badRequest, internalError, routeError, tooLarge } from './errors.js';
+import { createLambdaService } from './lambda.js';
+import type { BodyLimit } from './limits.js';
+import { RouteTable } from './routes.js';
+import { credentialScope, isSigV4 } from './sigv4.js';
 
 export interface ApiOptions {
   apiKey: string;
   store: Store;
   registry: FunctionRegistry;
-  invoker: DefaultInvoker;
-  events: AsyncEvents;
-  deployer: Deployer;
+  invoker: Invoker & {
+    /** one row per function version holding instances; name is the plain function name */
+    stats(): (FunctionScaleStats & { project: string; version: number })[];
+    policyName(ref: FunctionRef): string;
+  };
+  events: { enqueue(ref: FunctionRef, payload: string, requestId: string): Promise<string> };
+  deployer: { deploy(archive: Buffer, project: string): Promise<DeployResponse> };
   status: () => Record<string, unknown>;
   stemCells: () => unknown;
   region: string;
   accountId: string;
   logger?: { error(obj: object, msg: string): void };
+  /** extra AWS services to dispatch to by SigV4 scope (lambda is built in) */
+  services?: AwsService[];
 }
 
-const MAX_DEPLOY_BYTES = 250 * 1024 * 1024;
-const MAX_SYNC_PAYLOAD = 6 * 1024 * 1024;
-const MAX_ASYNC_PAYLOAD = 1024 * 1024;
-const TAIL_BYTES = 4096;
-const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations\/?$/;
-const FUNCTION_PATH = /^\/v1\/functions\/([^/]+)(\/logs)?\/?$/;
-const INVOCATION_PATH = /^\/v1\/invocations\/([^/]+)\/?$/;
-
-interface Ctx {
+/** A request as the listener sees it once its target is parsed. */
+interface Incoming {
   req: IncomingMessage;
-  res: ServerResponse;
   requestId: string;
+  method: string;
   url: URL;
-  /** Lambda-compatible route: errors take AWS's shape. */
-  aws: boolean;
+  /** Path and query exactly as received (still encoded): what a SigV4 signature covers. */
+  rawPath: string;
+  rawQuery: string;
 }
+
+/** What the listener answers with: AWS services' responses, and the control API's JSON in the same shape. */
+type Reply = AwsResponse;
+
+/** Renders an ApiError in the wire format of whoever answers the request. */
+type Face = (err: ApiError, requestId: string) => Reply;
+
+/**
+ * Who answers a request, decided from its path and headers alone so that even its authentication failure
+ * takes the right format; run() then authenticates, reads the body and answers.
+ */
+interface Plan {
+  face: Face;
+  run(): Promise<Reply>;
+}
+
+interface Listener {
+  credentials: Credentials;
+  services: AwsServices;
+  control: RouteTable<ControlHandler>;
+  logger: ApiOptions['logger'];
+}
+
+/** The request went away before its body arrived: there is nobody to answer. */
+class RequestAborted extends Error {}
 
 export function createApiServer(o: ApiOptions): Server {
-  const key = Buffer.from(o.apiKey);
-  const server = createServer((req, res) => {
-    const requestId = randomUUID();
-    const url = new URL(req.url ?? '/', 'http://api');
-    const ctx: Ctx = { req, res, requestId, url, aws: INVOKE_PATH.test(url.pathname) };
-    handle(ctx).catch((err: unknown) => sendError(ctx, err));
-  });
+  const l: Listener = {
+    credentials: apiKeyCredentials(o.apiKey),
+    services: new AwsServices([createLambdaService(o), ...(o.services ?? [])]),
+    control: new RouteTable<ControlHandler>(controlRoutes(o)),
+    logger: o.logger,
+  };
+  return createServer((req, res) => void respond(l, req, res, randomUUID()));
+}
 
-  async function handle(ctx: Ctx): Promise<void> {
-    const { req, url } = ctx;
-    const method = req.method ?? 'GET';
-    // A bearer key is checked before the body is read, so nobody without the key can make Nimbus buffer a
-    // 250 MB upload. SigV4 signs the body, so it needs the body first; it is accepted only on the
-    // AWS-compatible routes, whose bodies are limited to the 6 MB invoke payload.
-    const signed = isSigV4(req);
-    if (!signed || !ctx.aws) authenticate(ctx, Buffer.alloc(0));
-    const limit =
-      method === 'POST' && url.pathname === '/v1/deploy' ? MAX_DEPLOY_BYTES : MAX_SYNC_PAYLOAD + 1024;
-    const body = await readBody(req, limit);
-    if (signed && ctx.aws) authenticate(ctx, body);
-
-    const invoke = INVOKE_PATH.exec(url.pathname);
-    if (invoke && method === 'POST') return lambdaInvoke(ctx, decodeURIComponent(invoke[1]!), body);
-    if (url.pathname === '/v1/health' && method === 'GET')
-      return send(ctx, 200, { status: 'ok', ...o.status() });
-    if (url.pathname === '/v1/deploy' && method === 'POST') return deploy(ctx, body);
-    if (url.pathname === '/v1/functions' && method === 'GET') {
-      return send(ctx, 200, {
-        functions: o.registry.all().map((f) => ({ ...summary(f), scaling: scaling(f.name) })),
-        stemCells: o.stemCells(),
-      });
-    }
-    const fn = FUNCTION_PATH.exec(url.pathname);
-    if (fn) {
-      const name = decodeURIComponent(fn[1]!);
-      if (fn[2] && method === 'GET') return logs(ctx, name);
-      if (!fn[2] && method === 'GET') {
-        const f = o.registry.get(name);
-        if (!f) throw functionNotFound(name);
-        return send(ctx, 200, { ...summary(f), scaling: scaling(f.name) });
-      }
-      if (!fn[2] && method === 'DELETE') {
-        if (!(await o.store.removeFunction(name))) throw functionNotFound(name);
-        await o.registry.load();
-        return send(ctx, 200, { removed: name });
-      }
-    }
-    if (url.pathname === '/v1/invocations' && method === 'GET') {
-      await o.store.flush();
-      const records = await o.store.queryInvocations({
-        ...optional('functionName', url.searchParams.get('function') ?? undefined),
-        ...optional('since', numberParam(url, 'since')),
-        ...optional('after', numberParam(url, 'after')),
-        ...optional('limit', numberParam(url, 'limit')),
-      });
-      return send(ctx, 200, { invocations: records });
-    }
-    const inv = INVOCATION_PATH.exec(url.pathname);
-    if (inv && method === 'GET') {
-      await o.store.flush();
-      const rec = await o.store.getInvocation(decodeURIComponent(inv[1]!));
-      if (!rec) throw notFound(`invocation ${inv[1]}`);
-      return send(ctx, 200, rec);
-    }
-    throw new ApiError(
-      404,
-      'NotFound',
-      `no API route ${method} ${url.pathname}`,
-      'see docs/api.md for the routes',
-    );
+async function respond(
+  l: Listener,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+): Promise<void> {
+  let face: Face = controlError;
+  try {
+    const inc = parseTarget(req, requestId);
+    const p = plan(l, inc);
+    face = p.face;
+    write(res, await p.run());
+  } catch (err) {
+    if (err instanceof RequestAborted) return void res.destroy();
+    if (!(err instanceof ApiError)) l.logger?.error({ err, requestId }, 'api request failed');
+    // Refused before its body was read (no key): discard the rest so the client can read this answer.
+    req.resume();
+    write(res, face(err instanceof ApiError ? err : internalError(), requestId));
   }
+}
 
-  function authenticate(ctx: Ctx, body: Buffer): void {
-    const auth = ctx.req.headers.authorization;
-    if (auth?.startsWith('Bearer ')) {
-      const given = Buffer.from(auth.slice(7).trim());
-      if (given.length === key.length && timingSafeEqual(given, key)) return;
-      throw new ApiError(401, 'Unauthorized', 'the API key is wrong', 'use the key in <data dir>/api-key');
-    }
-    if (isSigV4(ctx.req)) {
-      if (!ctx.aws) {
-        throw new ApiError(
-          401,
-          'Unauthorized',
-          'SigV4 is accepted on the Lambda API only',
-          'send "Authorization: Bearer <key>"',
-        );
-      }
-      const v = verifySigV4(
-        {
-          method: ctx.req.method ?? 'GET',
-          path: (ctx.req.url ?? '/').split('?')[0]!,
-          rawQuery: (ctx.req.url ?? '').split('?')[1] ?? '',
-          headers: ctx.req.headers,
-          body,
-        },
-        { accessKeyId: 'nimbus', secretAccessKey: o.apiKey },
+function plan(l: Listener, inc: Incoming): Plan {
+  if (isSigV4(inc.req.headers, inc.rawQuery) && !isControlPath(inc.url.pathname)) return planSigned(l, inc);
+  const svc = l.services.forBearerPath(inc.url.pathname);
+  if (!svc) return { face: controlError, run: () => controlRequest(l, inc) };
+  return {
+    face: faceOf(svc),
+    run: async () => {
+      const principal = authenticateBearer(
+        l.credentials,
+        inc.req.headers.authorization,
+        'MissingAuthenticationTokenException',
       );
-      if (v.ok) return;
-      // AWS answers 403 for every signature problem but a missing one.
-      const status = v.code === 'MissingAuthenticationToken' ? 401 : 403;
-      throw new ApiError(
-        status,
-        v.code,
-        v.message,
-        'sign with access key id "nimbus" and the API key as the secret',
-      );
-    }
+      return handleAws(svc, inc, await bodyOf(inc.req, svc.body), principal);
+    },
+  };
+}
+
+/** Routed by the service in the credential scope; the signature is checked in that service's format. */
+function planSigned(l: Listener, inc: Incoming): Plan {
+  const scope = credentialScope({ headers: inc.req.headers, rawQuery: inc.rawQuery });
+  if (!scope.ok) {
+    // No readable scope names a service: the one owning the path answers, if any.
+    const owner = l.services.forBearerPath(inc.url.pathname);
+    const err = new ApiError(403, scope.code, scope.message);
+    return { face: owner ? faceOf(owner) : awsJsonError, run: () => Promise.reject(err) };
+  }
+  const svc = l.services.get(scope.scope.service);
+  if (!svc) {
+    const err = unknownService(scope.scope.service, l.services.names());
+    return { face: awsJsonError, run: () => Promise.reject(err) };
+  }
+  return {
+    face: faceOf(svc),
+    run: async () => {
+      const body = await bodyOf(inc.req, svc.body);
+      const principal = authenticateSigV4(l.credentials, {
+        method: inc.method,
+        path: inc.rawPath,
+        rawQuery: inc.rawQuery,
+        headers: inc.req.headers,
+        body,
+      });
+      return handleAws(svc, inc, body, principal);
+    },
+  };
+}
+
+async function controlRequest(l: Listener, inc: Incoming): Promise<Reply> {
+  if (isSigV4(inc.req.headers, inc.rawQuery)) {
     throw new ApiError(
       401,
-      ctx.aws ? 'MissingAuthenticationTokenException' : 'Unauthorized',
-      'this request has no API key',
-      'send "Authorization: Bearer <key>" with the key from <data dir>/api-key, or sign it with SigV4',
+      'Unauthorized',
+      `SigV4 is accepted on ${l.services.describe()} only`,
+      'send "Authorization: Bearer <key>"',
     );
   }
-
-  async function deploy(ctx: Ctx, body: Buffer): Promise<void> {
-    if (body.length === 0)
-      throw badRequest('the deploy body is empty', 'send a tar.gz of the service folder');
-    try {
-      send(ctx, 200, await o.deployer.deploy(body));
-    } catch (err) {
-      if (err instanceof ManifestError) {
-        throw new ApiError(400, 'InvalidManifest', err.message, 'fix the field named and deploy again');
-      }
-      if (err instanceof Error && (err as { code?: string }).code === 'FunctionOwnedByOtherService') {
-        throw new ApiError(
-          409,
-          'FunctionOwnedByOtherService',
-          err.message,
-          'rename the function or remove it first',
-        );
-      }
-      if (err instanceof PackageError)
-        throw badRequest(`the uploaded archive was refused: ${err.message}`, err.hint);
-      if (
-        err instanceof Error &&
-        /TAR_|zlib|incorrect header|unexpected end/i.test(`${(err as { code?: string }).code} ${err.message}`)
-      ) {
-        throw badRequest(
-          `the deploy body is not a valid tar.gz archive (${err.message})`,
-          'deploy with `npx nimbus deploy`',
-        );
-      }
-      throw err;
-    }
-  }
-
-  async function logs(ctx: Ctx, name: string): Promise<void> {
-    if (!o.registry.get(name)) throw functionNotFound(name);
-    await o.store.flush();
-    const after = numberParam(ctx.url, 'after');
-    const records = await o.store.queryInvocations({
-      functionName: name,
-      ascending: true,
-      ...optional('since', numberParam(ctx.url, 'since')),
-      ...optional('after', after),
-      limit: numberParam(ctx.url, 'limit') ?? 1000,
-    });
-    const cursor = records.length > 0 ? records[records.length - 1]!.seq : (after ?? 0);
-    send(ctx, 200, { records: records.map(logRecord), cursor });
-  }
-
-  async function lambdaInvoke(ctx: Ctx, rawName: string, body: Buffer): Promise<void> {
-    const name = functionNameFrom(rawName);
-    const qualifier = ctx.url.searchParams.get('Qualifier') ?? qualifierFrom(rawName);
-    const fv = o.registry.get(name);
-    if (!fv || (qualifier && qualifier !== '$LATEST' && qualifier !== String(fv.version))) {
-      throw functionNotFound(qualifier ? `${name}:${qualifier}` : name);
-    }
-    const type = String(ctx.req.headers['x-amz-invocation-type'] ?? 'RequestResponse');
-    if (type !== 'RequestResponse' && type !== 'Event' && type !== 'DryRun') {
-      throw new ApiError(
-        400,
-        'InvalidParameterValueException',
-        `X-Amz-Invocation-Type "${type}" is not valid`,
-      );
-    }
-    const limit = type === 'Event' ? MAX_ASYNC_PAYLOAD : MAX_SYNC_PAYLOAD;
-    if (body.length > limit) {
-      throw new ApiError(
-        413,
-        'RequestTooLargeException',
-        `Request must be smaller than ${limit} bytes for the ${type} invocation type`,
-      );
-    }
-    const text = body.length === 0 ? '{}' : body.toString('utf8');
-    let event: unknown;
-    try {
-      event = JSON.parse(text);
-    } catch (e) {
-      throw new ApiError(
-        400,
-        'InvalidRequestContentException',
-        `Could not parse request body into json: ${(e as Error).message}`,
-      );
-    }
-    const headers: Record<string, string> = { 'x-amzn-requestid': ctx.requestId };
-    if (type === 'DryRun') return sendRaw(ctx, 204, headers, '');
-    if (type === 'Event') {
-      await o.events.enqueue(fv.name, text, ctx.requestId);
-      return sendRaw(ctx, 202, headers, '');
-    }
-    const clientContext = ctx.req.headers['x-amz-client-context'];
-    const outcome = await o.invoker.invoke({
-      functionName: fv.name,
-      event,
-      trigger: 'invoke',
-      requestId: ctx.requestId,
-      ...(typeof clientContext === 'string' ? { clientContext: decodeClientContext(clientContext) } : {}),
-    });
-    if (outcome.status === 'not_found') throw functionNotFound(name);
-    if (outcome.status === 'throttled') {
-      throw new ApiError(429, 'TooManyRequestsException', 'Rate Exceeded.', undefined, {
-        Reason: /Reserved/.test(outcome.error?.errorMessage ?? '')
-          ? 'ReservedFunctionConcurrentInvocationLimitExceeded'
-          : 'ConcurrentInvocationLimitExceeded',
-      });
-    }
-    headers['x-amz-executed-version'] = outcome.version;
-    if (String(ctx.req.headers['x-amz-log-type'] ?? '') === 'Tail') {
-      headers['x-amz-log-result'] = tail(outcome, fv);
-    }
-    if (outcome.status === 'ok') {
-      headers['content-type'] = 'application/json';
-      return sendRaw(ctx, 200, headers, outcome.payload ?? 'null');
-    }
-    headers['x-amz-function-error'] = 'Unhandled';
-    headers['content-type'] = 'application/json';
-    sendRaw(ctx, 200, headers, JSON.stringify(outcome.error));
-  }
-
-  /** Instance counts and counters of a function, summed over its versions still holding instances. */
-  function scaling(name: string): Record<string, number | string> {
-    const rows = o.invoker.stats().filter((s) => s.name === name);
-    const sum = (
-      k: 'busy' | 'idle' | 'starting' | 'provisioned' | 'cold' | 'warm' | 'throttled' | 'evicted' | 'queued',
-    ) => rows.reduce((n, r) => n + r[k], 0);
-    return {
-      busy: sum('busy'),
-      idle: sum('idle'),
-      starting: sum('starting'),
-      provisioned: sum('provisioned'),
-      cold: sum('cold'),
-      warm: sum('warm'),
-      queued: sum('queued'),
-      throttled: sum('throttled'),
-      evicted: sum('evicted'),
-      keepAlive: rows[0]?.policy ?? o.invoker.policyName(name),
-    };
-  }
-
-  function functionNotFound(name: string): ApiError {
-    return new ApiError(
-      404,
-      'ResourceNotFoundException',
-      `Function not found: arn:aws:lambda:${o.region}:${o.accountId}:function:${name}`,
-      'deploy it with `npx nimbus deploy` or check `npx nimbus ls`',
-    );
-  }
-
-  function sendError(ctx: Ctx, err: unknown): void {
-    const e =
-      err instanceof ApiError
-        ? err
-        : new ApiError(500, 'InternalError', 'Nimbus hit an internal error; the request changed nothing');
-    if (!(err instanceof ApiError)) o.logger?.error({ err, requestId: ctx.requestId }, 'api request failed');
-    if (ctx.res.headersSent) return void ctx.res.destroy();
-    // Refused before its body was read (no key): discard the rest so the client can read this answer.
-    ctx.req.resume();
-    if (ctx.aws) {
-      const body = { Type: e.status >= 500 ? 'Service' : 'User', message: e.message, ...e.extra };
-      sendRaw(
-        ctx,
-        e.status,
-        { 'x-amzn-errortype': e.code, 'x-amzn-requestid': ctx.requestId, 'content-type': 'application/json' },
-        JSON.stringify(body),
-      );
-      return;
-    }
-    send(ctx, e.status, {
-      error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) },
-      requestId: ctx.requestId,
-    });
-  }
-
-  return server;
+  const principal = authenticateBearer(l.credentials, inc.req.headers.authorization);
+  const m = l.control.match(inc.method, inc.url.pathname);
+  if (m.kind !== 'found') throw routeError(m, inc.method, inc.url.pathname);
+  const body = await bodyOf(inc.req, m.body);
+  const result = await m.handler({ principal, params: m.params, url: inc.url, body });
+  return controlJson(200, result, inc.requestId);
 }
 
-/** An AWS Signature V4 request: in the Authorization header, or presigned in the query string. */
-function isSigV4(req: IncomingMessage): boolean {
-  return (
-    (req.headers.authorization?.startsWith('AWS4-HMAC-SHA256') ?? false) ||
-    /[?&]X-Amz-Signature=/.test(req.url ?? '')
-  );
+function handleAws(svc: AwsService, inc: Incoming, body: Buffer, principal: Principal): Promise<Reply> {
+  const { method, url, requestId } = inc;
+  return svc.handle({ method, url, headers: inc.req.headers, body, requestId }, principal);
 }
 
-function summary(f: FunctionVersion): Record<string, unknown> {
-  return {
-    name: f.name,
-    service: f.service,
-    version: f.version,
-    handler: f.config.handler,
-    runtime: f.config.runtime,
-    memory: f.config.memory,
-    timeout: f.config.timeout,
-    reservedConcurrency: f.config.reservedConcurrency ?? null,
-    routes: f.config.routes.map((r) => `${r.method} ${r.path}`),
-    codeSize: f.codeSize,
-    codeSha256: f.codeSha256,
-    deployedAt: f.deployedAt,
-  };
+function faceOf(svc: AwsService): Face {
+  return (err, requestId) => svc.error(err, requestId);
 }
 
-function logRecord(r: StoredInvocation): Record<string, unknown> {
-  return {
-    seq: r.seq,
-    requestId: r.requestId,
-    version: r.version,
-    trigger: r.trigger,
-    start: r.start,
-    durationMs: r.durationMs,
-    billedMs: r.billedMs,
-    status: r.status,
-    cold: r.cold,
-    errorType: r.errorType,
-    errorMessage: r.errorMessage,
-    logs: r.logs,
-  };
+/** The control API's namespace; SigV4 is never accepted in it, whatever service a signature names. */
+function isControlPath(pathname: string): boolean {
+  return pathname === '/v1' || pathname.startsWith('/v1/');
 }
 
-/** START/logs/END/REPORT like CloudWatch, last 4 KB, base64: what X-Amz-Log-Result carries. */
-function tail(o: InvokeOutcome, f: FunctionVersion): string {
-  const report =
-    `REPORT RequestId: ${o.requestId}\tDuration: ${o.durationMs.toFixed(2)} ms\t` +
-    `Billed Duration: ${Math.max(1, Math.ceil(o.durationMs))} ms\tMemory Size: ${f.config.memory} MB\n`;
-  const text = `START RequestId: ${o.requestId} Version: ${o.version}\n${o.logs}END RequestId: ${o.requestId}\n${report}`;
-  const buf = Buffer.from(text);
-  return buf.subarray(Math.max(0, buf.length - TAIL_BYTES)).toString('base64');
-}
-
-/** Accepts a name, "name:qualifier", a full ARN or a partial ARN, as Lambda does. */
-function functionNameFrom(raw: string): string {
-  const arn = /^(?:arn:[^:]+:lambda:[^:]*:[^:]*:function:|\d{12}:function:)?([^:]+)(?::[^:]+)?$/.exec(raw);
-  return arn ? arn[1]! : raw;
-}
-
-function qualifierFrom(raw: string): string | null {
-  const m = /^(?:arn:[^:]+:lambda:[^:]*:[^:]*:function:|\d{12}:function:)?[^:]+:([^:]+)$/.exec(raw);
-  return m ? m[1]! : null;
-}
-
-function decodeClientContext(b64: string): unknown {
+function parseTarget(req: IncomingMessage, requestId: string): Incoming {
+  const target = req.url ?? '/';
+  const q = target.indexOf('?');
+  let url: URL;
   try {
-    return JSON.parse(Buffer.from(b64, 'base64').toString('utf8'));
+    url = new URL(target, 'http://api');
   } catch {
-    return undefined;
+    throw badRequest(`the request target "${target}" is not a valid URL path`);
   }
+  return {
+    req,
+    requestId,
+    method: req.method ?? 'GET',
+    url,
+    rawPath: q === -1 ? target : target.slice(0, q),
+    rawQuery: q === -1 ? '' : target.slice(q + 1),
+  };
 }
 
-function numberParam(url: URL, name: string): number | undefined {
-  const v = url.searchParams.get(name);
-  if (v === null || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw badRequest(`query parameter ${name} must be a number`, `got "${v}"`);
-  return n;
+async function bodyOf(req: IncomingMessage, limit: BodyLimit): Promise<Buffer> {
+  const body = await readBody(req, limit.maxBytes);
+  if (body === TOO_LARGE) throw tooLarge(limit);
+  if (body === ABORTED) throw new RequestAborted();
+  return body;
 }
 
-function optional<K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } {
-  return (v === undefined ? {} : { [k]: v }) as { [P in K]?: V };
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) {
-      req.resume();
-      return reject(tooLarge(limit));
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(tooLarge(limit));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
-function tooLarge(limit: number): ApiError {
+function unknownService(service: string, supported: string[]): ApiError {
   return new ApiError(
-    413,
-    'RequestTooLargeException',
-    `Request must be smaller than ${limit > MAX_SYNC_PAYLOAD + 1024 ? limit : MAX_SYNC_PAYLOAD} bytes`,
+    400,
+    'UnknownServiceException',
+    `Nimbus does not serve the AWS service "${service}" named in the request's credential scope; it serves: ${supported.join(', ')}`,
   );
 }
 
-function send(ctx: Ctx, status: number, body: unknown): void {
-  sendRaw(
-    ctx,
+function controlError(e: ApiError, requestId: string): Reply {
+  const error = { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) };
+  return controlJson(e.status, { error, requestId }, requestId, e.headers);
+}
+
+function controlJson(
+  status: number,
+  body: unknown,
+  requestId: string,
+  extra?: Record<string, string>,
+): Reply {
+  return {
     status,
-    { 'content-type': 'application/json', 'x-nimbus-request-id': ctx.requestId },
-    JSON.stringify(body),
-  );
+    headers: { ...extra, 'content-type': 'application/json', 'x-nimbus-request-id': requestId },
+    body: JSON.stringify(body),
+  };
 }
 
-function sendRaw(ctx: Ctx, status: number, headers: Record<string, string>, body: string): void {
-  ctx.res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
-  ctx.res.end(body);
+function write(res: ServerResponse, r: Reply): void {
+  // A failure after the answer started cannot be told to the client any more; cut the connection.
+  if (res.headersSent) return void res.destroy();
+  res.writeHead(r.status, { ...r.headers, 'content-length': Buffer.byteLength(r.body) });
+  res.end(r.body);
 }

@@ -1,6 +1,6 @@
-// Verifies AWS Signature Version 4 on requests from AWS SDKs and CLIs (the Lambda Invoke API), both as an
-// Authorization header and as a presigned query. The canonical request mirrors @smithy/signature-v4, because
-// what matters is byte-for-byte agreement with what real clients sign, not a reading of the spec.
+// Verifies AWS Signature Version 4 on requests from AWS SDKs and CLIs, both as an Authorization header and as
+// a presigned query. The canonical request mirrors @smithy/signature-v4, because what matters is
+// byte-for-byte agreement with what real clients sign, not a reading of the spec.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 export interface SigV4Request {
@@ -17,6 +17,17 @@ export interface SigV4Request {
 export interface SigV4Credentials {
   accessKeyId: string;
   secretAccessKey: string;
+}
+
+/** The secret of an access key id, or undefined when the id is unknown. */
+export type SecretLookup = (accessKeyId: string) => string | undefined;
+
+/** Who signed and for what, read from the credential before anything is verified. */
+export interface CredentialScope {
+  accessKeyId: string;
+  date: string;
+  region: string;
+  service: string;
 }
 
 export type SigV4ErrorCode =
@@ -49,13 +60,34 @@ interface ParsedAuth {
   query: [string, string][];
 }
 
-type Failure = Extract<SigV4Result, { ok: false }>;
+export type SigV4Failure = Extract<SigV4Result, { ok: false }>;
+type Failure = SigV4Failure;
 
 const fail = (code: SigV4ErrorCode, message: string): Failure => ({ ok: false, code, message });
 
+/** An AWS Signature V4 request: in the Authorization header, or presigned in the query string. */
+export function isSigV4(headers: SigV4Request['headers'], rawQuery: string): boolean {
+  return (
+    (headerValue(headers, 'authorization')?.startsWith(ALGORITHM) ?? false) ||
+    /(?:^|&)X-Amz-Signature=/.test(rawQuery)
+  );
+}
+
+/** The credential scope a request claims, so it can be routed (and its body limit known) before reading it. */
+export function credentialScope(
+  req: Pick<SigV4Request, 'headers' | 'rawQuery'>,
+): { ok: true; scope: CredentialScope } | Failure {
+  const query = parseQuery(req.rawQuery);
+  if (!query) return fail('InvalidSignatureException', 'The query string is not validly percent-encoded.');
+  const auth = parseAuth(req, query);
+  if ('ok' in auth) return auth;
+  const { accessKeyId, date, region, service } = auth;
+  return { ok: true, scope: { accessKeyId, date, region, service } };
+}
+
 export function verifySigV4(
   req: SigV4Request,
-  creds: SigV4Credentials,
+  creds: SigV4Credentials | SecretLookup,
   now: number = Date.now(),
 ): SigV4Result {
   const query = parseQuery(req.rawQuery);
@@ -63,7 +95,13 @@ export function verifySigV4(
   const auth = parseAuth(req, query);
   if ('ok' in auth) return auth;
 
-  if (auth.accessKeyId !== creds.accessKeyId) {
+  const secret =
+    typeof creds === 'function'
+      ? creds(auth.accessKeyId)
+      : auth.accessKeyId === creds.accessKeyId
+        ? creds.secretAccessKey
+        : undefined;
+  if (secret === undefined) {
     return fail('UnrecognizedClientException', 'The security token included in the request is invalid.');
   }
 
@@ -136,7 +174,7 @@ export function verifySigV4(
   ].join('\n');
   const scope = `${auth.date}/${auth.region}/${auth.service}/aws4_request`;
   const stringToSign = [ALGORITHM, auth.amzDate, scope, sha256Hex(canonicalRequest)].join('\n');
-  let key: Buffer = hmac(`AWS4${creds.secretAccessKey}`, auth.date);
+  let key: Buffer = hmac(`AWS4${secret}`, auth.date);
   for (const part of [auth.region, auth.service, 'aws4_request']) key = hmac(key, part);
   const expected = Buffer.from(hmac(key, stringToSign).toString('hex'), 'utf8');
   const given = Buffer.from(auth.signature.toLowerCase(), 'utf8');
@@ -149,7 +187,7 @@ export function verifySigV4(
   return { ok: true, service: auth.service, region: auth.region };
 }
 
-function parseAuth(req: SigV4Request, query: [string, string][]): ParsedAuth | Failure {
+function parseAuth(req: Pick<SigV4Request, 'headers'>, query: [string, string][]): ParsedAuth | Failure {
   const header = headerValue(req.headers, 'authorization');
   const q = (name: string): string | undefined => query.find(([k]) => k === name)?.[1];
   const presignedSignature = q('X-Amz-Signature');

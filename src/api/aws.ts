@@ -1,0 +1,92 @@
+// AWS-compatible services on the API listener. A SigV4-signed request names its service in the credential
+// scope (".../us-east-1/lambda/aws4_request"); the listener routes it to the AwsService registered under that
+// name, which owns everything from there: its operations, its body limit and its error wire format.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Principal } from './auth.js';
+import type { ApiError } from './errors.js';
+import type { BodyLimit } from './limits.js';
+
+export interface AwsRequest {
+  method: string;
+  /** The request URL (query in searchParams); its pathname is still percent-encoded. */
+  url: URL;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  /** Sent back as x-amzn-requestid; invocations take it as theirs. */
+  requestId: string;
+}
+
+export interface AwsResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string | Buffer;
+}
+
+export interface AwsService {
+  /** The name clients sign for in the credential scope: "lambda", "dynamodb", "s3", "sqs". */
+  readonly service: string;
+  /** How people call it in messages: "Lambda". */
+  readonly title: string;
+  /** Read before the signature is checked, since the signature covers the body. */
+  readonly body: BodyLimit;
+  /**
+   * Whether a request with the bearer key (no SigV4) on this path is this service's. Lambda's REST paths are,
+   * so `curl -H "authorization: Bearer ..."` can invoke; a service reachable by SigV4 only leaves it out.
+   */
+  ownsBearerPath?(pathname: string): boolean;
+  /** Answers an authenticated request; a thrown ApiError is rendered by error(). */
+  handle(req: AwsRequest, principal: Principal): Promise<AwsResponse>;
+  /**
+   * The error in this service's own wire format. Only ApiErrors arrive here: anything else was logged and
+   * replaced by InternalError, so no service can leak a stack trace.
+   */
+  error(err: ApiError, requestId: string): AwsResponse;
+}
+
+/** The registered services, by credential-scope name. */
+export class AwsServices {
+  private readonly byName = new Map<string, AwsService>();
+
+  constructor(services: readonly AwsService[]) {
+    for (const s of services) {
+      if (this.byName.has(s.service)) throw new Error(`AWS service "${s.service}" is registered twice`);
+      this.byName.set(s.service, s);
+    }
+  }
+
+  get(service: string): AwsService | undefined {
+    return this.byName.get(service);
+  }
+
+  forBearerPath(pathname: string): AwsService | undefined {
+    return [...this.byName.values()].find((s) => s.ownsBearerPath?.(pathname) ?? false);
+  }
+
+  names(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  /** "the Lambda API", "the Lambda and DynamoDB APIs". */
+  describe(): string {
+    const titles = [...this.byName.values()].map((s) => s.title);
+    const list = titles.length > 1 ? `${titles.slice(0, -1).join(', ')} and ${titles.at(-1)}` : titles[0];
+    return `the ${list ?? 'no'} API${titles.length > 1 ? 's' : ''}`;
+  }
+}
+
+/**
+ * An error for a request no registered service can own (an unknown or unreadable credential scope). It
+ * carries the code both ways AWS SDKs look for it: x-amzn-errortype (REST protocols) and __type (JSON ones).
+ */
+export function awsJsonError(err: ApiError, requestId: string): AwsResponse {
+  return {
+    status: err.status,
+    headers: {
+      ...err.headers,
+      'x-amzn-errortype': err.code,
+      'x-amzn-requestid': requestId,
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify({ __type: err.code, message: err.message }),
+  };
+}

@@ -1,0 +1,227 @@
+// The control API (/v1/...): one handler per operation, each acting in the caller's project. Handlers return
+// the JSON body of a 200 and throw ApiErrors; the listener does authentication, body limits and the wire.
+import { PackageError } from '../build/package.js';
+import { ManifestError } from '../config/manifest.js';
+import type { FunctionRegistry } from '../invoker/registry.js';
+import type { FunctionScaleStats } from '../scaler/scaler.js';
+import type { FunctionRef, FunctionVersion, Store, StoredInvocation } from '../store/types.js';
+import type { Principal } from './auth.js';
+import type { DeployResponse } from './deploy.js';
+import { ApiError, badRequest, functionNotFound, notFound } from './errors.js';
+import { DEPLOY_BODY } from './limits.js';
+import type { Route } from './routes.js';
+
+export interface ControlDeps {
+  store: Pick<Store, 'functions' | 'invocations'>;
+  registry: Pick<FunctionRegistry, 'get' | 'all' | 'load'>;
+  invoker: {
+    stats(): (FunctionScaleStats & { project: string; version: number })[];
+    policyName(ref: FunctionRef): string;
+  };
+  deployer: { deploy(archive: Buffer, project: string): Promise<DeployResponse> };
+  status: () => Record<string, unknown>;
+  stemCells: () => unknown;
+  region: string;
+  accountId: string;
+}
+
+export interface ControlRequest {
+  principal: Principal;
+  params: Record<string, string>;
+  url: URL;
+  body: Buffer;
+}
+
+export type ControlHandler = (c: ControlRequest) => Promise<unknown>;
+
+export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
+  return [
+    { method: 'GET', path: '/v1/health', handler: async () => ({ status: 'ok', ...d.status() }) },
+    { method: 'POST', path: '/v1/deploy', body: DEPLOY_BODY, handler: (c) => deploy(d, c) },
+    { method: 'GET', path: '/v1/functions', handler: (c) => listFunctions(d, c) },
+    { method: 'GET', path: '/v1/functions/{name}', handler: (c) => getFunction(d, c) },
+    { method: 'DELETE', path: '/v1/functions/{name}', handler: (c) => removeFunction(d, c) },
+    { method: 'GET', path: '/v1/functions/{name}/logs', handler: (c) => logs(d, c) },
+    { method: 'GET', path: '/v1/invocations', handler: (c) => invocations(d, c) },
+    { method: 'GET', path: '/v1/invocations/{requestId}', handler: (c) => getInvocation(d, c) },
+  ];
+}
+
+async function listFunctions(d: ControlDeps, c: ControlRequest): Promise<unknown> {
+  return {
+    functions: d.registry.all(c.principal.project).map((f) => view(d, f)),
+    stemCells: d.stemCells(),
+  };
+}
+
+async function getFunction(d: ControlDeps, c: ControlRequest): Promise<unknown> {
+  return view(d, existing(d, c));
+}
+
+async function removeFunction(d: ControlDeps, c: ControlRequest): Promise<unknown> {
+  const name = c.params['name']!;
+  if (!(await d.store.functions.removeFunction({ project: c.principal.project, name }))) {
+    throw functionNotFound(d.region, d.accountId, name);
+  }
+  await d.registry.load();
+  return { removed: name };
+}
+
+async function getInvocation(d: ControlDeps, c: ControlRequest): Promise<unknown> {
+  const id = c.params['requestId']!;
+  await d.store.invocations.flush();
+  const rec = await d.store.invocations.get(id);
+  // Another project's record is as absent as one that never existed.
+  if (!rec || rec.project !== c.principal.project) throw notFound(`invocation ${id}`);
+  return rec;
+}
+
+/** The function named in the path, in the caller's project. */
+function existing(d: ControlDeps, c: ControlRequest): FunctionVersion {
+  const name = c.params['name']!;
+  const f = d.registry.get({ project: c.principal.project, name });
+  if (!f) throw functionNotFound(d.region, d.accountId, name);
+  return f;
+}
+
+function view(d: ControlDeps, f: FunctionVersion): Record<string, unknown> {
+  return { ...summary(f), scaling: scaling(d, f) };
+}
+
+async function deploy(d: ControlDeps, c: ControlRequest): Promise<DeployResponse> {
+  if (c.body.length === 0)
+    throw badRequest('the deploy body is empty', 'send a tar.gz of the service folder');
+  try {
+    return await d.deployer.deploy(c.body, c.principal.project);
+  } catch (err) {
+    throw deployError(err);
+  }
+}
+
+/** The refusals of a deploy, as the client sees them; anything else stays an internal error. */
+function deployError(err: unknown): unknown {
+  if (err instanceof ManifestError) {
+    return new ApiError(400, 'InvalidManifest', err.message, 'fix the field named and deploy again');
+  }
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+  if (err instanceof Error && code === 'FunctionOwnedByOtherService') {
+    return new ApiError(
+      409,
+      'FunctionOwnedByOtherService',
+      err.message,
+      'rename the function or remove it first',
+    );
+  }
+  if (err instanceof Error && code === 'ProjectNotFound') {
+    return new ApiError(404, 'ProjectNotFound', err.message, 'check the project of your API key');
+  }
+  if (err instanceof PackageError) {
+    return badRequest(`the uploaded archive was refused: ${err.message}`, err.hint);
+  }
+  if (
+    err instanceof Error &&
+    /TAR_|zlib|incorrect header|unexpected end/i.test(`${String(code)} ${err.message}`)
+  ) {
+    return badRequest(
+      `the deploy body is not a valid tar.gz archive (${err.message})`,
+      'deploy with `npx nimbus deploy`',
+    );
+  }
+  return err;
+}
+
+async function logs(d: ControlDeps, c: ControlRequest): Promise<unknown> {
+  existing(d, c);
+  await d.store.invocations.flush();
+  const after = numberParam(c.url, 'after');
+  const records = await d.store.invocations.query({
+    project: c.principal.project,
+    functionName: c.params['name']!,
+    ascending: true,
+    ...optional('since', numberParam(c.url, 'since')),
+    ...optional('after', after),
+    limit: numberParam(c.url, 'limit') ?? 1000,
+  });
+  const cursor = records.length > 0 ? records[records.length - 1]!.seq : (after ?? 0);
+  return { records: records.map(logRecord), cursor };
+}
+
+async function invocations(d: ControlDeps, c: ControlRequest): Promise<unknown> {
+  await d.store.invocations.flush();
+  const records = await d.store.invocations.query({
+    project: c.principal.project,
+    ...optional('functionName', c.url.searchParams.get('function') ?? undefined),
+    ...optional('since', numberParam(c.url, 'since')),
+    ...optional('after', numberParam(c.url, 'after')),
+    ...optional('limit', numberParam(c.url, 'limit')),
+  });
+  return { invocations: records };
+}
+
+type Counter =
+  'busy' | 'idle' | 'starting' | 'provisioned' | 'cold' | 'warm' | 'throttled' | 'evicted' | 'queued';
+
+/** Instance counts and counters of a function, summed over its versions still holding instances. */
+function scaling(d: ControlDeps, f: FunctionVersion): Record<string, number | string> {
+  const rows = d.invoker.stats().filter((s) => s.project === f.project && s.name === f.name);
+  const sum = (k: Counter): number => rows.reduce((n, r) => n + r[k], 0);
+  return {
+    busy: sum('busy'),
+    idle: sum('idle'),
+    starting: sum('starting'),
+    provisioned: sum('provisioned'),
+    cold: sum('cold'),
+    warm: sum('warm'),
+    queued: sum('queued'),
+    throttled: sum('throttled'),
+    evicted: sum('evicted'),
+    keepAlive: rows[0]?.policy ?? d.invoker.policyName({ project: f.project, name: f.name }),
+  };
+}
+
+function summary(f: FunctionVersion): Record<string, unknown> {
+  return {
+    name: f.name,
+    service: f.service,
+    version: f.version,
+    handler: f.config.handler,
+    runtime: f.config.runtime,
+    memory: f.config.memory,
+    timeout: f.config.timeout,
+    reservedConcurrency: f.config.reservedConcurrency ?? null,
+    routes: f.config.routes.map((r) => `${r.method} ${r.path}`),
+    codeSize: f.codeSize,
+    codeSha256: f.codeSha256,
+    deployedAt: f.deployedAt,
+  };
+}
+
+/** The logs view keeps its documented fields; project and attempt stay in the full records. */
+function logRecord(r: StoredInvocation): Record<string, unknown> {
+  return {
+    seq: r.seq,
+    requestId: r.requestId,
+    version: r.version,
+    trigger: r.trigger,
+    start: r.start,
+    durationMs: r.durationMs,
+    billedMs: r.billedMs,
+    status: r.status,
+    cold: r.cold,
+    errorType: r.errorType,
+    errorMessage: r.errorMessage,
+    logs: r.logs,
+  };
+}
+
+function numberParam(url: URL, name: string): number | undefined {
+  const v = url.searchParams.get(name);
+  if (v === null || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw badRequest(`query parameter ${name} must be a number`, `got "${v}"`);
+  return n;
+}
+
+function optional<K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } {
+  return (v === undefined ? {} : { [k]: v }) as { [P in K]?: V };
+}

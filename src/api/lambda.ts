@@ -1,0 +1,196 @@
+// The Lambda API (REST JSON, "2015-03-31" paths) as an AwsService: what @aws-sdk/client-lambda and
+// `aws lambda invoke` send. Errors always take Lambda's shape, also when the caller used the bearer key.
+import type { FunctionRegistry } from '../invoker/registry.js';
+import type { InvokeOutcome, Invoker, ThrottleReason } from '../invoker/types.js';
+import type { FunctionRef, FunctionVersion } from '../store/types.js';
+import type { Principal } from './auth.js';
+import type { AwsRequest, AwsResponse, AwsService } from './aws.js';
+import { ApiError, functionNotFound, routeError } from './errors.js';
+import { DEFAULT_BODY, MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES } from './limits.js';
+import { RouteTable } from './routes.js';
+
+export interface LambdaDeps {
+  registry: Pick<FunctionRegistry, 'get'>;
+  invoker: Invoker;
+  events: { enqueue(ref: FunctionRef, payload: string, requestId: string): Promise<string> };
+  region: string;
+  accountId: string;
+}
+
+type Operation = (
+  req: AwsRequest,
+  params: Record<string, string>,
+  principal: Principal,
+) => Promise<AwsResponse>;
+
+type InvocationType = 'RequestResponse' | 'Event' | 'DryRun';
+
+const TAIL_BYTES = 4096;
+
+export function createLambdaService(d: LambdaDeps): AwsService {
+  const routes = new RouteTable<Operation>([
+    {
+      method: 'POST',
+      path: '/2015-03-31/functions/{name}/invocations',
+      handler: (req, p, principal) => invoke(d, req, p['name']!, principal),
+    },
+  ]);
+  return {
+    service: 'lambda',
+    title: 'Lambda',
+    body: DEFAULT_BODY,
+    ownsBearerPath: (pathname) => routes.hasPath(pathname),
+    async handle(req, principal) {
+      const m = routes.match(req.method, req.url.pathname);
+      if (m.kind !== 'found') {
+        throw routeError(m, req.method, req.url.pathname, {
+          notFound: 'UnknownOperationException',
+          methodNotAllowed: 'MethodNotAllowedException',
+          badEncoding: 'InvalidParameterValueException',
+        });
+      }
+      return m.handler(req, m.params, principal);
+    },
+    error: lambdaError,
+  };
+}
+
+/** Lambda's error shape: the code in x-amzn-errortype, {Type, message, Reason?} as the body. */
+export function lambdaError(e: ApiError, requestId: string): AwsResponse {
+  const body = { Type: e.status >= 500 ? 'Service' : 'User', message: e.message, ...e.extra };
+  return {
+    status: e.status,
+    headers: {
+      ...e.headers,
+      'x-amzn-errortype': e.code,
+      'x-amzn-requestid': requestId,
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify(body),
+  };
+}
+
+async function invoke(
+  d: LambdaDeps,
+  req: AwsRequest,
+  rawName: string,
+  principal: Principal,
+): Promise<AwsResponse> {
+  const { fv, qualifier } = resolveFunction(
+    d,
+    principal.project,
+    rawName,
+    req.url.searchParams.get('Qualifier'),
+  );
+  const type = invocationType(req.headers['x-amz-invocation-type']);
+  const text = payloadText(req.body, type);
+  const event = parseEvent(text);
+  const headers: Record<string, string> = { 'x-amzn-requestid': req.requestId };
+  if (type === 'DryRun') return { status: 204, headers, body: '' };
+  const ref = { project: principal.project, name: fv.name };
+  if (type === 'Event') {
+    await d.events.enqueue(ref, text, req.requestId);
+    return { status: 202, headers, body: '' };
+  }
+  const clientContext = req.headers['x-amz-client-context'];
+  // The invoker checks the qualifier again: a deploy between this check and the run must not run a new version.
+  const outcome = await d.invoker.invoke({
+    fn: qualifier ? { ...ref, qualifier } : ref,
+    event,
+    trigger: 'invoke',
+    requestId: req.requestId,
+    ...(typeof clientContext === 'string' ? { clientContext: decodeClientContext(clientContext) } : {}),
+  });
+  if (outcome.status === 'not_found') throw functionNotFound(d.region, d.accountId, fv.name);
+  if (outcome.status === 'throttled') {
+    throw new ApiError(429, 'TooManyRequestsException', 'Rate Exceeded.', undefined, {
+      Reason: throttleReason(outcome.throttleReason),
+    });
+  }
+  headers['x-amz-executed-version'] = outcome.version;
+  if (String(req.headers['x-amz-log-type'] ?? '') === 'Tail') headers['x-amz-log-result'] = tail(outcome, fv);
+  headers['content-type'] = 'application/json';
+  if (outcome.status === 'ok') return { status: 200, headers, body: outcome.payload ?? 'null' };
+  // A function error is still a 200 on Lambda; the header tells SDKs the payload is the error.
+  headers['x-amz-function-error'] = 'Unhandled';
+  return { status: 200, headers, body: JSON.stringify(outcome.error) };
+}
+
+/** The function a FunctionName (and Qualifier) names, if it exists in the caller's project. */
+function resolveFunction(
+  d: LambdaDeps,
+  project: string,
+  rawName: string,
+  queryQualifier: string | null,
+): { fv: FunctionVersion; qualifier: string | null } {
+  const { name, qualifier: nameQualifier } = parseFunctionName(rawName);
+  const qualifier = queryQualifier ?? nameQualifier;
+  const fv = d.registry.get({ project, name });
+  if (!fv || (qualifier && qualifier !== '$LATEST' && qualifier !== String(fv.version))) {
+    throw functionNotFound(d.region, d.accountId, qualifier ? `${name}:${qualifier}` : name);
+  }
+  return { fv, qualifier };
+}
+
+const NAME_FORMS = /^(?:arn:[^:]+:lambda:[^:]*:[^:]*:function:|\d{12}:function:)?([^:]+)(?::([^:]+))?$/;
+
+/** A name, "name:qualifier", a full ARN or a partial ARN, as Lambda accepts in FunctionName. */
+export function parseFunctionName(raw: string): { name: string; qualifier: string | null } {
+  const m = NAME_FORMS.exec(raw);
+  return m ? { name: m[1]!, qualifier: m[2] ?? null } : { name: raw, qualifier: null };
+}
+
+function invocationType(header: string | string[] | undefined): InvocationType {
+  const type = String(header ?? 'RequestResponse');
+  if (type === 'RequestResponse' || type === 'Event' || type === 'DryRun') return type;
+  throw new ApiError(400, 'InvalidParameterValueException', `X-Amz-Invocation-Type "${type}" is not valid`);
+}
+
+function payloadText(body: Buffer, type: InvocationType): string {
+  const limit = type === 'Event' ? MAX_ASYNC_PAYLOAD_BYTES : MAX_SYNC_PAYLOAD_BYTES;
+  if (body.length > limit) {
+    throw new ApiError(
+      413,
+      'RequestTooLargeException',
+      `Request must be smaller than ${limit} bytes for the ${type} invocation type`,
+    );
+  }
+  return body.length === 0 ? '{}' : body.toString('utf8');
+}
+
+function parseEvent(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ApiError(
+      400,
+      'InvalidRequestContentException',
+      `Could not parse request body into json: ${(e as Error).message}`,
+    );
+  }
+}
+
+/** Lambda tells a function's own reserved limit apart; every other limit is the account's. */
+export function throttleReason(reason: ThrottleReason | undefined): string {
+  return reason === 'ReservedFunctionConcurrentInvocationLimitExceeded'
+    ? 'ReservedFunctionConcurrentInvocationLimitExceeded'
+    : 'ConcurrentInvocationLimitExceeded';
+}
+
+/** START/logs/END/REPORT like CloudWatch, last 4 KB, base64: what X-Amz-Log-Result carries. */
+function tail(o: InvokeOutcome, f: FunctionVersion): string {
+  const report =
+    `REPORT RequestId: ${o.requestId}\tDuration: ${o.durationMs.toFixed(2)} ms\t` +
+    `Billed Duration: ${Math.max(1, Math.ceil(o.durationMs))} ms\tMemory Size: ${f.config.memory} MB\n`;
+  const text = `START RequestId: ${o.requestId} Version: ${o.version}\n${o.logs}END RequestId: ${o.requestId}\n${report}`;
+  const buf = Buffer.from(text);
+  return buf.subarray(Math.max(0, buf.length - TAIL_BYTES)).toString('base64');
+}
+
+function decodeClientContext(b64: string): unknown {
+  try {
+    return JSON.parse(Buffer.from(b64, 'base64').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
