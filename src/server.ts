@@ -1,5 +1,6 @@
 // The one assembly point: resolve settings, choose backends, wire everything, start and stop. No other module
-// picks an implementation.
+// picks an implementation. What runs is a list of Components started in order and stopped in reverse; a start
+// that fails part way stops what had started, so it leaves no listener, process, lock or connection behind.
 import {
   chmodSync,
   copyFileSync,
@@ -13,24 +14,32 @@ import {
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
+import { systemClock, type Clock, type Timer } from './clock/clock.js';
+import { component, ComponentStartError, Lifecycle, type Component } from './component.js';
+import type { Manifest } from './config/manifest.js';
 import { resolveSettings, type Settings, type SettingsInput } from './config/settings.js';
 import { createApiServer } from './api/server.js';
 import { Deployer } from './api/deploy.js';
-import { AsyncEvents } from './events/async.js';
+import { lockDataDir, type DataDirLock } from './datadir/lock.js';
+import { nodeIdFor } from './datadir/node-id.js';
+import { AsyncEventSource } from './events/async.js';
+import type { TriggerSource } from './events/types.js';
 import { createGateway } from './gateway/server.js';
 import { RouteConflictError, Router } from './gateway/router.js';
 import { CodeCache } from './invoker/code-cache.js';
 import { DefaultInvoker } from './invoker/invoker.js';
 import { FunctionRegistry } from './invoker/registry.js';
-import { detectSandbox, releaseCgroupParent } from './sandbox/detect.js';
+import { detectSandbox, releaseCgroupParent, type SandboxCapabilities } from './sandbox/detect.js';
 import { StemCellPool } from './sandbox/pool.js';
 import { FixedKeepAlive, type KeepAlivePolicy } from './scaler/policy.js';
 import { HybridHistogramPolicy } from './scaler/hybrid.js';
 import { openSqliteStore } from './store/sqlite/index.js';
+import { openPostgresStore } from './store/postgres/index.js';
+import { DEFAULT_PROJECT, type Store } from './store/types.js';
 import { packageService } from './build/package.js';
 
 export interface StartOptions extends Partial<SettingsInput> {
@@ -39,6 +48,7 @@ export interface StartOptions extends Partial<SettingsInput> {
   /** Settings already resolved by the caller (the CLI); otherwise they come from the other fields and env. */
   settings?: Settings;
   logger?: Logger;
+  clock?: Clock;
 }
 
 export interface RunningNimbus {
@@ -48,98 +58,104 @@ export interface RunningNimbus {
   apiKey: string;
   dataDir: string;
   sandboxLevel: string;
+  /** "sqlite <file>" or "postgresql <url without password>". */
+  store: string;
+  nodeId: string;
   deployed: { service: string; functions: string[] }[];
   stop(): Promise<void>;
 }
 
+/** How often a node renews its heartbeat in the store. */
+const HEARTBEAT_MS = 10_000;
+/** How long listeners wait for open connections to finish after the last invocation, before cutting them. */
+const CLOSE_GRACE_MS = 3000;
+
 export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbus> {
-  const { deployDirs = [], logger: givenLogger, settings: given, ...flags } = opts;
+  const { deployDirs = [], logger: givenLogger, settings: given, clock = systemClock, ...flags } = opts;
   const settings = given ?? resolveSettings(flags);
   const log = givenLogger ?? pino({ level: settings.logLevel }, pino.destination(2));
   const dataDir = resolve(settings.dataDir);
+  const lifecycle = new Lifecycle((err, name) => log.error({ err }, `stopping ${name} failed`));
+  const onError = (err: unknown, context: string) => log.error({ err }, context);
 
-  // The data dir holds the key and the database: others may traverse it (sandboxes are linked below it) but
-  // not list it, and every secret in it is 0600.
-  mkdirSync(dataDir, { recursive: true, mode: 0o711 });
-  chmodSync(dataDir, 0o711);
-  const keyFile = join(dataDir, 'api-key');
-  if (!existsSync(keyFile))
-    writeFileSync(keyFile, randomBytes(32).toString('base64url'), { mode: 0o600, flag: 'wx' });
-  chmodSync(keyFile, 0o600);
-  const apiKey = readFileSync(keyFile, 'utf8').trim();
-
-  const caps = detectSandbox({ disableBwrap: settings.disableBwrap, disableCgroup: settings.disableCgroup });
-  if (settings.requireBwrap && !caps.bwrap) {
-    throw new Error(
-      'bubblewrap is required (NIMBUS_REQUIRE_BWRAP) but bwrap is missing or does not work here',
-    );
-  }
-  const { sandboxRoot, runtimeFile } = prepareSandboxRoot(dataDir, caps.uid !== null, (msg) => log.warn(msg));
-
-  // Everything opened while starting is undone if a later step fails (a busy port, a bad example), so a
-  // failed start leaves no listener, process or open database behind.
-  const undo: (() => unknown)[] = [];
   try {
-    const store = openSqliteStore({ path: join(dataDir, 'nimbus.db') });
-    undo.push(() => store.close());
-    const registry = new FunctionRegistry(store);
+    // The lock comes first: everything after it (the sandbox root is swept below) belongs to one process.
+    let lock: DataDirLock | undefined;
+    await lifecycle.start(
+      component(
+        'data dir lock',
+        () => (lock = lockDataDir(dataDir)),
+        () => lock?.release(),
+      ),
+    );
+    const { keyFile, apiKey } = prepareDataDir(dataDir);
+    const nodeId = nodeIdFor(dataDir);
+
+    const caps = detectSandbox({
+      disableBwrap: settings.disableBwrap,
+      disableCgroup: settings.disableCgroup,
+    });
+    await lifecycle.start(
+      component(
+        'cgroup',
+        () => checkSandbox(settings, caps),
+        () => releaseCgroupParent(caps),
+      ),
+    );
+    const { sandboxRoot, runtimeFile } = prepareSandboxRoot(dataDir, caps.uid !== null, (m) => log.warn(m));
+
+    const store = await openStore(settings, dataDir, clock, log);
+    await lifecycle.start(
+      component(
+        'store',
+        () => {},
+        () => store.close(),
+      ),
+    );
+    const registry = new FunctionRegistry(store.functions);
     await registry.load();
-    const code = new CodeCache(join(dataDir, 'code'), store);
+
     const pool = new StemCellPool({
       env: { caps, sandboxRoot, runtimeFile },
       target: settings.stemCells,
       onError: (err) => log.error({ err }, 'stem cell failed to start'),
     });
-    undo.push(() => pool.close());
+    await lifecycle.start(
+      component(
+        'stem-cell pool',
+        () => {},
+        () => pool.close(),
+      ),
+    );
     for (const f of registry.all()) pool.ensure(f.config.memory);
-    const fixed = new FixedKeepAlive(settings.keepAliveSec * 1000);
-    const policies: Record<string, KeepAlivePolicy> = {
-      fixed,
-      hybrid: new HybridHistogramPolicy({ fallbackKeepAliveMs: settings.keepAliveSec * 1000 }),
-    };
-    const invoker = new DefaultInvoker({
-      store,
-      registry,
-      pool,
-      code,
-      keepAlive: policies[settings.keepAlivePolicy] ?? fixed,
-      policies,
-      maxConcurrency: settings.maxConcurrency,
-      memoryBudgetMB: settings.memoryBudgetMB,
-      scaleOut: { burst: settings.scaleOutBurst, perSecond: settings.scaleOutPerSec },
-      queueing: settings.queueing,
-      region: settings.region,
-      accountId: settings.accountId,
-      onError: (err, context) => log.error({ err }, context),
-    });
-    undo.push(() => invoker.close());
-    const events = new AsyncEvents({
-      store,
-      invoker,
-      onError: (err, context) => log.error({ err }, context),
-    });
-    const deployer = new Deployer({
-      store,
-      code,
-      registry,
-      pool,
-      checkRoutes: (m) => {
-        // The candidate table: every other service's routes plus the new manifest's.
-        const others = registry
-          .all()
-          .filter((f) => f.service !== m.service && !m.functions.some((n) => n.name === f.name));
-        try {
-          new Router([
-            ...others.flatMap((f) => f.config.routes.map((route) => ({ functionName: f.name, route }))),
-            ...m.functions.flatMap((f) => f.routes.map((route) => ({ functionName: f.name, route }))),
-          ]);
-          return null;
-        } catch (err) {
-          return err instanceof RouteConflictError ? err.message : String(err);
-        }
-      },
-    });
 
+    const invoker = createInvoker(settings, { store, registry, pool, clock, onError, dataDir });
+    await lifecycle.start(
+      component(
+        'invoker',
+        () => {},
+        async () => {
+          await invoker.drain();
+          invoker.close();
+        },
+      ),
+    );
+
+    const events = new AsyncEventSource({ queue: store.events, invoker, nodeId, clock, onError });
+    const triggers: TriggerSource[] = [events];
+    for (const t of triggers) t.sync(registry.all());
+    registry.onChange(() => {
+      for (const t of triggers) t.sync(registry.all());
+    });
+    await lifecycle.startAll(triggers);
+
+    const deployer = new Deployer({
+      functions: store.functions,
+      code: invoker.code,
+      registry,
+      pool,
+      checkRoutes: (m, project) => checkRoutes(registry, m, project),
+    });
     let router = buildRouter(registry);
     registry.onChange(() => {
       router = buildRouter(registry);
@@ -148,13 +164,14 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     const deployed: RunningNimbus['deployed'] = [];
     for (const dir of deployDirs) {
       const pkg = await packageService(dir);
-      const r = await deployer.deploy(pkg.archive);
+      const r = await deployer.deploy(pkg.archive, DEFAULT_PROJECT);
       deployed.push({ service: r.service, functions: r.functions.map((f) => f.name) });
     }
 
     const gateway = createGateway({
       invoker,
       router: () => router,
+      project: DEFAULT_PROJECT,
       logger: log,
       accountId: settings.accountId,
     });
@@ -171,66 +188,181 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       stemCells: () => pool.stats(),
       status: () => ({
         sandbox: caps.level,
+        store: store.backend,
+        node: nodeId,
         inFlight: invoker.inFlightCount,
         stemCells: pool.stats(),
         functions: invoker.stats(),
       }),
     });
-    undo.push(
-      () => close(gateway),
-      () => close(api),
-    );
-    const gatewayPort = await listen(gateway, settings.port, settings.host);
-    const apiPort = await listen(api, settings.apiPort, settings.apiHost);
-    const gatewayUrl = `http://${urlHost(settings.host)}:${gatewayPort}`;
-    const apiUrl = `http://${urlHost(settings.apiHost)}:${apiPort}`;
+    const listeners = new Listeners(gateway, api, settings);
+    await lifecycle.start(listeners);
+    const gatewayUrl = `http://${urlHost(settings.host)}:${listeners.gatewayPort}`;
+    const apiUrl = `http://${urlHost(settings.apiHost)}:${listeners.apiPort}`;
     writeFileSync(join(dataDir, 'api-url'), apiUrl, { mode: 0o600 });
-    await events.start();
-    log.debug({ gatewayUrl, apiUrl, sandbox: caps.level }, 'nimbus started');
-    let stopping: Promise<void> | null = null;
-    const stop = (): Promise<void> => {
-      stopping ??= (async () => {
-        // Stop taking requests, let running invocations finish, then write every record before closing.
-        const closed = Promise.all([close(gateway), close(api)]);
-        events.stop();
-        await invoker.drain();
-        invoker.close();
-        pool.close();
-        // Responses of the last invocations are written after the invoker settles: close connections as
-        // they go idle, and cut only what is still open after a grace period.
-        const sweep = setInterval(() => {
-          gateway.closeIdleConnections();
-          api.closeIdleConnections();
-        }, 20);
-        await Promise.race([closed, new Promise((r) => setTimeout(r, 3000))]);
-        clearInterval(sweep);
-        gateway.closeAllConnections();
-        api.closeAllConnections();
-        await closed;
-        await store.close();
-        await releaseCgroupParent(caps);
-      })();
-      return stopping;
-    };
+    // Registered last, with its URLs: a node in the registry is one that serves.
+    await lifecycle.start(nodeRegistration(store, clock, nodeId, gatewayUrl, apiUrl, onError));
+    log.debug({ gatewayUrl, apiUrl, sandbox: caps.level, store: store.location }, 'nimbus started');
 
-    return { gatewayUrl, apiUrl, keyFile, apiKey, dataDir, sandboxLevel: caps.level, deployed, stop };
+    return {
+      gatewayUrl,
+      apiUrl,
+      keyFile,
+      apiKey,
+      dataDir,
+      sandboxLevel: caps.level,
+      store: `${store.backend} ${store.location}`,
+      nodeId,
+      deployed,
+      stop: () => lifecycle.stop(),
+    };
   } catch (err) {
-    undo.unshift(() => releaseCgroupParent(caps));
-    for (const fn of undo.reverse()) {
-      try {
-        await fn();
-      } catch {
-        // keep undoing the rest
-      }
+    await lifecycle.stop();
+    // The component that failed is named in logs; the user sees the cause's own (fixable) message.
+    throw err instanceof ComponentStartError ? err.cause : err;
+  }
+}
+
+/** The data dir holds the key and the database: others may traverse it (sandboxes are linked below it) but
+ *  not list it, and every secret in it is 0600. */
+function prepareDataDir(dataDir: string): { keyFile: string; apiKey: string } {
+  mkdirSync(dataDir, { recursive: true, mode: 0o711 });
+  chmodSync(dataDir, 0o711);
+  const keyFile = join(dataDir, 'api-key');
+  if (!existsSync(keyFile))
+    writeFileSync(keyFile, randomBytes(32).toString('base64url'), { mode: 0o600, flag: 'wx' });
+  chmodSync(keyFile, 0o600);
+  return { keyFile, apiKey: readFileSync(keyFile, 'utf8').trim() };
+}
+
+function checkSandbox(settings: Settings, caps: SandboxCapabilities): void {
+  if (settings.requireBwrap && !caps.bwrap) {
+    throw userError(
+      'bubblewrap is required (NIMBUS_REQUIRE_BWRAP) but bwrap is missing or does not work here; install it with `apt-get install bubblewrap`',
+    );
+  }
+}
+
+async function openStore(settings: Settings, dataDir: string, clock: Clock, log: Logger): Promise<Store> {
+  const onError = (err: Error) => log.error({ err }, 'invocation records could not be written');
+  if (settings.store === 'sqlite')
+    return openSqliteStore({ path: join(dataDir, 'nimbus.db'), clock, onError });
+  try {
+    return await openPostgresStore({ url: settings.store, clock, onError });
+  } catch (err) {
+    throw userError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+interface InvokerDeps {
+  store: Store;
+  registry: FunctionRegistry;
+  pool: StemCellPool;
+  clock: Clock;
+  dataDir: string;
+  onError: (err: unknown, context: string) => void;
+}
+
+function createInvoker(settings: Settings, d: InvokerDeps): DefaultInvoker & { code: CodeCache } {
+  const code = new CodeCache(join(d.dataDir, 'code'), d.store.functions);
+  const fixed = new FixedKeepAlive(settings.keepAliveSec * 1000);
+  const policies: Record<string, KeepAlivePolicy> = {
+    fixed,
+    hybrid: new HybridHistogramPolicy({ fallbackKeepAliveMs: settings.keepAliveSec * 1000 }),
+  };
+  const invoker = new DefaultInvoker({
+    sinks: [d.store.invocations],
+    registry: d.registry,
+    pool: d.pool,
+    code,
+    clock: d.clock,
+    keepAlive: policies[settings.keepAlivePolicy] ?? fixed,
+    policies,
+    maxConcurrency: settings.maxConcurrency,
+    memoryBudgetMB: settings.memoryBudgetMB,
+    scaleOut: { burst: settings.scaleOutBurst, perSecond: settings.scaleOutPerSec },
+    queueing: settings.queueing,
+    region: settings.region,
+    accountId: settings.accountId,
+    onError: d.onError,
+  });
+  return Object.assign(invoker, { code });
+}
+
+/** The node's entry in the store's registry, renewed while it runs and removed when it stops cleanly. */
+function nodeRegistration(
+  store: Store,
+  clock: Clock,
+  id: string,
+  gatewayUrl: string,
+  apiUrl: string,
+  onError: (err: unknown, context: string) => void,
+): Component {
+  let timer: Timer | null = null;
+  const beat = (): void => {
+    store.nodes
+      .heartbeat(id)
+      .catch((err: unknown) => onError(err, 'node heartbeat'))
+      .finally(() => {
+        if (timer) timer = clock.setTimeout(beat, HEARTBEAT_MS);
+      });
+  };
+  return component(
+    'node registration',
+    async () => {
+      await store.nodes.register({ id, host: hostname(), pid: process.pid, gatewayUrl, apiUrl });
+      timer = clock.setTimeout(beat, HEARTBEAT_MS);
+    },
+    async () => {
+      timer?.cancel();
+      timer = null;
+      await store.nodes.remove(id);
+    },
+  );
+}
+
+/** The gateway and the control listener, started together and stopped together with one grace period. */
+class Listeners implements Component {
+  readonly name = 'listeners';
+  gatewayPort = 0;
+  apiPort = 0;
+
+  constructor(
+    private readonly gateway: Server,
+    private readonly api: Server,
+    private readonly settings: Settings,
+  ) {}
+
+  async start(): Promise<void> {
+    this.gatewayPort = await listen(this.gateway, this.settings.port, this.settings.host);
+    try {
+      this.apiPort = await listen(this.api, this.settings.apiPort, this.settings.apiHost);
+    } catch (err) {
+      await close(this.gateway);
+      throw err;
     }
-    throw err;
+  }
+
+  /** Stops taking connections; requests in flight finish (the invoker is still running), idle ones close. */
+  async stop(): Promise<void> {
+    const closed = Promise.all([close(this.gateway), close(this.api)]);
+    const sweep = setInterval(() => {
+      this.gateway.closeIdleConnections();
+      this.api.closeIdleConnections();
+    }, 20);
+    await Promise.race([closed, new Promise((r) => setTimeout(r, CLOSE_GRACE_MS))]);
+    clearInterval(sweep);
+    this.gateway.closeAllConnections();
+    this.api.closeAllConnections();
+    await closed;
   }
 }
 
 /**
  * Where instance directories and the runtime live. The sandbox uid must be able to traverse every parent of
  * it; a data dir under a private parent (/root, a 0700 temp dir) cannot serve, so a private-by-name folder
- * in the system temp dir stands in. Leftovers of a crashed run are swept first.
+ * in the system temp dir stands in. Leftovers of a crashed run are swept first (the data dir lock makes sure
+ * they are not a running Nimbus's).
  */
 function prepareSandboxRoot(
   dataDir: string,
@@ -259,10 +391,29 @@ function traversableByOthers(dir: string): boolean {
   }
 }
 
+/** The gateway serves the default project's routes; other projects get their own front door with tenancy. */
 function buildRouter(registry: FunctionRegistry): Router {
   return new Router(
-    registry.all().flatMap((f) => f.config.routes.map((route) => ({ functionName: f.name, route }))),
+    registry
+      .all(DEFAULT_PROJECT)
+      .flatMap((f) => f.config.routes.map((route) => ({ functionName: f.name, route }))),
   );
+}
+
+/** The candidate table: the project's other services' routes plus the new manifest's. */
+function checkRoutes(registry: FunctionRegistry, m: Manifest, project: string): string | null {
+  const others = registry
+    .all(project)
+    .filter((f) => f.service !== m.service && !m.functions.some((n) => n.name === f.name));
+  try {
+    new Router([
+      ...others.flatMap((f) => f.config.routes.map((route) => ({ functionName: f.name, route }))),
+      ...m.functions.flatMap((f) => f.routes.map((route) => ({ functionName: f.name, route }))),
+    ]);
+    return null;
+  } catch (err) {
+    return err instanceof RouteConflictError ? err.message : String(err);
+  }
 }
 
 /** dist/runtime/bootstrap.cjs, whether this module runs from dist/ or from src/ (tests). */
@@ -282,7 +433,7 @@ function listen(server: Server, port: number, host: string): Promise<number> {
     server.once('error', (err: NodeJS.ErrnoException) => {
       reject(
         err.code === 'EADDRINUSE'
-          ? new Error(
+          ? userError(
               `port ${port} on ${host} is already in use; stop the other process or pass another port (0 picks a free one)`,
             )
           : err,
@@ -298,4 +449,9 @@ function close(server: Server): Promise<void> {
 
 function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
+}
+
+/** An error whose message is the whole story for a user (the CLI prints it as one line, without a hint). */
+function userError(message: string): Error {
+  return Object.assign(new Error(message), { userFacing: true });
 }

@@ -3,18 +3,47 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, eventually, startTestNimbus, type TestNimbus } from './helpers.js';
+import {
+  BACKENDS,
+  FIXTURES,
+  bubblewrapAvailable,
+  eventually,
+  startTestNimbus,
+  type Backend,
+  type TestNimbus,
+} from './helpers.js';
 
-// Every guarantee must hold at the strongest level and at the fallback (no bubblewrap, no memory cgroup).
-describe.each([
-  { mode: 'bubblewrap + cgroup', opts: {} },
-  { mode: 'permission model + RSS polling', opts: { disableBwrap: true, disableCgroup: true } },
-])('$mode', ({ mode, opts }) => {
+// Every guarantee must hold at the strongest level and at the fallback (no bubblewrap, no memory cgroup), and
+// whichever store records it.
+const BWRAP = bubblewrapAvailable();
+const MODES = [
+  { mode: 'bubblewrap + cgroup', backend: 'sqlite' as Backend, opts: {} },
+  {
+    mode: 'permission model + RSS polling',
+    backend: 'sqlite' as Backend,
+    opts: { disableBwrap: true, disableCgroup: true },
+  },
+  ...(BACKENDS.includes('postgresql')
+    ? [
+        BWRAP
+          ? { mode: 'bubblewrap + cgroup', backend: 'postgresql' as Backend, opts: {} }
+          : {
+              mode: 'permission model + RSS polling',
+              backend: 'postgresql' as Backend,
+              opts: { disableBwrap: true, disableCgroup: true },
+            },
+      ]
+    : []),
+];
+
+describe.each(MODES)('$mode on $backend', ({ mode, backend, opts }) => {
   let n: TestNimbus;
+  const needsBwrap = mode.startsWith('bubblewrap');
 
   beforeAll(async () => {
-    n = await startTestNimbus(opts);
-    if (mode.startsWith('bubblewrap') && !n.sandboxLevel.startsWith('bubblewrap')) {
+    if (needsBwrap && !BWRAP) return;
+    n = await startTestNimbus({ ...opts, backend });
+    if (needsBwrap && !n.sandboxLevel.startsWith('bubblewrap')) {
       throw new Error(`bubblewrap is not working on this machine: ${n.sandboxLevel}`);
     }
     await n.deploy(join(FIXTURES, 'behave'));
@@ -44,7 +73,7 @@ describe.each([
     expect((await invoke('echo', { again: true })).statusCode).toBe(200);
   }
 
-  describe('faults', () => {
+  describe.skipIf(needsBwrap && !BWRAP)('faults', () => {
     it('kills a function at its timeout, reports it, and serves the next call', async () => {
       const r = await invoke('sleepy', { ms: 5000 });
       expect(r.functionError).toBe('Unhandled');
@@ -101,7 +130,7 @@ describe.each([
     });
   });
 
-  describe('the channel to the host', () => {
+  describe.skipIf(needsBwrap && !BWRAP)('the channel to the host', () => {
     it('stops a function that floods it, and the platform carries on', async () => {
       const r = await invoke('flooder');
       expect(r.functionError).toBe('Unhandled');
@@ -123,7 +152,7 @@ describe.each([
     });
   });
 
-  describe('warm instances', () => {
+  describe.skipIf(needsBwrap && !BWRAP)('warm instances', () => {
     it('keeps module scope between invocations and records cold then warm', async () => {
       const a = await invoke('counter');
       const b = await invoke('counter');
@@ -138,7 +167,7 @@ describe.each([
     });
   });
 
-  describe('isolation', () => {
+  describe.skipIf(needsBwrap && !BWRAP)('isolation', () => {
     it('cannot read other functions, the data dir, the API key or /etc/shadow', async () => {
       const code = join(n.dataDir, 'code');
       const paths = [
@@ -176,7 +205,7 @@ describe.each([
     });
   });
 
-  describe('concurrency', () => {
+  describe.skipIf(needsBwrap && !BWRAP)('concurrency', () => {
     it('throttles a sync call beyond reserved concurrency with 429 and records it', async () => {
       const slow = invoke('single');
       await new Promise((r) => setTimeout(r, 200));

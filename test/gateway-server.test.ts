@@ -64,12 +64,13 @@ const calls: InvokeRequest[] = [];
 const invoker: Invoker = {
   async invoke(req) {
     calls.push(req);
-    const b = behaviours[req.functionName];
-    if (!b) throw new Error(`no behaviour for ${req.functionName}`);
+    const b = behaviours[req.fn.name];
+    if (!b) throw new Error(`no behaviour for ${req.fn.name}`);
     const part = await b(req);
     return {
       requestId: req.requestId ?? 'none',
-      functionName: req.functionName,
+      project: req.fn.project,
+      functionName: req.fn.name,
       version: '1',
       status: 'ok',
       durationMs: 1,
@@ -192,7 +193,7 @@ describe('gateway server', () => {
     expect(r.text).toBe('Hello from Lambda!');
     expect(calls).toHaveLength(1);
     expect(calls[0]).toMatchObject({
-      functionName: 'hello',
+      fn: { project: 'default', name: 'hello' },
       trigger: 'http',
       requestId: r.headers['x-nimbus-request-id'],
     });

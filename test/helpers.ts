@@ -1,32 +1,78 @@
-// Starts a real Nimbus (real ports, real sandbox processes, SQLite in a temp dir) for end-to-end tests.
+// Starts a real Nimbus (real ports, real sandbox processes, SQLite in a temp dir or PostgreSQL in a schema of
+// its own) for end-to-end tests.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNimbus, type RunningNimbus, type StartOptions } from '../src/server.js';
 import { NimbusClient } from '../src/client/index.js';
 import { packageService } from '../src/build/package.js';
+import { detectSandbox } from '../src/sandbox/detect.js';
+import { createTestSchema, storeBackends } from './support/postgres.js';
 
 export const FIXTURES = join(import.meta.dirname, 'fixtures', 'services');
 
+export type Backend = 'sqlite' | 'postgresql';
+
+/** The backends every e2e suite that touches state runs on: SQLite, and PostgreSQL when it is reachable
+ *  (always in CI, where an unreachable server fails the run instead). */
+export const BACKENDS: Backend[] = await storeBackends();
+
 export interface TestNimbus extends RunningNimbus {
   client: NimbusClient;
+  backend: Backend;
   deploy(dir: string): Promise<unknown>;
+  /** Stops and deletes the data (temp dir and, on PostgreSQL, the schema). */
   cleanup(): Promise<void>;
 }
 
-export async function startTestNimbus(opts: StartOptions = {}): Promise<TestNimbus> {
-  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'nimbus-test-'));
-  const n = await startNimbus({ port: 0, apiPort: 0, dataDir, logLevel: 'silent', stemCells: 2, ...opts });
+export interface TestOptions extends StartOptions {
+  backend?: Backend;
+  /** A PostgreSQL URL to reuse (a restart over the same data); a fresh schema otherwise. */
+  storeUrl?: string;
+}
+
+export async function startTestNimbus(opts: TestOptions = {}): Promise<TestNimbus> {
+  const { backend = 'sqlite', storeUrl, ...rest } = opts;
+  const dataDir = rest.dataDir ?? mkdtempSync(join(tmpdir(), 'nimbus-test-'));
+  const schema = backend === 'postgresql' && !storeUrl ? await createTestSchema('e2e') : undefined;
+  const store = backend === 'postgresql' ? (storeUrl ?? schema!.url) : 'sqlite';
+  let n: RunningNimbus;
+  try {
+    n = await startNimbus({ port: 0, apiPort: 0, dataDir, logLevel: 'silent', stemCells: 2, store, ...rest });
+  } catch (err) {
+    await schema?.drop();
+    throw err;
+  }
   const client = new NimbusClient({ apiUrl: n.apiUrl, apiKey: n.apiKey });
   return {
     ...n,
     client,
+    backend,
     deploy: async (dir) => client.deploy((await packageService(dir)).archive),
     cleanup: async () => {
       await n.stop();
-      if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+      if (!rest.dataDir) rmSync(dataDir, { recursive: true, force: true });
+      await schema?.drop();
     },
   };
+}
+
+/**
+ * Whether bubblewrap works here. Tests that need it skip with a message when it does not, except under
+ * CI=true, where CI installs it and its absence must fail the run rather than hide a weaker sandbox.
+ */
+export function bubblewrapAvailable(): boolean {
+  const caps = detectSandbox({ disableBwrap: false, disableCgroup: true });
+  if (caps.bwrap) return true;
+  if (process.env.CI === 'true') {
+    throw new Error(
+      'bubblewrap is missing or does not work, and CI must test with it: apt-get install bubblewrap',
+    );
+  }
+  console.warn(
+    'bubblewrap tests skipped: bwrap is missing or does not work here (apt-get install bubblewrap)',
+  );
+  return false;
 }
 
 /** Polls until fn returns a truthy value (records are written off the hot path). */

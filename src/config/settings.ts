@@ -9,6 +9,14 @@ export const SettingsSchema = z.strictObject({
   apiHost: z.string().min(1).default('127.0.0.1'),
   apiPort: z.coerce.number().int().min(0).max(65535).default(8081),
   dataDir: z.string().min(1).default('./.nimbus'),
+  /** Where state lives: "sqlite" (a file in the data dir, the default) or a postgresql:// URL. */
+  store: z
+    .string()
+    .min(1)
+    .refine((v) => v === 'sqlite' || /^postgres(ql)?:\/\//.test(v), {
+      message: 'must be "sqlite" or a postgresql:// URL, for example postgresql://127.0.0.1:5432/nimbus',
+    })
+    .default('sqlite'),
   /** Idle instances stop after this many seconds (AWS keeps roughly 5-15 minutes). */
   keepAliveSec: z.coerce.number().min(0).max(86400).default(600),
   /** The platform's keep-alive policy; functions may choose another with `keepAlive` in the manifest. */
@@ -52,6 +60,7 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   apiHost: 'NIMBUS_API_HOST',
   apiPort: 'NIMBUS_API_PORT',
   dataDir: 'NIMBUS_DATA',
+  store: 'NIMBUS_STORE',
   keepAliveSec: 'NIMBUS_KEEP_ALIVE',
   keepAlivePolicy: 'NIMBUS_KEEP_ALIVE_POLICY',
   memoryBudgetMB: 'NIMBUS_MEMORY_BUDGET_MB',

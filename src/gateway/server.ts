@@ -2,6 +2,8 @@
 // one response carrying x-nimbus-request-id; nothing a client or a function does can throw out of here.
 import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { MAX_SYNC_PAYLOAD_BYTES } from '../config/limits.js';
+import { ABORTED, readBody, TOO_LARGE } from '../http/body.js';
 import type { InvokeOutcome, Invoker } from '../invoker/types.js';
 import {
   buildEventV1,
@@ -19,6 +21,8 @@ export interface GatewayOptions {
   invoker: Invoker;
   /** The current route table; called per request, so swapping the Router it returns is atomic. */
   router: () => Router;
+  /** The project whose routes this listener serves. Default "default". */
+  project?: string;
   /** Largest request body accepted (bytes); default 6 MB like Lambda's synchronous payload limit. */
   maxBodyBytes?: number;
   apiId?: string;
@@ -26,7 +30,7 @@ export interface GatewayOptions {
   logger?: { warn(obj: object, msg: string): void };
 }
 
-export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
+export const DEFAULT_MAX_BODY_BYTES = MAX_SYNC_PAYLOAD_BYTES;
 export const REQUEST_ID_HEADER = 'x-nimbus-request-id';
 
 /**
@@ -44,12 +48,10 @@ export function createGateway(opts: GatewayOptions): http.Server {
   return server;
 }
 
-const TOO_LARGE = 1;
-const ABORTED = 2;
-
 class Gateway {
   private readonly invoker: Invoker;
   private readonly router: () => Router;
+  private readonly project: string;
   private readonly maxBodyBytes: number;
   private readonly apiId: string;
   private readonly accountId: string;
@@ -58,6 +60,7 @@ class Gateway {
   constructor(o: GatewayOptions) {
     this.invoker = o.invoker;
     this.router = o.router;
+    this.project = o.project ?? 'default';
     this.maxBodyBytes = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.apiId = o.apiId ?? 'nimbus';
     this.accountId = o.accountId ?? '000000000000';
@@ -124,7 +127,7 @@ class Gateway {
       const v1 = match.route.payload === '1.0';
       const event = v1 ? buildEventV1(gwReq, match) : buildEventV2(gwReq, match);
       const outcome = await this.invoker.invoke({
-        functionName: match.functionName,
+        fn: { project: this.project, name: match.functionName },
         event,
         trigger: 'http',
         requestId,
@@ -225,42 +228,6 @@ function failureStatus(o: InvokeOutcome): [number, string] {
     default:
       return [502, 'Internal Server Error'];
   }
-}
-
-/** Reads the whole body, or stops buffering at the limit (the caller then answers 413 and drains). */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | typeof TOO_LARGE | typeof ABORTED> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        done();
-        chunks.length = 0;
-        resolve(TOO_LARGE);
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      done();
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    };
-    const onClose = (): void => {
-      done();
-      resolve(ABORTED);
-    };
-    const done = (): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onClose);
-      req.off('close', onClose);
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onClose);
-    req.on('close', onClose);
-  });
 }
 
 /** The socket's peer, IPv4-mapped IPv6 addresses shown as IPv4 like API Gateway shows them. */

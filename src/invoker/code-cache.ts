@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { unpackArchive } from '../build/package.js';
-import type { Store } from '../store/types.js';
+import type { FunctionStore } from '../store/types.js';
 import { scanTree, type CodeTree } from '../sandbox/code-tree.js';
 
 export class CodeCache {
@@ -14,7 +14,7 @@ export class CodeCache {
 
   constructor(
     private readonly root: string,
-    private readonly store: Store,
+    private readonly store: Pick<FunctionStore, 'getCode'>,
   ) {
     mkdirSync(root, { recursive: true, mode: 0o700 });
   }

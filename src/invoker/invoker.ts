@@ -7,14 +7,18 @@ import type { StemCellPool } from '../sandbox/pool.js';
 import { FixedKeepAlive, type KeepAlivePolicy } from '../scaler/policy.js';
 import { queueSlots } from '../scaler/queueing.js';
 import { Scaler, type Action, type FunctionScaleStats, type ThrottleReason } from '../scaler/scaler.js';
-import type { FunctionVersion, InvocationRecord, InvocationStatus, Store } from '../store/types.js';
+import { systemClock, type Clock } from '../clock/clock.js';
+import type { FunctionRef, FunctionVersion, InvocationRecord, InvocationStatus } from '../store/types.js';
+import { functionArn, MAX_SYNC_PAYLOAD_BYTES } from '../config/limits.js';
 import type { CodeCache } from './code-cache.js';
-import type { FunctionRegistry } from './registry.js';
-import type { InvokeOutcome, InvokeRequest, Invoker } from './types.js';
+import { refKey, type FunctionRegistry } from './registry.js';
+import type { InvocationSink, InvokeOutcome, InvokeRequest, Invoker } from './types.js';
 
 export interface InvokerOptions {
-  store: Store;
+  /** Every finished invocation's record goes to each sink (the invocation log first). */
+  sinks: InvocationSink[];
   registry: FunctionRegistry;
+  clock?: Clock;
   pool: StemCellPool;
   code: CodeCache;
   /** The platform's keep-alive policy; functions may name another in their manifest. */
@@ -41,7 +45,7 @@ interface VersionInfo {
 
 const MAX_REQUEUES = 3;
 /** Lambda's limit on a synchronous response. */
-const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
+const MAX_RESPONSE_BYTES = MAX_SYNC_PAYLOAD_BYTES;
 
 export class DefaultInvoker implements Invoker {
   readonly scaler: Scaler;
@@ -53,8 +57,10 @@ export class DefaultInvoker implements Invoker {
   private ticker: NodeJS.Timeout;
   private closed = false;
   private starting = 0;
+  private readonly clock: Clock;
 
   constructor(private readonly o: InvokerOptions) {
+    this.clock = o.clock ?? systemClock;
     this.scaler = new Scaler({
       globalConcurrency: o.maxConcurrency,
       memoryBudgetMB: o.memoryBudgetMB,
@@ -62,8 +68,8 @@ export class DefaultInvoker implements Invoker {
       ...(o.scaleOut ? { scaleOut: o.scaleOut } : {}),
     });
     for (const fv of o.registry.all()) this.register(fv);
-    o.registry.onChange((names) => {
-      for (const name of names) this.refresh(name);
+    o.registry.onChange((refs) => {
+      for (const ref of refs) this.refresh(ref);
     });
     this.ticker = setInterval(() => this.tick(), 1000);
     this.ticker.unref();
@@ -73,33 +79,25 @@ export class DefaultInvoker implements Invoker {
 
   async invoke(req: InvokeRequest): Promise<InvokeOutcome> {
     const requestId = req.requestId ?? randomUUID();
-    const start = Date.now();
+    const start = this.clock.now();
     const t0 = performance.now();
-    const fv = this.closed ? undefined : this.o.registry.get(req.functionName);
-    if (!fv) {
-      return {
+    const fv = this.closed ? undefined : this.o.registry.get(req.fn);
+    const q = req.fn.qualifier;
+    // Only the latest version has instances; an older or unknown qualifier names nothing that can run.
+    if (!fv || (q !== undefined && q !== '$LATEST' && q !== String(fv.version))) {
+      const name = q !== undefined ? `${req.fn.name}:${q}` : req.fn.name;
+      return notFound(
+        req,
         requestId,
-        functionName: req.functionName,
-        version: '0',
-        status: 'not_found',
-        error: {
-          errorType: 'ResourceNotFoundException',
-          errorMessage: this.closed
-            ? 'Nimbus is shutting down'
-            : `Function not found: ${this.arn(req.functionName)}`,
-          trace: [],
-        },
-        durationMs: 0,
-        cold: false,
-        logs: '',
-      };
+        this.closed ? 'Nimbus is shutting down' : `Function not found: ${this.arn(name)}`,
+      );
     }
     const key = versionKey(fv);
     const info = this.versions.get(key) ?? this.register(fv);
 
     for (let attempt = 0; ; attempt++) {
       const slots = this.o.queueing === false ? 0 : queueSlots(info.warmMs, info.coldMs);
-      const a = this.scaler.acquire(key, Date.now(), slots);
+      const a = this.scaler.acquire(key, this.clock.now(), slots);
       if (a.kind === 'throttle') return this.throttled(req, requestId, fv, start, a.reason);
       let inst: SandboxInstance | undefined;
       let init: FunctionInit | undefined;
@@ -122,7 +120,7 @@ export class DefaultInvoker implements Invoker {
         }
       } catch (err) {
         this.o.onError?.(err, `start ${fv.name}`);
-        this.carryOut(this.scaler.release(a.instance, Date.now(), false));
+        this.carryOut(this.scaler.release(a.instance, this.clock.now(), false));
         const outcome = this.failure(requestId, fv, 'the sandbox could not be started', t0);
         this.record(req, outcome, start, fv, 0, null);
         this.settled();
@@ -130,7 +128,7 @@ export class DefaultInvoker implements Invoker {
       }
       if (!inst) {
         // The scaler handed out an instance whose process is already gone: forget it and choose again.
-        this.carryOut(this.scaler.release(a.instance, Date.now(), false));
+        this.carryOut(this.scaler.release(a.instance, this.clock.now(), false));
         this.settled();
         continue;
       }
@@ -138,6 +136,7 @@ export class DefaultInvoker implements Invoker {
         t: 'invoke',
         id: requestId,
         event: req.event,
+        // The sandbox compares this with its own wall clock (getRemainingTimeInMillis), so it is real time.
         deadline: Date.now() + fv.config.timeout * 1000,
         ...(init ? { init } : {}),
         ...(req.clientContext !== undefined ? { clientContext: req.clientContext } : {}),
@@ -145,7 +144,7 @@ export class DefaultInvoker implements Invoker {
       const result = await inst.invoke(msg, fv.config.timeout);
       const healthy = result.kind === 'ok' || result.kind === 'error';
       if (!healthy && !inst.dead) inst.stop();
-      this.carryOut(this.scaler.release(a.instance, Date.now(), healthy));
+      this.carryOut(this.scaler.release(a.instance, this.clock.now(), healthy));
       this.settled();
       if (result.kind === 'requeue') {
         if (attempt < MAX_REQUEUES) continue;
@@ -167,7 +166,7 @@ export class DefaultInvoker implements Invoker {
     const cfg = fv.config;
     this.scaler.register({
       key,
-      name: fv.name,
+      name: refKey(fv),
       memoryMB: cfg.memory,
       reserved: cfg.reservedConcurrency,
       provisioned: cfg.provisionedConcurrency ?? 0,
@@ -195,11 +194,12 @@ export class DefaultInvoker implements Invoker {
   }
 
   /** A function was deployed or removed: serve the latest version, retire the others. */
-  private refresh(name: string): void {
-    const current = this.o.registry.get(name);
+  private refresh(ref: FunctionRef): void {
+    const current = this.o.registry.get(ref);
     const currentKey = current ? versionKey(current) : null;
+    const name = refKey(ref);
     for (const [key, info] of this.versions) {
-      if (info.fv.name !== name || key === currentKey) continue;
+      if (refKey(info.fv) !== name || key === currentKey) continue;
       this.carryOut(this.scaler.retire(key));
       this.versions.delete(key);
     }
@@ -246,7 +246,7 @@ export class DefaultInvoker implements Invoker {
         },
         info.fv.config.timeout,
       );
-      if (r.kind === 'ok' && !this.closed) this.scaler.started(id, Date.now());
+      if (r.kind === 'ok' && !this.closed) this.scaler.started(id, this.clock.now());
       else {
         inst.stop();
         this.scaler.failed(id);
@@ -277,7 +277,7 @@ export class DefaultInvoker implements Invoker {
   }
 
   private tick(): void {
-    if (!this.closed) this.carryOut(this.scaler.tick(Date.now()));
+    if (!this.closed) this.carryOut(this.scaler.tick(this.clock.now()));
   }
 
   private init(fv: FunctionVersion, inst: SandboxInstance): FunctionInit {
@@ -300,7 +300,7 @@ export class DefaultInvoker implements Invoker {
   }
 
   arn(name: string): string {
-    return `arn:aws:lambda:${this.o.region}:${this.o.accountId}:function:${name}`;
+    return functionArn(this.o.region, this.o.accountId, name);
   }
 
   private throttled(
@@ -312,9 +312,11 @@ export class DefaultInvoker implements Invoker {
   ): InvokeOutcome {
     const outcome: InvokeOutcome = {
       requestId,
+      project: fv.project,
       functionName: fv.name,
       version: String(fv.version),
       status: 'throttled',
+      throttleReason: reason,
       error: { errorType: 'TooManyRequestsException', errorMessage: `Rate Exceeded. (${reason})`, trace: [] },
       durationMs: 0,
       cold: false,
@@ -327,6 +329,7 @@ export class DefaultInvoker implements Invoker {
   private failure(requestId: string, fv: FunctionVersion, message: string, t0: number): InvokeOutcome {
     return {
       requestId,
+      project: fv.project,
       functionName: fv.name,
       version: String(fv.version),
       status: 'unhandled',
@@ -347,9 +350,11 @@ export class DefaultInvoker implements Invoker {
   ): void {
     const rec: InvocationRecord = {
       requestId: o.requestId,
+      project: fv.project,
       functionName: fv.name,
       version: o.version,
       trigger: req.trigger,
+      attempt: req.attempt ?? 1,
       start,
       durationMs: Math.round(o.durationMs * 1000) / 1000,
       billedMs: o.status === 'throttled' ? 0 : Math.max(1, Math.ceil(o.durationMs)),
@@ -362,7 +367,14 @@ export class DefaultInvoker implements Invoker {
       errorMessage: o.error?.errorMessage ?? null,
       logs: o.logs,
     };
-    this.o.store.appendInvocation(rec);
+    for (const sink of this.o.sinks) {
+      try {
+        sink.write(rec);
+      } catch (err) {
+        // A sink must not throw; if one does, the others still get the record and the caller its result.
+        this.o.onError?.(err, `invocation sink, request ${rec.requestId}`);
+      }
+    }
   }
 
   private settled(): void {
@@ -370,13 +382,18 @@ export class DefaultInvoker implements Invoker {
       for (const w of this.drainWaiters.splice(0)) w();
   }
 
-  stats(): (FunctionScaleStats & { version: number })[] {
-    return this.scaler.stats().map((s) => ({ ...s, version: Number(s.key.split(':')[1] ?? 0) }));
+  /** One row per function version holding instances; name is the plain function name. */
+  stats(): (FunctionScaleStats & { project: string; version: number })[] {
+    return this.scaler.stats().flatMap((s) => {
+      const info = this.versions.get(s.key);
+      if (!info) return [];
+      return [{ ...s, project: info.fv.project, name: info.fv.name, version: info.fv.version }];
+    });
   }
 
   /** The keep-alive policy a function gets (for display when it has no instances yet). */
-  policyName(name: string): string {
-    const fv = this.o.registry.get(name);
+  policyName(ref: FunctionRef): string {
+    const fv = this.o.registry.get(ref);
     return (this.policyFor(fv?.config.keepAlive) ?? this.o.keepAlive).name;
   }
 
@@ -399,7 +416,7 @@ export class DefaultInvoker implements Invoker {
 }
 
 function versionKey(fv: FunctionVersion): string {
-  return `${fv.name}:${fv.version}:${fv.codeSha256.slice(0, 12)}`;
+  return `${refKey(fv)}:${fv.version}:${fv.codeSha256.slice(0, 12)}`;
 }
 
 /** Running means of durations; the first measurement seeds them. */
@@ -417,6 +434,7 @@ function toOutcome(
 ): InvokeOutcome {
   const base = {
     requestId,
+    project: fv.project,
     functionName: fv.name,
     version: String(fv.version),
     durationMs,
@@ -445,4 +463,18 @@ function toOutcome(
           ? 'unhandled'
           : 'error';
   return { ...base, status, error: r.error };
+}
+
+function notFound(req: InvokeRequest, requestId: string, message: string): InvokeOutcome {
+  return {
+    requestId,
+    project: req.fn.project,
+    functionName: req.fn.name,
+    version: '0',
+    status: 'not_found',
+    error: { errorType: 'ResourceNotFoundException', errorMessage: message, trace: [] },
+    durationMs: 0,
+    cold: false,
+    logs: '',
+  };
 }

@@ -1,34 +1,45 @@
-// The deployed functions as the hot path sees them: the latest version of each, in memory, refreshed from
-// the store after every deploy or removal. Listeners (the gateway's route table, the invoker) hear of changes.
-import type { FunctionVersion, Store } from '../store/types.js';
+// The deployed functions as the hot path sees them: the latest version of each, per project, in memory,
+// refreshed from the store after every deploy or removal. Listeners (the gateway's route table, the invoker,
+// trigger sources) hear which functions changed.
+import type { FunctionRef, FunctionStore, FunctionVersion } from '../store/types.js';
+
+export function refKey(ref: FunctionRef): string {
+  return `${ref.project}/${ref.name}`;
+}
 
 export class FunctionRegistry {
   private latest = new Map<string, FunctionVersion>();
-  private listeners: ((changed: string[]) => void)[] = [];
+  private listeners: ((changed: FunctionRef[]) => void)[] = [];
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly functions: FunctionStore) {}
 
   async load(): Promise<void> {
-    const all = await this.store.listFunctions();
-    const next = new Map(all.map((f) => [f.name, f]));
-    const changed = [...new Set([...this.latest.keys(), ...next.keys()])].filter(
-      (n) =>
-        this.latest.get(n)?.version !== next.get(n)?.version ||
-        this.latest.get(n)?.deployedAt !== next.get(n)?.deployedAt,
-    );
+    const all = await this.functions.listFunctions();
+    const next = new Map(all.map((f) => [refKey(f), f]));
+    const changed: FunctionRef[] = [];
+    for (const key of new Set([...this.latest.keys(), ...next.keys()])) {
+      const before = this.latest.get(key);
+      const after = next.get(key);
+      if (before?.version !== after?.version || before?.deployedAt !== after?.deployedAt) {
+        const f = (after ?? before)!;
+        changed.push({ project: f.project, name: f.name });
+      }
+    }
     this.latest = next;
     if (changed.length > 0) for (const fn of this.listeners) fn(changed);
   }
 
-  get(name: string): FunctionVersion | undefined {
-    return this.latest.get(name);
+  get(ref: FunctionRef): FunctionVersion | undefined {
+    return this.latest.get(refKey(ref));
   }
 
-  all(): FunctionVersion[] {
-    return [...this.latest.values()];
+  /** Every function, or one project's. */
+  all(project?: string): FunctionVersion[] {
+    const all = [...this.latest.values()];
+    return project === undefined ? all : all.filter((f) => f.project === project);
   }
 
-  onChange(fn: (changed: string[]) => void): void {
+  onChange(fn: (changed: FunctionRef[]) => void): void {
     this.listeners.push(fn);
   }
 }

@@ -1,23 +1,37 @@
-// The single entry for every invocation. Gateway, Invoke API and (later) event sources call only this.
+// The single entry for every invocation. Gateway, Invoke API and every trigger source call only this, and
+// every finished invocation leaves through the InvocationSinks (the invocation log first; metrics and
+// metering later).
 import type { SerializedError } from '../protocol/messages.js';
-import type { InvocationStatus, Trigger } from '../store/types.js';
+import type { ThrottleReason } from '../scaler/scaler.js';
+import type { FunctionRef, InvocationRecord, InvocationStatus, Trigger } from '../store/types.js';
+
+export type { ThrottleReason };
+
+/** A function as a caller names it; a qualifier is "$LATEST" or a version number. */
+export interface InvokeTarget extends FunctionRef {
+  qualifier?: string;
+}
 
 export interface InvokeRequest {
-  functionName: string;
+  fn: InvokeTarget;
   event: unknown;
   trigger: Trigger;
   /** Generated when absent. */
   requestId?: string;
-  /** Sync callers get 429 at once when no capacity; async (Event) invocations are queued instead. */
+  /** 1 unless this is a retry of an event. */
+  attempt?: number;
   clientContext?: unknown;
 }
 
 export interface InvokeOutcome {
   requestId: string;
+  project: string;
   functionName: string;
   /** The version that ran (or would have run). */
   version: string;
   status: InvocationStatus | 'not_found';
+  /** Why, when status is 'throttled'. */
+  throttleReason?: ThrottleReason;
   /** JSON text returned by the handler when status is 'ok'. */
   payload?: string;
   /** For error, unhandled, timeout, oom, throttled, not_found. */
@@ -30,4 +44,9 @@ export interface InvokeOutcome {
 
 export interface Invoker {
   invoke(req: InvokeRequest): Promise<InvokeOutcome>;
+}
+
+/** Receives every invocation record, on the hot path: it must not throw and must not block. */
+export interface InvocationSink {
+  write(rec: InvocationRecord): void;
 }

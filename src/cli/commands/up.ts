@@ -28,6 +28,12 @@ export default defineCommand({
       placeholder: 'dir',
       description: 'Data folder: database, code, API key (env NIMBUS_DATA, default ./.nimbus)',
     },
+    store: {
+      type: 'string',
+      placeholder: 'url',
+      description:
+        'State: "sqlite" in the data folder, or a postgresql:// URL (env NIMBUS_STORE, default sqlite)',
+    },
     examples: {
       type: 'boolean',
       env: 'NIMBUS_EXAMPLES',
@@ -46,9 +52,15 @@ export default defineCommand({
       ...(ctx.options.port !== undefined ? { port: ctx.options.port } : {}),
       ...(ctx.options['api-port'] !== undefined ? { apiPort: ctx.options['api-port'] } : {}),
       ...(ctx.options.data !== undefined ? { dataDir: resolve(ctx.cwd, ctx.options.data) } : {}),
+      ...(ctx.options.store !== undefined ? { store: ctx.options.store } : {}),
       deployDirs,
     }).catch((e: unknown) => {
-      // A busy port is the user's to fix, and the server's message already says how: no debug hint.
+      // A busy port or data dir, or an unreachable database, is the user's to fix, and the server's message
+      // already says how: no debug hint.
+      const fixable = (e as { userFacing?: boolean; code?: string }) ?? {};
+      if (e instanceof Error && (fixable.userFacing || fixable.code === 'DataDirInUse')) {
+        throw new CliError(e.message);
+      }
       if (e instanceof Error && /already in use/.test(e.message)) throw new CliError(e.message);
       throw e;
     });
@@ -58,6 +70,8 @@ export default defineCommand({
       apiUrl: running.apiUrl,
       keyFile: running.keyFile,
       sandboxLevel: running.sandboxLevel,
+      store: running.store,
+      nodeId: running.nodeId,
       deployed: running.deployed,
     };
     if (ctx.json) {
@@ -70,6 +84,7 @@ export default defineCommand({
           `  API       ${info.apiUrl}`,
           `  API key   ${info.keyFile}`,
           `  Sandbox   ${info.sandboxLevel}`,
+          `  Store     ${info.store}`,
           ...info.deployed.map((d) => `  Deployed  ${d.service}: ${d.functions.join(', ')}`),
           'Press Ctrl+C to stop.',
         ].join('\n'),

@@ -1,0 +1,12 @@
+// Limits and names that several modules must agree on, defined once. They follow AWS Lambda's.
+
+/** Largest synchronous request or response payload. */
+export const MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024;
+/** Largest asynchronous (Event) payload. */
+export const MAX_ASYNC_PAYLOAD_BYTES = 1024 * 1024;
+/** Largest deploy upload. */
+export const MAX_DEPLOY_BYTES = 250 * 1024 * 1024;
+
+export function functionArn(region: string, accountId: string, name: string): string {
+  return `arn:aws:lambda:${region}:${accountId}:function:${name}`;
+}
