@@ -24,6 +24,12 @@ if (core && peers) {
   console.log(
     `  nimbus              ${core.nimbus.reqPerSec} req/s  p50 ${core.nimbus.p50} ms  p99 ${core.nimbus.p99} ms  (${core.warmRatio}x bare${w ? `, ${(core.nimbus.reqPerSec / w).toFixed(2)}x workerd` : ''})`,
   );
+  if (core.postgresql) {
+    const pg = core.postgresql.nimbus;
+    console.log(
+      `  nimbus, postgresql  ${pg.reqPerSec} req/s  p50 ${pg.p50} ms  p99 ${pg.p99} ms  (${core.postgresql.warmRatio}x bare)`,
+    );
+  }
   if (w)
     console.log(`  workerd             ${w} req/s  p50 ${peers.workerd.p50} ms  p99 ${peers.workerd.p99} ms`);
   if (s)

@@ -195,9 +195,12 @@ describe.each(BACKENDS)('on %s', (backend) => {
         const res = await fetch(`${server.info.apiUrl}/v1/invocations/${requestId}`, {
           headers: { authorization: `Bearer ${apiKey}` },
         });
-        return res.status === 200 ? ((await res.json()) as { status: string; trigger: string }) : undefined;
+        return res.status === 200
+          ? ((await res.json()) as { status: string; trigger: string; attempt: number })
+          : undefined;
       }, 20_000);
-      expect(rec).toMatchObject({ status: 'ok', trigger: 'event' });
+      // The first attempt was counted when it was claimed, before the crash cut it off.
+      expect(rec).toMatchObject({ status: 'ok', trigger: 'event', attempt: 2 });
     });
 
     it('finishes in-flight work and writes its record on SIGTERM', async () => {
@@ -224,5 +227,35 @@ describe.each(BACKENDS)('on %s', (backend) => {
       expect(res.status).toBe(200);
       expect(await res.json()).toMatchObject({ status: 'ok', functionName: 'slow' });
     });
+  });
+});
+
+describe('start-up refusals', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nimbus-refuse-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const upWith = (extra: string[]) =>
+    nimbus(['up', '--port', '0', '--api-port', '0', '--data', dir, ...extra], { timeoutMs: 20_000 });
+
+  it('stops with one line when the PostgreSQL store cannot be reached, and leaves the data dir free', async () => {
+    const r = await upWith(['--store', 'postgresql://127.0.0.1:1/nimbus']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/cannot reach PostgreSQL at 127\.0\.0\.1:1 \(ECONNREFUSED\)/);
+    expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/);
+    // The failed start released its lock: the next start on the same folder works.
+    const again = await up(['--data', dir, '--store', 'sqlite']);
+    expect(again.info.gatewayUrl).toMatch(/^http:/);
+    again.proc.kill('SIGTERM');
+    expect(await exited(again.proc)).toBe(0);
+  });
+
+  it('refuses a store that is neither sqlite nor a PostgreSQL URL', async () => {
+    const r = await upWith(['--store', 'mysql://127.0.0.1/nimbus']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toMatch(/setting --store is invalid: must be "sqlite" or a postgresql:\/\/ URL/);
   });
 });

@@ -1,8 +1,8 @@
 // Shared by every test that needs PostgreSQL: where it is, whether it answers, and a private schema per use so
 // test files running in parallel never see each other's tables.
 import { randomBytes } from 'node:crypto';
-import { userInfo } from 'node:os';
 import pg from 'pg';
+import { parsePostgresUrl } from '../../src/store/postgres/index.js';
 
 export const TEST_POSTGRES_URL = process.env.NIMBUS_TEST_POSTGRES ?? 'postgresql://127.0.0.1:5432/test';
 
@@ -85,13 +85,10 @@ export async function withClient<T>(fn: (c: pg.Client) => Promise<T>): Promise<T
   }
 }
 
-/** TEST_POSTGRES_URL with the OS user filled in when nothing names one, as psql (and the store) would. */
+/** TEST_POSTGRES_URL as the store connects to it (the OS user filled in when nothing names one, as psql does). */
 function connectionUrl(): string {
-  if (process.env.PGUSER || process.env.USER) return TEST_POSTGRES_URL;
   try {
-    const u = new URL(TEST_POSTGRES_URL);
-    if (!u.username && !u.searchParams.has('user')) u.username = userInfo().username;
-    return u.toString();
+    return parsePostgresUrl(TEST_POSTGRES_URL).connectionString;
   } catch {
     return TEST_POSTGRES_URL;
   }

@@ -8,28 +8,12 @@ import {
   type ClaimOptions,
   type EventListQuery,
   type EventQueue,
-  type EventState,
   type NewEvent,
   type QueuedEvent,
 } from '../types.js';
 import { queryLimit } from '../validate.js';
 import type { Db } from './db.js';
-
-interface EventRow {
-  id: string;
-  arrival: number;
-  project: string;
-  function_name: string;
-  source: string;
-  payload: string;
-  enqueued_at: number;
-  attempts: number;
-  next_attempt_at: number;
-  state: string;
-  last_error: string | null;
-  lease_owner: string | null;
-  lease_until: number | null;
-}
+import { toEvent, type EventRow } from '../rows.js';
 
 // The lease is held by whoever it names: an owner whose lease ran out keeps it until another claims the
 // event, so a late complete() of an event nobody else took still ends it instead of running it twice.
@@ -60,7 +44,7 @@ export class PgEventQueue implements EventQueue {
     const limit = Math.floor(Math.min(Math.max(opts.limit, 0), MAX_CLAIM)) || 0;
     if (limit === 0) return [];
     const now = this.clock.now();
-    const rows = await this.db.rows<EventRow>(
+    const rows = await this.db.rows<EventRow & { arrival: number }>(
       `WITH picked AS (
          SELECT id FROM events
          WHERE state = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
@@ -158,21 +142,4 @@ export class PgEventQueue implements EventQueue {
     );
     return rows.map(toEvent);
   }
-}
-
-function toEvent(r: EventRow): QueuedEvent {
-  return {
-    id: r.id,
-    project: r.project,
-    functionName: r.function_name,
-    source: r.source,
-    payload: r.payload,
-    enqueuedAt: r.enqueued_at,
-    attempts: r.attempts,
-    nextAttemptAt: r.next_attempt_at,
-    state: r.state as EventState,
-    lastError: r.last_error,
-    leaseOwner: r.lease_owner,
-    leaseUntil: r.lease_until,
-  };
 }

@@ -2,23 +2,12 @@
 // transaction-scoped advisory lock, so two nodes deploying at once produce versions 1 and 2, never a clash.
 import type { PoolClient } from 'pg';
 import type { Clock } from '../../clock/clock.js';
-import type { FunctionConfig } from '../../config/manifest.js';
 import { canonicalJson } from '../canonical-json.js';
 import { ProjectNotFoundError, StoreConflictError } from '../errors.js';
 import type { DeployInput, DeployResult, FunctionRef, FunctionStore, FunctionVersion } from '../types.js';
 import { checkDeployInput } from '../validate.js';
 import { type Db, pgCode } from './db.js';
-
-interface VersionRow {
-  project: string;
-  name: string;
-  version: number;
-  service: string;
-  config: string;
-  code_sha256: string;
-  code_size: number;
-  deployed_at: number;
-}
+import { toVersion, type VersionRow } from '../rows.js';
 
 interface OwnerRow {
   name: string;
@@ -200,23 +189,4 @@ async function collectCode(c: PoolClient): Promise<void> {
     if (pgCode(err) !== '23503') throw err;
     await c.query('ROLLBACK TO SAVEPOINT collect_code');
   }
-}
-
-function toVersion(r: VersionRow): FunctionVersion {
-  return {
-    project: r.project,
-    name: r.name,
-    service: r.service,
-    version: r.version,
-    config: parseConfig(r.config),
-    codeSha256: r.code_sha256,
-    codeSize: r.code_size,
-    deployedAt: r.deployed_at,
-  };
-}
-
-/** The stored text is our own canonical JSON; only the key JSON cannot carry (an undefined value) is restored. */
-function parseConfig(text: string): FunctionConfig {
-  const parsed = JSON.parse(text) as FunctionConfig;
-  return { ...parsed, reservedConcurrency: parsed.reservedConcurrency ?? undefined };
 }

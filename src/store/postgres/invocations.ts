@@ -7,38 +7,16 @@ import {
   type InvocationLog,
   type InvocationQuery,
   type InvocationRecord,
-  type InvocationStatus,
   type StoredInvocation,
-  type Trigger,
 } from '../types.js';
 import { queryLimit } from '../validate.js';
 import { type Db, errorMessage, pgCode } from './db.js';
+import { toInvocation, type InvocationRow } from '../rows.js';
 
 export interface InvocationLogOptions {
   flushIntervalMs: number;
   maxBatch: number;
   onError: (err: Error) => void;
-}
-
-interface InvocationRow {
-  seq: number;
-  request_id: string;
-  project: string;
-  function_name: string;
-  version: string;
-  trigger: string;
-  attempt: number;
-  start: number;
-  duration_ms: number;
-  billed_ms: number;
-  memory_mb: number;
-  max_rss: number;
-  cold: boolean;
-  init_ms: number | null;
-  status: string;
-  error_type: string | null;
-  error_message: string | null;
-  logs: string;
 }
 
 const COLUMNS = `request_id, project, function_name, version, trigger, attempt, start, duration_ms, billed_ms,
@@ -98,7 +76,7 @@ export class PgInvocationLog implements InvocationLog {
     const sql =
       `SELECT seq, ${COLUMNS} FROM invocations ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
       `ORDER BY seq ${q.ascending ? 'ASC' : 'DESC'} LIMIT $${params.length}`;
-    return (await this.db.rows<InvocationRow>(sql, params)).map(toStored);
+    return (await this.db.rows<InvocationRow>(sql, params)).map(toInvocation);
   }
 
   /** The highest attempt, whichever order the attempts' records arrived in. */
@@ -107,7 +85,7 @@ export class PgInvocationLog implements InvocationLog {
       `SELECT seq, ${COLUMNS} FROM invocations WHERE request_id = $1 ORDER BY attempt DESC LIMIT 1`,
       [requestId],
     );
-    return rows[0] && toStored(rows[0]);
+    return rows[0] && toInvocation(rows[0]);
   }
 
   /** Resolves once every record buffered before the call has settled, including a batch in flight. */
@@ -237,27 +215,4 @@ function toColumns(batch: InvocationRecord[]): unknown[][] {
     values.forEach((v, i) => cols[i]!.push(v ?? null));
   }
   return cols;
-}
-
-function toStored(r: InvocationRow): StoredInvocation {
-  return {
-    seq: r.seq,
-    requestId: r.request_id,
-    project: r.project,
-    functionName: r.function_name,
-    version: r.version,
-    trigger: r.trigger as Trigger,
-    attempt: r.attempt,
-    start: r.start,
-    durationMs: r.duration_ms,
-    billedMs: r.billed_ms,
-    memoryMB: r.memory_mb,
-    maxRssBytes: r.max_rss,
-    cold: r.cold,
-    initMs: r.init_ms,
-    status: r.status as InvocationStatus,
-    errorType: r.error_type,
-    errorMessage: r.error_message,
-    logs: r.logs,
-  };
 }

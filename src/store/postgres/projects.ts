@@ -8,24 +8,9 @@ import {
   type Project,
   type ProjectStore,
 } from '../types.js';
-import { PROJECT_NAME } from '../validate.js';
 import type { Db } from './db.js';
 import { lockProject } from './functions.js';
-
-interface ProjectRow {
-  name: string;
-  created_at: number;
-}
-
-interface NodeRow {
-  id: string;
-  host: string;
-  pid: number;
-  started_at: number;
-  heartbeat_at: number;
-  gateway_url: string | null;
-  api_url: string | null;
-}
+import { toProject, toNode, checkProjectName, type ProjectRow, type NodeRow } from '../rows.js';
 
 export class PgProjectStore implements ProjectStore {
   constructor(
@@ -36,7 +21,7 @@ export class PgProjectStore implements ProjectStore {
 
   async ensure(name: string): Promise<Project> {
     this.db.assertOpen();
-    if (!PROJECT_NAME.test(name)) throw new Error(`project name "${name}" is not valid`);
+    checkProjectName(name);
     // One statement, so two nodes ensuring the same project both get the row that won.
     const rows = await this.db.rows<ProjectRow>(
       `WITH ins AS (
@@ -123,20 +108,4 @@ export class PgNodeRegistry implements NodeRegistry {
   async remove(id: string): Promise<boolean> {
     return (await this.db.changed('DELETE FROM nodes WHERE id = $1', [id])) > 0;
   }
-}
-
-function toProject(r: ProjectRow): Project {
-  return { name: r.name, createdAt: r.created_at };
-}
-
-function toNode(r: NodeRow): NodeInfo {
-  return {
-    id: r.id,
-    host: r.host,
-    pid: r.pid,
-    startedAt: r.started_at,
-    heartbeatAt: r.heartbeat_at,
-    gatewayUrl: r.gateway_url,
-    apiUrl: r.api_url,
-  };
 }

@@ -2,30 +2,9 @@
 // lease columns still matter here, because a node restarting under its id, or another process sharing the
 // file, must never run an event someone else holds.
 import type { Statement } from 'better-sqlite3';
-import type {
-  ClaimOptions,
-  EventListQuery,
-  EventQueue,
-  EventState,
-  NewEvent,
-  QueuedEvent,
-} from '../types.js';
+import type { ClaimOptions, EventListQuery, EventQueue, NewEvent, QueuedEvent } from '../types.js';
 import type { SqliteDb } from './db.js';
-
-interface EventRow {
-  id: string;
-  project: string;
-  function_name: string;
-  source: string;
-  payload: string;
-  enqueued_at: number;
-  attempts: number;
-  next_attempt_at: number;
-  state: string;
-  last_error: string | null;
-  lease_owner: string | null;
-  lease_until: number | null;
-}
+import { toEvent, type EventRow } from '../rows.js';
 
 type Param = string | number | null;
 
@@ -176,22 +155,5 @@ function prepare({ db }: SqliteDb) {
        FROM events WHERE state = 'pending'`,
     ),
     get: db.prepare<[string], EventRow>(`SELECT ${COLS} FROM events WHERE id = ?`),
-  };
-}
-
-function toEvent(r: EventRow): QueuedEvent {
-  return {
-    id: r.id,
-    project: r.project,
-    functionName: r.function_name,
-    source: r.source,
-    payload: r.payload,
-    enqueuedAt: r.enqueued_at,
-    attempts: r.attempts,
-    nextAttemptAt: r.next_attempt_at,
-    state: r.state as EventState,
-    lastError: r.last_error,
-    leaseOwner: r.lease_owner,
-    leaseUntil: r.lease_until,
   };
 }

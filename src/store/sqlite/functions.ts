@@ -1,20 +1,10 @@
 // FunctionStore on SQLite: functions, their immutable versions and the content-addressed code archives.
-import { canonicalJson, parseConfig } from '../canonical-json.js';
+import { canonicalJson } from '../canonical-json.js';
 import { ProjectNotFoundError, StoreConflictError } from '../errors.js';
 import type { DeployInput, DeployResult, FunctionRef, FunctionStore, FunctionVersion } from '../types.js';
 import { checkDeployInput } from '../validate.js';
 import type { SqliteDb } from './db.js';
-
-interface VersionRow {
-  project: string;
-  name: string;
-  version: number;
-  service: string;
-  config: string;
-  code_sha256: string;
-  code_size: number;
-  deployed_at: number;
-}
+import { toVersion, type VersionRow } from '../rows.js';
 
 type Ref = [project: string, name: string];
 
@@ -157,18 +147,5 @@ function prepare({ db }: SqliteDb) {
     gcCode: db.prepare<[]>(
       'DELETE FROM code WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.code_sha256 = code.sha256)',
     ),
-  };
-}
-
-function toVersion(r: VersionRow): FunctionVersion {
-  return {
-    project: r.project,
-    name: r.name,
-    service: r.service,
-    version: r.version,
-    config: parseConfig(r.config),
-    codeSha256: r.code_sha256,
-    codeSize: r.code_size,
-    deployedAt: r.deployed_at,
   };
 }

@@ -8,12 +8,11 @@ import {
   type InvocationLog,
   type InvocationQuery,
   type InvocationRecord,
-  type InvocationStatus,
   type StoredInvocation,
-  type Trigger,
 } from '../types.js';
 import { queryLimit } from '../validate.js';
 import type { SqliteDb } from './db.js';
+import { toInvocation, type InvocationRow } from '../rows.js';
 
 export interface BatchOptions {
   /** How long a written record may wait in memory before it reaches the database. Default 50. */
@@ -22,27 +21,6 @@ export interface BatchOptions {
   maxBatch?: number;
   /** Told when records could not be written (write() must not throw). Default: process warning. */
   onError?: (err: Error) => void;
-}
-
-interface InvocationRow {
-  seq: number;
-  request_id: string;
-  project: string;
-  function_name: string;
-  version: string;
-  trigger: string;
-  attempt: number;
-  start: number;
-  duration_ms: number;
-  billed_ms: number;
-  memory_mb: number;
-  max_rss: number;
-  cold: number;
-  init_ms: number | null;
-  status: string;
-  error_type: string | null;
-  error_message: string | null;
-  logs: string;
 }
 
 type Param = string | number | null;
@@ -149,13 +127,13 @@ export class SqliteInvocationLog implements InvocationLog {
       stmt = this.s.db.prepare<Param[], InvocationRow>(sql);
       this.queryCache.set(sql, stmt);
     }
-    return stmt.all(...params).map(toStored);
+    return stmt.all(...params).map(toInvocation);
   }
 
   async get(requestId: string): Promise<StoredInvocation | undefined> {
     this.s.assertOpen();
     const row = this.byRequestId.get(requestId);
-    return row && toStored(row);
+    return row && toInvocation(row);
   }
 
   async flush(): Promise<void> {
@@ -233,29 +211,6 @@ function toParams(r: InvocationRecord): Param[] {
     r.errorMessage ?? null,
     r.logs,
   ];
-}
-
-function toStored(r: InvocationRow): StoredInvocation {
-  return {
-    seq: r.seq,
-    requestId: r.request_id,
-    project: r.project,
-    functionName: r.function_name,
-    version: r.version,
-    trigger: r.trigger as Trigger,
-    attempt: r.attempt,
-    start: r.start,
-    durationMs: r.duration_ms,
-    billedMs: r.billed_ms,
-    memoryMB: r.memory_mb,
-    maxRssBytes: r.max_rss,
-    cold: r.cold !== 0,
-    initMs: r.init_ms,
-    status: r.status as InvocationStatus,
-    errorType: r.error_type,
-    errorMessage: r.error_message,
-    logs: r.logs,
-  };
 }
 
 export function positive(value: number | undefined, fallback: number): number {

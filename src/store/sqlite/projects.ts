@@ -7,23 +7,8 @@ import {
   type ProjectStore,
 } from '../types.js';
 import { ProjectNotEmptyError } from '../errors.js';
-import { PROJECT_NAME } from '../validate.js';
 import type { SqliteDb } from './db.js';
-
-interface ProjectRow {
-  name: string;
-  created_at: number;
-}
-
-interface NodeRow {
-  id: string;
-  host: string;
-  pid: number;
-  started_at: number;
-  heartbeat_at: number;
-  gateway_url: string | null;
-  api_url: string | null;
-}
+import { toProject, toNode, checkProjectName, type ProjectRow, type NodeRow } from '../rows.js';
 
 export class SqliteProjectStore implements ProjectStore {
   private readonly st;
@@ -43,7 +28,7 @@ export class SqliteProjectStore implements ProjectStore {
 
   async ensure(name: string): Promise<Project> {
     this.s.assertOpen();
-    checkName(name);
+    checkProjectName(name);
     this.s.durably(() => this.st.insert.run(name, this.s.clock.now()));
     return toProject(this.st.get.get(name)!);
   }
@@ -112,28 +97,4 @@ export class SqliteNodeRegistry implements NodeRegistry {
     this.s.assertOpen();
     return this.st.remove.run(id).changes > 0;
   }
-}
-
-function checkName(name: string): void {
-  if (!PROJECT_NAME.test(name)) {
-    throw new Error(
-      `project name "${name}" is not valid: use 1 to 63 lowercase letters, digits and dashes, starting with a letter`,
-    );
-  }
-}
-
-function toProject(r: ProjectRow): Project {
-  return { name: r.name, createdAt: r.created_at };
-}
-
-function toNode(r: NodeRow): NodeInfo {
-  return {
-    id: r.id,
-    host: r.host,
-    pid: r.pid,
-    startedAt: r.started_at,
-    heartbeatAt: r.heartbeat_at,
-    gatewayUrl: r.gateway_url,
-    apiUrl: r.api_url,
-  };
 }

@@ -1,0 +1,153 @@
+// Rows as both backends read them (the column names are the same on SQLite and PostgreSQL), and the one
+// mapping from a row to what the parts return. SQLite has no boolean, so `cold` is 0/1 there.
+import { parseConfig } from './canonical-json.js';
+import type {
+  EventState,
+  FunctionVersion,
+  InvocationStatus,
+  NodeInfo,
+  Project,
+  QueuedEvent,
+  StoredInvocation,
+  Trigger,
+} from './types.js';
+import { PROJECT_NAME } from './validate.js';
+
+export interface VersionRow {
+  project: string;
+  name: string;
+  version: number;
+  service: string;
+  config: string;
+  code_sha256: string;
+  code_size: number;
+  deployed_at: number;
+}
+
+export interface InvocationRow {
+  seq: number;
+  request_id: string;
+  project: string;
+  function_name: string;
+  version: string;
+  trigger: string;
+  attempt: number;
+  start: number;
+  duration_ms: number;
+  billed_ms: number;
+  memory_mb: number;
+  max_rss: number;
+  cold: number | boolean;
+  init_ms: number | null;
+  status: string;
+  error_type: string | null;
+  error_message: string | null;
+  logs: string;
+}
+
+export interface EventRow {
+  id: string;
+  project: string;
+  function_name: string;
+  source: string;
+  payload: string;
+  enqueued_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  state: string;
+  last_error: string | null;
+  lease_owner: string | null;
+  lease_until: number | null;
+}
+
+export interface ProjectRow {
+  name: string;
+  created_at: number;
+}
+
+export interface NodeRow {
+  id: string;
+  host: string;
+  pid: number;
+  started_at: number;
+  heartbeat_at: number;
+  gateway_url: string | null;
+  api_url: string | null;
+}
+
+export function toVersion(r: VersionRow): FunctionVersion {
+  return {
+    project: r.project,
+    name: r.name,
+    service: r.service,
+    version: r.version,
+    config: parseConfig(r.config),
+    codeSha256: r.code_sha256,
+    codeSize: r.code_size,
+    deployedAt: r.deployed_at,
+  };
+}
+
+export function toInvocation(r: InvocationRow): StoredInvocation {
+  return {
+    seq: r.seq,
+    requestId: r.request_id,
+    project: r.project,
+    functionName: r.function_name,
+    version: r.version,
+    trigger: r.trigger as Trigger,
+    attempt: r.attempt,
+    start: r.start,
+    durationMs: r.duration_ms,
+    billedMs: r.billed_ms,
+    memoryMB: r.memory_mb,
+    maxRssBytes: r.max_rss,
+    cold: r.cold === true || r.cold === 1,
+    initMs: r.init_ms,
+    status: r.status as InvocationStatus,
+    errorType: r.error_type,
+    errorMessage: r.error_message,
+    logs: r.logs,
+  };
+}
+
+export function toEvent(r: EventRow): QueuedEvent {
+  return {
+    id: r.id,
+    project: r.project,
+    functionName: r.function_name,
+    source: r.source,
+    payload: r.payload,
+    enqueuedAt: r.enqueued_at,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    state: r.state as EventState,
+    lastError: r.last_error,
+    leaseOwner: r.lease_owner,
+    leaseUntil: r.lease_until,
+  };
+}
+
+export function toProject(r: ProjectRow): Project {
+  return { name: r.name, createdAt: r.created_at };
+}
+
+export function toNode(r: NodeRow): NodeInfo {
+  return {
+    id: r.id,
+    host: r.host,
+    pid: r.pid,
+    startedAt: r.started_at,
+    heartbeatAt: r.heartbeat_at,
+    gatewayUrl: r.gateway_url,
+    apiUrl: r.api_url,
+  };
+}
+
+export function checkProjectName(name: string): void {
+  if (!PROJECT_NAME.test(name)) {
+    throw new Error(
+      `project name "${name}" is not valid: use 1 to 63 lowercase letters, digits and dashes, starting with a letter`,
+    );
+  }
+}
