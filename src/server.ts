@@ -141,7 +141,18 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       ),
     );
 
-    const events = new AsyncEventSource({ queue: store.events, invoker, nodeId, clock, onError });
+    const events = new AsyncEventSource({
+      queue: store.events,
+      invoker,
+      nodeId,
+      clock,
+      onError,
+      retryBaseMs: settings.retryBaseMs,
+      functionExists: async (ref) => (await store.functions.getFunction(ref)) !== undefined,
+      refreshFunctions: () => registry.load(),
+      region: settings.region,
+      accountId: settings.accountId,
+    });
     const triggers: TriggerSource[] = [events];
     for (const t of triggers) t.sync(registry.all());
     registry.onChange(() => {
@@ -177,6 +188,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     });
     const api = createApiServer({
       apiKey,
+      clock,
       store,
       registry,
       invoker,
@@ -201,7 +213,9 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     const apiUrl = `http://${urlHost(settings.apiHost)}:${listeners.apiPort}`;
     writeFileSync(join(dataDir, 'api-url'), apiUrl, { mode: 0o600 });
     // Registered last, with its URLs: a node in the registry is one that serves.
-    await lifecycle.start(nodeRegistration(store, clock, nodeId, gatewayUrl, apiUrl, onError));
+    // With a shared store, other nodes deploy too: each heartbeat also catches up with their deploys.
+    const onBeat = store.backend === 'postgresql' ? () => registry.load() : undefined;
+    await lifecycle.start(nodeRegistration(store, clock, nodeId, { gatewayUrl, apiUrl }, onError, onBeat));
     log.debug({ gatewayUrl, apiUrl, sandbox: caps.level, store: store.location }, 'nimbus started');
 
     return {
@@ -294,24 +308,29 @@ function nodeRegistration(
   store: Store,
   clock: Clock,
   id: string,
-  gatewayUrl: string,
-  apiUrl: string,
+  urls: { gatewayUrl: string; apiUrl: string },
   onError: (err: unknown, context: string) => void,
+  onBeat?: () => Promise<void>,
 ): Component {
   let timer: Timer | null = null;
-  const beat = (): void => {
-    store.nodes
-      .heartbeat(id)
+  const register = () => store.nodes.register({ id, host: hostname(), pid: process.pid, ...urls });
+  const beat = async (): Promise<void> => {
+    // Removed as dead by another node (a long pause, a network cut): register again rather than vanish.
+    if (!(await store.nodes.heartbeat(id))) await register();
+    await onBeat?.();
+  };
+  const loop = (): void => {
+    beat()
       .catch((err: unknown) => onError(err, 'node heartbeat'))
       .finally(() => {
-        if (timer) timer = clock.setTimeout(beat, HEARTBEAT_MS);
+        if (timer) timer = clock.setTimeout(loop, HEARTBEAT_MS);
       });
   };
   return component(
     'node registration',
     async () => {
-      await store.nodes.register({ id, host: hostname(), pid: process.pid, gatewayUrl, apiUrl });
-      timer = clock.setTimeout(beat, HEARTBEAT_MS);
+      await register();
+      timer = clock.setTimeout(loop, HEARTBEAT_MS);
     },
     async () => {
       timer?.cancel();

@@ -165,6 +165,7 @@ beforeAll(async () => {
         calls.enqueue.push({ ref, payload });
         return 'event-id';
       },
+      replay: async () => 'not_found' as const,
     },
     deployer: {
       deploy: async (archive, project): Promise<DeployResponse> => {
@@ -375,12 +376,12 @@ describe('routing', () => {
     expect(calls.query).toEqual([{ project: 'default', limit: 5 }]);
   });
 
-  it('keeps the logs view to its documented fields', async () => {
+  it('keeps the logs view to its documented fields: the attempt, not the project', async () => {
     const r = await call('GET', '/v1/functions/hello/logs', { headers: bearer });
     expect(r.status).toBe(200);
     const [rec] = r.json['records'] as Record<string, unknown>[];
     expect(rec).not.toHaveProperty('project');
-    expect(rec).not.toHaveProperty('attempt');
+    expect(rec).toHaveProperty('attempt');
     expect(r.json['cursor']).toBe(1);
     expect(calls.query).toEqual([
       { project: 'default', functionName: 'hello', ascending: true, limit: 1000 },

@@ -42,6 +42,18 @@ describe.runIf(available)('PostgreSQL store', () => {
         await current.close();
         await ts.drop();
       },
+      async injectVersionFailure(name) {
+        await withClient(async (c) => {
+          await c.query(
+            `CREATE FUNCTION ${ts.schema}.fail_version() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF NEW.name = '${name}' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$`,
+          );
+          await c.query(
+            `CREATE TRIGGER fail_version BEFORE INSERT ON ${ts.schema}.versions
+             FOR EACH ROW EXECUTE FUNCTION ${ts.schema}.fail_version()`,
+          );
+        });
+      },
     };
   });
 
@@ -149,6 +161,16 @@ describe.runIf(available)('PostgreSQL store', () => {
       expect(String(err)).not.toContain('secret');
       expect(() => parsePostgresUrl('postgresql://u:secret@[bad/x')).toThrow(/not a valid URL/);
       expect(() => parsePostgresUrl('postgresql://u:secret@[bad/x')).not.toThrow(/secret/);
+      // pg also reads a password from the query string.
+      const q = parsePostgresUrl('postgresql://u@127.0.0.1/test?password=s3cret&sslpassword=k3y&schema=x');
+      expect(q.location).not.toMatch(/s3cret|k3y/);
+      expect(q.connectionString).toContain('s3cret');
+    });
+
+    it('refuses an options parameter, which would move queries away from the schema', () => {
+      expect(() =>
+        parsePostgresUrl('postgresql://127.0.0.1/test?schema=a&options=-c%20search_path%3Db'),
+      ).toThrow(/must not set "options"/);
       expect(() => parsePostgresUrl('mysql://localhost/x')).toThrow(/postgresql:\/\//);
     });
 

@@ -36,6 +36,13 @@ storeConformance('sqlite', async () => {
       await current.close();
       rmSync(dir, { recursive: true, force: true });
     },
+    async injectVersionFailure(name) {
+      // A trigger in the file, made over a second connection as an operator's shell would.
+      const db = new BetterSqlite3(path);
+      db.exec(`CREATE TRIGGER fail_version BEFORE INSERT ON versions WHEN NEW.name = '${name}'
+               BEGIN SELECT RAISE(ABORT, 'injected failure'); END`);
+      db.close();
+    },
   };
 });
 

@@ -8,11 +8,12 @@ import type { FunctionRef, FunctionVersion, Store, StoredInvocation } from '../s
 import type { Principal } from './auth.js';
 import type { DeployResponse } from './deploy.js';
 import { ApiError, badRequest, functionNotFound, notFound } from './errors.js';
+import { getEvent, listEvents, replayEvent, type EventDeps } from './events.js';
 import { DEPLOY_BODY } from './limits.js';
 import type { Route } from './routes.js';
 
-export interface ControlDeps {
-  store: Pick<Store, 'functions' | 'invocations'>;
+export interface ControlDeps extends EventDeps {
+  store: Pick<Store, 'functions' | 'invocations' | 'events'>;
   registry: Pick<FunctionRegistry, 'get' | 'all' | 'load'>;
   invoker: {
     stats(): (FunctionScaleStats & { project: string; version: number })[];
@@ -44,6 +45,9 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
     { method: 'GET', path: '/v1/functions/{name}/logs', handler: (c) => logs(d, c) },
     { method: 'GET', path: '/v1/invocations', handler: (c) => invocations(d, c) },
     { method: 'GET', path: '/v1/invocations/{requestId}', handler: (c) => getInvocation(d, c) },
+    { method: 'GET', path: '/v1/events', handler: (c) => listEvents(d, c) },
+    { method: 'GET', path: '/v1/events/{id}', handler: (c) => getEvent(d, c) },
+    { method: 'POST', path: '/v1/events/{id}/replay', handler: (c) => replayEvent(d, c) },
   ];
 }
 
@@ -196,13 +200,14 @@ function summary(f: FunctionVersion): Record<string, unknown> {
   };
 }
 
-/** The logs view keeps its documented fields; project and attempt stay in the full records. */
+/** The logs view: the project stays in the full records. */
 function logRecord(r: StoredInvocation): Record<string, unknown> {
   return {
     seq: r.seq,
     requestId: r.requestId,
     version: r.version,
     trigger: r.trigger,
+    attempt: r.attempt,
     start: r.start,
     durationMs: r.durationMs,
     billedMs: r.billedMs,

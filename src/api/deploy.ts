@@ -40,6 +40,7 @@ export class Deployer {
     }
     const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), 'nimbus.yaml');
     checkHandlers(manifest, dir);
+    checkDestinations(manifest, project, this.o.registry);
     const conflict = this.o.checkRoutes?.(manifest, project);
     if (conflict) throw new ManifestError('nimbus.yaml', 'events', conflict);
     const result: DeployResult = await this.o.functions.deploy({
@@ -75,6 +76,25 @@ function checkHandlers(manifest: Manifest, dir: string): void {
         'nimbus.yaml',
         `functions.${f.name}.handler`,
         `module "${modulePath}" was not found in the uploaded service (looked for ${modulePath}.js, .mjs and .cjs); check the path, or deploy with \`nimbus deploy\`, which bundles .ts files`,
+      );
+    }
+  }
+}
+
+/** A destination must be a function that exists once this deploy is done: declared here, or deployed by
+ *  another service of the project (this service's undeclared functions are about to be removed). */
+function checkDestinations(manifest: Manifest, project: string, registry: FunctionRegistry): void {
+  const declared = new Set(manifest.functions.map((f) => f.name));
+  for (const f of manifest.functions) {
+    for (const key of ['onSuccess', 'onFailure'] as const) {
+      const target = f.async?.[key]?.function;
+      if (target === undefined || declared.has(target)) continue;
+      const other = registry.get({ project, name: target });
+      if (other && other.service !== manifest.service) continue;
+      throw new ManifestError(
+        'nimbus.yaml',
+        `functions.${f.name}.async.${key}.function`,
+        `names "${target}", which is not a function of this service or of another deployed service; declare it or deploy it first`,
       );
     }
   }

@@ -1,8 +1,8 @@
 // The Lambda API (REST JSON, "2015-03-31" paths) as an AwsService: what @aws-sdk/client-lambda and
 // `aws lambda invoke` send. Errors always take Lambda's shape, also when the caller used the bearer key.
 import type { FunctionRegistry } from '../invoker/registry.js';
-import type { InvokeOutcome, Invoker, ThrottleReason } from '../invoker/types.js';
-import type { FunctionRef, FunctionVersion } from '../store/types.js';
+import type { InvokeOutcome, InvokeTarget, Invoker, ThrottleReason } from '../invoker/types.js';
+import type { FunctionVersion } from '../store/types.js';
 import type { Principal } from './auth.js';
 import type { AwsRequest, AwsResponse, AwsService } from './aws.js';
 import { ApiError, functionNotFound, routeError } from './errors.js';
@@ -12,7 +12,7 @@ import { RouteTable } from './routes.js';
 export interface LambdaDeps {
   registry: Pick<FunctionRegistry, 'get'>;
   invoker: Invoker;
-  events: { enqueue(ref: FunctionRef, payload: string, requestId: string): Promise<string> };
+  events: { enqueue(ref: InvokeTarget, payload: string, requestId: string): Promise<string> };
   region: string;
   accountId: string;
 }
@@ -89,7 +89,7 @@ async function invoke(
   if (type === 'DryRun') return { status: 204, headers, body: '' };
   const ref = { project: principal.project, name: fv.name };
   if (type === 'Event') {
-    await d.events.enqueue(ref, text, req.requestId);
+    await d.events.enqueue(qualifier ? { ...ref, qualifier } : ref, text, req.requestId);
     return { status: 202, headers, body: '' };
   }
   const clientContext = req.headers['x-amz-client-context'];

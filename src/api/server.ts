@@ -2,9 +2,10 @@
 // with an AWS SigV4 signature, which also picks the AWS service (by its credential scope) that answers it.
 // The control API (/v1/...) takes the bearer token only; without a valid credential: 401, nothing changes.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { systemClock, type Clock } from '../clock/clock.js';
 import { randomUUID } from 'node:crypto';
 import type { FunctionRegistry } from '../invoker/registry.js';
-import type { Invoker } from '../invoker/types.js';
+import type { InvokeTarget, Invoker } from '../invoker/types.js';
 import type { FunctionScaleStats } from '../scaler/scaler.js';
 import type { FunctionRef, Store } from '../store/types.js';
 import {
@@ -33,7 +34,10 @@ export interface ApiOptions {
     stats(): (FunctionScaleStats & { project: string; version: number })[];
     policyName(ref: FunctionRef): string;
   };
-  events: { enqueue(ref: FunctionRef, payload: string, requestId: string): Promise<string> };
+  events: {
+    enqueue(ref: InvokeTarget, payload: string, requestId: string): Promise<string>;
+    replay(id: string, project: string): Promise<'replayed' | 'not_found' | 'not_dead'>;
+  };
   deployer: { deploy(archive: Buffer, project: string): Promise<DeployResponse> };
   status: () => Record<string, unknown>;
   stemCells: () => unknown;
@@ -42,6 +46,8 @@ export interface ApiOptions {
   logger?: { error(obj: object, msg: string): void };
   /** extra AWS services to dispatch to by SigV4 scope (lambda is built in) */
   services?: AwsService[];
+  /** What "now" is for signature expiry. */
+  clock?: Clock;
 }
 
 /** A request as the listener sees it once its target is parsed. */
@@ -71,6 +77,7 @@ interface Plan {
 }
 
 interface Listener {
+  clock: Clock;
   credentials: Credentials;
   services: AwsServices;
   control: RouteTable<ControlHandler>;
@@ -82,6 +89,7 @@ class RequestAborted extends Error {}
 
 export function createApiServer(o: ApiOptions): Server {
   const l: Listener = {
+    clock: o.clock ?? systemClock,
     credentials: apiKeyCredentials(o.apiKey),
     services: new AwsServices([createLambdaService(o), ...(o.services ?? [])]),
     control: new RouteTable<ControlHandler>(controlRoutes(o)),
@@ -145,14 +153,21 @@ function planSigned(l: Listener, inc: Incoming): Plan {
   return {
     face: faceOf(svc),
     run: async () => {
+      // An unknown key is refused before the body is read: a stranger cannot make Nimbus buffer megabytes.
+      if (!l.credentials.accessKey(scope.scope.accessKeyId)) {
+        throw new ApiError(
+          403,
+          'UnrecognizedClientException',
+          'The security token included in the request is invalid.',
+          'sign with access key id "nimbus" and the API key as the secret',
+        );
+      }
       const body = await bodyOf(inc.req, svc.body);
-      const principal = authenticateSigV4(l.credentials, {
-        method: inc.method,
-        path: inc.rawPath,
-        rawQuery: inc.rawQuery,
-        headers: inc.req.headers,
-        body,
-      });
+      const principal = authenticateSigV4(
+        l.credentials,
+        { method: inc.method, path: inc.rawPath, rawQuery: inc.rawQuery, headers: inc.req.headers, body },
+        l.clock.now(),
+      );
       return handleAws(svc, inc, body, principal);
     },
   };

@@ -89,6 +89,20 @@ export interface LogRecord {
   version: string;
 }
 
+/** An async event as the control API shows it. */
+export interface EventView {
+  id: string;
+  functionName: string;
+  source: string;
+  state: 'pending' | 'dead';
+  enqueuedAt: number;
+  attempts: number;
+  failures: number;
+  nextAttemptAt: number | null;
+  lastError: string | null;
+  payload: string;
+}
+
 export interface LogsQuery {
   /** Epoch ms: only records that started at or after this. */
   since?: number;
@@ -202,6 +216,29 @@ export class NimbusClient {
     const qs = params.size > 0 ? `?${params.toString()}` : '';
     const res = await this.#request('GET', `/v1/functions/${encodeURIComponent(name)}/logs${qs}`);
     return (await readJson(res)) as LogsResponse;
+  }
+
+  /** Async events of the caller's project; state "dead" lists the ones that failed for good. */
+  async events(
+    q: { function?: string; state?: 'pending' | 'dead'; limit?: number } = {},
+  ): Promise<EventView[]> {
+    const params = new URLSearchParams();
+    if (q.function !== undefined) params.set('function', q.function);
+    if (q.state !== undefined) params.set('state', q.state);
+    if (q.limit !== undefined) params.set('limit', String(q.limit));
+    const qs = params.size > 0 ? `?${params.toString()}` : '';
+    const res = await this.#request('GET', `/v1/events${qs}`);
+    return ((await readJson(res)) as { events: EventView[] }).events;
+  }
+
+  async event(id: string): Promise<EventView> {
+    const res = await this.#request('GET', `/v1/events/${encodeURIComponent(id)}`);
+    return (await readJson(res)) as EventView;
+  }
+
+  async replayEvent(id: string): Promise<{ replayed: string }> {
+    const res = await this.#request('POST', `/v1/events/${encodeURIComponent(id)}/replay`);
+    return (await readJson(res)) as { replayed: string };
   }
 
   async #request(

@@ -37,6 +37,36 @@ const HttpEventSchema = z.union([
 
 const EventSchema = z.strictObject({ http: HttpEventSchema });
 
+/** Where an async invocation's outcome is sent (AWS's destinations). */
+const DestinationSchema = z
+  .strictObject({
+    function: z
+      .string()
+      .regex(NAME, 'function names start with a letter and use letters, digits, "-" or "_" (max 64)')
+      .optional(),
+    queue: z.string().optional(),
+  })
+  .superRefine((d, ctx) => {
+    if (d.queue !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['queue'],
+        message:
+          'queue destinations are not available yet (Nimbus has no queues yet); send to a function: { function: <name> }',
+      });
+    } else if (d.function === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'must name a function: { function: <name> }' });
+    }
+  });
+
+/** Lambda's EventInvokeConfig: retries and destinations of Event (async) invocations. */
+const AsyncSchema = z.strictObject({
+  maximumRetryAttempts: z.number().int().min(0).max(2).optional(),
+  maximumEventAgeInSeconds: z.number().int().min(60).max(21600).optional(),
+  onSuccess: DestinationSchema.optional(),
+  onFailure: DestinationSchema.optional(),
+});
+
 const FunctionSchema = z.strictObject({
   handler: z
     .string()
@@ -58,6 +88,7 @@ const FunctionSchema = z.strictObject({
     .default({}),
   /** "fixed" (the platform's window), "hybrid" (histogram policy), or a fixed window in seconds. */
   keepAlive: z.union([z.enum(['fixed', 'hybrid']), z.number().int().min(0).max(86400)]).optional(),
+  async: AsyncSchema.optional(),
   events: z.array(EventSchema).default([]),
 });
 
@@ -98,8 +129,25 @@ export interface FunctionConfig {
   /** New instances allowed per 10 seconds, overriding the platform's setting. */
   scaleOutPer10s?: number | undefined;
   keepAlive?: 'fixed' | 'hybrid' | number | undefined;
+  /** Retries and destinations of async invocations; Lambda's defaults apply to what is left out. */
+  async?: AsyncConfig | undefined;
   routes: Route[];
 }
+
+export interface Destination {
+  function: string;
+}
+
+export interface AsyncConfig {
+  /** 0..2; default 2. */
+  maximumRetryAttempts?: number;
+  /** 60..21600; default 21600 (six hours). */
+  maximumEventAgeInSeconds?: number;
+  onSuccess?: Destination;
+  onFailure?: Destination;
+}
+
+export const ASYNC_DEFAULTS = { maximumRetryAttempts: 2, maximumEventAgeInSeconds: 21600 } as const;
 
 export interface Manifest {
   service: string;
@@ -195,10 +243,31 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
         : {}),
       ...(f.concurrency.scaleOut !== undefined ? { scaleOutPer10s: f.concurrency.scaleOut } : {}),
       ...(f.keepAlive !== undefined ? { keepAlive: f.keepAlive } : {}),
+      ...(f.async !== undefined ? { async: asyncConfig(file, name, f.async) } : {}),
       routes,
     });
   }
   return { service: m.service, functions };
+}
+
+function asyncConfig(file: string, name: string, a: z.output<typeof AsyncSchema>): AsyncConfig {
+  const out: AsyncConfig = {};
+  if (a.maximumRetryAttempts !== undefined) out.maximumRetryAttempts = a.maximumRetryAttempts;
+  if (a.maximumEventAgeInSeconds !== undefined) out.maximumEventAgeInSeconds = a.maximumEventAgeInSeconds;
+  for (const key of ['onSuccess', 'onFailure'] as const) {
+    const target = a[key]?.function;
+    if (target === undefined) continue;
+    // A function that is its own destination would feed itself forever; Lambda refuses it too.
+    if (target === name) {
+      throw new ManifestError(
+        file,
+        `functions.${name}.async.${key}.function`,
+        'names the function itself; a destination must be another function',
+      );
+    }
+    out[key] = { function: target };
+  }
+  return out;
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

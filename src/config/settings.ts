@@ -32,6 +32,8 @@ export const SettingsSchema = z.strictObject({
   scaleOutBurst: z.coerce.number().int().min(1).default(1000),
   /** Short invocations may wait for a busy warm instance when that beats a cold start (see docs). */
   queueing: z.boolean().default(true),
+  /** First retry of a failed async invocation after this long, doubling per retry (Lambda: about 1 min). */
+  retryBaseMs: z.coerce.number().int().min(1).max(3_600_000).default(60_000),
   /** Ready stem cells kept per memory size in use. */
   stemCells: z.coerce.number().int().min(0).max(256).default(4),
   /** Concurrent invocations across all functions on this node. */
@@ -67,6 +69,7 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   scaleOutPerSec: 'NIMBUS_SCALE_OUT_PER_SEC',
   scaleOutBurst: 'NIMBUS_SCALE_OUT_BURST',
   queueing: 'NIMBUS_QUEUEING',
+  retryBaseMs: 'NIMBUS_RETRY_BASE_MS',
   stemCells: 'NIMBUS_STEM_CELLS',
   maxConcurrency: 'NIMBUS_MAX_CONCURRENCY',
   region: 'NIMBUS_REGION',

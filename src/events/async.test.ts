@@ -2,7 +2,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../clock/clock.js';
 import type { InvokeOutcome, InvokeRequest, Invoker } from '../invoker/types.js';
+import type { AsyncConfig } from '../config/manifest.js';
+import { fn } from '../store/conformance/harness.js';
 import { openSqliteStore, type SqliteStore } from '../store/sqlite/index.js';
+import type { FunctionVersion } from '../store/types.js';
 import { AsyncEventSource } from './async.js';
 
 type Script = (req: InvokeRequest) => Partial<InvokeOutcome> | Promise<Partial<InvokeOutcome>>;
@@ -189,5 +192,199 @@ describe('AsyncEventSource', () => {
     expect(await store.events.get('first')).toBeUndefined();
     expect(await store.events.get('second')).toMatchObject({ state: 'pending', attempts: 0 });
     expect(invoker.calls).toHaveLength(1);
+  });
+
+  it('hands back, uncounted, events it claimed while stopping instead of running them', async () => {
+    await source.start();
+    await source.enqueue(ref, '{}', 'late');
+    // The claim for "late" is in flight now; stop before it resolves.
+    await source.stop();
+    expect(invoker.calls).toEqual([]);
+    expect(await store.events.get('late')).toMatchObject({ state: 'pending', attempts: 0, leaseOwner: null });
+  });
+
+  it('waits for a function deployed through another node instead of calling the event dead', async () => {
+    let loaded = false;
+    source = make({
+      functionExists: async () => true,
+      refreshFunctions: async () => {
+        loaded = true;
+      },
+    });
+    invoker.script = () => (loaded ? {} : { status: 'not_found' });
+    await source.start();
+    await source.enqueue(ref, '{}', 'elsewhere');
+    await source.idle();
+    expect(invoker.calls.map((c) => c.attempt)).toEqual([1, 1]);
+    expect(await store.events.get('elsewhere')).toBeUndefined();
+  });
+
+  describe('retries and destinations', () => {
+    const fail = {
+      status: 'error' as const,
+      error: { errorType: 'Error', errorMessage: 'boom', trace: ['at x'] },
+    };
+    const version = (name: string, a?: AsyncConfig): FunctionVersion => ({
+      project: 'default',
+      name,
+      service: 'svc',
+      version: 1,
+      config: { ...fn(name), ...(a ? { async: a } : {}) },
+      codeSha256: '0'.repeat(64),
+      codeSize: 1,
+      deployedAt: 0,
+    });
+    const withPolicy = (a: AsyncConfig) => {
+      source = make({ retryBaseMs: 1000, random: () => 0 });
+      source.sync([version('worker', a), version('audit'), version('failed')]);
+    };
+    const calls = (name: string) => invoker.calls.filter((c) => c.fn.name === name);
+    const runFor = async (ms: number) => {
+      clock.advance(ms);
+      await source.idle();
+    };
+
+    it('retries a function error after the base delay, then twice that, and gives up to onFailure', async () => {
+      withPolicy({ onFailure: { function: 'failed' } });
+      invoker.script = (req) => (req.fn.name === 'worker' ? fail : {});
+      await source.start();
+      await source.enqueue(ref, '{"order":7}', 'ev');
+      await source.idle();
+      expect(calls('worker').map((c) => c.attempt)).toEqual([1]);
+      expect(await store.events.get('ev')).toMatchObject({ failures: 1, lastError: 'Error: boom' });
+      await runFor(999);
+      expect(calls('worker')).toHaveLength(1);
+      await runFor(1);
+      expect(calls('worker').map((c) => c.attempt)).toEqual([1, 2]);
+      await runFor(1999);
+      expect(calls('worker')).toHaveLength(2);
+      await runFor(1);
+      expect(calls('worker').map((c) => [c.requestId, c.attempt])).toEqual([
+        ['ev', 1],
+        ['ev', 2],
+        ['ev', 3],
+      ]);
+      expect(await store.events.get('ev')).toMatchObject({
+        state: 'dead',
+        lastError: 'RetriesExhausted: Error: boom',
+      });
+      const [record] = calls('failed').map((c) => c.event);
+      expect(record).toEqual({
+        version: '1.0',
+        timestamp: new Date(clock.now()).toISOString(),
+        requestContext: {
+          requestId: 'ev',
+          functionArn: 'arn:aws:lambda:us-east-1:000000000000:function:worker:$LATEST',
+          condition: 'RetriesExhausted',
+          approximateInvokeCount: 3,
+        },
+        requestPayload: { order: 7 },
+        responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+        responsePayload: { errorType: 'Error', errorMessage: 'boom', trace: ['at x'] },
+      });
+    });
+
+    it('sends a success to onSuccess with the response, once', async () => {
+      withPolicy({ onSuccess: { function: 'audit' } });
+      invoker.script = (req) => (req.fn.name === 'worker' ? { payload: '{"ok":true}' } : {});
+      await source.start();
+      await source.enqueue(ref, '{"n":1}', 'good');
+      await source.idle();
+      expect(calls('audit').map((c) => c.event)).toEqual([
+        expect.objectContaining({
+          requestContext: expect.objectContaining({ condition: 'Success', approximateInvokeCount: 1 }),
+          requestPayload: { n: 1 },
+          responseContext: { statusCode: 200, executedVersion: '$LATEST' },
+          responsePayload: { ok: true },
+        }),
+      ]);
+      expect(await store.events.list({})).toEqual([]);
+    });
+
+    it('does not retry with maximumRetryAttempts 0 and keeps the event dead without a destination', async () => {
+      withPolicy({ maximumRetryAttempts: 0 });
+      invoker.script = () => fail;
+      await source.start();
+      await source.enqueue(ref, '{}', 'once');
+      await source.idle();
+      await runFor(10 * 60_000);
+      expect(calls('worker')).toHaveLength(1);
+      expect(await store.events.list({ state: 'dead' })).toMatchObject([{ id: 'once', attempts: 1 }]);
+    });
+
+    it('never runs an event older than maximumEventAgeInSeconds, and says so to onFailure', async () => {
+      withPolicy({ maximumEventAgeInSeconds: 60, onFailure: { function: 'failed' } });
+      await store.events.enqueue({
+        id: 'stale',
+        project: 'default',
+        functionName: 'worker',
+        source: 'invoke',
+        payload: '{"late":true}',
+        enqueuedAt: clock.now() - 61_000,
+      });
+      await source.start();
+      await source.idle();
+      expect(calls('worker')).toEqual([]);
+      const record = calls('failed')[0]?.event as Record<string, unknown>;
+      expect(record['requestContext']).toMatchObject({
+        condition: 'EventAgeExceeded',
+        approximateInvokeCount: 0,
+      });
+      expect(record['requestPayload']).toEqual({ late: true });
+      expect(record).not.toHaveProperty('responsePayload');
+      expect(await store.events.get('stale')).toMatchObject({ state: 'dead', lastError: 'EventAgeExceeded' });
+    });
+
+    it('gives up when the next retry would fall past the event age, with the last response', async () => {
+      source = make({ retryBaseMs: 45_000, random: () => 0 });
+      source.sync([
+        version('worker', { maximumEventAgeInSeconds: 60, onFailure: { function: 'failed' } }),
+        version('failed'),
+      ]);
+      invoker.script = (req) => (req.fn.name === 'worker' ? fail : {});
+      await source.start();
+      await source.enqueue(ref, '{}', 'ev');
+      await source.idle();
+      await runFor(45_000);
+      // Attempt 2 failed at 45 s; the next would be at 135 s, past the 60 s age.
+      expect(calls('worker')).toHaveLength(2);
+      const record = calls('failed')[0]?.event as Record<string, unknown>;
+      expect(record['requestContext']).toMatchObject({
+        condition: 'EventAgeExceeded',
+        approximateInvokeCount: 2,
+      });
+      expect(record['responsePayload']).toMatchObject({ errorMessage: 'boom' });
+    });
+
+    it('does not count throttles as failures', async () => {
+      withPolicy({ maximumRetryAttempts: 0 });
+      let n = 0;
+      invoker.script = () =>
+        n++ < 3 ? { status: 'throttled', throttleReason: 'ConcurrentInvocationLimitExceeded' } : {};
+      await source.start();
+      await source.enqueue(ref, '{}', 'busy');
+      await source.idle();
+      for (let i = 0; i < 4; i++) await runFor(30_000);
+      expect(calls('worker').map((c) => c.attempt)).toEqual([1, 2, 3, 4]);
+      expect(await store.events.get('busy')).toBeUndefined();
+    });
+
+    it('replays a dead event with its retries anew, only in its own project', async () => {
+      withPolicy({ maximumRetryAttempts: 0 });
+      let broken = true;
+      invoker.script = () => (broken ? fail : {});
+      await source.start();
+      await source.enqueue(ref, '{}', 'dead-one');
+      await source.idle();
+      expect((await store.events.get('dead-one'))?.state).toBe('dead');
+      expect(await source.replay('dead-one', 'other-project')).toBe('not_found');
+      expect(await source.replay('nope', 'default')).toBe('not_found');
+      broken = false;
+      expect(await source.replay('dead-one', 'default')).toBe('replayed');
+      await source.idle();
+      expect(calls('worker').map((c) => c.attempt)).toEqual([1, 2]);
+      expect(await store.events.get('dead-one')).toBeUndefined();
+      expect(await source.replay('dead-one', 'default')).toBe('not_found');
+    });
   });
 });

@@ -1,17 +1,24 @@
 // Asynchronous (Event) invocations: committed to the EventQueue before they are acknowledged, then claimed
 // with a lease and run through the invoker like any other trigger. The queue, not memory, holds what is
 // pending and when it is due, so a restart or a crash loses nothing; the lease keeps two nodes (or a node and
-// its own restart) from running one event at once. Retries of function errors and destinations belong to the
-// events issue; here an event is retried while it is throttled, and one whose function is gone is kept as
-// dead for a person to see.
-import { randomUUID } from 'node:crypto';
+// its own restart) from running one event at once.
+//
+// What becomes of an attempt follows Lambda's EventInvokeConfig (the manifest's `async:` block): a function
+// error is retried up to maximumRetryAttempts times, the first after retryBaseMs and then doubling (with up to
+// 20 % jitter so a burst of failures does not retry in step); a throttle is retried sooner and never counts as
+// a failure; an event older than maximumEventAgeInSeconds is not run again. A success goes to onSuccess; an
+// event that is out of retries or too old goes to onFailure with AWS's destination record, and stays in the
+// queue as dead, for a person to list and replay.
+import { createHash, randomUUID } from 'node:crypto';
+import { ASYNC_DEFAULTS, type Destination } from '../config/manifest.js';
+import { functionArn } from '../config/limits.js';
+import { refKey } from '../invoker/registry.js';
 import { systemClock, type Clock, type Timer } from '../clock/clock.js';
-import type { Invoker, InvokeOutcome } from '../invoker/types.js';
-import type { EventQueue, FunctionRef, FunctionVersion, QueuedEvent } from '../store/types.js';
+import type { InvokeTarget, Invoker, InvokeOutcome } from '../invoker/types.js';
+import type { EventQueue, FunctionVersion, QueuedEvent } from '../store/types.js';
 import type { TriggerSource } from './types.js';
 
-/** Lambda keeps retrying a throttled asynchronous event for up to six hours. */
-const MAX_EVENT_AGE_MS = 6 * 60 * 60 * 1000;
+type Condition = 'Success' | 'RetriesExhausted' | 'EventAgeExceeded';
 
 export interface AsyncEventsOptions {
   queue: EventQueue;
@@ -25,6 +32,18 @@ export interface AsyncEventsOptions {
   leaseMs?: number;
   /** Longest wait between looks at the queue, for events other nodes enqueued. Default 1 s. */
   pollMs?: number;
+  /** First retry after a function error; each further retry waits twice as long. Default 60 s. */
+  retryBaseMs?: number;
+  /** Jitter source, [0, 1); tests pass a fixed one. */
+  random?: () => number;
+  /** Whether the store holds the function. A node sharing the store with others may not have heard of a
+   *  deploy made through another node yet; such an event waits for the registry instead of dying. */
+  functionExists?: (ref: InvokeTarget) => Promise<boolean>;
+  /** Asked to catch up with the store when functionExists found what the registry did not. */
+  refreshFunctions?: () => Promise<void>;
+  /** For the function ARNs in destination records. */
+  region?: string;
+  accountId?: string;
   onError?: (err: unknown, context: string) => void;
 }
 
@@ -35,28 +54,36 @@ export class AsyncEventSource implements TriggerSource {
   private readonly concurrency: number;
   private readonly leaseMs: number;
   private readonly pollMs: number;
+  private readonly retryBaseMs: number;
+  private readonly random: () => number;
   private readonly running = new Map<string, Promise<void>>();
   private started = false;
   private stopped = false;
-  private pumping = false;
+  /** The pump's run while it reads the queue; stop() waits for it. */
+  private pumping: Promise<void> | null = null;
+  private nextDelay = 0;
   private again = false;
   private wakeTimer: Timer | null = null;
   private renewTimer: Timer | null = null;
   private idleWaiters: (() => void)[] = [];
+  private functions = new Map<string, FunctionVersion>();
 
   constructor(private readonly o: AsyncEventsOptions) {
     this.clock = o.clock ?? systemClock;
     this.concurrency = o.concurrency ?? 16;
     this.leaseMs = o.leaseMs ?? 60_000;
     this.pollMs = o.pollMs ?? 1000;
+    this.retryBaseMs = o.retryBaseMs ?? 60_000;
+    this.random = o.random ?? Math.random;
   }
 
   /** Durably accepts an event; resolves once it is committed (the caller may then answer 202). */
-  async enqueue(ref: FunctionRef, payload: string, requestId: string = randomUUID()): Promise<string> {
+  async enqueue(ref: InvokeTarget, payload: string, requestId: string = randomUUID()): Promise<string> {
     await this.o.queue.enqueue({
       id: requestId,
       project: ref.project,
       functionName: ref.name,
+      qualifier: ref.qualifier ?? null,
       source: 'invoke',
       payload,
     });
@@ -64,9 +91,19 @@ export class AsyncEventSource implements TriggerSource {
     return requestId;
   }
 
-  sync(_functions: readonly FunctionVersion[]): void {
-    // Events name their function when they run; a deploy may make a waiting event runnable, so look now.
+  sync(functions: readonly FunctionVersion[]): void {
+    this.functions = new Map(functions.map((f) => [refKey(f), f]));
+    // A deploy may make a waiting event runnable, so look now.
     this.wake();
+  }
+
+  /** A person's replay of a dead event: it runs again as soon as a slot is free, with its retries anew. */
+  async replay(id: string, project: string): Promise<'replayed' | 'not_found' | 'not_dead'> {
+    const ev = await this.o.queue.get(id);
+    if (!ev || ev.project !== project) return 'not_found';
+    if (!(await this.o.queue.revive(id))) return 'not_dead';
+    this.wake();
+    return 'replayed';
   }
 
   async start(): Promise<void> {
@@ -83,6 +120,8 @@ export class AsyncEventSource implements TriggerSource {
     this.stopped = true;
     this.wakeTimer?.cancel();
     this.renewTimer?.cancel();
+    // A claim in flight now must settle (its events are released, not run) before the running ones are counted.
+    await this.pumping;
     await Promise.all(this.running.values());
   }
 
@@ -103,34 +142,44 @@ export class AsyncEventSource implements TriggerSource {
       this.again = true;
       return;
     }
-    void this.pump();
+    this.pumping = this.pump().finally(() => {
+      this.pumping = null;
+      this.afterPump();
+    });
   };
 
   private async pump(): Promise<void> {
-    this.pumping = true;
     this.wakeTimer?.cancel();
-    let delay = this.pollMs;
     try {
       while (!this.stopped && this.running.size < this.concurrency) {
         const limit = this.concurrency - this.running.size;
         const batch = await this.o.queue.claim({ owner: this.o.nodeId, leaseMs: this.leaseMs, limit });
+        if (this.stopped) {
+          // Claimed while stopping: hand them back uncounted for the next start (or another node).
+          await Promise.all(batch.map((ev) => this.o.queue.release(ev.id, this.o.nodeId)));
+          return;
+        }
         for (const ev of batch) this.launch(ev);
         if (batch.length < limit) break;
       }
       const next = await this.o.queue.nextDueAt();
-      if (next !== undefined) delay = Math.min(this.pollMs, Math.max(0, next - this.clock.now()));
+      if (next !== undefined) this.nextDelay = Math.min(this.pollMs, Math.max(0, next - this.clock.now()));
+      else this.nextDelay = this.pollMs;
     } catch (err) {
+      this.nextDelay = this.pollMs;
       this.o.onError?.(err, 'async events: reading the queue');
-    } finally {
-      this.pumping = false;
     }
+  }
+
+  private afterPump(): void {
     if (this.stopped) return this.notifyIdle();
     if (this.again) {
       this.again = false;
       return this.wake();
     }
     // A full node is woken by a finishing event; otherwise look again when the next event is due.
-    if (this.running.size < this.concurrency) this.wakeTimer = this.clock.setTimeout(this.wake, delay);
+    if (this.running.size < this.concurrency)
+      this.wakeTimer = this.clock.setTimeout(this.wake, this.nextDelay);
     this.notifyIdle();
   }
 
@@ -146,47 +195,127 @@ export class AsyncEventSource implements TriggerSource {
   }
 
   private async run(ev: QueuedEvent): Promise<void> {
+    const policy = this.policyOf(ev);
+    if (this.clock.now() - ev.enqueuedAt > policy.maxAgeMs) {
+      // Too old to run again: what the claim counted never started.
+      return this.giveUp(ev, policy, 'EventAgeExceeded', ev.attempts - 1, undefined);
+    }
     const outcome = await this.o.invoker.invoke({
-      fn: { project: ev.project, name: ev.functionName },
+      // The version named at enqueue is the one that runs: a later deploy makes the event not found.
+      fn: {
+        project: ev.project,
+        name: ev.functionName,
+        ...(ev.qualifier ? { qualifier: ev.qualifier } : {}),
+      },
       event: parsePayload(ev.payload),
       trigger: 'event',
       // Every attempt keeps the event's request id, as Lambda's retries do; the record's attempt tells them apart.
       requestId: ev.id,
       attempt: ev.attempts,
     });
-    await this.settle(ev, outcome);
+    await this.settle(ev, outcome, policy);
   }
 
   /** Stores what became of one attempt. */
-  private async settle(ev: QueuedEvent, outcome: InvokeOutcome): Promise<void> {
+  private async settle(ev: QueuedEvent, outcome: InvokeOutcome, policy: Policy): Promise<void> {
     const q = this.o.queue;
     const owner = this.o.nodeId;
     const now = this.clock.now();
     let held: boolean;
     if (outcome.status === 'not_found' && this.stopped) {
       held = await q.release(ev.id, owner);
+    } else if (outcome.status === 'not_found' && (await this.knownElsewhere(ev))) {
+      // Deployed through another node: catch up and run it again at once; if catching up fails, a little later.
+      const caughtUp = await (this.o.refreshFunctions?.() ?? Promise.resolve()).then(
+        () => true,
+        (err: unknown) => (this.o.onError?.(err, 'reloading functions'), false),
+      );
+      held = caughtUp
+        ? await q.release(ev.id, owner)
+        : await q.postpone(ev.id, owner, { nextAttemptAt: now + 1000, error: 'function not loaded yet' });
     } else if (outcome.status === 'not_found') {
       held = await q.deadLetter(ev.id, owner, outcome.error?.errorMessage ?? 'function not found');
-    } else if (outcome.status === 'throttled' && now - ev.enqueuedAt < MAX_EVENT_AGE_MS) {
-      // Throttled events wait and try again, as Lambda's async queue does, for up to six hours.
-      const backoff = Math.min(30_000, 200 * 2 ** Math.min(ev.attempts, 8));
-      held = await q.fail(ev.id, owner, {
-        nextAttemptAt: now + backoff,
+    } else if (outcome.status === 'throttled') {
+      const next = now + Math.min(30_000, 200 * 2 ** Math.min(ev.attempts, 8));
+      if (next - ev.enqueuedAt > policy.maxAgeMs)
+        return this.giveUp(ev, policy, 'EventAgeExceeded', ev.attempts, outcome);
+      held = await q.postpone(ev.id, owner, {
+        nextAttemptAt: next,
         error: `throttled: ${outcome.throttleReason ?? 'no capacity'}`,
       });
-    } else if (outcome.status === 'throttled') {
-      held = await q.deadLetter(ev.id, owner, 'EventAgeExceeded: throttled for six hours');
-    } else {
+    } else if (outcome.status === 'ok') {
+      if (policy.onSuccess) await this.deliver(ev, policy.onSuccess, 'Success', ev.attempts, outcome);
       held = await q.complete(ev.id, owner);
+    } else {
+      const failures = ev.failures + 1;
+      if (failures > policy.maxRetries)
+        return this.giveUp(ev, policy, 'RetriesExhausted', ev.attempts, outcome);
+      const delay = this.retryBaseMs * 2 ** (failures - 1) * (1 + 0.2 * this.random());
+      const next = now + delay;
+      if (next - ev.enqueuedAt > policy.maxAgeMs)
+        return this.giveUp(ev, policy, 'EventAgeExceeded', ev.attempts, outcome);
+      held = await q.fail(ev.id, owner, { nextAttemptAt: next, error: describeError(outcome) });
     }
-    if (!held) {
-      this.o.onError?.(
-        new Error(
-          `event ${ev.id}: its lease ran out before the attempt ended; another node may run it again`,
-        ),
-        'async event',
-      );
-    }
+    if (!held) this.lostLease(ev);
+  }
+
+  /** No more attempts: onFailure hears of it, and the event stays as dead for a person to see and replay. */
+  private async giveUp(
+    ev: QueuedEvent,
+    policy: Policy,
+    condition: Condition,
+    invokeCount: number,
+    outcome: InvokeOutcome | undefined,
+  ): Promise<void> {
+    if (policy.onFailure) await this.deliver(ev, policy.onFailure, condition, invokeCount, outcome);
+    const why = outcome && outcome.status !== 'ok' ? `: ${describeError(outcome)}` : '';
+    if (!(await this.o.queue.deadLetter(ev.id, this.o.nodeId, `${condition}${why}`))) this.lostLease(ev);
+  }
+
+  /** Enqueues AWS's destination record for the destination function. Its id is derived from the event and
+   *  the attempt, so the same outcome delivered twice (a crash before the source event was settled) is one. */
+  private async deliver(
+    ev: QueuedEvent,
+    dest: Destination,
+    condition: Condition,
+    invokeCount: number,
+    outcome: InvokeOutcome | undefined,
+  ): Promise<void> {
+    const record = destinationRecord(ev, condition, invokeCount, outcome, this.clock.now(), this.arn(ev));
+    await this.o.queue.enqueue({
+      id: derivedId(`${ev.id}/${condition}/${ev.attempts}`),
+      project: ev.project,
+      functionName: dest.function,
+      source: 'destination',
+      payload: JSON.stringify(record),
+    });
+    this.wake();
+  }
+
+  private async knownElsewhere(ev: QueuedEvent): Promise<boolean> {
+    if (!this.o.functionExists || ev.qualifier) return false;
+    return this.o.functionExists({ project: ev.project, name: ev.functionName });
+  }
+
+  private policyOf(ev: QueuedEvent): Policy {
+    const a = this.functions.get(refKey({ project: ev.project, name: ev.functionName }))?.config.async;
+    return {
+      maxRetries: a?.maximumRetryAttempts ?? ASYNC_DEFAULTS.maximumRetryAttempts,
+      maxAgeMs: (a?.maximumEventAgeInSeconds ?? ASYNC_DEFAULTS.maximumEventAgeInSeconds) * 1000,
+      onSuccess: a?.onSuccess,
+      onFailure: a?.onFailure,
+    };
+  }
+
+  private arn(ev: QueuedEvent): string {
+    return functionArn(this.o.region ?? 'us-east-1', this.o.accountId ?? '000000000000', ev.functionName);
+  }
+
+  private lostLease(ev: QueuedEvent): void {
+    this.o.onError?.(
+      new Error(`event ${ev.id}: another node took it over before this attempt ended; it may run again`),
+      'async event',
+    );
   }
 
   /** Keeps the leases of running events from running out while they run. */
@@ -211,4 +340,54 @@ function parsePayload(payload: string): unknown {
   } catch {
     return payload;
   }
+}
+
+interface Policy {
+  maxRetries: number;
+  maxAgeMs: number;
+  onSuccess: Destination | undefined;
+  onFailure: Destination | undefined;
+}
+
+/** The record Lambda sends to a destination (its documented shape, field for field). */
+export function destinationRecord(
+  ev: QueuedEvent,
+  condition: Condition,
+  invokeCount: number,
+  outcome: InvokeOutcome | undefined,
+  now: number,
+  arn: string,
+): Record<string, unknown> {
+  const record: Record<string, unknown> = {
+    version: '1.0',
+    timestamp: new Date(now).toISOString(),
+    requestContext: {
+      requestId: ev.id,
+      functionArn: `${arn}:$LATEST`,
+      condition,
+      approximateInvokeCount: invokeCount,
+    },
+    requestPayload: parsePayload(ev.payload),
+  };
+  // A response exists only when the function ran; a throttle or an expiry before any run has none.
+  if (outcome && outcome.status !== 'throttled' && outcome.status !== 'not_found') {
+    record['responseContext'] = {
+      statusCode: 200,
+      executedVersion: '$LATEST',
+      ...(outcome.status === 'ok' ? {} : { functionError: 'Unhandled' }),
+    };
+    record['responsePayload'] =
+      outcome.status === 'ok' ? parsePayload(outcome.payload ?? 'null') : (outcome.error ?? null);
+  }
+  return record;
+}
+
+function describeError(o: InvokeOutcome): string {
+  return o.error ? `${o.error.errorType}: ${o.error.errorMessage}` : o.status;
+}
+
+/** A UUID-shaped id derived from a name, so a re-sent destination record has the same id. */
+function derivedId(name: string): string {
+  const h = createHash('sha256').update(name).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

@@ -7,7 +7,7 @@ import type { StemCellPool } from '../sandbox/pool.js';
 import { FixedKeepAlive, type KeepAlivePolicy } from '../scaler/policy.js';
 import { queueSlots } from '../scaler/queueing.js';
 import { Scaler, type Action, type FunctionScaleStats, type ThrottleReason } from '../scaler/scaler.js';
-import { systemClock, type Clock } from '../clock/clock.js';
+import { systemClock, type Clock, type Timer } from '../clock/clock.js';
 import type { FunctionRef, FunctionVersion, InvocationRecord, InvocationStatus } from '../store/types.js';
 import { functionArn, MAX_SYNC_PAYLOAD_BYTES } from '../config/limits.js';
 import type { CodeCache } from './code-cache.js';
@@ -54,7 +54,7 @@ export class DefaultInvoker implements Invoker {
   private startingInstances = new Map<string, Promise<SandboxInstance>>();
   private versions = new Map<string, VersionInfo>();
   private drainWaiters: (() => void)[] = [];
-  private ticker: NodeJS.Timeout;
+  private ticker: Timer | null = null;
   private closed = false;
   private starting = 0;
   private readonly clock: Clock;
@@ -71,8 +71,12 @@ export class DefaultInvoker implements Invoker {
     o.registry.onChange((refs) => {
       for (const ref of refs) this.refresh(ref);
     });
-    this.ticker = setInterval(() => this.tick(), 1000);
-    this.ticker.unref();
+    // Keep-alive expiry and provisioned top-ups run on the injected clock, once a second of its time.
+    const everySecond = (): void => {
+      this.tick();
+      if (!this.closed) this.ticker = this.clock.setTimeout(everySecond, 1000);
+    };
+    this.ticker = this.clock.setTimeout(everySecond, 1000);
     // Provisioned instances of functions deployed before this start come up now, not a second later.
     setImmediate(() => this.tick());
   }
@@ -409,7 +413,7 @@ export class DefaultInvoker implements Invoker {
 
   close(): void {
     this.closed = true;
-    clearInterval(this.ticker);
+    this.ticker?.cancel();
     for (const inst of this.instances.values()) inst.stop();
     this.instances.clear();
   }

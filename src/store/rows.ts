@@ -49,10 +49,12 @@ export interface EventRow {
   id: string;
   project: string;
   function_name: string;
+  qualifier: string | null;
   source: string;
   payload: string;
   enqueued_at: number;
   attempts: number;
+  failures: number;
   next_attempt_at: number;
   state: string;
   last_error: string | null;
@@ -116,10 +118,12 @@ export function toEvent(r: EventRow): QueuedEvent {
     id: r.id,
     project: r.project,
     functionName: r.function_name,
+    qualifier: r.qualifier,
     source: r.source,
     payload: r.payload,
     enqueuedAt: r.enqueued_at,
     attempts: r.attempts,
+    failures: r.failures,
     nextAttemptAt: r.next_attempt_at,
     state: r.state as EventState,
     lastError: r.last_error,

@@ -142,12 +142,16 @@ export interface QueuedEvent {
   id: string;
   project: string;
   functionName: string;
+  /** The version the caller named ("$LATEST" or a number), or null for the latest. */
+  qualifier: string | null;
   /** Which trigger produced it ("invoke" for Invoke API Event calls). */
   source: string;
   payload: string;
   enqueuedAt: number;
   /** Deliveries started so far (counted when claimed, so a crash mid-run still counts). */
   attempts: number;
+  /** Attempts the function failed (fail()); retry limits count these, not throttles or crashes. */
+  failures: number;
   /** Earliest time the next delivery may start. */
   nextAttemptAt: number;
   state: EventState;
@@ -161,6 +165,7 @@ export interface NewEvent {
   id: string;
   project: string;
   functionName: string;
+  qualifier?: string | null;
   source: string;
   payload: string;
   /** Defaults to the store clock's now. */
@@ -200,12 +205,18 @@ export interface EventQueue {
   extend(id: string, owner: string, leaseMs: number): Promise<boolean>;
   /** Done: the event leaves the queue. */
   complete(id: string, owner: string): Promise<boolean>;
-  /** This attempt failed: the lease ends and the event is due again at nextAttemptAt. */
+  /** The function failed this attempt: failures counts it, the lease ends, and it is due again at nextAttemptAt. */
   fail(id: string, owner: string, f: { nextAttemptAt: number; error: string }): Promise<boolean>;
+  /** The attempt could not run through no fault of the function (throttled): due again at nextAttemptAt,
+   *  no failure counted. */
+  postpone(id: string, owner: string, p: { nextAttemptAt: number; error: string }): Promise<boolean>;
   /** The attempt never started (the node is stopping): the lease ends and the attempt is not counted. */
   release(id: string, owner: string): Promise<boolean>;
   /** No more attempts: kept as dead for a person to inspect or replay. */
   deadLetter(id: string, owner: string, error: string): Promise<boolean>;
+  /** A dead event becomes pending again, due now, with no failures counted (a person replays it). False
+   *  unless it is dead. */
+  revive(id: string): Promise<boolean>;
   /** Ends every lease an owner holds (a node restarting under the same id runs nothing yet). */
   releaseOwner(owner: string): Promise<number>;
   /** When the earliest pending event becomes claimable (due, and its lease over), or undefined if none. */

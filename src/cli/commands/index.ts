@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
 import deploy from './deploy.js';
+import events from './events.js';
 import invoke from './invoke.js';
 import logs from './logs.js';
 import ls from './ls.js';
@@ -7,4 +8,4 @@ import rm from './rm.js';
 import up from './up.js';
 
 /** In the order `nimbus --help` lists them. */
-export const commands: Command[] = [up, deploy, invoke, ls, logs, rm];
+export const commands: Command[] = [up, deploy, invoke, ls, logs, events, rm];

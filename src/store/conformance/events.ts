@@ -27,10 +27,12 @@ export function eventQueueConformance(name: string, make: HarnessFactory): void 
         id: 'e1',
         project: 'default',
         functionName: 'f',
+        qualifier: null,
         source: 'invoke',
         payload: '{"hello":"wörld"}',
         enqueuedAt: now,
         attempts: 0,
+        failures: 0,
         nextAttemptAt: now,
         state: 'pending',
         lastError: null,
@@ -38,6 +40,28 @@ export function eventQueueConformance(name: string, make: HarnessFactory): void 
         leaseUntil: null,
       });
       expect(await q().get('missing')).toBeUndefined();
+    });
+
+    it('keeps a qualifier and fractional times (jittered retries are due at fractions of a millisecond)', async () => {
+      const now = ctx.clock.now();
+      await q().enqueue(ev('v', { qualifier: '3', enqueuedAt: now + 0.25, nextAttemptAt: now + 0.5 }));
+      expect(await q().get('v')).toMatchObject({
+        qualifier: '3',
+        enqueuedAt: now + 0.25,
+        nextAttemptAt: now + 0.5,
+      });
+      ctx.clock.advance(1);
+      const [c] = await q().claim({ owner: 'n1', limit: 1, leaseMs: 1000.5 });
+      expect(c?.leaseUntil).toBe(ctx.clock.now() + 1000.5);
+      expect(await q().fail('v', 'n1', { nextAttemptAt: ctx.clock.now() + 1234.56, error: 'e' })).toBe(true);
+      expect((await q().get('v'))?.nextAttemptAt).toBe(ctx.clock.now() + 1234.56);
+    });
+
+    it('lists 100 events by default and at most 1000', async () => {
+      for (let i = 0; i < 1005; i++) await q().enqueue(ev(`e${i}`));
+      expect(await q().list({})).toHaveLength(100);
+      expect(await q().list({ limit: 5000 })).toHaveLength(1000);
+      expect(await q().list({ limit: 3 })).toHaveLength(3);
     });
 
     it('claims due events oldest first, up to the limit, keeping arrival order within one millisecond', async () => {
@@ -111,6 +135,7 @@ export function eventQueueConformance(name: string, make: HarnessFactory): void 
       expect(await q().get('e')).toMatchObject({
         state: 'pending',
         attempts: 1,
+        failures: 1,
         nextAttemptAt: at,
         lastError: 'Error: boom',
         leaseOwner: null,
@@ -121,6 +146,47 @@ export function eventQueueConformance(name: string, make: HarnessFactory): void 
       ctx.clock.advance(60_000);
       const [again] = await q().claim({ owner: 'n2', limit: 1, leaseMs: 1000 });
       expect(again).toMatchObject({ id: 'e', attempts: 2, lastError: 'Error: boom' });
+    });
+
+    it('postpones an attempt that could not run without counting a failure', async () => {
+      await q().enqueue(ev('e'));
+      await claim('n1');
+      const at = ctx.clock.now() + 500;
+      expect(await q().postpone('e', 'n1', { nextAttemptAt: at, error: 'throttled' })).toBe(true);
+      expect(await q().get('e')).toMatchObject({
+        attempts: 1,
+        failures: 0,
+        nextAttemptAt: at,
+        lastError: 'throttled',
+        leaseOwner: null,
+      });
+      expect(await q().postpone('e', 'n1', { nextAttemptAt: at, error: 'x' })).toBe(false);
+      ctx.clock.advance(500);
+      expect(await claim('n2')).toEqual(['e']);
+      expect((await q().get('e'))?.attempts).toBe(2);
+    });
+
+    it('revives a dead event: pending, due now, failures cleared, attempts and error kept', async () => {
+      await q().enqueue(ev('e'));
+      await q().enqueue(ev('live'));
+      await claim('n1', 1);
+      await q().fail('e', 'n1', { nextAttemptAt: ctx.clock.now(), error: 'boom' });
+      await claim('n1', 1);
+      await q().deadLetter('e', 'n1', 'RetriesExhausted: boom');
+      expect(await q().revive('live')).toBe(false);
+      expect(await q().revive('missing')).toBe(false);
+      ctx.clock.advance(1000);
+      expect(await q().revive('e')).toBe(true);
+      expect(await q().get('e')).toMatchObject({
+        state: 'pending',
+        attempts: 2,
+        failures: 0,
+        nextAttemptAt: ctx.clock.now(),
+        lastError: 'RetriesExhausted: boom',
+        leaseOwner: null,
+      });
+      expect(await q().revive('e')).toBe(false);
+      expect(await claim('n2', 5)).toEqual(['live', 'e']);
     });
 
     it('releases an attempt that never started without counting it', async () => {

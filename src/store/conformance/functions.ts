@@ -169,6 +169,22 @@ export function functionStoreConformance(name: string, make: HarnessFactory): vo
         expect((await ctx.store.functions.getFunction(ref('a')))?.service).toBe('owner');
       });
 
+      it('writes nothing when the database fails part way through a deploy', async () => {
+        const v1 = codeOf('v1');
+        await ctx.store.functions.deploy(deployOf('svc', [fn('a'), fn('b')], v1));
+        const before = await ctx.store.functions.listFunctions();
+        await ctx.injectVersionFailure('boom');
+        const v2 = codeOf('v2');
+        // a's new version is written first, then boom's insert fails; b was to be removed.
+        await expect(
+          ctx.store.functions.deploy(deployOf('svc', [fn('a', { timeout: 9 }), fn('boom')], v2)),
+        ).rejects.toThrow(/injected failure/);
+        expect(await ctx.store.functions.listFunctions()).toStrictEqual(before);
+        expect(await ctx.store.functions.getVersion(ref('a'), 2)).toBeUndefined();
+        expect(await ctx.store.functions.getCode(v2.sha256)).toBeUndefined();
+        expect((await ctx.store.functions.getCode(v1.sha256))?.equals(v1.archive)).toBe(true);
+      });
+
       it('rejects an archive whose sha256 is not the one given, writing nothing', async () => {
         const code = { sha256: codeOf('real').sha256, archive: Buffer.from('forged') };
         await expect(ctx.store.functions.deploy(deployOf('svc', [fn('a')], code))).rejects.toThrow(/sha256/);

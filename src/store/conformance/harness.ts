@@ -21,6 +21,9 @@ export interface StoreHarness {
   reopen(): Promise<Store>;
   /** Closes whichever store is open and deletes the data. */
   cleanup(): Promise<void>;
+  /** Makes the database refuse to insert a version of the named function, so a deploy fails part way
+   *  through its writes (for the all-or-nothing test). */
+  injectVersionFailure(functionName: string): Promise<void>;
 }
 
 export type HarnessFactory = () => Promise<StoreHarness>;
@@ -30,6 +33,7 @@ export interface SuiteContext {
   readonly store: Store;
   readonly clock: ManualClock;
   reopen(): Promise<Store>;
+  injectVersionFailure(functionName: string): Promise<void>;
 }
 
 /** Registers beforeEach/afterEach that give every test a fresh harness. */
@@ -57,6 +61,7 @@ export function useHarness(make: HarnessFactory): SuiteContext {
       store = await h!.reopen();
       return store;
     },
+    injectVersionFailure: (name) => h!.injectVersionFailure(name),
   };
 }
 

@@ -32,9 +32,18 @@ export class PgEventQueue implements EventQueue {
     const enqueuedAt = ev.enqueuedAt ?? this.clock.now();
     // Autocommit: the row is committed before the promise resolves, so an acknowledged event survives a crash.
     const n = await this.db.changed(
-      `INSERT INTO events (id, project, function_name, source, payload, enqueued_at, next_attempt_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
-      [ev.id, ev.project, ev.functionName, ev.source, ev.payload, enqueuedAt, ev.nextAttemptAt ?? enqueuedAt],
+      `INSERT INTO events (id, project, function_name, qualifier, source, payload, enqueued_at, next_attempt_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+      [
+        ev.id,
+        ev.project,
+        ev.functionName,
+        ev.qualifier ?? null,
+        ev.source,
+        ev.payload,
+        enqueuedAt,
+        ev.nextAttemptAt ?? enqueuedAt,
+      ],
     );
     return n === 1;
   }
@@ -76,9 +85,29 @@ export class PgEventQueue implements EventQueue {
   /** attempts stays as claim() counted it: the failed attempt did run. */
   async fail(id: string, owner: string, f: { nextAttemptAt: number; error: string }): Promise<boolean> {
     const n = await this.db.changed(
-      `UPDATE events SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $3, last_error = $4
+      `UPDATE events SET failures = failures + 1, lease_owner = NULL, lease_until = NULL,
+         next_attempt_at = $3, last_error = $4
        WHERE ${HELD}`,
       [id, owner, f.nextAttemptAt, f.error],
+    );
+    return n > 0;
+  }
+
+  async postpone(id: string, owner: string, p: { nextAttemptAt: number; error: string }): Promise<boolean> {
+    const n = await this.db.changed(
+      `UPDATE events SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $3, last_error = $4
+       WHERE ${HELD}`,
+      [id, owner, p.nextAttemptAt, p.error],
+    );
+    return n > 0;
+  }
+
+  async revive(id: string): Promise<boolean> {
+    const n = await this.db.changed(
+      `UPDATE events SET state = 'pending', failures = 0, next_attempt_at = $2, lease_owner = NULL,
+         lease_until = NULL
+       WHERE id = $1 AND state = 'dead'`,
+      [id, this.clock.now()],
     );
     return n > 0;
   }

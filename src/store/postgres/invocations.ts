@@ -118,13 +118,15 @@ export class PgInvocationLog implements InvocationLog {
     this.running = undefined;
   }
 
-  /** Never throws: a failed batch is retried row by row so one bad record costs only itself. */
-  private async writeBatch(batch: InvocationRecord[]): Promise<void> {
+  /** Never throws: a failed batch is retried row by row so one bad record costs only itself, and once
+   *  more whole when the connection (not a row) failed, since a pool can hand out a connection that died. */
+  private async writeBatch(batch: InvocationRecord[], retried = false): Promise<void> {
     const pool = this.db.pool;
     try {
-      await pool.query(INSERT_BATCH, toColumns(batch));
+      await insertInOrder(pool, toColumns(batch));
       return;
     } catch (batchErr) {
+      if (!retried && connectionProblem(batchErr)) return this.writeBatch(batch, true);
       // Row by row only helps when a row is at fault; with the server gone it would just fail 500 times.
       const { dropped, cause } = rowProblem(batchErr)
         ? await salvage(pool, batch)
@@ -145,12 +147,40 @@ export class PgInvocationLog implements InvocationLog {
   }
 }
 
+/**
+ * One batch in one transaction that first takes a lock every writer shares, so seq values commit in the order
+ * they are handed out: a reader following with `after: seq` never passes a record another node commits later.
+ */
+async function insertInOrder(pool: Pool, columns: unknown[][]): Promise<void> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    // One lock per schema: the stores of other schemas (other installations, test files) do not wait.
+    await client.query("SELECT pg_advisory_xact_lock(hashtext('nimbus.records:' || current_schema()))");
+    await client.query(INSERT_BATCH, columns);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => (broken = true));
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** Errors of the connection rather than of the statement: SQLSTATE classes 08 and 57P, or a socket error. */
+function connectionProblem(err: unknown): boolean {
+  const code = pgCode(err);
+  if (code === undefined) return /Connection terminated|connection timeout/i.test(errorMessage(err));
+  return /^(08|57P)/.test(code) || /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT)$/.test(code);
+}
+
 async function salvage(pool: Pool, batch: InvocationRecord[]): Promise<{ dropped: number; cause: unknown }> {
   let dropped = 0;
   let cause: unknown;
   for (const [i, rec] of batch.entries()) {
     try {
-      await pool.query(INSERT_BATCH, toColumns([rec]));
+      await insertInOrder(pool, toColumns([rec]));
     } catch (err) {
       dropped++;
       cause ??= err;

@@ -135,10 +135,17 @@ export function parsePostgresUrl(url: string, schemaOverride?: string): Postgres
       `the PostgreSQL store URL must start with postgresql:// or postgres://, not ${u.protocol}//`,
     );
   }
+  if (u.searchParams.has('options')) {
+    // pg lets the URL's options replace the search_path the store sets, so migrations and queries could land
+    // in different schemas.
+    throw new Error('the PostgreSQL store URL must not set "options"; choose the schema with ?schema=name');
+  }
   const schema = schemaOverride ?? (u.searchParams.get('schema') || undefined);
   u.searchParams.delete('schema');
   const connectionString = withDefaultUser(u).toString();
   u.password = '';
+  // pg also takes secrets as query parameters; none of them may reach a printed location.
+  for (const secret of ['password', 'sslpassword', 'sslkey']) u.searchParams.delete(secret);
   if (schema !== undefined) u.searchParams.set('schema', schema);
   const host = u.hostname || u.searchParams.get('host') || 'localhost';
   return { connectionString, schema, location: u.toString(), address: `${host}:${u.port || '5432'}` };

@@ -2,14 +2,26 @@
 // lease columns still matter here, because a node restarting under its id, or another process sharing the
 // file, must never run an event someone else holds.
 import type { Statement } from 'better-sqlite3';
-import type { ClaimOptions, EventListQuery, EventQueue, NewEvent, QueuedEvent } from '../types.js';
+import {
+  DEFAULT_QUERY_LIMIT,
+  MAX_QUERY_LIMIT,
+  type ClaimOptions,
+  type EventListQuery,
+  type EventQueue,
+  type NewEvent,
+  type QueuedEvent,
+} from '../types.js';
+import { queryLimit } from '../validate.js';
 import type { SqliteDb } from './db.js';
 import { toEvent, type EventRow } from '../rows.js';
 
 type Param = string | number | null;
 
+/** An unbounded claim would lease the whole backlog to one node (the PostgreSQL store caps it the same). */
+const MAX_CLAIM = 10_000;
+
 const COLS =
-  'id, project, function_name, source, payload, enqueued_at, attempts, next_attempt_at, state, last_error, lease_owner, lease_until';
+  'id, project, function_name, qualifier, source, payload, enqueued_at, attempts, failures, next_attempt_at, state, last_error, lease_owner, lease_until';
 /** Claimable now: pending, due, and nobody's lease still running. */
 const CLAIMABLE = `state = 'pending' AND next_attempt_at <= @now AND (lease_until IS NULL OR lease_until <= @now)`;
 /** Held by this owner. A lease that ran out still counts until another owner claims the event: finishing
@@ -32,6 +44,7 @@ export class SqliteEventQueue implements EventQueue {
         id: ev.id,
         project: ev.project,
         fn: ev.functionName,
+        qualifier: ev.qualifier ?? null,
         source: ev.source,
         payload: ev.payload,
         at: enqueuedAt,
@@ -43,7 +56,7 @@ export class SqliteEventQueue implements EventQueue {
 
   async claim({ owner, leaseMs, limit }: ClaimOptions): Promise<QueuedEvent[]> {
     this.s.assertOpen();
-    const n = Math.max(0, Math.floor(limit));
+    const n = Math.min(MAX_CLAIM, Math.max(0, Math.floor(limit)));
     if (n === 0) return [];
     const now = this.s.clock.now();
     // Counted before the attempt starts and fsynced, so retry limits hold across a crash mid-run.
@@ -70,6 +83,17 @@ export class SqliteEventQueue implements EventQueue {
     this.s.assertOpen();
     const params = { id, owner, now: this.s.clock.now(), due: f.nextAttemptAt, error: f.error };
     return this.s.durably(() => this.st.fail.run(params).changes > 0);
+  }
+
+  async postpone(id: string, owner: string, p: { nextAttemptAt: number; error: string }): Promise<boolean> {
+    this.s.assertOpen();
+    const params = { id, owner, due: p.nextAttemptAt, error: p.error };
+    return this.s.durably(() => this.st.postpone.run(params).changes > 0);
+  }
+
+  async revive(id: string): Promise<boolean> {
+    this.s.assertOpen();
+    return this.s.durably(() => this.st.revive.run({ id, now: this.s.clock.now() }).changes > 0);
   }
 
   async release(id: string, owner: string): Promise<boolean> {
@@ -111,7 +135,7 @@ export class SqliteEventQueue implements EventQueue {
     if (q.functionName !== undefined) add('function_name = ?', q.functionName);
     if (q.state !== undefined) add('state = ?', q.state);
     if (q.dueBy !== undefined) add('next_attempt_at <= ?', q.dueBy);
-    params.push(q.limit === undefined ? -1 : Math.max(0, Math.floor(q.limit)));
+    params.push(queryLimit(q.limit, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT));
     const sql = `SELECT ${COLS} FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY next_attempt_at, seq LIMIT ?`;
     let stmt = this.listCache.get(sql);
@@ -123,8 +147,8 @@ export class SqliteEventQueue implements EventQueue {
 function prepare({ db }: SqliteDb) {
   return {
     insert: db.prepare(
-      `INSERT INTO events (id, project, function_name, source, payload, enqueued_at, next_attempt_at)
-       VALUES (@id, @project, @fn, @source, @payload, @at, @due) ON CONFLICT (id) DO NOTHING`,
+      `INSERT INTO events (id, project, function_name, qualifier, source, payload, enqueued_at, next_attempt_at)
+       VALUES (@id, @project, @fn, @qualifier, @source, @payload, @at, @due) ON CONFLICT (id) DO NOTHING`,
     ),
     claim: db.prepare<
       [{ owner: string; now: number; until: number; limit: number }],
@@ -137,8 +161,18 @@ function prepare({ db }: SqliteDb) {
     extend: db.prepare(`UPDATE events SET lease_until = @until WHERE ${HELD}`),
     complete: db.prepare(`DELETE FROM events WHERE ${HELD}`),
     fail: db.prepare(
+      `UPDATE events SET failures = failures + 1, next_attempt_at = @due, last_error = @error,
+         lease_owner = NULL, lease_until = NULL
+       WHERE ${HELD}`,
+    ),
+    postpone: db.prepare(
       `UPDATE events SET next_attempt_at = @due, last_error = @error, lease_owner = NULL, lease_until = NULL
        WHERE ${HELD}`,
+    ),
+    revive: db.prepare(
+      `UPDATE events SET state = 'pending', failures = 0, next_attempt_at = @now, lease_owner = NULL,
+         lease_until = NULL
+       WHERE id = @id AND state = 'dead'`,
     ),
     release: db.prepare(
       `UPDATE events SET attempts = max(0, attempts - 1), lease_owner = NULL, lease_until = NULL WHERE ${HELD}`,

@@ -119,6 +119,7 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX versions_by_code ON versions (code_sha256);
 
       -- seq keeps arrival order (ties of next_attempt_at); the lease says who runs an event and until when.
+      -- Times are REAL: a jittered retry is due at a fractional millisecond.
       CREATE TABLE events_v2 (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL UNIQUE,
@@ -126,13 +127,15 @@ export const MIGRATIONS: readonly Migration[] = [
         function_name TEXT NOT NULL,
         source TEXT NOT NULL,
         payload TEXT NOT NULL,
-        enqueued_at INTEGER NOT NULL,
+        enqueued_at REAL NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at INTEGER NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
         state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'dead')),
         last_error TEXT,
         lease_owner TEXT,
-        lease_until INTEGER
+        lease_until REAL,
+        qualifier TEXT
       ) STRICT;
       INSERT INTO events_v2 (id, project, function_name, source, payload, enqueued_at, attempts, next_attempt_at)
         SELECT id, 'default', function_name, 'invoke', payload, enqueued_at, attempts, enqueued_at
