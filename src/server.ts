@@ -27,6 +27,7 @@ import { Deployer } from './api/deploy.js';
 import { lockDataDir, type DataDirLock } from './datadir/lock.js';
 import { nodeIdFor } from './datadir/node-id.js';
 import { AsyncEventSource } from './events/async.js';
+import { ScheduleSource } from './events/schedules.js';
 import type { TriggerSource } from './events/types.js';
 import { createGateway } from './gateway/server.js';
 import { RouteConflictError, Router } from './gateway/router.js';
@@ -153,7 +154,17 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       region: settings.region,
       accountId: settings.accountId,
     });
-    const triggers: TriggerSource[] = [events];
+    const schedules = new ScheduleSource({
+      schedules: store.schedules,
+      queue: store.events,
+      clock,
+      catchUp: settings.scheduleCatchUp,
+      onEnqueued: () => events.notify(),
+      region: settings.region,
+      accountId: settings.accountId,
+      onError,
+    });
+    const triggers: TriggerSource[] = [events, schedules];
     for (const t of triggers) t.sync(registry.all());
     registry.onChange(() => {
       for (const t of triggers) t.sync(registry.all());
@@ -166,6 +177,9 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       registry,
       pool,
       checkRoutes: (m, project) => checkRoutes(registry, m, project),
+      triggersSynced: async () => {
+        await Promise.all(triggers.map((t) => t.synced?.()));
+      },
     });
     let router = buildRouter(registry);
     registry.onChange(() => {

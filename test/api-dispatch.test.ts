@@ -123,6 +123,7 @@ const store: Store = {
   events: unused('events'),
   projects: unused('projects'),
   nodes: unused('nodes'),
+  schedules: { ...unused('schedules'), list: async () => [] } as Store['schedules'],
   close: async () => {},
 };
 

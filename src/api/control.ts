@@ -4,7 +4,13 @@ import { PackageError } from '../build/package.js';
 import { ManifestError } from '../config/manifest.js';
 import type { FunctionRegistry } from '../invoker/registry.js';
 import type { FunctionScaleStats } from '../scaler/scaler.js';
-import type { FunctionRef, FunctionVersion, Store, StoredInvocation } from '../store/types.js';
+import type {
+  FunctionRef,
+  FunctionVersion,
+  Store,
+  StoredInvocation,
+  StoredSchedule,
+} from '../store/types.js';
 import type { Principal } from './auth.js';
 import type { DeployResponse } from './deploy.js';
 import { ApiError, badRequest, functionNotFound, notFound } from './errors.js';
@@ -13,7 +19,7 @@ import { DEPLOY_BODY } from './limits.js';
 import type { Route } from './routes.js';
 
 export interface ControlDeps extends EventDeps {
-  store: Pick<Store, 'functions' | 'invocations' | 'events'>;
+  store: Pick<Store, 'functions' | 'invocations' | 'events' | 'schedules'>;
   registry: Pick<FunctionRegistry, 'get' | 'all' | 'load'>;
   invoker: {
     stats(): (FunctionScaleStats & { project: string; version: number })[];
@@ -52,14 +58,15 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
 }
 
 async function listFunctions(d: ControlDeps, c: ControlRequest): Promise<unknown> {
+  const schedules = await d.store.schedules.list(c.principal.project);
   return {
-    functions: d.registry.all(c.principal.project).map((f) => view(d, f)),
+    functions: d.registry.all(c.principal.project).map((f) => view(d, f, schedules)),
     stemCells: d.stemCells(),
   };
 }
 
 async function getFunction(d: ControlDeps, c: ControlRequest): Promise<unknown> {
-  return view(d, existing(d, c));
+  return view(d, existing(d, c), await d.store.schedules.list(c.principal.project));
 }
 
 async function removeFunction(d: ControlDeps, c: ControlRequest): Promise<unknown> {
@@ -88,8 +95,18 @@ function existing(d: ControlDeps, c: ControlRequest): FunctionVersion {
   return f;
 }
 
-function view(d: ControlDeps, f: FunctionVersion): Record<string, unknown> {
-  return { ...summary(f), scaling: scaling(d, f) };
+function view(d: ControlDeps, f: FunctionVersion, schedules: StoredSchedule[]): Record<string, unknown> {
+  const mine = schedules.filter((s) => s.functionName === f.name);
+  return {
+    ...summary(f),
+    scaling: scaling(d, f),
+    schedules: mine.map((s) => ({
+      expression: s.expression,
+      timezone: s.timezone,
+      // A cron whose year range is over never fires again.
+      nextFireAt: s.nextFireAt >= Number.MAX_SAFE_INTEGER ? null : s.nextFireAt,
+    })),
+  };
 }
 
 async function deploy(d: ControlDeps, c: ControlRequest): Promise<DeployResponse> {

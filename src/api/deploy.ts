@@ -24,6 +24,9 @@ export class Deployer {
       pool: StemCellPool;
       /** Checks the new routes against every other service's (the route table lives in the gateway). */
       checkRoutes?: (manifest: Manifest, project: string) => string | null;
+      /** Resolves once the trigger sources have taken in the new functions (their schedules stored), so
+       *  what the deploy answers is what `nimbus ls` shows next. */
+      triggersSynced?: () => Promise<void>;
     },
   ) {}
 
@@ -51,6 +54,7 @@ export class Deployer {
     });
     for (const f of manifest.functions) this.o.pool.ensure(f.memory);
     await this.o.registry.load();
+    await this.o.triggersSynced?.();
     return {
       service: manifest.service,
       functions: result.functions.map((f) => ({

@@ -22,6 +22,8 @@ export interface FunctionSummary {
   deployedAt: number;
   /** Live instance counts and counters on the node that answered. */
   scaling?: FunctionScaling;
+  /** The function's schedules and when each fires next (epoch ms). */
+  schedules?: { expression: string; timezone: string; nextFireAt: number | null }[];
 }
 
 export interface FunctionScaling {

@@ -2,6 +2,7 @@
 // the platform uses (Manifest). Every failure becomes one readable error naming the file, the field and the fix.
 import { z } from 'zod';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parseSchedule, ScheduleError } from './schedule.js';
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'ANY'] as const;
@@ -35,7 +36,28 @@ const HttpEventSchema = z.union([
   }),
 ]);
 
-const EventSchema = z.strictObject({ http: HttpEventSchema });
+const ScheduleEventSchema = z.union([
+  z.string(),
+  z.strictObject({
+    expression: z.string(),
+    /** IANA zone for cron expressions; UTC when left out. */
+    timezone: z.string().optional(),
+    /** What the function receives instead of the EventBridge event. */
+    input: z.unknown().optional(),
+  }),
+]);
+
+const EventSchema = z
+  .strictObject({ http: HttpEventSchema.optional(), schedule: ScheduleEventSchema.optional() })
+  .superRefine((e, ctx) => {
+    if ((e.http === undefined) === (e.schedule === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'each event is exactly one of "http" or "schedule", e.g. - http: GET /items or - schedule: rate(5 minutes)',
+      });
+    }
+  });
 
 /** Where an async invocation's outcome is sent (AWS's destinations). */
 const DestinationSchema = z
@@ -131,7 +153,16 @@ export interface FunctionConfig {
   keepAlive?: 'fixed' | 'hybrid' | number | undefined;
   /** Retries and destinations of async invocations; Lambda's defaults apply to what is left out. */
   async?: AsyncConfig | undefined;
+  /** Schedules that invoke the function asynchronously (EventBridge's scheduled rules). */
+  schedules?: ScheduleConfig[] | undefined;
   routes: Route[];
+}
+
+export interface ScheduleConfig {
+  expression: string;
+  timezone: string;
+  /** JSON text of a constant input, when one was given. */
+  input?: string;
 }
 
 export interface Destination {
@@ -214,7 +245,13 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       }
     }
     const routes: Route[] = [];
+    const schedules: ScheduleConfig[] = [];
     for (const [i, ev] of f.events.entries()) {
+      if (ev.schedule !== undefined) {
+        schedules.push(scheduleConfig(file, `functions.${name}.events.${i}.schedule`, ev.schedule));
+        continue;
+      }
+      if (ev.http === undefined) continue;
       const key = typeof ev.http === 'string' ? ev.http : ev.http.route;
       const payload = typeof ev.http === 'string' ? '2.0' : ev.http.payload;
       const field = `functions.${name}.events.${i}.http`;
@@ -244,10 +281,27 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       ...(f.concurrency.scaleOut !== undefined ? { scaleOutPer10s: f.concurrency.scaleOut } : {}),
       ...(f.keepAlive !== undefined ? { keepAlive: f.keepAlive } : {}),
       ...(f.async !== undefined ? { async: asyncConfig(file, name, f.async) } : {}),
+      ...(schedules.length > 0 ? { schedules } : {}),
       routes,
     });
   }
   return { service: m.service, functions };
+}
+
+function scheduleConfig(
+  file: string,
+  field: string,
+  ev: z.output<typeof ScheduleEventSchema>,
+): ScheduleConfig {
+  const expression = (typeof ev === 'string' ? ev : ev.expression).trim();
+  const timezone = typeof ev === 'string' ? 'UTC' : (ev.timezone ?? 'UTC');
+  try {
+    parseSchedule(expression, timezone);
+  } catch (err) {
+    throw new ManifestError(file, field, err instanceof ScheduleError ? err.message : String(err));
+  }
+  const input = typeof ev === 'string' || ev.input === undefined ? undefined : JSON.stringify(ev.input);
+  return { expression, timezone, ...(input !== undefined ? { input } : {}) };
 }
 
 function asyncConfig(file: string, name: string, a: z.output<typeof AsyncSchema>): AsyncConfig {

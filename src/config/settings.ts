@@ -34,6 +34,8 @@ export const SettingsSchema = z.strictObject({
   queueing: z.boolean().default(true),
   /** First retry of a failed async invocation after this long, doubling per retry (Lambda: about 1 min). */
   retryBaseMs: z.coerce.number().int().min(1).max(3_600_000).default(60_000),
+  /** A schedule tick missed while Nimbus was down (over a minute late): "skip" it, or fire it "once". */
+  scheduleCatchUp: z.enum(['skip', 'once']).default('skip'),
   /** Ready stem cells kept per memory size in use. */
   stemCells: z.coerce.number().int().min(0).max(256).default(4),
   /** Concurrent invocations across all functions on this node. */
@@ -70,6 +72,7 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   scaleOutBurst: 'NIMBUS_SCALE_OUT_BURST',
   queueing: 'NIMBUS_QUEUEING',
   retryBaseMs: 'NIMBUS_RETRY_BASE_MS',
+  scheduleCatchUp: 'NIMBUS_SCHEDULE_CATCH_UP',
   stemCells: 'NIMBUS_STEM_CELLS',
   maxConcurrency: 'NIMBUS_MAX_CONCURRENCY',
   region: 'NIMBUS_REGION',

@@ -9,13 +9,14 @@
 // a failure; an event older than maximumEventAgeInSeconds is not run again. A success goes to onSuccess; an
 // event that is out of retries or too old goes to onFailure with AWS's destination record, and stays in the
 // queue as dead, for a person to list and replay.
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { ASYNC_DEFAULTS, type Destination } from '../config/manifest.js';
 import { functionArn } from '../config/limits.js';
 import { refKey } from '../invoker/registry.js';
 import { systemClock, type Clock, type Timer } from '../clock/clock.js';
 import type { InvokeTarget, Invoker, InvokeOutcome } from '../invoker/types.js';
 import type { EventQueue, FunctionVersion, QueuedEvent } from '../store/types.js';
+import { derivedId } from './ids.js';
 import type { TriggerSource } from './types.js';
 
 type Condition = 'Success' | 'RetriesExhausted' | 'EventAgeExceeded';
@@ -94,6 +95,11 @@ export class AsyncEventSource implements TriggerSource {
   sync(functions: readonly FunctionVersion[]): void {
     this.functions = new Map(functions.map((f) => [refKey(f), f]));
     // A deploy may make a waiting event runnable, so look now.
+    this.wake();
+  }
+
+  /** Another source put events in the queue: look now rather than at the next poll. */
+  notify(): void {
     this.wake();
   }
 
@@ -208,7 +214,7 @@ export class AsyncEventSource implements TriggerSource {
         ...(ev.qualifier ? { qualifier: ev.qualifier } : {}),
       },
       event: parsePayload(ev.payload),
-      trigger: 'event',
+      trigger: ev.source === 'schedule' ? 'schedule' : 'event',
       // Every attempt keeps the event's request id, as Lambda's retries do; the record's attempt tells them apart.
       requestId: ev.id,
       attempt: ev.attempts,
@@ -384,10 +390,4 @@ export function destinationRecord(
 
 function describeError(o: InvokeOutcome): string {
   return o.error ? `${o.error.errorType}: ${o.error.errorMessage}` : o.status;
-}
-
-/** A UUID-shaped id derived from a name, so a re-sent destination record has the same id. */
-function derivedId(name: string): string {
-  const h = createHash('sha256').update(name).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

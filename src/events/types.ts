@@ -9,4 +9,6 @@ export interface TriggerSource extends Component {
   readonly kind: string;
   /** The deployed functions now: called once before start() and again after every deploy or removal. */
   sync(functions: readonly FunctionVersion[]): void;
+  /** Resolves once what the last sync() asked for is in place (stored, where the source stores it). */
+  synced?(): Promise<void>;
 }

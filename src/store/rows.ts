@@ -9,6 +9,7 @@ import type {
   Project,
   QueuedEvent,
   StoredInvocation,
+  StoredSchedule,
   Trigger,
 } from './types.js';
 import { PROJECT_NAME } from './validate.js';
@@ -75,6 +76,30 @@ export interface NodeRow {
   heartbeat_at: number;
   gateway_url: string | null;
   api_url: string | null;
+}
+
+export interface ScheduleRow {
+  id: string;
+  project: string;
+  function_name: string;
+  expression: string;
+  timezone: string;
+  input: string | null;
+  next_fire_at: number;
+  created_at: number;
+}
+
+export function toSchedule(r: ScheduleRow): StoredSchedule {
+  return {
+    id: r.id,
+    project: r.project,
+    functionName: r.function_name,
+    expression: r.expression,
+    timezone: r.timezone,
+    input: r.input,
+    nextFireAt: r.next_fire_at,
+    createdAt: r.created_at,
+  };
 }
 
 export function toVersion(r: VersionRow): FunctionVersion {

@@ -58,6 +58,7 @@ export interface FunctionStore {
 }
 
 export type InvocationStatus = 'ok' | 'error' | 'unhandled' | 'timeout' | 'oom' | 'throttled';
+export const TRIGGERS: readonly Trigger[] = ['http', 'invoke', 'event', 'schedule'];
 export const INVOCATION_STATUSES: readonly InvocationStatus[] = [
   'ok',
   'error',
@@ -66,7 +67,7 @@ export const INVOCATION_STATUSES: readonly InvocationStatus[] = [
   'oom',
   'throttled',
 ];
-export type Trigger = 'http' | 'invoke' | 'event';
+export type Trigger = 'http' | 'invoke' | 'event' | 'schedule';
 
 /** One record per invocation: the wide event every trigger ends in. */
 export interface InvocationRecord {
@@ -263,6 +264,41 @@ export interface NodeRegistry {
   remove(id: string): Promise<boolean>;
 }
 
+/** One schedule of one function, as deployed. Its id is derived from everything below, so a redeploy that
+ *  leaves a schedule as it was keeps its next fire time. */
+export interface ScheduleDef {
+  id: string;
+  project: string;
+  functionName: string;
+  expression: string;
+  timezone: string;
+  /** The JSON the function receives instead of the EventBridge event, or null. */
+  input: string | null;
+}
+
+export interface StoredSchedule extends ScheduleDef {
+  /** The tick due next (epoch ms). */
+  nextFireAt: number;
+  createdAt: number;
+}
+
+/** The schedules of deployed functions and when each fires next. Firing is claimed by moving nextFireAt
+ *  from the tick it was to the next one (compare-and-set), so one tick fires once across nodes. */
+export interface ScheduleStore {
+  /** Makes the stored schedules exactly these: new ones start at firstFireAt, unchanged ones keep their next
+   *  fire time, the rest are removed. */
+  sync(defs: readonly (ScheduleDef & { firstFireAt: number })[]): Promise<void>;
+  /** Every schedule (one project's when given), by function name then id. */
+  list(project?: string): Promise<StoredSchedule[]>;
+  /** Schedules whose next tick is at or before now (the store clock's), earliest first. */
+  due(limit: number): Promise<StoredSchedule[]>;
+  /** Moves a schedule from the tick `from` to `to`; false (and no change) when it is no longer at `from`,
+   *  because another node fired that tick, or it was removed. */
+  advance(id: string, from: number, to: number): Promise<boolean>;
+  /** The earliest next tick of any schedule, or undefined. */
+  nextFireAt(): Promise<number | undefined>;
+}
+
 export type StoreBackend = 'sqlite' | 'postgresql';
 
 /** The whole store: its parts, and one lifecycle. */
@@ -275,6 +311,7 @@ export interface Store {
   readonly events: EventQueue;
   readonly projects: ProjectStore;
   readonly nodes: NodeRegistry;
+  readonly schedules: ScheduleStore;
   /** Flushes buffered invocation records and closes; every part is unusable afterwards. */
   close(): Promise<void>;
 }

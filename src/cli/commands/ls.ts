@@ -51,6 +51,13 @@ export default defineCommand({
           }),
       ),
     );
+    for (const f of functions) {
+      for (const sc of f.schedules ?? []) {
+        const tz = sc.timezone === 'UTC' ? '' : ` (${sc.timezone})`;
+        const next = sc.nextFireAt === null ? 'never again' : `next ${new Date(sc.nextFireAt).toISOString()}`;
+        ctx.out(`Schedule ${f.name}: ${sc.expression}${tz}, ${next}`);
+      }
+    }
     if (stemCells.length > 0) {
       ctx.out(
         `Stem cells: ${stemCells.map((c) => `${c.ready} ready of ${c.target} (${c.memoryMB} MB)${c.starting ? `, ${c.starting} booting` : ''}`).join('; ')}`,

@@ -6,6 +6,7 @@ import { functionStoreConformance } from './functions.js';
 import type { HarnessFactory } from './harness.js';
 import { invocationLogConformance } from './invocations.js';
 import { nodeRegistryConformance, projectStoreConformance } from './projects.js';
+import { scheduleStoreConformance } from './schedules.js';
 
 export type { HarnessFactory, StoreHarness } from './harness.js';
 export { appendMany, codeOf, deployOf, fn, record, ref } from './harness.js';
@@ -17,4 +18,5 @@ export function storeConformance(name: string, make: HarnessFactory): void {
   eventQueueConformance(name, make);
   projectStoreConformance(name, make);
   nodeRegistryConformance(name, make);
+  scheduleStoreConformance(name, make);
 }

@@ -101,6 +101,18 @@ const V1_SQL = `
   CREATE INDEX invocations_by_function_start ON invocations (project, function_name, start);
   CREATE INDEX invocations_by_start ON invocations (start);
 
+  CREATE TABLE schedules (
+    id text COLLATE "C" PRIMARY KEY,
+    project text NOT NULL,
+    function_name text NOT NULL,
+    expression text NOT NULL,
+    timezone text NOT NULL,
+    input text,
+    next_fire_at double precision NOT NULL,
+    created_at double precision NOT NULL
+  );
+  CREATE INDEX schedules_due ON schedules (next_fire_at);
+
   CREATE TABLE nodes (
     id text COLLATE "C" PRIMARY KEY,
     host text NOT NULL,
@@ -115,7 +127,7 @@ const V1_SQL = `
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
-    description: 'projects, functions, versions, code, events with leases, invocations, nodes',
+    description: 'projects, functions, versions, code, events with leases, invocations, schedules, nodes',
     sql: V1_SQL,
     seed: async (client, now) => {
       await client.query('INSERT INTO projects (name, created_at) VALUES ($1, $2)', [DEFAULT_PROJECT, now]);

@@ -11,6 +11,7 @@ import { PgFunctionStore } from './functions.js';
 import { PgInvocationLog } from './invocations.js';
 import { migrate } from './migrations.js';
 import { PgNodeRegistry, PgProjectStore } from './projects.js';
+import { PgScheduleStore } from './schedules.js';
 
 export interface PostgresStoreOptions {
   /** postgresql:// or postgres:// URL; a `schema` query parameter selects the schema (default public). */
@@ -50,6 +51,7 @@ export class PostgresStore implements Store {
   readonly events: PgEventQueue;
   readonly projects: PgProjectStore;
   readonly nodes: PgNodeRegistry;
+  readonly schedules: PgScheduleStore;
   private closing: Promise<void> | undefined;
 
   /** Use openPostgresStore, which migrates the schema first. */
@@ -65,6 +67,7 @@ export class PostgresStore implements Store {
     this.events = new PgEventQueue(db, clock);
     this.projects = new PgProjectStore(db, schema, clock);
     this.nodes = new PgNodeRegistry(db, clock);
+    this.schedules = new PgScheduleStore(db, clock);
   }
 
   /** Writes every buffered record, then ends the pool; a second call waits for the first. */

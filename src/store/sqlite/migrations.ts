@@ -78,7 +78,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 2,
-    description: 'projects everywhere, events with leases and due times, nodes',
+    description: 'projects everywhere, events with leases and due times, schedules, nodes',
     sql: `
       CREATE TABLE projects (
         name TEXT PRIMARY KEY,
@@ -176,6 +176,18 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE invocations_v2 RENAME TO invocations;
       CREATE INDEX invocations_by_function_seq ON invocations (project, function_name, seq);
       CREATE INDEX invocations_by_function_start ON invocations (project, function_name, start);
+
+      CREATE TABLE schedules (
+        id TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        function_name TEXT NOT NULL,
+        expression TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        input TEXT,
+        next_fire_at REAL NOT NULL,
+        created_at REAL NOT NULL
+      ) STRICT;
+      CREATE INDEX schedules_due ON schedules (next_fire_at);
 
       CREATE TABLE nodes (
         id TEXT PRIMARY KEY,

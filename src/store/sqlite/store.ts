@@ -13,6 +13,7 @@ import { SqliteFunctionStore } from './functions.js';
 import { SqliteInvocationLog, positive, type BatchOptions } from './invocations.js';
 import { migrate, userVersion } from './migrations.js';
 import { SqliteNodeRegistry, SqliteProjectStore } from './projects.js';
+import { SqliteScheduleStore } from './schedules.js';
 
 export interface SqliteStoreOptions extends BatchOptions {
   /** Database file, created with mode 0600 (its parent with 0700) when missing; ":memory:" for tests. */
@@ -42,6 +43,7 @@ export class SqliteStore implements Store {
   readonly events: SqliteEventQueue;
   readonly projects: SqliteProjectStore;
   readonly nodes: SqliteNodeRegistry;
+  readonly schedules: SqliteScheduleStore;
   private readonly s: SqliteDb;
 
   constructor(opts: SqliteStoreOptions) {
@@ -57,6 +59,7 @@ export class SqliteStore implements Store {
       this.events = new SqliteEventQueue(this.s);
       this.projects = new SqliteProjectStore(this.s);
       this.nodes = new SqliteNodeRegistry(this.s);
+      this.schedules = new SqliteScheduleStore(this.s);
     } catch (err) {
       db.close();
       throw err;
