@@ -275,7 +275,10 @@ export class AsyncEventSource implements TriggerSource {
   ): Promise<void> {
     if (policy.onFailure) await this.deliver(ev, policy.onFailure, condition, invokeCount, outcome);
     const why = outcome && outcome.status !== 'ok' ? `: ${describeError(outcome)}` : '';
-    if (!(await this.o.queue.deadLetter(ev.id, this.o.nodeId, `${condition}${why}`))) this.lostLease(ev);
+    const failed = outcome !== undefined && outcome.status !== 'ok' && outcome.status !== 'throttled';
+    if (!(await this.o.queue.deadLetter(ev.id, this.o.nodeId, `${condition}${why}`, failed))) {
+      this.lostLease(ev);
+    }
   }
 
   /** Enqueues AWS's destination record for the destination function. Its id is derived from the event and

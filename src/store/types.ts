@@ -213,8 +213,9 @@ export interface EventQueue {
   postpone(id: string, owner: string, p: { nextAttemptAt: number; error: string }): Promise<boolean>;
   /** The attempt never started (the node is stopping): the lease ends and the attempt is not counted. */
   release(id: string, owner: string): Promise<boolean>;
-  /** No more attempts: kept as dead for a person to inspect or replay. */
-  deadLetter(id: string, owner: string, error: string): Promise<boolean>;
+  /** No more attempts: kept as dead for a person to inspect or replay. `failed` counts this attempt as a
+   *  failure of the function (the last retry failed), as fail() would. */
+  deadLetter(id: string, owner: string, error: string, failed?: boolean): Promise<boolean>;
   /** A dead event becomes pending again, due now, with no failures counted (a person replays it). False
    *  unless it is dead. */
   revive(id: string): Promise<boolean>;

@@ -206,9 +206,12 @@ export function eventQueueConformance(name: string, make: HarnessFactory): void 
       expect(await claim('n2')).toEqual(['live']);
       expect(await claim('n3')).toEqual([]);
       const dead = await q().list({ state: 'dead' });
-      expect(dead.map((e) => [e.id, e.state, e.lastError, e.leaseOwner])).toEqual([
-        ['dead', 'dead', 'retries exhausted', null],
+      expect(dead.map((e) => [e.id, e.state, e.lastError, e.leaseOwner, e.failures])).toEqual([
+        ['dead', 'dead', 'retries exhausted', null, 0],
       ]);
+      // The last retry failing counts as a failure too.
+      expect(await q().deadLetter('live', 'n2', 'RetriesExhausted', true)).toBe(true);
+      expect((await q().get('live'))?.failures).toBe(1);
     });
 
     it('lengthens a lease for its owner', async () => {

@@ -122,11 +122,12 @@ export class PgEventQueue implements EventQueue {
     return n > 0;
   }
 
-  async deadLetter(id: string, owner: string, error: string): Promise<boolean> {
+  async deadLetter(id: string, owner: string, error: string, failed = false): Promise<boolean> {
     const n = await this.db.changed(
-      `UPDATE events SET state = 'dead', lease_owner = NULL, lease_until = NULL, last_error = $3
+      `UPDATE events SET state = 'dead', failures = failures + $4, lease_owner = NULL, lease_until = NULL,
+         last_error = $3
        WHERE ${HELD}`,
-      [id, owner, error],
+      [id, owner, error, failed ? 1 : 0],
     );
     return n > 0;
   }

@@ -101,9 +101,9 @@ export class SqliteEventQueue implements EventQueue {
     return this.st.release.run({ id, owner, now: this.s.clock.now() }).changes > 0;
   }
 
-  async deadLetter(id: string, owner: string, error: string): Promise<boolean> {
+  async deadLetter(id: string, owner: string, error: string, failed = false): Promise<boolean> {
     this.s.assertOpen();
-    const params = { id, owner, now: this.s.clock.now(), error };
+    const params = { id, owner, now: this.s.clock.now(), error, failed: failed ? 1 : 0 };
     return this.s.durably(() => this.st.deadLetter.run(params).changes > 0);
   }
 
@@ -178,7 +178,8 @@ function prepare({ db }: SqliteDb) {
       `UPDATE events SET attempts = max(0, attempts - 1), lease_owner = NULL, lease_until = NULL WHERE ${HELD}`,
     ),
     deadLetter: db.prepare(
-      `UPDATE events SET state = 'dead', last_error = @error, lease_owner = NULL, lease_until = NULL
+      `UPDATE events SET state = 'dead', failures = failures + @failed, last_error = @error, lease_owner = NULL,
+         lease_until = NULL
        WHERE ${HELD}`,
     ),
     releaseOwner: db.prepare(
