@@ -120,7 +120,7 @@ const store: Store = {
   location: ':memory:',
   functions,
   invocations,
-  events: unused('events'),
+  events: { ...unused('events'), stats: async () => [] } as Store['events'],
   projects: unused('projects'),
   nodes: unused('nodes'),
   schedules: { ...unused('schedules'), list: async () => [] } as Store['schedules'],

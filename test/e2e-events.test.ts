@@ -61,6 +61,8 @@ describe.each(BACKENDS)('async events on %s', (backend) => {
     expect(failed.map((e) => [e.id, e.attempts, e.lastError])).toEqual([
       [requestId, 2, 'RetriesExhausted: Error: boom 1'],
     ]);
+    // The function list counts it too, as nimbus ls shows it.
+    expect((await n.client.get('flaky')).events).toMatchObject({ dead: 1, pending: 0, inFlight: 0 });
   });
 
   it('sends a success to onSuccess with the response', async () => {

@@ -10,6 +10,7 @@ import type {
   Store,
   StoredInvocation,
   StoredSchedule,
+  EventQueueStats,
 } from '../store/types.js';
 import type { Principal } from './auth.js';
 import type { DeployResponse } from './deploy.js';
@@ -58,15 +59,28 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
 }
 
 async function listFunctions(d: ControlDeps, c: ControlRequest): Promise<unknown> {
-  const schedules = await d.store.schedules.list(c.principal.project);
+  const extras = await extrasOf(d, c.principal.project);
   return {
-    functions: d.registry.all(c.principal.project).map((f) => view(d, f, schedules)),
+    functions: d.registry.all(c.principal.project).map((f) => view(d, f, extras)),
     stemCells: d.stemCells(),
   };
 }
 
 async function getFunction(d: ControlDeps, c: ControlRequest): Promise<unknown> {
-  return view(d, existing(d, c), await d.store.schedules.list(c.principal.project));
+  return view(d, existing(d, c), await extrasOf(d, c.principal.project));
+}
+
+interface Extras {
+  schedules: StoredSchedule[];
+  queue: EventQueueStats[];
+}
+
+async function extrasOf(d: ControlDeps, project: string): Promise<Extras> {
+  const [schedules, queue] = await Promise.all([
+    d.store.schedules.list(project),
+    d.store.events.stats(project),
+  ]);
+  return { schedules, queue };
 }
 
 async function removeFunction(d: ControlDeps, c: ControlRequest): Promise<unknown> {
@@ -95,11 +109,18 @@ function existing(d: ControlDeps, c: ControlRequest): FunctionVersion {
   return f;
 }
 
-function view(d: ControlDeps, f: FunctionVersion, schedules: StoredSchedule[]): Record<string, unknown> {
-  const mine = schedules.filter((s) => s.functionName === f.name);
+function view(d: ControlDeps, f: FunctionVersion, extras: Extras): Record<string, unknown> {
+  const mine = extras.schedules.filter((s) => s.functionName === f.name);
+  const q = extras.queue.find((s) => s.functionName === f.name);
   return {
     ...summary(f),
     scaling: scaling(d, f),
+    events: {
+      pending: q?.pending ?? 0,
+      inFlight: q?.inFlight ?? 0,
+      dead: q?.dead ?? 0,
+      oldestPendingAt: q?.oldestPendingAt ?? null,
+    },
     schedules: mine.map((s) => ({
       expression: s.expression,
       timezone: s.timezone,

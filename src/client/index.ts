@@ -22,6 +22,8 @@ export interface FunctionSummary {
   deployedAt: number;
   /** Live instance counts and counters on the node that answered. */
   scaling?: FunctionScaling;
+  /** Its async events: waiting (running ones included), running, failed, and when the oldest waiting came. */
+  events?: { pending: number; inFlight: number; dead: number; oldestPendingAt: number | null };
   /** The function's schedules and when each fires next (epoch ms). */
   schedules?: { expression: string; timezone: string; nextFireAt: number | null }[];
 }

@@ -197,6 +197,19 @@ export interface EventListQuery {
  * hold one event at once), and every lease-holder call names its owner, so a node whose lease ran out (and
  * whose event another node took) cannot complete or fail it any more: those calls answer false.
  */
+/** How the queue stands for one function: for back-pressure and for people. */
+export interface EventQueueStats {
+  project: string;
+  functionName: string;
+  /** Waiting to run, including those running now. */
+  pending: number;
+  /** Leased to a node whose lease has not run out. */
+  inFlight: number;
+  dead: number;
+  /** When the oldest pending event was enqueued, or null. */
+  oldestPendingAt: number | null;
+}
+
 export interface EventQueue {
   /** Stores the event; false (and no change) when its id exists already, so a retried enqueue is harmless. */
   enqueue(ev: NewEvent): Promise<boolean>;
@@ -226,6 +239,8 @@ export interface EventQueue {
   get(id: string): Promise<QueuedEvent | undefined>;
   /** Oldest due first. */
   list(q: EventListQuery): Promise<QueuedEvent[]>;
+  /** Per function with any event, by project then function name; one project's when given. */
+  stats(project?: string): Promise<EventQueueStats[]>;
 }
 
 export interface Project {

@@ -51,7 +51,16 @@ export default defineCommand({
           }),
       ),
     );
+    const now = Date.now();
     for (const f of functions) {
+      const e = f.events;
+      if (e && (e.pending > 0 || e.dead > 0)) {
+        const age =
+          e.oldestPendingAt === null
+            ? ''
+            : ` (oldest ${Math.max(0, Math.round((now - e.oldestPendingAt) / 1000))} s)`;
+        ctx.out(`Events ${f.name}: ${e.pending} waiting${age}, ${e.inFlight} running, ${e.dead} failed`);
+      }
       for (const sc of f.schedules ?? []) {
         const tz = sc.timezone === 'UTC' ? '' : ` (${sc.timezone})`;
         const next = sc.nextFireAt === null ? 'never again' : `next ${new Date(sc.nextFireAt).toISOString()}`;

@@ -269,6 +269,32 @@ export function eventQueueConformance(name: string, make: HarnessFactory): void 
       expect(await ids({ state: 'dead' })).toEqual([]);
     });
 
+    it('counts per function what waits, what runs and what failed, with the oldest waiting', async () => {
+      expect(await q().stats()).toEqual([]);
+      const t0 = ctx.clock.now();
+      await q().enqueue(ev('a1', { enqueuedAt: t0 - 5000 }));
+      await q().enqueue(ev('a2', { enqueuedAt: t0 - 1000 }));
+      await q().enqueue(ev('a3'));
+      await q().enqueue(ev('b1', { functionName: 'other', project: 'p2' }));
+      await claim('n1', 2, 1000);
+      await q().deadLetter('a1', 'n1', 'x');
+      expect(await q().stats()).toEqual([
+        {
+          project: 'default',
+          functionName: 'worker',
+          pending: 2,
+          inFlight: 1,
+          dead: 1,
+          oldestPendingAt: t0 - 1000,
+        },
+        { project: 'p2', functionName: 'other', pending: 1, inFlight: 0, dead: 0, oldestPendingAt: t0 },
+      ]);
+      ctx.clock.advance(1000);
+      // The lease ran out: still pending, no longer in flight.
+      expect((await q().stats('default'))[0]).toMatchObject({ pending: 2, inFlight: 0, dead: 1 });
+      expect((await q().stats('p2')).map((x) => x.functionName)).toEqual(['other']);
+    });
+
     it('keeps pending events, attempts, leases and dead letters across a reopen', async () => {
       for (const id of ['one', 'two', 'three', 'four']) await q().enqueue(ev(id));
       await claim('n1', 3, 60_000);

@@ -8,6 +8,7 @@ import {
   type ClaimOptions,
   type EventListQuery,
   type EventQueue,
+  type EventQueueStats,
   type NewEvent,
   type QueuedEvent,
 } from '../types.js';
@@ -152,6 +153,36 @@ export class PgEventQueue implements EventQueue {
   async get(id: string): Promise<QueuedEvent | undefined> {
     const rows = await this.db.rows<EventRow>('SELECT * FROM events WHERE id = $1', [id]);
     return rows[0] && toEvent(rows[0]);
+  }
+
+  async stats(project?: string): Promise<EventQueueStats[]> {
+    this.db.assertOpen();
+    const params: unknown[] = [this.clock.now()];
+    const where = project === undefined ? '' : `WHERE project = $${params.push(project)}`;
+    const rows = await this.db.rows<{
+      project: string;
+      function_name: string;
+      pending: string;
+      in_flight: string;
+      dead: string;
+      oldest: number | null;
+    }>(
+      `SELECT project, function_name,
+         count(*) FILTER (WHERE state = 'pending') AS pending,
+         count(*) FILTER (WHERE state = 'pending' AND lease_owner IS NOT NULL AND lease_until > $1) AS in_flight,
+         count(*) FILTER (WHERE state = 'dead') AS dead,
+         min(enqueued_at) FILTER (WHERE state = 'pending') AS oldest
+       FROM events ${where} GROUP BY project, function_name ORDER BY project, function_name`,
+      params,
+    );
+    return rows.map((r) => ({
+      project: r.project,
+      functionName: r.function_name,
+      pending: Number(r.pending),
+      inFlight: Number(r.in_flight),
+      dead: Number(r.dead),
+      oldestPendingAt: r.oldest,
+    }));
   }
 
   async list(q: EventListQuery): Promise<QueuedEvent[]> {

@@ -8,6 +8,7 @@ import {
   type ClaimOptions,
   type EventListQuery,
   type EventQueue,
+  type EventQueueStats,
   type NewEvent,
   type QueuedEvent,
 } from '../types.js';
@@ -16,6 +17,33 @@ import type { SqliteDb } from './db.js';
 import { toEvent, type EventRow } from '../rows.js';
 
 type Param = string | number | null;
+
+const STATS = `SELECT project, function_name,
+    sum(state = 'pending') AS pending,
+    sum(state = 'pending' AND lease_owner IS NOT NULL AND lease_until > @now) AS in_flight,
+    sum(state = 'dead') AS dead,
+    min(CASE WHEN state = 'pending' THEN enqueued_at END) AS oldest
+  FROM events`;
+
+interface StatsRow {
+  project: string;
+  function_name: string;
+  pending: number;
+  in_flight: number;
+  dead: number;
+  oldest: number | null;
+}
+
+function toStats(r: StatsRow): EventQueueStats {
+  return {
+    project: r.project,
+    functionName: r.function_name,
+    pending: Number(r.pending),
+    inFlight: Number(r.in_flight),
+    dead: Number(r.dead),
+    oldestPendingAt: r.oldest,
+  };
+}
 
 /** An unbounded claim would lease the whole backlog to one node (the PostgreSQL store caps it the same). */
 const MAX_CLAIM = 10_000;
@@ -123,6 +151,13 @@ export class SqliteEventQueue implements EventQueue {
     return row && toEvent(row);
   }
 
+  async stats(project?: string): Promise<EventQueueStats[]> {
+    this.s.assertOpen();
+    const now = this.s.clock.now();
+    const rows = project === undefined ? this.st.stats.all({ now }) : this.st.statsOf.all({ now, project });
+    return rows.map(toStats);
+  }
+
   async list(q: EventListQuery): Promise<QueuedEvent[]> {
     this.s.assertOpen();
     const where: string[] = [];
@@ -190,5 +225,11 @@ function prepare({ db }: SqliteDb) {
        FROM events WHERE state = 'pending'`,
     ),
     get: db.prepare<[string], EventRow>(`SELECT ${COLS} FROM events WHERE id = ?`),
+    stats: db.prepare<[{ now: number }], StatsRow>(
+      `${STATS} GROUP BY project, function_name ORDER BY project, function_name`,
+    ),
+    statsOf: db.prepare<[{ now: number; project: string }], StatsRow>(
+      `${STATS} WHERE project = @project GROUP BY project, function_name ORDER BY function_name`,
+    ),
   };
 }
