@@ -150,6 +150,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       onError,
       retryBaseMs: settings.retryBaseMs,
       functionExists: async (ref) => (await store.functions.getFunction(ref)) !== undefined,
+      recordsWritten: () => store.invocations.flush(),
       refreshFunctions: () => registry.load(),
       region: settings.region,
       accountId: settings.accountId,

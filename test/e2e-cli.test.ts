@@ -1,11 +1,11 @@
 // The user's journey with real processes: `nimbus up` as its own process, the CLI commands against it,
 // and what survives a crash (accepted Event invokes) or a clean stop (in-flight work and its records).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BACKENDS, FIXTURES, eventually } from './helpers.js';
+import { BACKENDS, FIXTURES, eventually, exited, startUpProcess, type UpProcess } from './helpers.js';
 import { createTestSchema, type TestSchema } from './support/postgres.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -19,28 +19,10 @@ const env: NodeJS.ProcessEnv = {
   NIMBUS_API_KEY: '',
 };
 
-interface Up {
-  proc: ChildProcess;
-  info: { gatewayUrl: string; apiUrl: string; keyFile: string; sandboxLevel: string };
-  stderr: () => string;
-}
+type Up = UpProcess;
 
 function up(args: string[] = []): Promise<Up> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [BIN, 'up', '--port', '0', '--api-port', '0', '--json', ...args], {
-      env,
-      cwd: ROOT,
-    });
-    let out = '';
-    let err = '';
-    proc.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n')[0];
-      if (out.includes('\n') && line) resolve({ proc, info: JSON.parse(line), stderr: () => err });
-    });
-    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    proc.on('exit', (code) => reject(new Error(`nimbus up exited with ${code}: ${err}`)));
-  });
+  return startUpProcess(env, args);
 }
 
 function nimbus(
@@ -59,10 +41,6 @@ function nimbus(
       resolve({ code: code ?? 1, stdout, stderr });
     });
   });
-}
-
-function exited(p: ChildProcess): Promise<number | null> {
-  return p.exitCode !== null ? Promise.resolve(p.exitCode) : new Promise((r) => p.on('exit', (c) => r(c)));
 }
 
 describe.each(BACKENDS)('on %s', (backend) => {

@@ -1,5 +1,6 @@
 // Starts a real Nimbus (real ports, real sandbox processes, SQLite in a temp dir or PostgreSQL in a schema of
 // its own) for end-to-end tests.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,4 +88,37 @@ export async function eventually<T>(
     if (Date.now() > until) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+export const BIN = join(import.meta.dirname, '..', 'bin', 'nimbus.js');
+
+export interface UpProcess {
+  proc: ChildProcess;
+  info: { gatewayUrl: string; apiUrl: string; keyFile: string; sandboxLevel: string };
+  stderr: () => string;
+}
+
+/** `nimbus up --json` as its own process, resolved once it prints where it listens. */
+export function startUpProcess(env: NodeJS.ProcessEnv, args: string[] = []): Promise<UpProcess> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [BIN, 'up', '--port', '0', '--api-port', '0', '--json', ...args], {
+      env,
+      cwd: join(import.meta.dirname, '..'),
+    });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line) resolve({ proc, info: JSON.parse(line), stderr: () => err });
+    });
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    proc.on('exit', (code) => reject(new Error(`nimbus up exited with ${code}: ${err}`)));
+  });
+}
+
+export function exited(p: ChildProcess): Promise<number | null> {
+  return p.exitCode !== null || p.signalCode !== null
+    ? Promise.resolve(p.exitCode)
+    : new Promise((r) => p.on('exit', (c) => r(c)));
 }

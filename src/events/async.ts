@@ -42,6 +42,9 @@ export interface AsyncEventsOptions {
   functionExists?: (ref: InvokeTarget) => Promise<boolean>;
   /** Asked to catch up with the store when functionExists found what the registry did not. */
   refreshFunctions?: () => Promise<void>;
+  /** Resolves once the records of invocations that have ended are written. An event is settled only after
+   *  its attempt's record is, so a crash can never leave an event done and its run without a trace. */
+  recordsWritten?: () => Promise<void>;
   /** For the function ARNs in destination records. */
   region?: string;
   accountId?: string;
@@ -224,6 +227,7 @@ export class AsyncEventSource implements TriggerSource {
 
   /** Stores what became of one attempt. */
   private async settle(ev: QueuedEvent, outcome: InvokeOutcome, policy: Policy): Promise<void> {
+    if (outcome.status !== 'not_found') await this.o.recordsWritten?.();
     const q = this.o.queue;
     const owner = this.o.nodeId;
     const now = this.clock.now();

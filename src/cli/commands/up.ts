@@ -65,6 +65,29 @@ export default defineCommand({
       throw e;
     });
 
+    // The handlers come before the banner: whoever reads it may send SIGTERM at once (a supervisor, a test).
+    const stopped = new Promise<void>((done) => {
+      let stopping = false;
+      const onSignal = (signal: NodeJS.Signals): void => {
+        if (stopping) {
+          // A second Ctrl+C means "now": skip the graceful drain.
+          ctx.err('Stopping immediately.');
+          process.exit(130);
+        }
+        stopping = true;
+        ctx.err(`Stopping (${signal}): finishing running invocations…`);
+        running.stop().then(
+          () => done(),
+          (e: unknown) => {
+            ctx.err(`nimbus up: stopping failed: ${e instanceof Error ? e.message : String(e)}.`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    });
+
     const info = {
       gatewayUrl: running.gatewayUrl,
       apiUrl: running.apiUrl,
@@ -91,27 +114,7 @@ export default defineCommand({
       );
     }
 
-    await new Promise<void>((done) => {
-      let stopping = false;
-      const onSignal = (signal: NodeJS.Signals): void => {
-        if (stopping) {
-          // A second Ctrl+C means "now": skip the graceful drain.
-          ctx.err('Stopping immediately.');
-          process.exit(130);
-        }
-        stopping = true;
-        ctx.err(`Stopping (${signal}): finishing running invocations…`);
-        running.stop().then(
-          () => done(),
-          (e: unknown) => {
-            ctx.err(`nimbus up: stopping failed: ${e instanceof Error ? e.message : String(e)}.`);
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-    });
+    await stopped;
     // Whatever handle a subsystem forgot to unref must not keep a stopped server alive.
     process.exit(0);
   },
