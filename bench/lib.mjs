@@ -35,13 +35,16 @@ export function stop(proc) {
 }
 
 /** The autocannon command line every target is measured with: its own process, JSON out. */
-export function autocannonArgs(url, { connections = 50, duration = 10 } = {}) {
+export function autocannonArgs(url, { connections = 50, duration = 10, method, headers = {}, body } = {}) {
   return [
     join(ROOT, 'node_modules', 'autocannon', 'autocannon.js'),
     '-c',
     String(connections),
     '-d',
     String(duration),
+    ...(method ? ['-m', method] : []),
+    ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`]),
+    ...(body !== undefined ? ['-b', body] : []),
     '-j',
     url,
   ];

@@ -4,13 +4,15 @@
 import { runCore } from './core.mjs';
 import { runPeers } from './peers.mjs';
 import { runScale } from './scale.mjs';
+import { runEvents } from './events.mjs';
 import { saveResult } from './lib.mjs';
 
-const only = new Set((process.env.BENCH_ONLY ?? 'core,peers,scale').split(','));
+const only = new Set((process.env.BENCH_ONLY ?? 'core,peers,scale,events').split(','));
 const summary = {};
 if (only.has('core')) summary.core = await runCore();
 if (only.has('peers')) summary.peers = await runPeers();
 if (only.has('scale')) summary.scale = await runScale();
+if (only.has('events')) summary.events = await runEvents();
 
 const core = summary.core;
 const peers = summary.peers;

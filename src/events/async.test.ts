@@ -195,10 +195,27 @@ describe('AsyncEventSource', () => {
   });
 
   it('hands back, uncounted, events it claimed while stopping instead of running them', async () => {
+    await store.events.enqueue({
+      id: 'late',
+      project: 'default',
+      functionName: 'worker',
+      source: 'invoke',
+      payload: '{}',
+    });
+    // A claim that is still on its way back from the store when stop() is called.
+    let answer!: () => void;
+    const gate = new Promise<void>((r) => (answer = r));
+    const queue = Object.create(store.events) as typeof store.events;
+    queue.claim = async (o) => {
+      const claimed = await store.events.claim(o);
+      await gate;
+      return claimed;
+    };
+    source = make({ queue });
     await source.start();
-    await source.enqueue(ref, '{}', 'late');
-    // The claim for "late" is in flight now; stop before it resolves.
-    await source.stop();
+    const stopping = source.stop();
+    answer();
+    await stopping;
     expect(invoker.calls).toEqual([]);
     expect(await store.events.get('late')).toMatchObject({ state: 'pending', attempts: 0, leaseOwner: null });
   });

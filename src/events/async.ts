@@ -66,6 +66,7 @@ export class AsyncEventSource implements TriggerSource {
   /** The pump's run while it reads the queue; stop() waits for it. */
   private pumping: Promise<void> | null = null;
   private nextDelay = 0;
+  private soon: NodeJS.Immediate | null = null;
   private again = false;
   private wakeTimer: Timer | null = null;
   private renewTimer: Timer | null = null;
@@ -129,6 +130,8 @@ export class AsyncEventSource implements TriggerSource {
     this.stopped = true;
     this.wakeTimer?.cancel();
     this.renewTimer?.cancel();
+    if (this.soon) clearImmediate(this.soon);
+    this.soon = null;
     // A claim in flight now must settle (its events are released, not run) before the running ones are counted.
     await this.pumping;
     await Promise.all(this.running.values());
@@ -197,10 +200,18 @@ export class AsyncEventSource implements TriggerSource {
       .catch((err: unknown) => this.o.onError?.(err, `async event ${ev.id}`))
       .finally(() => {
         this.running.delete(ev.id);
-        this.wake();
+        this.wakeSoon();
         this.notifyIdle();
       });
     this.running.set(ev.id, p);
+  }
+
+  /** Events that finish in the same turn free their slots together: one claim for all of them, not one each. */
+  private wakeSoon(): void {
+    this.soon ??= setImmediate(() => {
+      this.soon = null;
+      this.wake();
+    });
   }
 
   private async run(ev: QueuedEvent): Promise<void> {

@@ -72,6 +72,7 @@ export class SqliteStore implements Store {
 
   closeSync(): void {
     if (this.s.closed) return;
+    this.events.flushInserts();
     this.invocations.flushSync();
     this.s.closed = true;
     this.s.db.close();
