@@ -151,6 +151,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       retryBaseMs: settings.retryBaseMs,
       functionExists: async (ref) => (await store.functions.getFunction(ref)) !== undefined,
       recordsWritten: () => store.invocations.flush(),
+      asyncConfigs: () => store.functions.listAsyncConfigs(),
       refreshFunctions: () => registry.load(),
       region: settings.region,
       accountId: settings.accountId,

@@ -94,6 +94,8 @@ const functions: FunctionStore = {
     return fns.some((f) => f.project === ref.project && f.name === ref.name);
   },
   getCode: async () => undefined,
+  setAsyncConfig: async () => false,
+  listAsyncConfigs: async () => [],
 };
 
 const invocations: InvocationLog = {
@@ -167,6 +169,7 @@ beforeAll(async () => {
         return 'event-id';
       },
       replay: async () => 'not_found' as const,
+      setAsyncOverride: () => {},
     },
     deployer: {
       deploy: async (archive, project): Promise<DeployResponse> => {

@@ -3,6 +3,13 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import {
+  DeleteFunctionEventInvokeConfigCommand,
+  GetFunctionEventInvokeConfigCommand,
+  LambdaClient,
+  PutFunctionEventInvokeConfigCommand,
+  UpdateFunctionEventInvokeConfigCommand,
+} from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, FIXTURES, eventually, startTestNimbus, type TestNimbus } from './helpers.js';
 
@@ -91,6 +98,72 @@ describe.each(BACKENDS)('async events on %s', (backend) => {
     expect(again.map((r) => r.attempt).sort()).toEqual([1, 2, 3, 4]);
     const sent = (await destinations()).filter((d) => d.requestContext.requestId === requestId);
     expect(sent.map((d) => d.requestContext.approximateInvokeCount).sort()).toEqual([2, 4]);
+  });
+
+  it('takes retries and destinations from PutFunctionEventInvokeConfig through the AWS SDK', async () => {
+    const lambda = new LambdaClient({
+      endpoint: n.apiUrl,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'nimbus', secretAccessKey: n.apiKey },
+      maxAttempts: 1,
+    });
+    try {
+      const arn = (fn: string) => `arn:aws:lambda:us-east-1:000000000000:function:${fn}`;
+      // The manifest's configuration shows until the API sets one.
+      const before = await lambda.send(new GetFunctionEventInvokeConfigCommand({ FunctionName: 'flaky' }));
+      expect(before).toMatchObject({
+        MaximumRetryAttempts: 1,
+        DestinationConfig: { OnFailure: { Destination: arn('sink') } },
+      });
+      const put = await lambda.send(
+        new PutFunctionEventInvokeConfigCommand({
+          FunctionName: 'flaky',
+          MaximumRetryAttempts: 0,
+          DestinationConfig: { OnFailure: { Destination: arn('sink') } },
+        }),
+      );
+      expect(put).toMatchObject({
+        FunctionArn: `${arn('flaky')}:$LATEST`,
+        MaximumRetryAttempts: 0,
+        MaximumEventAgeInSeconds: 21600,
+      });
+      expect(put.LastModified).toBeInstanceOf(Date);
+      const updated = await lambda.send(
+        new UpdateFunctionEventInvokeConfigCommand({ FunctionName: 'flaky', MaximumEventAgeInSeconds: 600 }),
+      );
+      expect(updated).toMatchObject({ MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 600 });
+
+      const { requestId } = await n.client.invoke('flaky', JSON.stringify({ fail: true, n: 9 }), {
+        async: true,
+      });
+      await eventually(async () =>
+        (await n.client.events({ state: 'dead' })).some((e) => e.id === requestId),
+      );
+      expect((await records('flaky')).filter((r) => r.requestId === requestId)).toHaveLength(1);
+
+      await expect(
+        lambda.send(
+          new PutFunctionEventInvokeConfigCommand({ FunctionName: 'flaky', MaximumRetryAttempts: 5 }),
+        ),
+      ).rejects.toMatchObject({ name: 'InvalidParameterValueException' });
+      await expect(
+        lambda.send(
+          new PutFunctionEventInvokeConfigCommand({
+            FunctionName: 'flaky',
+            DestinationConfig: { OnFailure: { Destination: 'arn:aws:sqs:us-east-1:000000000000:dlq' } },
+          }),
+        ),
+      ).rejects.toMatchObject({ name: 'InvalidParameterValueException' });
+      await expect(
+        lambda.send(new GetFunctionEventInvokeConfigCommand({ FunctionName: 'sink' })),
+      ).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+
+      await lambda.send(new DeleteFunctionEventInvokeConfigCommand({ FunctionName: 'flaky' }));
+      const after = await lambda.send(new GetFunctionEventInvokeConfigCommand({ FunctionName: 'flaky' }));
+      expect(after.MaximumRetryAttempts).toBe(1);
+    } finally {
+      lambda.destroy();
+    }
   });
 
   it('answers 404 for an unknown event and 409 for replaying one that has not failed', async () => {

@@ -8,11 +8,18 @@ import type { AwsRequest, AwsResponse, AwsService } from './aws.js';
 import { ApiError, functionNotFound, routeError } from './errors.js';
 import { DEFAULT_BODY, MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES } from './limits.js';
 import { RouteTable } from './routes.js';
+import {
+  EVENT_INVOKE_CONFIG_PATH,
+  eventInvokeConfig,
+  type EventInvokeConfigDeps,
+} from './event-invoke-config.js';
 
-export interface LambdaDeps {
+export interface LambdaDeps extends EventInvokeConfigDeps {
   registry: Pick<FunctionRegistry, 'get'>;
   invoker: Invoker;
-  events: { enqueue(ref: InvokeTarget, payload: string, requestId: string): Promise<string> };
+  events: EventInvokeConfigDeps['events'] & {
+    enqueue(ref: InvokeTarget, payload: string, requestId: string): Promise<string>;
+  };
   region: string;
   accountId: string;
 }
@@ -34,6 +41,12 @@ export function createLambdaService(d: LambdaDeps): AwsService {
       path: '/2015-03-31/functions/{name}/invocations',
       handler: (req, p, principal) => invoke(d, req, p['name']!, principal),
     },
+    ...(['put', 'update', 'get', 'delete'] as const).map((mode) => ({
+      method: ({ put: 'PUT', update: 'POST', get: 'GET', delete: 'DELETE' } as const)[mode],
+      path: EVENT_INVOKE_CONFIG_PATH,
+      handler: (req: AwsRequest, p: Record<string, string>, principal: Principal) =>
+        eventInvokeConfig(d, mode, req, p['name']!, principal),
+    })),
   ]);
   return {
     service: 'lambda',

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { FunctionRegistry } from '../invoker/registry.js';
 import type { InvokeTarget, Invoker } from '../invoker/types.js';
 import type { FunctionScaleStats } from '../scaler/scaler.js';
+import type { AsyncConfig } from '../config/manifest.js';
 import type { FunctionRef, Store } from '../store/types.js';
 import {
   apiKeyCredentials,
@@ -37,6 +38,7 @@ export interface ApiOptions {
   events: {
     enqueue(ref: InvokeTarget, payload: string, requestId: string): Promise<string>;
     replay(id: string, project: string): Promise<'replayed' | 'not_found' | 'not_dead'>;
+    setAsyncOverride(ref: FunctionRef, config: AsyncConfig | null): void;
   };
   deployer: { deploy(archive: Buffer, project: string): Promise<DeployResponse> };
   status: () => Record<string, unknown>;

@@ -10,12 +10,18 @@
 // event that is out of retries or too old goes to onFailure with AWS's destination record, and stays in the
 // queue as dead, for a person to list and replay.
 import { randomUUID } from 'node:crypto';
-import { ASYNC_DEFAULTS, type Destination } from '../config/manifest.js';
+import { ASYNC_DEFAULTS, type AsyncConfig, type Destination } from '../config/manifest.js';
 import { functionArn } from '../config/limits.js';
 import { refKey } from '../invoker/registry.js';
 import { systemClock, type Clock, type Timer } from '../clock/clock.js';
 import type { InvokeTarget, Invoker, InvokeOutcome } from '../invoker/types.js';
-import type { EventQueue, FunctionVersion, QueuedEvent } from '../store/types.js';
+import type {
+  EventQueue,
+  FunctionRef,
+  FunctionVersion,
+  QueuedEvent,
+  StoredAsyncConfig,
+} from '../store/types.js';
 import { derivedId } from './ids.js';
 import type { TriggerSource } from './types.js';
 
@@ -45,6 +51,8 @@ export interface AsyncEventsOptions {
   /** Resolves once the records of invocations that have ended are written. An event is settled only after
    *  its attempt's record is, so a crash can never leave an event done and its run without a trace. */
   recordsWritten?: () => Promise<void>;
+  /** The async configurations set through the Lambda API, which apply instead of the manifest's. */
+  asyncConfigs?: () => Promise<StoredAsyncConfig[]>;
   /** For the function ARNs in destination records. */
   region?: string;
   accountId?: string;
@@ -72,6 +80,7 @@ export class AsyncEventSource implements TriggerSource {
   private renewTimer: Timer | null = null;
   private idleWaiters: (() => void)[] = [];
   private functions = new Map<string, FunctionVersion>();
+  private overrides = new Map<string, AsyncConfig>();
 
   constructor(private readonly o: AsyncEventsOptions) {
     this.clock = o.clock ?? systemClock;
@@ -96,8 +105,16 @@ export class AsyncEventSource implements TriggerSource {
     return requestId;
   }
 
+  /** The API set (or, with null, removed) a function's async configuration. */
+  setAsyncOverride(ref: FunctionRef, config: AsyncConfig | null): void {
+    if (config) this.overrides.set(refKey(ref), config);
+    else this.overrides.delete(refKey(ref));
+  }
+
   sync(functions: readonly FunctionVersion[]): void {
     this.functions = new Map(functions.map((f) => [refKey(f), f]));
+    // Another node may have set one, and a removed function's is gone with it.
+    void this.loadOverrides();
     // A deploy may make a waiting event runnable, so look now.
     this.wake();
   }
@@ -119,6 +136,7 @@ export class AsyncEventSource implements TriggerSource {
   async start(): Promise<void> {
     // Leases this node held before a crash or restart cover nothing that runs now.
     await this.o.queue.releaseOwner(this.o.nodeId);
+    await this.loadOverrides();
     this.started = true;
     this.stopped = false;
     this.renew();
@@ -321,8 +339,19 @@ export class AsyncEventSource implements TriggerSource {
     return this.o.functionExists({ project: ev.project, name: ev.functionName });
   }
 
+  private async loadOverrides(): Promise<void> {
+    if (!this.o.asyncConfigs) return;
+    try {
+      const all = await this.o.asyncConfigs();
+      this.overrides = new Map(all.map((c) => [refKey(c), c.config]));
+    } catch (err) {
+      this.o.onError?.(err, 'async events: loading event invoke configurations');
+    }
+  }
+
   private policyOf(ev: QueuedEvent): Policy {
-    const a = this.functions.get(refKey({ project: ev.project, name: ev.functionName }))?.config.async;
+    const key = refKey({ project: ev.project, name: ev.functionName });
+    const a = this.overrides.get(key) ?? this.functions.get(key)?.config.async;
     return {
       maxRetries: a?.maximumRetryAttempts ?? ASYNC_DEFAULTS.maximumRetryAttempts,
       maxAgeMs: (a?.maximumEventAgeInSeconds ?? ASYNC_DEFAULTS.maximumEventAgeInSeconds) * 1000,

@@ -5,7 +5,7 @@
 // Every stored entity belongs to a project; `default` exists from the first migration on, so a single-tenant
 // setup never names one. Time comes from the store's injected Clock wherever it decides something (event due
 // times, leases, heartbeats, deployedAt), so tests move time instead of sleeping.
-import type { FunctionConfig } from '../config/manifest.js';
+import type { AsyncConfig, FunctionConfig } from '../config/manifest.js';
 
 export const DEFAULT_PROJECT = 'default';
 
@@ -55,6 +55,19 @@ export interface FunctionStore {
   removeFunction(ref: FunctionRef): Promise<boolean>;
   /** Archives are content-addressed and shared by every version (of any project) that has the same bytes. */
   getCode(sha256: string): Promise<Buffer | undefined>;
+  /** Sets (or with null removes) the async configuration set through the API (Lambda's
+   *  PutFunctionEventInvokeConfig), which applies instead of the manifest's until removed. False when the
+   *  function does not exist. Removing the function removes it. */
+  setAsyncConfig(ref: FunctionRef, config: AsyncConfig | null): Promise<boolean>;
+  /** Every async configuration set through the API, by project and name. */
+  listAsyncConfigs(project?: string): Promise<StoredAsyncConfig[]>;
+}
+
+export interface StoredAsyncConfig {
+  project: string;
+  name: string;
+  config: AsyncConfig;
+  updatedAt: number;
 }
 
 export type InvocationStatus = 'ok' | 'error' | 'unhandled' | 'timeout' | 'oom' | 'throttled';

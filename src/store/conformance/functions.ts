@@ -270,6 +270,37 @@ export function functionStoreConformance(name: string, make: HarnessFactory): vo
       });
     });
 
+    describe('async configuration set through the API', () => {
+      it('sets, replaces and removes it, only for functions that exist, and drops it with the function', async () => {
+        await ctx.store.functions.deploy(deployOf('svc', [fn('a'), fn('b')], codeOf('1')));
+        const at = ctx.clock.now();
+        expect(await ctx.store.functions.setAsyncConfig(ref('a'), { maximumRetryAttempts: 0 })).toBe(true);
+        expect(await ctx.store.functions.setAsyncConfig(ref('nope'), { maximumRetryAttempts: 1 })).toBe(
+          false,
+        );
+        expect(await ctx.store.functions.listAsyncConfigs()).toStrictEqual([
+          { project: 'default', name: 'a', config: { maximumRetryAttempts: 0 }, updatedAt: at },
+        ]);
+        ctx.clock.advance(10);
+        const next = { maximumEventAgeInSeconds: 120, onFailure: { function: 'b' } };
+        await ctx.store.functions.setAsyncConfig(ref('a'), next);
+        expect(await ctx.store.functions.listAsyncConfigs('default')).toStrictEqual([
+          { project: 'default', name: 'a', config: next, updatedAt: at + 10 },
+        ]);
+        expect(await ctx.store.functions.listAsyncConfigs('other')).toEqual([]);
+        await reopen();
+        expect((await ctx.store.functions.listAsyncConfigs())[0]?.config).toStrictEqual(next);
+        await ctx.store.functions.setAsyncConfig(ref('b'), { maximumRetryAttempts: 2 });
+        expect(await ctx.store.functions.setAsyncConfig(ref('b'), null)).toBe(true);
+        expect(await ctx.store.functions.removeFunction(ref('a'))).toBe(true);
+        expect(await ctx.store.functions.listAsyncConfigs()).toEqual([]);
+        // A function the manifest drops loses its configuration too.
+        await ctx.store.functions.setAsyncConfig(ref('b'), { maximumRetryAttempts: 1 });
+        await ctx.store.functions.deploy(deployOf('svc', [fn('c')], codeOf('2')));
+        expect(await ctx.store.functions.listAsyncConfigs()).toEqual([]);
+      });
+    });
+
     describe('projects', () => {
       it('keeps functions of the same name in two projects apart', async () => {
         await ctx.store.projects.ensure('team-b');

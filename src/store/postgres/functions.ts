@@ -4,7 +4,15 @@ import type { PoolClient } from 'pg';
 import type { Clock } from '../../clock/clock.js';
 import { canonicalJson } from '../canonical-json.js';
 import { ProjectNotFoundError, StoreConflictError } from '../errors.js';
-import type { DeployInput, DeployResult, FunctionRef, FunctionStore, FunctionVersion } from '../types.js';
+import type {
+  DeployInput,
+  DeployResult,
+  FunctionRef,
+  FunctionStore,
+  FunctionVersion,
+  StoredAsyncConfig,
+} from '../types.js';
+import type { AsyncConfig } from '../../config/manifest.js';
 import { checkDeployInput } from '../validate.js';
 import { type Db, pgCode } from './db.js';
 import { toVersion, type VersionRow } from '../rows.js';
@@ -99,6 +107,43 @@ export class PgFunctionStore implements FunctionStore {
       sha256,
     ]);
     return rows[0]?.archive;
+  }
+
+  async setAsyncConfig(ref: FunctionRef, config: AsyncConfig | null): Promise<boolean> {
+    this.db.assertOpen();
+    return this.db.tx(async (c) => {
+      const fn = await c.query('SELECT 1 FROM functions WHERE project = $1 AND name = $2 FOR UPDATE', [
+        ref.project,
+        ref.name,
+      ]);
+      if (fn.rowCount === 0) return false;
+      if (config === null) {
+        await c.query('DELETE FROM async_configs WHERE project = $1 AND name = $2', [ref.project, ref.name]);
+      } else {
+        await c.query(
+          `INSERT INTO async_configs (project, name, config, updated_at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (project, name) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at`,
+          [ref.project, ref.name, canonicalJson(config), this.clock.now()],
+        );
+      }
+      return true;
+    });
+  }
+
+  async listAsyncConfigs(project?: string): Promise<StoredAsyncConfig[]> {
+    this.db.assertOpen();
+    const rows = await this.db.rows<{ project: string; name: string; config: string; updated_at: number }>(
+      project === undefined
+        ? 'SELECT * FROM async_configs ORDER BY project, name'
+        : 'SELECT * FROM async_configs WHERE project = $1 ORDER BY name',
+      project === undefined ? [] : [project],
+    );
+    return rows.map((r) => ({
+      project: r.project,
+      name: r.name,
+      config: JSON.parse(r.config) as AsyncConfig,
+      updatedAt: r.updated_at,
+    }));
   }
 }
 

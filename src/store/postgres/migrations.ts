@@ -101,6 +101,15 @@ const V1_SQL = `
   CREATE INDEX invocations_by_function_start ON invocations (project, function_name, start);
   CREATE INDEX invocations_by_start ON invocations (start);
 
+  CREATE TABLE async_configs (
+    project text NOT NULL,
+    name text NOT NULL,
+    config text NOT NULL,
+    updated_at double precision NOT NULL,
+    PRIMARY KEY (project, name),
+    FOREIGN KEY (project, name) REFERENCES functions (project, name) ON DELETE CASCADE
+  );
+
   CREATE TABLE schedules (
     id text COLLATE "C" PRIMARY KEY,
     project text NOT NULL,

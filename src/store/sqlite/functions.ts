@@ -1,12 +1,27 @@
 // FunctionStore on SQLite: functions, their immutable versions and the content-addressed code archives.
 import { canonicalJson } from '../canonical-json.js';
 import { ProjectNotFoundError, StoreConflictError } from '../errors.js';
-import type { DeployInput, DeployResult, FunctionRef, FunctionStore, FunctionVersion } from '../types.js';
+import type { AsyncConfig } from '../../config/manifest.js';
+import type {
+  DeployInput,
+  DeployResult,
+  FunctionRef,
+  FunctionStore,
+  FunctionVersion,
+  StoredAsyncConfig,
+} from '../types.js';
 import { checkDeployInput } from '../validate.js';
 import type { SqliteDb } from './db.js';
 import { toVersion, type VersionRow } from '../rows.js';
 
 type Ref = [project: string, name: string];
+
+interface AsyncRow {
+  project: string;
+  name: string;
+  config: string;
+  updated_at: number;
+}
 
 export class SqliteFunctionStore implements FunctionStore {
   private readonly st: ReturnType<typeof prepare>;
@@ -104,8 +119,32 @@ export class SqliteFunctionStore implements FunctionStore {
     return this.st.getCode.get(sha256)?.archive;
   }
 
-  /** Deletes versions explicitly rather than trusting ON DELETE CASCADE, which needs foreign_keys on. */
+  async setAsyncConfig(ref: FunctionRef, config: AsyncConfig | null): Promise<boolean> {
+    this.s.assertOpen();
+    return this.s.durably(() =>
+      this.s.transaction(() => {
+        if (!this.st.functionExists.get(ref.project, ref.name)) return false;
+        if (config === null) this.st.deleteAsync.run(ref.project, ref.name);
+        else this.st.upsertAsync.run(ref.project, ref.name, canonicalJson(config), this.s.clock.now());
+        return true;
+      }),
+    );
+  }
+
+  async listAsyncConfigs(project?: string): Promise<StoredAsyncConfig[]> {
+    this.s.assertOpen();
+    const rows = project === undefined ? this.st.listAsync.all() : this.st.listAsyncOf.all(project);
+    return rows.map((r) => ({
+      project: r.project,
+      name: r.name,
+      config: JSON.parse(r.config) as AsyncConfig,
+      updatedAt: r.updated_at,
+    }));
+  }
+
+  /** Deletes dependent rows explicitly rather than trusting ON DELETE CASCADE, which needs foreign_keys on. */
   private deleteFunctionRows(project: string, name: string): boolean {
+    this.st.deleteAsync.run(project, name);
     this.st.deleteVersions.run(project, name);
     return this.st.deleteFunction.run(project, name).changes > 0;
   }
@@ -139,6 +178,18 @@ function prepare({ db }: SqliteDb) {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     deleteVersions: db.prepare<Ref>('DELETE FROM versions WHERE project = ? AND name = ?'),
+    functionExists: db.prepare<Ref, { one: number }>(
+      'SELECT 1 AS one FROM functions WHERE project = ? AND name = ?',
+    ),
+    upsertAsync: db.prepare<[string, string, string, number]>(
+      `INSERT INTO async_configs (project, name, config, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (project, name) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at`,
+    ),
+    deleteAsync: db.prepare<Ref>('DELETE FROM async_configs WHERE project = ? AND name = ?'),
+    listAsync: db.prepare<[], AsyncRow>('SELECT * FROM async_configs ORDER BY project, name'),
+    listAsyncOf: db.prepare<[string], AsyncRow>(
+      'SELECT * FROM async_configs WHERE project = ? ORDER BY name',
+    ),
     codeExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM code WHERE sha256 = ?'),
     insertCode: db.prepare<[string, number, Buffer]>(
       'INSERT INTO code (sha256, size, archive) VALUES (?, ?, ?)',

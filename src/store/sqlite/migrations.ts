@@ -177,6 +177,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX invocations_by_function_seq ON invocations (project, function_name, seq);
       CREATE INDEX invocations_by_function_start ON invocations (project, function_name, start);
 
+      CREATE TABLE async_configs (
+        project TEXT NOT NULL,
+        name TEXT NOT NULL,
+        config TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (project, name),
+        FOREIGN KEY (project, name) REFERENCES functions (project, name) ON DELETE CASCADE
+      ) STRICT;
+
       CREATE TABLE schedules (
         id TEXT PRIMARY KEY,
         project TEXT NOT NULL,
