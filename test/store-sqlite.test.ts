@@ -251,6 +251,28 @@ describe('SqliteStore', () => {
     expect(canonicalJson(env)).toBe('{"A":"1","__proto__":"x"}');
   });
 
+  it('commits enqueues of one turn together, answering each, and answers those waiting on close', async () => {
+    const store = openStore();
+    const ev = (id: string) => ({
+      id,
+      project: 'default',
+      functionName: 'f',
+      source: 'invoke',
+      payload: '{}',
+    });
+    const answers = await Promise.all([
+      store.events.enqueue(ev('a')),
+      store.events.enqueue(ev('a')),
+      store.events.enqueue(ev('b')),
+    ]);
+    expect(answers).toEqual([true, false, true]);
+    const waiting = store.events.enqueue(ev('c'));
+    await store.close();
+    expect(await waiting).toBe(true);
+    const again = openStore();
+    expect((await again.events.list({})).map((e) => e.id)).toEqual(['a', 'b', 'c']);
+  });
+
   it('works in memory', async () => {
     const store = openSqliteStore({ path: ':memory:' });
     open.push(store);

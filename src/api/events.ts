@@ -30,7 +30,8 @@ export async function listEvents(d: EventDeps, c: ControlRequest): Promise<unkno
     ...(state ? { state } : {}),
     ...(limit !== undefined ? { limit } : {}),
   });
-  return { events: events.map(eventView) };
+  // The list leaves payloads out (up to 1 MB each); GET /v1/events/{id} has it.
+  return { events: events.map((e) => ({ ...eventView(e), payload: undefined })) };
 }
 
 export async function getEvent(d: EventDeps, c: ControlRequest): Promise<unknown> {

@@ -104,7 +104,8 @@ export interface EventView {
   failures: number;
   nextAttemptAt: number | null;
   lastError: string | null;
-  payload: string;
+  /** Only when one event is asked for. */
+  payload?: string;
 }
 
 export interface LogsQuery {

@@ -55,7 +55,39 @@ describe('schedule expressions', () => {
     expect(iso(berlinNoon.next(at('2026-07-15T00:00:00Z')))).toBe('2026-07-15T10:00:00.000Z');
   });
 
+  it('reads AWS step forms: 0/15, */2 in day-of-week, and L alone as Saturday', () => {
+    const next = (expr: string, from: string, tz = 'UTC') => {
+      const s = parseSchedule(expr, tz);
+      if (s.kind !== 'cron') throw new Error('not cron');
+      return iso(s.next(at(from)));
+    };
+    expect(next('cron(0/15 * * * ? *)', '2026-03-02T09:01:00Z')).toBe('2026-03-02T09:15:00.000Z');
+    expect(next('cron(0/5 8-17 ? * MON-FRI *)', '2026-03-06T17:56:00Z')).toBe('2026-03-09T08:00:00.000Z');
+    // AWS */2 in day-of-week: every second day from Sunday: Sun, Tue, Thu, Sat; 2026-03-02 is a Monday.
+    expect(next('cron(0 12 ? * */2 *)', '2026-03-02T12:00:00Z')).toBe('2026-03-03T12:00:00.000Z');
+    expect(next('cron(0 6 ? * L *)', '2026-03-02T00:00:00Z')).toBe('2026-03-07T06:00:00.000Z');
+    expect(next('5/20 * * * *', '2026-03-02T09:06:00Z')).toBe('2026-03-02T09:25:00.000Z');
+  });
+
+  it("reads the year in the schedule's own time zone", () => {
+    const tokyo = parseSchedule('cron(0 5 1 1 ? 2027)', 'Asia/Tokyo');
+    if (tokyo.kind !== 'cron') throw new Error('not cron');
+    // 05:00 on 1 January 2027 in Tokyo is 20:00 UTC on 31 December 2026.
+    expect(iso(tokyo.next(at('2026-06-01T00:00:00Z')))).toBe('2026-12-31T20:00:00.000Z');
+    const la = parseSchedule('cron(0 20 31 12 ? 2027)', 'America/Los_Angeles');
+    if (la.kind !== 'cron') throw new Error('not cron');
+    expect(iso(la.next(at('2026-06-01T00:00:00Z')))).toBe('2028-01-01T04:00:00.000Z');
+  });
+
+  it('reads a stored schedule whose years are over as one that never fires, when asked to', () => {
+    const over = parseSchedule('cron(0 0 1 1 ? 2001)', 'UTC', { mustFireAgain: false });
+    if (over.kind !== 'cron') throw new Error('not cron');
+    expect(over.next(Date.now())).toBeUndefined();
+  });
+
   it('refuses what it cannot read, saying what it accepts', () => {
+    expect(() => parseSchedule('rate(1 minutes)')).toThrow(/rate\(1 minute\)/);
+    expect(() => parseSchedule('rate(5 minute)')).toThrow(/rate\(5 minutes\)/);
     expect(() => parseSchedule('every 5 minutes')).toThrow(/rate\(5 minutes\)/);
     expect(() => parseSchedule('rate(5 weeks)')).toThrow(/rate\(<n> minutes\|hours\|days\)/);
     expect(() => parseSchedule('rate(0 minutes)')).toThrow(/at least 1/);

@@ -17,7 +17,13 @@ const AWS_CRON = /^cron\((.*)\)$/;
 const DOW_NAMES = /^(SUN|MON|TUE|WED|THU|FRI|SAT)$/i;
 
 /** Parses an expression, or throws a ScheduleError saying what is wrong and what is accepted. */
-export function parseSchedule(expression: string, timezone = 'UTC'): Schedule {
+/** A deploy asks that the schedule fires again (mustFireAgain); a schedule already stored is read without
+ *  that check, so one whose years have run out stops firing instead of failing everything around it. */
+export function parseSchedule(
+  expression: string,
+  timezone = 'UTC',
+  opts: { mustFireAgain: boolean } = { mustFireAgain: true },
+): Schedule {
   const expr = expression.trim();
   checkTimezone(timezone);
   const rate = RATE.exec(expr);
@@ -25,6 +31,10 @@ export function parseSchedule(expression: string, timezone = 'UTC'): Schedule {
     const n = Number(rate[1]);
     if (n < 1) throw new ScheduleError(`"${expr}": a rate must be at least 1`);
     const unit = rate[2]!.replace(/s$/, '');
+    // As EventBridge: rate(1 minute), rate(5 minutes).
+    if ((n === 1) !== (rate[2] === unit)) {
+      throw new ScheduleError(`"${expr}": write rate(1 ${unit}) or rate(${n === 1 ? 2 : n} ${unit}s)`);
+    }
     return { kind: 'rate', periodMs: n * UNIT_MS[unit]!, expression: expr };
   }
   if (expr.startsWith('rate(')) {
@@ -42,17 +52,20 @@ export function parseSchedule(expression: string, timezone = 'UTC'): Schedule {
   }
   const next = (afterMs: number): number | undefined => {
     let from = new Date(afterMs);
-    // The year field is AWS's alone: a run in another year moves the search to the next year (200 at most).
+    // The year field is AWS's alone, read in the schedule's zone: a run in another year moves the search to
+    // that year's end (200 years at most; 15 h before midnight UTC is before the new year anywhere).
     for (let i = 0; i < 200; i++) {
       const run = cron.nextRun(from);
       if (!run) return undefined;
-      const y = run.getUTCFullYear();
+      const y = yearIn(run, timezone);
       if (!year || year(y)) return run.getTime();
-      from = new Date(Date.UTC(y + 1, 0, 1) - 1);
+      from = new Date(Math.max(run.getTime(), Date.UTC(y + 1, 0, 1) - 15 * 3_600_000));
     }
     return undefined;
   };
-  if (next(Date.now()) === undefined) throw new ScheduleError(`"${expr}" never fires from now on`);
+  if (opts.mustFireAgain && next(Date.now()) === undefined) {
+    throw new ScheduleError(`"${expr}" never fires from now on`);
+  }
   return { kind: 'cron', expression: expr, timezone, next };
 }
 
@@ -69,7 +82,28 @@ function fromCron(expr: string): { pattern: string; year?: undefined } {
       `"${expr}" is not a schedule: use rate(5 minutes), cron(0 12 * * ? *) (AWS, six fields) or a five-field cron line such as "*/5 * * * *"`,
     );
   }
-  return { pattern: fields.join(' ') };
+  return { pattern: fields.map(openSteps).join(' ') };
+}
+
+/** Highest value of each of the five cron fields, for "start/step" (croner wants "start-max/step"). */
+const FIELD_MAX = [59, 23, 31, 12, 6];
+
+/** "0/15" (from 0, every 15) as "0-59/15", which croner reads; "*" and ranges with a step stay as they are. */
+function openSteps(field: string, index: number): string {
+  return field
+    .split(',')
+    .map((part) =>
+      part.replace(
+        /^(\d+)\/(\d+)$/,
+        (_m, from: string, step: string) => `${from}-${FIELD_MAX[index]}/${step}`,
+      ),
+    )
+    .join(',');
+}
+
+function yearIn(d: Date, tz: string): number {
+  if (tz === 'UTC') return d.getUTCFullYear();
+  return Number(new Intl.DateTimeFormat('en', { timeZone: tz, year: 'numeric' }).format(d));
 }
 
 /** AWS: minutes hours day-of-month month day-of-week year, with day-of-week 1 = Sunday, and exactly one of
@@ -85,19 +119,19 @@ function fromAwsCron(expr: string, inner: string): { pattern: string; year?: (y:
   if ((dom === '?') === (dow === '?')) {
     throw new ScheduleError(`"${expr}": exactly one of day-of-month and day-of-week must be "?"`);
   }
-  return {
-    pattern: [min, hour, dom, month, awsDayOfWeek(expr, dow)].join(' '),
-    year: yearMatcher(expr, year),
-  };
+  const pattern = [min, hour, dom, month, awsDayOfWeek(expr, dow)].map(openSteps).join(' ');
+  return { pattern, year: yearMatcher(expr, year) };
 }
 
 /** AWS numbers days 1-7 from Sunday; cron numbers them 0-6. Names and the L and # forms carry over. */
 function awsDayOfWeek(expr: string, dow: string): string {
   if (dow === '?' || dow === '*') return dow;
+  // "L" alone is the last day of the week: Saturday.
+  if (dow === 'L') return '6';
   return dow.replace(/[A-Za-z]+|\d+/g, (token, offset: number, whole: string) => {
     if (DOW_NAMES.test(token) || token === 'L') return token.toUpperCase();
-    // After "#" comes the week of the month (1-5), not a day.
-    if (whole[offset - 1] === '#') return token;
+    // After "#" comes the week of the month (1-5), after "/" a step: neither is a day.
+    if (whole[offset - 1] === '#' || whole[offset - 1] === '/') return token;
     const n = Number(token);
     if (!Number.isInteger(n) || n < 1 || n > 7) {
       throw new ScheduleError(`"${expr}": day-of-week ${token} is not 1-7 (1 is Sunday) or SUN-SAT`);

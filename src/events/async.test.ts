@@ -220,6 +220,43 @@ describe('AsyncEventSource', () => {
     expect(await store.events.get('late')).toMatchObject({ state: 'pending', attempts: 0, leaseOwner: null });
   });
 
+  it('keeps renewing the leases of events still running while it stops', async () => {
+    source = make({ leaseMs: 3000 });
+    let release!: () => void;
+    invoker.script = () => new Promise((r) => (release = () => r({})));
+    await source.start();
+    await source.enqueue(ref, '{}', 'slow');
+    await new Promise((r) => setTimeout(r, 20));
+    const stopping = source.stop();
+    for (let i = 0; i < 5; i++) {
+      clock.advance(1000);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(await store.events.claim({ owner: 'node-b', leaseMs: 1000, limit: 1 })).toEqual([]);
+    release();
+    await stopping;
+    expect(await store.events.get('slow')).toBeUndefined();
+  });
+
+  it('replays an event that died of old age as a fresh one', async () => {
+    await store.events.enqueue({
+      id: 'old',
+      project: 'default',
+      functionName: 'worker',
+      source: 'invoke',
+      payload: '{}',
+      enqueuedAt: clock.now() - 7 * 3_600_000,
+    });
+    await source.start();
+    await source.idle();
+    expect(await store.events.get('old')).toMatchObject({ state: 'dead', lastError: 'EventAgeExceeded' });
+    expect(invoker.calls).toEqual([]);
+    expect(await source.replay('old', 'default')).toBe('replayed');
+    await source.idle();
+    expect(invoker.calls.map((c) => c.requestId)).toEqual(['old']);
+    expect(await store.events.get('old')).toBeUndefined();
+  });
+
   it('waits for a function deployed through another node instead of calling the event dead', async () => {
     let loaded = false;
     source = make({

@@ -81,6 +81,8 @@ export class AsyncEventSource implements TriggerSource {
   private idleWaiters: (() => void)[] = [];
   private functions = new Map<string, FunctionVersion>();
   private overrides = new Map<string, AsyncConfig>();
+  private overrideChanges = 0;
+  private loadingOverrides: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: AsyncEventsOptions) {
     this.clock = o.clock ?? systemClock;
@@ -107,6 +109,7 @@ export class AsyncEventSource implements TriggerSource {
 
   /** The API set (or, with null, removed) a function's async configuration. */
   setAsyncOverride(ref: FunctionRef, config: AsyncConfig | null): void {
+    this.overrideChanges++;
     if (config) this.overrides.set(refKey(ref), config);
     else this.overrides.delete(refKey(ref));
   }
@@ -147,12 +150,13 @@ export class AsyncEventSource implements TriggerSource {
   async stop(): Promise<void> {
     this.stopped = true;
     this.wakeTimer?.cancel();
-    this.renewTimer?.cancel();
     if (this.soon) clearImmediate(this.soon);
     this.soon = null;
     // A claim in flight now must settle (its events are released, not run) before the running ones are counted.
     await this.pumping;
+    // Leases are renewed until the last running event is done, so no other node takes one meanwhile.
     await Promise.all(this.running.values());
+    this.renewTimer?.cancel();
   }
 
   /** Resolves when nothing is running and no claimable event is left (for tests and clean stops). */
@@ -236,7 +240,7 @@ export class AsyncEventSource implements TriggerSource {
     const policy = this.policyOf(ev);
     if (this.clock.now() - ev.enqueuedAt > policy.maxAgeMs) {
       // Too old to run again: what the claim counted never started.
-      return this.giveUp(ev, policy, 'EventAgeExceeded', ev.attempts - 1, undefined);
+      return this.giveUp(ev, policy, 'EventAgeExceeded', ev.failures, undefined);
     }
     const outcome = await this.o.invoker.invoke({
       // The version named at enqueue is the one that runs: a later deploy makes the event not found.
@@ -277,22 +281,24 @@ export class AsyncEventSource implements TriggerSource {
     } else if (outcome.status === 'throttled') {
       const next = now + Math.min(30_000, 200 * 2 ** Math.min(ev.attempts, 8));
       if (next - ev.enqueuedAt > policy.maxAgeMs)
-        return this.giveUp(ev, policy, 'EventAgeExceeded', ev.attempts, outcome);
+        return this.giveUp(ev, policy, 'EventAgeExceeded', ev.failures, outcome);
       held = await q.postpone(ev.id, owner, {
         nextAttemptAt: next,
         error: `throttled: ${outcome.throttleReason ?? 'no capacity'}`,
       });
     } else if (outcome.status === 'ok') {
-      if (policy.onSuccess) await this.deliver(ev, policy.onSuccess, 'Success', ev.attempts, outcome);
+      // Invocations that ran: the failed ones before and this one (throttles and crashes never ran it).
+      if (policy.onSuccess) await this.deliver(ev, policy.onSuccess, 'Success', ev.failures + 1, outcome);
       held = await q.complete(ev.id, owner);
     } else {
       const failures = ev.failures + 1;
       if (failures > policy.maxRetries)
-        return this.giveUp(ev, policy, 'RetriesExhausted', ev.attempts, outcome);
+        return this.giveUp(ev, policy, 'RetriesExhausted', ev.failures + 1, outcome);
       const delay = this.retryBaseMs * 2 ** (failures - 1) * (1 + 0.2 * this.random());
       const next = now + delay;
-      if (next - ev.enqueuedAt > policy.maxAgeMs)
-        return this.giveUp(ev, policy, 'EventAgeExceeded', ev.attempts, outcome);
+      if (next - ev.enqueuedAt > policy.maxAgeMs) {
+        return this.giveUp(ev, policy, 'EventAgeExceeded', ev.failures + 1, outcome);
+      }
       held = await q.fail(ev.id, owner, { nextAttemptAt: next, error: describeError(outcome) });
     }
     if (!held) this.lostLease(ev);
@@ -339,14 +345,21 @@ export class AsyncEventSource implements TriggerSource {
     return this.o.functionExists({ project: ev.project, name: ev.functionName });
   }
 
-  private async loadOverrides(): Promise<void> {
-    if (!this.o.asyncConfigs) return;
-    try {
-      const all = await this.o.asyncConfigs();
-      this.overrides = new Map(all.map((c) => [refKey(c), c.config]));
-    } catch (err) {
-      this.o.onError?.(err, 'async events: loading event invoke configurations');
-    }
+  /** Loads run one after another, and a change the API made while one ran wins over what it read. */
+  private loadOverrides(): Promise<void> {
+    const load = async (): Promise<void> => {
+      if (!this.o.asyncConfigs) return;
+      const changedBefore = this.overrideChanges;
+      try {
+        const all = await this.o.asyncConfigs();
+        if (this.overrideChanges === changedBefore)
+          this.overrides = new Map(all.map((c) => [refKey(c), c.config]));
+      } catch (err) {
+        this.o.onError?.(err, 'async events: loading event invoke configurations');
+      }
+    };
+    this.loadingOverrides = this.loadingOverrides.then(load);
+    return this.loadingOverrides;
   }
 
   private policyOf(ev: QueuedEvent): Policy {
@@ -373,7 +386,7 @@ export class AsyncEventSource implements TriggerSource {
 
   /** Keeps the leases of running events from running out while they run. */
   private renew = (): void => {
-    if (this.stopped) return;
+    if (this.stopped && this.running.size === 0) return;
     for (const id of this.running.keys()) {
       this.o.queue
         .extend(id, this.o.nodeId, this.leaseMs)

@@ -144,6 +144,23 @@ describe('ScheduleSource', () => {
     expect((await store.schedules.list())[0]?.nextFireAt).toBe(Date.UTC(2026, 2, 3, 11, 0, 0));
   });
 
+  it('stores the other schedules when one can no longer fire, and never fires that one', async () => {
+    const errors: string[] = [];
+    const s = new ScheduleSource({
+      schedules: store.schedules,
+      queue: store.events,
+      clock,
+      onError: (err) => errors.push(String(err)),
+    });
+    sources.push(s);
+    s.sync([version('old', [{ expression: 'cron(0 0 1 1 ? 2020)', timezone: 'UTC' }]), every5]);
+    await s.start();
+    await run(5 * 60_000);
+    expect((await events()).map((e) => e.functionName)).toEqual(['tick']);
+    expect((await store.schedules.list()).map((x) => x.functionName).sort()).toEqual(['old', 'tick']);
+    expect(errors).toEqual([]);
+  });
+
   it('keeps the next tick across an unchanged redeploy and drops schedules that are gone', async () => {
     const s = make();
     s.sync([every5]);

@@ -57,7 +57,7 @@ export class ScheduleSource implements TriggerSource {
   sync(functions: readonly FunctionVersion[]): void {
     const defs = scheduleDefs(functions);
     this.syncing = this.syncing
-      .then(() => this.o.schedules.sync(defs.map((d) => ({ ...d, firstFireAt: this.firstTick(d) }))))
+      .then(() => this.o.schedules.sync(defs.flatMap((d) => this.withFirstTick(d))))
       .then(() => this.wake())
       .catch((err: unknown) => this.o.onError?.(err, 'schedules: storing the deployed schedules'));
   }
@@ -120,27 +120,25 @@ export class ScheduleSource implements TriggerSource {
     if (fired > 0) this.o.onEnqueued?.();
   }
 
-  /** Enqueues the tick s is at (unless it was missed and missed ticks are skipped), then moves s on. */
+  /** Moves s on from the tick it is at and, in the same transaction, enqueues that tick's event (unless it
+   *  was missed and missed ticks are skipped). Only the caller that moves it enqueues: one event per tick. */
   private async fire(s: StoredSchedule): Promise<boolean> {
     const now = this.clock.now();
     const tick = s.nextFireAt;
     const missed = now - tick > MISSED_AFTER_MS;
     const next = this.nextTick(s, now);
-    let enqueued = false;
-    if (!missed || this.o.catchUp === 'once') {
-      const id = derivedId(`schedule:${s.id}:${tick}`);
-      await this.o.queue.enqueue({
-        id,
-        project: s.project,
-        functionName: s.functionName,
-        source: 'schedule',
-        payload: s.input ?? JSON.stringify(this.scheduledEvent(s, id, tick)),
-      });
-      enqueued = true;
+    if (missed && this.o.catchUp !== 'once') {
+      await this.o.schedules.advance(s.id, tick, next);
+      return false;
     }
-    // Another node may have moved it first; the event it enqueued for this tick has the same id.
-    await this.o.schedules.advance(s.id, tick, next);
-    return enqueued;
+    const id = derivedId(`schedule:${s.id}:${tick}`);
+    return this.o.schedules.advance(s.id, tick, next, {
+      id,
+      project: s.project,
+      functionName: s.functionName,
+      source: 'schedule',
+      payload: s.input ?? JSON.stringify(this.scheduledEvent(s, id, tick)),
+    });
   }
 
   /** Sets the timer for the next look; true when a tick is due already. */
@@ -156,8 +154,19 @@ export class ScheduleSource implements TriggerSource {
 
   private schedule(s: Pick<ScheduleDef, 'id' | 'expression' | 'timezone'>): Schedule {
     let p = this.parsed.get(s.id);
-    if (!p) this.parsed.set(s.id, (p = parseSchedule(s.expression, s.timezone)));
+    // Stored schedules were checked at deploy; one whose years ran out since just never fires again.
+    if (!p) this.parsed.set(s.id, (p = parseSchedule(s.expression, s.timezone, { mustFireAgain: false })));
     return p;
+  }
+
+  /** One schedule that cannot be read is told about and left out; the others are stored all the same. */
+  private withFirstTick(d: ScheduleDef): (ScheduleDef & { firstFireAt: number })[] {
+    try {
+      return [{ ...d, firstFireAt: this.firstTick(d) }];
+    } catch (err) {
+      this.o.onError?.(err, `schedules: ${d.functionName}: ${d.expression}`);
+      return [];
+    }
   }
 
   private firstTick(d: ScheduleDef): number {

@@ -242,8 +242,8 @@ export interface EventQueue {
   /** No more attempts: kept as dead for a person to inspect or replay. `failed` counts this attempt as a
    *  failure of the function (the last retry failed), as fail() would. */
   deadLetter(id: string, owner: string, error: string, failed?: boolean): Promise<boolean>;
-  /** A dead event becomes pending again, due now, with no failures counted (a person replays it). False
-   *  unless it is dead. */
+  /** A dead event becomes pending again, due now, with no failures counted and its age counted from now
+   *  (a person replays it: it is accepted anew). False unless it is dead. */
   revive(id: string): Promise<boolean>;
   /** Ends every lease an owner holds (a node restarting under the same id runs nothing yet). */
   releaseOwner(owner: string): Promise<number>;
@@ -321,9 +321,10 @@ export interface ScheduleStore {
   list(project?: string): Promise<StoredSchedule[]>;
   /** Schedules whose next tick is at or before now (the store clock's), earliest first. */
   due(limit: number): Promise<StoredSchedule[]>;
-  /** Moves a schedule from the tick `from` to `to`; false (and no change) when it is no longer at `from`,
-   *  because another node fired that tick, or it was removed. */
-  advance(id: string, from: number, to: number): Promise<boolean>;
+  /** Moves a schedule from the tick `from` to `to` and, in the same transaction, enqueues the tick's event
+   *  (when given); false, with no change and no event, when the schedule is no longer at `from` because
+   *  another node fired that tick or it was removed. So a tick's event is enqueued once, ever. */
+  advance(id: string, from: number, to: number, event?: NewEvent): Promise<boolean>;
   /** The earliest next tick of any schedule, or undefined. */
   nextFireAt(): Promise<number | undefined>;
 }

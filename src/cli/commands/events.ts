@@ -24,7 +24,11 @@ export default defineCommand({
       throw new UsageError(`"${action}" is not an events action`, `use one of: ${ACTIONS.join(', ')}`);
     }
     if (action === 'failed') {
-      const events = await ctx.client().events({ state: 'dead', ...(target ? { function: target } : {}) });
+      const events = await ctx.client().events({
+        state: 'dead',
+        limit: 1000,
+        ...(target ? { function: target } : {}),
+      });
       if (ctx.json) return ctx.printJson({ events });
       if (events.length === 0) {
         ctx.out(target ? `No failed events for ${target}.` : 'No failed events.');

@@ -181,6 +181,7 @@ export function eventQueueConformance(name: string, make: HarnessFactory): void 
         state: 'pending',
         attempts: 2,
         failures: 0,
+        enqueuedAt: ctx.clock.now(),
         nextAttemptAt: ctx.clock.now(),
         lastError: 'RetriesExhausted: boom',
         leaseOwner: null,

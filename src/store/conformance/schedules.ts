@@ -84,11 +84,39 @@ export function scheduleStoreConformance(name: string, make: HarnessFactory): vo
       expect((await s().due(10)).map((x) => x.id)).toEqual(['late']);
     });
 
-    it('gives one tick to exactly one of many callers at once', async () => {
+    it('gives one tick, and its event, to exactly one of many callers at once', async () => {
       const now = ctx.clock.now();
       await s().sync([def('t', {}, now)]);
-      const wins = await Promise.all(Array.from({ length: 8 }, () => s().advance('t', now, now + 60_000)));
+      const event = (n: number) => ({
+        id: `tick-${now}-${n}`,
+        project: 'default',
+        functionName: 'tick',
+        source: 'schedule',
+        payload: '{}',
+      });
+      const wins = await Promise.all(
+        Array.from({ length: 8 }, (_, n) => s().advance('t', now, now + 60_000, event(n))),
+      );
       expect(wins.filter(Boolean)).toHaveLength(1);
+      expect(await ctx.store.events.list({})).toHaveLength(1);
+    });
+
+    it('never enqueues a tick again once it moved on, even after its event is done and gone', async () => {
+      const now = ctx.clock.now();
+      await s().sync([def('t', {}, now)]);
+      const ev = {
+        id: 'tick-1',
+        project: 'default',
+        functionName: 'tick',
+        source: 'schedule',
+        payload: '{}',
+      };
+      expect(await s().advance('t', now, now + 60_000, ev)).toBe(true);
+      const [claimed] = await ctx.store.events.claim({ owner: 'n1', limit: 1, leaseMs: 1000 });
+      await ctx.store.events.complete(claimed!.id, 'n1');
+      // A slower node that read the same tick as due.
+      expect(await s().advance('t', now, now + 60_000, ev)).toBe(false);
+      expect(await ctx.store.events.get('tick-1')).toBeUndefined();
     });
 
     it('keeps schedules and their next tick across a reopen', async () => {

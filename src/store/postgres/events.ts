@@ -105,8 +105,8 @@ export class PgEventQueue implements EventQueue {
 
   async revive(id: string): Promise<boolean> {
     const n = await this.db.changed(
-      `UPDATE events SET state = 'pending', failures = 0, next_attempt_at = $2, lease_owner = NULL,
-         lease_until = NULL
+      `UPDATE events SET state = 'pending', failures = 0, enqueued_at = $2, next_attempt_at = $2,
+         lease_owner = NULL, lease_until = NULL
        WHERE id = $1 AND state = 'dead'`,
       [id, this.clock.now()],
     );

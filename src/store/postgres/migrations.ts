@@ -73,6 +73,7 @@ const V1_SQL = `
   );
   CREATE INDEX events_due ON events (next_attempt_at, arrival) WHERE state = 'pending';
   CREATE INDEX events_by_owner ON events (lease_owner) WHERE lease_owner IS NOT NULL;
+  CREATE INDEX events_by_function ON events (project, function_name, state);
 
   -- seq is a client-visible cursor: an identity never hands out a value twice, even after rows are deleted.
   -- A record is keyed by (request_id, attempt): every retry of one event shares the event's request id.

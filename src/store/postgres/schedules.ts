@@ -2,7 +2,7 @@
 // many nodes see one tick due, one of them moves it.
 import type { Clock } from '../../clock/clock.js';
 import { toSchedule, type ScheduleRow } from '../rows.js';
-import type { ScheduleDef, ScheduleStore, StoredSchedule } from '../types.js';
+import type { NewEvent, ScheduleDef, ScheduleStore, StoredSchedule } from '../types.js';
 import type { Db } from './db.js';
 
 export class PgScheduleStore implements ScheduleStore {
@@ -47,13 +47,33 @@ export class PgScheduleStore implements ScheduleStore {
     return rows.map(toSchedule);
   }
 
-  async advance(id: string, from: number, to: number): Promise<boolean> {
+  async advance(id: string, from: number, to: number, event?: NewEvent): Promise<boolean> {
     this.db.assertOpen();
-    const n = await this.db.changed(
-      'UPDATE schedules SET next_fire_at = $3 WHERE id = $1 AND next_fire_at = $2',
-      [id, from, to],
-    );
-    return n > 0;
+    return this.db.tx(async (c) => {
+      const moved = await c.query(
+        'UPDATE schedules SET next_fire_at = $3 WHERE id = $1 AND next_fire_at = $2',
+        [id, from, to],
+      );
+      if (moved.rowCount === 0) return false;
+      if (event) {
+        const at = event.enqueuedAt ?? this.clock.now();
+        await c.query(
+          `INSERT INTO events (id, project, function_name, qualifier, source, payload, enqueued_at, next_attempt_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+          [
+            event.id,
+            event.project,
+            event.functionName,
+            event.qualifier ?? null,
+            event.source,
+            event.payload,
+            at,
+            event.nextAttemptAt ?? at,
+          ],
+        );
+      }
+      return true;
+    });
   }
 
   async nextFireAt(): Promise<number | undefined> {

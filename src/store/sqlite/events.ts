@@ -242,8 +242,8 @@ function prepare({ db }: SqliteDb) {
        WHERE ${HELD}`,
     ),
     revive: db.prepare(
-      `UPDATE events SET state = 'pending', failures = 0, next_attempt_at = @now, lease_owner = NULL,
-         lease_until = NULL
+      `UPDATE events SET state = 'pending', failures = 0, enqueued_at = @now, next_attempt_at = @now,
+         lease_owner = NULL, lease_until = NULL
        WHERE id = @id AND state = 'dead'`,
     ),
     release: db.prepare(

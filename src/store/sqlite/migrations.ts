@@ -144,6 +144,7 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE events_v2 RENAME TO events;
       CREATE INDEX events_due ON events (state, next_attempt_at, seq);
       CREATE INDEX events_by_owner ON events (lease_owner) WHERE lease_owner IS NOT NULL;
+      CREATE INDEX events_by_function ON events (project, function_name, state);
 
       -- Retries of an event keep its request id (as Lambda's do), so a record is one (request id, attempt).
       CREATE TABLE invocations_v2 (

@@ -1,6 +1,6 @@
 // ScheduleStore on SQLite.
 import { toSchedule, type ScheduleRow } from '../rows.js';
-import type { ScheduleDef, ScheduleStore, StoredSchedule } from '../types.js';
+import type { NewEvent, ScheduleDef, ScheduleStore, StoredSchedule } from '../types.js';
 import type { SqliteDb } from './db.js';
 
 export class SqliteScheduleStore implements ScheduleStore {
@@ -27,6 +27,10 @@ export class SqliteScheduleStore implements ScheduleStore {
         'UPDATE schedules SET next_fire_at = ? WHERE id = ? AND next_fire_at = ?',
       ),
       next: db.prepare<[], { at: number | null }>('SELECT min(next_fire_at) AS at FROM schedules'),
+      enqueue: db.prepare(
+        `INSERT INTO events (id, project, function_name, qualifier, source, payload, enqueued_at, next_attempt_at)
+         VALUES (@id, @project, @fn, @qualifier, @source, @payload, @at, @due) ON CONFLICT (id) DO NOTHING`,
+      ),
     };
   }
 
@@ -53,9 +57,27 @@ export class SqliteScheduleStore implements ScheduleStore {
     return this.st.due.all(this.s.clock.now(), Math.max(0, Math.floor(limit))).map(toSchedule);
   }
 
-  async advance(id: string, from: number, to: number): Promise<boolean> {
+  async advance(id: string, from: number, to: number, event?: NewEvent): Promise<boolean> {
     this.s.assertOpen();
-    return this.s.durably(() => this.st.advance.run(to, id, from).changes > 0);
+    return this.s.durably(() =>
+      this.s.transaction(() => {
+        if (this.st.advance.run(to, id, from).changes === 0) return false;
+        if (event) {
+          const at = event.enqueuedAt ?? this.s.clock.now();
+          this.st.enqueue.run({
+            id: event.id,
+            project: event.project,
+            fn: event.functionName,
+            qualifier: event.qualifier ?? null,
+            source: event.source,
+            payload: event.payload,
+            at,
+            due: event.nextAttemptAt ?? at,
+          });
+        }
+        return true;
+      }),
+    );
   }
 
   async nextFireAt(): Promise<number | undefined> {
