@@ -4,6 +4,7 @@ import { parseConfig } from './canonical-json.js';
 import type {
   EventState,
   FunctionVersion,
+  InvocationRecord,
   InvocationStatus,
   NodeInfo,
   Project,
@@ -100,6 +101,50 @@ export function toSchedule(r: ScheduleRow): StoredSchedule {
     nextFireAt: r.next_fire_at,
     createdAt: r.created_at,
   };
+}
+
+/** The invocations columns both backends write, in the order invocationValues() gives them. */
+export const INVOCATION_COLUMNS = [
+  'request_id',
+  'project',
+  'function_name',
+  'version',
+  'trigger',
+  'attempt',
+  'start',
+  'duration_ms',
+  'billed_ms',
+  'memory_mb',
+  'max_rss',
+  'cold',
+  'init_ms',
+  'status',
+  'error_type',
+  'error_message',
+  'logs',
+] as const;
+
+/** A record as the values of INVOCATION_COLUMNS; `cold` stays a boolean (SQLite's writer makes it 0/1). */
+export function invocationValues(r: InvocationRecord): (string | number | boolean | null)[] {
+  return [
+    r.requestId,
+    r.project,
+    r.functionName,
+    r.version,
+    r.trigger,
+    r.attempt,
+    r.start,
+    r.durationMs,
+    r.billedMs,
+    r.memoryMB,
+    r.maxRssBytes,
+    r.cold,
+    r.initMs ?? null,
+    r.status,
+    r.errorType ?? null,
+    r.errorMessage ?? null,
+    r.logs,
+  ];
 }
 
 export function toVersion(r: VersionRow): FunctionVersion {

@@ -11,7 +11,7 @@ import {
 } from '../types.js';
 import { queryLimit } from '../validate.js';
 import { type Db, errorMessage, pgCode } from './db.js';
-import { toInvocation, type InvocationRow } from '../rows.js';
+import { INVOCATION_COLUMNS, invocationValues, toInvocation, type InvocationRow } from '../rows.js';
 
 export interface InvocationLogOptions {
   flushIntervalMs: number;
@@ -19,8 +19,7 @@ export interface InvocationLogOptions {
   onError: (err: Error) => void;
 }
 
-const COLUMNS = `request_id, project, function_name, version, trigger, attempt, start, duration_ms, billed_ms,
-  memory_mb, max_rss, cold, init_ms, status, error_type, error_message, logs`;
+const COLUMNS = INVOCATION_COLUMNS.join(', ');
 
 // unnest keeps array order, so seq follows the order records were written. A duplicate (requestId, attempt)
 // (a retried write) is skipped; any other bad value fails the statement and sends the batch to salvage().
@@ -221,27 +220,9 @@ function filters(q: InvocationQuery): { where: string[] | undefined; params: unk
 
 /** One array per column, in COLUMNS order; throws on a record that is not one (salvage drops it). */
 function toColumns(batch: InvocationRecord[]): unknown[][] {
-  const cols: unknown[][] = Array.from({ length: 17 }, () => []);
+  const cols: unknown[][] = Array.from({ length: INVOCATION_COLUMNS.length }, () => []);
   for (const r of batch) {
-    const values = [
-      r.requestId,
-      r.project,
-      r.functionName,
-      r.version,
-      r.trigger,
-      r.attempt,
-      r.start,
-      r.durationMs,
-      r.billedMs,
-      r.memoryMB,
-      r.maxRssBytes,
-      r.cold,
-      r.initMs ?? null,
-      r.status,
-      r.errorType ?? null,
-      r.errorMessage ?? null,
-      r.logs,
-    ];
+    const values = invocationValues(r);
     values.forEach((v, i) => cols[i]!.push(v ?? null));
   }
   return cols;

@@ -12,7 +12,7 @@ import {
 } from '../types.js';
 import { queryLimit } from '../validate.js';
 import type { SqliteDb } from './db.js';
-import { toInvocation, type InvocationRow } from '../rows.js';
+import { INVOCATION_COLUMNS, invocationValues, toInvocation, type InvocationRow } from '../rows.js';
 
 export interface BatchOptions {
   /** How long a written record may wait in memory before it reaches the database. Default 50. */
@@ -25,25 +25,7 @@ export interface BatchOptions {
 
 type Param = string | number | null;
 
-const COLUMNS = [
-  'request_id',
-  'project',
-  'function_name',
-  'version',
-  'trigger',
-  'attempt',
-  'start',
-  'duration_ms',
-  'billed_ms',
-  'memory_mb',
-  'max_rss',
-  'cold',
-  'init_ms',
-  'status',
-  'error_type',
-  'error_message',
-  'logs',
-] as const;
+const COLUMNS = INVOCATION_COLUMNS;
 
 export class SqliteInvocationLog implements InvocationLog {
   private buffer: InvocationRecord[] = [];
@@ -191,26 +173,9 @@ export class SqliteInvocationLog implements InvocationLog {
   }
 }
 
+/** SQLite has no boolean: cold is stored as 0 or 1. */
 function toParams(r: InvocationRecord): Param[] {
-  return [
-    r.requestId,
-    r.project,
-    r.functionName,
-    r.version,
-    r.trigger,
-    r.attempt,
-    r.start,
-    r.durationMs,
-    r.billedMs,
-    r.memoryMB,
-    r.maxRssBytes,
-    r.cold ? 1 : 0,
-    r.initMs ?? null,
-    r.status,
-    r.errorType ?? null,
-    r.errorMessage ?? null,
-    r.logs,
-  ];
+  return invocationValues(r).map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v));
 }
 
 export function positive(value: number | undefined, fallback: number): number {
