@@ -155,6 +155,13 @@ describe.each(BACKENDS)('async events on %s', (backend) => {
           }),
         ),
       ).rejects.toMatchObject({ name: 'InvalidParameterValueException' });
+      const raw = await fetch(`${n.apiUrl}/2019-09-25/functions/flaky/event-invoke-config`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${n.apiKey}` },
+        body: JSON.stringify({ DestinationConfig: 'x' }),
+      });
+      expect(raw.status).toBe(400);
+      expect(raw.headers.get('x-amzn-errortype')).toBe('InvalidParameterValueException');
       await expect(
         lambda.send(new GetFunctionEventInvokeConfigCommand({ FunctionName: 'sink' })),
       ).rejects.toMatchObject({ name: 'ResourceNotFoundException' });

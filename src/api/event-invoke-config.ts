@@ -100,15 +100,19 @@ function parseConfig(d: EventInvokeConfigDeps, project: string, body: Buffer): G
   if (retries !== undefined) values.maximumRetryAttempts = int(retries, 'MaximumRetryAttempts', 0, 2);
   const age = input['MaximumEventAgeInSeconds'];
   if (age !== undefined) values.maximumEventAgeInSeconds = int(age, 'MaximumEventAgeInSeconds', 60, 21600);
-  const dest = (input['DestinationConfig'] ?? {}) as Record<string, { Destination?: unknown } | undefined>;
+  const rawDest = input['DestinationConfig'] ?? {};
+  if (!isObject(rawDest)) throw invalid('DestinationConfig must be an object with OnSuccess and OnFailure');
+  const dest = rawDest as Record<string, unknown>;
   for (const [field, key] of [
     ['OnSuccess', 'onSuccess'],
     ['OnFailure', 'onFailure'],
   ] as const) {
     const entry = dest[field];
     if (entry === undefined) continue;
-    if (entry.Destination === undefined || entry.Destination === null) cleared.push(key);
-    else values[key] = destination(d, project, entry.Destination, field);
+    if (!isObject(entry)) throw invalid(`DestinationConfig.${field} must be an object with a Destination`);
+    const arn = (entry as { Destination?: unknown }).Destination;
+    if (arn === undefined || arn === null) cleared.push(key);
+    else values[key] = destination(d, project, arn, field);
   }
   return { values, cleared };
 }
@@ -153,6 +157,10 @@ function answer(
     headers: { 'x-amzn-requestid': req.requestId, 'content-type': 'application/json' },
     body: JSON.stringify(body),
   };
+}
+
+function isObject(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function int(v: unknown, name: string, min: number, max: number): number {
