@@ -28,6 +28,7 @@ import { lockDataDir, type DataDirLock } from './datadir/lock.js';
 import { nodeIdFor } from './datadir/node-id.js';
 import { AsyncEventSource } from './events/async.js';
 import { ScheduleSource } from './events/schedules.js';
+import { EmailSource } from './events/email.js';
 import type { TriggerSource } from './events/types.js';
 import { createGateway } from './gateway/server.js';
 import { RouteConflictError, Router } from './gateway/router.js';
@@ -62,6 +63,8 @@ export interface RunningNimbus {
   /** "sqlite <file>" or "postgresql <url without password>". */
   store: string;
   nodeId: string;
+  /** Where incoming mail is taken, once a function declares an e-mail event (null before). */
+  smtp(): string | null;
   deployed: { service: string; functions: string[] }[];
   stop(): Promise<void>;
 }
@@ -166,7 +169,16 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       accountId: settings.accountId,
       onError,
     });
-    const triggers: TriggerSource[] = [events, schedules];
+    const email = new EmailSource({
+      queue: store.events,
+      host: settings.smtpHost,
+      port: settings.smtpPort,
+      maxBytes: settings.maxEmailBytes,
+      inlineAttachmentBytes: settings.emailInlineBytes,
+      onEnqueued: () => events.notify(),
+      onError,
+    });
+    const triggers: TriggerSource[] = [events, schedules, email];
     for (const t of triggers) t.sync(registry.all());
     registry.onChange(() => {
       for (const t of triggers) t.sync(registry.all());
@@ -243,6 +255,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       sandboxLevel: caps.level,
       store: `${store.backend} ${store.location}`,
       nodeId,
+      smtp: () => (email.port === null ? null : `smtp://${urlHost(settings.smtpHost)}:${email.port}`),
       deployed,
       stop: () => lifecycle.stop(),
     };

@@ -39,7 +39,16 @@ export async function startTestNimbus(opts: TestOptions = {}): Promise<TestNimbu
   const store = backend === 'postgresql' ? (storeUrl ?? schema!.url) : 'sqlite';
   let n: RunningNimbus;
   try {
-    n = await startNimbus({ port: 0, apiPort: 0, dataDir, logLevel: 'silent', stemCells: 2, store, ...rest });
+    n = await startNimbus({
+      port: 0,
+      apiPort: 0,
+      smtpPort: 0,
+      dataDir,
+      logLevel: 'silent',
+      stemCells: 2,
+      store,
+      ...rest,
+    });
   } catch (err) {
     await schema?.drop();
     throw err;

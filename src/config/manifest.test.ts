@@ -87,4 +87,21 @@ functions:
 `),
     ).toContain('is already used by function "a"');
   });
+
+  it('reads e-mail events, lowercased, and refuses what is not an address', () => {
+    const m = parseManifest(
+      'service: s\nfunctions:\n  f:\n    handler: h.f\n    events:\n      - email: { address: Orders@Example.test }\n      - email: { address: "*@support.example.test" }\n',
+    );
+    expect(m.functions[0]?.emails).toEqual(['orders@example.test', '*@support.example.test']);
+    expect(() =>
+      parseManifest(
+        'service: s\nfunctions:\n  f:\n    handler: h.f\n    events:\n      - email: { address: not-an-address }\n',
+      ),
+    ).toThrow(/functions\.f\.events\.0\.email\.address: address must be an e-mail address/);
+    expect(() =>
+      parseManifest(
+        'service: s\nfunctions:\n  f:\n    handler: h.f\n    events:\n      - email: { address: a@b.test }\n        http: GET /x\n',
+      ),
+    ).toThrow(/exactly one of "http", "schedule" or "email"/);
+  });
 });

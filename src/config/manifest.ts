@@ -47,14 +47,32 @@ const ScheduleEventSchema = z.union([
   }),
 ]);
 
+/** An exact address, or "*@domain" for every address of a domain. */
+const EMAIL_ADDRESS =
+  /^(\*|[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+)@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+const EmailEventSchema = z.strictObject({
+  address: z
+    .string()
+    .regex(
+      EMAIL_ADDRESS,
+      'address must be an e-mail address such as "orders@example.test", or "*@example.test"',
+    ),
+});
+
 const EventSchema = z
-  .strictObject({ http: HttpEventSchema.optional(), schedule: ScheduleEventSchema.optional() })
+  .strictObject({
+    http: HttpEventSchema.optional(),
+    schedule: ScheduleEventSchema.optional(),
+    email: EmailEventSchema.optional(),
+  })
   .superRefine((e, ctx) => {
-    if ((e.http === undefined) === (e.schedule === undefined)) {
+    const kinds = [e.http, e.schedule, e.email].filter((k) => k !== undefined).length;
+    if (kinds !== 1) {
       ctx.addIssue({
         code: 'custom',
         message:
-          'each event is exactly one of "http" or "schedule", e.g. - http: GET /items or - schedule: rate(5 minutes)',
+          'each event is exactly one of "http", "schedule" or "email", e.g. - http: GET /items, - schedule: rate(5 minutes) or - email: { address: orders@example.test }',
       });
     }
   });
@@ -155,6 +173,8 @@ export interface FunctionConfig {
   async?: AsyncConfig | undefined;
   /** Schedules that invoke the function asynchronously (EventBridge's scheduled rules). */
   schedules?: ScheduleConfig[] | undefined;
+  /** Addresses (lowercase; "*@domain" for a whole domain) whose incoming mail invokes the function. */
+  emails?: string[] | undefined;
   routes: Route[];
 }
 
@@ -246,7 +266,12 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
     }
     const routes: Route[] = [];
     const schedules: ScheduleConfig[] = [];
+    const emails: string[] = [];
     for (const [i, ev] of f.events.entries()) {
+      if (ev.email !== undefined) {
+        emails.push(ev.email.address.toLowerCase());
+        continue;
+      }
       if (ev.schedule !== undefined) {
         schedules.push(scheduleConfig(file, `functions.${name}.events.${i}.schedule`, ev.schedule));
         continue;
@@ -282,6 +307,7 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       ...(f.keepAlive !== undefined ? { keepAlive: f.keepAlive } : {}),
       ...(f.async !== undefined ? { async: asyncConfig(file, name, f.async) } : {}),
       ...(schedules.length > 0 ? { schedules } : {}),
+      ...(emails.length > 0 ? { emails } : {}),
       routes,
     });
   }

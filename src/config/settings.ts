@@ -9,6 +9,21 @@ export const SettingsSchema = z.strictObject({
   apiHost: z.string().min(1).default('127.0.0.1'),
   apiPort: z.coerce.number().int().min(0).max(65535).default(8081),
   dataDir: z.string().min(1).default('./.nimbus'),
+  /** The SMTP listener for e-mail events (it listens only while a function declares one). */
+  smtpHost: z.string().min(1).default('127.0.0.1'),
+  smtpPort: z.coerce.number().int().min(0).max(65535).default(2525),
+  /** Largest incoming message, bytes. */
+  maxEmailBytes: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(10 * 1024 * 1024),
+  /** Attachments up to this size carry their content in the event. */
+  emailInlineBytes: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(256 * 1024),
   /** Where state lives: "sqlite" (a file in the data dir, the default) or a postgresql:// URL. */
   store: z
     .string()
@@ -65,6 +80,10 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   apiPort: 'NIMBUS_API_PORT',
   dataDir: 'NIMBUS_DATA',
   store: 'NIMBUS_STORE',
+  smtpHost: 'NIMBUS_SMTP_HOST',
+  smtpPort: 'NIMBUS_SMTP_PORT',
+  maxEmailBytes: 'NIMBUS_MAX_EMAIL_BYTES',
+  emailInlineBytes: 'NIMBUS_EMAIL_INLINE_BYTES',
   keepAliveSec: 'NIMBUS_KEEP_ALIVE',
   keepAlivePolicy: 'NIMBUS_KEEP_ALIVE_POLICY',
   memoryBudgetMB: 'NIMBUS_MEMORY_BUDGET_MB',

@@ -28,6 +28,10 @@ export default defineCommand({
       placeholder: 'dir',
       description: 'Data folder: database, code, API key (env NIMBUS_DATA, default ./.nimbus)',
     },
+    'smtp-port': {
+      type: 'number',
+      description: 'SMTP port for e-mail events, 0 picks a free one (env NIMBUS_SMTP_PORT, default 2525)',
+    },
     store: {
       type: 'string',
       placeholder: 'url',
@@ -53,6 +57,7 @@ export default defineCommand({
       ...(ctx.options['api-port'] !== undefined ? { apiPort: ctx.options['api-port'] } : {}),
       ...(ctx.options.data !== undefined ? { dataDir: resolve(ctx.cwd, ctx.options.data) } : {}),
       ...(ctx.options.store !== undefined ? { store: ctx.options.store } : {}),
+      ...(ctx.options['smtp-port'] !== undefined ? { smtpPort: ctx.options['smtp-port'] } : {}),
       deployDirs,
     }).catch((e: unknown) => {
       // A busy port or data dir, or an unreachable database, is the user's to fix, and the server's message
@@ -95,6 +100,7 @@ export default defineCommand({
       sandboxLevel: running.sandboxLevel,
       store: running.store,
       nodeId: running.nodeId,
+      smtp: running.smtp(),
       deployed: running.deployed,
     };
     if (ctx.json) {
@@ -108,6 +114,7 @@ export default defineCommand({
           `  API key   ${info.keyFile}`,
           `  Sandbox   ${info.sandboxLevel}`,
           `  Store     ${info.store}`,
+          ...(info.smtp ? [`  SMTP      ${info.smtp}`] : []),
           ...info.deployed.map((d) => `  Deployed  ${d.service}: ${d.functions.join(', ')}`),
           'Press Ctrl+C to stop.',
         ].join('\n'),
