@@ -232,3 +232,57 @@ describe('async configuration in the manifest', () => {
     expect((await deployWith('      retries: 1')).message).toMatch(/unknown field "retries"/);
   });
 });
+
+describe('recursive loops', () => {
+  let n: TestNimbus;
+  let dir: string;
+  beforeAll(async () => {
+    n = await startTestNimbus();
+    dir = mkdtempSync(join(tmpdir(), 'nimbus-loop-'));
+  });
+  afterAll(async () => {
+    await n?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('stops a function that keeps invoking itself, passing the trace on as the AWS SDK does', async () => {
+    // The function calls Invoke (Event) on itself with X-Amzn-Trace-Id from _X_AMZN_TRACE_ID, which is what
+    // the AWS SDK's recursion-detection middleware sends from inside a function.
+    writeFileSync(
+      join(dir, 'h.js'),
+      `exports.loop = async (event) => {
+        const res = await fetch(process.env.API_URL + '/2015-03-31/functions/loop/invocations', {
+          method: 'POST',
+          headers: {
+            authorization: 'Bearer ' + process.env.API_KEY,
+            'x-amz-invocation-type': 'Event',
+            'x-amzn-trace-id': process.env._X_AMZN_TRACE_ID,
+          },
+          body: JSON.stringify({ n: (event.n || 0) + 1 }),
+        });
+        console.log('HOP ' + (event.n || 0) + ' ' + res.status);
+        return event.n || 0;
+      };\n`,
+    );
+    writeFileSync(
+      join(dir, 'nimbus.yaml'),
+      `service: loop\nfunctions:\n  loop:\n    handler: h.loop\n    timeout: 10\n    environment:\n      API_URL: "${n.apiUrl}"\n      API_KEY: "${n.apiKey}"\n`,
+    );
+    await n.deploy(dir);
+    await n.client.invoke('loop', '{}', { async: true });
+    const dead = await eventually(async () => {
+      const d = await n.client.events({ function: 'loop', state: 'dead' });
+      return d.length > 0 ? d : undefined;
+    }, 30_000);
+    expect(dead.map((e) => e.lastError)).toEqual(['RecursiveInvocationLoop']);
+    const hops = await eventually(async () => {
+      const res = await fetch(`${n.apiUrl}/v1/functions/loop/logs?limit=1000`, {
+        headers: { authorization: `Bearer ${n.apiKey}` },
+      });
+      const { records } = (await res.json()) as { records: { logs: string }[] };
+      return records.length >= 16 ? records : undefined;
+    });
+    expect(hops).toHaveLength(16);
+    expect((await n.client.get('loop')).events).toMatchObject({ pending: 0, dead: 1 });
+  });
+});

@@ -7,6 +7,7 @@ import type { Principal } from './auth.js';
 import type { AwsRequest, AwsResponse, AwsService } from './aws.js';
 import { ApiError, functionNotFound, routeError } from './errors.js';
 import { DEFAULT_BODY, MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES } from './limits.js';
+import { continueTrace } from '../events/trace.js';
 import { RouteTable } from './routes.js';
 import {
   EVENT_INVOKE_CONFIG_PATH,
@@ -18,7 +19,7 @@ export interface LambdaDeps extends EventInvokeConfigDeps {
   registry: Pick<FunctionRegistry, 'get'>;
   invoker: Invoker;
   events: EventInvokeConfigDeps['events'] & {
-    enqueue(ref: InvokeTarget, payload: string, requestId: string): Promise<string>;
+    enqueue(ref: InvokeTarget, payload: string, requestId: string, trace?: string): Promise<string>;
   };
   region: string;
   accountId: string;
@@ -102,13 +103,14 @@ async function invoke(
   if (type === 'DryRun') return { status: 204, headers, body: '' };
   const ref = { project: principal.project, name: fv.name };
   if (type === 'Event') {
-    await d.events.enqueue(qualifier ? { ...ref, qualifier } : ref, text, req.requestId);
+    await d.events.enqueue(qualifier ? { ...ref, qualifier } : ref, text, req.requestId, traceHeader(req));
     return { status: 202, headers, body: '' };
   }
   const clientContext = req.headers['x-amz-client-context'];
   // The invoker checks the qualifier again: a deploy between this check and the run must not run a new version.
   const outcome = await d.invoker.invoke({
     fn: qualifier ? { ...ref, qualifier } : ref,
+    traceId: continueTrace(traceHeader(req), `${ref.project}/${ref.name}`).header,
     event,
     trigger: 'invoke',
     requestId: req.requestId,
@@ -206,4 +208,10 @@ function decodeClientContext(b64: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** The trace a caller passed on (the AWS SDK inside a function sends its _X_AMZN_TRACE_ID as this header). */
+function traceHeader(req: AwsRequest): string | undefined {
+  const h = req.headers['x-amzn-trace-id'];
+  return typeof h === 'string' ? h : undefined;
 }

@@ -36,7 +36,7 @@ export interface ApiOptions {
     policyName(ref: FunctionRef): string;
   };
   events: {
-    enqueue(ref: InvokeTarget, payload: string, requestId: string): Promise<string>;
+    enqueue(ref: InvokeTarget, payload: string, requestId: string, trace?: string): Promise<string>;
     replay(id: string, project: string): Promise<'replayed' | 'not_found' | 'not_dead'>;
     setAsyncOverride(ref: FunctionRef, config: AsyncConfig | null): void;
   };

@@ -72,7 +72,14 @@ describe('AsyncEventSource', () => {
     const id = await source.enqueue(ref, '{"n":1}', 'req-1');
     await source.idle();
     expect(invoker.calls).toEqual([
-      { fn: ref, event: { n: 1 }, trigger: 'event', requestId: 'req-1', attempt: 1 },
+      {
+        fn: ref,
+        event: { n: 1 },
+        trigger: 'event',
+        requestId: 'req-1',
+        attempt: 1,
+        traceId: expect.any(String),
+      },
     ]);
     expect(await store.events.get(id)).toBeUndefined();
     expect(errors).toEqual([]);
@@ -255,6 +262,36 @@ describe('AsyncEventSource', () => {
     await source.idle();
     expect(invoker.calls.map((c) => c.requestId)).toEqual(['old']);
     expect(await store.events.get('old')).toBeUndefined();
+  });
+
+  it('passes a trace on and stops an event chain the 17th time it passes through one function', async () => {
+    await source.start();
+    await source.enqueue(ref, '{}', 'first');
+    await source.idle();
+    const header = invoker.calls[0]?.traceId ?? '';
+    expect(header).toMatch(
+      /^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0;Lineage=[0-9a-f]{8}:1$/,
+    );
+    // Fifteen more hops through the same function run; the seventeenth does not.
+    let trace = header;
+    for (let hop = 2; hop <= 16; hop++) {
+      await source.enqueue(ref, '{}', `hop-${hop}`, trace);
+      await source.idle();
+      trace = invoker.calls.at(-1)!.traceId!;
+      expect(trace).toMatch(new RegExp(`Lineage=[0-9a-f]{8}:${hop}$`));
+    }
+    await source.enqueue(ref, '{}', 'hop-17', trace);
+    await source.idle();
+    expect(invoker.calls).toHaveLength(16);
+    expect(await store.events.get('hop-17')).toMatchObject({
+      state: 'dead',
+      lastError: 'RecursiveInvocationLoop',
+    });
+    expect(errors.some((e) => /stopped a recursive loop: event hop-17/.test(e))).toBe(true);
+    // The same root through another function is not a loop of that one.
+    await source.enqueue({ project: 'default', name: 'other' }, '{}', 'elsewhere', trace);
+    await source.idle();
+    expect(invoker.calls.at(-1)?.fn.name).toBe('other');
   });
 
   it('waits for a function deployed through another node instead of calling the event dead', async () => {

@@ -23,9 +23,10 @@ import type {
   StoredAsyncConfig,
 } from '../store/types.js';
 import { derivedId } from './ids.js';
+import { continueTrace, MAX_LINEAGE } from './trace.js';
 import type { TriggerSource } from './types.js';
 
-type Condition = 'Success' | 'RetriesExhausted' | 'EventAgeExceeded';
+type Condition = 'Success' | 'RetriesExhausted' | 'EventAgeExceeded' | 'RecursiveInvocationLoop';
 
 export interface AsyncEventsOptions {
   queue: EventQueue;
@@ -94,12 +95,18 @@ export class AsyncEventSource implements TriggerSource {
   }
 
   /** Durably accepts an event; resolves once it is committed (the caller may then answer 202). */
-  async enqueue(ref: InvokeTarget, payload: string, requestId: string = randomUUID()): Promise<string> {
+  async enqueue(
+    ref: InvokeTarget,
+    payload: string,
+    requestId: string = randomUUID(),
+    trace?: string,
+  ): Promise<string> {
     await this.o.queue.enqueue({
       id: requestId,
       project: ref.project,
       functionName: ref.name,
       qualifier: ref.qualifier ?? null,
+      trace: trace ?? null,
       source: 'invoke',
       payload,
     });
@@ -242,6 +249,17 @@ export class AsyncEventSource implements TriggerSource {
       // Too old to run again: what the claim counted never started.
       return this.giveUp(ev, policy, 'EventAgeExceeded', ev.failures, undefined);
     }
+    const trace = continueTrace(ev.trace, `${ev.project}/${ev.functionName}`);
+    if (trace.count > MAX_LINEAGE) {
+      // As Lambda does for async loops: the chain is stopped, and whoever handles failures hears of it.
+      this.o.onError?.(
+        new Error(
+          `stopped a recursive loop: event ${ev.id} would pass through ${ev.functionName} for the ${trace.count}th time`,
+        ),
+        'async events',
+      );
+      return this.giveUp(ev, policy, 'RecursiveInvocationLoop', ev.failures, undefined, trace.header);
+    }
     const outcome = await this.o.invoker.invoke({
       // The version named at enqueue is the one that runs: a later deploy makes the event not found.
       fn: {
@@ -254,12 +272,18 @@ export class AsyncEventSource implements TriggerSource {
       // Every attempt keeps the event's request id, as Lambda's retries do; the record's attempt tells them apart.
       requestId: ev.id,
       attempt: ev.attempts,
+      traceId: trace.header,
     });
-    await this.settle(ev, outcome, policy);
+    await this.settle(ev, outcome, policy, trace.header);
   }
 
   /** Stores what became of one attempt. */
-  private async settle(ev: QueuedEvent, outcome: InvokeOutcome, policy: Policy): Promise<void> {
+  private async settle(
+    ev: QueuedEvent,
+    outcome: InvokeOutcome,
+    policy: Policy,
+    trace?: string,
+  ): Promise<void> {
     if (outcome.status !== 'not_found') await this.o.recordsWritten?.();
     const q = this.o.queue;
     const owner = this.o.nodeId;
@@ -281,23 +305,24 @@ export class AsyncEventSource implements TriggerSource {
     } else if (outcome.status === 'throttled') {
       const next = now + Math.min(30_000, 200 * 2 ** Math.min(ev.attempts, 8));
       if (next - ev.enqueuedAt > policy.maxAgeMs)
-        return this.giveUp(ev, policy, 'EventAgeExceeded', ev.failures, outcome);
+        return this.giveUp(ev, policy, 'EventAgeExceeded', ev.failures, outcome, trace);
       held = await q.postpone(ev.id, owner, {
         nextAttemptAt: next,
         error: `throttled: ${outcome.throttleReason ?? 'no capacity'}`,
       });
     } else if (outcome.status === 'ok') {
       // Invocations that ran: the failed ones before and this one (throttles and crashes never ran it).
-      if (policy.onSuccess) await this.deliver(ev, policy.onSuccess, 'Success', ev.failures + 1, outcome);
+      if (policy.onSuccess)
+        await this.deliver(ev, policy.onSuccess, 'Success', ev.failures + 1, outcome, trace);
       held = await q.complete(ev.id, owner);
     } else {
       const failures = ev.failures + 1;
       if (failures > policy.maxRetries)
-        return this.giveUp(ev, policy, 'RetriesExhausted', ev.failures + 1, outcome);
+        return this.giveUp(ev, policy, 'RetriesExhausted', ev.failures + 1, outcome, trace);
       const delay = this.retryBaseMs * 2 ** (failures - 1) * (1 + 0.2 * this.random());
       const next = now + delay;
       if (next - ev.enqueuedAt > policy.maxAgeMs) {
-        return this.giveUp(ev, policy, 'EventAgeExceeded', ev.failures + 1, outcome);
+        return this.giveUp(ev, policy, 'EventAgeExceeded', ev.failures + 1, outcome, trace);
       }
       held = await q.fail(ev.id, owner, { nextAttemptAt: next, error: describeError(outcome) });
     }
@@ -311,8 +336,9 @@ export class AsyncEventSource implements TriggerSource {
     condition: Condition,
     invokeCount: number,
     outcome: InvokeOutcome | undefined,
+    trace?: string,
   ): Promise<void> {
-    if (policy.onFailure) await this.deliver(ev, policy.onFailure, condition, invokeCount, outcome);
+    if (policy.onFailure) await this.deliver(ev, policy.onFailure, condition, invokeCount, outcome, trace);
     const why = outcome && outcome.status !== 'ok' ? `: ${describeError(outcome)}` : '';
     const failed = outcome !== undefined && outcome.status !== 'ok' && outcome.status !== 'throttled';
     if (!(await this.o.queue.deadLetter(ev.id, this.o.nodeId, `${condition}${why}`, failed))) {
@@ -328,6 +354,7 @@ export class AsyncEventSource implements TriggerSource {
     condition: Condition,
     invokeCount: number,
     outcome: InvokeOutcome | undefined,
+    trace?: string,
   ): Promise<void> {
     const record = destinationRecord(ev, condition, invokeCount, outcome, this.clock.now(), this.arn(ev));
     await this.o.queue.enqueue({
@@ -336,6 +363,8 @@ export class AsyncEventSource implements TriggerSource {
       functionName: dest.function,
       source: 'destination',
       payload: JSON.stringify(record),
+      // The destination continues the chain, so a loop through destinations is counted too.
+      trace: trace ?? ev.trace,
     });
     this.wake();
   }

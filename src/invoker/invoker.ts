@@ -144,6 +144,7 @@ export class DefaultInvoker implements Invoker {
         deadline: Date.now() + fv.config.timeout * 1000,
         ...(init ? { init } : {}),
         ...(req.clientContext !== undefined ? { clientContext: req.clientContext } : {}),
+        ...(req.traceId !== undefined ? { traceId: req.traceId } : {}),
       };
       const result = await inst.invoke(msg, fv.config.timeout);
       const healthy = result.kind === 'ok' || result.kind === 'error';

@@ -20,6 +20,8 @@ export interface InvokeRequest {
   requestId?: string;
   /** 1 unless this is a retry of an event. */
   attempt?: number;
+  /** The X-Ray trace header the function sees as _X_AMZN_TRACE_ID. */
+  traceId?: string;
   clientContext?: unknown;
 }
 

@@ -48,6 +48,8 @@ export interface InvokeMessage {
   /** Initialize only (provisioned or pre-warmed instances): load the function, run no handler, answer ok. */
   warmup?: boolean;
   clientContext?: unknown;
+  /** The X-Ray trace header of this invocation: the runtime sets it as _X_AMZN_TRACE_ID. */
+  traceId?: string;
 }
 
 export type HostMessage = InvokeMessage | { t: 'shutdown' };

@@ -165,6 +165,9 @@ export function runInvocation(msg: InvokeMessage, initMs: number | undefined): v
 
 /** Calls the handler; its completion, whichever way it comes, ends in finish(). */
 function start(inv: Invocation, msg: InvokeMessage): void {
+  // As Lambda: the AWS SDK forwards it on the calls the function makes, which lets loops be counted.
+  if (msg.traceId) process.env['_X_AMZN_TRACE_ID'] = msg.traceId;
+  else delete process.env['_X_AMZN_TRACE_ID'];
   const context = makeContext(inv, msg.clientContext);
   // Kept aside so a handler that overwrites context.succeed/fail cannot break its own completion.
   const succeed = context.succeed;

@@ -54,6 +54,7 @@ export interface EventRow {
   qualifier: string | null;
   source: string;
   payload: string;
+  trace: string | null;
   enqueued_at: number;
   attempts: number;
   failures: number;
@@ -191,6 +192,7 @@ export function toEvent(r: EventRow): QueuedEvent {
     qualifier: r.qualifier,
     source: r.source,
     payload: r.payload,
+    trace: r.trace,
     enqueuedAt: r.enqueued_at,
     attempts: r.attempts,
     failures: r.failures,

@@ -161,6 +161,8 @@ export interface QueuedEvent {
   /** Which trigger produced it ("invoke" for Invoke API Event calls). */
   source: string;
   payload: string;
+  /** The trace header it came with (its Lineage counts the functions the chain passed through), or null. */
+  trace: string | null;
   enqueuedAt: number;
   /** Deliveries started so far (counted when claimed, so a crash mid-run still counts). */
   attempts: number;
@@ -182,6 +184,7 @@ export interface NewEvent {
   qualifier?: string | null;
   source: string;
   payload: string;
+  trace?: string | null;
   /** Defaults to the store clock's now. */
   enqueuedAt?: number;
   /** Defaults to enqueuedAt: due at once. */

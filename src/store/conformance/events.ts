@@ -21,7 +21,15 @@ export function eventQueueConformance(name: string, make: HarnessFactory): void 
 
     it('stores every field and answers false to a second enqueue of the same id, changing nothing', async () => {
       const now = ctx.clock.now();
-      expect(await q().enqueue(ev('e1', { payload: '{"hello":"wörld"}', functionName: 'f' }))).toBe(true);
+      expect(
+        await q().enqueue(
+          ev('e1', {
+            payload: '{"hello":"wörld"}',
+            functionName: 'f',
+            trace: 'Root=1-abc;Lineage=0a1b2c3d:3',
+          }),
+        ),
+      ).toBe(true);
       expect(await q().enqueue(ev('e1', { payload: 'second' }))).toBe(false);
       expect(await q().get('e1')).toStrictEqual({
         id: 'e1',
@@ -30,6 +38,7 @@ export function eventQueueConformance(name: string, make: HarnessFactory): void 
         qualifier: null,
         source: 'invoke',
         payload: '{"hello":"wörld"}',
+        trace: 'Root=1-abc;Lineage=0a1b2c3d:3',
         enqueuedAt: now,
         attempts: 0,
         failures: 0,

@@ -33,13 +33,14 @@ export class PgEventQueue implements EventQueue {
     const enqueuedAt = ev.enqueuedAt ?? this.clock.now();
     // Autocommit: the row is committed before the promise resolves, so an acknowledged event survives a crash.
     const n = await this.db.changed(
-      `INSERT INTO events (id, project, function_name, qualifier, source, payload, enqueued_at, next_attempt_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+      `INSERT INTO events (id, project, function_name, qualifier, trace, source, payload, enqueued_at, next_attempt_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`,
       [
         ev.id,
         ev.project,
         ev.functionName,
         ev.qualifier ?? null,
+        ev.trace ?? null,
         ev.source,
         ev.payload,
         enqueuedAt,

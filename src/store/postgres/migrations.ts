@@ -60,6 +60,7 @@ const V1_SQL = `
     project text NOT NULL,
     function_name text NOT NULL,
     qualifier text,
+    trace text,
     source text NOT NULL,
     payload text NOT NULL,
     enqueued_at double precision NOT NULL,

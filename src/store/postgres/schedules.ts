@@ -58,13 +58,14 @@ export class PgScheduleStore implements ScheduleStore {
       if (event) {
         const at = event.enqueuedAt ?? this.clock.now();
         await c.query(
-          `INSERT INTO events (id, project, function_name, qualifier, source, payload, enqueued_at, next_attempt_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+          `INSERT INTO events (id, project, function_name, qualifier, trace, source, payload, enqueued_at, next_attempt_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`,
           [
             event.id,
             event.project,
             event.functionName,
             event.qualifier ?? null,
+            event.trace ?? null,
             event.source,
             event.payload,
             at,

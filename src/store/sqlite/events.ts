@@ -49,7 +49,7 @@ function toStats(r: StatsRow): EventQueueStats {
 const MAX_CLAIM = 10_000;
 
 const COLS =
-  'id, project, function_name, qualifier, source, payload, enqueued_at, attempts, failures, next_attempt_at, state, last_error, lease_owner, lease_until';
+  'id, project, function_name, qualifier, trace, source, payload, enqueued_at, attempts, failures, next_attempt_at, state, last_error, lease_owner, lease_until';
 /** Claimable now: pending, due, and nobody's lease still running. */
 const CLAIMABLE = `state = 'pending' AND next_attempt_at <= @now AND (lease_until IS NULL OR lease_until <= @now)`;
 /** Held by this owner. A lease that ran out still counts until another owner claims the event: finishing
@@ -77,6 +77,7 @@ export class SqliteEventQueue implements EventQueue {
       project: ev.project,
       fn: ev.functionName,
       qualifier: ev.qualifier ?? null,
+      trace: ev.trace ?? null,
       source: ev.source,
       payload: ev.payload,
       at: enqueuedAt,
@@ -219,8 +220,8 @@ export class SqliteEventQueue implements EventQueue {
 function prepare({ db }: SqliteDb) {
   return {
     insert: db.prepare(
-      `INSERT INTO events (id, project, function_name, qualifier, source, payload, enqueued_at, next_attempt_at)
-       VALUES (@id, @project, @fn, @qualifier, @source, @payload, @at, @due) ON CONFLICT (id) DO NOTHING`,
+      `INSERT INTO events (id, project, function_name, qualifier, trace, source, payload, enqueued_at, next_attempt_at)
+       VALUES (@id, @project, @fn, @qualifier, @trace, @source, @payload, @at, @due) ON CONFLICT (id) DO NOTHING`,
     ),
     claim: db.prepare<
       [{ owner: string; now: number; until: number; limit: number }],

@@ -135,7 +135,8 @@ export const MIGRATIONS: readonly Migration[] = [
         last_error TEXT,
         lease_owner TEXT,
         lease_until REAL,
-        qualifier TEXT
+        qualifier TEXT,
+        trace TEXT
       ) STRICT;
       INSERT INTO events_v2 (id, project, function_name, source, payload, enqueued_at, attempts, next_attempt_at)
         SELECT id, 'default', function_name, 'invoke', payload, enqueued_at, attempts, enqueued_at

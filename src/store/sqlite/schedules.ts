@@ -28,8 +28,8 @@ export class SqliteScheduleStore implements ScheduleStore {
       ),
       next: db.prepare<[], { at: number | null }>('SELECT min(next_fire_at) AS at FROM schedules'),
       enqueue: db.prepare(
-        `INSERT INTO events (id, project, function_name, qualifier, source, payload, enqueued_at, next_attempt_at)
-         VALUES (@id, @project, @fn, @qualifier, @source, @payload, @at, @due) ON CONFLICT (id) DO NOTHING`,
+        `INSERT INTO events (id, project, function_name, qualifier, trace, source, payload, enqueued_at, next_attempt_at)
+         VALUES (@id, @project, @fn, @qualifier, @trace, @source, @payload, @at, @due) ON CONFLICT (id) DO NOTHING`,
       ),
     };
   }
@@ -69,6 +69,7 @@ export class SqliteScheduleStore implements ScheduleStore {
             project: event.project,
             fn: event.functionName,
             qualifier: event.qualifier ?? null,
+            trace: event.trace ?? null,
             source: event.source,
             payload: event.payload,
             at,

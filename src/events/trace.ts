@@ -1,0 +1,41 @@
+// The X-Ray trace header as Lambda passes it along a chain of invocations (_X_AMZN_TRACE_ID in the
+// function's environment, X-Amzn-Trace-Id on the requests the AWS SDK makes from there), with a Lineage
+// field that counts how often the chain has passed through each function. Nimbus reads it to stop
+// recursive loops: an event that would pass through the same function more than MAX_LINEAGE times is not run.
+import { createHash, randomBytes } from 'node:crypto';
+
+export const MAX_LINEAGE = 16;
+
+/** The header for a run of `fn` that continues `incoming` (or starts a trace), and how often `fn` is now in
+ *  the chain, this run included. */
+export function continueTrace(
+  incoming: string | null | undefined,
+  fn: string,
+): { header: string; count: number } {
+  const fields = parse(incoming ?? '');
+  const root = fields.get('Root') ?? newRoot();
+  const lineage = new Map<string, number>();
+  for (const entry of (fields.get('Lineage') ?? '').split('|')) {
+    const m = /^([0-9a-f]{8}):(\d{1,4})$/.exec(entry);
+    if (m) lineage.set(m[1]!, Number(m[2]));
+  }
+  const key = createHash('sha256').update(fn).digest('hex').slice(0, 8);
+  const count = (lineage.get(key) ?? 0) + 1;
+  lineage.set(key, count);
+  const parts = [`Root=${root}`, `Parent=${randomBytes(8).toString('hex')}`, `Sampled=0`];
+  parts.push(`Lineage=${[...lineage].map(([k, n]) => `${k}:${n}`).join('|')}`);
+  return { header: parts.join(';'), count };
+}
+
+function parse(header: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of header.slice(0, 4096).split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) out.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
+  }
+  return out;
+}
+
+function newRoot(): string {
+  return `1-${Math.floor(Date.now() / 1000).toString(16)}-${randomBytes(12).toString('hex')}`;
+}
