@@ -152,6 +152,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       clock,
       onError,
       retryBaseMs: settings.retryBaseMs,
+      deadRetentionMs: settings.failedEventRetentionDays * 86_400_000,
       functionExists: async (ref) => (await store.functions.getFunction(ref)) !== undefined,
       recordsWritten: () => store.invocations.flush(),
       asyncConfigs: () => store.functions.listAsyncConfigs(),

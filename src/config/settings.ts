@@ -49,6 +49,8 @@ export const SettingsSchema = z.strictObject({
   queueing: z.boolean().default(true),
   /** First retry of a failed async invocation after this long, doubling per retry (Lambda: about 1 min). */
   retryBaseMs: z.coerce.number().int().min(1).max(3_600_000).default(60_000),
+  /** Failed async events are kept this many days after they were accepted (or replayed). */
+  failedEventRetentionDays: z.coerce.number().min(0.001).max(3650).default(14),
   /** A schedule tick missed while Nimbus was down (over a minute late): "skip" it, or fire it "once". */
   scheduleCatchUp: z.enum(['skip', 'once']).default('skip'),
   /** Ready stem cells kept per memory size in use. */
@@ -92,6 +94,7 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   queueing: 'NIMBUS_QUEUEING',
   retryBaseMs: 'NIMBUS_RETRY_BASE_MS',
   scheduleCatchUp: 'NIMBUS_SCHEDULE_CATCH_UP',
+  failedEventRetentionDays: 'NIMBUS_FAILED_EVENT_RETENTION_DAYS',
   stemCells: 'NIMBUS_STEM_CELLS',
   maxConcurrency: 'NIMBUS_MAX_CONCURRENCY',
   region: 'NIMBUS_REGION',

@@ -294,6 +294,20 @@ describe('AsyncEventSource', () => {
     expect(invoker.calls.at(-1)?.fn.name).toBe('other');
   });
 
+  it('deletes failed events past their retention, at start and every hour', async () => {
+    source = make({ deadRetentionMs: 2 * 3_600_000 });
+    invoker.script = () => ({ status: 'not_found' });
+    await source.start();
+    await source.enqueue(ref, '{}', 'gone');
+    await source.idle();
+    expect((await store.events.get('gone'))?.state).toBe('dead');
+    clock.advance(2 * 3_600_000);
+    expect(await store.events.get('gone')).toBeDefined();
+    clock.advance(3_600_000);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await store.events.get('gone')).toBeUndefined();
+  });
+
   it('waits for a function deployed through another node instead of calling the event dead', async () => {
     let loaded = false;
     source = make({

@@ -52,6 +52,8 @@ export interface AsyncEventsOptions {
   /** Resolves once the records of invocations that have ended are written. An event is settled only after
    *  its attempt's record is, so a crash can never leave an event done and its run without a trace. */
   recordsWritten?: () => Promise<void>;
+  /** Failed events are kept this long after they were accepted (or replayed), then deleted. Default 14 days. */
+  deadRetentionMs?: number;
   /** The async configurations set through the Lambda API, which apply instead of the manifest's. */
   asyncConfigs?: () => Promise<StoredAsyncConfig[]>;
   /** For the function ARNs in destination records. */
@@ -79,6 +81,7 @@ export class AsyncEventSource implements TriggerSource {
   private again = false;
   private wakeTimer: Timer | null = null;
   private renewTimer: Timer | null = null;
+  private purgeTimer: Timer | null = null;
   private idleWaiters: (() => void)[] = [];
   private functions = new Map<string, FunctionVersion>();
   private overrides = new Map<string, AsyncConfig>();
@@ -147,6 +150,7 @@ export class AsyncEventSource implements TriggerSource {
     // Leases this node held before a crash or restart cover nothing that runs now.
     await this.o.queue.releaseOwner(this.o.nodeId);
     await this.loadOverrides();
+    this.purge();
     this.started = true;
     this.stopped = false;
     this.renew();
@@ -164,6 +168,7 @@ export class AsyncEventSource implements TriggerSource {
     // Leases are renewed until the last running event is done, so no other node takes one meanwhile.
     await Promise.all(this.running.values());
     this.renewTimer?.cancel();
+    this.purgeTimer?.cancel();
   }
 
   /** Resolves when nothing is running and no claimable event is left (for tests and clean stops). */
@@ -412,6 +417,16 @@ export class AsyncEventSource implements TriggerSource {
       'async event',
     );
   }
+
+  /** Deletes failed events past their retention, now and every hour, so they never grow without bound. */
+  private purge = (): void => {
+    if (this.stopped) return;
+    const keep = this.o.deadRetentionMs ?? 14 * 24 * 3_600_000;
+    this.o.queue
+      .purgeDead(this.clock.now() - keep)
+      .catch((err: unknown) => this.o.onError?.(err, 'async events: deleting old failed events'));
+    this.purgeTimer = this.clock.setTimeout(this.purge, 3_600_000);
+  };
 
   /** Keeps the leases of running events from running out while they run. */
   private renew = (): void => {

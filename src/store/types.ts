@@ -257,6 +257,8 @@ export interface EventQueue {
   list(q: EventListQuery): Promise<QueuedEvent[]>;
   /** Per function with any event, by project then function name; one project's when given. */
   stats(project?: string): Promise<EventQueueStats[]>;
+  /** Deletes dead events accepted (or last replayed) before this time; returns how many. */
+  purgeDead(acceptedBefore: number): Promise<number>;
 }
 
 export interface Project {

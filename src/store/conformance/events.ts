@@ -305,6 +305,19 @@ export function eventQueueConformance(name: string, make: HarnessFactory): void 
       expect((await q().stats('p2')).map((x) => x.functionName)).toEqual(['other']);
     });
 
+    it('purges dead events accepted before a time, and nothing pending', async () => {
+      const t0 = ctx.clock.now();
+      await q().enqueue(ev('old-dead', { enqueuedAt: t0 - 10_000 }));
+      await q().enqueue(ev('new-dead', { enqueuedAt: t0 - 10 }));
+      await q().enqueue(ev('old-pending', { enqueuedAt: t0 - 20_000, nextAttemptAt: t0 + 60_000 }));
+      await claim('n1', 10);
+      await q().deadLetter('old-dead', 'n1', 'x');
+      await q().deadLetter('new-dead', 'n1', 'x');
+      expect(await q().purgeDead(t0 - 1000)).toBe(1);
+      expect((await q().list({})).map((e) => e.id).sort()).toEqual(['new-dead', 'old-pending']);
+      expect(await q().purgeDead(t0 - 1000)).toBe(0);
+    });
+
     it('keeps pending events, attempts, leases and dead letters across a reopen', async () => {
       for (const id of ['one', 'two', 'three', 'four']) await q().enqueue(ev(id));
       await claim('n1', 3, 60_000);

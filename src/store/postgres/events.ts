@@ -156,6 +156,11 @@ export class PgEventQueue implements EventQueue {
     return rows[0] && toEvent(rows[0]);
   }
 
+  async purgeDead(acceptedBefore: number): Promise<number> {
+    this.db.assertOpen();
+    return this.db.changed(`DELETE FROM events WHERE state = 'dead' AND enqueued_at < $1`, [acceptedBefore]);
+  }
+
   async stats(project?: string): Promise<EventQueueStats[]> {
     this.db.assertOpen();
     const params: unknown[] = [this.clock.now()];

@@ -189,6 +189,11 @@ export class SqliteEventQueue implements EventQueue {
     return row && toEvent(row);
   }
 
+  async purgeDead(acceptedBefore: number): Promise<number> {
+    this.s.assertOpen();
+    return this.st.purgeDead.run(acceptedBefore).changes;
+  }
+
   async stats(project?: string): Promise<EventQueueStats[]> {
     this.s.assertOpen();
     const now = this.s.clock.now();
@@ -263,6 +268,7 @@ function prepare({ db }: SqliteDb) {
        FROM events WHERE state = 'pending'`,
     ),
     get: db.prepare<[string], EventRow>(`SELECT ${COLS} FROM events WHERE id = ?`),
+    purgeDead: db.prepare<[number]>(`DELETE FROM events WHERE state = 'dead' AND enqueued_at < ?`),
     stats: db.prepare<[{ now: number }], StatsRow>(
       `${STATS} GROUP BY project, function_name ORDER BY project, function_name`,
     ),
