@@ -9,6 +9,7 @@ import { Sha256 } from '@smithy/core/checksum';
 import { HttpRequest } from '@smithy/core/protocols';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { createApiServer, type ApiOptions } from '../src/api/server.js';
+import { record as baseRecord } from '../src/store/conformance/harness.js';
 import type { DeployResponse } from '../src/api/deploy.js';
 import { FunctionRegistry } from '../src/invoker/registry.js';
 import type { InvokeOutcome, InvokeRequest, ThrottleReason } from '../src/invoker/types.js';
@@ -47,26 +48,8 @@ function version(project: string, name: string): FunctionVersion {
 }
 
 function record(project: string, requestId: string, seq: number): StoredInvocation {
-  return {
-    seq,
-    requestId,
-    project,
-    functionName: 'hello',
-    version: '1',
-    trigger: 'invoke',
-    attempt: 1,
-    start: 1000 + seq,
-    durationMs: 1,
-    billedMs: 1,
-    memoryMB: 128,
-    maxRssBytes: 0,
-    cold: false,
-    initMs: null,
-    status: 'ok',
-    errorType: null,
-    errorMessage: null,
-    logs: '',
-  };
+  const r = baseRecord({ project, requestId, functionName: 'hello', trigger: 'invoke', start: 1000 + seq });
+  return { ...r, seq, durationMs: 1, billedMs: 1 };
 }
 
 /** Every call the fakes received, reset before each test. */
