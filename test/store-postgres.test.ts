@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/clock/clock.js';
-import { codeOf, deployOf, fn, record, storeConformance } from '../src/store/conformance/index.js';
+import { codeOf, deployOf, fn, queue, record, storeConformance } from '../src/store/conformance/index.js';
 import {
   MIGRATIONS,
   MIGRATIONS_TABLE,
@@ -246,6 +246,71 @@ describe.runIf(available)('PostgreSQL store', () => {
       }
       expect(new Set(seen).size).toBe(seen.length);
       expect(seen.sort()).toEqual(ids);
+    });
+
+    it('gives each message of a standard queue to one of two stores receiving at once', async () => {
+      const clock = new ManualClock();
+      const a = await openStore({ clock });
+      const b = await openStore({ clock });
+      await a.functions.deploy({ ...deployOf('svc', [fn('w')], codeOf('q')), queues: [queue('jobs')] });
+      const sent = await a.queues.send(
+        'default',
+        'jobs',
+        Array.from({ length: 200 }, (_, i) => ({ body: `m${i}` })),
+      );
+      const seen: string[] = [];
+      for (;;) {
+        const rounds = await Promise.all(
+          [a, b].flatMap((s) =>
+            [0, 1, 2, 3].map(() => s.queues.receive('default', 'jobs', { max: 7, visibilityTimeout: 600 })),
+          ),
+        );
+        const got = rounds.flat().map((m) => m.id);
+        if (got.length === 0) break;
+        seen.push(...got);
+      }
+      expect(new Set(seen).size).toBe(seen.length);
+      expect(seen.sort()).toEqual(sent.map((m) => m.id).sort());
+    });
+
+    it('never lets two stores hold messages of one FIFO group at once, and keeps each group in order', async () => {
+      const clock = new ManualClock();
+      const a = await openStore({ clock });
+      const b = await openStore({ clock });
+      await a.functions.deploy({
+        ...deployOf('svc', [fn('w')], codeOf('q')),
+        queues: [queue('jobs.fifo', { visibilityTimeout: 600 })],
+      });
+      const groups = Array.from({ length: 10 }, (_, g) => `g${g}`);
+      await a.queues.send(
+        'default',
+        'jobs.fifo',
+        Array.from({ length: 200 }, (_, i) => ({
+          body: String(Math.floor(i / groups.length)),
+          groupId: groups[i % groups.length]!,
+          deduplicationId: `d${i}`,
+        })),
+      );
+      const next = new Map(groups.map((g) => [g, 0]));
+      let received = 0;
+      while (received < 200) {
+        const rounds = await Promise.all(
+          [a, b].flatMap((s) => [0, 1, 2, 3].map(() => s.queues.receive('default', 'jobs.fifo', { max: 5 }))),
+        );
+        // Nothing is deleted during a round, so a group two receivers got would have been in flight twice.
+        const held = rounds.flatMap((ms) => [...new Set(ms.map((m) => m.groupId))]);
+        expect(new Set(held).size).toBe(held.length);
+        const got = rounds.flat();
+        expect(got.length).toBeGreaterThan(0);
+        for (const m of got) {
+          expect(Number(m.body)).toBe(next.get(m.groupId!));
+          next.set(m.groupId!, Number(m.body) + 1);
+        }
+        received += got.length;
+        for (const m of got)
+          expect(await a.queues.delete('default', 'jobs.fifo', m.receiptHandle!)).toBe(true);
+      }
+      expect(await a.queues.peek('default', 'jobs.fifo')).toEqual([]);
     });
 
     it('writes 1000 buffered records on close, in many batches, all there after a reopen', async () => {

@@ -102,6 +102,104 @@ functions:
       parseManifest(
         'service: s\nfunctions:\n  f:\n    handler: h.f\n    events:\n      - email: { address: a@b.test }\n        http: GET /x\n',
       ),
-    ).toThrow(/exactly one of "http", "schedule" or "email"/);
+    ).toThrow(/exactly one of "http", "schedule", "email" or "queue"/);
+  });
+
+  it('reads queues with SQS defaults and queue events with Lambda defaults', () => {
+    const m = parseManifest(`service: s
+queues:
+  orders: { visibilityTimeout: 60, deadLetterQueue: orders-dlq }
+  orders-dlq:
+  jobs.fifo: { contentBasedDeduplication: true }
+functions:
+  f:
+    handler: h.f
+    events:
+      - queue: orders
+      - queue:
+          name: jobs.fifo
+          batchSize: 5
+          maximumConcurrency: 3
+          filterCriteria: { filters: [{ pattern: { body: { kind: [a] } } }] }
+`);
+    expect(m.queues).toEqual([
+      {
+        name: 'orders',
+        fifo: false,
+        contentBasedDeduplication: false,
+        visibilityTimeout: 60,
+        messageRetentionPeriod: 345600,
+        delaySeconds: 0,
+        maximumMessageSize: 262144,
+        deadLetterQueue: 'orders-dlq',
+        maxReceiveCount: 5,
+      },
+      expect.objectContaining({ name: 'orders-dlq', fifo: false, visibilityTimeout: 30 }),
+      expect.objectContaining({ name: 'jobs.fifo', fifo: true, contentBasedDeduplication: true }),
+    ]);
+    expect(m.functions[0]?.queueTriggers).toEqual([
+      { queue: 'orders', batchSize: 10, maximumBatchingWindow: 0 },
+      {
+        queue: 'jobs.fifo',
+        batchSize: 5,
+        maximumBatchingWindow: 0,
+        maximumConcurrency: 3,
+        filters: ['{"body":{"kind":["a"]}}'],
+      },
+    ]);
+  });
+
+  const withQueues = (queues: string, fnBody = '') =>
+    `service: s\nqueues:\n${queues}\nfunctions:\n  f: { handler: h.f${fnBody ? `, ${fnBody}` : ''} }\n`;
+  it.each([
+    [withQueues('  q: { fifo: true }'), 'queues.q.fifo: a FIFO queue\'s name must end in ".fifo"'],
+    [withQueues('  q.fifo: { fifo: false }'), 'queues.q.fifo.fifo: is false'],
+    [withQueues('  q: { contentBasedDeduplication: true }'), 'applies to FIFO queues only'],
+    [withQueues('  q: { maxReceiveCount: 3 }'), 'needs a deadLetterQueue'],
+    [withQueues('  q: { deadLetterQueue: q }'), 'names the queue itself'],
+    [withQueues('  q: { deadLetterQueue: d.fifo }\n  d.fifo: {}'), 'must be standard too'],
+    [withQueues('  q: { visibilityTimeout: 50000 }'), 'queues.q.visibilityTimeout: must be at most 43200'],
+    [withQueues('  q: { delaySeconds: 901 }'), 'must be at most 900'],
+    [withQueues('  "bad name": {}'), 'queue names use 1 to 80 letters'],
+    [
+      withQueues('  q: {}', 'events: [{ queue: { name: q, batchSize: 0 } }]'),
+      'batchSize: must be at least 1',
+    ],
+    [withQueues('  q: {}', 'events: [{ queue: { name: q, batchSize: 10001 } }]'), 'must be at most 10000'],
+    [
+      withQueues('  q: {}', 'events: [{ queue: { name: q, batchSize: 11 } }]'),
+      'maximumBatchingWindow: must be at least 1 second',
+    ],
+    [
+      withQueues(
+        '  q.fifo: {}',
+        'events: [{ queue: { name: q.fifo, batchSize: 11, maximumBatchingWindow: 1 } }]',
+      ),
+      'at most 10 messages',
+    ],
+    [
+      withQueues('  q: { visibilityTimeout: 2 }', 'timeout: 3, events: [{ queue: q }]'),
+      "less than the function's timeout (3 s)",
+    ],
+    [
+      withQueues('  q: {}', 'events: [{ queue: { name: q, maximumConcurrency: 1 } }]'),
+      'maximumConcurrency: must be at least 2',
+    ],
+    [
+      withQueues(
+        '  q: {}',
+        'events: [{ queue: { name: q, filterCriteria: { filters: [{ pattern: "[1]" }] } } }]',
+      ),
+      'filterCriteria.filters.0.pattern',
+    ],
+    [withQueues('  q: {}', 'events: [{ queue: q }, { queue: q }]'), 'already triggers this function'],
+    [
+      withQueues('  q: {}', 'async: { onFailure: { queue: q, function: g } }'),
+      'must name one function or one queue',
+    ],
+  ])('%j reads "%s"', (yaml, expected) => {
+    const message = problem(yaml);
+    expect(message).toContain(expected);
+    expect(message).not.toContain('\n');
   });
 });

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { parseSchedule, ScheduleError } from './schedule.js';
+import { compileFilters, FilterPatternError } from '../events/filter.js';
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'ANY'] as const;
@@ -60,44 +61,75 @@ const EmailEventSchema = z.strictObject({
     ),
 });
 
+/** SQS's queue names: 1..80 of letters, digits, "-" and "_"; a FIFO queue's name ends in ".fifo". */
+export const QUEUE_NAME = /^[A-Za-z0-9_-]{1,75}(\.fifo)?$|^[A-Za-z0-9_-]{76,80}$/;
+const QUEUE_NAME_HINT =
+  'queue names use 1 to 80 letters, digits, "-" or "_" (a FIFO queue\'s name ends in ".fifo")';
+
+const QueueEventSchema = z.union([
+  z.string(),
+  z.strictObject({
+    name: z.string(),
+    /** Messages per invocation: 1..10000 (a FIFO queue: 1..10), Lambda's default 10. */
+    batchSize: z.number().int().min(1).max(10000).optional(),
+    /** Seconds to gather a fuller batch before invoking (0..300). */
+    maximumBatchingWindow: z.number().int().min(0).max(300).optional(),
+    /** Batches of this queue running at once for the function (2..1000, as Lambda). */
+    maximumConcurrency: z.number().int().min(2).max(1000).optional(),
+    filterCriteria: z
+      .strictObject({ filters: z.array(z.strictObject({ pattern: z.unknown() })).max(5) })
+      .optional(),
+    /** Lambda's switch for partial batch responses; Nimbus honours batchItemFailures either way. */
+    functionResponseTypes: z.array(z.literal('ReportBatchItemFailures')).optional(),
+  }),
+]);
+
 const EventSchema = z
   .strictObject({
     http: HttpEventSchema.optional(),
     schedule: ScheduleEventSchema.optional(),
     email: EmailEventSchema.optional(),
+    queue: QueueEventSchema.optional(),
   })
   .superRefine((e, ctx) => {
-    const kinds = [e.http, e.schedule, e.email].filter((k) => k !== undefined).length;
+    const kinds = [e.http, e.schedule, e.email, e.queue].filter((k) => k !== undefined).length;
     if (kinds !== 1) {
       ctx.addIssue({
         code: 'custom',
         message:
-          'each event is exactly one of "http", "schedule" or "email", e.g. - http: GET /items, - schedule: rate(5 minutes) or - email: { address: orders@example.test }',
+          'each event is exactly one of "http", "schedule", "email" or "queue", e.g. - http: GET /items, - schedule: rate(5 minutes), - email: { address: orders@example.test } or - queue: orders',
       });
     }
   });
 
-/** Where an async invocation's outcome is sent (AWS's destinations). */
+/** Where an async invocation's outcome is sent (AWS's destinations): a function or a queue. */
 const DestinationSchema = z
   .strictObject({
     function: z
       .string()
       .regex(NAME, 'function names start with a letter and use letters, digits, "-" or "_" (max 64)')
       .optional(),
-    queue: z.string().optional(),
+    queue: z.string().regex(QUEUE_NAME, QUEUE_NAME_HINT).optional(),
   })
   .superRefine((d, ctx) => {
-    if (d.queue !== undefined) {
+    if ((d.function === undefined) === (d.queue === undefined)) {
       ctx.addIssue({
         code: 'custom',
-        path: ['queue'],
-        message:
-          'queue destinations are not available yet (Nimbus has no queues yet); send to a function: { function: <name> }',
+        message: 'must name one function or one queue: { function: <name> } or { queue: <name> }',
       });
-    } else if (d.function === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'must name a function: { function: <name> }' });
     }
   });
+
+const QueueSchema = z.strictObject({
+  fifo: z.boolean().optional(),
+  contentBasedDeduplication: z.boolean().optional(),
+  visibilityTimeout: z.number().int().min(0).max(43200).optional(),
+  messageRetentionPeriod: z.number().int().min(60).max(1_209_600).optional(),
+  delaySeconds: z.number().int().min(0).max(900).optional(),
+  maximumMessageSize: z.number().int().min(1024).max(1_048_576).optional(),
+  maxReceiveCount: z.number().int().min(1).max(1000).optional(),
+  deadLetterQueue: z.string().regex(QUEUE_NAME, QUEUE_NAME_HINT).optional(),
+});
 
 /** Lambda's EventInvokeConfig: retries and destinations of Event (async) invocations. */
 const AsyncSchema = z.strictObject({
@@ -133,6 +165,9 @@ const FunctionSchema = z.strictObject({
 });
 
 export const ManifestSchema = z.strictObject({
+  queues: z
+    .record(z.string().regex(QUEUE_NAME, QUEUE_NAME_HINT), z.union([QueueSchema, z.null()]))
+    .default({}),
   service: z
     .string()
     .regex(NAME, 'service must start with a letter and use letters, digits, "-" or "_" (max 64)'),
@@ -175,7 +210,20 @@ export interface FunctionConfig {
   schedules?: ScheduleConfig[] | undefined;
   /** Addresses (lowercase; "*@domain" for a whole domain) whose incoming mail invokes the function. */
   emails?: string[] | undefined;
+  /** Queues whose messages invoke the function in batches (Lambda's SQS event source mappings). */
+  queueTriggers?: QueueTrigger[] | undefined;
   routes: Route[];
+}
+
+export interface QueueTrigger {
+  queue: string;
+  batchSize: number;
+  /** Seconds to gather a fuller batch (0: invoke with what one receive returns). */
+  maximumBatchingWindow: number;
+  /** Batches running at once; undefined: as many as the function's concurrency allows. */
+  maximumConcurrency?: number;
+  /** Lambda filter patterns as JSON text; a message that matches none is deleted without an invocation. */
+  filters?: string[];
 }
 
 export interface ScheduleConfig {
@@ -185,9 +233,7 @@ export interface ScheduleConfig {
   input?: string;
 }
 
-export interface Destination {
-  function: string;
-}
+export type Destination = { function: string; queue?: undefined } | { queue: string; function?: undefined };
 
 export interface AsyncConfig {
   /** 0..2; default 2. */
@@ -200,9 +246,40 @@ export interface AsyncConfig {
 
 export const ASYNC_DEFAULTS = { maximumRetryAttempts: 2, maximumEventAgeInSeconds: 21600 } as const;
 
+/** A queue as declared (the manifest's `queues:`), with SQS's attribute names, units and defaults. */
+export interface QueueConfig {
+  name: string;
+  /** FIFO queues keep order per message group and drop duplicates within 5 minutes; names end in ".fifo". */
+  fifo: boolean;
+  /** FIFO only: a message without a deduplication id is deduplicated by the SHA-256 of its body. */
+  contentBasedDeduplication: boolean;
+  /** Seconds a received message stays hidden from other receivers (0..43200; default 30). */
+  visibilityTimeout: number;
+  /** Seconds a message is kept, counted from when it was first sent (60..1209600; default 345600, 4 days). */
+  messageRetentionPeriod: number;
+  /** Seconds every new message waits before it can be received (0..900; default 0). */
+  delaySeconds: number;
+  /** Largest body plus attributes in bytes (1024..1048576; default 262144). */
+  maximumMessageSize: number;
+  /** After this many receives without a delete, the next receive moves the message to deadLetterQueue. */
+  maxReceiveCount?: number;
+  deadLetterQueue?: string;
+}
+
+export const QUEUE_DEFAULTS = {
+  visibilityTimeout: 30,
+  messageRetentionPeriod: 345_600,
+  delaySeconds: 0,
+  maximumMessageSize: 262_144,
+  /** When deadLetterQueue is given without maxReceiveCount. */
+  maxReceiveCount: 5,
+} as const;
+
 export interface Manifest {
   service: string;
   functions: FunctionConfig[];
+  /** The queues the service declares, by name. */
+  queues: QueueConfig[];
 }
 
 /** A user's mistake in a manifest: names the file, the field and how to fix it. */
@@ -244,6 +321,18 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
     throw new ManifestError(file, field, describeIssue(issue));
   }
   const m = result.data;
+  const queues = Object.entries(m.queues).map(([name, q]) => queueConfig(file, name, q ?? {}));
+  const queueByName = new Map(queues.map((q) => [q.name, q]));
+  for (const q of queues) {
+    const dlq = q.deadLetterQueue === undefined ? undefined : queueByName.get(q.deadLetterQueue);
+    if (dlq && dlq.fifo !== q.fifo) {
+      throw new ManifestError(
+        file,
+        `queues.${q.name}.deadLetterQueue`,
+        `names "${dlq.name}", a ${dlq.fifo ? 'FIFO' : 'standard'} queue; the dead-letter queue of a ${q.fifo ? 'FIFO' : 'standard'} queue must be ${q.fifo ? 'FIFO' : 'standard'} too`,
+      );
+    }
+  }
   const functions: FunctionConfig[] = [];
   const seenRoutes = new Map<string, string>();
   for (const [name, f] of Object.entries(m.functions)) {
@@ -267,7 +356,19 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
     const routes: Route[] = [];
     const schedules: ScheduleConfig[] = [];
     const emails: string[] = [];
+    const queueTriggers: QueueTrigger[] = [];
     for (const [i, ev] of f.events.entries()) {
+      if (ev.queue !== undefined) {
+        const field = `functions.${name}.events.${i}.queue`;
+        const trigger = queueTrigger(file, field, ev.queue);
+        const q = queueByName.get(trigger.queue);
+        if (q) checkTrigger(file, field, trigger, q, f.timeout);
+        if (queueTriggers.some((t) => t.queue === trigger.queue)) {
+          throw new ManifestError(file, field, `queue "${trigger.queue}" already triggers this function`);
+        }
+        queueTriggers.push(trigger);
+        continue;
+      }
       if (ev.email !== undefined) {
         emails.push(ev.email.address.toLowerCase());
         continue;
@@ -308,10 +409,124 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       ...(f.async !== undefined ? { async: asyncConfig(file, name, f.async) } : {}),
       ...(schedules.length > 0 ? { schedules } : {}),
       ...(emails.length > 0 ? { emails } : {}),
+      ...(queueTriggers.length > 0 ? { queueTriggers } : {}),
       routes,
     });
   }
-  return { service: m.service, functions };
+  return { service: m.service, functions, queues };
+}
+
+function queueConfig(file: string, name: string, q: z.output<typeof QueueSchema>): QueueConfig {
+  const field = `queues.${name}`;
+  const named = name.endsWith('.fifo');
+  if (q.fifo === true && !named) {
+    throw new ManifestError(
+      file,
+      `${field}.fifo`,
+      `a FIFO queue's name must end in ".fifo"; rename it "${name}.fifo"`,
+    );
+  }
+  if (q.fifo === false && named) {
+    throw new ManifestError(
+      file,
+      `${field}.fifo`,
+      'is false, but names ending in ".fifo" are FIFO queues; rename the queue or drop "fifo: false"',
+    );
+  }
+  if (q.contentBasedDeduplication && !named) {
+    throw new ManifestError(
+      file,
+      `${field}.contentBasedDeduplication`,
+      'applies to FIFO queues only (names ending in ".fifo")',
+    );
+  }
+  if (q.maxReceiveCount !== undefined && q.deadLetterQueue === undefined) {
+    throw new ManifestError(
+      file,
+      `${field}.maxReceiveCount`,
+      'needs a deadLetterQueue to move messages to; add deadLetterQueue: <queue>',
+    );
+  }
+  if (q.deadLetterQueue === name) {
+    throw new ManifestError(
+      file,
+      `${field}.deadLetterQueue`,
+      'names the queue itself; a dead-letter queue must be another queue',
+    );
+  }
+  return {
+    name,
+    fifo: named,
+    contentBasedDeduplication: q.contentBasedDeduplication ?? false,
+    visibilityTimeout: q.visibilityTimeout ?? QUEUE_DEFAULTS.visibilityTimeout,
+    messageRetentionPeriod: q.messageRetentionPeriod ?? QUEUE_DEFAULTS.messageRetentionPeriod,
+    delaySeconds: q.delaySeconds ?? QUEUE_DEFAULTS.delaySeconds,
+    maximumMessageSize: q.maximumMessageSize ?? QUEUE_DEFAULTS.maximumMessageSize,
+    ...(q.deadLetterQueue !== undefined
+      ? {
+          deadLetterQueue: q.deadLetterQueue,
+          maxReceiveCount: q.maxReceiveCount ?? QUEUE_DEFAULTS.maxReceiveCount,
+        }
+      : {}),
+  };
+}
+
+function queueTrigger(file: string, field: string, ev: z.output<typeof QueueEventSchema>): QueueTrigger {
+  const spec = typeof ev === 'string' ? { name: ev } : ev;
+  if (!QUEUE_NAME.test(spec.name))
+    throw new ManifestError(file, typeof ev === 'string' ? field : `${field}.name`, QUEUE_NAME_HINT);
+  const batchSize = spec.batchSize ?? 10;
+  const window = spec.maximumBatchingWindow ?? 0;
+  if (batchSize > 10 && window < 1) {
+    throw new ManifestError(
+      file,
+      `${field}.maximumBatchingWindow`,
+      `must be at least 1 second when batchSize is above 10 (it is ${batchSize}), as on Lambda; set maximumBatchingWindow: 1 or more`,
+    );
+  }
+  const filters: string[] = [];
+  for (const [i, f] of (spec.filterCriteria?.filters ?? []).entries()) {
+    const text = typeof f.pattern === 'string' ? f.pattern : JSON.stringify(f.pattern ?? null);
+    try {
+      compileFilters([text]);
+    } catch (err: unknown) {
+      const why = err instanceof FilterPatternError ? err.message : String(err);
+      throw new ManifestError(file, `${field}.filterCriteria.filters.${i}.pattern`, why);
+    }
+    filters.push(text);
+  }
+  return {
+    queue: spec.name,
+    batchSize,
+    maximumBatchingWindow: window,
+    ...(spec.maximumConcurrency !== undefined ? { maximumConcurrency: spec.maximumConcurrency } : {}),
+    ...(filters.length > 0 ? { filters } : {}),
+  };
+}
+
+/** Lambda's rules for a mapping that depend on the queue as well: checked here when the queue is declared
+ *  in the same manifest, and at deploy when it belongs to another service. */
+export function checkTrigger(
+  file: string,
+  field: string,
+  t: QueueTrigger,
+  q: Pick<QueueConfig, 'name' | 'fifo' | 'visibilityTimeout'>,
+  functionTimeout: number,
+): void {
+  if (q.fifo && t.batchSize > 10) {
+    throw new ManifestError(
+      file,
+      `${field}.batchSize`,
+      `is ${t.batchSize}; a FIFO queue's batches hold at most 10 messages`,
+    );
+  }
+  if (q.visibilityTimeout < functionTimeout) {
+    throw new ManifestError(
+      file,
+      field,
+      `queue "${q.name}" has a visibilityTimeout of ${q.visibilityTimeout} s, less than the function's timeout (${functionTimeout} s): a message would reappear while it is still being handled; raise the queue's visibilityTimeout to at least ${functionTimeout}`,
+    );
+  }
 }
 
 function scheduleConfig(
@@ -335,6 +550,11 @@ function asyncConfig(file: string, name: string, a: z.output<typeof AsyncSchema>
   if (a.maximumRetryAttempts !== undefined) out.maximumRetryAttempts = a.maximumRetryAttempts;
   if (a.maximumEventAgeInSeconds !== undefined) out.maximumEventAgeInSeconds = a.maximumEventAgeInSeconds;
   for (const key of ['onSuccess', 'onFailure'] as const) {
+    const queue = a[key]?.queue;
+    if (queue !== undefined) {
+      out[key] = { queue };
+      continue;
+    }
     const target = a[key]?.function;
     if (target === undefined) continue;
     // A function that is its own destination would feed itself forever; Lambda refuses it too.
@@ -367,7 +587,10 @@ function describeIssue(issue: z.core.$ZodIssue): string {
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, not ${describe(issue.input)}`;
     }
     case 'invalid_key':
-      return 'is not a valid environment variable name (letters, digits and "_", not starting with a digit)';
+      // The key's own rule says what a name may be (function names, queue names); environment keys have none.
+      if (issue.path.includes('environment') || !issue.issues[0]?.message)
+        return 'is not a valid environment variable name (letters, digits and "_", not starting with a digit)';
+      return issue.issues[0].message;
     case 'invalid_union': {
       if (issue.path.at(-1) === 'keepAlive') {
         return `must be "fixed", "hybrid" or a number of seconds (0..86400), not ${describe(issue.input)}`;

@@ -49,3 +49,44 @@ export class SchemaTooNewError extends Error {
     );
   }
 }
+
+/** A queue operation named a queue that does not exist in the project. */
+export class QueueNotFoundError extends Error {
+  override name = 'QueueNotFoundError';
+  readonly code = 'QueueDoesNotExist' as const;
+  constructor(
+    readonly project: string,
+    readonly queue: string,
+  ) {
+    super(`queue "${queue}" does not exist; declare it under "queues:" in a nimbus.yaml and deploy`);
+  }
+}
+
+/** A message (or a deploy's queue) the store refuses; nothing was written. `field` names what is wrong. */
+export class QueueInputError extends Error {
+  override name = 'QueueInputError';
+  readonly code = 'InvalidParameterValue' as const;
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A deploy declared a queue that another service of the project owns; the deploy wrote nothing. */
+export class QueueOwnedError extends Error {
+  override name = 'QueueOwnedError';
+  readonly code = 'QueueOwnedByOtherService' as const;
+  constructor(
+    readonly queue: string,
+    readonly ownerService: string | null,
+    readonly service: string,
+  ) {
+    super(
+      ownerService === null
+        ? `queue "${queue}" was created through the API; delete it there or rename it before deploying service "${service}"`
+        : `queue "${queue}" belongs to service "${ownerService}"; remove it there or rename it before deploying service "${service}"`,
+    );
+  }
+}

@@ -1,14 +1,19 @@
 // Rows as both backends read them (the column names are the same on SQLite and PostgreSQL), and the one
 // mapping from a row to what the parts return. SQLite has no boolean, so `cold` is 0/1 there.
+import type { QueueConfig } from '../config/manifest.js';
 import { parseConfig } from './canonical-json.js';
+import { receiptHandle, sequenceNumber } from './queue-rules.js';
 import type {
   EventState,
   FunctionVersion,
   InvocationRecord,
   InvocationStatus,
+  MessageAttributeValue,
   NodeInfo,
   Project,
   QueuedEvent,
+  QueueMessage,
+  StoredQueue,
   StoredInvocation,
   StoredSchedule,
   Trigger,
@@ -101,6 +106,65 @@ export function toSchedule(r: ScheduleRow): StoredSchedule {
     input: r.input,
     nextFireAt: r.next_fire_at,
     createdAt: r.created_at,
+  };
+}
+
+export interface QueueRow {
+  project: string;
+  name: string;
+  service: string | null;
+  config: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export function toQueue(r: QueueRow): StoredQueue {
+  return {
+    ...(JSON.parse(r.config) as QueueConfig),
+    project: r.project,
+    service: r.service,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export interface QueueMessageRow {
+  seq: number;
+  project: string;
+  queue: string;
+  id: string;
+  body: string;
+  md5: string;
+  attributes: string;
+  group_id: string | null;
+  dedup_id: string | null;
+  trace: string | null;
+  sent_at: number;
+  visible_at: number;
+  first_received_at: number | null;
+  receive_count: number;
+  receipt: string | null;
+  dead_letter_source: string | null;
+}
+
+/** Only FIFO messages have a group, so the group says whether the seq is shown as a sequence number. */
+export function toQueueMessage(r: QueueMessageRow): QueueMessage {
+  return {
+    id: r.id,
+    project: r.project,
+    queue: r.queue,
+    body: r.body,
+    md5OfBody: r.md5,
+    attributes: JSON.parse(r.attributes) as Record<string, MessageAttributeValue>,
+    groupId: r.group_id,
+    deduplicationId: r.dedup_id,
+    sequenceNumber: r.group_id === null ? null : sequenceNumber(r.seq),
+    trace: r.trace,
+    sentAt: r.sent_at,
+    firstReceivedAt: r.first_received_at,
+    receiveCount: r.receive_count,
+    receiptHandle: r.receipt === null ? null : receiptHandle(r.id, r.receipt),
+    deadLetterSource: r.dead_letter_source,
   };
 }
 

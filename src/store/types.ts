@@ -5,7 +5,7 @@
 // Every stored entity belongs to a project; `default` exists from the first migration on, so a single-tenant
 // setup never names one. Time comes from the store's injected Clock wherever it decides something (event due
 // times, leases, heartbeats, deployedAt), so tests move time instead of sleeping.
-import type { AsyncConfig, FunctionConfig } from '../config/manifest.js';
+import type { AsyncConfig, FunctionConfig, QueueConfig } from '../config/manifest.js';
 
 export const DEFAULT_PROJECT = 'default';
 
@@ -33,6 +33,9 @@ export interface DeployInput {
   project: string;
   service: string;
   functions: FunctionConfig[];
+  /** The queues the service declares: created or updated with the functions, in the same transaction. The
+   *  service's queues it no longer declares are removed, with their messages. Left out: none. */
+  queues?: QueueConfig[];
   code: { sha256: string; archive: Buffer };
 }
 
@@ -40,6 +43,8 @@ export interface DeployResult {
   functions: { name: string; version: number; changed: boolean }[];
   /** Functions of the same service (and project) that the new manifest no longer declares, now removed. */
   removed: string[];
+  /** What became of the service's queues: created, changed, unchanged, and removed (with their messages). */
+  queues: { created: string[]; updated: string[]; unchanged: string[]; removed: string[] };
 }
 
 /** Functions, their versions and their code archives. */
@@ -71,7 +76,7 @@ export interface StoredAsyncConfig {
 }
 
 export type InvocationStatus = 'ok' | 'error' | 'unhandled' | 'timeout' | 'oom' | 'throttled';
-export const TRIGGERS: readonly Trigger[] = ['http', 'invoke', 'event', 'schedule'];
+export const TRIGGERS: readonly Trigger[] = ['http', 'invoke', 'event', 'schedule', 'queue'];
 export const INVOCATION_STATUSES: readonly InvocationStatus[] = [
   'ok',
   'error',
@@ -80,7 +85,7 @@ export const INVOCATION_STATUSES: readonly InvocationStatus[] = [
   'oom',
   'throttled',
 ];
-export type Trigger = 'http' | 'invoke' | 'event' | 'schedule';
+export type Trigger = 'http' | 'invoke' | 'event' | 'schedule' | 'queue';
 
 /** One record per invocation: the wide event every trigger ends in. */
 export interface InvocationRecord {
@@ -334,6 +339,123 @@ export interface ScheduleStore {
   nextFireAt(): Promise<number | undefined>;
 }
 
+/** A declared queue, as stored. */
+export interface StoredQueue extends QueueConfig {
+  project: string;
+  /** The service whose manifest declares it (null for one created through the API). */
+  service: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** SQS's message attribute: DataType "String", "Number" or "Binary", optionally with a ".label" suffix. */
+export interface MessageAttributeValue {
+  DataType: string;
+  StringValue?: string;
+  /** Base64. */
+  BinaryValue?: string;
+}
+
+export interface NewMessage {
+  body: string;
+  /** Message attributes, by name. */
+  attributes?: Record<string, MessageAttributeValue>;
+  /** Standard queues only: overrides the queue's delaySeconds for this message (0..900). */
+  delaySeconds?: number;
+  /** FIFO only, required there: messages of one group are received in the order sent, one batch at a time. */
+  groupId?: string;
+  /** FIFO only: a second message with this id within 5 minutes is accepted but not stored. Required unless
+   *  the queue has contentBasedDeduplication. */
+  deduplicationId?: string;
+  /** The X-Ray header (SQS's AWSTraceHeader system attribute), which carries the chain's lineage. */
+  trace?: string | null;
+}
+
+export interface SentMessage {
+  id: string;
+  md5OfBody: string;
+  /** FIFO only: 20 digits, increasing per queue. */
+  sequenceNumber: string | null;
+  /** A FIFO duplicate within the deduplication window: id and sequenceNumber are the original's. */
+  duplicate: boolean;
+}
+
+export interface QueueMessage {
+  id: string;
+  project: string;
+  queue: string;
+  body: string;
+  md5OfBody: string;
+  attributes: Record<string, MessageAttributeValue>;
+  groupId: string | null;
+  deduplicationId: string | null;
+  sequenceNumber: string | null;
+  trace: string | null;
+  sentAt: number;
+  /** When it was first received, or null. */
+  firstReceivedAt: number | null;
+  /** Receives so far, this one included. */
+  receiveCount: number;
+  /** The handle of the latest receive: delete() and changeVisibility() need it; null until received. */
+  receiptHandle: string | null;
+  /** Where it came from when it was moved here as a dead letter, or null. */
+  deadLetterSource: string | null;
+}
+
+export interface ReceiveOptions {
+  /** At most this many (1..10000; the SQS API asks for at most 10). */
+  max: number;
+  /** Seconds the received messages stay hidden; the queue's visibilityTimeout when left out. */
+  visibilityTimeout?: number;
+}
+
+export interface QueueStats {
+  project: string;
+  queue: string;
+  /** Receivable now. */
+  visible: number;
+  /** Received and still hidden by their visibility timeout. */
+  inFlight: number;
+  /** Sent with a delay that has not passed. */
+  delayed: number;
+  /** When the oldest message still in the queue was sent, or null when it is empty. */
+  oldestSentAt: number | null;
+}
+
+/**
+ * Queues and their messages: SQS's model, which the manifest's queues, queue triggers, the control API and
+ * the SQS-compatible API all use. A message is stored before send() resolves; receive() hides what it returns
+ * for the visibility timeout and gives each receive a new receipt handle, so a receiver whose timeout ran out
+ * (and whose message another receiver took) can no longer delete it. Messages go to the dead-letter queue at
+ * the receive after their maxReceiveCount-th, and expire messageRetentionPeriod after they were first sent.
+ */
+export interface QueueStore {
+  getQueue(project: string, name: string): Promise<StoredQueue | undefined>;
+  /** By project then name; one project's when given. */
+  listQueues(project?: string): Promise<StoredQueue[]>;
+  /** Stores the messages in one transaction, in order; throws QueueNotFoundError, or QueueInputError for a
+   *  message the queue refuses (too big, a FIFO message without a group, ...), storing none of them. */
+  send(project: string, queue: string, messages: readonly NewMessage[]): Promise<SentMessage[]>;
+  /** Receivable messages, oldest first; on a FIFO queue only from groups with nothing in flight, in order. */
+  receive(project: string, queue: string, opts: ReceiveOptions): Promise<QueueMessage[]>;
+  /** Deletes the message this handle received; false when the handle is not the message's latest. */
+  delete(project: string, queue: string, receiptHandle: string): Promise<boolean>;
+  /** delete() for many handles in one transaction (one commit): whether each one deleted its message. */
+  deleteBatch(project: string, queue: string, receiptHandles: readonly string[]): Promise<boolean[]>;
+  /** Hides the received message for this many seconds from now (0: visible at once); false as for delete. */
+  changeVisibility(project: string, queue: string, receiptHandle: string, seconds: number): Promise<boolean>;
+  /** Deletes every message of the queue; returns how many. */
+  purge(project: string, queue: string): Promise<number>;
+  /** The queue's messages as they stand, oldest first, without receiving them (for people and tests). */
+  peek(project: string, queue: string, limit?: number): Promise<QueueMessage[]>;
+  /** Per queue, by project then name (every declared queue, empty ones too). */
+  stats(project?: string): Promise<QueueStats[]>;
+  /** When the earliest hidden message of the queue becomes receivable, or undefined when none is hidden. */
+  nextVisibleAt(project: string, queue: string): Promise<number | undefined>;
+  /** Deletes messages past their queue's retention and expired deduplication ids; returns messages deleted. */
+  expire(): Promise<number>;
+}
+
 export type StoreBackend = 'sqlite' | 'postgresql';
 
 /** The whole store: its parts, and one lifecycle. */
@@ -347,6 +469,7 @@ export interface Store {
   readonly projects: ProjectStore;
   readonly nodes: NodeRegistry;
   readonly schedules: ScheduleStore;
+  readonly queues: QueueStore;
   /** Flushes buffered invocation records and closes; every part is unusable afterwards. */
   close(): Promise<void>;
 }

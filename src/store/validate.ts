@@ -1,12 +1,13 @@
 // Checks every backend makes before a deploy writes anything, so they refuse the same inputs the same way.
 import { createHash } from 'node:crypto';
+import { checkQueueConfigs } from './queue-rules.js';
 import type { DeployInput } from './types.js';
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** Project names: lowercase, so they can later serve as host labels and schema-safe identifiers. */
 export const PROJECT_NAME = /^[a-z][a-z0-9-]{0,62}$/;
 
-export function checkDeployInput({ project, service, functions, code }: DeployInput): void {
+export function checkDeployInput({ project, service, functions, queues, code }: DeployInput): void {
   if (!PROJECT_NAME.test(project)) throw new Error(`project name "${project}" is not valid`);
   if (!SHA256_HEX.test(code.sha256)) throw new Error('code.sha256 must be 64 lowercase hex digits');
   // Code is deduplicated by this key, so a wrong one would silently serve another deploy's archive.
@@ -20,6 +21,7 @@ export function checkDeployInput({ project, service, functions, code }: DeployIn
       throw new Error(`function "${f.name}" appears twice in the deploy of "${service}"`);
     names.add(f.name);
   }
+  checkQueueConfigs(service, queues ?? []);
 }
 
 /** The query limit every backend applies: 100 by default, 0 to 1000. */

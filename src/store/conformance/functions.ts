@@ -4,6 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_PROJECT } from '../types.js';
 import { codeOf, deployOf, fn, ref, sha256, useHarness, type HarnessFactory } from './harness.js';
 
+/** What a deploy that declares no queues, and had none, reports for them. */
+const NO_QUEUES = { created: [], updated: [], unchanged: [], removed: [] };
+
 export function functionStoreConformance(name: string, make: HarnessFactory): void {
   describe(`FunctionStore conformance: ${name}`, () => {
     const ctx = useHarness(make);
@@ -22,6 +25,7 @@ export function functionStoreConformance(name: string, make: HarnessFactory): vo
             { name: 'b', version: 1, changed: true },
           ],
           removed: [],
+          queues: NO_QUEUES,
         });
         const a = await ctx.store.functions.getFunction(ref('a'));
         expect(a).toStrictEqual({
@@ -67,7 +71,11 @@ export function functionStoreConformance(name: string, make: HarnessFactory): vo
         const res = await ctx.store.functions.deploy(
           deployOf('svc', [fn('a', { environment: { B: '2', A: '1' } })], code),
         );
-        expect(res).toEqual({ functions: [{ name: 'a', version: 1, changed: false }], removed: [] });
+        expect(res).toEqual({
+          functions: [{ name: 'a', version: 1, changed: false }],
+          removed: [],
+          queues: NO_QUEUES,
+        });
         expect(await ctx.store.functions.getFunction(ref('a'))).toStrictEqual(first);
         expect(await ctx.store.functions.getVersion(ref('a'), 2)).toBeUndefined();
       });
@@ -201,7 +209,7 @@ export function functionStoreConformance(name: string, make: HarnessFactory): vo
       it('removes every function of a service deployed with none', async () => {
         await ctx.store.functions.deploy(deployOf('svc', [fn('a'), fn('b')], codeOf('x')));
         const res = await ctx.store.functions.deploy(deployOf('svc', [], codeOf('x')));
-        expect(res).toEqual({ functions: [], removed: ['a', 'b'] });
+        expect(res).toEqual({ functions: [], removed: ['a', 'b'], queues: NO_QUEUES });
         expect(await ctx.store.functions.listFunctions()).toEqual([]);
       });
 

@@ -6,10 +6,12 @@ import { functionStoreConformance } from './functions.js';
 import type { HarnessFactory } from './harness.js';
 import { invocationLogConformance } from './invocations.js';
 import { nodeRegistryConformance, projectStoreConformance } from './projects.js';
+import { queueStoreConformance } from './queues.js';
 import { scheduleStoreConformance } from './schedules.js';
 
 export type { HarnessFactory, StoreHarness } from './harness.js';
 export { appendMany, codeOf, deployOf, fn, record, ref } from './harness.js';
+export { queue } from './queues.js';
 
 /** Every part's suite against one backend. */
 export function storeConformance(name: string, make: HarnessFactory): void {
@@ -19,4 +21,5 @@ export function storeConformance(name: string, make: HarnessFactory): void {
   projectStoreConformance(name, make);
   nodeRegistryConformance(name, make);
   scheduleStoreConformance(name, make);
+  queueStoreConformance(name, make);
 }

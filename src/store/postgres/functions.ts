@@ -15,6 +15,7 @@ import type {
 import type { AsyncConfig } from '../../config/manifest.js';
 import { checkDeployInput } from '../validate.js';
 import { type Db, pgCode } from './db.js';
+import { deployQueues } from './queues.js';
 import { toVersion, type VersionRow } from '../rows.js';
 
 interface OwnerRow {
@@ -48,6 +49,7 @@ export class PgFunctionStore implements FunctionStore {
       const exists = await c.query('SELECT 1 FROM projects WHERE name = $1', [input.project]);
       if (exists.rowCount === 0) throw new ProjectNotFoundError(input.project);
       const current = await currentRows(c, input);
+      const queues = await deployQueues(c, input, deployedAt);
       const functions = await writeVersions(c, input, configs, current, deployedAt);
       // Their versions go with them (ON DELETE CASCADE); their archives go in collectCode if nothing else uses them.
       const removed = await c.query<{ name: string }>(
@@ -56,7 +58,7 @@ export class PgFunctionStore implements FunctionStore {
         [input.project, input.service, input.functions.map((f) => f.name)],
       );
       await collectCode(c);
-      return { functions, removed: removed.rows.map((r) => r.name).sort() };
+      return { functions, removed: removed.rows.map((r) => r.name).sort(), queues };
     });
   }
 

@@ -135,6 +135,59 @@ const V1_SQL = `
   );
 `;
 
+// config is the QueueConfig as canonical JSON; service is NULL for a queue created through the API. seq
+// orders the messages and is a FIFO queue's sequence number; an identity never hands a value out twice.
+// receipt is the token of the latest receive (NULL until received). Removing a queue removes its messages
+// and deduplication ids with it.
+const V2_SQL = `
+  CREATE TABLE queues (
+    project text COLLATE "C" NOT NULL REFERENCES projects (name),
+    name text COLLATE "C" NOT NULL,
+    service text,
+    config text NOT NULL,
+    created_at double precision NOT NULL,
+    updated_at double precision NOT NULL,
+    PRIMARY KEY (project, name)
+  );
+  CREATE INDEX queues_by_service ON queues (project, service);
+
+  CREATE TABLE queue_messages (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    project text COLLATE "C" NOT NULL,
+    queue text COLLATE "C" NOT NULL,
+    id text NOT NULL,
+    body text NOT NULL,
+    md5 text NOT NULL,
+    attributes text NOT NULL,
+    group_id text,
+    dedup_id text,
+    trace text,
+    sent_at double precision NOT NULL,
+    visible_at double precision NOT NULL,
+    first_received_at double precision,
+    receive_count integer NOT NULL DEFAULT 0,
+    receipt text,
+    dead_letter_source text,
+    UNIQUE (project, queue, id),
+    FOREIGN KEY (project, queue) REFERENCES queues (project, name) ON DELETE CASCADE
+  );
+  CREATE INDEX queue_messages_receivable ON queue_messages (project, queue, visible_at, seq);
+  CREATE INDEX queue_messages_by_group ON queue_messages (project, queue, group_id, seq);
+  CREATE INDEX queue_messages_by_age ON queue_messages (project, queue, sent_at);
+
+  CREATE TABLE queue_dedup (
+    project text COLLATE "C" NOT NULL,
+    queue text COLLATE "C" NOT NULL,
+    dedup_id text NOT NULL,
+    message_id text NOT NULL,
+    seq bigint NOT NULL,
+    expires_at double precision NOT NULL,
+    PRIMARY KEY (project, queue, dedup_id),
+    FOREIGN KEY (project, queue) REFERENCES queues (project, name) ON DELETE CASCADE
+  );
+  CREATE INDEX queue_dedup_expiry ON queue_dedup (expires_at);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -143,6 +196,11 @@ export const MIGRATIONS: readonly Migration[] = [
     seed: async (client, now) => {
       await client.query('INSERT INTO projects (name, created_at) VALUES ($1, $2)', [DEFAULT_PROJECT, now]);
     },
+  },
+  {
+    version: 2,
+    description: 'queues, their messages and deduplication ids',
+    sql: V2_SQL,
   },
 ];
 

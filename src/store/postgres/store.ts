@@ -11,6 +11,7 @@ import { PgFunctionStore } from './functions.js';
 import { PgInvocationLog } from './invocations.js';
 import { migrate } from './migrations.js';
 import { PgNodeRegistry, PgProjectStore } from './projects.js';
+import { PgQueueStore } from './queues.js';
 import { PgScheduleStore } from './schedules.js';
 
 export interface PostgresStoreOptions {
@@ -52,6 +53,7 @@ export class PostgresStore implements Store {
   readonly projects: PgProjectStore;
   readonly nodes: PgNodeRegistry;
   readonly schedules: PgScheduleStore;
+  readonly queues: PgQueueStore;
   private closing: Promise<void> | undefined;
 
   /** Use openPostgresStore, which migrates the schema first. */
@@ -68,6 +70,7 @@ export class PostgresStore implements Store {
     this.projects = new PgProjectStore(db, schema, clock);
     this.nodes = new PgNodeRegistry(db, clock);
     this.schedules = new PgScheduleStore(db, clock);
+    this.queues = new PgQueueStore(db, schema, clock);
   }
 
   /** Writes every buffered record, then ends the pool; a second call waits for the first. */

@@ -3,9 +3,10 @@
 // Durability: the connection runs synchronous=NORMAL, which in WAL mode survives a process crash and only
 // loses the last commits on power loss or an OS crash. That is fine for invocation records and event
 // completions and claims (a lost completion replays the event, a lost claim undercounts one attempt: async
-// invocations are at-least-once anyway). Deploys, removals, enqueues (committed in groups), failures and dead
-// letters switch to synchronous=FULL for their transaction, so the WAL is fsynced before their promise
-// resolves: a 202 or a "deployed" answer is never taken back.
+// invocations are at-least-once anyway). Deploys, removals, enqueues (committed in groups), failures, dead
+// letters and every queue write (a sent message, a receive's new receipt handle, a delete) switch to
+// synchronous=FULL for their transaction, so the WAL is fsynced before their promise resolves: a 202, a
+// "deployed" or a sent message's id is never taken back.
 import type { Database } from 'better-sqlite3';
 import type { Clock } from '../../clock/clock.js';
 

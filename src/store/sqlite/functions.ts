@@ -12,6 +12,7 @@ import type {
 } from '../types.js';
 import { checkDeployInput } from '../validate.js';
 import type { SqliteDb } from './db.js';
+import { SqliteQueueDeploy } from './queues.js';
 import { toVersion, type VersionRow } from '../rows.js';
 
 type Ref = [project: string, name: string];
@@ -25,9 +26,11 @@ interface AsyncRow {
 
 export class SqliteFunctionStore implements FunctionStore {
   private readonly st: ReturnType<typeof prepare>;
+  private readonly queues: SqliteQueueDeploy;
 
   constructor(private readonly s: SqliteDb) {
     this.st = prepare(s);
+    this.queues = new SqliteQueueDeploy(s);
   }
 
   async deploy(input: DeployInput): Promise<DeployResult> {
@@ -46,6 +49,7 @@ export class SqliteFunctionStore implements FunctionStore {
       const owner = this.st.getFunctionRow.get(project, f.name);
       if (owner && owner.service !== service) throw new StoreConflictError(f.name, owner.service, service);
     }
+    const queues = this.queues.apply(input, deployedAt);
     const results: DeployResult['functions'] = [];
     let codeStored = false;
     for (const [i, f] of functions.entries()) {
@@ -82,7 +86,7 @@ export class SqliteFunctionStore implements FunctionStore {
       .sort();
     for (const name of removed) this.deleteFunctionRows(project, name);
     if (removed.length > 0) this.st.gcCode.run();
-    return { functions: results, removed };
+    return { functions: results, removed, queues };
   }
 
   async getFunction(ref: FunctionRef): Promise<FunctionVersion | undefined> {

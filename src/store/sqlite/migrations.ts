@@ -211,6 +211,61 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 3,
+    description: 'queues, their messages and deduplication ids',
+    sql: `
+      -- config is the QueueConfig as canonical JSON; service is NULL for a queue created through the API.
+      CREATE TABLE queues (
+        project TEXT NOT NULL REFERENCES projects (name),
+        name TEXT NOT NULL,
+        service TEXT,
+        config TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (project, name)
+      ) STRICT;
+      CREATE INDEX queues_by_service ON queues (project, service);
+
+      -- AUTOINCREMENT: seq orders the messages and is a FIFO queue's sequence number, so it must never be
+      -- reused after deletes. receipt is the token of the latest receive (NULL until received).
+      CREATE TABLE queue_messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        project TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        md5 TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        group_id TEXT,
+        dedup_id TEXT,
+        trace TEXT,
+        sent_at REAL NOT NULL,
+        visible_at REAL NOT NULL,
+        first_received_at REAL,
+        receive_count INTEGER NOT NULL DEFAULT 0,
+        receipt TEXT,
+        dead_letter_source TEXT,
+        UNIQUE (project, queue, id),
+        FOREIGN KEY (project, queue) REFERENCES queues (project, name) ON DELETE CASCADE
+      ) STRICT;
+      CREATE INDEX queue_messages_receivable ON queue_messages (project, queue, visible_at, seq);
+      CREATE INDEX queue_messages_by_group ON queue_messages (project, queue, group_id, seq);
+      CREATE INDEX queue_messages_by_age ON queue_messages (project, queue, sent_at);
+
+      CREATE TABLE queue_dedup (
+        project TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        dedup_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (project, queue, dedup_id),
+        FOREIGN KEY (project, queue) REFERENCES queues (project, name) ON DELETE CASCADE
+      ) STRICT;
+      CREATE INDEX queue_dedup_expiry ON queue_dedup (expires_at);
+    `,
+  },
 ];
 
 /** The schema version this build writes; a data dir with a higher one was written by a newer Nimbus. */

@@ -13,6 +13,7 @@ import { SqliteFunctionStore } from './functions.js';
 import { SqliteInvocationLog, positive, type BatchOptions } from './invocations.js';
 import { migrate, userVersion } from './migrations.js';
 import { SqliteNodeRegistry, SqliteProjectStore } from './projects.js';
+import { SqliteQueueStore } from './queues.js';
 import { SqliteScheduleStore } from './schedules.js';
 
 export interface SqliteStoreOptions extends BatchOptions {
@@ -44,6 +45,7 @@ export class SqliteStore implements Store {
   readonly projects: SqliteProjectStore;
   readonly nodes: SqliteNodeRegistry;
   readonly schedules: SqliteScheduleStore;
+  readonly queues: SqliteQueueStore;
   private readonly s: SqliteDb;
 
   constructor(opts: SqliteStoreOptions) {
@@ -60,6 +62,7 @@ export class SqliteStore implements Store {
       this.projects = new SqliteProjectStore(this.s);
       this.nodes = new SqliteNodeRegistry(this.s);
       this.schedules = new SqliteScheduleStore(this.s);
+      this.queues = new SqliteQueueStore(this.s);
     } catch (err) {
       db.close();
       throw err;
