@@ -29,6 +29,7 @@ import { nodeIdFor } from './datadir/node-id.js';
 import { AsyncEventSource } from './events/async.js';
 import { ScheduleSource } from './events/schedules.js';
 import { EmailSource } from './events/email.js';
+import { QueueSource } from './events/queues.js';
 import type { TriggerSource } from './events/types.js';
 import { createGateway } from './gateway/server.js';
 import { RouteConflictError, Router } from './gateway/router.js';
@@ -157,8 +158,21 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       recordsWritten: () => store.invocations.flush(),
       asyncConfigs: () => store.functions.listAsyncConfigs(),
       refreshFunctions: () => registry.load(),
+      queues: store.queues,
+      onQueued: (project, queue) => queues.notify(project, queue),
+      headroom: (ref) => invoker.headroom(ref, settings.eventConcurrencyShare),
       region: settings.region,
       accountId: settings.accountId,
+    });
+    const queues = new QueueSource({
+      queues: store.queues,
+      invoker,
+      clock,
+      share: settings.eventConcurrencyShare,
+      recordsWritten: () => store.invocations.flush(),
+      region: settings.region,
+      accountId: settings.accountId,
+      onError,
     });
     const schedules = new ScheduleSource({
       schedules: store.schedules,
@@ -179,7 +193,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       onEnqueued: () => events.notify(),
       onError,
     });
-    const triggers: TriggerSource[] = [events, schedules, email];
+    const triggers: TriggerSource[] = [events, schedules, email, queues];
     for (const t of triggers) t.sync(registry.all());
     registry.onChange(() => {
       for (const t of triggers) t.sync(registry.all());
@@ -188,6 +202,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
 
     const deployer = new Deployer({
       functions: store.functions,
+      queues: store.queues,
       code: invoker.code,
       registry,
       pool,
@@ -223,6 +238,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       invoker,
       events,
       deployer,
+      notifyQueue: (project, queue) => queues.notify(project, queue),
       region: settings.region,
       accountId: settings.accountId,
       logger: log,

@@ -108,6 +108,7 @@ const store: Store = {
   events: { ...unused('events'), stats: async () => [] } as Store['events'],
   projects: unused('projects'),
   nodes: unused('nodes'),
+  queues: unused('queues'),
   schedules: { ...unused('schedules'), list: async () => [] } as Store['schedules'],
   close: async () => {},
 };
@@ -158,7 +159,12 @@ beforeAll(async () => {
       deploy: async (archive, project): Promise<DeployResponse> => {
         calls.deploy.push({ size: archive.length, project });
         if (deployFails) throw deployFails;
-        return { service: 'svc', functions: [], removed: [] };
+        return {
+          service: 'svc',
+          functions: [],
+          removed: [],
+          queues: { created: [], updated: [], unchanged: [], removed: [] },
+        };
       },
     },
     status: () => ({ sandbox: 'fake' }),

@@ -220,11 +220,13 @@ describe('async configuration in the manifest', () => {
     expect((await n.client.list()).functions.map((f) => f.name)).not.toContain('f');
   });
 
-  it('refuses a function that is its own destination, a queue destination and out-of-range values', async () => {
+  it('refuses a function that is its own destination, an undeclared queue destination and out-of-range values', async () => {
     expect((await deployWith('      onSuccess: { function: f }')).message).toMatch(
       /names the function itself/,
     );
-    expect((await deployWith('      onFailure: { queue: dlq }')).message).toMatch(/queue destinations/);
+    expect((await deployWith('      onFailure: { queue: dlq }')).message).toMatch(
+      /functions\.f\.async\.onFailure\.queue: names queue "dlq", which is not declared/,
+    );
     expect((await deployWith('      maximumRetryAttempts: 3')).message).toMatch(
       /functions\.f\.async\.maximumRetryAttempts: must be at most 2/,
     );

@@ -16,11 +16,12 @@ import type { Principal } from './auth.js';
 import type { DeployResponse } from './deploy.js';
 import { ApiError, badRequest, functionNotFound, notFound } from './errors.js';
 import { getEvent, listEvents, replayEvent, type EventDeps } from './events.js';
+import { getQueue, listQueues, peekMessages, purgeQueue, sendMessages, type QueueDeps } from './queues.js';
 import { DEPLOY_BODY } from './limits.js';
 import type { Route } from './routes.js';
 
-export interface ControlDeps extends EventDeps {
-  store: Pick<Store, 'functions' | 'invocations' | 'events' | 'schedules'>;
+export interface ControlDeps extends EventDeps, QueueDeps {
+  store: Pick<Store, 'functions' | 'invocations' | 'events' | 'schedules' | 'queues'>;
   registry: Pick<FunctionRegistry, 'get' | 'all' | 'load'>;
   invoker: {
     stats(): (FunctionScaleStats & { project: string; version: number })[];
@@ -55,6 +56,11 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
     { method: 'GET', path: '/v1/events', handler: (c) => listEvents(d, c) },
     { method: 'GET', path: '/v1/events/{id}', handler: (c) => getEvent(d, c) },
     { method: 'POST', path: '/v1/events/{id}/replay', handler: (c) => replayEvent(d, c) },
+    { method: 'GET', path: '/v1/queues', handler: (c) => listQueues(d, c) },
+    { method: 'GET', path: '/v1/queues/{name}', handler: (c) => getQueue(d, c) },
+    { method: 'POST', path: '/v1/queues/{name}/messages', handler: (c) => sendMessages(d, c) },
+    { method: 'GET', path: '/v1/queues/{name}/messages', handler: (c) => peekMessages(d, c) },
+    { method: 'DELETE', path: '/v1/queues/{name}/messages', handler: (c) => purgeQueue(d, c) },
   ];
 }
 

@@ -3,22 +3,30 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ManifestError, parseManifest, type Manifest } from '../config/manifest.js';
+import {
+  checkTrigger,
+  ManifestError,
+  parseManifest,
+  type Manifest,
+  type QueueConfig,
+} from '../config/manifest.js';
 import type { CodeCache } from '../invoker/code-cache.js';
 import type { FunctionRegistry } from '../invoker/registry.js';
 import type { StemCellPool } from '../sandbox/pool.js';
-import type { DeployResult, FunctionStore } from '../store/types.js';
+import type { DeployResult, FunctionStore, FunctionVersion, QueueStore } from '../store/types.js';
 
 export interface DeployResponse {
   service: string;
   functions: { name: string; version: number; changed: boolean; routes: string[] }[];
   removed: string[];
+  queues: DeployResult['queues'];
 }
 
 export class Deployer {
   constructor(
     private readonly o: {
       functions: FunctionStore;
+      queues: Pick<QueueStore, 'listQueues'>;
       code: CodeCache;
       registry: FunctionRegistry;
       pool: StemCellPool;
@@ -44,12 +52,14 @@ export class Deployer {
     const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), 'nimbus.yaml');
     checkHandlers(manifest, dir);
     checkDestinations(manifest, project, this.o.registry);
+    checkQueues(manifest, await this.o.queues.listQueues(project), this.o.registry.all(project));
     const conflict = this.o.checkRoutes?.(manifest, project);
     if (conflict) throw new ManifestError('nimbus.yaml', 'events', conflict);
     const result: DeployResult = await this.o.functions.deploy({
       project,
       service: manifest.service,
       functions: manifest.functions,
+      queues: manifest.queues,
       code: { sha256, archive },
     });
     for (const f of manifest.functions) this.o.pool.ensure(f.memory);
@@ -64,6 +74,7 @@ export class Deployer {
         ),
       })),
       removed: result.removed,
+      queues: result.queues,
     };
   }
 }
@@ -91,6 +102,7 @@ function checkDestinations(manifest: Manifest, project: string, registry: Functi
   const declared = new Set(manifest.functions.map((f) => f.name));
   for (const f of manifest.functions) {
     for (const key of ['onSuccess', 'onFailure'] as const) {
+      if (f.async?.[key]?.queue !== undefined) continue;
       const target = f.async?.[key]?.function;
       if (target === undefined || declared.has(target)) continue;
       const other = registry.get({ project, name: target });
@@ -99,6 +111,81 @@ function checkDestinations(manifest: Manifest, project: string, registry: Functi
         'nimbus.yaml',
         `functions.${f.name}.async.${key}.function`,
         `names "${target}", which is not a function of this service or of another deployed service; declare it or deploy it first`,
+      );
+    }
+  }
+}
+
+/**
+ * Every queue the manifest names (a trigger, a dead-letter queue, a destination) must exist once this deploy
+ * is done: declared here, or a queue of another service or of the API (this service's undeclared queues are
+ * about to be removed). Lambda's rules that need the queue's settings are checked against whichever it is.
+ */
+function checkQueues(
+  manifest: Manifest,
+  stored: readonly (QueueConfig & { service: string | null })[],
+  deployed: readonly FunctionVersion[],
+): void {
+  const declared = new Map(manifest.queues.map((q) => [q.name, q]));
+  const usable = (name: string): QueueConfig | undefined => {
+    const own = declared.get(name);
+    if (own) return own;
+    const other = stored.find((q) => q.name === name);
+    return other && other.service !== manifest.service ? other : undefined;
+  };
+  const missing = (name: string) =>
+    `names queue "${name}", which is not declared under "queues:" here or by another deployed service; declare it or deploy it first`;
+  for (const q of manifest.queues) {
+    if (q.deadLetterQueue === undefined) continue;
+    const dlq = usable(q.deadLetterQueue);
+    const field = `queues.${q.name}.deadLetterQueue`;
+    if (!dlq) throw new ManifestError('nimbus.yaml', field, missing(q.deadLetterQueue));
+    if (dlq.fifo !== q.fifo) {
+      throw new ManifestError(
+        'nimbus.yaml',
+        field,
+        `names "${dlq.name}", a ${dlq.fifo ? 'FIFO' : 'standard'} queue; the dead-letter queue of a ${q.fifo ? 'FIFO' : 'standard'} queue must be ${q.fifo ? 'FIFO' : 'standard'} too`,
+      );
+    }
+  }
+  for (const f of manifest.functions) {
+    for (const t of f.queueTriggers ?? []) {
+      const field = `functions.${f.name}.events`;
+      const q = usable(t.queue);
+      if (!q) throw new ManifestError('nimbus.yaml', field, missing(t.queue));
+      checkTrigger('nimbus.yaml', field, t, q, f.timeout);
+    }
+    for (const key of ['onSuccess', 'onFailure'] as const) {
+      const name = f.async?.[key]?.queue;
+      if (name === undefined) continue;
+      const field = `functions.${f.name}.async.${key}.queue`;
+      const q = usable(name);
+      if (!q) throw new ManifestError('nimbus.yaml', field, missing(name));
+      if (q.fifo) {
+        throw new ManifestError(
+          'nimbus.yaml',
+          field,
+          `names "${name}", a FIFO queue; destinations must be standard queues, as on Lambda`,
+        );
+      }
+    }
+  }
+  // A queue this deploy removes must not be one that another service still uses.
+  for (const q of stored) {
+    if (q.service !== manifest.service || declared.has(q.name)) continue;
+    const user =
+      deployed.find(
+        (f) =>
+          f.service !== manifest.service &&
+          ((f.config.queueTriggers ?? []).some((t) => t.queue === q.name) ||
+            f.config.async?.onSuccess?.queue === q.name ||
+            f.config.async?.onFailure?.queue === q.name),
+      )?.name ?? stored.find((o) => o.service !== manifest.service && o.deadLetterQueue === q.name)?.name;
+    if (user !== undefined) {
+      throw new ManifestError(
+        'nimbus.yaml',
+        'queues',
+        `no longer declares queue "${q.name}", but "${user}" of another service still uses it; keep declaring it, or change "${user}" first`,
       );
     }
   }

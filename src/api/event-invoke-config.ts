@@ -4,14 +4,17 @@
 import { ASYNC_DEFAULTS, type AsyncConfig, type Destination } from '../config/manifest.js';
 import { functionArn } from '../config/limits.js';
 import type { FunctionRegistry } from '../invoker/registry.js';
-import type { FunctionRef, FunctionStore, FunctionVersion } from '../store/types.js';
+import type { FunctionRef, FunctionStore, FunctionVersion, QueueStore } from '../store/types.js';
 import type { Principal } from './auth.js';
 import type { AwsRequest, AwsResponse } from './aws.js';
 import { ApiError, functionNotFound } from './errors.js';
 
 export interface EventInvokeConfigDeps {
   registry: Pick<FunctionRegistry, 'get'>;
-  store: { functions: Pick<FunctionStore, 'setAsyncConfig' | 'listAsyncConfigs'> };
+  store: {
+    functions: Pick<FunctionStore, 'setAsyncConfig' | 'listAsyncConfigs'>;
+    queues: Pick<QueueStore, 'getQueue'>;
+  };
   /** Tells the async event source, so the next attempt already follows the new configuration. */
   events: { setAsyncOverride(ref: FunctionRef, config: AsyncConfig | null): void };
   region: string;
@@ -43,7 +46,7 @@ export async function eventInvokeConfig(
     if (fv.config.async) return answer(d, fv, fv.config.async, fv.deployedAt, req);
     throw noConfig(d, fv);
   }
-  const given = parseConfig(d, principal.project, req.body);
+  const given = await parseConfig(d, principal.project, req.body);
   // Update changes only what it names; Put replaces the whole configuration, as on AWS.
   const base = mode === 'update' ? (current?.config ?? fv.config.async ?? {}) : {};
   const config: AsyncConfig = { ...base, ...given.values };
@@ -84,7 +87,7 @@ interface Given {
   cleared: ('onSuccess' | 'onFailure')[];
 }
 
-function parseConfig(d: EventInvokeConfigDeps, project: string, body: Buffer): Given {
+async function parseConfig(d: EventInvokeConfigDeps, project: string, body: Buffer): Promise<Given> {
   let input: Record<string, unknown>;
   try {
     const parsed: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
@@ -112,26 +115,36 @@ function parseConfig(d: EventInvokeConfigDeps, project: string, body: Buffer): G
     if (!isObject(entry)) throw invalid(`DestinationConfig.${field} must be an object with a Destination`);
     const arn = (entry as { Destination?: unknown }).Destination;
     if (arn === undefined || arn === null) cleared.push(key);
-    else values[key] = destination(d, project, arn, field);
+    else values[key] = await destination(d, project, arn, field);
   }
   return { values, cleared };
 }
 
-function destination(d: EventInvokeConfigDeps, project: string, arn: unknown, field: string): Destination {
-  const m =
-    typeof arn === 'string'
-      ? /^arn:aws:lambda:([^:]*):(\d{12}):function:([A-Za-z0-9_-]+)(?::\$LATEST)?$/.exec(arn)
-      : null;
-  if (!m) {
-    throw invalid(
-      `DestinationConfig.${field}.Destination must be the ARN of a Lambda function of this account (queues, topics and event buses are not supported yet)`,
-    );
+async function destination(
+  d: EventInvokeConfigDeps,
+  project: string,
+  arn: unknown,
+  field: string,
+): Promise<Destination> {
+  const text = typeof arn === 'string' ? arn : '';
+  const fn = /^arn:aws:lambda:([^:]*):(\d{12}):function:([A-Za-z0-9_-]+)(?::\$LATEST)?$/.exec(text);
+  if (fn) {
+    const name = fn[3]!;
+    if (!d.registry.get({ project, name }))
+      throw invalid(`The destination function ${String(arn)} does not exist`);
+    return { function: name };
   }
-  const name = m[3]!;
-  if (!d.registry.get({ project, name })) {
-    throw invalid(`The destination function ${String(arn)} does not exist`);
+  const queue = /^arn:aws:sqs:([^:]*):(\d{12}):([A-Za-z0-9_.-]{1,80})$/.exec(text);
+  if (queue) {
+    const q = await d.store.queues.getQueue(project, queue[3]!);
+    if (!q) throw invalid(`The destination queue ${text} does not exist`);
+    if (q.fifo)
+      throw invalid(`The destination queue ${text} is a FIFO queue; destinations must be standard queues`);
+    return { queue: q.name };
   }
-  return { function: name };
+  throw invalid(
+    `DestinationConfig.${field}.Destination must be the ARN of a Lambda function or an SQS queue of this account (topics and event buses are not supported yet)`,
+  );
 }
 
 function answer(
@@ -142,14 +155,16 @@ function answer(
   req: AwsRequest,
 ): AwsResponse {
   const arn = (name: string) => functionArn(d.region, d.accountId, name);
+  const destArn = (dest: Destination) =>
+    dest.queue !== undefined ? `arn:aws:sqs:${d.region}:${d.accountId}:${dest.queue}` : arn(dest.function);
   const body = {
     FunctionArn: `${arn(fv.name)}:$LATEST`,
     MaximumRetryAttempts: c.maximumRetryAttempts ?? ASYNC_DEFAULTS.maximumRetryAttempts,
     MaximumEventAgeInSeconds: c.maximumEventAgeInSeconds ?? ASYNC_DEFAULTS.maximumEventAgeInSeconds,
     LastModified: updatedAt / 1000,
     DestinationConfig: {
-      OnSuccess: c.onSuccess ? { Destination: arn(c.onSuccess.function) } : {},
-      OnFailure: c.onFailure ? { Destination: arn(c.onFailure.function) } : {},
+      OnSuccess: c.onSuccess ? { Destination: destArn(c.onSuccess) } : {},
+      OnFailure: c.onFailure ? { Destination: destArn(c.onFailure) } : {},
     },
   };
   return {

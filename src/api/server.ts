@@ -41,6 +41,8 @@ export interface ApiOptions {
     setAsyncOverride(ref: FunctionRef, config: AsyncConfig | null): void;
   };
   deployer: { deploy(archive: Buffer, project: string): Promise<DeployResponse> };
+  /** Wakes a queue's consumers after a message was sent through the API. */
+  notifyQueue?: (project: string, queue: string) => void;
   status: () => Record<string, unknown>;
   stemCells: () => unknown;
   region: string;

@@ -28,6 +28,58 @@ export interface FunctionSummary {
   schedules?: { expression: string; timezone: string; nextFireAt: number | null }[];
 }
 
+/** A declared queue with how it stands now. */
+export interface QueueView {
+  name: string;
+  service: string | null;
+  fifo: boolean;
+  contentBasedDeduplication: boolean;
+  visibilityTimeout: number;
+  messageRetentionPeriod: number;
+  delaySeconds: number;
+  maximumMessageSize: number;
+  deadLetterQueue: string | null;
+  maxReceiveCount: number | null;
+  /** Waiting: receivable now or delayed (not the in-flight ones). */
+  depth: number;
+  visible: number;
+  inFlight: number;
+  delayed: number;
+  oldestSentAt: number | null;
+  /** Messages in its dead-letter queue, or null when it has none. */
+  deadLetters: number | null;
+  createdAt: number;
+}
+
+export interface SendMessageInput {
+  body: string;
+  attributes?: Record<string, unknown>;
+  groupId?: string;
+  deduplicationId?: string;
+  delaySeconds?: number;
+}
+
+export interface SentMessageView {
+  messageId: string;
+  md5OfBody: string;
+  md5OfMessageAttributes: string | null;
+  sequenceNumber: string | null;
+  duplicate: boolean;
+}
+
+export interface QueuedMessageView {
+  messageId: string;
+  body: string;
+  md5OfBody: string;
+  attributes: Record<string, unknown>;
+  groupId: string | null;
+  deduplicationId: string | null;
+  sequenceNumber: string | null;
+  sentAt: number;
+  receiveCount: number;
+  deadLetterSource: string | null;
+}
+
 export interface FunctionScaling {
   busy: number;
   idle: number;
@@ -60,6 +112,8 @@ export interface DeployResponse {
   service: string;
   functions: DeployedFunction[];
   removed: string[];
+  /** The service's queues: created, changed, unchanged, and removed (with their messages). */
+  queues?: { created: string[]; updated: string[]; unchanged: string[]; removed: string[] };
 }
 
 export interface InvokeOptions {
@@ -244,6 +298,35 @@ export class NimbusClient {
   async replayEvent(id: string): Promise<{ replayed: string }> {
     const res = await this.#request('POST', `/v1/events/${encodeURIComponent(id)}/replay`);
     return (await readJson(res)) as { replayed: string };
+  }
+
+  async queues(): Promise<QueueView[]> {
+    const res = await this.#request('GET', '/v1/queues');
+    return ((await readJson(res)) as { queues: QueueView[] }).queues;
+  }
+
+  async queue(name: string): Promise<QueueView> {
+    const res = await this.#request('GET', `/v1/queues/${encodeURIComponent(name)}`);
+    return (await readJson(res)) as QueueView;
+  }
+
+  async sendMessages(queue: string, messages: SendMessageInput[]): Promise<SentMessageView[]> {
+    const res = await this.#request('POST', `/v1/queues/${encodeURIComponent(queue)}/messages`, {
+      body: JSON.stringify(messages.length === 1 ? messages[0] : { messages }),
+      headers: { 'content-type': 'application/json' },
+    });
+    return ((await readJson(res)) as { messages: SentMessageView[] }).messages;
+  }
+
+  async peekMessages(queue: string, limit?: number): Promise<QueuedMessageView[]> {
+    const qs = limit === undefined ? '' : `?limit=${limit}`;
+    const res = await this.#request('GET', `/v1/queues/${encodeURIComponent(queue)}/messages${qs}`);
+    return ((await readJson(res)) as { messages: QueuedMessageView[] }).messages;
+  }
+
+  async purgeQueue(queue: string): Promise<{ purged: number }> {
+    const res = await this.#request('DELETE', `/v1/queues/${encodeURIComponent(queue)}/messages`);
+    return (await readJson(res)) as { purged: number };
   }
 
   async #request(

@@ -53,6 +53,9 @@ export const SettingsSchema = z.strictObject({
   failedEventRetentionDays: z.coerce.number().min(0.001).max(3650).default(14),
   /** A schedule tick missed while Nimbus was down (over a minute late): "skip" it, or fire it "once". */
   scheduleCatchUp: z.enum(['skip', 'once']).default('skip'),
+  /** The share (0.1..1) of a function's reserved concurrency, and of maxConcurrency, that async events and
+   *  queue batches may use; the rest stays for synchronous calls (HTTP and RequestResponse invokes). */
+  eventConcurrencyShare: z.coerce.number().min(0.1).max(1).default(0.8),
   /** Ready stem cells kept per memory size in use. */
   stemCells: z.coerce.number().int().min(0).max(256).default(4),
   /** Concurrent invocations across all functions on this node. */
@@ -95,6 +98,7 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   retryBaseMs: 'NIMBUS_RETRY_BASE_MS',
   scheduleCatchUp: 'NIMBUS_SCHEDULE_CATCH_UP',
   failedEventRetentionDays: 'NIMBUS_FAILED_EVENT_RETENTION_DAYS',
+  eventConcurrencyShare: 'NIMBUS_EVENT_CONCURRENCY_SHARE',
   stemCells: 'NIMBUS_STEM_CELLS',
   maxConcurrency: 'NIMBUS_MAX_CONCURRENCY',
   region: 'NIMBUS_REGION',

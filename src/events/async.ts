@@ -20,8 +20,10 @@ import type {
   FunctionRef,
   FunctionVersion,
   QueuedEvent,
+  QueueStore,
   StoredAsyncConfig,
 } from '../store/types.js';
+import { QueueNotFoundError } from '../store/errors.js';
 import { derivedId } from './ids.js';
 import { continueTrace, MAX_LINEAGE } from './trace.js';
 import type { TriggerSource } from './types.js';
@@ -56,6 +58,13 @@ export interface AsyncEventsOptions {
   deadRetentionMs?: number;
   /** The async configurations set through the Lambda API, which apply instead of the manifest's. */
   asyncConfigs?: () => Promise<StoredAsyncConfig[]>;
+  /** Where queue destinations are sent. */
+  queues?: QueueStore;
+  /** Told after a destination record was sent to a queue, so its consumers look at once. */
+  onQueued?: (project: string, queue: string) => void;
+  /** How many more event invocations of a function may start now (the invoker's headroom, which keeps a
+   *  share for synchronous callers); an event of a function without room waits in the queue. */
+  headroom?: (ref: FunctionRef) => number;
   /** For the function ARNs in destination records. */
   region?: string;
   accountId?: string;
@@ -265,6 +274,21 @@ export class AsyncEventSource implements TriggerSource {
       );
       return this.giveUp(ev, policy, 'RecursiveInvocationLoop', ev.failures, undefined, trace.header);
     }
+    if (this.o.headroom && this.o.headroom({ project: ev.project, name: ev.functionName }) <= 0) {
+      // The function's event share is in use (by other events or by its HTTP traffic): wait, uncounted as a
+      // failure, behind the events of other functions.
+      const next = this.clock.now() + Math.min(1000, 50 * 2 ** Math.min(ev.attempts, 5));
+      if (next - ev.enqueuedAt > policy.maxAgeMs)
+        return this.giveUp(ev, policy, 'EventAgeExceeded', ev.failures, undefined, trace.header);
+      if (
+        !(await this.o.queue.postpone(ev.id, this.o.nodeId, {
+          nextAttemptAt: next,
+          error: 'waiting for concurrency',
+        }))
+      )
+        this.lostLease(ev);
+      return;
+    }
     const outcome = await this.o.invoker.invoke({
       // The version named at enqueue is the one that runs: a later deploy makes the event not found.
       fn: {
@@ -362,6 +386,7 @@ export class AsyncEventSource implements TriggerSource {
     trace?: string,
   ): Promise<void> {
     const record = destinationRecord(ev, condition, invokeCount, outcome, this.clock.now(), this.arn(ev));
+    if (dest.queue !== undefined) return this.sendToQueue(ev, dest.queue, record, trace);
     await this.o.queue.enqueue({
       id: derivedId(`${ev.id}/${condition}/${ev.attempts}`),
       project: ev.project,
@@ -372,6 +397,31 @@ export class AsyncEventSource implements TriggerSource {
       trace: trace ?? ev.trace,
     });
     this.wake();
+  }
+
+  /** A queue destination gets the record as a message body. A queue removed since the deploy loses it, with
+   *  a log line: the event itself is settled either way (its own record and dead state remain). */
+  private async sendToQueue(
+    ev: QueuedEvent,
+    queue: string,
+    record: Record<string, unknown>,
+    trace?: string,
+  ): Promise<void> {
+    if (!this.o.queues) throw new Error(`event ${ev.id}: queue destination "${queue}" but no queue store`);
+    try {
+      await this.o.queues.send(ev.project, queue, [
+        { body: JSON.stringify(record), trace: trace ?? ev.trace },
+      ]);
+      this.o.onQueued?.(ev.project, queue);
+    } catch (err) {
+      if (!(err instanceof QueueNotFoundError)) throw err;
+      this.o.onError?.(
+        new Error(
+          `event ${ev.id}: destination queue "${queue}" does not exist any more; the record was not sent`,
+        ),
+        'async events',
+      );
+    }
   }
 
   private async knownElsewhere(ev: QueuedEvent): Promise<boolean> {

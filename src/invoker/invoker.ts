@@ -402,6 +402,14 @@ export class DefaultInvoker implements Invoker {
     return (this.policyFor(fv?.config.keepAlive) ?? this.o.keepAlive).name;
   }
 
+  /** Event invocations of the function that may start now, leaving synchronous callers `1 - share` of its
+   *  reserved concurrency and of the global limit (see Scaler.headroom). 0 for an unknown function. */
+  headroom(ref: FunctionRef, share: number): number {
+    const fv = this.o.registry.get(ref);
+    if (!fv || this.closed) return 0;
+    return this.scaler.headroom(refKey(fv), fv.config.reservedConcurrency, share);
+  }
+
   get inFlightCount(): number {
     return this.scaler.totals.inFlight;
   }

@@ -361,6 +361,19 @@ export class Scaler {
     });
   }
 
+  /**
+   * How many more invocations of a function (by name) may start now while using at most `share` (0..1] of
+   * its reserved concurrency and of the global limit: event-driven work asks with a share below 1, so
+   * however deep its backlog, HTTP traffic keeps the rest of both.
+   */
+  headroom(name: string, reserved: number | undefined, share: number): number {
+    const inFlight = this.names.get(name)?.inFlight ?? 0;
+    const global = Math.max(1, Math.floor(this.o.globalConcurrency * share)) - this.inFlight;
+    if (reserved === undefined) return Math.max(0, global);
+    const own = Math.max(reserved === 0 ? 0 : 1, Math.floor(reserved * share)) - inFlight;
+    return Math.max(0, Math.min(own, global));
+  }
+
   get totals(): { inFlight: number; memoryMB: number; instances: number } {
     return { inFlight: this.inFlight, memoryMB: this.memoryMB, instances: this.insts.size };
   }

@@ -40,6 +40,17 @@ export default defineCommand({
         ]),
       ),
     );
+    const q = res.queues;
+    if (q && q.created.length + q.updated.length + q.unchanged.length > 0) {
+      const parts = [
+        ...q.created.map((n) => `${n} (created)`),
+        ...q.updated.map((n) => `${n} (updated)`),
+        ...q.unchanged.map((n) => n),
+      ];
+      ctx.out(`\nQueues: ${parts.join(', ')}`);
+    }
     if (res.removed.length) ctx.out(`\nRemoved (no longer in nimbus.yaml): ${res.removed.join(', ')}`);
+    if (q?.removed.length)
+      ctx.out(`\nRemoved queues (no longer in nimbus.yaml, messages deleted): ${q.removed.join(', ')}`);
   },
 });

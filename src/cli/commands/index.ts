@@ -4,8 +4,9 @@ import events from './events.js';
 import invoke from './invoke.js';
 import logs from './logs.js';
 import ls from './ls.js';
+import queue from './queue.js';
 import rm from './rm.js';
 import up from './up.js';
 
 /** In the order `nimbus --help` lists them. */
-export const commands: Command[] = [up, deploy, invoke, ls, logs, events, rm];
+export const commands: Command[] = [up, deploy, invoke, ls, logs, events, queue, rm];

@@ -8,9 +8,10 @@ export default defineCommand({
   args: [],
   options: {},
   async run(ctx) {
-    const { functions, stemCells = [] } = await ctx.client().list();
+    const client = ctx.client();
+    const [{ functions, stemCells = [] }, queues] = await Promise.all([client.list(), client.queues()]);
     if (ctx.json) {
-      ctx.printJson({ functions, stemCells });
+      ctx.printJson({ functions, queues, stemCells });
       return;
     }
     // An empty table looks like a failure; say what to do next instead.
@@ -66,6 +67,15 @@ export default defineCommand({
         const next = sc.nextFireAt === null ? 'never again' : `next ${new Date(sc.nextFireAt).toISOString()}`;
         ctx.out(`Schedule ${f.name}: ${sc.expression}${tz}, ${next}`);
       }
+    }
+    for (const q of queues) {
+      const age =
+        q.oldestSentAt === null ? '' : `, oldest ${Math.max(0, Math.round((now - q.oldestSentAt) / 1000))} s`;
+      const dead = q.deadLetters === null ? '' : `, ${q.deadLetters} dead letters (${q.deadLetterQueue})`;
+      const delayed = q.delayed > 0 ? `, ${q.delayed} delayed` : '';
+      ctx.out(
+        `Queue ${q.name}${q.fifo ? ' (fifo)' : ''}: ${q.visible} waiting, ${q.inFlight} in flight${delayed}${age}${dead}`,
+      );
     }
     if (stemCells.length > 0) {
       ctx.out(
