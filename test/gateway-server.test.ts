@@ -173,7 +173,8 @@ function send(
   });
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+// Request ids are time-ordered UUIDs (version 7), so the records they key are written in order.
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 function expectError(r: Reply, status: number, message: string): void {
   expect(r.status).toBe(status);

@@ -3,7 +3,6 @@
 // The control API (/v1/...) takes the bearer token only; without a valid credential: 401, nothing changes.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { systemClock, type Clock } from '../clock/clock.js';
-import { randomUUID } from 'node:crypto';
 import type { FunctionRegistry } from '../invoker/registry.js';
 import type { InvokeTarget, Invoker } from '../invoker/types.js';
 import type { FunctionScaleStats } from '../scaler/scaler.js';
@@ -25,6 +24,7 @@ import { createLambdaService } from './lambda.js';
 import type { BodyLimit } from './limits.js';
 import { RouteTable } from './routes.js';
 import { credentialScope, isSigV4 } from './sigv4.js';
+import { timeOrderedId } from '../ids.js';
 
 export interface ApiOptions {
   apiKey: string;
@@ -99,7 +99,7 @@ export function createApiServer(o: ApiOptions): Server {
     control: new RouteTable<ControlHandler>(controlRoutes(o)),
     logger: o.logger,
   };
-  return createServer((req, res) => void respond(l, req, res, randomUUID()));
+  return createServer((req, res) => void respond(l, req, res, timeOrderedId()));
 }
 
 async function respond(

@@ -3,12 +3,12 @@
 // declares an e-mail event. Unknown recipients are refused at RCPT (550), mail over the size limit before or
 // while its data arrives (552), and a message is acknowledged (250) only once its events are committed, so
 // the sending server keeps (and retries) whatever Nimbus did not store.
-import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { EventQueue, FunctionRef, FunctionVersion } from '../store/types.js';
 import type { TriggerSource } from './types.js';
+import { timeOrderedId } from '../ids.js';
 
 export interface EmailSourceOptions {
   queue: EventQueue;
@@ -140,7 +140,7 @@ export class EmailSource implements TriggerSource {
     const event = JSON.stringify(this.emailEvent(mail, session, rcpts));
     for (const ref of targets.values()) {
       await this.o.queue.enqueue({
-        id: randomUUID(),
+        id: timeOrderedId(),
         project: ref.project,
         functionName: ref.name,
         source: 'email',

@@ -11,7 +11,6 @@
 // queue. On a FIFO queue a failed message also holds back the later messages of its group in the batch, so
 // order within a group survives retries. Pollers take only what the function may run now (its concurrency,
 // less the share kept for synchronous callers), so a backlog waits in the store, never in memory.
-import { randomUUID } from 'node:crypto';
 import type { QueueTrigger } from '../config/manifest.js';
 import { systemClock, type Clock, type Timer } from '../clock/clock.js';
 import type { Invoker, InvokeOutcome } from '../invoker/types.js';
@@ -21,6 +20,7 @@ import { compileFilters, sqsFilterView, type EventFilter } from './filter.js';
 import { md5OfMessageAttributes } from './sqs-md5.js';
 import { continueTrace, MAX_LINEAGE } from './trace.js';
 import type { TriggerSource } from './types.js';
+import { timeOrderedId } from '../ids.js';
 
 export interface QueueSourceOptions {
   queues: QueueStore;
@@ -272,7 +272,7 @@ export class QueueSource implements TriggerSource {
       fn: m.fn,
       event: { Records: batch.map((msg) => this.record(q, msg)) },
       trigger: 'queue',
-      requestId: randomUUID(),
+      requestId: timeOrderedId(),
       traceId: trace.header,
     });
     if (outcome.status !== 'not_found') await this.o.recordsWritten?.();

@@ -2,7 +2,8 @@
 // function's environment, X-Amzn-Trace-Id on the requests the AWS SDK makes from there), with a Lineage
 // field that counts how often the chain has passed through each function. Nimbus reads it to stop
 // recursive loops: an event that would pass through the same function more than MAX_LINEAGE times is not run.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { randomHex } from '../ids.js';
 
 export const MAX_LINEAGE = 16;
 
@@ -19,10 +20,10 @@ export function continueTrace(
     const m = /^([0-9a-f]{8}):(\d{1,4})$/.exec(entry);
     if (m) lineage.set(m[1]!, Number(m[2]));
   }
-  const key = createHash('sha256').update(fn).digest('hex').slice(0, 8);
+  const key = lineageKey(fn);
   const count = (lineage.get(key) ?? 0) + 1;
   lineage.set(key, count);
-  const parts = [`Root=${root}`, `Parent=${randomBytes(8).toString('hex')}`, `Sampled=0`];
+  const parts = [`Root=${root}`, `Parent=${randomHex(8)}`, `Sampled=0`];
   parts.push(`Lineage=${[...lineage].map(([k, n]) => `${k}:${n}`).join('|')}`);
   return { header: parts.join(';'), count };
 }
@@ -37,5 +38,18 @@ function parse(header: string): Map<string, string> {
 }
 
 function newRoot(): string {
-  return `1-${Math.floor(Date.now() / 1000).toString(16)}-${randomBytes(12).toString('hex')}`;
+  return `1-${Math.floor(Date.now() / 1000).toString(16)}-${randomHex(12)}`;
+}
+
+const keys = new Map<string, string>();
+
+/** The 8 hex digits that stand for a function in Lineage; kept, since every event of a function asks. */
+function lineageKey(fn: string): string {
+  let key = keys.get(fn);
+  if (key === undefined) {
+    key = createHash('sha256').update(fn).digest('hex').slice(0, 8);
+    if (keys.size >= 10_000) keys.clear();
+    keys.set(fn, key);
+  }
+  return key;
 }

@@ -1,6 +1,5 @@
 // The gateway's HTTP listener: request → route → event → invoker → response. Every request ends in exactly
 // one response carrying x-nimbus-request-id; nothing a client or a function does can throw out of here.
-import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { MAX_SYNC_PAYLOAD_BYTES } from '../config/limits.js';
 import { ABORTED, readBody, TOO_LARGE } from '../http/body.js';
@@ -16,6 +15,7 @@ import {
   type GatewayResponse,
 } from './events.js';
 import type { Router } from './router.js';
+import { timeOrderedId } from '../ids.js';
 
 export interface GatewayOptions {
   invoker: Invoker;
@@ -73,7 +73,7 @@ class Gateway {
   };
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const requestId = randomUUID();
+    const requestId = timeOrderedId();
     const timeEpoch = Date.now();
     try {
       const method = req.method ?? 'GET';

@@ -1,6 +1,5 @@
 // The single entry for every invocation: admission and instance choice (asked of the scaler), the deadline,
 // the result, and one record per invocation. It carries out the scaler's decisions on real sandbox processes.
-import { randomUUID } from 'node:crypto';
 import type { FunctionInit, InvokeMessage } from '../protocol/messages.js';
 import type { InvocationResult, SandboxInstance } from '../sandbox/instance.js';
 import type { StemCellPool } from '../sandbox/pool.js';
@@ -13,6 +12,7 @@ import { functionArn, MAX_SYNC_PAYLOAD_BYTES } from '../config/limits.js';
 import type { CodeCache } from './code-cache.js';
 import { refKey, type FunctionRegistry } from './registry.js';
 import type { InvocationSink, InvokeOutcome, InvokeRequest, Invoker } from './types.js';
+import { timeOrderedId } from '../ids.js';
 
 export interface InvokerOptions {
   /** Every finished invocation's record goes to each sink (the invocation log first). */
@@ -82,7 +82,7 @@ export class DefaultInvoker implements Invoker {
   }
 
   async invoke(req: InvokeRequest): Promise<InvokeOutcome> {
-    const requestId = req.requestId ?? randomUUID();
+    const requestId = req.requestId ?? timeOrderedId();
     const start = this.clock.now();
     const t0 = performance.now();
     const fv = this.closed ? undefined : this.o.registry.get(req.fn);

@@ -202,6 +202,9 @@ export interface ClaimOptions {
   /** How long the claim holds before another owner may take the event. */
   leaseMs: number;
   limit: number;
+  /** Functions whose events are left where they are (they have no room to run now), so the claim takes the
+   *  next events of other functions instead of leasing what could only wait. */
+  skip?: readonly FunctionRef[];
 }
 
 export interface EventListQuery {

@@ -85,6 +85,20 @@ export function eventQueueConformance(name: string, make: HarnessFactory): void 
       expect(await claim('n1', 10)).toEqual(['future']);
     });
 
+    it('leaves the events of skipped functions, taking the next ones of other functions', async () => {
+      const now = ctx.clock.now();
+      await q().enqueue(ev('full-1', { functionName: 'full', enqueuedAt: now - 300 }));
+      await q().enqueue(ev('other-p', { functionName: 'full', project: 'other', enqueuedAt: now - 250 }));
+      await q().enqueue(ev('full-2', { functionName: 'full', enqueuedAt: now - 200 }));
+      await q().enqueue(ev('free-1', { functionName: 'free', enqueuedAt: now - 100 }));
+      const skip = [{ project: 'default', name: 'full' }];
+      const claimed = await q().claim({ owner: 'n1', limit: 10, leaseMs: 1000, skip });
+      // Only default/full is skipped: the same name in another project is another function.
+      expect(claimed.map((e) => e.id)).toEqual(['other-p', 'free-1']);
+      expect((await q().get('full-1'))?.attempts).toBe(0);
+      expect(await claim('n1', 10)).toEqual(['full-1', 'full-2']);
+    });
+
     it('counts an attempt and sets the lease when claimed', async () => {
       await q().enqueue(ev('e'));
       const [claimed] = await q().claim({ owner: 'n1', limit: 1, leaseMs: 5000 });

@@ -13,7 +13,7 @@ import {
   type QueuedEvent,
 } from '../types.js';
 import { queryLimit } from '../validate.js';
-import type { Db } from './db.js';
+import { Batcher, type Db } from './db.js';
 import { toEvent, type EventRow } from '../rows.js';
 
 // The lease is held by whoever it names: an owner whose lease ran out keeps it until another claims the
@@ -28,27 +28,47 @@ export class PgEventQueue implements EventQueue {
     private readonly clock: Clock,
   ) {}
 
-  async enqueue(ev: NewEvent): Promise<boolean> {
-    this.db.assertOpen();
-    const enqueuedAt = ev.enqueuedAt ?? this.clock.now();
-    // Autocommit: the row is committed before the promise resolves, so an acknowledged event survives a crash.
-    const n = await this.db.changed(
+  /** Enqueues of one turn go as one INSERT (one commit); each resolves once that commit is done, so an
+   *  acknowledged event survives a crash. */
+  private readonly inserts = new Batcher<NewEvent & { enqueuedAt: number }, boolean>(async (evs) => {
+    const rows = await this.db.rows<{ id: string }>(
       `INSERT INTO events (id, project, function_name, qualifier, trace, source, payload, enqueued_at, next_attempt_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`,
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+         $8::double precision[], $9::double precision[])
+       ON CONFLICT (id) DO NOTHING RETURNING id`,
       [
-        ev.id,
-        ev.project,
-        ev.functionName,
-        ev.qualifier ?? null,
-        ev.trace ?? null,
-        ev.source,
-        ev.payload,
-        enqueuedAt,
-        ev.nextAttemptAt ?? enqueuedAt,
+        evs.map((e) => e.id),
+        evs.map((e) => e.project),
+        evs.map((e) => e.functionName),
+        evs.map((e) => e.qualifier ?? null),
+        evs.map((e) => e.trace ?? null),
+        evs.map((e) => e.source),
+        evs.map((e) => e.payload),
+        evs.map((e) => e.enqueuedAt),
+        evs.map((e) => e.nextAttemptAt ?? e.enqueuedAt),
       ],
     );
-    return n === 1;
+    const inserted = new Set(rows.map((r) => r.id));
+    // The same id twice in one batch: the first one is the insert, as it would be one after the other.
+    return evs.map((e) => inserted.delete(e.id));
+  });
+
+  async enqueue(ev: NewEvent): Promise<boolean> {
+    this.db.assertOpen();
+    return this.inserts.add({ ...ev, enqueuedAt: ev.enqueuedAt ?? this.clock.now() });
   }
+
+  /** Completions of one turn as one DELETE. */
+  private readonly completions = new Batcher<{ id: string; owner: string }, boolean>(async (items) => {
+    const rows = await this.db.rows<{ id: string; lease_owner: string }>(
+      `DELETE FROM events e USING unnest($1::text[], $2::text[]) AS c(id, owner)
+       WHERE e.id = c.id AND e.lease_owner = c.owner AND e.state = 'pending'
+       RETURNING e.id, e.lease_owner`,
+      [items.map((i) => i.id), items.map((i) => i.owner)],
+    );
+    const done = new Set(rows.map((r) => `${r.id}\n${r.lease_owner}`));
+    return items.map((i) => done.delete(`${i.id}\n${i.owner}`));
+  });
 
   async claim(opts: ClaimOptions): Promise<QueuedEvent[]> {
     this.db.assertOpen();
@@ -59,13 +79,14 @@ export class PgEventQueue implements EventQueue {
       `WITH picked AS (
          SELECT id FROM events
          WHERE state = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+           AND NOT (project || '/' || function_name = ANY ($5::text[]))
          ORDER BY next_attempt_at, arrival
          LIMIT $2
          FOR UPDATE SKIP LOCKED)
        UPDATE events e SET attempts = e.attempts + 1, lease_owner = $3, lease_until = $4
        FROM picked WHERE e.id = picked.id
        RETURNING e.*`,
-      [now, limit, opts.owner, now + opts.leaseMs],
+      [now, limit, opts.owner, now + opts.leaseMs, (opts.skip ?? []).map((r) => `${r.project}/${r.name}`)],
     );
     // UPDATE ... RETURNING gives no order of its own.
     rows.sort((a, b) => a.next_attempt_at - b.next_attempt_at || a.arrival - b.arrival);
@@ -81,7 +102,8 @@ export class PgEventQueue implements EventQueue {
   }
 
   async complete(id: string, owner: string): Promise<boolean> {
-    return (await this.db.changed(`DELETE FROM events WHERE ${HELD}`, [id, owner])) > 0;
+    this.db.assertOpen();
+    return this.completions.add({ id, owner });
   }
 
   /** attempts stays as claim() counted it: the failed attempt did run. */
@@ -145,8 +167,15 @@ export class PgEventQueue implements EventQueue {
   /** A leased event becomes claimable only once both its due time and its lease are past. */
   async nextDueAt(): Promise<number | undefined> {
     const rows = await this.db.rows<{ at: number | null }>(
-      `SELECT min(GREATEST(next_attempt_at, COALESCE(lease_until, next_attempt_at))) AS at
-       FROM events WHERE state = 'pending'`,
+      // Two index walks instead of a scan of every pending event: the first unleased one in due order, and
+      // the few leased (in flight) ones through the owner index
+      // (only pending events hold a lease: every way out of pending clears it).
+      `SELECT min(at) AS at FROM (
+         (SELECT next_attempt_at AS at FROM events
+           WHERE state = 'pending' AND lease_owner IS NULL ORDER BY next_attempt_at LIMIT 1)
+         UNION ALL
+         SELECT GREATEST(next_attempt_at, COALESCE(lease_until, next_attempt_at)) AS at FROM events
+           WHERE lease_owner IS NOT NULL) due`,
     );
     return rows[0]?.at ?? undefined;
   }

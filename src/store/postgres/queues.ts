@@ -36,6 +36,7 @@ import type {
 } from '../types.js';
 import { queryLimit } from '../validate.js';
 import type { Db } from './db.js';
+import { timeOrderedId } from '../../ids.js';
 
 /** A queue's retention in milliseconds, read from its stored config. */
 const RETENTION_MS = `(q.config::jsonb ->> 'messageRetentionPeriod')::double precision * 1000`;
@@ -316,7 +317,7 @@ async function sendStandard(
   rows: MessageRow[],
   now: number,
 ): Promise<SentMessage[]> {
-  const ids = rows.map(() => randomUUID());
+  const ids = rows.map(() => timeOrderedId());
   await c.query(
     `INSERT INTO queue_messages (project, queue, id, body, md5, attributes, trace, sent_at, visible_at)
      SELECT $1, $2, m.id, m.body, m.md5, m.attributes, m.trace, $3, $3 + m.delay
@@ -349,7 +350,7 @@ async function sendFifo(c: PoolClient, q: StoredQueue, m: MessageRow, now: numbe
     const { message_id: id, seq } = seen.rows[0];
     return { id, md5OfBody: m.md5, sequenceNumber: sequenceNumber(seq), duplicate: true };
   }
-  const id = randomUUID();
+  const id = timeOrderedId();
   const res = await c.query<{ seq: number }>(
     `INSERT INTO queue_messages (project, queue, id, body, md5, attributes, group_id, dedup_id, trace, sent_at,
        visible_at)

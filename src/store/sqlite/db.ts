@@ -1,21 +1,43 @@
-// What every SQLite part shares: the one better-sqlite3 connection, the clock, and the durability switch.
+// What every SQLite part shares: the one better-sqlite3 connection, the clock, and how writes reach the disk.
 //
 // Durability: the connection runs synchronous=NORMAL, which in WAL mode survives a process crash and only
-// loses the last commits on power loss or an OS crash. That is fine for invocation records and event
-// completions and claims (a lost completion replays the event, a lost claim undercounts one attempt: async
-// invocations are at-least-once anyway). Deploys, removals, enqueues (committed in groups), failures, dead
-// letters and every queue write (a sent message, a receive's new receipt handle, a delete) switch to
-// synchronous=FULL for their transaction, so the WAL is fsynced before their promise resolves: a 202, a
-// "deployed" or a sent message's id is never taken back.
+// loses the last commits on power loss or an OS crash. That is fine for invocation records, event claims and
+// completions, and queue receives and deletes (a lost completion or delete delivers again, a lost claim or
+// receive undercounts one attempt: events and queue messages are at-least-once anyway). What is acknowledged
+// to someone must survive power loss too: an accepted event (its 202), a sent message (its id), a deploy;
+// and so do an event's failure count and its dead-letter state, which decide whether it runs again.
+//
+// Two ways to get there. durably() switches to synchronous=FULL for one transaction: simple, and the fsync
+// blocks the event loop, which is fine for rare writes (deploys, removals). The hot acknowledged writes go
+// through grouped(op, true) instead: ops from one turn of the event loop share one transaction, committed
+// with NORMAL, and their promises resolve only after an fdatasync of the WAL file that runs on libuv's thread
+// pool, so the event loop keeps serving while the disk syncs, and one sync covers every op that committed
+// before it started. (The WAL holds every committed frame until a checkpoint, and SQLite syncs the WAL
+// before it checkpoints, so syncing the file makes those commits as durable as FULL would.)
+import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
 import type { Database } from 'better-sqlite3';
 import type { Clock } from '../../clock/clock.js';
 
+interface GroupedOp {
+  op: () => unknown;
+  durable: boolean;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
 export class SqliteDb {
   closed = false;
+  private group: GroupedOp[] = [];
+  private groupTimer: NodeJS.Immediate | undefined;
+  private walFd: number | undefined;
+  private syncing: Promise<void> | null = null;
+  private syncAgain: Promise<void> | null = null;
 
   constructor(
     readonly db: Database,
     readonly clock: Clock,
+    /** The database file, or ":memory:" (nothing to sync). */
+    private readonly path = ':memory:',
   ) {}
 
   assertOpen(): void {
@@ -32,8 +54,103 @@ export class SqliteDb {
     }
   }
 
-  /** An IMMEDIATE transaction (the write lock taken up front, so it never fails half way on a busy upgrade). */
+  /** An IMMEDIATE transaction (the write lock taken up front, so it never fails half way on a busy upgrade).
+   *  Inside another transaction (a grouped op) it is a savepoint: the op is still all or nothing. */
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();
+  }
+
+  /**
+   * Group commit: runs op in a transaction shared with every op grouped in the same turn of the event loop,
+   * and resolves with its result once that transaction has committed, and with `durable` once the WAL is
+   * synced as well. An op that throws rejects alone (wrap a multi-statement op in transaction() so it rolls
+   * back alone too); the others still commit.
+   */
+  grouped<T>(op: () => T, durable = false): Promise<T> {
+    this.assertOpen();
+    return new Promise<T>((resolve, reject) => {
+      this.group.push({ op, durable, resolve: resolve as (v: unknown) => void, reject });
+      this.groupTimer ??= setImmediate(this.commitGroup);
+    });
+  }
+
+  /** Commits the ops still waiting for their turn and syncs the WAL, synchronously (close() calls it). */
+  flushSync(): void {
+    if (this.groupTimer) clearImmediate(this.groupTimer);
+    this.commitGroup();
+    if (this.walFd !== undefined) fdatasyncSync(this.walFd);
+  }
+
+  /** After flushSync, when the connection is closed: the WAL file's descriptor goes once no sync uses it. */
+  release(): void {
+    const fd = this.walFd;
+    if (fd === undefined) return;
+    this.walFd = undefined;
+    void Promise.allSettled([this.syncing, this.syncAgain]).then(() => closeSync(fd));
+  }
+
+  private readonly commitGroup = (): void => {
+    this.groupTimer = undefined;
+    const batch = this.group;
+    this.group = [];
+    if (batch.length === 0) return;
+    const results: unknown[] = [];
+    const failed: (unknown | undefined)[] = [];
+    try {
+      this.assertOpen();
+      this.transaction(() => {
+        for (const [i, b] of batch.entries()) {
+          try {
+            results[i] = b.op();
+          } catch (err) {
+            failed[i] = err ?? new Error('store operation failed');
+          }
+        }
+      });
+    } catch (err) {
+      // The commit itself failed (a full disk, a closed store): nothing was written, every caller hears it.
+      for (const b of batch) b.reject(err);
+      return;
+    }
+    const settle = (b: GroupedOp, i: number): void => {
+      if (failed[i] !== undefined) b.reject(failed[i]);
+      else b.resolve(results[i]);
+    };
+    const durable = batch.filter((b) => b.durable);
+    batch.forEach((b, i) => {
+      if (!b.durable) settle(b, i);
+    });
+    if (durable.length === 0) return;
+    this.syncWal().then(
+      () => batch.forEach((b, i) => b.durable && settle(b, i)),
+      (err: unknown) => {
+        for (const b of durable) b.reject(err);
+      },
+    );
+  };
+
+  /** Resolves once everything committed before the call is on disk. A sync already running may have started
+   *  before the caller's commit, so callers arriving meanwhile share the one sync after it. */
+  private syncWal(): Promise<void> {
+    if (this.path === ':memory:') return Promise.resolve();
+    if (!this.syncing) {
+      this.syncing = this.syncOnce().finally(() => {
+        this.syncing = null;
+      });
+      return this.syncing;
+    }
+    const next = (): Promise<void> => {
+      this.syncAgain = null;
+      return this.syncWal();
+    };
+    this.syncAgain ??= this.syncing.then(next, next);
+    return this.syncAgain;
+  }
+
+  private syncOnce(): Promise<void> {
+    // The WAL file exists from the first commit on and keeps its inode while the connection is open.
+    this.walFd ??= openSync(`${this.path}-wal`, 'r');
+    const fd = this.walFd;
+    return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
   }
 }

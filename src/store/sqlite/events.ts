@@ -16,6 +16,8 @@ import { queryLimit } from '../validate.js';
 import type { SqliteDb } from './db.js';
 import { toEvent, type EventRow } from '../rows.js';
 
+const refKey = (r: { project: string; name: string }): string => `${r.project}/${r.name}`;
+
 type Param = string | number | null;
 
 const STATS = `SELECT project, function_name,
@@ -64,11 +66,8 @@ export class SqliteEventQueue implements EventQueue {
     this.st = prepare(s);
   }
 
-  /**
-   * Group commit: enqueues that arrive in the same turn of the event loop share one transaction and one
-   * fsync, and each promise resolves only after that commit. Under load (many clients at once) this turns
-   * one fsync per event into one per batch, without acknowledging anything before it is on disk.
-   */
+  /** Group commit (SqliteDb.grouped): enqueues that arrive in one turn of the event loop share one
+   *  transaction and one WAL sync, and each resolves only once it is on disk, so a 202 is never taken back. */
   enqueue(ev: NewEvent): Promise<boolean> {
     this.s.assertOpen();
     const enqueuedAt = ev.enqueuedAt ?? this.s.clock.now();
@@ -83,52 +82,22 @@ export class SqliteEventQueue implements EventQueue {
       at: enqueuedAt,
       due: ev.nextAttemptAt ?? enqueuedAt,
     };
-    return new Promise((resolve, reject) => {
-      this.pendingInserts.push({ row, resolve, reject });
-      this.commitTimer ??= setImmediate(this.commitInserts);
-    });
+    return this.s.grouped(() => this.st.insert.run(row).changes > 0, true);
   }
 
-  private pendingInserts: {
-    row: Record<string, unknown>;
-    resolve: (v: boolean) => void;
-    reject: (e: unknown) => void;
-  }[] = [];
-  private commitTimer: NodeJS.Immediate | undefined;
-
-  private readonly commitInserts = (): void => {
-    this.commitTimer = undefined;
-    const batch = this.pendingInserts;
-    this.pendingInserts = [];
-    if (batch.length === 0) return;
-    let results: boolean[];
-    try {
-      this.s.assertOpen();
-      results = this.s.durably(() =>
-        this.s.transaction(() => batch.map((b) => this.st.insert.run(b.row).changes > 0)),
-      );
-    } catch (err) {
-      // A batch fails whole (a closed store, a full disk): nothing was acknowledged, every caller hears it.
-      for (const b of batch) b.reject(err);
-      return;
-    }
-    batch.forEach((b, i) => b.resolve(results[i]!));
-  };
-
-  /** Commits enqueues still waiting for their turn (close() calls it so none is left unanswered). */
-  flushInserts(): void {
-    if (this.commitTimer) clearImmediate(this.commitTimer);
-    this.commitInserts();
-  }
-
-  async claim({ owner, leaseMs, limit }: ClaimOptions): Promise<QueuedEvent[]> {
+  async claim({ owner, leaseMs, limit, skip = [] }: ClaimOptions): Promise<QueuedEvent[]> {
     this.s.assertOpen();
     const n = Math.min(MAX_CLAIM, Math.max(0, Math.floor(limit)));
     if (n === 0) return [];
     const now = this.s.clock.now();
     // Counted before the attempt starts, so retry limits hold across a crash mid-run. Not fsynced: WAL
     // keeps it through a process crash, and what a power cut could lose is one attempt's count, never an event.
-    const rows = this.s.transaction(() => this.st.claim.all({ owner, now, until: now + leaseMs, limit: n }));
+    const until = now + leaseMs;
+    const rows = await this.s.grouped(() =>
+      skip.length === 0
+        ? this.st.claim.all({ owner, now, until, limit: n })
+        : this.st.claimSkipping.all({ owner, now, until, limit: n, skip: JSON.stringify(skip.map(refKey)) }),
+    );
     // RETURNING gives rows in no promised order; callers get them oldest due first.
     rows.sort((a, b) => a.next_attempt_at - b.next_attempt_at || a.seq - b.seq);
     return rows.map(toEvent);
@@ -140,21 +109,24 @@ export class SqliteEventQueue implements EventQueue {
     return this.st.extend.run({ id, owner, now, until: now + leaseMs }).changes > 0;
   }
 
-  async complete(id: string, owner: string): Promise<boolean> {
+  /** Grouped with the other completions of the turn (one commit for many), not synced: a completion lost to
+   *  a power cut runs the event again, which at-least-once allows. */
+  complete(id: string, owner: string): Promise<boolean> {
     this.s.assertOpen();
-    return this.st.complete.run({ id, owner, now: this.s.clock.now() }).changes > 0;
+    const now = this.s.clock.now();
+    return this.s.grouped(() => this.st.complete.run({ id, owner, now }).changes > 0);
   }
 
   async fail(id: string, owner: string, f: { nextAttemptAt: number; error: string }): Promise<boolean> {
     this.s.assertOpen();
     const params = { id, owner, now: this.s.clock.now(), due: f.nextAttemptAt, error: f.error };
-    return this.s.durably(() => this.st.fail.run(params).changes > 0);
+    return this.s.grouped(() => this.st.fail.run(params).changes > 0, true);
   }
 
   async postpone(id: string, owner: string, p: { nextAttemptAt: number; error: string }): Promise<boolean> {
     this.s.assertOpen();
     const params = { id, owner, due: p.nextAttemptAt, error: p.error };
-    return this.s.durably(() => this.st.postpone.run(params).changes > 0);
+    return this.s.grouped(() => this.st.postpone.run(params).changes > 0);
   }
 
   async revive(id: string): Promise<boolean> {
@@ -170,7 +142,7 @@ export class SqliteEventQueue implements EventQueue {
   async deadLetter(id: string, owner: string, error: string, failed = false): Promise<boolean> {
     this.s.assertOpen();
     const params = { id, owner, now: this.s.clock.now(), error, failed: failed ? 1 : 0 };
-    return this.s.durably(() => this.st.deadLetter.run(params).changes > 0);
+    return this.s.grouped(() => this.st.deadLetter.run(params).changes > 0, true);
   }
 
   async releaseOwner(owner: string): Promise<number> {
@@ -236,6 +208,16 @@ function prepare({ db }: SqliteDb) {
        WHERE seq IN (SELECT seq FROM events WHERE ${CLAIMABLE} ORDER BY next_attempt_at, seq LIMIT @limit)
        RETURNING ${COLS}, seq`,
     ),
+    claimSkipping: db.prepare<
+      [{ owner: string; now: number; until: number; limit: number; skip: string }],
+      EventRow & { seq: number }
+    >(
+      `UPDATE events SET attempts = attempts + 1, lease_owner = @owner, lease_until = @until
+       WHERE seq IN (SELECT seq FROM events WHERE ${CLAIMABLE}
+         AND project || '/' || function_name NOT IN (SELECT value FROM json_each(@skip))
+         ORDER BY next_attempt_at, seq LIMIT @limit)
+       RETURNING ${COLS}, seq`,
+    ),
     extend: db.prepare(`UPDATE events SET lease_until = @until WHERE ${HELD}`),
     complete: db.prepare(`DELETE FROM events WHERE ${HELD}`),
     fail: db.prepare(
@@ -263,9 +245,16 @@ function prepare({ db }: SqliteDb) {
     releaseOwner: db.prepare(
       `UPDATE events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = @owner AND state = 'pending'`,
     ),
+    // Two index walks instead of a scan of every pending event (a backlog may hold millions): the first
+    // unleased one in due order, and the few that are leased (in flight) through the owner index (only pending
+    // events hold a lease: every way out of pending clears it).
     nextDue: db.prepare<[], { at: number | null }>(
-      `SELECT min(max(next_attempt_at, coalesce(lease_until, next_attempt_at))) AS at
-       FROM events WHERE state = 'pending'`,
+      `SELECT min(at) AS at FROM (
+         SELECT * FROM (SELECT next_attempt_at AS at FROM events
+           WHERE state = 'pending' AND lease_owner IS NULL ORDER BY next_attempt_at LIMIT 1)
+         UNION ALL
+         SELECT max(next_attempt_at, coalesce(lease_until, next_attempt_at)) AS at FROM events
+           WHERE lease_owner IS NOT NULL)`,
     ),
     get: db.prepare<[string], EventRow>(`SELECT ${COLS} FROM events WHERE id = ?`),
     purgeDead: db.prepare<[number]>(`DELETE FROM events WHERE state = 'dead' AND enqueued_at < ?`),

@@ -118,8 +118,11 @@ export class SqliteInvocationLog implements InvocationLog {
     return row && toInvocation(row);
   }
 
+  /** Writes the buffered records in the store's group commit, so the flushes of many invocations that end
+   *  in one turn (each event settles only after its record is written) share one transaction. */
   async flush(): Promise<void> {
-    this.flushSync();
+    if (this.buffer.length === 0 || this.s.closed) return;
+    await this.s.grouped(() => this.flushSync());
   }
 
   /** How many records wait in memory (for tests and status). */

@@ -33,6 +33,7 @@ import type {
 } from '../types.js';
 import { queryLimit } from '../validate.js';
 import type { SqliteDb } from './db.js';
+import { timeOrderedId } from '../../ids.js';
 
 type Ref = [project: string, queue: string];
 
@@ -70,11 +71,13 @@ export class SqliteQueueStore implements QueueStore {
   async send(project: string, queue: string, messages: readonly NewMessage[]): Promise<SentMessage[]> {
     this.s.assertOpen();
     const now = this.s.clock.now();
-    return this.s.durably(() =>
-      this.s.transaction(() => {
-        const q = this.queue(project, queue);
-        return checkMessages(q, messages).map((m) => this.sendOne(q, m, now));
-      }),
+    return this.s.grouped(
+      () =>
+        this.s.transaction(() => {
+          const q = this.queue(project, queue);
+          return checkMessages(q, messages).map((m) => this.sendOne(q, m, now));
+        }),
+      true,
     );
   }
 
@@ -90,7 +93,7 @@ export class SqliteQueueStore implements QueueStore {
         };
       }
     }
-    const id = randomUUID();
+    const id = timeOrderedId();
     const seq = Number(
       this.st.insert.run({
         project: q.project,
@@ -114,7 +117,7 @@ export class SqliteQueueStore implements QueueStore {
   async receive(project: string, queue: string, opts: ReceiveOptions): Promise<QueueMessage[]> {
     this.s.assertOpen();
     const now = this.s.clock.now();
-    return this.s.durably(() =>
+    return this.s.grouped(() =>
       this.s.transaction(() => {
         const q = this.queue(project, queue);
         const { max, hideMs } = receiveLimits(q, opts);
@@ -173,7 +176,7 @@ export class SqliteQueueStore implements QueueStore {
 
   async delete(project: string, queue: string, receiptHandle: string): Promise<boolean> {
     this.s.assertOpen();
-    return this.s.durably(() =>
+    return this.s.grouped(() =>
       this.s.transaction(() => {
         this.queue(project, queue);
         const h = parseReceiptHandle(receiptHandle);
@@ -184,7 +187,7 @@ export class SqliteQueueStore implements QueueStore {
 
   async deleteBatch(project: string, queue: string, receiptHandles: readonly string[]): Promise<boolean[]> {
     this.s.assertOpen();
-    return this.s.durably(() =>
+    return this.s.grouped(() =>
       this.s.transaction(() => {
         this.queue(project, queue);
         return receiptHandles.map((handle) => {
@@ -204,7 +207,7 @@ export class SqliteQueueStore implements QueueStore {
     this.s.assertOpen();
     const hideMs = visibilityMs(seconds);
     const visibleAt = this.s.clock.now() + hideMs;
-    return this.s.durably(() =>
+    return this.s.grouped(() =>
       this.s.transaction(() => {
         this.queue(project, queue);
         const h = parseReceiptHandle(receiptHandle);
@@ -216,11 +219,13 @@ export class SqliteQueueStore implements QueueStore {
 
   async purge(project: string, queue: string): Promise<number> {
     this.s.assertOpen();
-    return this.s.durably(() =>
-      this.s.transaction(() => {
-        this.queue(project, queue);
-        return this.st.purge.run(project, queue).changes;
-      }),
+    return this.s.grouped(
+      () =>
+        this.s.transaction(() => {
+          this.queue(project, queue);
+          return this.st.purge.run(project, queue).changes;
+        }),
+      true,
     );
   }
 

@@ -55,7 +55,7 @@ export class SqliteStore implements Store {
     try {
       configure(db, opts.path);
       migrate(db);
-      this.s = new SqliteDb(db, opts.clock ?? systemClock);
+      this.s = new SqliteDb(db, opts.clock ?? systemClock, opts.path);
       this.functions = new SqliteFunctionStore(this.s);
       this.invocations = new SqliteInvocationLog(this.s, opts);
       this.events = new SqliteEventQueue(this.s);
@@ -75,10 +75,11 @@ export class SqliteStore implements Store {
 
   closeSync(): void {
     if (this.s.closed) return;
-    this.events.flushInserts();
+    this.s.flushSync();
     this.invocations.flushSync();
     this.s.closed = true;
     this.s.db.close();
+    this.s.release();
   }
 
   stats(): SqliteStoreStats {
