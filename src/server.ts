@@ -152,6 +152,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       nodeId,
       clock,
       onError,
+      concurrency: settings.eventConcurrency,
       retryBaseMs: settings.retryBaseMs,
       deadRetentionMs: settings.failedEventRetentionDays * 86_400_000,
       functionExists: async (ref) => (await store.functions.getFunction(ref)) !== undefined,

@@ -56,6 +56,8 @@ export const SettingsSchema = z.strictObject({
   /** The share (0.1..1) of a function's reserved concurrency, and of maxConcurrency, that async events and
    *  queue batches may use; the rest stays for synchronous calls (HTTP and RequestResponse invokes). */
   eventConcurrencyShare: z.coerce.number().min(0.1).max(1).default(0.8),
+  /** Async events running at once on this node (each function's share of its concurrency still applies). */
+  eventConcurrency: z.coerce.number().int().min(1).max(10000).default(64),
   /** Ready stem cells kept per memory size in use. */
   stemCells: z.coerce.number().int().min(0).max(256).default(4),
   /** Concurrent invocations across all functions on this node. */
@@ -99,6 +101,7 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   scheduleCatchUp: 'NIMBUS_SCHEDULE_CATCH_UP',
   failedEventRetentionDays: 'NIMBUS_FAILED_EVENT_RETENTION_DAYS',
   eventConcurrencyShare: 'NIMBUS_EVENT_CONCURRENCY_SHARE',
+  eventConcurrency: 'NIMBUS_EVENT_CONCURRENCY',
   stemCells: 'NIMBUS_STEM_CELLS',
   maxConcurrency: 'NIMBUS_MAX_CONCURRENCY',
   region: 'NIMBUS_REGION',

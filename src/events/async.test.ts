@@ -106,6 +106,28 @@ describe('AsyncEventSource', () => {
     expect(await store.events.get('ev')).toBeUndefined();
   });
 
+  it('leaves the events of a function without room in the queue, uncounted, and runs others meanwhile', async () => {
+    let room = 0;
+    source = make({ headroom: (r) => (r.name === 'worker' ? room : 1) });
+    await source.start();
+    await source.enqueue(ref, '{}', 'blocked');
+    await source.enqueue({ project: 'default', name: 'other' }, '{}', 'free');
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(invoker.calls.map((c) => c.requestId)).toEqual(['free']);
+    expect(await store.events.get('blocked')).toMatchObject({
+      state: 'pending',
+      attempts: 0,
+      leaseOwner: null,
+    });
+    room = 1;
+    clock.advance(50);
+    await source.idle();
+    expect(invoker.calls.map((c) => [c.requestId, c.attempt])).toEqual([
+      ['free', 1],
+      ['blocked', 1],
+    ]);
+  });
+
   it('keeps an event whose function is gone as dead, with the reason', async () => {
     invoker.script = () => ({
       status: 'not_found',

@@ -9,7 +9,6 @@
 // a failure; an event older than maximumEventAgeInSeconds is not run again. A success goes to onSuccess; an
 // event that is out of retries or too old goes to onFailure with AWS's destination record, and stays in the
 // queue as dead, for a person to list and replay.
-import { randomUUID } from 'node:crypto';
 import { ASYNC_DEFAULTS, type AsyncConfig, type Destination } from '../config/manifest.js';
 import { functionArn } from '../config/limits.js';
 import { refKey } from '../invoker/registry.js';
@@ -24,9 +23,13 @@ import type {
   StoredAsyncConfig,
 } from '../store/types.js';
 import { QueueNotFoundError } from '../store/errors.js';
+import { timeOrderedId } from '../ids.js';
 import { derivedId } from './ids.js';
 import { continueTrace, MAX_LINEAGE } from './trace.js';
 import type { TriggerSource } from './types.js';
+
+/** How soon a node whose only due events belong to full functions looks again. */
+const FULL_RECHECK_MS = 50;
 
 type Condition = 'Success' | 'RetriesExhausted' | 'EventAgeExceeded' | 'RecursiveInvocationLoop';
 
@@ -93,6 +96,8 @@ export class AsyncEventSource implements TriggerSource {
   private purgeTimer: Timer | null = null;
   private idleWaiters: (() => void)[] = [];
   private functions = new Map<string, FunctionVersion>();
+  /** Functions found with no room to run an event: their events stay unclaimed until room frees up. */
+  private full = new Map<string, FunctionRef>();
   private overrides = new Map<string, AsyncConfig>();
   private overrideChanges = 0;
   private loadingOverrides: Promise<void> = Promise.resolve();
@@ -110,7 +115,7 @@ export class AsyncEventSource implements TriggerSource {
   async enqueue(
     ref: InvokeTarget,
     payload: string,
-    requestId: string = randomUUID(),
+    requestId: string = timeOrderedId(),
     trace?: string,
   ): Promise<string> {
     await this.o.queue.enqueue({
@@ -206,9 +211,17 @@ export class AsyncEventSource implements TriggerSource {
   private async pump(): Promise<void> {
     this.wakeTimer?.cancel();
     try {
+      // Whether a full function has room again is asked at every pump: one runs whenever an event ends, and at
+      // least every pollMs, which is how room that synchronous calls freed is noticed.
+      for (const [key, ref] of this.full) if (this.room(ref)) this.full.delete(key);
       while (!this.stopped && this.running.size < this.concurrency) {
         const limit = this.concurrency - this.running.size;
-        const batch = await this.o.queue.claim({ owner: this.o.nodeId, leaseMs: this.leaseMs, limit });
+        const batch = await this.o.queue.claim({
+          owner: this.o.nodeId,
+          leaseMs: this.leaseMs,
+          limit,
+          ...(this.full.size > 0 ? { skip: [...this.full.values()] } : {}),
+        });
         if (this.stopped) {
           // Claimed while stopping: hand them back uncounted for the next start (or another node).
           await Promise.all(batch.map((ev) => this.o.queue.release(ev.id, this.o.nodeId)));
@@ -220,6 +233,8 @@ export class AsyncEventSource implements TriggerSource {
       const next = await this.o.queue.nextDueAt();
       if (next !== undefined) this.nextDelay = Math.min(this.pollMs, Math.max(0, next - this.clock.now()));
       else this.nextDelay = this.pollMs;
+      // The due event may be one of a full function's, which the next claim skips: look again soon, not at once.
+      if (this.full.size > 0) this.nextDelay = Math.max(this.nextDelay, FULL_RECHECK_MS);
     } catch (err) {
       this.nextDelay = this.pollMs;
       this.o.onError?.(err, 'async events: reading the queue');
@@ -274,19 +289,12 @@ export class AsyncEventSource implements TriggerSource {
       );
       return this.giveUp(ev, policy, 'RecursiveInvocationLoop', ev.failures, undefined, trace.header);
     }
-    if (this.o.headroom && this.o.headroom({ project: ev.project, name: ev.functionName }) <= 0) {
-      // The function's event share is in use (by other events or by its HTTP traffic): wait, uncounted as a
-      // failure, behind the events of other functions.
-      const next = this.clock.now() + Math.min(1000, 50 * 2 ** Math.min(ev.attempts, 5));
-      if (next - ev.enqueuedAt > policy.maxAgeMs)
-        return this.giveUp(ev, policy, 'EventAgeExceeded', ev.failures, undefined, trace.header);
-      if (
-        !(await this.o.queue.postpone(ev.id, this.o.nodeId, {
-          nextAttemptAt: next,
-          error: 'waiting for concurrency',
-        }))
-      )
-        this.lostLease(ev);
+    const ref = { project: ev.project, name: ev.functionName };
+    if (!this.room(ref)) {
+      // The function's event share is in use (by its other events or its HTTP traffic): hand the event back
+      // uncounted, and claim no more of its events until it has room, so others' events go first meanwhile.
+      this.full.set(refKey(ref), ref);
+      if (!(await this.o.queue.release(ev.id, this.o.nodeId))) this.lostLease(ev);
       return;
     }
     const outcome = await this.o.invoker.invoke({
@@ -455,6 +463,10 @@ export class AsyncEventSource implements TriggerSource {
       onSuccess: a?.onSuccess,
       onFailure: a?.onFailure,
     };
+  }
+
+  private room(ref: FunctionRef): boolean {
+    return !this.o.headroom || this.o.headroom(ref) > 0;
   }
 
   private arn(ev: QueuedEvent): string {
