@@ -3,9 +3,12 @@
 //  (b) the same events executed end to end per second (from the first accepted to the queue empty);
 //  (c) warm synchronous Invoke (RequestResponse) throughput of the same function, the baseline;
 //  (d) accept-to-start latency: the time from a client sending an event to its handler starting, for events
-//      sent at a steady rate below capacity.
+//      sent at a steady rate below capacity;
+//  (e) queue messages sent per second (10 per request, each request committed before its answer) and handled
+//      per second by a queue trigger with batches of 10, from the first send to the queue empty.
 // Figures, not pass/fail: absolute numbers drift on a shared 2-core machine; the ratios are what compare.
 import { execFileSync } from 'node:child_process';
+import { get as httpGet } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -134,6 +137,34 @@ export async function runEvents() {
     console.log(
       `accept to start at ${LAG_RATE}/s: p50 ${result.acceptToStart.p50} ms, p99 ${result.acceptToStart.p99} ms (${lag.length} events)`,
     );
+
+    // (e) a queue and its trigger.
+    const batch = JSON.stringify({ messages: Array.from({ length: 10 }, (_, i) => ({ body: `m${i}` })) });
+    const q0 = performance.now();
+    const sent = autocannon(`${api}/v1/queues/work/messages`, {
+      connections: CONNECTIONS,
+      duration: DURATION,
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: batch,
+    });
+    const messages = (sent.total - sent.non2xx) * 10;
+    for (;;) {
+      const q = await getJson(`${api}/v1/queues/work`, key);
+      if (q.visible + q.inFlight + q.delayed === 0) break;
+      await sleep(100);
+    }
+    const qSeconds = (performance.now() - q0) / 1000;
+    result.queue = {
+      sentPerSec: sent.reqPerSec * 10,
+      sendP99: sent.p99,
+      messages,
+      seconds: Math.round(qSeconds * 100) / 100,
+      handledPerSec: Math.round(messages / qSeconds),
+    };
+    console.log(
+      `queue: ${result.queue.sentPerSec} messages/s sent (10 per request, p99 ${sent.p99} ms), ${messages} handled in ${result.queue.seconds} s = ${result.queue.handledPerSec}/s by a trigger with batches of 10`,
+    );
   } finally {
     await stop(nimbus.proc);
     rmSync(work, { recursive: true, force: true });
@@ -142,7 +173,27 @@ export async function runEvents() {
 }
 
 async function functionView(api, key, fn) {
-  return (await fetch(`${api}/v1/functions/${fn}`, { headers: { authorization: `Bearer ${key}` } })).json();
+  return getJson(`${api}/v1/functions/${fn}`, key);
+}
+
+/** A GET on a connection of its own: autocannon runs block this process, and a pooled keep-alive connection
+ *  the server closed meanwhile would be reused before its close is seen ("other side closed"). */
+function getJson(url, key) {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { agent: false, headers: { authorization: `Bearer ${key}` } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(body));
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    req.on('error', reject);
+  });
 }
 
 async function pendingOf(api, key, fn) {
