@@ -194,6 +194,22 @@ describe.each(BACKENDS)('queues on %s', (backend) => {
     expect(done.every((r) => r.status === 'ok')).toBe(true);
   });
 
+  it('leaves HTTP its share while a backlog of async events drains too', async () => {
+    const before = (await records('slow')).filter((r) => r.trigger === 'event').length;
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => n.client.invoke('slow', JSON.stringify({ i }), { async: true })),
+    );
+    await eventually(async () => (await records('slow')).some((r) => r.trigger === 'event'));
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await fetch(`${n.gatewayUrl}/slow`)).status);
+    expect(statuses).toEqual([200, 200, 200, 200, 200]);
+    const done = await eventually(async () => {
+      const rs = (await records('slow')).filter((r) => r.trigger === 'event');
+      return rs.length - before === 20 ? rs : undefined;
+    }, 30_000);
+    expect(done.every((r) => r.status === 'ok')).toBe(true);
+  });
+
   it('shows queues with depth, in flight, oldest age and dead letters in the API and the CLI', async () => {
     const env = { ...process.env, NIMBUS_API_URL: n.apiUrl, NIMBUS_API_KEY: n.apiKey };
     const sent = await run(
