@@ -1,8 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../src/clock/clock.js';
-import { codeOf, deployOf, fn, queue, record, storeConformance } from '../src/store/conformance/index.js';
+import {
+  codeOf,
+  deployOf,
+  fn,
+  queue,
+  record,
+  storeConformance,
+  tableDef,
+} from '../src/store/conformance/index.js';
 import {
   MIGRATIONS,
   MIGRATIONS_TABLE,
@@ -379,6 +387,170 @@ describe.runIf(available)('PostgreSQL store', () => {
       expect(errors).toHaveLength(killed.length);
       expect(errors[0]?.message).toMatch(/^PostgreSQL connection lost/);
       expect((await store.projects.list()).map((p) => p.name)).toEqual(['default']);
+    });
+
+    it('applies parallel read-modify-writes of one item from two stores one after the other', async () => {
+      const a = await openStore();
+      const b = await openStore();
+      await a.tables.createTable(
+        'default',
+        tableDef('counters', { stream: { viewType: 'NEW_IMAGE' } }),
+        null,
+      );
+      const key = { pk: { S: 'hits' }, sk: { N: '0' } };
+      const increment = (s: PostgresStore) =>
+        s.tables.write('default', {
+          table: 'counters',
+          key,
+          // The item does not exist before the first write: creating it must serialize too.
+          decide: (cur) => ({
+            ...key,
+            n: { N: String(Number((cur?.n as { N: string } | undefined)?.N ?? 0) + 1) },
+          }),
+        });
+      const writes = 60;
+      const results = await Promise.all(
+        Array.from({ length: writes }, (_, i) => increment(i % 2 === 0 ? a : b)),
+      );
+      expect(await b.tables.getItem('default', 'counters', key)).toStrictEqual({
+        ...key,
+        n: { N: String(writes) },
+      });
+      // Every write saw the one before it: the new values are exactly 1..writes.
+      const seen = results.map((r) => Number((r.new!.n as { N: string }).N)).sort((x, y) => x - y);
+      expect(seen).toEqual(Array.from({ length: writes }, (_, i) => i + 1));
+      // The stream has one record per write, in commit order: INSERT, then MODIFYs counting up.
+      const records = await a.tables.streamRecords('default', 'counters', 0, 1000);
+      expect(records.map((r) => r.eventName)).toEqual(['INSERT', ...Array(writes - 1).fill('MODIFY')]);
+      expect(records.map((r) => r.newImage?.n)).toEqual(seen.map((n) => ({ N: String(n) })));
+      expect(await a.tables.getTable('default', 'counters')).toMatchObject({ itemCount: 1 });
+    });
+
+    it('refuses with TableInputError a key too large for a btree entry, which SQLite would take', async () => {
+      const store = await openStore();
+      const bytes = {
+        partition: { name: 'pk', type: 'B' as const },
+        sort: { name: 'sk', type: 'B' as const },
+      };
+      await store.tables.createTable('default', tableDef('t', { key: bytes }), null);
+      // Both keys at DynamoDB's maxima, incompressible: more than the 2704 bytes a btree entry may hold.
+      const item = {
+        pk: { B: randomBytes(2048).toString('base64') },
+        sk: { B: randomBytes(1024).toString('base64') },
+      };
+      const err = await store.tables
+        .write('default', { table: 't', key: item, decide: () => item })
+        .catch((e: unknown) => e);
+      expect(err).toMatchObject({ name: 'TableInputError' });
+      expect(await store.tables.getTable('default', 't')).toMatchObject({ itemCount: 0 });
+    });
+
+    it('reads tables by ranges of their primary key indexes: a Query never scans the table', async () => {
+      const store = await openStore();
+      const t = store.tables;
+      const byStatus = {
+        name: 'byStatus',
+        kind: 'global' as const,
+        key: { partition: { name: 'status', type: 'S' as const }, sort: { name: 'at', type: 'N' as const } },
+        projection: { type: 'ALL' as const },
+      };
+      await t.createTable('default', tableDef('n', { ttlAttribute: 'exp', indexes: [byStatus] }), null);
+      const sdef = tableDef('s', {
+        key: { partition: { name: 'pk', type: 'S' }, sort: { name: 'sk', type: 'S' } },
+      });
+      await t.createTable('default', sdef, null);
+      // Enough rows, spread over partitions and analyzed, that the planner weighs its choices as it would in use.
+      for (let batch = 0; batch < 10; batch++) {
+        await t.transact(
+          'default',
+          Array.from({ length: 50 }, (_, j) => {
+            const i = batch * 50 + j;
+            const item = {
+              pk: { S: `p${i % 25}` },
+              sk: { N: String(i) },
+              status: { S: `s${i % 5}` },
+              at: { N: String(i % 11) },
+              exp: { N: String(i) },
+            };
+            return { table: 'n', key: { pk: item.pk, sk: item.sk }, decide: () => item };
+          }),
+        );
+        await t.transact(
+          'default',
+          Array.from({ length: 50 }, (_, j) => {
+            const item = { pk: { S: `p${j % 10}` }, sk: { S: `k${batch}-${j}` } };
+            return { table: 's', key: item, decide: () => item };
+          }),
+        );
+      }
+      const { schema: name } = await schema();
+      await sql(`ANALYZE ${name}.table_items`);
+      await sql(`ANALYZE ${name}.table_index_items`);
+
+      const spy = vi.spyOn(pg.Pool.prototype, 'query');
+      let calls: [string, unknown[]][];
+      try {
+        const start = { pk: { S: 'p3' }, sk: { N: '103' } };
+        for (const forward of [true, false]) {
+          for (const sort of [
+            undefined,
+            { op: '=' as const, value: { N: '103' } },
+            { op: '<' as const, value: { N: '300' } },
+            { op: '>=' as const, value: { N: '50' } },
+            { op: 'between' as const, low: { N: '10' }, high: { N: '400' } },
+          ]) {
+            await t.query('default', { table: 'n', partition: { S: 'p3' }, sort, forward, limit: 5 });
+            await t.query('default', {
+              table: 'n',
+              partition: { S: 'p3' },
+              sort,
+              forward,
+              limit: 5,
+              exclusiveStartKey: start,
+            });
+          }
+          const prefix = { op: 'begins_with' as const, prefix: { S: 'k3' } };
+          await t.query('default', { table: 's', partition: { S: 'p1' }, sort: prefix, forward, limit: 5 });
+          await t.query('default', {
+            table: 'n',
+            index: 'byStatus',
+            partition: { S: 's2' },
+            sort: { op: '>', value: { N: '1' } },
+            forward,
+            limit: 5,
+            exclusiveStartKey: { ...start, status: { S: 's2' }, at: { N: '3' } },
+          });
+        }
+        await t.expire(10, 5);
+        calls = spy.mock.calls.map((c) => [String(c[0]), (c[1] ?? []) as unknown[]]);
+      } finally {
+        spy.mockRestore();
+      }
+      const explain = (text: string, params: unknown[]) =>
+        withClient(async (c) => {
+          await c.query(`SET search_path TO ${name}`);
+          const res = await c.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${text}`, params);
+          return res.rows.map((r) => r['QUERY PLAN']).join('\n');
+        });
+      const queries = calls.filter(([text]) =>
+        /^SELECT item FROM table_(index_)?items .*\bpk = \$/s.test(text),
+      );
+      expect(queries).toHaveLength(24);
+      for (const [text, params] of queries) {
+        const plan = await explain(text, params);
+        expect(plan, text).not.toMatch(/Seq Scan/);
+        const table = /FROM (table_\w+)/.exec(text)![1];
+        expect(plan, text).toMatch(
+          new RegExp(`Index Scan (Backward )?using ${table}_pkey|Bitmap Index Scan on ${table}_pkey`),
+        );
+        // The partition and the sort key bounds are conditions of the index scan, not filters after it.
+        const cond = /Index Cond: (.*)/.exec(plan)?.[1] ?? '';
+        expect(cond, plan).toMatch(/\(pk = /);
+        if (/\bsk [<>]/.test(text)) expect(cond, plan).toMatch(/\(sk [<>]=? /);
+        expect(plan, text).not.toMatch(/Filter:/);
+      }
+      const [expiry] = calls.filter(([text]) => /FROM table_items\s+WHERE ttl IS NOT NULL/.test(text));
+      expect(await explain(...expiry!)).toMatch(/Index Scan using table_items_ttl/);
     });
 
     it('keeps event times with a fraction of a millisecond, and int8 parsing to its own pools', async () => {

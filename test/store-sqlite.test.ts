@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../src/clock/clock.js';
-import { fn, record, ref, storeConformance } from '../src/store/conformance/index.js';
+import { fn, record, ref, storeConformance, tableDef } from '../src/store/conformance/index.js';
 import { canonicalJson } from '../src/store/canonical-json.js';
 import { StoreConflictError } from '../src/store/errors.js';
 import {
@@ -271,6 +271,101 @@ describe('SqliteStore', () => {
     expect(await waiting).toBe(true);
     const again = openStore();
     expect((await again.events.list({})).map((e) => e.id)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('reads tables by ranges of their indexes: a Query is a primary key range, never a scan or a sort', async () => {
+    // Spied from before the store opens, so every statement it prepares on the table parts is seen.
+    const spy = vi.spyOn(BetterSqlite3.prototype, 'prepare');
+    let prepared: string[];
+    try {
+      const store = openStore();
+      const t = store.tables;
+      const byStatus = {
+        name: 'byStatus',
+        kind: 'global' as const,
+        key: { partition: { name: 'status', type: 'S' as const }, sort: { name: 'at', type: 'N' as const } },
+        projection: { type: 'ALL' as const },
+      };
+      await t.createTable('default', tableDef('n', { ttlAttribute: 'exp', indexes: [byStatus] }), null);
+      const s = tableDef('s', {
+        key: { partition: { name: 'pk', type: 'S' }, sort: { name: 'sk', type: 'S' } },
+      });
+      await t.createTable('default', s, null);
+      await t.write('default', {
+        table: 'n',
+        key: { pk: { S: 'p' }, sk: { N: '1' } },
+        decide: () => ({
+          pk: { S: 'p' },
+          sk: { N: '1' },
+          status: { S: 'open' },
+          at: { N: '5' },
+          exp: { N: '9' },
+        }),
+      });
+      const start = { pk: { S: 'p' }, sk: { N: '1' } };
+      for (const forward of [true, false]) {
+        for (const sort of [
+          undefined,
+          { op: '=' as const, value: { N: '1' } },
+          { op: '<' as const, value: { N: '1' } },
+          { op: '>=' as const, value: { N: '1' } },
+          { op: 'between' as const, low: { N: '1' }, high: { N: '2' } },
+        ]) {
+          await t.query('default', { table: 'n', partition: { S: 'p' }, sort, forward });
+          await t.query('default', {
+            table: 'n',
+            partition: { S: 'p' },
+            sort,
+            forward,
+            exclusiveStartKey: start,
+          });
+        }
+        const prefix = { op: 'begins_with' as const, prefix: { S: 'a' } };
+        await t.query('default', { table: 's', partition: { S: 'p' }, sort: prefix, forward });
+        await t.query('default', {
+          table: 'n',
+          index: 'byStatus',
+          partition: { S: 'open' },
+          sort: { op: '>', value: { N: '1' } },
+          forward,
+          exclusiveStartKey: { ...start, status: { S: 'open' }, at: { N: '5' } },
+        });
+      }
+      await t.scan('default', { table: 'n', segment: 1, totalSegments: 3, exclusiveStartKey: start });
+      await t.scan('default', { table: 'n', index: 'byStatus', limit: 1 });
+      await t.expire(10, 10);
+      prepared = [...new Set(spy.mock.calls.map((c) => String(c[0])))];
+    } finally {
+      spy.mockRestore();
+    }
+    const plan = (sql: string) =>
+      inspect((db) => {
+        const params = (sql.match(/\?/g) ?? []).map(() => Buffer.alloc(1));
+        return db
+          .prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`)
+          .all(...params)
+          .map((r) => r.detail);
+      });
+    const touching = prepared.filter((sql) => /\btable_(items|index_items|streams)\b/.test(sql));
+    expect(touching.length).toBeGreaterThan(20);
+    for (const sql of touching) {
+      for (const detail of plan(sql)) {
+        expect(detail, sql).not.toMatch(/^SCAN |TEMP B-TREE/);
+      }
+    }
+    // Each Query shape is one SEARCH of the primary key index bounded by the partition and the sort key.
+    const queries = prepared.filter((sql) => /^SELECT item FROM table_(index_)?items .*\bpk = \?/s.test(sql));
+    expect(queries.length).toBeGreaterThanOrEqual(14);
+    for (const sql of queries) {
+      const [detail, ...rest] = plan(sql);
+      expect(rest, sql).toEqual([]);
+      expect(detail, sql).toMatch(
+        /^SEARCH table_(index_)?items USING INDEX sqlite_autoindex_table_(index_)?items_1 \(project=\? AND table_name=\? (AND index_name=\? )?AND pk=\?/,
+      );
+      if (/\bsk [<>]/.test(sql)) expect(detail, sql).toMatch(/sk\)?[<>]/);
+    }
+    const expiry = prepared.find((sql) => /FROM table_items\s+WHERE ttl IS NOT NULL/.test(sql))!;
+    expect(plan(expiry)).toEqual(['SEARCH table_items USING INDEX table_items_ttl (ttl>? AND ttl<?)']);
   });
 
   it('works in memory', async () => {

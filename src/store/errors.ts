@@ -90,3 +90,34 @@ export class QueueOwnedError extends Error {
     );
   }
 }
+
+/** A table operation named a table that does not exist in the project (DynamoDB's words, which name nothing). */
+export class TableNotFoundError extends Error {
+  override name = 'TableNotFoundError';
+  readonly code = 'ResourceNotFoundException' as const;
+  constructor(
+    readonly project: string,
+    readonly table: string,
+  ) {
+    super('Requested resource not found');
+  }
+}
+
+/** createTable named a table the project has already. */
+export class TableExistsError extends Error {
+  override name = 'TableExistsError';
+  readonly code = 'ResourceInUseException' as const;
+  constructor(
+    readonly project: string,
+    readonly table: string,
+  ) {
+    super(`Table already exists: ${table}`);
+  }
+}
+
+/** An item, key or request the table refuses (DynamoDB's ValidationException, in its words); nothing was
+ *  written. */
+export class TableInputError extends Error {
+  override name = 'TableInputError';
+  readonly code = 'ValidationException' as const;
+}

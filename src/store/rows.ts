@@ -1,6 +1,7 @@
 // Rows as both backends read them (the column names are the same on SQLite and PostgreSQL), and the one
 // mapping from a row to what the parts return. SQLite has no boolean, so `cold` is 0/1 there.
 import type { QueueConfig } from '../config/manifest.js';
+import type { Item, TableDef } from '../tables/types.js';
 import { parseConfig } from './canonical-json.js';
 import { receiptHandle, sequenceNumber } from './queue-rules.js';
 import type {
@@ -16,6 +17,9 @@ import type {
   StoredQueue,
   StoredInvocation,
   StoredSchedule,
+  StoredCredential,
+  StoredTable,
+  StreamRecord,
   Trigger,
 } from './types.js';
 import { PROJECT_NAME } from './validate.js';
@@ -166,6 +170,87 @@ export function toQueueMessage(r: QueueMessageRow): QueueMessage {
     receiptHandle: r.receipt === null ? null : receiptHandle(r.id, r.receipt),
     deadLetterSource: r.dead_letter_source,
   };
+}
+
+/** A table with its counters (PostgreSQL sums them from its shards into these two columns). */
+export interface TableRow {
+  project: string;
+  name: string;
+  service: string | null;
+  def: string;
+  created_at: number;
+  stream_label: string | null;
+  item_count: number;
+  size_bytes: number;
+}
+
+export function toTable(r: TableRow): StoredTable {
+  return {
+    ...(JSON.parse(r.def) as TableDef),
+    project: r.project,
+    service: r.service,
+    createdAt: r.created_at,
+    itemCount: r.item_count,
+    sizeBytes: r.size_bytes,
+    streamLabel: r.stream_label,
+  };
+}
+
+export interface StreamRow {
+  seq: number;
+  table_name: string;
+  event_name: string;
+  keys: string;
+  new_image: string | null;
+  old_image: string | null;
+  at: number;
+  user_identity: string | null;
+  size: number;
+}
+
+/** The images and identity are left out, not undefined, when the record has none. */
+export function toStreamRecord(r: StreamRow): StreamRecord {
+  return {
+    seq: r.seq,
+    table: r.table_name,
+    eventName: r.event_name as StreamRecord['eventName'],
+    keys: JSON.parse(r.keys) as Item,
+    ...(r.new_image === null ? {} : { newImage: JSON.parse(r.new_image) as Item }),
+    ...(r.old_image === null ? {} : { oldImage: JSON.parse(r.old_image) as Item }),
+    at: r.at,
+    ...(r.user_identity === null
+      ? {}
+      : { userIdentity: JSON.parse(r.user_identity) as NonNullable<StreamRecord['userIdentity']> }),
+    sizeBytes: r.size,
+  };
+}
+
+export interface CredentialRow {
+  access_key_id: string;
+  project: string;
+  name: string;
+  kind: string;
+  function_name: string | null;
+  permissions: string | null;
+  secret_ciphertext: string;
+  created_at: number;
+}
+
+export function toCredential(r: CredentialRow): StoredCredential {
+  return {
+    accessKeyId: r.access_key_id,
+    project: r.project,
+    name: r.name,
+    kind: r.kind as StoredCredential['kind'],
+    functionName: r.function_name,
+    permissions:
+      r.permissions === null ? null : (JSON.parse(r.permissions) as StoredCredential['permissions']),
+    createdAt: r.created_at,
+  };
+}
+
+export function toSecretCredential(r: CredentialRow): StoredCredential & { secretCiphertext: string } {
+  return { ...toCredential(r), secretCiphertext: r.secret_ciphertext };
 }
 
 /** The invocations columns both backends write, in the order invocationValues() gives them. */

@@ -6,6 +6,7 @@
 // setup never names one. Time comes from the store's injected Clock wherever it decides something (event due
 // times, leases, heartbeats, deployedAt), so tests move time instead of sleeping.
 import type { AsyncConfig, FunctionConfig, QueueConfig } from '../config/manifest.js';
+import type { AttributeValue, Item, TableDef } from '../tables/types.js';
 
 export const DEFAULT_PROJECT = 'default';
 
@@ -459,6 +460,165 @@ export interface QueueStore {
   expire(): Promise<number>;
 }
 
+/** A table as stored. */
+export interface StoredTable extends TableDef {
+  project: string;
+  /** The service whose manifest declares it (null: created through the DynamoDB API). */
+  service: string | null;
+  createdAt: number;
+  /** Items and their total size (approximate is fine), for DescribeTable. */
+  itemCount: number;
+  sizeBytes: number;
+  /** Set when stream is: its label (an ISO timestamp, as DynamoDB's StreamLabel) and ARN suffix. */
+  streamLabel: string | null;
+}
+
+/** What a write decides, given the item as it is: the new item, null to delete it, or undefined to leave it. */
+export type WriteDecision = Item | null | undefined;
+
+export interface ItemWrite {
+  table: string;
+  /** The item's primary key attributes (and nothing else). */
+  key: Item;
+  /** Called inside the transaction with the current item; may throw to abort (the error is rethrown). */
+  decide: (current: Item | undefined) => WriteDecision;
+}
+
+export interface WriteResult {
+  old: Item | undefined;
+  new: Item | undefined;
+}
+
+export type SortCondition =
+  | { op: '=' | '<' | '<=' | '>' | '>='; value: AttributeValue }
+  | { op: 'between'; low: AttributeValue; high: AttributeValue }
+  | { op: 'begins_with'; prefix: AttributeValue };
+
+export interface ItemQuery {
+  table: string;
+  /** Query an index instead of the table (its key schema applies). */
+  index?: string;
+  partition: AttributeValue;
+  sort?: SortCondition;
+  /** Ascending sort key order unless false. */
+  forward?: boolean;
+  /** At most this many items (default and cap 10000; the API applies DynamoDB's 1 MB page itself). */
+  limit?: number;
+  /** Continue after this key (the table's key, plus the index's key attributes when querying an index). */
+  exclusiveStartKey?: Item;
+}
+
+export interface ItemScan {
+  table: string;
+  index?: string;
+  /** Parallel scan: this segment of totalSegments (each item is in exactly one). */
+  segment?: number;
+  totalSegments?: number;
+  limit?: number;
+  exclusiveStartKey?: Item;
+}
+
+export interface ItemPage {
+  items: Item[];
+  /** Present when more items may follow: pass as exclusiveStartKey. */
+  lastKey?: Item;
+}
+
+/** One change of a table with a stream, as DynamoDB Streams records it. */
+export interface StreamRecord {
+  /** Increasing per table: DynamoDB's SequenceNumber. */
+  seq: number;
+  table: string;
+  eventName: 'INSERT' | 'MODIFY' | 'REMOVE';
+  keys: Item;
+  newImage?: Item;
+  oldImage?: Item;
+  /** Epoch ms of the write. */
+  at: number;
+  /** Set for deletions by TTL: { type: 'Service', principalId: 'dynamodb.amazonaws.com' }. */
+  userIdentity?: { type: string; principalId: string };
+  sizeBytes: number;
+}
+
+/**
+ * DynamoDB tables: definitions, items, secondary index entries and stream records, on both backends. Items are
+ * stored under an order-preserving encoding of their key (DynamoDB's order: numbers by value, strings and
+ * binaries by bytes), so Query on a partition and a sort-key range is an index range scan in the database.
+ * Every item write updates its index entries and appends its stream record in the same transaction.
+ */
+export interface TableStore {
+  /** Throws TableExistsError when the name is taken in the project. */
+  createTable(project: string, def: TableDef, service: string | null): Promise<StoredTable>;
+  getTable(project: string, name: string): Promise<StoredTable | undefined>;
+  /** By name; one project's. */
+  listTables(project: string): Promise<StoredTable[]>;
+  /** Replaces the definition (new indexes are filled from the existing items; dropped ones are deleted). */
+  updateTable(project: string, def: TableDef): Promise<StoredTable>;
+  /** Deletes the table with its items, index entries and stream; false when it did not exist. */
+  deleteTable(project: string, name: string): Promise<boolean>;
+  getItem(project: string, table: string, key: Item): Promise<Item | undefined>;
+  /** Atomic read-modify-write of one item (throws TableNotFoundError). */
+  write(project: string, w: ItemWrite): Promise<WriteResult>;
+  /** All or nothing: every decide runs against the items as they are, then everything is written, or a
+   *  decide throws and nothing is (TransactWriteItems). */
+  transact(project: string, writes: readonly ItemWrite[]): Promise<WriteResult[]>;
+  /** Items of one partition in sort key order (of the table or an index). */
+  query(project: string, q: ItemQuery): Promise<ItemPage>;
+  /** Items in key order (within a segment), for Scan. */
+  scan(project: string, s: ItemScan): Promise<ItemPage>;
+  /** Stream records of a table after `afterSeq`, oldest first. */
+  streamRecords(project: string, table: string, afterSeq: number, limit: number): Promise<StreamRecord[]>;
+  /** Deletes up to `limit` items whose TTL attribute (epoch seconds) is at or before nowSeconds, across all
+   *  tables, each with a REMOVE stream record marked as the service's; returns how many. TTL values more
+   *  than five years before nowSeconds are ignored, as DynamoDB ignores them. Also drops stream records
+   *  older than 24 hours (the store clock's), DynamoDB Streams' retention. */
+  expire(nowSeconds: number, limit: number): Promise<number>;
+}
+
+/** What a credential may touch in its project. null: everything (an operator's key). */
+export interface Permissions {
+  /** Table names it may read and write. */
+  tables: string[];
+}
+
+/** An access key Nimbus issued (SigV4 access key id and secret). The secret is stored encrypted. */
+export interface StoredCredential {
+  accessKeyId: string;
+  project: string;
+  /** A person's label ("ci", "alice"), or for a function's own key "function:<name>". */
+  name: string;
+  /** A function's key is made at deploy and removed with the function; a user's by `nimbus credentials`. */
+  kind: 'user' | 'function';
+  /** The function a 'function' key belongs to. */
+  functionName: string | null;
+  permissions: Permissions | null;
+  createdAt: number;
+}
+
+export interface NewCredential extends Omit<StoredCredential, 'createdAt'> {
+  /** The secret, encrypted by the caller (the store never sees it in the clear). */
+  secretCiphertext: string;
+}
+
+/** Issued access keys. */
+export interface CredentialStore {
+  /** Throws if the access key id exists already. */
+  create(c: NewCredential): Promise<StoredCredential>;
+  /** With the encrypted secret, for signature checks. */
+  get(accessKeyId: string): Promise<(StoredCredential & { secretCiphertext: string }) | undefined>;
+  /** One project's, by name then access key id. */
+  list(project: string): Promise<StoredCredential[]>;
+  /** False when it did not exist in that project. */
+  remove(project: string, accessKeyId: string): Promise<boolean>;
+  /** The key of a function, if it has one. */
+  forFunction(
+    project: string,
+    functionName: string,
+  ): Promise<(StoredCredential & { secretCiphertext: string }) | undefined>;
+  /** Replaces a function's permissions (at deploy). False when it has no key. */
+  setPermissions(accessKeyId: string, permissions: Permissions | null): Promise<boolean>;
+}
+
 export type StoreBackend = 'sqlite' | 'postgresql';
 
 /** The whole store: its parts, and one lifecycle. */
@@ -473,6 +633,8 @@ export interface Store {
   readonly nodes: NodeRegistry;
   readonly schedules: ScheduleStore;
   readonly queues: QueueStore;
+  readonly tables: TableStore;
+  readonly credentials: CredentialStore;
   /** Flushes buffered invocation records and closes; every part is unusable afterwards. */
   close(): Promise<void>;
 }

@@ -7,11 +7,14 @@ import type { HarnessFactory } from './harness.js';
 import { invocationLogConformance } from './invocations.js';
 import { nodeRegistryConformance, projectStoreConformance } from './projects.js';
 import { queueStoreConformance } from './queues.js';
+import { credentialStoreConformance } from './credentials.js';
 import { scheduleStoreConformance } from './schedules.js';
+import { tableStoreConformance } from './tables.js';
 
 export type { HarnessFactory, StoreHarness } from './harness.js';
 export { appendMany, codeOf, deployOf, fn, record, ref } from './harness.js';
 export { queue } from './queues.js';
+export { tableDef } from './tables.js';
 
 /** Every part's suite against one backend. */
 export function storeConformance(name: string, make: HarnessFactory): void {
@@ -22,4 +25,6 @@ export function storeConformance(name: string, make: HarnessFactory): void {
   nodeRegistryConformance(name, make);
   scheduleStoreConformance(name, make);
   queueStoreConformance(name, make);
+  tableStoreConformance(name, make);
+  credentialStoreConformance(name, make);
 }

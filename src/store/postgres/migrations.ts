@@ -188,6 +188,96 @@ const V2_SQL = `
   CREATE INDEX queue_dedup_expiry ON queue_dedup (expires_at);
 `;
 
+// DynamoDB tables. pk and sk are order-preserving encodings of the key (src/tables/keys.ts) in bytea, which
+// compares as bytes, so a Query is a range of the primary key index; sk is empty when the table has no sort
+// key. seg is a hash of pk (0..999) that splits a parallel Scan; ttl is the item's TTL number (NULL: none).
+// Index entries exist for the items that have the index's key attributes (sparse), holding the projected
+// item; the table key ends their primary key, so entries with equal index keys stay apart, in table key
+// order. The item count and size are spread over shards (table_counts) so that writes to one table do not
+// all wait on one counter row; stream_seq orders a table's stream records in commit order. Removing a table
+// removes everything of it (ON DELETE CASCADE). A function has at most one access key; the caller removes
+// it with the function.
+const V3_SQL = `
+  CREATE TABLE tables (
+    project text COLLATE "C" NOT NULL REFERENCES projects (name),
+    name text COLLATE "C" NOT NULL,
+    service text,
+    def text NOT NULL,
+    created_at double precision NOT NULL,
+    stream_label text,
+    stream_seq bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (project, name)
+  );
+
+  CREATE TABLE table_counts (
+    project text COLLATE "C" NOT NULL,
+    table_name text COLLATE "C" NOT NULL,
+    shard smallint NOT NULL,
+    items bigint NOT NULL,
+    bytes bigint NOT NULL,
+    PRIMARY KEY (project, table_name, shard),
+    FOREIGN KEY (project, table_name) REFERENCES tables (project, name) ON DELETE CASCADE
+  );
+
+  CREATE TABLE table_items (
+    project text COLLATE "C" NOT NULL,
+    table_name text COLLATE "C" NOT NULL,
+    pk bytea NOT NULL,
+    sk bytea NOT NULL,
+    seg smallint NOT NULL,
+    item text NOT NULL,
+    size integer NOT NULL,
+    ttl double precision,
+    PRIMARY KEY (project, table_name, pk, sk),
+    FOREIGN KEY (project, table_name) REFERENCES tables (project, name) ON DELETE CASCADE
+  );
+  CREATE INDEX table_items_ttl ON table_items (ttl) WHERE ttl IS NOT NULL;
+
+  CREATE TABLE table_index_items (
+    project text COLLATE "C" NOT NULL,
+    table_name text COLLATE "C" NOT NULL,
+    index_name text COLLATE "C" NOT NULL,
+    pk bytea NOT NULL,
+    sk bytea NOT NULL,
+    table_pk bytea NOT NULL,
+    table_sk bytea NOT NULL,
+    seg smallint NOT NULL,
+    item text NOT NULL,
+    PRIMARY KEY (project, table_name, index_name, pk, sk, table_pk, table_sk),
+    FOREIGN KEY (project, table_name) REFERENCES tables (project, name) ON DELETE CASCADE
+  );
+
+  CREATE TABLE table_streams (
+    project text COLLATE "C" NOT NULL,
+    table_name text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    event_name text NOT NULL CHECK (event_name IN ('INSERT', 'MODIFY', 'REMOVE')),
+    keys text NOT NULL,
+    new_image text,
+    old_image text,
+    at double precision NOT NULL,
+    user_identity text,
+    size integer NOT NULL,
+    PRIMARY KEY (project, table_name, seq),
+    FOREIGN KEY (project, table_name) REFERENCES tables (project, name) ON DELETE CASCADE
+  );
+  CREATE INDEX table_streams_by_age ON table_streams (at);
+
+  CREATE TABLE credentials (
+    access_key_id text COLLATE "C" PRIMARY KEY,
+    project text COLLATE "C" NOT NULL REFERENCES projects (name),
+    name text COLLATE "C" NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('user', 'function')),
+    function_name text COLLATE "C",
+    permissions text,
+    secret_ciphertext text NOT NULL,
+    created_at double precision NOT NULL,
+    UNIQUE (project, function_name),
+    CHECK ((kind = 'function') = (function_name IS NOT NULL))
+  );
+  CREATE INDEX credentials_by_name ON credentials (project, name, access_key_id);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -201,6 +291,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 2,
     description: 'queues, their messages and deduplication ids',
     sql: V2_SQL,
+  },
+  {
+    version: 3,
+    description: 'DynamoDB tables, their items, index entries and streams; access keys',
+    sql: V3_SQL,
   },
 ];
 

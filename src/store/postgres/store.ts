@@ -5,6 +5,7 @@ import pg from 'pg';
 import type { PoolClient } from 'pg';
 import { systemClock, type Clock } from '../../clock/clock.js';
 import type { Store } from '../types.js';
+import { PgCredentialStore } from './credentials.js';
 import { Db, errorMessage, storeTypes } from './db.js';
 import { PgEventQueue } from './events.js';
 import { PgFunctionStore } from './functions.js';
@@ -13,6 +14,7 @@ import { migrate } from './migrations.js';
 import { PgNodeRegistry, PgProjectStore } from './projects.js';
 import { PgQueueStore } from './queues.js';
 import { PgScheduleStore } from './schedules.js';
+import { PgTableStore } from './tables.js';
 
 export interface PostgresStoreOptions {
   /** postgresql:// or postgres:// URL; a `schema` query parameter selects the schema (default public). */
@@ -54,6 +56,8 @@ export class PostgresStore implements Store {
   readonly nodes: PgNodeRegistry;
   readonly schedules: PgScheduleStore;
   readonly queues: PgQueueStore;
+  readonly tables: PgTableStore;
+  readonly credentials: PgCredentialStore;
   private closing: Promise<void> | undefined;
 
   /** Use openPostgresStore, which migrates the schema first. */
@@ -71,6 +75,8 @@ export class PostgresStore implements Store {
     this.nodes = new PgNodeRegistry(db, clock);
     this.schedules = new PgScheduleStore(db, clock);
     this.queues = new PgQueueStore(db, schema, clock);
+    this.tables = new PgTableStore(db, schema, clock);
+    this.credentials = new PgCredentialStore(db, clock);
   }
 
   /** Writes every buffered record, then ends the pool; a second call waits for the first. */

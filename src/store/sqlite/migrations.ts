@@ -266,6 +266,91 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX queue_dedup_expiry ON queue_dedup (expires_at);
     `,
   },
+  {
+    version: 4,
+    description: 'DynamoDB tables, their items, index entries and streams; access keys',
+    sql: `
+      -- def is the TableDef as canonical JSON; service is NULL for a table created through the API. SQLite has
+      -- one writer, so the item count, total size and stream sequence are kept exact in the row for free.
+      CREATE TABLE tables (
+        project TEXT NOT NULL REFERENCES projects (name),
+        name TEXT NOT NULL,
+        service TEXT,
+        def TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        stream_label TEXT,
+        stream_seq INTEGER NOT NULL DEFAULT 0,
+        item_count INTEGER NOT NULL DEFAULT 0,
+        size_bytes INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (project, name)
+      ) STRICT;
+
+      -- pk and sk are order-preserving encodings of the key (src/tables/keys.ts) compared as bytes (memcmp),
+      -- so a Query is a range of the primary key index; sk is empty when the table has no sort key. seg is a
+      -- hash of pk (0..999) that splits a parallel Scan; ttl is the item's TTL number, NULL when it has none.
+      CREATE TABLE table_items (
+        project TEXT NOT NULL,
+        table_name TEXT NOT NULL,
+        pk BLOB NOT NULL,
+        sk BLOB NOT NULL,
+        seg INTEGER NOT NULL,
+        item TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        ttl REAL,
+        PRIMARY KEY (project, table_name, pk, sk),
+        FOREIGN KEY (project, table_name) REFERENCES tables (project, name) ON DELETE CASCADE
+      ) STRICT;
+      CREATE INDEX table_items_ttl ON table_items (ttl) WHERE ttl IS NOT NULL;
+
+      -- One row per item per index that has the index's key attributes (sparse), holding the projected item;
+      -- the table key ends the primary key, so entries with equal index keys stay apart, in table key order.
+      CREATE TABLE table_index_items (
+        project TEXT NOT NULL,
+        table_name TEXT NOT NULL,
+        index_name TEXT NOT NULL,
+        pk BLOB NOT NULL,
+        sk BLOB NOT NULL,
+        table_pk BLOB NOT NULL,
+        table_sk BLOB NOT NULL,
+        seg INTEGER NOT NULL,
+        item TEXT NOT NULL,
+        PRIMARY KEY (project, table_name, index_name, pk, sk, table_pk, table_sk),
+        FOREIGN KEY (project, table_name) REFERENCES tables (project, name) ON DELETE CASCADE
+      ) STRICT;
+
+      -- seq counts up per table (tables.stream_seq); the JSON columns are items in DynamoDB's JSON.
+      CREATE TABLE table_streams (
+        project TEXT NOT NULL,
+        table_name TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        event_name TEXT NOT NULL CHECK (event_name IN ('INSERT', 'MODIFY', 'REMOVE')),
+        keys TEXT NOT NULL,
+        new_image TEXT,
+        old_image TEXT,
+        at REAL NOT NULL,
+        user_identity TEXT,
+        size INTEGER NOT NULL,
+        PRIMARY KEY (project, table_name, seq),
+        FOREIGN KEY (project, table_name) REFERENCES tables (project, name) ON DELETE CASCADE
+      ) STRICT;
+      CREATE INDEX table_streams_by_age ON table_streams (at);
+
+      -- A function has at most one key; the caller removes it with the function (no cascade).
+      CREATE TABLE credentials (
+        access_key_id TEXT PRIMARY KEY,
+        project TEXT NOT NULL REFERENCES projects (name),
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('user', 'function')),
+        function_name TEXT,
+        permissions TEXT,
+        secret_ciphertext TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (project, function_name),
+        CHECK ((kind = 'function') = (function_name IS NOT NULL))
+      ) STRICT;
+      CREATE INDEX credentials_by_name ON credentials (project, name, access_key_id);
+    `,
+  },
 ];
 
 /** The schema version this build writes; a data dir with a higher one was written by a newer Nimbus. */

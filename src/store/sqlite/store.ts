@@ -7,6 +7,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import type { Database } from 'better-sqlite3';
 import { systemClock, type Clock } from '../../clock/clock.js';
 import type { Store } from '../types.js';
+import { SqliteCredentialStore } from './credentials.js';
 import { SqliteDb } from './db.js';
 import { SqliteEventQueue } from './events.js';
 import { SqliteFunctionStore } from './functions.js';
@@ -15,6 +16,7 @@ import { migrate, userVersion } from './migrations.js';
 import { SqliteNodeRegistry, SqliteProjectStore } from './projects.js';
 import { SqliteQueueStore } from './queues.js';
 import { SqliteScheduleStore } from './schedules.js';
+import { SqliteTableStore } from './tables.js';
 
 export interface SqliteStoreOptions extends BatchOptions {
   /** Database file, created with mode 0600 (its parent with 0700) when missing; ":memory:" for tests. */
@@ -46,6 +48,8 @@ export class SqliteStore implements Store {
   readonly nodes: SqliteNodeRegistry;
   readonly schedules: SqliteScheduleStore;
   readonly queues: SqliteQueueStore;
+  readonly tables: SqliteTableStore;
+  readonly credentials: SqliteCredentialStore;
   private readonly s: SqliteDb;
 
   constructor(opts: SqliteStoreOptions) {
@@ -63,6 +67,8 @@ export class SqliteStore implements Store {
       this.nodes = new SqliteNodeRegistry(this.s);
       this.schedules = new SqliteScheduleStore(this.s);
       this.queues = new SqliteQueueStore(this.s);
+      this.tables = new SqliteTableStore(this.s);
+      this.credentials = new SqliteCredentialStore(this.s);
     } catch (err) {
       db.close();
       throw err;
