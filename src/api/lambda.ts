@@ -3,8 +3,9 @@
 import type { FunctionRegistry } from '../invoker/registry.js';
 import type { InvokeOutcome, InvokeTarget, Invoker, ThrottleReason } from '../invoker/types.js';
 import type { FunctionVersion } from '../store/types.js';
-import type { Principal } from './auth.js';
+import { accessDenied, type Principal } from './auth.js';
 import type { AwsRequest, AwsResponse, AwsService } from './aws.js';
+import { functionArn } from '../config/limits.js';
 import { ApiError, functionNotFound, routeError } from './errors.js';
 import { DEFAULT_BODY, MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES } from './limits.js';
 import { continueTrace } from '../events/trace.js';
@@ -55,7 +56,10 @@ export function createLambdaService(d: LambdaDeps): AwsService {
     body: DEFAULT_BODY,
     ownsBearerPath: (pathname) => routes.hasPath(pathname),
     async handle(req, principal) {
+      // A function's own key reaches the tables its manifest grants, not the Lambda API (until a manifest can
+      // grant invoking other functions). The admin key and issued user keys use all of it.
       const m = routes.match(req.method, req.url.pathname);
+      if (principal.role === 'function') throw functionKeyDenied(d, principal, m);
       if (m.kind !== 'found') {
         throw routeError(m, req.method, req.url.pathname, {
           notFound: 'UnknownOperationException',
@@ -67,6 +71,16 @@ export function createLambdaService(d: LambdaDeps): AwsService {
     },
     error: lambdaError,
   };
+}
+
+function functionKeyDenied(
+  d: LambdaDeps,
+  principal: Principal,
+  m: ReturnType<RouteTable<Operation>['match']>,
+): ApiError {
+  if (m.kind !== 'found') return accessDenied(principal, 'lambda:*');
+  const action = m.route.endsWith('/invocations') ? 'lambda:InvokeFunction' : 'lambda:*EventInvokeConfig';
+  return accessDenied(principal, action, functionArn(d.region, d.accountId, m.params['name'] ?? '*'));
 }
 
 /** Lambda's error shape: the code in x-amzn-errortype, {Type, message, Reason?} as the body. */

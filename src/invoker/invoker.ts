@@ -32,6 +32,16 @@ export interface InvokerOptions {
   region: string;
   accountId: string;
   onError?: (err: unknown, context: string) => void;
+  /** A function's own AWS credentials and the API's origin, asked at each instance start and put into its
+   *  environment as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL. */
+  awsEnv?: (fn: FunctionRef & { version: number }) => Promise<FunctionAwsEnv | undefined>;
+}
+
+/** What an instance is given to call Nimbus's AWS APIs as its function. */
+export interface FunctionAwsEnv {
+  accessKeyId: string;
+  secretAccessKey: string;
+  endpointUrl?: string;
 }
 
 /** What the invoker has learnt about one function version, to size waits against cold starts. */
@@ -108,6 +118,7 @@ export class DefaultInvoker implements Invoker {
       try {
         if (a.kind === 'cold') {
           for (const id of a.evict) this.stopInstance(id);
+          const aws = this.awsOf(fv);
           const starting = this.startInstance(a.instance, fv);
           this.startingInstances.set(a.instance, starting);
           try {
@@ -115,7 +126,7 @@ export class DefaultInvoker implements Invoker {
           } finally {
             this.startingInstances.delete(a.instance);
           }
-          init = this.init(fv, inst);
+          init = this.init(fv, inst, await aws);
         } else {
           // A warm choice may be an instance whose cold start is still under way: wait for its process.
           inst =
@@ -236,6 +247,7 @@ export class DefaultInvoker implements Invoker {
     if (!info) return this.scaler.failed(id);
     this.starting++;
     try {
+      const aws = this.awsOf(info.fv);
       const inst = await this.startInstance(id, info.fv);
       const r = await inst.invoke(
         {
@@ -245,7 +257,7 @@ export class DefaultInvoker implements Invoker {
           deadline: 0,
           warmup: true,
           init: {
-            ...this.init(info.fv, inst),
+            ...this.init(info.fv, inst, await aws),
             ...(reason === 'provisioned' ? { initializationType: 'provisioned-concurrency' as const } : {}),
           },
         },
@@ -285,7 +297,17 @@ export class DefaultInvoker implements Invoker {
     if (!this.closed) this.carryOut(this.scaler.tick(this.clock.now()));
   }
 
-  private init(fv: FunctionVersion, inst: SandboxInstance): FunctionInit {
+  /** Never rejects: without credentials the function still runs (and its AWS calls are refused). */
+  private async awsOf(fv: FunctionVersion): Promise<FunctionAwsEnv | undefined> {
+    try {
+      return await this.o.awsEnv?.({ project: fv.project, name: fv.name, version: fv.version });
+    } catch (err) {
+      this.o.onError?.(err, `credentials of ${fv.name}`);
+      return undefined;
+    }
+  }
+
+  private init(fv: FunctionVersion, inst: SandboxInstance, aws: FunctionAwsEnv | undefined): FunctionInit {
     const name = fv.name;
     return {
       functionName: name,
@@ -299,7 +321,7 @@ export class DefaultInvoker implements Invoker {
       logGroupName: `/aws/lambda/${name}`,
       logStreamName: `${new Date().toISOString().slice(0, 10).replace(/-/g, '/')}/[${fv.version}]${inst.id}`,
       // Without bubblewrap there is no private /tmp; TMPDIR (os.tmpdir()) points at the instance's own.
-      env: { ...fv.config.environment, TMPDIR: inst.tmpDirInside },
+      env: { ...fv.config.environment, TMPDIR: inst.tmpDirInside, ...awsVariables(aws) },
       concurrency: inst.concurrency,
     };
   }
@@ -489,5 +511,15 @@ function notFound(req: InvokeRequest, requestId: string, message: string): Invok
     durationMs: 0,
     cold: false,
     logs: '',
+  };
+}
+
+/** The manifest cannot set AWS_* (reserved), so these are the platform's alone. */
+function awsVariables(aws: FunctionAwsEnv | undefined): Record<string, string> {
+  if (!aws) return {};
+  return {
+    AWS_ACCESS_KEY_ID: aws.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: aws.secretAccessKey,
+    ...(aws.endpointUrl !== undefined ? { AWS_ENDPOINT_URL: aws.endpointUrl } : {}),
   };
 }
