@@ -23,6 +23,7 @@ import { component, ComponentStartError, Lifecycle, type Component } from './com
 import type { Manifest } from './config/manifest.js';
 import { resolveSettings, type Settings, type SettingsInput } from './config/settings.js';
 import { createApiServer } from './api/server.js';
+import { createDynamoService } from './api/dynamodb/service.js';
 import { Deployer } from './api/deploy.js';
 import { lockDataDir, type DataDirLock } from './datadir/lock.js';
 import { nodeIdFor } from './datadir/node-id.js';
@@ -34,7 +35,7 @@ import type { TriggerSource } from './events/types.js';
 import { createGateway } from './gateway/server.js';
 import { RouteConflictError, Router } from './gateway/router.js';
 import { CodeCache } from './invoker/code-cache.js';
-import { DefaultInvoker } from './invoker/invoker.js';
+import { DefaultInvoker, type InvokerOptions } from './invoker/invoker.js';
 import { FunctionRegistry } from './invoker/registry.js';
 import { detectSandbox, releaseCgroupParent, type SandboxCapabilities } from './sandbox/detect.js';
 import { StemCellPool } from './sandbox/pool.js';
@@ -44,6 +45,10 @@ import { openSqliteStore } from './store/sqlite/index.js';
 import { openPostgresStore } from './store/postgres/index.js';
 import { DEFAULT_PROJECT, type Store } from './store/types.js';
 import { packageService } from './build/package.js';
+import { AccessKeys } from './security/access-keys.js';
+import { FunctionKeys } from './security/function-keys.js';
+import { loadMasterKey, SecretBox } from './security/secrets.js';
+import { ipOrigin } from './http/origin.js';
 
 export interface StartOptions extends Partial<SettingsInput> {
   /** Service folders (each with a nimbus.yaml) to deploy at start, e.g. the examples. */
@@ -94,6 +99,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       ),
     );
     const { keyFile, apiKey } = prepareDataDir(dataDir);
+    const masterKey = loadMasterKey(dataDir);
     const nodeId = nodeIdFor(dataDir);
 
     const caps = detectSandbox({
@@ -134,7 +140,34 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     );
     for (const f of registry.all()) pool.ensure(f.config.memory);
 
-    const invoker = createInvoker(settings, { store, registry, pool, clock, onError, dataDir });
+    if (store.backend === 'postgresql' && masterKey.source === 'file') {
+      log.info(
+        `issued secrets are encrypted with the key in ${masterKey.file}; nodes that share this store need the same key: set NIMBUS_MASTER_KEY to its contents on each`,
+      );
+    }
+    const accessKeys = new AccessKeys({
+      store: store.credentials,
+      secrets: new SecretBox(masterKey.key),
+      clock,
+      onError,
+    });
+    const functionKeys = new FunctionKeys({
+      keys: accessKeys,
+      projects: async () => (await store.projects.list()).map((p) => p.name),
+      onError,
+    });
+    functionKeys.sync(registry.all());
+    registry.onChange(() => functionKeys.sync(registry.all()));
+
+    const invoker = createInvoker(settings, {
+      store,
+      registry,
+      pool,
+      clock,
+      onError,
+      dataDir,
+      awsEnv: (fn) => functionKeys.env(fn),
+    });
     await lifecycle.start(
       component(
         'invoker',
@@ -145,6 +178,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         },
       ),
     );
+    // Every function has its key before anything can invoke it (the trigger sources start next).
+    await lifecycle.start(functionKeys);
 
     const events = new AsyncEventSource({
       queue: store.events,
@@ -204,12 +239,13 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     const deployer = new Deployer({
       functions: store.functions,
       queues: store.queues,
+      tables: store.tables,
       code: invoker.code,
       registry,
       pool,
       checkRoutes: (m, project) => checkRoutes(registry, m, project),
       triggersSynced: async () => {
-        await Promise.all(triggers.map((t) => t.synced?.()));
+        await Promise.all([...triggers.map((t) => t.synced?.()), functionKeys.synced()]);
       },
     });
     let router = buildRouter(registry);
@@ -240,6 +276,15 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       events,
       deployer,
       notifyQueue: (project, queue) => queues.notify(project, queue),
+      services: [
+        createDynamoService({
+          store,
+          region: settings.region,
+          accountId: settings.accountId,
+          clock,
+        }),
+      ],
+      accessKeys,
       region: settings.region,
       accountId: settings.accountId,
       logger: log,
@@ -255,6 +300,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     });
     const listeners = new Listeners(gateway, api, settings);
     await lifecycle.start(listeners);
+    functionKeys.setEndpoint(ipOrigin(api.address()));
     const gatewayUrl = `http://${urlHost(settings.host)}:${listeners.gatewayPort}`;
     const apiUrl = `http://${urlHost(settings.apiHost)}:${listeners.apiPort}`;
     writeFileSync(join(dataDir, 'api-url'), apiUrl, { mode: 0o600 });
@@ -322,6 +368,7 @@ interface InvokerDeps {
   clock: Clock;
   dataDir: string;
   onError: (err: unknown, context: string) => void;
+  awsEnv?: InvokerOptions['awsEnv'];
 }
 
 function createInvoker(settings: Settings, d: InvokerDeps): DefaultInvoker & { code: CodeCache } {
@@ -346,6 +393,7 @@ function createInvoker(settings: Settings, d: InvokerDeps): DefaultInvoker & { c
     region: settings.region,
     accountId: settings.accountId,
     onError: d.onError,
+    ...(d.awsEnv ? { awsEnv: d.awsEnv } : {}),
   });
   return Object.assign(invoker, { code });
 }

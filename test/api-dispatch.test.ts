@@ -109,6 +109,8 @@ const store: Store = {
   projects: unused('projects'),
   nodes: unused('nodes'),
   queues: unused('queues'),
+  tables: unused('tables'),
+  credentials: unused('credentials'),
   schedules: { ...unused('schedules'), list: async () => [] } as Store['schedules'],
   close: async () => {},
 };
@@ -164,6 +166,7 @@ beforeAll(async () => {
           functions: [],
           removed: [],
           queues: { created: [], updated: [], unchanged: [], removed: [] },
+          tables: { created: [], updated: [], unchanged: [] },
         };
       },
     },

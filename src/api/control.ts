@@ -17,11 +17,13 @@ import type { DeployResponse } from './deploy.js';
 import { ApiError, badRequest, functionNotFound, notFound } from './errors.js';
 import { getEvent, listEvents, replayEvent, type EventDeps } from './events.js';
 import { getQueue, listQueues, peekMessages, purgeQueue, sendMessages, type QueueDeps } from './queues.js';
+import { dropTable, getItemView, listTablesView, scanItems, type TableDeps } from './tables.js';
+import { createCredential, listCredentials, removeCredential, type CredentialDeps } from './credentials.js';
 import { DEPLOY_BODY } from './limits.js';
 import type { Route } from './routes.js';
 
-export interface ControlDeps extends EventDeps, QueueDeps {
-  store: Pick<Store, 'functions' | 'invocations' | 'events' | 'schedules' | 'queues'>;
+export interface ControlDeps extends EventDeps, QueueDeps, TableDeps, CredentialDeps {
+  store: Pick<Store, 'functions' | 'invocations' | 'events' | 'schedules' | 'queues' | 'tables'>;
   registry: Pick<FunctionRegistry, 'get' | 'all' | 'load'>;
   invoker: {
     stats(): (FunctionScaleStats & { project: string; version: number })[];
@@ -61,6 +63,13 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
     { method: 'POST', path: '/v1/queues/{name}/messages', handler: (c) => sendMessages(d, c) },
     { method: 'GET', path: '/v1/queues/{name}/messages', handler: (c) => peekMessages(d, c) },
     { method: 'DELETE', path: '/v1/queues/{name}/messages', handler: (c) => purgeQueue(d, c) },
+    { method: 'GET', path: '/v1/tables', handler: (c) => listTablesView(d, c) },
+    { method: 'GET', path: '/v1/tables/{name}/items', handler: (c) => scanItems(d, c) },
+    { method: 'GET', path: '/v1/tables/{name}/item', handler: (c) => getItemView(d, c) },
+    { method: 'DELETE', path: '/v1/tables/{name}', handler: (c) => dropTable(d, c) },
+    { method: 'POST', path: '/v1/credentials', handler: (c) => createCredential(d, c) },
+    { method: 'GET', path: '/v1/credentials', handler: (c) => listCredentials(d, c) },
+    { method: 'DELETE', path: '/v1/credentials/{accessKeyId}', handler: (c) => removeCredential(d, c) },
   ];
 }
 

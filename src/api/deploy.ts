@@ -13,13 +13,23 @@ import {
 import type { CodeCache } from '../invoker/code-cache.js';
 import type { FunctionRegistry } from '../invoker/registry.js';
 import type { StemCellPool } from '../sandbox/pool.js';
-import type { DeployResult, FunctionStore, FunctionVersion, QueueStore } from '../store/types.js';
+import type {
+  DeployResult,
+  FunctionStore,
+  FunctionVersion,
+  QueueStore,
+  StoredTable,
+  TableStore,
+} from '../store/types.js';
+import type { TableDef } from '../tables/types.js';
 
 export interface DeployResponse {
   service: string;
   functions: { name: string; version: number; changed: boolean; routes: string[] }[];
   removed: string[];
   queues: DeployResult['queues'];
+  /** The service's tables; one left out of the manifest keeps its data (`nimbus table rm` drops it). */
+  tables: { created: string[]; updated: string[]; unchanged: string[] };
 }
 
 export class Deployer {
@@ -27,6 +37,7 @@ export class Deployer {
     private readonly o: {
       functions: FunctionStore;
       queues: Pick<QueueStore, 'listQueues'>;
+      tables: Pick<TableStore, 'listTables' | 'createTable' | 'updateTable'>;
       code: CodeCache;
       registry: FunctionRegistry;
       pool: StemCellPool;
@@ -53,6 +64,12 @@ export class Deployer {
     checkHandlers(manifest, dir);
     checkDestinations(manifest, project, this.o.registry);
     checkQueues(manifest, await this.o.queues.listQueues(project), this.o.registry.all(project));
+    const existingTables = await this.o.tables.listTables(project);
+    const tablePlan = planTables(manifest, existingTables);
+    checkPermissions(manifest, existingTables);
+    // Tables first: a function of this deploy never runs before the tables it was deployed with exist.
+    for (const def of tablePlan.create) await this.o.tables.createTable(project, def, manifest.service);
+    for (const def of tablePlan.update) await this.o.tables.updateTable(project, def);
     const conflict = this.o.checkRoutes?.(manifest, project);
     if (conflict) throw new ManifestError('nimbus.yaml', 'events', conflict);
     const result: DeployResult = await this.o.functions.deploy({
@@ -75,6 +92,11 @@ export class Deployer {
       })),
       removed: result.removed,
       queues: result.queues,
+      tables: {
+        created: tablePlan.create.map((t) => t.name),
+        updated: tablePlan.update.map((t) => t.name),
+        unchanged: tablePlan.unchanged,
+      },
     };
   }
 }
@@ -187,6 +209,64 @@ function checkQueues(
         'queues',
         `no longer declares queue "${q.name}", but "${user}" of another service still uses it; keep declaring it, or change "${user}" first`,
       );
+    }
+  }
+}
+
+/** What the deploy does to the tables it declares; refuses what would change a key or take another's table. */
+function planTables(
+  manifest: Manifest,
+  existing: readonly StoredTable[],
+): { create: TableDef[]; update: TableDef[]; unchanged: string[] } {
+  const plan = { create: [] as TableDef[], update: [] as TableDef[], unchanged: [] as string[] };
+  for (const def of manifest.tables) {
+    const t = existing.find((x) => x.name === def.name);
+    const field = `tables.${def.name}`;
+    if (!t) {
+      plan.create.push(def);
+      continue;
+    }
+    if (t.service !== manifest.service && t.service !== null) {
+      throw new ManifestError(
+        'nimbus.yaml',
+        field,
+        `table "${def.name}" belongs to service "${t.service}"; use it from there (permissions: { tables: [${def.name}] }) or rename this one`,
+      );
+    }
+    if (JSON.stringify(t.key) !== JSON.stringify(def.key)) {
+      throw new ManifestError(
+        'nimbus.yaml',
+        `${field}.key`,
+        `changes the key of table "${def.name}" (DynamoDB cannot change a table's key); declare a new table, or drop this one with \`nimbus table rm ${def.name}\` first (its items are deleted)`,
+      );
+    }
+    const same =
+      JSON.stringify(t.indexes) === JSON.stringify(def.indexes) &&
+      JSON.stringify(t.stream ?? null) === JSON.stringify(def.stream ?? null) &&
+      (t.ttlAttribute ?? null) === (def.ttlAttribute ?? null);
+    if (same) plan.unchanged.push(def.name);
+    else
+      plan.update.push({
+        ...def,
+        billingMode: t.billingMode,
+        ...(t.provisionedThroughput ? { provisionedThroughput: t.provisionedThroughput } : {}),
+      });
+  }
+  return plan;
+}
+
+/** A function may be granted tables of this deploy or of the project; a name that is neither is a typo. */
+function checkPermissions(manifest: Manifest, existing: readonly StoredTable[]): void {
+  const known = new Set([...manifest.tables.map((t) => t.name), ...existing.map((t) => t.name)]);
+  for (const f of manifest.functions) {
+    for (const t of f.permissions?.tables ?? []) {
+      if (!known.has(t)) {
+        throw new ManifestError(
+          'nimbus.yaml',
+          `functions.${f.name}.permissions.tables`,
+          `names table "${t}", which is not declared under "tables:" here and does not exist in the project; declare it or create it first`,
+        );
+      }
     }
   }
 }

@@ -12,12 +12,15 @@ import {
   apiKeyCredentials,
   authenticateBearer,
   authenticateSigV4,
+  issuedKeyLookup,
+  unrecognizedClient,
   type Credentials,
   type Principal,
 } from './auth.js';
 import { awsJsonError, AwsServices, type AwsResponse, type AwsService } from './aws.js';
 import { ABORTED, readBody, TOO_LARGE } from '../http/body.js';
 import { controlRoutes, type ControlHandler } from './control.js';
+import type { CredentialDeps } from './credentials.js';
 import type { DeployResponse } from './deploy.js';
 import { ApiError, badRequest, internalError, routeError, tooLarge } from './errors.js';
 import { createLambdaService } from './lambda.js';
@@ -52,6 +55,8 @@ export interface ApiOptions {
   services?: AwsService[];
   /** What "now" is for signature expiry. */
   clock?: Clock;
+  /** The issued access keys (`nimbus credentials`, function keys); without them only the API key signs. */
+  accessKeys?: CredentialDeps['accessKeys'];
 }
 
 /** A request as the listener sees it once its target is parsed. */
@@ -94,7 +99,7 @@ class RequestAborted extends Error {}
 export function createApiServer(o: ApiOptions): Server {
   const l: Listener = {
     clock: o.clock ?? systemClock,
-    credentials: apiKeyCredentials(o.apiKey),
+    credentials: apiKeyCredentials(o.apiKey, o.accessKeys && issuedKeyLookup(o.accessKeys)),
     services: new AwsServices([createLambdaService(o), ...(o.services ?? [])]),
     control: new RouteTable<ControlHandler>(controlRoutes(o)),
     logger: o.logger,
@@ -158,16 +163,9 @@ function planSigned(l: Listener, inc: Incoming): Plan {
     face: faceOf(svc),
     run: async () => {
       // An unknown key is refused before the body is read: a stranger cannot make Nimbus buffer megabytes.
-      if (!l.credentials.accessKey(scope.scope.accessKeyId)) {
-        throw new ApiError(
-          403,
-          'UnrecognizedClientException',
-          'The security token included in the request is invalid.',
-          'sign with access key id "nimbus" and the API key as the secret',
-        );
-      }
+      if (!(await l.credentials.accessKey(scope.scope.accessKeyId))) throw unrecognizedClient();
       const body = await bodyOf(inc.req, svc.body);
-      const principal = authenticateSigV4(
+      const principal = await authenticateSigV4(
         l.credentials,
         { method: inc.method, path: inc.rawPath, rawQuery: inc.rawQuery, headers: inc.req.headers, body },
         l.clock.now(),

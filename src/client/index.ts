@@ -51,6 +51,18 @@ export interface QueueView {
   createdAt: number;
 }
 
+export interface TableView {
+  name: string;
+  service: string | null;
+  key: { partition: { name: string; type: string }; sort?: { name: string; type: string } };
+  indexes: { name: string; kind: string }[];
+  stream: string | null;
+  ttlAttribute: string | null;
+  itemCount: number;
+  sizeBytes: number;
+  createdAt: number;
+}
+
 export interface SendMessageInput {
   body: string;
   attributes?: Record<string, unknown>;
@@ -114,6 +126,8 @@ export interface DeployResponse {
   removed: string[];
   /** The service's queues: created, changed, unchanged, and removed (with their messages). */
   queues?: { created: string[]; updated: string[]; unchanged: string[]; removed: string[] };
+  /** The service's tables: created, changed, unchanged (a table left out of the manifest keeps its data). */
+  tables?: { created: string[]; updated: string[]; unchanged: string[] };
 }
 
 export interface InvokeOptions {
@@ -175,6 +189,29 @@ export interface LogsResponse {
   records: LogRecord[];
   /** Pass back as `after` to get what came next. */
   cursor: number;
+}
+
+/** An access key as the control API lists it: never with its secret. */
+export interface CredentialView {
+  accessKeyId: string;
+  name: string;
+  /** user: issued by `nimbus credentials create`; function: a function's own key. */
+  kind: 'user' | 'function';
+  functionName: string | null;
+  /** The tables it may use; null: everything in its project. */
+  permissions: { tables: string[] } | null;
+  createdAt: number;
+}
+
+/** A new access key: the only answer that carries its secret. */
+export interface CreatedCredential extends CredentialView {
+  secretAccessKey: string;
+}
+
+export interface CreateCredentialInput {
+  name: string;
+  /** Left out: every table of the project. */
+  tables?: string[];
 }
 
 /** Something the user can fix; the CLI prints the message and the hint on one line. */
@@ -327,6 +364,51 @@ export class NimbusClient {
   async purgeQueue(queue: string): Promise<{ purged: number }> {
     const res = await this.#request('DELETE', `/v1/queues/${encodeURIComponent(queue)}/messages`);
     return (await readJson(res)) as { purged: number };
+  }
+
+  async tables(): Promise<TableView[]> {
+    const res = await this.#request('GET', '/v1/tables');
+    return ((await readJson(res)) as { tables: TableView[] }).tables;
+  }
+
+  /** Items in DynamoDB's JSON. */
+  async scanTable(
+    name: string,
+    limit?: number,
+  ): Promise<{ items: Record<string, unknown>[]; lastKey?: unknown }> {
+    const qs = limit === undefined ? '' : `?limit=${limit}`;
+    const res = await this.#request('GET', `/v1/tables/${encodeURIComponent(name)}/items${qs}`);
+    return (await readJson(res)) as { items: Record<string, unknown>[]; lastKey?: unknown };
+  }
+
+  async getTableItem(name: string, key: unknown): Promise<Record<string, unknown>> {
+    const qs = `?key=${encodeURIComponent(JSON.stringify(key))}`;
+    const res = await this.#request('GET', `/v1/tables/${encodeURIComponent(name)}/item${qs}`);
+    return ((await readJson(res)) as { item: Record<string, unknown> }).item;
+  }
+
+  async dropTable(name: string): Promise<{ removed: string }> {
+    const res = await this.#request('DELETE', `/v1/tables/${encodeURIComponent(name)}`);
+    return (await readJson(res)) as { removed: string };
+  }
+
+  /** Issues an access key (SigV4); its secret is in this answer and nowhere else, ever. */
+  async createCredential(input: CreateCredentialInput): Promise<CreatedCredential> {
+    const res = await this.#request('POST', '/v1/credentials', {
+      body: JSON.stringify(input),
+      headers: { 'content-type': 'application/json' },
+    });
+    return (await readJson(res)) as CreatedCredential;
+  }
+
+  async credentials(): Promise<CredentialView[]> {
+    const res = await this.#request('GET', '/v1/credentials');
+    return ((await readJson(res)) as { credentials: CredentialView[] }).credentials;
+  }
+
+  async removeCredential(accessKeyId: string): Promise<{ removed: string }> {
+    const res = await this.#request('DELETE', `/v1/credentials/${encodeURIComponent(accessKeyId)}`);
+    return (await readJson(res)) as { removed: string };
   }
 
   async #request(

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { parseSchedule, ScheduleError } from './schedule.js';
 import { compileFilters, FilterPatternError } from '../events/filter.js';
+import type { IndexDef, KeyAttribute, KeySchema, Projection, TableDef } from '../tables/types.js';
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'ANY'] as const;
@@ -66,6 +67,10 @@ export const QUEUE_NAME = /^[A-Za-z0-9_-]{1,75}(\.fifo)?$|^[A-Za-z0-9_-]{76,80}$
 const QUEUE_NAME_HINT =
   'queue names use 1 to 80 letters, digits, "-" or "_" (a FIFO queue\'s name ends in ".fifo")';
 
+/** DynamoDB's table names: 3 to 255 of letters, digits, "_", "-" and ".". */
+export const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
+const TABLE_NAME_HINT = 'table names use 3 to 255 letters, digits, "_", "-" or "."';
+
 const QueueEventSchema = z.union([
   z.string(),
   z.strictObject({
@@ -120,6 +125,40 @@ const DestinationSchema = z
     }
   });
 
+const KEY_TYPE = z.enum(['S', 'N', 'B'], { message: "a key attribute's type is S, N or B" });
+/** One attribute of a key: `{ id: S }`. */
+const KeyAttributeSchema = z
+  .record(z.string().min(1).max(255), KEY_TYPE)
+  .refine((k) => Object.keys(k).length === 1, 'name exactly one attribute and its type, e.g. { id: S }');
+
+const TableIndexSchema = z.strictObject({
+  key: KeyAttributeSchema,
+  sort: KeyAttributeSchema.optional(),
+  /** A local index shares the table's partition key and sorts by another attribute. */
+  local: z.boolean().optional(),
+  /** ALL (default), KEYS_ONLY, or the non-key attributes to keep. */
+  projection: z.union([z.enum(['ALL', 'KEYS_ONLY']), z.array(z.string().min(1))]).optional(),
+});
+
+const TableSchema = z.strictObject({
+  key: KeyAttributeSchema,
+  sort: KeyAttributeSchema.optional(),
+  indexes: z
+    .record(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]{3,255}$/, 'index names use 3 to 255 letters, digits, "_", "-" or "."'),
+      TableIndexSchema,
+    )
+    .default({}),
+  /** true (NEW_AND_OLD_IMAGES) or a StreamViewType. */
+  stream: z
+    .union([z.boolean(), z.enum(['KEYS_ONLY', 'NEW_IMAGE', 'OLD_IMAGE', 'NEW_AND_OLD_IMAGES'])])
+    .optional(),
+  /** The attribute holding each item's expiry time, in epoch seconds. */
+  ttl: z.string().min(1).max(255).optional(),
+});
+
 const QueueSchema = z.strictObject({
   fifo: z.boolean().optional(),
   contentBasedDeduplication: z.boolean().optional(),
@@ -161,10 +200,17 @@ const FunctionSchema = z.strictObject({
   /** "fixed" (the platform's window), "hybrid" (histogram policy), or a fixed window in seconds. */
   keepAlive: z.union([z.enum(['fixed', 'hybrid']), z.number().int().min(0).max(86400)]).optional(),
   async: AsyncSchema.optional(),
+  /** What the function's own AWS credentials may reach; nothing that is not listed. */
+  permissions: z
+    .strictObject({
+      tables: z.array(z.string().regex(TABLE_NAME, TABLE_NAME_HINT)).default([]),
+    })
+    .optional(),
   events: z.array(EventSchema).default([]),
 });
 
 export const ManifestSchema = z.strictObject({
+  tables: z.record(z.string().regex(TABLE_NAME, TABLE_NAME_HINT), TableSchema).default({}),
   queues: z
     .record(z.string().regex(QUEUE_NAME, QUEUE_NAME_HINT), z.union([QueueSchema, z.null()]))
     .default({}),
@@ -212,6 +258,8 @@ export interface FunctionConfig {
   emails?: string[] | undefined;
   /** Queues whose messages invoke the function in batches (Lambda's SQS event source mappings). */
   queueTriggers?: QueueTrigger[] | undefined;
+  /** What the function's own credentials may reach (least privilege: nothing else). */
+  permissions?: { tables: string[] } | undefined;
   routes: Route[];
 }
 
@@ -278,6 +326,8 @@ export const QUEUE_DEFAULTS = {
 export interface Manifest {
   service: string;
   functions: FunctionConfig[];
+  /** The service's DynamoDB tables (created or updated at deploy, never dropped by it). */
+  tables: TableDef[];
   /** The queues the service declares, by name. */
   queues: QueueConfig[];
 }
@@ -322,6 +372,7 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
   }
   const m = result.data;
   const queues = Object.entries(m.queues).map(([name, q]) => queueConfig(file, name, q ?? {}));
+  const tables = Object.entries(m.tables).map(([name, t]) => tableDef(file, name, t));
   const queueByName = new Map(queues.map((q) => [q.name, q]));
   for (const q of queues) {
     const dlq = q.deadLetterQueue === undefined ? undefined : queueByName.get(q.deadLetterQueue);
@@ -410,10 +461,88 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       ...(schedules.length > 0 ? { schedules } : {}),
       ...(emails.length > 0 ? { emails } : {}),
       ...(queueTriggers.length > 0 ? { queueTriggers } : {}),
+      ...(f.permissions !== undefined
+        ? { permissions: { tables: [...new Set(f.permissions.tables)].sort() } }
+        : {}),
       routes,
     });
   }
-  return { service: m.service, functions, queues };
+  return { service: m.service, functions, queues, tables };
+}
+
+function keyAttribute(k: Record<string, 'S' | 'N' | 'B'>): KeyAttribute {
+  const [name, type] = Object.entries(k)[0]!;
+  return { name, type };
+}
+
+function tableDef(file: string, name: string, t: z.output<typeof TableSchema>): TableDef {
+  const key: KeySchema = {
+    partition: keyAttribute(t.key),
+    ...(t.sort ? { sort: keyAttribute(t.sort) } : {}),
+  };
+  if (key.sort && key.sort.name === key.partition.name) {
+    throw new ManifestError(file, `tables.${name}.sort`, 'must be another attribute than the partition key');
+  }
+  const types = new Map<string, string>([[key.partition.name, key.partition.type]]);
+  if (key.sort) types.set(key.sort.name, key.sort.type);
+  const indexes: IndexDef[] = [];
+  for (const [indexName, ix] of Object.entries(t.indexes)) {
+    const field = `tables.${name}.indexes.${indexName}`;
+    const local = ix.local === true;
+    const partition = keyAttribute(ix.key);
+    if (local && partition.name !== key.partition.name) {
+      throw new ManifestError(
+        file,
+        `${field}.key`,
+        `a local index shares the table's partition key; use { ${key.partition.name}: ${key.partition.type} } or drop "local"`,
+      );
+    }
+    if (local && !ix.sort)
+      throw new ManifestError(file, `${field}.sort`, 'a local index needs a sort key of its own');
+    for (const a of [partition, ...(ix.sort ? [keyAttribute(ix.sort)] : [])]) {
+      const known = types.get(a.name);
+      if (known !== undefined && known !== a.type) {
+        throw new ManifestError(
+          file,
+          field,
+          `attribute "${a.name}" is ${known} elsewhere in this table and ${a.type} here; one attribute has one type`,
+        );
+      }
+      types.set(a.name, a.type);
+    }
+    const projection: Projection =
+      ix.projection === undefined || ix.projection === 'ALL'
+        ? { type: 'ALL' }
+        : ix.projection === 'KEYS_ONLY'
+          ? { type: 'KEYS_ONLY' }
+          : { type: 'INCLUDE', attributes: ix.projection };
+    indexes.push({
+      name: indexName,
+      kind: local ? 'local' : 'global',
+      key: { partition, ...(ix.sort ? { sort: keyAttribute(ix.sort) } : {}) },
+      projection,
+    });
+  }
+  if (indexes.filter((i) => i.kind === 'local').length > 5) {
+    throw new ManifestError(file, `tables.${name}.indexes`, 'a table has at most 5 local indexes');
+  }
+  if (indexes.filter((i) => i.kind === 'global').length > 20) {
+    throw new ManifestError(file, `tables.${name}.indexes`, 'a table has at most 20 global indexes');
+  }
+  const stream =
+    t.stream === undefined || t.stream === false
+      ? undefined
+      : t.stream === true
+        ? 'NEW_AND_OLD_IMAGES'
+        : t.stream;
+  return {
+    name,
+    key,
+    indexes,
+    ...(stream ? { stream: { viewType: stream } } : {}),
+    ...(t.ttl !== undefined ? { ttlAttribute: t.ttl } : {}),
+    billingMode: 'PAY_PER_REQUEST',
+  };
 }
 
 function queueConfig(file: string, name: string, q: z.output<typeof QueueSchema>): QueueConfig {

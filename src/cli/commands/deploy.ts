@@ -49,6 +49,15 @@ export default defineCommand({
       ];
       ctx.out(`\nQueues: ${parts.join(', ')}`);
     }
+    const tb = res.tables;
+    if (tb && tb.created.length + tb.updated.length + tb.unchanged.length > 0) {
+      const parts = [
+        ...tb.created.map((n) => `${n} (created)`),
+        ...tb.updated.map((n) => `${n} (updated)`),
+        ...tb.unchanged,
+      ];
+      ctx.out(`\nTables: ${parts.join(', ')}`);
+    }
     if (res.removed.length) ctx.out(`\nRemoved (no longer in nimbus.yaml): ${res.removed.join(', ')}`);
     if (q?.removed.length)
       ctx.out(`\nRemoved queues (no longer in nimbus.yaml, messages deleted): ${q.removed.join(', ')}`);

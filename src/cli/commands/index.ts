@@ -1,4 +1,5 @@
 import type { Command } from '../command.js';
+import credentials from './credentials.js';
 import deploy from './deploy.js';
 import events from './events.js';
 import invoke from './invoke.js';
@@ -6,7 +7,8 @@ import logs from './logs.js';
 import ls from './ls.js';
 import queue from './queue.js';
 import rm from './rm.js';
+import tableCmd from './table.js';
 import up from './up.js';
 
 /** In the order `nimbus --help` lists them. */
-export const commands: Command[] = [up, deploy, invoke, ls, logs, events, queue, rm];
+export const commands: Command[] = [up, deploy, invoke, ls, logs, events, queue, tableCmd, credentials, rm];

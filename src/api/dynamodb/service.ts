@@ -1,0 +1,109 @@
+// The DynamoDB API as an AwsService: what @aws-sdk/client-dynamodb, lib-dynamodb's DocumentClient and
+// aws-sdk v2 send. One operation table; every operation acts in the caller's project and checks that the
+// caller's credentials may use the tables it names.
+import type { Principal } from '../auth.js';
+import type { AwsRequest, AwsResponse, AwsService } from '../aws.js';
+import { ApiError } from '../errors.js';
+import type { BodyLimit } from '../limits.js';
+import { DynamoValidationError } from '../../tables/expr/index.js';
+import { answer, dynamoError, operationOf, parseBody, validation } from './protocol.js';
+import {
+  createTable,
+  deleteTable,
+  describeTable,
+  describeTimeToLive,
+  listTables,
+  updateTable,
+  updateTimeToLive,
+  type TableOpsDeps,
+} from './tables.js';
+import { itemOperations, type ItemOpsDeps } from './items.js';
+
+export type DynamoDeps = TableOpsDeps & ItemOpsDeps;
+
+type Input = Record<string, unknown>;
+type Operation = (project: string, input: Input, principal: Principal) => Promise<unknown>;
+
+/** DynamoDB takes requests up to 16 MB (a full BatchWriteItem of 400 KB items is ~10 MB). */
+const DYNAMODB_BODY: BodyLimit = { maxBytes: 16 * 1024 * 1024, statedBytes: 16 * 1024 * 1024 };
+
+export function createDynamoService(d: DynamoDeps): AwsService {
+  const ops: Record<string, Operation> = {
+    CreateTable: (p, i) => createTable(d, p, i),
+    DescribeTable: (p, i) => describeTable(d, p, i),
+    ListTables: (p, i) => listTables(d, p, i),
+    DeleteTable: (p, i) => deleteTable(d, p, i),
+    UpdateTable: (p, i) => updateTable(d, p, i),
+    UpdateTimeToLive: (p, i) => updateTimeToLive(d, p, i),
+    DescribeTimeToLive: (p, i) => describeTimeToLive(d, p, i),
+    ...itemOperations(d),
+  };
+  /** Operations on the table set itself: only keys that may touch every table of the project. */
+  const management = new Set(['CreateTable', 'DeleteTable', 'UpdateTable', 'UpdateTimeToLive', 'ListTables']);
+  return {
+    service: 'dynamodb',
+    title: 'DynamoDB',
+    body: DYNAMODB_BODY,
+    async handle(req: AwsRequest, principal: Principal): Promise<AwsResponse> {
+      if (req.method !== 'POST') {
+        throw new ApiError(400, 'UnknownOperationException', 'An unknown operation was requested.');
+      }
+      const name = operationOf(req.headers['x-amz-target']);
+      const op = ops[name];
+      if (!op) throw new ApiError(400, 'UnknownOperationException', 'An unknown operation was requested.');
+      const input = parseBody(req.body);
+      if (management.has(name)) requireAllTables(d, principal, name, input);
+      else checkTables(d, principal, name, input);
+      try {
+        return answer(await op(principal.project, input, principal), req.requestId);
+      } catch (err) {
+        // The expression engine and the value checks speak DynamoDB's words already.
+        if (err instanceof DynamoValidationError) throw validation(err.message);
+        throw err;
+      }
+    },
+    error: dynamoError,
+  };
+}
+
+/** The tables a request names (TableName, RequestItems keys, TransactItems entries). */
+export function tablesOf(input: Input): string[] {
+  const out = new Set<string>();
+  if (typeof input['TableName'] === 'string') out.add(input['TableName']);
+  const ri = input['RequestItems'];
+  if (ri && typeof ri === 'object') for (const t of Object.keys(ri)) out.add(t);
+  const ti = input['TransactItems'];
+  if (Array.isArray(ti)) {
+    for (const entry of ti as Input[]) {
+      for (const v of Object.values(entry ?? {})) {
+        const t = (v as Input | null)?.['TableName'];
+        if (typeof t === 'string') out.add(t);
+      }
+    }
+  }
+  return [...out];
+}
+
+function denied(d: DynamoDeps, principal: Principal, action: string, table: string | undefined): ApiError {
+  const resource =
+    table === undefined
+      ? `arn:aws:dynamodb:${d.region}:${d.accountId}:table/*`
+      : `arn:aws:dynamodb:${d.region}:${d.accountId}:table/${table}`;
+  return new ApiError(
+    400,
+    'AccessDeniedException',
+    `User: arn:aws:iam::${d.accountId}:user/${principal.keyId} is not authorized to perform: dynamodb:${action} on resource: ${resource}`,
+  );
+}
+
+function requireAllTables(d: DynamoDeps, principal: Principal, action: string, input: Input): void {
+  if (principal.permissions === null || principal.permissions === undefined) return;
+  const t = typeof input['TableName'] === 'string' ? input['TableName'] : undefined;
+  throw denied(d, principal, action, t);
+}
+
+function checkTables(d: DynamoDeps, principal: Principal, action: string, input: Input): void {
+  const allowed = principal.permissions?.tables;
+  if (principal.permissions === null || principal.permissions === undefined || allowed === undefined) return;
+  for (const t of tablesOf(input)) if (!allowed.includes(t)) throw denied(d, principal, action, t);
+}
