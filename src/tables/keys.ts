@@ -11,6 +11,7 @@
 //      minus each digit byte, ended by 0xFF so that the shorter string (the larger negative) sorts last.
 import { TableInputError } from '../store/errors.js';
 import type { AttributeValue, Item, KeySchema, KeyType } from './types.js';
+import { normalizeNumber, parseNumber as parseDecimal, type Decimal } from './values.js';
 
 /** DynamoDB's item size limit (bytes, as itemSize counts them). */
 export const MAX_ITEM_SIZE = 400 * 1024;
@@ -26,51 +27,29 @@ export interface DecimalNumber {
   exponent: number;
 }
 
-const NUMBER = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
-const MAX_DIGITS = 38;
 const MIN_EXPONENT = -129;
-const MAX_EXPONENT = 126;
 
-/** Parses a DynamoDB number; throws TableInputError (in DynamoDB's words) for one it would refuse. */
+/** Parses a DynamoDB number (values.ts has the one reading of them); throws TableInputError, in DynamoDB's
+ *  words, for one it would refuse. */
 export function parseNumber(text: string): DecimalNumber {
-  const m = NUMBER.exec(text);
-  const int = m?.[2] ?? '';
-  const frac = m?.[3] ?? '';
-  if (!m || int + frac === '') {
-    throw new TableInputError('The parameter cannot be converted to a numeric value');
+  let d: Decimal;
+  try {
+    d = parseDecimal(text);
+  } catch (err) {
+    throw new TableInputError((err as Error).message);
   }
-  const all = int + frac;
-  const lead = /^0*/.exec(all)![0].length;
-  const significant = all.slice(lead);
-  if (significant === '') return { sign: 0, digits: '', exponent: 0 };
-  // all x 10^(exp - frac.length), with the leading zeros gone: 0.significant x 10^(its length + that).
-  const exponent = significant.length + Number(m[4] ?? 0) - frac.length;
-  const digits = significant.replace(/0+$/, '');
-  if (digits.length > MAX_DIGITS) {
-    throw new TableInputError('Attempting to store more than 38 significant digits in a Number');
-  }
-  if (exponent > MAX_EXPONENT) {
-    throw new TableInputError(
-      'Number overflow. Attempting to store a number with magnitude larger than supported range',
-    );
-  }
-  if (exponent < MIN_EXPONENT) {
-    throw new TableInputError(
-      'Number underflow. Attempting to store a number with magnitude smaller than supported range',
-    );
-  }
-  return { sign: m[1] === '-' ? -1 : 1, digits, exponent };
+  if (d.digits === '') return { sign: 0, digits: '', exponent: 0 };
+  // values.ts writes digits x 10^exponent; here the value is 0.digits x 10^E.
+  return { sign: d.negative ? -1 : 1, digits: d.digits, exponent: d.exponent + d.digits.length };
 }
 
 /** The plain decimal form DynamoDB answers with: "1.50", "15E-1" and "+1.5" are all "1.5". */
 export function canonicalNumber(text: string): string {
-  const { sign, digits, exponent } = parseNumber(text);
-  if (sign === 0) return '0';
-  let abs: string;
-  if (exponent <= 0) abs = `0.${'0'.repeat(-exponent)}${digits}`;
-  else if (exponent >= digits.length) abs = digits + '0'.repeat(exponent - digits.length);
-  else abs = `${digits.slice(0, exponent)}.${digits.slice(exponent)}`;
-  return sign < 0 ? `-${abs}` : abs;
+  try {
+    return normalizeNumber(text);
+  } catch (err) {
+    throw new TableInputError((err as Error).message);
+  }
 }
 
 function encodeNumber(text: string): Buffer {
