@@ -31,6 +31,7 @@ import { AsyncEventSource } from './events/async.js';
 import { ScheduleSource } from './events/schedules.js';
 import { EmailSource } from './events/email.js';
 import { QueueSource } from './events/queues.js';
+import { TableStreamSource } from './events/table-streams.js';
 import type { TriggerSource } from './events/types.js';
 import { createGateway } from './gateway/server.js';
 import { RouteConflictError, Router } from './gateway/router.js';
@@ -47,7 +48,8 @@ import { DEFAULT_PROJECT, type Store } from './store/types.js';
 import { packageService } from './build/package.js';
 import { AccessKeys } from './security/access-keys.js';
 import { FunctionKeys } from './security/function-keys.js';
-import { loadMasterKey, SecretBox } from './security/secrets.js';
+import { deriveKey, loadMasterKey, SecretBox } from './security/secrets.js';
+import { TtlSweeper } from './tables/ttl.js';
 import { ipOrigin } from './http/origin.js';
 
 export interface StartOptions extends Partial<SettingsInput> {
@@ -229,13 +231,29 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       onEnqueued: () => events.notify(),
       onError,
     });
-    const triggers: TriggerSource[] = [events, schedules, email, queues];
+    const streams = new TableStreamSource({
+      tables: store.tables,
+      invoker,
+      clock,
+      share: settings.eventConcurrencyShare,
+      recordsWritten: () => store.invocations.flush(),
+      region: settings.region,
+      accountId: settings.accountId,
+      onError,
+    });
+    const triggers: TriggerSource[] = [events, schedules, email, queues, streams];
     for (const t of triggers) t.sync(registry.all());
     registry.onChange(() => {
       for (const t of triggers) t.sync(registry.all());
     });
     await lifecycle.startAll(triggers);
+    // Expired items go in the background, with their stream records, for as long as the store is open.
+    await lifecycle.start(new TtlSweeper({ tables: store.tables, clock, onError }));
 
+    // What a deploy or a removal waits for before it answers: the triggers and function keys caught up.
+    const synced = async (): Promise<void> => {
+      await Promise.all([...triggers.map((t) => t.synced?.()), functionKeys.synced()]);
+    };
     const deployer = new Deployer({
       functions: store.functions,
       queues: store.queues,
@@ -244,9 +262,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       registry,
       pool,
       checkRoutes: (m, project) => checkRoutes(registry, m, project),
-      triggersSynced: async () => {
-        await Promise.all([...triggers.map((t) => t.synced?.()), functionKeys.synced()]);
-      },
+      triggersSynced: synced,
     });
     let router = buildRouter(registry);
     registry.onChange(() => {
@@ -276,12 +292,14 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       events,
       deployer,
       notifyQueue: (project, queue) => queues.notify(project, queue),
+      synced,
       services: [
         createDynamoService({
           store,
           region: settings.region,
           accountId: settings.accountId,
           clock,
+          iteratorKey: deriveKey(masterKey.key, 'dynamodb shard iterators'),
         }),
       ],
       accessKeys,

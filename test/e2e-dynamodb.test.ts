@@ -35,7 +35,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BACKENDS, BIN, FIXTURES, startTestNimbus, type TestNimbus } from './helpers.js';
+import { BACKENDS, BIN, FIXTURES, eventually, startTestNimbus, type TestNimbus } from './helpers.js';
 
 const run = promisify(execFile);
 
@@ -587,5 +587,90 @@ describe.each(BACKENDS)('tables from the manifest, used by functions, on %s', (b
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe.each(BACKENDS)('table triggers on %s', (backend) => {
+  let n: TestNimbus;
+  let db: DynamoDBClient;
+
+  beforeAll(async () => {
+    n = await startTestNimbus({ backend });
+    await n.deploy(join(FIXTURES, 'streams'));
+    db = new DynamoDBClient({
+      endpoint: n.apiUrl,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'nimbus', secretAccessKey: n.apiKey },
+      maxAttempts: 1,
+    });
+  });
+  afterAll(async () => {
+    db?.destroy();
+    await n?.cleanup();
+  });
+
+  const records = async (fn: string) =>
+    (
+      (await (
+        await fetch(`${n.apiUrl}/v1/invocations?function=${fn}&limit=1000`, {
+          headers: { authorization: `Bearer ${n.apiKey}` },
+        })
+      ).json()) as { invocations: any[] }
+    ).invocations;
+  const logged = async (fn: string, tag: string) =>
+    (await records(fn))
+      .sort((a, b) => a.seq - b.seq)
+      .flatMap((r) => [...String(r.logs).matchAll(new RegExp(`${tag} (.*)\\n`, 'g'))].map((m) => m[1]!));
+
+  it('delivers INSERT, MODIFY and REMOVE in order with their images, through the stream', async () => {
+    await db.send(
+      new PutItemCommand({ TableName: 'notes', Item: { id: { S: 'n1' }, text: { S: 'hello' } } }),
+    );
+    await db.send(
+      new UpdateItemCommand({
+        TableName: 'notes',
+        Key: { id: { S: 'n1' } },
+        UpdateExpression: 'SET #t = :t',
+        ExpressionAttributeNames: { '#t': 'text' },
+        ExpressionAttributeValues: { ':t': { S: 'world' } },
+      }),
+    );
+    await db.send(new DeleteItemCommand({ TableName: 'notes', Key: { id: { S: 'n1' } } }));
+    const seen = await eventually(async () => {
+      const all = (await logged('watcher', 'REC')).map((l) => JSON.parse(l));
+      return all.length >= 3 ? all : undefined;
+    });
+    expect(seen.map((r) => [r.name, r.id, r.text, r.old, r.source])).toEqual([
+      ['INSERT', 'n1', 'hello', null, 'aws:dynamodb'],
+      ['MODIFY', 'n1', 'world', 'hello', 'aws:dynamodb'],
+      ['REMOVE', 'n1', 'world', 'world', 'aws:dynamodb'],
+    ]);
+    const seqs = seen.map((r) => r.seq);
+    expect([...seqs].sort()).toEqual(seqs);
+    expect((await records('watcher')).every((r) => r.trigger === 'stream')).toBe(true);
+  });
+
+  it('filters records, retries a failing one, and skips it after maximumRetryAttempts while later ones go on', async () => {
+    await db.send(
+      new PutItemCommand({ TableName: 'notes', Item: { id: { S: 'p1' }, text: { S: 'poison' } } }),
+    );
+    await db.send(new PutItemCommand({ TableName: 'notes', Item: { id: { S: 'p2' }, text: { S: 'fine' } } }));
+    const picks = await eventually(async () => {
+      const all = await logged('picky', 'PICK');
+      return all.filter((p) => p === 'poison').length >= 2 && all.includes('fine') ? all : undefined;
+    }, 20_000);
+    // Only INSERTs reach it (the MODIFY and REMOVE of n1 are filtered out); poison is tried twice, then skipped.
+    expect(picks.filter((p) => p === 'poison')).toHaveLength(2);
+    expect(picks.filter((p) => p === 'world')).toHaveLength(0);
+    // After the skip, the stream goes on: a later note reaches it once.
+    await db.send(
+      new PutItemCommand({ TableName: 'notes', Item: { id: { S: 'p3' }, text: { S: 'later' } } }),
+    );
+    const after = await eventually(async () => {
+      const all = await logged('picky', 'PICK');
+      return all.includes('later') ? all : undefined;
+    });
+    expect(after.filter((p) => p === 'later')).toHaveLength(1);
+    expect(after.filter((p) => p === 'poison')).toHaveLength(2);
   });
 });

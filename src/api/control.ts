@@ -30,6 +30,8 @@ export interface ControlDeps extends EventDeps, QueueDeps, TableDeps, Credential
     policyName(ref: FunctionRef): string;
   };
   deployer: { deploy(archive: Buffer, project: string): Promise<DeployResponse> };
+  /** Resolves once the triggers and function keys have taken in the latest change (a removal). */
+  synced?: () => Promise<void>;
   status: () => Record<string, unknown>;
   stemCells: () => unknown;
   region: string;
@@ -104,6 +106,8 @@ async function removeFunction(d: ControlDeps, c: ControlRequest): Promise<unknow
     throw functionNotFound(d.region, d.accountId, name);
   }
   await d.registry.load();
+  // What `nimbus rm` answers is what comes next: the function's key and triggers are gone too.
+  await d.synced?.();
   return { removed: name };
 }
 

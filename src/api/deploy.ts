@@ -67,6 +67,7 @@ export class Deployer {
     const existingTables = await this.o.tables.listTables(project);
     const tablePlan = planTables(manifest, existingTables);
     checkPermissions(manifest, existingTables);
+    checkTableTriggers(manifest, existingTables);
     // Tables first: a function of this deploy never runs before the tables it was deployed with exist.
     for (const def of tablePlan.create) await this.o.tables.createTable(project, def, manifest.service);
     for (const def of tablePlan.update) await this.o.tables.updateTable(project, def);
@@ -265,6 +266,32 @@ function checkPermissions(manifest: Manifest, existing: readonly StoredTable[]):
           'nimbus.yaml',
           `functions.${f.name}.permissions.tables`,
           `names table "${t}", which is not declared under "tables:" here and does not exist in the project; declare it or create it first`,
+        );
+      }
+    }
+  }
+}
+
+/** A table trigger needs a table with a stream: declared here (checked with the manifest) or in the project. */
+function checkTableTriggers(manifest: Manifest, existing: readonly StoredTable[]): void {
+  const declared = new Set(manifest.tables.map((t) => t.name));
+  for (const f of manifest.functions) {
+    for (const t of f.tableTriggers ?? []) {
+      if (declared.has(t.table)) continue;
+      const stored = existing.find((x) => x.name === t.table);
+      const field = `functions.${f.name}.events`;
+      if (!stored) {
+        throw new ManifestError(
+          'nimbus.yaml',
+          field,
+          `names table "${t.table}", which is not declared under "tables:" here and does not exist in the project; declare it (with stream: true) or create it first`,
+        );
+      }
+      if (!stored.stream) {
+        throw new ManifestError(
+          'nimbus.yaml',
+          field,
+          `table "${t.table}" has no stream; turn one on (stream: true where it is declared, or UpdateTable with a StreamSpecification)`,
         );
       }
     }

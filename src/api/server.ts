@@ -44,6 +44,8 @@ export interface ApiOptions {
     setAsyncOverride(ref: FunctionRef, config: AsyncConfig | null): void;
   };
   deployer: { deploy(archive: Buffer, project: string): Promise<DeployResponse> };
+  /** Resolves once the triggers and function keys have taken in the latest change. */
+  synced?: () => Promise<void>;
   /** Wakes a queue's consumers after a message was sent through the API. */
   notifyQueue?: (project: string, queue: string) => void;
   status: () => Record<string, unknown>;

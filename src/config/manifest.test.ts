@@ -102,7 +102,7 @@ functions:
       parseManifest(
         'service: s\nfunctions:\n  f:\n    handler: h.f\n    events:\n      - email: { address: a@b.test }\n        http: GET /x\n',
       ),
-    ).toThrow(/exactly one of "http", "schedule", "email" or "queue"/);
+    ).toThrow(/exactly one of "http", "schedule", "email", "queue" or "table"/);
   });
 
   it('reads queues with SQS defaults and queue events with Lambda defaults', () => {

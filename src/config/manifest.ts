@@ -89,20 +89,40 @@ const QueueEventSchema = z.union([
   }),
 ]);
 
+const TableEventSchema = z.union([
+  z.string(),
+  z.strictObject({
+    name: z.string(),
+    /** Stream records per invocation: 1..10000, Lambda's default 100. */
+    batchSize: z.number().int().min(1).max(10000).optional(),
+    /** Where a new trigger starts reading: records from now on (LATEST) or every record kept (TRIM_HORIZON). */
+    startingPosition: z.enum(['LATEST', 'TRIM_HORIZON']).optional(),
+    /** Retries of a failing batch before it is skipped: -1 (default) retries until the records expire. */
+    maximumRetryAttempts: z.number().int().min(-1).max(10000).optional(),
+    /** On an error, retry with half the batch, to find the record that fails. */
+    bisectBatchOnFunctionError: z.boolean().optional(),
+    filterCriteria: z
+      .strictObject({ filters: z.array(z.strictObject({ pattern: z.unknown() })).max(5) })
+      .optional(),
+    functionResponseTypes: z.array(z.literal('ReportBatchItemFailures')).optional(),
+  }),
+]);
+
 const EventSchema = z
   .strictObject({
     http: HttpEventSchema.optional(),
     schedule: ScheduleEventSchema.optional(),
     email: EmailEventSchema.optional(),
     queue: QueueEventSchema.optional(),
+    table: TableEventSchema.optional(),
   })
   .superRefine((e, ctx) => {
-    const kinds = [e.http, e.schedule, e.email, e.queue].filter((k) => k !== undefined).length;
+    const kinds = [e.http, e.schedule, e.email, e.queue, e.table].filter((k) => k !== undefined).length;
     if (kinds !== 1) {
       ctx.addIssue({
         code: 'custom',
         message:
-          'each event is exactly one of "http", "schedule", "email" or "queue", e.g. - http: GET /items, - schedule: rate(5 minutes), - email: { address: orders@example.test } or - queue: orders',
+          'each event is exactly one of "http", "schedule", "email", "queue" or "table", e.g. - http: GET /items, - schedule: rate(5 minutes), - email: { address: orders@example.test }, - queue: orders or - table: items',
       });
     }
   });
@@ -260,7 +280,19 @@ export interface FunctionConfig {
   queueTriggers?: QueueTrigger[] | undefined;
   /** What the function's own credentials may reach (least privilege: nothing else). */
   permissions?: { tables: string[] } | undefined;
+  /** Tables whose stream invokes the function in batches (Lambda's DynamoDB event source mappings). */
+  tableTriggers?: TableTrigger[] | undefined;
   routes: Route[];
+}
+
+export interface TableTrigger {
+  table: string;
+  batchSize: number;
+  startingPosition: 'LATEST' | 'TRIM_HORIZON';
+  /** -1: until the records expire. */
+  maximumRetryAttempts: number;
+  bisectBatchOnFunctionError: boolean;
+  filters?: string[];
 }
 
 export interface QueueTrigger {
@@ -408,7 +440,25 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
     const schedules: ScheduleConfig[] = [];
     const emails: string[] = [];
     const queueTriggers: QueueTrigger[] = [];
+    const tableTriggers: TableTrigger[] = [];
     for (const [i, ev] of f.events.entries()) {
+      if (ev.table !== undefined) {
+        const field = `functions.${name}.events.${i}.table`;
+        const trigger = tableTrigger(file, field, ev.table);
+        const declared = m.tables[trigger.table];
+        if (declared && (declared.stream === undefined || declared.stream === false)) {
+          throw new ManifestError(
+            file,
+            field,
+            `table "${trigger.table}" has no stream; add stream: true to tables.${trigger.table}`,
+          );
+        }
+        if (tableTriggers.some((t) => t.table === trigger.table)) {
+          throw new ManifestError(file, field, `table "${trigger.table}" already triggers this function`);
+        }
+        tableTriggers.push(trigger);
+        continue;
+      }
       if (ev.queue !== undefined) {
         const field = `functions.${name}.events.${i}.queue`;
         const trigger = queueTrigger(file, field, ev.queue);
@@ -461,6 +511,7 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       ...(schedules.length > 0 ? { schedules } : {}),
       ...(emails.length > 0 ? { emails } : {}),
       ...(queueTriggers.length > 0 ? { queueTriggers } : {}),
+      ...(tableTriggers.length > 0 ? { tableTriggers } : {}),
       ...(f.permissions !== undefined
         ? { permissions: { tables: [...new Set(f.permissions.tables)].sort() } }
         : {}),
@@ -600,6 +651,41 @@ function queueConfig(file: string, name: string, q: z.output<typeof QueueSchema>
   };
 }
 
+function tableTrigger(file: string, field: string, ev: z.output<typeof TableEventSchema>): TableTrigger {
+  const spec = typeof ev === 'string' ? { name: ev } : ev;
+  if (!TABLE_NAME.test(spec.name)) {
+    throw new ManifestError(file, typeof ev === 'string' ? field : `${field}.name`, TABLE_NAME_HINT);
+  }
+  return {
+    table: spec.name,
+    batchSize: spec.batchSize ?? 100,
+    startingPosition: spec.startingPosition ?? 'LATEST',
+    maximumRetryAttempts: spec.maximumRetryAttempts ?? -1,
+    bisectBatchOnFunctionError: spec.bisectBatchOnFunctionError ?? false,
+    ...filterPatterns(file, field, spec.filterCriteria),
+  };
+}
+
+/** Lambda filter patterns as JSON text, each compiled once here so a bad one is refused at deploy. */
+function filterPatterns(
+  file: string,
+  field: string,
+  criteria: { filters: { pattern?: unknown }[] } | undefined,
+): { filters?: string[] } {
+  const filters: string[] = [];
+  for (const [i, f] of (criteria?.filters ?? []).entries()) {
+    const text = typeof f.pattern === 'string' ? f.pattern : JSON.stringify(f.pattern ?? null);
+    try {
+      compileFilters([text]);
+    } catch (err: unknown) {
+      const why = err instanceof FilterPatternError ? err.message : String(err);
+      throw new ManifestError(file, `${field}.filterCriteria.filters.${i}.pattern`, why);
+    }
+    filters.push(text);
+  }
+  return filters.length > 0 ? { filters } : {};
+}
+
 function queueTrigger(file: string, field: string, ev: z.output<typeof QueueEventSchema>): QueueTrigger {
   const spec = typeof ev === 'string' ? { name: ev } : ev;
   if (!QUEUE_NAME.test(spec.name))
@@ -613,23 +699,12 @@ function queueTrigger(file: string, field: string, ev: z.output<typeof QueueEven
       `must be at least 1 second when batchSize is above 10 (it is ${batchSize}), as on Lambda; set maximumBatchingWindow: 1 or more`,
     );
   }
-  const filters: string[] = [];
-  for (const [i, f] of (spec.filterCriteria?.filters ?? []).entries()) {
-    const text = typeof f.pattern === 'string' ? f.pattern : JSON.stringify(f.pattern ?? null);
-    try {
-      compileFilters([text]);
-    } catch (err: unknown) {
-      const why = err instanceof FilterPatternError ? err.message : String(err);
-      throw new ManifestError(file, `${field}.filterCriteria.filters.${i}.pattern`, why);
-    }
-    filters.push(text);
-  }
   return {
     queue: spec.name,
     batchSize,
     maximumBatchingWindow: window,
     ...(spec.maximumConcurrency !== undefined ? { maximumConcurrency: spec.maximumConcurrency } : {}),
-    ...(filters.length > 0 ? { filters } : {}),
+    ...filterPatterns(file, field, spec.filterCriteria),
   };
 }
 

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadMasterKey, SecretBox, SecretDecryptError } from './secrets.js';
+import { deriveKey, loadMasterKey, SecretBox, SecretDecryptError } from './secrets.js';
 
 const key = randomBytes(32);
 
@@ -89,5 +89,16 @@ describe('loadMasterKey', () => {
     expect(() => loadMasterKey(d, { NIMBUS_MASTER_KEY: 'not base64 at all!' })).toThrow(/32-byte/);
     writeFileSync(join(d, 'master.key'), 'garbage', { mode: 0o600 });
     expect(() => loadMasterKey(d, {})).toThrow(/master\.key must hold/);
+  });
+});
+
+describe('deriveKey', () => {
+  it('derives the same 32-byte key from the same master key, another for another purpose or master key', () => {
+    const a = deriveKey(key, 'dynamodb shard iterators');
+    expect(a).toHaveLength(32);
+    expect(deriveKey(Buffer.from(key), 'dynamodb shard iterators')).toEqual(a);
+    expect(deriveKey(key, 'something else')).not.toEqual(a);
+    expect(deriveKey(randomBytes(32), 'dynamodb shard iterators')).not.toEqual(a);
+    expect(a).not.toEqual(key);
   });
 });

@@ -2,7 +2,7 @@
 // secrets cannot be hashed: they are stored encrypted with AES-256-GCM under one master key per deployment.
 // The master key lives in <data dir>/master.key (created 0600 on first start) or, for nodes that share a
 // PostgreSQL store and so must decrypt each other's secrets, in NIMBUS_MASTER_KEY (base64, 32 bytes).
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -70,6 +70,15 @@ export class SecretBox {
       );
     }
   }
+}
+
+/**
+ * A key for one purpose (HKDF-SHA256 of the master key), so nothing else is ever keyed with the master key
+ * itself, and every node with the same master key derives the same key: DynamoDB Streams' shard iterators
+ * are signed with one, so an iterator from one node reads on another.
+ */
+export function deriveKey(masterKey: Buffer, purpose: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), `nimbus ${purpose}`, 32));
 }
 
 export interface MasterKey {

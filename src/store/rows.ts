@@ -180,6 +180,7 @@ export interface TableRow {
   def: string;
   created_at: number;
   stream_label: string | null;
+  stream_seq: number;
   item_count: number;
   size_bytes: number;
 }
@@ -193,6 +194,7 @@ export function toTable(r: TableRow): StoredTable {
     itemCount: r.item_count,
     sizeBytes: r.size_bytes,
     streamLabel: r.stream_label,
+    streamSeq: r.stream_seq,
   };
 }
 

@@ -51,6 +51,26 @@ export function streamLabel(now: number): string {
   return new Date(now).toISOString().replace(/Z$/, '');
 }
 
+/**
+ * The stream label after an updateTable, and whether it starts a new stream. A label names one stream: it is
+ * kept while the stream stays on with the same view type, and gone when it is turned off; turning a stream
+ * on, or changing its view type, starts a new one with a new label, whose records begin empty (`fresh`: the
+ * backend drops the records of the stream before, which no reader can reach any more).
+ */
+export function nextStream(
+  cur: { stream?: TableDef['stream']; streamLabel: string | null },
+  next: TableDef,
+  now: number,
+): { label: string | null; fresh: boolean } {
+  if (!next.stream) return { label: null, fresh: false };
+  if (cur.stream && cur.streamLabel !== null && cur.stream.viewType === next.stream.viewType) {
+    return { label: cur.streamLabel, fresh: false };
+  }
+  // Never the label of the stream before (two updates in one millisecond): its ARN must not name this one.
+  const after = cur.streamLabel === null ? NaN : Date.parse(`${cur.streamLabel}Z`);
+  return { label: streamLabel(Number.isNaN(after) ? now : Math.max(now, after + 1)), fresh: true };
+}
+
 /** Refuses definitions the store cannot keep apart (an index named twice). */
 export function checkTableDef(d: TableDef): void {
   const names = new Set<string>();

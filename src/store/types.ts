@@ -77,7 +77,7 @@ export interface StoredAsyncConfig {
 }
 
 export type InvocationStatus = 'ok' | 'error' | 'unhandled' | 'timeout' | 'oom' | 'throttled';
-export const TRIGGERS: readonly Trigger[] = ['http', 'invoke', 'event', 'schedule', 'queue'];
+export const TRIGGERS: readonly Trigger[] = ['http', 'invoke', 'event', 'schedule', 'queue', 'stream'];
 export const INVOCATION_STATUSES: readonly InvocationStatus[] = [
   'ok',
   'error',
@@ -86,7 +86,7 @@ export const INVOCATION_STATUSES: readonly InvocationStatus[] = [
   'oom',
   'throttled',
 ];
-export type Trigger = 'http' | 'invoke' | 'event' | 'schedule' | 'queue';
+export type Trigger = 'http' | 'invoke' | 'event' | 'schedule' | 'queue' | 'stream';
 
 /** One record per invocation: the wide event every trigger ends in. */
 export interface InvocationRecord {
@@ -469,8 +469,12 @@ export interface StoredTable extends TableDef {
   /** Items and their total size (approximate is fine), for DescribeTable. */
   itemCount: number;
   sizeBytes: number;
-  /** Set when stream is: its label (an ISO timestamp, as DynamoDB's StreamLabel) and ARN suffix. */
+  /** Set when stream is: its label (an ISO timestamp, as DynamoDB's StreamLabel) and ARN suffix. It names
+   *  one stream: turning the stream on, or changing its view type, starts a new one with a new label, and the
+   *  records of the stream before are dropped. */
   streamLabel: string | null;
+  /** The sequence number of the table's latest stream record (0 before the first): the next gets one more. */
+  streamSeq: number;
 }
 
 /** What a write decides, given the item as it is: the new item, null to delete it, or undefined to leave it. */
@@ -568,6 +572,10 @@ export interface TableStore {
   scan(project: string, s: ItemScan): Promise<ItemPage>;
   /** Stream records of a table after `afterSeq`, oldest first. */
   streamRecords(project: string, table: string, afterSeq: number, limit: number): Promise<StreamRecord[]>;
+  /** Where a consumer of the table's stream (a table trigger) has read up to, or undefined if it never has. */
+  streamCursor(project: string, table: string, consumer: string): Promise<number | undefined>;
+  /** Records that the consumer has handled every record up to afterSeq (kept until the table goes). */
+  setStreamCursor(project: string, table: string, consumer: string, afterSeq: number): Promise<void>;
   /** Deletes up to `limit` items whose TTL attribute (epoch seconds) is at or before nowSeconds, across all
    *  tables, each with a REMOVE stream record marked as the service's; returns how many. TTL values more
    *  than five years before nowSeconds are ignored, as DynamoDB ignores them. Also drops stream records

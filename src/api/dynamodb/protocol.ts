@@ -1,19 +1,25 @@
-// DynamoDB's wire protocol (AWS JSON 1.0): POST / with X-Amz-Target "DynamoDB_20120810.<Operation>", a JSON
+// DynamoDB's wire protocol (AWS JSON 1.0): POST / with X-Amz-Target "DynamoDB_20120810.<Operation>" (or
+// "DynamoDBStreams_20120810.<Operation>" for DynamoDB Streams, which signs for the same service), a JSON
 // body, and a JSON answer with x-amz-crc32 (the SDKs verify it). Errors carry DynamoDB's __type and message.
 import { crc32 } from 'node:zlib';
 import type { AwsResponse } from '../aws.js';
 import { ApiError } from '../errors.js';
 
 export const TARGET_PREFIX = 'DynamoDB_20120810.';
+export const STREAMS_TARGET_PREFIX = 'DynamoDBStreams_20120810.';
 const ERROR_PREFIX = 'com.amazonaws.dynamodb.v20120810#';
 
-/** The request's operation name, or an UnknownOperationException. */
-export function operationOf(target: string | string[] | undefined): string {
+/** The request's API (DynamoDB's or DynamoDB Streams') and operation name, or an UnknownOperationException. */
+export function operationOf(target: string | string[] | undefined): {
+  api: 'dynamodb' | 'streams';
+  name: string;
+} {
   const t = Array.isArray(target) ? target[0] : target;
-  if (!t || !t.startsWith(TARGET_PREFIX)) {
-    throw new ApiError(400, 'UnknownOperationException', 'An unknown operation was requested.');
+  if (t?.startsWith(TARGET_PREFIX)) return { api: 'dynamodb', name: t.slice(TARGET_PREFIX.length) };
+  if (t?.startsWith(STREAMS_TARGET_PREFIX)) {
+    return { api: 'streams', name: t.slice(STREAMS_TARGET_PREFIX.length) };
   }
-  return t.slice(TARGET_PREFIX.length);
+  throw new ApiError(400, 'UnknownOperationException', 'An unknown operation was requested.');
 }
 
 /** The JSON object of the body; what DynamoDB answers for anything else. */

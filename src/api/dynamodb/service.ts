@@ -1,6 +1,8 @@
 // The DynamoDB API as an AwsService: what @aws-sdk/client-dynamodb, lib-dynamodb's DocumentClient and
-// aws-sdk v2 send. One operation table; every operation acts in the caller's project and checks that the
-// caller's credentials may use the tables it names.
+// aws-sdk v2 send, and DynamoDB Streams (@aws-sdk/client-dynamodb-streams signs for "dynamodb" too, and names
+// its operations with another X-Amz-Target prefix). One operation table per API; every operation acts in the
+// caller's project and checks that the caller's credentials may use the tables it names, a stream's table
+// included (by its StreamArn or ShardIterator).
 import type { Principal } from '../auth.js';
 import type { AwsRequest, AwsResponse, AwsService } from '../aws.js';
 import { ApiError } from '../errors.js';
@@ -18,8 +20,9 @@ import {
   type TableOpsDeps,
 } from './tables.js';
 import { itemOperations, type ItemOpsDeps } from './items.js';
+import { streamOperations, type StreamOpsDeps } from './streams.js';
 
-export type DynamoDeps = TableOpsDeps & ItemOpsDeps;
+export type DynamoDeps = TableOpsDeps & ItemOpsDeps & StreamOpsDeps;
 
 type Input = Record<string, unknown>;
 type Operation = (project: string, input: Input, principal: Principal) => Promise<unknown>;
@@ -38,6 +41,7 @@ export function createDynamoService(d: DynamoDeps): AwsService {
     DescribeTimeToLive: (p, i) => describeTimeToLive(d, p, i),
     ...itemOperations(d),
   };
+  const streams = streamOperations(d);
   /** Operations on the table set itself: only keys that may touch every table of the project. */
   const management = new Set(['CreateTable', 'DeleteTable', 'UpdateTable', 'UpdateTimeToLive', 'ListTables']);
   return {
@@ -48,12 +52,20 @@ export function createDynamoService(d: DynamoDeps): AwsService {
       if (req.method !== 'POST') {
         throw new ApiError(400, 'UnknownOperationException', 'An unknown operation was requested.');
       }
-      const name = operationOf(req.headers['x-amz-target']);
-      const op = ops[name];
+      const { api, name } = operationOf(req.headers['x-amz-target']);
+      const table = api === 'streams' ? streams.ops : ops;
+      const op = Object.hasOwn(table, name) ? table[name] : undefined;
       if (!op) throw new ApiError(400, 'UnknownOperationException', 'An unknown operation was requested.');
       const input = parseBody(req.body);
-      if (management.has(name)) requireAllTables(d, principal, name, input);
-      else checkTables(d, principal, name, input);
+      if (api === 'streams') {
+        // Every stream of the project is a list of its tables; a key for some tables lists theirs by name.
+        if (name === 'ListStreams' && input['TableName'] === undefined) {
+          requireAllTables(d, principal, name, input);
+        } else {
+          checkTables(d, principal, name, [...tablesOf(input), ...streams.tablesOf(input)], '/stream/*');
+        }
+      } else if (management.has(name)) requireAllTables(d, principal, name, input);
+      else checkTables(d, principal, name, tablesOf(input));
       try {
         return answer(await op(principal.project, input, principal), req.requestId);
       } catch (err) {
@@ -84,11 +96,17 @@ export function tablesOf(input: Input): string[] {
   return [...out];
 }
 
-function denied(d: DynamoDeps, principal: Principal, action: string, table: string | undefined): ApiError {
+function denied(
+  d: DynamoDeps,
+  principal: Principal,
+  action: string,
+  table: string | undefined,
+  suffix = '',
+): ApiError {
   const resource =
     table === undefined
       ? `arn:aws:dynamodb:${d.region}:${d.accountId}:table/*`
-      : `arn:aws:dynamodb:${d.region}:${d.accountId}:table/${table}`;
+      : `arn:aws:dynamodb:${d.region}:${d.accountId}:table/${table}${suffix}`;
   return new ApiError(
     400,
     'AccessDeniedException',
@@ -102,8 +120,14 @@ function requireAllTables(d: DynamoDeps, principal: Principal, action: string, i
   throw denied(d, principal, action, t);
 }
 
-function checkTables(d: DynamoDeps, principal: Principal, action: string, input: Input): void {
+function checkTables(
+  d: DynamoDeps,
+  principal: Principal,
+  action: string,
+  tables: readonly string[],
+  suffix = '',
+): void {
   const allowed = principal.permissions?.tables;
   if (principal.permissions === null || principal.permissions === undefined || allowed === undefined) return;
-  for (const t of tablesOf(input)) if (!allowed.includes(t)) throw denied(d, principal, action, t);
+  for (const t of tables) if (!allowed.includes(t)) throw denied(d, principal, action, t, suffix);
 }

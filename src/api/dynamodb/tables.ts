@@ -401,11 +401,11 @@ export function tableArn(d: TableOpsDeps, name: string): string {
   return `arn:aws:dynamodb:${d.region}:${d.accountId}:table/${name}`;
 }
 
-function streamArn(d: TableOpsDeps, t: StoredTable): string {
+export function streamArn(d: TableOpsDeps, t: StoredTable): string {
   return `${tableArn(d, t.name)}/stream/${t.streamLabel ?? ''}`;
 }
 
-function keySchemaOut(k: KeySchema): unknown[] {
+export function keySchemaOut(k: KeySchema): unknown[] {
   return [
     { AttributeName: k.partition.name, KeyType: 'HASH' },
     ...(k.sort ? [{ AttributeName: k.sort.name, KeyType: 'RANGE' }] : []),

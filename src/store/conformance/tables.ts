@@ -92,6 +92,7 @@ export function tableStoreConformance(name: string, make: HarnessFactory): void 
           itemCount: 0,
           sizeBytes: 0,
           streamLabel: new Date(t0).toISOString().replace(/Z$/, ''),
+          streamSeq: 0,
         };
         expect(created).toStrictEqual(expected);
         expect(await t().getTable('default', 'orders')).toStrictEqual(expected);
@@ -185,6 +186,13 @@ export function tableStoreConformance(name: string, make: HarnessFactory): void 
         });
         expect(again.streamLabel).not.toBe(label);
         expect(again.streamLabel).toBe(new Date(ctx.clock.now()).toISOString().replace(/Z$/, ''));
+        // Another view type is another stream; within one millisecond, still another label.
+        const other = await t().updateTable('default', {
+          ...tableDef('t'),
+          stream: { viewType: 'KEYS_ONLY' },
+        });
+        expect(other.streamLabel).not.toBe(again.streamLabel);
+        expect(other.streamLabel! > again.streamLabel!).toBe(true);
         // The key schema is the table's for good.
         await expect(
           t().updateTable('default', tableDef('t', { key: { partition: { name: 'pk', type: 'S' } } })),
@@ -1104,6 +1112,47 @@ export function tableStoreConformance(name: string, make: HarnessFactory): void 
         await put('t', { pk: S('c'), sk: N(1) });
         const records = await t().streamRecords('default', 't', 0, 10);
         expect(records.map((r) => r.keys.pk)).toEqual([S('b')]);
+      });
+
+      it('counts the latest sequence number, and starts a new stream without the records of the last', async () => {
+        const stored = await create(tableDef('t', { stream: { viewType: 'KEYS_ONLY' } }));
+        expect(stored.streamSeq).toBe(0);
+        await put('t', { pk: S('a'), sk: N(1) });
+        await put('t', { pk: S('b'), sk: N(1) });
+        const seqs = (await t().streamRecords('default', 't', 0, 10)).map((r) => r.seq);
+        expect((await t().getTable('default', 't'))?.streamSeq).toBe(seqs.at(-1));
+        // Off: no more records come.
+        await t().updateTable('default', tableDef('t'));
+        await put('t', { pk: S('c'), sk: N(1) });
+        expect((await t().streamRecords('default', 't', 0, 10)).map((r) => r.seq)).toEqual(seqs);
+        expect((await t().getTable('default', 't'))?.streamSeq).toBe(seqs.at(-1));
+        // On again: a new stream, which starts empty and counts on from the last number.
+        await t().updateTable('default', tableDef('t', { stream: { viewType: 'KEYS_ONLY' } }));
+        expect(await t().streamRecords('default', 't', 0, 10)).toEqual([]);
+        await put('t', { pk: S('d'), sk: N(1) });
+        const next = await t().streamRecords('default', 't', 0, 10);
+        expect(next.map((r) => [r.keys.pk, r.seq])).toEqual([[S('d'), seqs.at(-1)! + 1]]);
+        expect((await t().getTable('default', 't'))?.streamSeq).toBe(seqs.at(-1)! + 1);
+        expect((await t().listTables('default'))[0]?.streamSeq).toBe(seqs.at(-1)! + 1);
+      });
+
+      it("keeps each consumer's cursor, apart from the others', until the table goes", async () => {
+        await create(tableDef('t', { stream: { viewType: 'KEYS_ONLY' } }));
+        expect(await t().streamCursor('default', 't', 'fn-a')).toBeUndefined();
+        await t().setStreamCursor('default', 't', 'fn-a', 5);
+        await t().setStreamCursor('default', 't', 'fn-b', 2);
+        await t().setStreamCursor('default', 't', 'fn-a', 7);
+        expect(await t().streamCursor('default', 't', 'fn-a')).toBe(7);
+        expect(await t().streamCursor('default', 't', 'fn-b')).toBe(2);
+        expect(await t().streamCursor('other', 't', 'fn-a')).toBeUndefined();
+        await ctx.reopen();
+        expect(await t().streamCursor('default', 't', 'fn-a')).toBe(7);
+        await expect(t().setStreamCursor('default', 'nope', 'fn-a', 1)).rejects.toBeInstanceOf(
+          TableNotFoundError,
+        );
+        await t().deleteTable('default', 't');
+        await create(tableDef('t', { stream: { viewType: 'KEYS_ONLY' } }));
+        expect(await t().streamCursor('default', 't', 'fn-a')).toBeUndefined();
       });
 
       it('keeps records 24 hours', async () => {

@@ -297,6 +297,21 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'DynamoDB tables, their items, index entries and streams; access keys',
     sql: V3_SQL,
   },
+  {
+    version: 4,
+    description: 'where each table trigger has read its table stream up to',
+    sql: `
+      CREATE TABLE stream_cursors (
+        project text COLLATE "C" NOT NULL,
+        table_name text COLLATE "C" NOT NULL,
+        consumer text COLLATE "C" NOT NULL,
+        after_seq bigint NOT NULL,
+        updated_at double precision NOT NULL,
+        PRIMARY KEY (project, table_name, consumer),
+        FOREIGN KEY (project, table_name) REFERENCES tables (project, name) ON DELETE CASCADE
+      );
+    `,
+  },
 ];
 
 /** The schema version this build writes; a database with a higher one was written by a newer Nimbus. */

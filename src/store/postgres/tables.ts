@@ -23,6 +23,7 @@ import {
   planQuery,
   planScan,
   planTableUpdate,
+  nextStream,
   planWrite,
   querySql,
   scanSql,
@@ -56,7 +57,7 @@ const COUNT_SHARDS = 16;
 /** Items read per step when an updateTable walks a table (filling new indexes, recomputing TTLs). */
 const WALK_BATCH = 1000;
 
-const TABLE_COLUMNS = `t.project, t.name, t.service, t.def, t.created_at, t.stream_label,
+const TABLE_COLUMNS = `t.project, t.name, t.service, t.def, t.created_at, t.stream_label, t.stream_seq,
   coalesce((SELECT sum(c.items) FROM table_counts c WHERE c.project = t.project AND c.table_name = t.name), 0)::bigint
     AS item_count,
   coalesce((SELECT sum(c.bytes) FROM table_counts c WHERE c.project = t.project AND c.table_name = t.name), 0)::bigint
@@ -112,13 +113,20 @@ export class PgTableStore implements TableStore {
       );
       const row = res.rows[0];
       if (!row) throw new TableNotFoundError(project, def.name);
+      const cur = JSON.parse(row.def) as TableDef;
       // An index whose definition changed is dropped and filled again, like a removed and a new one.
-      const { dropped, added, ttlChanged } = planTableUpdate(JSON.parse(row.def) as TableDef, def);
+      const { dropped, added, ttlChanged } = planTableUpdate(cur, def);
       await c.query(
         'DELETE FROM table_index_items WHERE project = $1 AND table_name = $2 AND index_name = ANY($3::text[])',
         [project, def.name, dropped],
       );
-      const label = def.stream ? (row.stream_label ?? streamLabel(now)) : null;
+      const { label, fresh } = nextStream({ stream: cur.stream, streamLabel: row.stream_label }, def, now);
+      if (fresh) {
+        await c.query('DELETE FROM table_streams WHERE project = $1 AND table_name = $2', [
+          project,
+          def.name,
+        ]);
+      }
       await c.query('UPDATE tables SET def = $3, stream_label = $4 WHERE project = $1 AND name = $2', [
         project,
         def.name,
@@ -276,6 +284,26 @@ export class PgTableStore implements TableStore {
       [project, table, afterSeq, queryLimit(limit, 1000, MAX_PAGE)],
     );
     return rows.map(toStreamRecord);
+  }
+
+  async streamCursor(project: string, table: string, consumer: string): Promise<number | undefined> {
+    this.db.assertOpen();
+    const rows = await this.db.rows<{ after_seq: number }>(
+      'SELECT after_seq FROM stream_cursors WHERE project = $1 AND table_name = $2 AND consumer = $3',
+      [project, table, consumer],
+    );
+    return rows[0]?.after_seq;
+  }
+
+  async setStreamCursor(project: string, table: string, consumer: string, afterSeq: number): Promise<void> {
+    this.db.assertOpen();
+    const n = await this.db.changed(
+      `INSERT INTO stream_cursors (project, table_name, consumer, after_seq, updated_at)
+       SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM tables WHERE project = $1 AND name = $2)
+       ON CONFLICT (project, table_name, consumer) DO UPDATE SET after_seq = excluded.after_seq, updated_at = excluded.updated_at`,
+      [project, table, consumer, afterSeq, this.clock.now()],
+    );
+    if (n === 0) throw new TableNotFoundError(project, table);
   }
 
   /** One transaction per table; an item a writer holds is skipped (its write may move its TTL) and expires

@@ -351,6 +351,21 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX credentials_by_name ON credentials (project, name, access_key_id);
     `,
   },
+  {
+    version: 5,
+    description: 'where each table trigger has read its table stream up to',
+    sql: `
+      CREATE TABLE stream_cursors (
+        project TEXT NOT NULL,
+        table_name TEXT NOT NULL,
+        consumer TEXT NOT NULL,
+        after_seq INTEGER NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (project, table_name, consumer),
+        FOREIGN KEY (project, table_name) REFERENCES tables (project, name) ON DELETE CASCADE
+      ) STRICT;
+    `,
+  },
 ];
 
 /** The schema version this build writes; a data dir with a higher one was written by a newer Nimbus. */

@@ -17,6 +17,7 @@ import {
   planQuery,
   planScan,
   planTableUpdate,
+  nextStream,
   planWrite,
   querySql,
   scanSql,
@@ -95,7 +96,8 @@ export class SqliteTableStore implements TableStore {
         // An index whose definition changed is dropped and filled again, like a removed and a new one.
         const { dropped, added, ttlChanged } = planTableUpdate(cur, def);
         for (const name of dropped) this.st.dropIndex.run(project, def.name, name);
-        const label = def.stream ? (cur.streamLabel ?? streamLabel(now)) : null;
+        const { label, fresh } = nextStream(cur, def, now);
+        if (fresh) this.st.deleteStream.run(project, def.name);
         this.st.updateTable.run(tableDefText(def), label, project, def.name);
         const next = tableDefOf(def);
         if (added.length > 0 || ttlChanged) {
@@ -236,6 +238,21 @@ export class SqliteTableStore implements TableStore {
       .map(toStreamRecord);
   }
 
+  async streamCursor(project: string, table: string, consumer: string): Promise<number | undefined> {
+    this.s.assertOpen();
+    return this.st.cursor.get(project, table, consumer)?.after_seq;
+  }
+
+  /** Grouped, not synced: a cursor a power cut sets back delivers those records again (at least once). */
+  async setStreamCursor(project: string, table: string, consumer: string, afterSeq: number): Promise<void> {
+    this.s.assertOpen();
+    const now = this.s.clock.now();
+    await this.s.grouped(() => {
+      this.table(project, table);
+      this.st.setCursor.run(project, table, consumer, afterSeq, now);
+    });
+  }
+
   /** Grouped, not synced: an expiry a power cut loses (with its stream record) simply happens again. */
   async expire(nowSeconds: number, limit: number): Promise<number> {
     this.s.assertOpen();
@@ -331,6 +348,13 @@ function prepare({ db }: SqliteDb) {
     ),
     count: db.prepare<[number, number, string, string]>(
       `UPDATE tables SET item_count = item_count + ?, size_bytes = size_bytes + ? WHERE project = ? AND name = ?`,
+    ),
+    cursor: db.prepare<[string, string, string], { after_seq: number }>(
+      'SELECT after_seq FROM stream_cursors WHERE project = ? AND table_name = ? AND consumer = ?',
+    ),
+    setCursor: db.prepare<[string, string, string, number, number]>(
+      `INSERT INTO stream_cursors (project, table_name, consumer, after_seq, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (project, table_name, consumer) DO UPDATE SET after_seq = excluded.after_seq, updated_at = excluded.updated_at`,
     ),
     records: db.prepare<[string, string, number, number], StreamRow>(
       'SELECT * FROM table_streams WHERE project = ? AND table_name = ? AND seq > ? ORDER BY seq LIMIT ?',
