@@ -13,6 +13,7 @@ import type { FunctionRef, FunctionVersion, StreamRecord, TableStore } from '../
 import { compileFilters, type EventFilter } from './filter.js';
 import { continueTrace } from './trace.js';
 import type { TriggerSource } from './types.js';
+import { sequenceNumber, streamRecordView } from '../tables/stream-records.js';
 
 export interface TableStreamSourceOptions {
   tables: TableStore;
@@ -40,11 +41,6 @@ interface Mapping {
   failures: number;
   /** While bisecting: the most records the next batch may hold. */
   maxBatch: number;
-}
-
-/** DynamoDB Streams' SequenceNumber: 21 digits, increasing. */
-export function sequenceNumber(seq: number): string {
-  return String(seq).padStart(21, '0');
 }
 
 export class TableStreamSource implements TriggerSource {
@@ -235,20 +231,7 @@ export class TableStreamSource implements TriggerSource {
   private record(r: StreamRecord, viewType: string, label: string): Record<string, unknown> {
     const region = this.o.region ?? 'us-east-1';
     return {
-      eventID: r.seq.toString(16).padStart(32, '0'),
-      eventName: r.eventName,
-      eventVersion: '1.1',
-      eventSource: 'aws:dynamodb',
-      awsRegion: region,
-      dynamodb: {
-        ApproximateCreationDateTime: Math.floor(r.at / 1000),
-        Keys: r.keys,
-        ...(r.newImage ? { NewImage: r.newImage } : {}),
-        ...(r.oldImage ? { OldImage: r.oldImage } : {}),
-        SequenceNumber: sequenceNumber(r.seq),
-        SizeBytes: r.sizeBytes,
-        StreamViewType: viewType,
-      },
+      ...streamRecordView(r, region, viewType),
       eventSourceARN: `arn:aws:dynamodb:${region}:${this.o.accountId ?? '000000000000'}:table/${r.table}/stream/${label}`,
       ...(r.userIdentity ? { userIdentity: r.userIdentity } : {}),
     };

@@ -13,6 +13,7 @@ import type { StoredTable, StreamRecord } from '../../store/types.js';
 import { ApiError } from '../errors.js';
 import { constraint, notFound, validation } from './protocol.js';
 import { keySchemaOut, streamArn, tableArn, tableName, type TableOpsDeps } from './tables.js';
+import { sequenceNumber, streamRecordView } from '../../tables/stream-records.js';
 
 export interface StreamOpsDeps extends TableOpsDeps {
   clock?: { now(): number };
@@ -253,30 +254,11 @@ async function getRecords(
 /** One record as DynamoDB Streams shows it (the Lambda event's record has the same shape). */
 function recordOut(d: StreamOpsDeps, t: StoredTable, r: StreamRecord): Record<string, unknown> {
   return {
-    // The record's number in 32 hex digits: the same ID a table trigger's event gives it.
-    eventID: r.seq.toString(16).padStart(32, '0'),
-    eventName: r.eventName,
-    eventVersion: '1.1',
-    eventSource: 'aws:dynamodb',
-    awsRegion: d.region,
-    dynamodb: {
-      ApproximateCreationDateTime: Math.floor(r.at / 1000),
-      Keys: r.keys,
-      ...(r.newImage ? { NewImage: r.newImage } : {}),
-      ...(r.oldImage ? { OldImage: r.oldImage } : {}),
-      SequenceNumber: sequenceNumber(r.seq),
-      SizeBytes: r.sizeBytes,
-      StreamViewType: t.stream!.viewType,
-    },
+    ...streamRecordView(r, d.region, t.stream!.viewType),
     ...(r.userIdentity
       ? { userIdentity: { PrincipalId: r.userIdentity.principalId, Type: r.userIdentity.type } }
       : {}),
   };
-}
-
-/** DynamoDB Streams' sequence numbers are decimal strings of 21 to 40 digits. */
-export function sequenceNumber(seq: number): string {
-  return String(seq).padStart(21, '0');
 }
 
 /** The one shard of a table's stream, named after the stream's label. */
