@@ -41,3 +41,44 @@ it('runs a function whose package holds 1,500 files', async () => {
     (await fetch(`${n.apiUrl}/v1/health`, { headers: { authorization: `Bearer ${n.apiKey}` } })).status,
   ).toBe(200);
 });
+
+it('runs handlers as users write them: TypeScript in a "type": "module" folder, and tsc-style CommonJS', async () => {
+  const svc = mkdtempSync(join(tmpdir(), 'nimbus-styles-'));
+  try {
+    writeFileSync(
+      join(svc, 'nimbus.yaml'),
+      'service: styles2\nfunctions:\n  esm:\n    handler: src/app.handler\n  tsc:\n    handler: dist/index.handler\n',
+    );
+    mkdirSync(join(svc, 'src'));
+    mkdirSync(join(svc, 'lib'));
+    mkdirSync(join(svc, 'dist'));
+    // The handler's own folder says "type": "module", though the service root has no package.json.
+    writeFileSync(join(svc, 'src', 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(
+      join(svc, 'src', 'app.ts'),
+      "import dep from '../lib/dep.cjs';\nexport const handler = async (): Promise<unknown> => ({ esm: typeof import.meta.url, dep: dep.hello() });\n",
+    );
+    // A CommonJS dependency that require()s a builtin, inside the ES module bundle.
+    writeFileSync(
+      join(svc, 'lib', 'dep.cjs'),
+      "const path = require('node:path');\nmodule.exports = { hello: () => path.basename('/a/b') };\n",
+    );
+    // What tsc emits for `import` + `export const handler` with module: commonjs.
+    writeFileSync(
+      join(svc, 'dist', 'index.js'),
+      '"use strict";\nObject.defineProperty(exports, "__esModule", { value: true });\nexports.handler = void 0;\nconst node_path_1 = require("node:path");\nconst handler = async () => ({ tsc: (0, node_path_1.extname)("x.ts") });\nexports.handler = handler;\n',
+    );
+    const t = await startTestNimbus();
+    try {
+      await t.deploy(svc);
+      const esm = await t.client.invoke('esm', '{}', {});
+      expect(JSON.parse(esm.payload)).toEqual({ esm: 'string', dep: 'b' });
+      const tsc = await t.client.invoke('tsc', '{}', {});
+      expect(JSON.parse(tsc.payload)).toEqual({ tsc: '.ts' });
+    } finally {
+      await t.cleanup();
+    }
+  } finally {
+    rmSync(svc, { recursive: true, force: true });
+  }
+});

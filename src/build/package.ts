@@ -106,7 +106,6 @@ async function bundleHandlers(
   manifest: Manifest,
   onProgress?: (step: string) => void,
 ): Promise<Map<string, Buffer>> {
-  const typeModule = packageTypeIsModule(root);
   const out = new Map<string, Buffer>();
   const seen = new Set<string>();
   for (const fn of manifest.functions) {
@@ -124,6 +123,7 @@ async function bundleHandlers(
     }
     const ext = ts.slice(ts.lastIndexOf('.'));
     const outExt = ext === '.mts' ? '.mjs' : ext === '.cts' ? '.cjs' : '.js';
+    const typeModule = packageTypeIsModule(root, dirname(join(root, ts)));
     const format = ext === '.mts' || (ext === '.ts' && typeModule) ? 'esm' : 'cjs';
     const outPath = modulePath + outExt;
     onProgress?.(`Bundling ${ts}…`);
@@ -184,12 +184,21 @@ function bundleHint(m: Message): string {
     : 'fix the error in the source file';
 }
 
-function packageTypeIsModule(root: string): boolean {
-  try {
-    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { type?: unknown };
-    return pkg.type === 'module';
-  } catch {
-    return false;
+/**
+ * Whether Node will read `<dir>/x.js` as an ES module: the nearest package.json from dir up to the service's
+ * root decides, as it does for Node itself (a handler folder may have its own with "type": "module").
+ */
+function packageTypeIsModule(root: string, dir: string): boolean {
+  for (let d = dir; ; d = dirname(d)) {
+    const file = join(d, 'package.json');
+    if (isFile(file)) {
+      try {
+        return (JSON.parse(readFileSync(file, 'utf8')) as { type?: unknown }).type === 'module';
+      } catch {
+        return false;
+      }
+    }
+    if (d === root || dirname(d) === d) return false;
   }
 }
 
