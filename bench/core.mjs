@@ -161,8 +161,8 @@ async function measureNimbus(env, fns, coldDir, label = 'sqlite') {
   return out;
 }
 
-/** A fresh schema on the benchmark's PostgreSQL, or null when none answers. */
-async function benchPostgres() {
+/** A fresh schema on the benchmark's PostgreSQL, or null when none answers; drop() removes it. */
+export async function benchPostgres(schema = `nimbus_bench_${Date.now()}`) {
   const base = process.env.NIMBUS_BENCH_POSTGRES ?? 'postgresql://127.0.0.1:5432/test';
   const { default: pg } = await import('pg');
   const { parsePostgresUrl } = await import('../dist/store/postgres/index.js');
@@ -176,7 +176,6 @@ async function benchPostgres() {
   } catch {
     return null;
   }
-  const schema = `nimbus_bench_${Date.now()}`;
   await client.query(`CREATE SCHEMA ${schema}`);
   return {
     url: `${base}${base.includes('?') ? '&' : '?'}schema=${schema}`,

@@ -5,14 +5,16 @@ import { runCore } from './core.mjs';
 import { runPeers } from './peers.mjs';
 import { runScale } from './scale.mjs';
 import { runEvents } from './events.mjs';
+import { runDynamo } from './dynamodb.mjs';
 import { saveResult } from './lib.mjs';
 
-const only = new Set((process.env.BENCH_ONLY ?? 'core,peers,scale,events').split(','));
+const only = new Set((process.env.BENCH_ONLY ?? 'core,peers,scale,events,dynamodb').split(','));
 const summary = {};
 if (only.has('core')) summary.core = await runCore();
 if (only.has('peers')) summary.peers = await runPeers();
 if (only.has('scale')) summary.scale = await runScale();
 if (only.has('events')) summary.events = await runEvents();
+if (only.has('dynamodb')) summary.dynamodb = await runDynamo();
 
 const core = summary.core;
 const peers = summary.peers;
