@@ -174,8 +174,7 @@ export function verifySigV4(
   ].join('\n');
   const scope = `${auth.date}/${auth.region}/${auth.service}/aws4_request`;
   const stringToSign = [ALGORITHM, auth.amzDate, scope, sha256Hex(canonicalRequest)].join('\n');
-  let key: Buffer = hmac(`AWS4${secret}`, auth.date);
-  for (const part of [auth.region, auth.service, 'aws4_request']) key = hmac(key, part);
+  const key = signingKey(secret, auth.date, auth.region, auth.service);
   const expected = Buffer.from(hmac(key, stringToSign).toString('hex'), 'utf8');
   const given = Buffer.from(auth.signature.toLowerCase(), 'utf8');
   if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
@@ -384,6 +383,23 @@ function formatAmzDate(ms: number): string {
 
 function sha256Hex(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+/** Derived signing keys, by secret, day, region and service: the same all day for a client, and four HMACs
+ *  of every request's check. Bounded; a revoked key never gets here (its lookup fails first). */
+const signingKeys = new Map<string, Buffer>();
+const MAX_SIGNING_KEYS = 1000;
+
+function signingKey(secret: string, date: string, region: string, service: string): Buffer {
+  const id = `${date}\n${region}\n${service}\n${secret}`;
+  let key = signingKeys.get(id);
+  if (!key) {
+    key = hmac(`AWS4${secret}`, date);
+    for (const part of [region, service, 'aws4_request']) key = hmac(key, part);
+    if (signingKeys.size >= MAX_SIGNING_KEYS) signingKeys.clear();
+    signingKeys.set(id, key);
+  }
+  return key;
 }
 
 function hmac(key: string | Buffer, data: string): Buffer {
