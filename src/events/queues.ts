@@ -13,6 +13,7 @@
 // less the share kept for synchronous callers), so a backlog waits in the store, never in memory.
 import type { QueueTrigger } from '../config/manifest.js';
 import { systemClock, type Clock, type Timer } from '../clock/clock.js';
+import { Waker } from './waker.js';
 import type { Invoker, InvokeOutcome } from '../invoker/types.js';
 import type { FunctionRef, FunctionVersion, QueueMessage, QueueStore, StoredQueue } from '../store/types.js';
 import { QueueNotFoundError } from '../store/errors.js';
@@ -55,8 +56,7 @@ interface Mapping {
   /** The receive loop, while it runs. */
   loop: Promise<void> | null;
   /** Wakes the loop early (a send, a finished batch, a stop). */
-  kick: (() => void) | null;
-  kicked: boolean;
+  waker: Waker;
 }
 
 export class QueueSource implements TriggerSource {
@@ -97,8 +97,7 @@ export class QueueSource implements TriggerSource {
           running: old?.running ?? 0,
           active: true,
           loop: null,
-          kick: null,
-          kicked: false,
+          waker: new Waker(this.clock),
         });
         if (old) this.retire(old);
       }
@@ -162,7 +161,7 @@ export class QueueSource implements TriggerSource {
       const room = Math.min(max - m.running, this.o.invoker.headroom(m.fn, this.share));
       if (room <= 0) {
         // Full: a finishing batch (or synchronous call) frees a slot; look again then, or after a short while.
-        await this.sleep(m, 100);
+        await m.waker.sleep(100);
         continue;
       }
       let q: StoredQueue | undefined;
@@ -171,7 +170,7 @@ export class QueueSource implements TriggerSource {
         q = await this.queue(project, queueName);
         if (!q) {
           // Removed with a deploy that has not reached this node's registry yet; wait for the sync.
-          await this.sleep(m, this.pollMs);
+          await m.waker.sleep(this.pollMs);
           continue;
         }
         batch = await this.o.queues.receive(project, queueName, { max: m.trigger.batchSize });
@@ -180,13 +179,13 @@ export class QueueSource implements TriggerSource {
         }
       } catch (err) {
         this.o.onError?.(err, `queue trigger ${m.key}: receiving`);
-        await this.sleep(m, this.pollMs);
+        await m.waker.sleep(this.pollMs);
         continue;
       }
       if (batch.length === 0) {
         const next = await this.o.queues.nextVisibleAt(project, queueName).catch(() => undefined);
         const wait = next === undefined ? this.pollMs : Math.min(this.pollMs, next - this.clock.now());
-        await this.sleep(m, Math.max(1, wait));
+        await m.waker.sleep(Math.max(1, wait));
         continue;
       }
       const runnable = await this.screen(m, q, batch);
@@ -202,7 +201,7 @@ export class QueueSource implements TriggerSource {
     while (batch.length < m.trigger.batchSize && m.active && !this.stopped) {
       const left = deadline - this.clock.now();
       if (left <= 0) break;
-      await this.sleep(m, Math.min(left, this.pollMs));
+      await m.waker.sleep(Math.min(left, this.pollMs));
       const more = await this.o.queues.receive(m.fn.project, m.trigger.queue, {
         max: m.trigger.batchSize - batch.length,
       });
@@ -375,27 +374,8 @@ export class QueueSource implements TriggerSource {
     return q;
   }
 
-  private sleep(m: Mapping, ms: number): Promise<void> {
-    if (m.kicked) {
-      m.kicked = false;
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve) => {
-      let timer: Timer | null = null;
-      const done = (): void => {
-        timer?.cancel();
-        m.kick = null;
-        m.kicked = false;
-        resolve();
-      };
-      m.kick = done;
-      timer = this.clock.setTimeout(done, ms);
-    });
-  }
-
   private wakeLoop(m: Mapping): void {
-    if (m.kick) m.kick();
-    else m.kicked = true;
+    m.waker.wake();
   }
 
   /** Deletes messages past their retention, now and every minute. */

@@ -6,7 +6,8 @@
 // table is kept), is retried (bisected on request), and is skipped with a log line only after
 // maximumRetryAttempts. `batchItemFailures` (by SequenceNumber) retries from the first record that failed.
 import type { TableTrigger } from '../config/manifest.js';
-import { systemClock, type Clock, type Timer } from '../clock/clock.js';
+import { systemClock, type Clock } from '../clock/clock.js';
+import { Waker } from './waker.js';
 import type { Invoker, InvokeOutcome } from '../invoker/types.js';
 import { timeOrderedId } from '../ids.js';
 import type { FunctionRef, FunctionVersion, StreamRecord, TableStore } from '../store/types.js';
@@ -36,7 +37,7 @@ interface Mapping {
   filter: EventFilter;
   active: boolean;
   loop: Promise<void> | null;
-  kick: (() => void) | null;
+  waker: Waker;
   /** Failed attempts of the batch that starts after the cursor. */
   failures: number;
   /** While bisecting: the most records the next batch may hold. */
@@ -75,7 +76,7 @@ export class TableStreamSource implements TriggerSource {
           filter: compileFilters(t.filters ?? []),
           active: true,
           loop: null,
-          kick: null,
+          waker: new Waker(this.clock),
           failures: 0,
           maxBatch: t.batchSize,
         });
@@ -94,13 +95,13 @@ export class TableStreamSource implements TriggerSource {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const m of this.mappings.values()) m.kick?.();
+    for (const m of this.mappings.values()) m.waker.wake();
     await Promise.all([...this.mappings.values()].map((m) => m.loop));
   }
 
   private retire(m: Mapping): void {
     m.active = false;
-    m.kick?.();
+    m.waker.wake();
   }
 
   private run(m: Mapping): void {
@@ -133,15 +134,15 @@ export class TableStreamSource implements TriggerSource {
         );
       } catch (err) {
         this.o.onError?.(err, `table trigger ${m.key}: reading the stream`);
-        await this.sleep(m, 1000);
+        await m.waker.sleep(1000);
         continue;
       }
       if (records.length === 0) {
-        await this.sleep(m, this.pollMs);
+        await m.waker.sleep(this.pollMs);
         continue;
       }
       if (this.o.invoker.headroom(m.fn, this.o.share ?? 0.8) <= 0) {
-        await this.sleep(m, 100);
+        await m.waker.sleep(100);
         continue;
       }
       const stored = await this.o.tables.getTable(project, table);
@@ -171,7 +172,7 @@ export class TableStreamSource implements TriggerSource {
     const last = records[records.length - 1]!.seq;
     if (outcome.status === 'throttled' || outcome.status === 'not_found') {
       // Never ran: read the same records again soon, uncounted.
-      await this.sleep(m, outcome.status === 'throttled' ? 500 : this.pollMs);
+      await m.waker.sleep(outcome.status === 'throttled' ? 500 : this.pollMs);
       return;
     }
     let failedFrom: number | undefined;
@@ -207,7 +208,7 @@ export class TableStreamSource implements TriggerSource {
     if (outcome.status !== 'ok' && m.trigger.bisectBatchOnFunctionError && records.length > 1) {
       m.maxBatch = Math.ceil(records.length / 2);
     }
-    await this.sleep(m, Math.min(10_000, 100 * 2 ** Math.min(m.failures, 7)));
+    await m.waker.sleep(Math.min(10_000, 100 * 2 ** Math.min(m.failures, 7)));
   }
 
   private async cursor(m: Mapping): Promise<number> {
@@ -235,19 +236,6 @@ export class TableStreamSource implements TriggerSource {
       eventSourceARN: `arn:aws:dynamodb:${region}:${this.o.accountId ?? '000000000000'}:table/${r.table}/stream/${label}`,
       ...(r.userIdentity ? { userIdentity: r.userIdentity } : {}),
     };
-  }
-
-  private sleep(m: Mapping, ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      let timer: Timer | null = null;
-      const done = (): void => {
-        timer?.cancel();
-        m.kick = null;
-        resolve();
-      };
-      m.kick = done;
-      timer = this.clock.setTimeout(done, ms);
-    });
   }
 }
 
