@@ -233,6 +233,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     });
     const streams = new TableStreamSource({
       tables: store.tables,
+      queues: store.queues,
+      onQueued: (project, queue) => queues.notify(project, queue),
       invoker,
       clock,
       share: settings.eventConcurrencyShare,

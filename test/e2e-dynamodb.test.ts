@@ -672,5 +672,25 @@ describe.each(BACKENDS)('table triggers on %s', (backend) => {
     });
     expect(after.filter((p) => p === 'later')).toHaveLength(1);
     expect(after.filter((p) => p === 'poison')).toHaveLength(2);
+    // The skipped batch is described on the onFailure queue, as Lambda's failure destination record.
+    const peeked = await fetch(`${n.apiUrl}/v1/queues/stream-failures/messages?limit=10`, {
+      headers: { authorization: `Bearer ${n.apiKey}` },
+    });
+    expect(peeked.status).toBe(200);
+    const messages = ((await peeked.json()) as { messages: { body: string }[] }).messages;
+    expect(messages).toHaveLength(1);
+    const failure = JSON.parse(messages[0]!.body);
+    expect(failure.requestContext).toMatchObject({
+      condition: 'RetryAttemptsExhausted',
+      functionArn: expect.stringMatching(/:function:picky$/),
+      approximateInvokeCount: 2,
+    });
+    // picky reported the record in batchItemFailures: the invocation itself succeeded.
+    expect(failure.responseContext).toMatchObject({ statusCode: 200, executedVersion: '$LATEST' });
+    // It names the records skipped, from poison to the end of its batch (fine, when it came in the same one).
+    const info = failure.DDBStreamBatchInfo;
+    expect(info.streamArn).toMatch(/:table\/notes\/stream\//);
+    expect(info.batchSize).toBeGreaterThanOrEqual(1);
+    expect(info.startSequenceNumber <= info.endSequenceNumber).toBe(true);
   });
 });

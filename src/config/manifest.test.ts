@@ -197,6 +197,14 @@ functions:
       withQueues('  q: {}', 'async: { onFailure: { queue: q, function: g } }'),
       'must name one function or one queue',
     ],
+    [
+      withQueues('  q: {}', 'events: [{ table: { name: ttt, onFailure: { queue: gone } } }]'),
+      'events.0.table.onFailure.queue: queue "gone" is not declared',
+    ],
+    [
+      withQueues('  q.fifo: {}', 'events: [{ table: { name: ttt, onFailure: { queue: q.fifo } } }]'),
+      'must be a standard queue',
+    ],
   ])('%j reads "%s"', (yaml, expected) => {
     const message = problem(yaml);
     expect(message).toContain(expected);

@@ -105,6 +105,8 @@ const TableEventSchema = z.union([
       .strictObject({ filters: z.array(z.strictObject({ pattern: z.unknown() })).max(5) })
       .optional(),
     functionResponseTypes: z.array(z.literal('ReportBatchItemFailures')).optional(),
+    /** Where a batch skipped after maximumRetryAttempts is described (Lambda's OnFailure destination). */
+    onFailure: z.strictObject({ queue: z.string().regex(QUEUE_NAME, QUEUE_NAME_HINT) }).optional(),
   }),
 ]);
 
@@ -293,6 +295,8 @@ export interface TableTrigger {
   maximumRetryAttempts: number;
   bisectBatchOnFunctionError: boolean;
   filters?: string[];
+  /** The queue that gets Lambda's failure record for each batch skipped after maximumRetryAttempts. */
+  onFailure?: { queue: string };
 }
 
 export interface QueueTrigger {
@@ -452,6 +456,18 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
             field,
             `table "${trigger.table}" has no stream; add stream: true to tables.${trigger.table}`,
           );
+        }
+        if (trigger.onFailure) {
+          const dest = queueByName.get(trigger.onFailure.queue);
+          if (!dest || dest.fifo) {
+            throw new ManifestError(
+              file,
+              `${field}.onFailure.queue`,
+              dest
+                ? `names "${dest.name}", a FIFO queue; a table trigger's failure destination must be a standard queue`
+                : `queue "${trigger.onFailure.queue}" is not declared; add it under queues:`,
+            );
+          }
         }
         if (tableTriggers.some((t) => t.table === trigger.table)) {
           throw new ManifestError(file, field, `table "${trigger.table}" already triggers this function`);
@@ -663,6 +679,7 @@ function tableTrigger(file: string, field: string, ev: z.output<typeof TableEven
     maximumRetryAttempts: spec.maximumRetryAttempts ?? -1,
     bisectBatchOnFunctionError: spec.bisectBatchOnFunctionError ?? false,
     ...filterPatterns(file, field, spec.filterCriteria),
+    ...(typeof ev !== 'string' && ev.onFailure ? { onFailure: { queue: ev.onFailure.queue } } : {}),
   };
 }
 

@@ -3,14 +3,15 @@
 // and moves the consumer's stored cursor past what the function handled. The stream keeps its records for 24
 // hours and the cursor is in the store, so a crash or a restart loses nothing: the batch that was running is
 // delivered again (at least once). As on Lambda, a failing batch holds back the records after it (order per
-// table is kept), is retried (bisected on request), and is skipped with a log line only after
-// maximumRetryAttempts. `batchItemFailures` (by SequenceNumber) retries from the first record that failed.
+// table is kept), is retried (bisected on request), and is skipped only after maximumRetryAttempts: with a
+// log line, and with Lambda's failure record (which records, why) sent to the trigger's onFailure queue. `batchItemFailures` (by SequenceNumber) retries from the first record that failed.
 import type { TableTrigger } from '../config/manifest.js';
 import { systemClock, type Clock } from '../clock/clock.js';
 import { Waker } from './waker.js';
 import type { Invoker, InvokeOutcome } from '../invoker/types.js';
 import { timeOrderedId } from '../ids.js';
-import type { FunctionRef, FunctionVersion, StreamRecord, TableStore } from '../store/types.js';
+import type { FunctionRef, FunctionVersion, QueueStore, StreamRecord, TableStore } from '../store/types.js';
+import { QueueNotFoundError } from '../store/errors.js';
 import { compileFilters, type EventFilter } from './filter.js';
 import { continueTrace } from './trace.js';
 import type { TriggerSource } from './types.js';
@@ -18,6 +19,10 @@ import { sequenceNumber, streamRecordView } from '../tables/stream-records.js';
 
 export interface TableStreamSourceOptions {
   tables: TableStore;
+  /** Where onFailure records go. */
+  queues?: QueueStore;
+  /** Told after a failure record was sent, so the queue's consumers look at once. */
+  onQueued?: (project: string, queue: string) => void;
   invoker: Invoker & { headroom(ref: FunctionRef, share: number): number };
   clock?: Clock;
   share?: number;
@@ -200,6 +205,7 @@ export class TableStreamSource implements TriggerSource {
         ),
         'table triggers',
       );
+      await this.sendFailure(m, records, from, last, outcome);
       m.failures = 0;
       m.maxBatch = m.trigger.batchSize;
       await this.advance(m, last);
@@ -209,6 +215,60 @@ export class TableStreamSource implements TriggerSource {
       m.maxBatch = Math.ceil(records.length / 2);
     }
     await m.waker.sleep(Math.min(10_000, 100 * 2 ** Math.min(m.failures, 7)));
+  }
+
+  /** Lambda's record for a stream batch given up on, as its OnFailure destinations receive it: it names the
+   *  records (by sequence number), not their contents, which stay readable in the stream for 24 hours. */
+  private async sendFailure(
+    m: Mapping,
+    records: StreamRecord[],
+    from: number,
+    last: number,
+    outcome: InvokeOutcome,
+  ): Promise<void> {
+    const dest = m.trigger.onFailure?.queue;
+    if (dest === undefined || !this.o.queues) return;
+    const region = this.o.region ?? 'us-east-1';
+    const account = this.o.accountId ?? '000000000000';
+    const stored = await this.o.tables.getTable(m.fn.project, m.trigger.table);
+    const skipped = records.filter((r) => r.seq >= from);
+    const record = {
+      requestContext: {
+        requestId: timeOrderedId(),
+        functionArn: `arn:aws:lambda:${region}:${account}:function:${m.fn.name}`,
+        condition: 'RetryAttemptsExhausted',
+        approximateInvokeCount: m.failures,
+      },
+      responseContext: {
+        statusCode: outcome.status === 'ok' ? 200 : 500,
+        executedVersion: '$LATEST',
+        // A batch the function answered with batchItemFailures ran without an error of its own.
+        ...(outcome.status === 'ok' ? {} : { functionError: 'Unhandled' }),
+      },
+      version: '1.0',
+      timestamp: new Date(this.clock.now()).toISOString(),
+      DDBStreamBatchInfo: {
+        shardId: 'shardId-00000000000000000000-00000001',
+        startSequenceNumber: sequenceNumber(from),
+        endSequenceNumber: sequenceNumber(last),
+        approximateArrivalOfFirstRecord: new Date(skipped[0]!.at).toISOString(),
+        approximateArrivalOfLastRecord: new Date(skipped[skipped.length - 1]!.at).toISOString(),
+        batchSize: skipped.length,
+        streamArn: `arn:aws:dynamodb:${region}:${account}:table/${m.trigger.table}/stream/${stored?.streamLabel ?? ''}`,
+      },
+    };
+    try {
+      await this.o.queues.send(m.fn.project, dest, [{ body: JSON.stringify(record) }]);
+      this.o.onQueued?.(m.fn.project, dest);
+    } catch (err) {
+      if (!(err instanceof QueueNotFoundError)) throw err;
+      this.o.onError?.(
+        new Error(
+          `${m.fn.name}: failure destination queue "${dest}" does not exist any more; the record was not sent`,
+        ),
+        'table triggers',
+      );
+    }
   }
 
   private async cursor(m: Mapping): Promise<number> {
