@@ -446,7 +446,10 @@ class Parser {
     for (;;) {
       if (this.isPunct('.') && this.peek(1).type !== 'eof') {
         this.pos++;
-        path.push(this.name(true));
+        // After a dot a word can only be a map key, keywords included (meta.by).
+        const t = this.peek();
+        if (t.type === 'word') path.push(this.next().text);
+        else path.push(this.name(true));
       } else if (this.eatPunct('[')) {
         const t = this.next();
         if (t.type === 'number' && /^\d+$/.test(t.text)) path.push(Number(t.text));
