@@ -92,6 +92,24 @@ describe('PartiQL parser', () => {
     });
   });
 
+  it('reads quoted names with doubled quotes, comments, keywords after a dot, set_delete and if_not_exists', () => {
+    const s = parseStatement(
+      `UPDATE "my ""t""" -- a comment\n SET s = set_delete(s, <<1>>), c = if_not_exists(c, 0) WHERE "value" = 'it''s' AND meta.by = 1`,
+    );
+    expect(s).toMatchObject({
+      kind: 'update',
+      table: 'my "t"',
+      update: {
+        set: [{ path: ['c'], value: { kind: 'if_not_exists', path: ['c'] } }],
+        delete: [{ path: ['s'], value: { NS: ['1'] } }],
+      },
+      where: {
+        left: { right: { value: { S: "it's" } }, left: { path: ['value'] } },
+        right: { left: { path: ['meta', 'by'] } },
+      },
+    });
+  });
+
   it('evaluates IN, BETWEEN, IS MISSING, begins_with, contains, size and NOT as DynamoDB does', () => {
     const item = {
       pk: { S: 'a' },
@@ -128,6 +146,11 @@ describe('PartiQL parser', () => {
       ['UPDATE t WHERE a = 1', /expected SET or REMOVE/],
       ['DELETE FROM t', /expected WHERE/],
       ['SELECT * FROM t WHERE a = 1 ; DROP', /Unexpected character ";"/],
+      ['SELECT * FROM t WHERE value = 1', /Unexpected token "value", expected a value at line 1, column 23/],
+      ['DELETE FROM t WHERE a = 1 RETURNING ALL NEW *', /Unexpected token "NEW", expected OLD/],
+      ['UPDATE t SET a = 1 WHERE k = 1 RETURNING SOME', /expected ALL or MODIFIED/],
+      ["UPDATE t SET a = set_add(b, <<'x'>>) WHERE k = 1", /expected set_add of the attribute it assigns/],
+      ['SELECT * FROM t WHERE x IN 1', /expected "\["/],
       ['SELECT * FROM t WHERE a = <<>>', /set {2}may not be empty/],
       ["SELECT * FROM t WHERE a = <<'x', 1>>", /expected set members of one type/],
     ] as const;
