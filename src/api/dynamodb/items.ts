@@ -19,7 +19,7 @@ type Input = Record<string, unknown>;
 type Op = (project: string, input: Input) => Promise<unknown>;
 
 /** DynamoDB's page: a Query or Scan stops once it has read 1 MB. */
-const PAGE_BYTES = 1024 * 1024;
+export const PAGE_BYTES = 1024 * 1024;
 const TOKEN_WINDOW_MS = 10 * 60_000;
 
 export function itemOperations(d: ItemOpsDeps): Record<string, Op> {
@@ -224,7 +224,9 @@ export async function collectPages(
   filter: ((item: Item) => boolean) | undefined,
   read: (n: number, after: Item | undefined) => Promise<{ items: Item[]; lastKey?: Item }>,
   start: Item | undefined,
-): Promise<{ items: Item[]; scanned: number; last?: Item }> {
+  /** What is left of the 1 MB page (a SELECT over several partitions shares one). */
+  budget = PAGE_BYTES,
+): Promise<{ items: Item[]; scanned: number; bytes: number; last?: Item }> {
   const items: Item[] = [];
   let scanned = 0;
   let bytes = 0;
@@ -236,14 +238,14 @@ export async function collectPages(
       scanned++;
       bytes += approximateSize(item);
       if (!filter || filter(item)) items.push(item);
-      const full = bytes >= PAGE_BYTES || (limit !== undefined && scanned >= limit);
+      const full = bytes >= budget || (limit !== undefined && scanned >= limit);
       if (full) {
         const isLastOfPage = item === page.items[page.items.length - 1];
-        if (!isLastOfPage || page.lastKey) return { items, scanned, last: positionOf(t, index, item) };
-        return { items, scanned };
+        if (!isLastOfPage || page.lastKey) return { items, scanned, bytes, last: positionOf(t, index, item) };
+        return { items, scanned, bytes };
       }
     }
-    if (!page.lastKey) return { items, scanned };
+    if (!page.lastKey) return { items, scanned, bytes };
     after = page.lastKey;
   }
 }

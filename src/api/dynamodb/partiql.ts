@@ -21,7 +21,17 @@ import { parseNumber } from '../../tables/values.js';
 import type { Principal } from '../auth.js';
 import { ApiError } from '../errors.js';
 import { checkItem } from './expressions.js';
-import { collectPages, indexOf, keyOf, limitOf, pick, startKey, write, type ItemOpsDeps } from './items.js';
+import {
+  collectPages,
+  indexOf,
+  keyOf,
+  limitOf,
+  PAGE_BYTES,
+  pick,
+  startKey,
+  write,
+  type ItemOpsDeps,
+} from './items.js';
 import { conditionFailed, constraint, validation } from './protocol.js';
 import { existingTable } from './tables.js';
 import { checkValue } from './values.js';
@@ -100,9 +110,11 @@ async function select(
   const partitions = plan?.partitions ?? [undefined];
   const items: Item[] = [];
   let next: Token | undefined;
+  let read = 0;
+  let bytes = 0;
   for (let p = token?.p ?? 0; p < partitions.length; p++) {
     const partition = partitions[p];
-    const left = limit === undefined ? undefined : limit - items.length;
+    const left = limit === undefined ? undefined : limit - read;
     const page = await collectPages(
       t,
       index,
@@ -125,14 +137,18 @@ async function select(
             });
       },
       p === token?.p ? token.k : undefined,
+      PAGE_BYTES - bytes,
     );
     items.push(...page.items);
+    read += page.scanned;
+    bytes += page.bytes;
     if (page.last) {
       next = { p, k: page.last };
       break;
     }
-    // Limit counts items read, in every partition together.
-    if (left !== undefined && page.scanned >= left && p + 1 < partitions.length) {
+    // Limit counts items read and the 1 MB page what was read, in every partition together.
+    const full = (limit !== undefined && read >= limit) || bytes >= PAGE_BYTES;
+    if (full && p + 1 < partitions.length) {
       next = { p: p + 1 };
       break;
     }
