@@ -446,6 +446,23 @@ describe.each(BACKENDS)('PartiQL on %s', (backend) => {
       }),
     );
     expect(read.Responses).toEqual([{ Item: { song: { S: 'a' } } }, { Item: { n: { N: '3' } } }]);
+    // A ClientRequestToken makes a retry answer as the first call did, without running it again.
+    const once = (Statement: string) =>
+      db.send(
+        new ExecuteTransactionCommand({
+          TransactStatements: [{ Statement }],
+          ClientRequestToken: 'tx-hal-b',
+        }),
+      );
+    await once(`INSERT INTO music VALUE {'artist': 'hal', 'song': 'b'}`);
+    await once(`INSERT INTO music VALUE {'artist': 'hal', 'song': 'b'}`);
+    const other = await failure(once(`INSERT INTO music VALUE {'artist': 'hal', 'song': 'c'}`));
+    expect(other.name).toBe('IdempotentParameterMismatchException');
+    const counted = await run(`SELECT song FROM music WHERE artist = 'hal'`, undefined, {
+      ReturnConsumedCapacity: 'TOTAL',
+    });
+    expect(counted.Items).toEqual([{ song: { S: 'a' } }, { song: { S: 'b' } }]);
+    expect(counted.ConsumedCapacity).toMatchObject({ TableName: 'music' });
     const dup = await failure(tx(`INSERT INTO music VALUE {'artist': 'hal', 'song': 'a'}`));
     expect((dup as TransactionCanceledException).CancellationReasons).toEqual([
       { Code: 'DuplicateItem', Message: 'Duplicate primary key exists in table' },

@@ -49,11 +49,18 @@ const ACTIONS = {
   delete: 'PartiQLDelete',
 } as const;
 
+/** How long ExecuteTransaction remembers a ClientRequestToken, as TransactWriteItems does. */
+const TOKEN_WINDOW_MS = 10 * 60_000;
+
+type Seen = Map<string, { hash: string; at: number; answer: unknown }>;
+
 export function partiqlOperations(d: ItemOpsDeps, allow: TableAccess): Record<string, Op> {
+  const seen: Seen = new Map();
   return {
     ExecuteStatement: (p, i, principal) => executeStatement(d, allow, p, i, principal),
     BatchExecuteStatement: (p, i, principal) => batchExecute(d, allow, p, i, principal),
-    ExecuteTransaction: (p, i, principal) => executeTransaction(d, allow, p, i, principal),
+    ExecuteTransaction: (p, i, principal) =>
+      idempotent(d, seen, p, i, () => executeTransaction(d, allow, p, i, principal)),
   };
 }
 
@@ -71,9 +78,11 @@ async function executeStatement(
   allow(principal, ACTIONS[s.kind], s.table);
   const t = await existingTable(d, project, s.table);
   const onFail = onConditionFailure(input, 'returnValuesOnConditionCheckFailure');
-  if (s.kind === 'select') return select(d, project, t, s, input, fingerprint(text, parameters));
+  if (s.kind === 'select') {
+    return withCapacity(input, t, await select(d, project, t, s, input, fingerprint(text, parameters)));
+  }
   const item = await runWrite(d, project, t, s, onFail);
-  return { Items: item ? [item] : [] };
+  return withCapacity(input, t, { Items: item ? [item] : [] });
 }
 
 async function select(
@@ -83,7 +92,7 @@ async function select(
   s: Extract<Statement, { kind: 'select' }>,
   input: Input,
   print: string,
-): Promise<unknown> {
+): Promise<Record<string, unknown>> {
   const index = s.index === undefined ? undefined : indexOf(t, s.index);
   if (index?.kind === 'global' && input['ConsistentRead'] === true) {
     throw validation('Consistent reads are not supported on global secondary indexes');
@@ -376,6 +385,40 @@ async function executeTransaction(
   return { Responses: [] };
 }
 
+/** A transaction with a ClientRequestToken seen in the last 10 minutes answers as it did then, without
+ *  running again; the same token with other statements is refused. */
+async function idempotent(
+  d: ItemOpsDeps,
+  seen: Seen,
+  project: string,
+  input: Input,
+  run: () => Promise<unknown>,
+): Promise<unknown> {
+  const token = input['ClientRequestToken'];
+  if (token === undefined) return run();
+  if (typeof token !== 'string' || token.length < 1 || token.length > 36) {
+    throw constraint(token, 'clientRequestToken', 'Member must have length less than or equal to 36');
+  }
+  const now = d.clock?.now() ?? Date.now();
+  for (const [k, v] of seen) if (now - v.at > TOKEN_WINDOW_MS) seen.delete(k);
+  const hash = createHash('sha256').update(JSON.stringify(input['TransactStatements'])).digest('hex');
+  const id = `${project}\n${token}`;
+  const before = seen.get(id);
+  if (before) {
+    if (before.hash !== hash) {
+      throw new ApiError(
+        400,
+        'IdempotentParameterMismatchException',
+        'The request uses the same client token as a previous, but non-identical request.',
+      );
+    }
+    return before.answer;
+  }
+  const answer = await run();
+  seen.set(id, { hash, at: now, answer });
+  return answer;
+}
+
 function cancelled(n: number, at: number, reason: { Code: string; Message: string; Item?: Item }): ApiError {
   const reasons = Array.from({ length: n }, (_, i) => (i === at ? reason : { Code: 'None' }));
   return new ApiError(
@@ -415,6 +458,12 @@ function onConditionFailure(input: Input, field: string): boolean {
     throw constraint(v, field, 'Member must satisfy enum value set: [ALL_OLD, NONE]');
   }
   return v === 'ALL_OLD';
+}
+
+function withCapacity(input: Input, t: StoredTable, body: Record<string, unknown>): Record<string, unknown> {
+  const rc = input['ReturnConsumedCapacity'];
+  if (rc === 'TOTAL' || rc === 'INDEXES') body['ConsumedCapacity'] = { TableName: t.name, CapacityUnits: 1 };
+  return body;
 }
 
 const duplicateItem = (): ApiError =>
