@@ -19,7 +19,7 @@ type Input = Record<string, unknown>;
 type Op = (project: string, input: Input) => Promise<unknown>;
 
 /** DynamoDB's page: a Query or Scan stops once it has read 1 MB. */
-const PAGE_BYTES = 1024 * 1024;
+export const PAGE_BYTES = 1024 * 1024;
 const TOKEN_WINDOW_MS = 10 * 60_000;
 
 export function itemOperations(d: ItemOpsDeps): Record<string, Op> {
@@ -206,11 +206,31 @@ async function readPages(
   start: Item | undefined,
   index: IndexDef | undefined,
 ): Promise<unknown> {
+  const { items, scanned, last } = await collectPages(t, index, limit, filter, read, start);
+  return withCapacity(input, t, {
+    ...(count ? {} : { Items: proj ? items.map(proj) : items }),
+    Count: items.length,
+    ScannedCount: scanned,
+    ...(last ? { LastEvaluatedKey: last } : {}),
+  });
+}
+
+/** One page of a Query or Scan (PartiQL's SELECT too): the items that passed the filter, how many were read,
+ *  and where to continue when more may follow. */
+export async function collectPages(
+  t: StoredTable,
+  index: IndexDef | undefined,
+  limit: number | undefined,
+  filter: ((item: Item) => boolean) | undefined,
+  read: (n: number, after: Item | undefined) => Promise<{ items: Item[]; lastKey?: Item }>,
+  start: Item | undefined,
+  /** What is left of the 1 MB page (a SELECT over several partitions shares one). */
+  budget = PAGE_BYTES,
+): Promise<{ items: Item[]; scanned: number; bytes: number; last?: Item }> {
   const items: Item[] = [];
   let scanned = 0;
   let bytes = 0;
   let after = start;
-  let last: Item | undefined;
   for (;;) {
     const want = limit === undefined ? 1000 : Math.min(1000, limit - scanned);
     const page = await read(want, after);
@@ -218,23 +238,15 @@ async function readPages(
       scanned++;
       bytes += approximateSize(item);
       if (!filter || filter(item)) items.push(item);
-      const full = bytes >= PAGE_BYTES || (limit !== undefined && scanned >= limit);
+      const full = bytes >= budget || (limit !== undefined && scanned >= limit);
       if (full) {
         const isLastOfPage = item === page.items[page.items.length - 1];
-        if (!isLastOfPage || page.lastKey) last = positionOf(t, index, item);
-        return finish();
+        if (!isLastOfPage || page.lastKey) return { items, scanned, bytes, last: positionOf(t, index, item) };
+        return { items, scanned, bytes };
       }
     }
-    if (!page.lastKey) return finish();
+    if (!page.lastKey) return { items, scanned, bytes };
     after = page.lastKey;
-  }
-  function finish(): unknown {
-    return withCapacity(input, t, {
-      ...(count ? {} : { Items: proj ? items.map(proj) : items }),
-      Count: items.length,
-      ScannedCount: scanned,
-      ...(last ? { LastEvaluatedKey: last } : {}),
-    });
   }
 }
 
@@ -477,7 +489,8 @@ function cancelled(n: number, at: number, item: Item | undefined | null): ApiErr
 
 // --- helpers ---
 
-async function write(d: ItemOpsDeps, project: string, w: ItemWrite): Promise<WriteResult> {
+/** One item's read-modify-write through the store, numbers normalized, refusals in DynamoDB's words. */
+export async function write(d: ItemOpsDeps, project: string, w: ItemWrite): Promise<WriteResult> {
   try {
     return await d.store.tables.write(project, normalized(w));
   } catch (err) {
@@ -553,14 +566,14 @@ export function keyOf(t: StoredTable, raw: unknown, mode: 'put' | 'get'): Item {
   return key;
 }
 
-function indexOf(t: StoredTable, name: unknown): IndexDef | undefined {
+export function indexOf(t: StoredTable, name: unknown): IndexDef | undefined {
   if (name === undefined) return undefined;
   const ix = t.indexes.find((i) => i.name === name);
   if (!ix) throw validation(`The table does not have the specified index: ${String(name)}`);
   return ix;
 }
 
-function limitOf(input: Input): number | undefined {
+export function limitOf(input: Input): number | undefined {
   const l = input['Limit'];
   if (l === undefined) return undefined;
   if (typeof l !== 'number' || !Number.isInteger(l) || l < 1) {
@@ -569,7 +582,7 @@ function limitOf(input: Input): number | undefined {
   return l;
 }
 
-function startKey(t: StoredTable, index: IndexDef | undefined, raw: unknown): Item | undefined {
+export function startKey(t: StoredTable, index: IndexDef | undefined, raw: unknown): Item | undefined {
   if (raw === undefined) return undefined;
   checkItem(raw, 'exclusiveStartKey');
   const k = raw as Item;
@@ -655,7 +668,7 @@ function failedItem(input: Input, cur: Item | undefined): Item | undefined {
   return input['ReturnValuesOnConditionCheckFailure'] === 'ALL_OLD' ? cur : undefined;
 }
 
-function pick(item: Item | undefined, paths: readonly string[]): Item | undefined {
+export function pick(item: Item | undefined, paths: readonly string[]): Item | undefined {
   if (!item) return undefined;
   const out: Item = {};
   for (const p of paths) if (item[p] !== undefined) out[p] = item[p]!;

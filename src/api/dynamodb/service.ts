@@ -20,6 +20,7 @@ import {
   type TableOpsDeps,
 } from './tables.js';
 import { itemOperations, type ItemOpsDeps } from './items.js';
+import { partiqlOperations } from './partiql.js';
 import { streamOperations, type StreamOpsDeps } from './streams.js';
 
 export type DynamoDeps = TableOpsDeps & ItemOpsDeps & StreamOpsDeps;
@@ -40,6 +41,8 @@ export function createDynamoService(d: DynamoDeps): AwsService {
     UpdateTimeToLive: (p, i) => updateTimeToLive(d, p, i),
     DescribeTimeToLive: (p, i) => describeTimeToLive(d, p, i),
     ...itemOperations(d),
+    // A statement names its table in its text: these check access once they have parsed it.
+    ...partiqlOperations(d, (principal, action, table) => checkTables(d, principal, action, [table])),
   };
   const streams = streamOperations(d);
   /** Operations on the table set itself: only keys that may touch every table of the project. */
