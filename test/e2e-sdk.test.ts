@@ -1,6 +1,6 @@
 // The AWS SDK inside functions, through the gateway on a real Nimbus: v3 provided by the runtime to CommonJS,
-// ES module and TypeScript handlers that do not ship it; a function's own copy winning over it; and what an
-// attacker inside the sandbox can do to the provided tree.
+// ES module and TypeScript handlers that do not ship it; a function's own copy winning over it; the legacy
+// SDK v2 reaching Nimbus unmodified; and what an attacker inside the sandbox can do to the provided tree.
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -71,6 +71,34 @@ describe.each(BACKENDS)('the AWS SDK in functions on %s', (backend) => {
     const r = await post('/typed', { id: 't1', data: [1, 2] });
     expect(r).toEqual({ status: 200, json: { item: { id: 't1', data: [1, 2], by: 'typed' } } });
     expect(await stored('t1')).toMatchObject({ by: { S: 'typed' } });
+  });
+
+  it('lets legacy aws-sdk v2 bundled by a service reach Nimbus unmodified, signed and checked', async () => {
+    const r = await post('/legacy', { id: 'v2', data: { deep: ['a', 1] } });
+    expect(r).toEqual({ status: 200, json: { item: { id: 'v2', data: { deep: ['a', 1] } } } });
+    expect(await stored('v2')).toEqual({
+      id: { S: 'v2' },
+      data: { M: { deep: { L: [{ S: 'a' }, { N: '1' }] } } },
+    });
+  });
+
+  it('refuses v2 code the tables its manifest does not grant, in DynamoDB words', async () => {
+    const r = await post('/legacy', { id: 'x', data: 1, table: 'secrets' });
+    expect(r.status).toBe(403);
+    expect(r.json).toMatchObject({
+      code: 'AccessDeniedException',
+      status: 400,
+      message: expect.stringMatching(
+        /not authorized to perform: dynamodb:PutItem on resource: .*table\/secrets/,
+      ),
+    });
+  });
+
+  it('refuses a v2 request signed with the wrong secret, though it was redirected the same way', async () => {
+    const r = await post('/legacy', { id: 'f1', data: 1, forge: true });
+    expect(r.status).toBe(403);
+    expect(r.json).toMatchObject({ code: 'InvalidSignatureException' });
+    expect(await stored('f1')).toBeUndefined();
   });
 
   it('keeps the provided tree read-only and Nimbus own files out of reach of a function', async () => {
