@@ -1,5 +1,6 @@
-// Builds dist/ from src/: the platform as ESM modules, and the sandbox runtime as one self-contained CJS file
-// (it is copied into every sandbox, so it must not depend on node_modules).
+// Builds dist/ from src/: the platform as ESM modules, the sandbox runtime as one self-contained CJS file
+// (it is copied into every sandbox, so it must not depend on node_modules), and beside it the AWS SDK the
+// runtime provides to functions (dist/runtime/node_modules).
 import { build } from 'esbuild';
 import {
   existsSync,
