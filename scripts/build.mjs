@@ -1,8 +1,20 @@
-// Builds dist/ from src/: the platform as ESM modules, and the sandbox runtime as one self-contained CJS file
-// (it is copied into every sandbox, so it must not depend on node_modules).
+// Builds dist/ from src/: the platform as ESM modules, the sandbox runtime as one self-contained CJS file
+// (it is copied into every sandbox, so it must not depend on node_modules), and beside it the AWS SDK the
+// runtime provides to functions (dist/runtime/node_modules).
 import { build } from 'esbuild';
-import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const root = new URL('..', import.meta.url).pathname;
 const src = join(root, 'src');
@@ -41,7 +53,50 @@ await build({
   logLevel: 'warning',
 });
 
+// The list of provided packages is platform code: read from the build just made.
+const { PROVIDED_SDK } = await import(pathToFileURL(join(out, 'build', 'provided-sdk.js')).href);
+await buildProvidedSdk(PROVIDED_SDK, join(out, 'runtime', 'node_modules'));
+
 const old = join(root, `.dist-old-${process.pid}`);
 if (existsSync(dist)) renameSync(dist, old);
 renameSync(out, dist);
 rmSync(old, { recursive: true, force: true });
+
+/**
+ * The AWS SDK v3 clients every function may require without bundling them, as AWS's Node.js runtimes provide
+ * them in /var/runtime/node_modules. Each package is one self-contained CommonJS file, so the sandbox is given
+ * these few files and never Nimbus's own node_modules. lib-dynamodb requires the provided client-dynamodb (its
+ * commands are that client's) rather than carrying a second copy. The ES module builds are bundled so esbuild
+ * knows every export name and writes the annotation Node reads to offer them as named imports to `import`.
+ */
+async function buildProvidedSdk(packages, dir) {
+  const req = createRequire(join(root, 'package.json'));
+  await Promise.all(
+    Object.entries(packages).map(async ([name, external]) => {
+      const pkgDir = join(dir, name);
+      const { version } = JSON.parse(
+        readFileSync(join(dirname(req.resolve(`${name}/package.json`)), 'package.json'), 'utf8'),
+      );
+      await build({
+        stdin: { contents: `export * from '${name}';`, resolveDir: root, loader: 'js' },
+        outfile: join(pkgDir, 'index.js'),
+        bundle: true,
+        platform: 'node',
+        format: 'cjs',
+        target: 'node20',
+        mainFields: ['module', 'main'],
+        external: [...external],
+        // Minified (names kept: SDK errors are matched by name) to parse faster on every cold start.
+        minify: true,
+        keepNames: true,
+        legalComments: 'none',
+        logLevel: 'warning',
+      });
+      mkdirSync(pkgDir, { recursive: true });
+      writeFileSync(
+        join(pkgDir, 'package.json'),
+        `${JSON.stringify({ name, version, main: 'index.js' }, null, 2)}\n`,
+      );
+    }),
+  );
+}

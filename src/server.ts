@@ -40,6 +40,7 @@ import { DefaultInvoker, type InvokerOptions } from './invoker/invoker.js';
 import { FunctionRegistry } from './invoker/registry.js';
 import { detectSandbox, releaseCgroupParent, type SandboxCapabilities } from './sandbox/detect.js';
 import { StemCellPool } from './sandbox/pool.js';
+import { installProvidedSdk } from './sandbox/provided-sdk.js';
 import { FixedKeepAlive, type KeepAlivePolicy } from './scaler/policy.js';
 import { HybridHistogramPolicy } from './scaler/hybrid.js';
 import { openSqliteStore } from './store/sqlite/index.js';
@@ -515,6 +516,7 @@ function prepareSandboxRoot(
   const runtimeFile = join(root, 'bootstrap.cjs');
   copyFileSync(findRuntime(), runtimeFile);
   chmodSync(runtimeFile, 0o644);
+  installProvidedSdk(join(dirname(findRuntime()), 'node_modules'), root);
   return { sandboxRoot: root, runtimeFile };
 }
 
@@ -550,7 +552,7 @@ function checkRoutes(registry: FunctionRegistry, m: Manifest, project: string): 
   }
 }
 
-/** dist/runtime/bootstrap.cjs, whether this module runs from dist/ or from src/ (tests). */
+/** dist/runtime/bootstrap.cjs (the provided SDK is beside it), whether this module runs from dist/ or from src/ (tests). */
 function findRuntime(): string {
   const here = fileURLToPath(new URL('.', import.meta.url));
   for (const p of [

@@ -131,6 +131,51 @@ describe('packageService', () => {
     expect((await packageService(dir)).sha256).not.toBe(a.sha256);
   });
 
+  it('leaves the SDK packages the runtime provides out of a bundle, unless the service ships its own', async () => {
+    const handler = `import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+export const h = async () => [typeof DynamoDBClient, typeof DynamoDBDocumentClient];
+`;
+    const manifest = 'service: s\nfunctions:\n  a:\n    handler: a.h\n  b:\n    handler: b.h\n';
+    const provided = fresh('provided');
+    await unpackArchive(
+      (await packageService(service({ 'nimbus.yaml': manifest, 'a.ts': handler, 'b.mts': handler }))).archive,
+      provided,
+    );
+    const cjs = readFileSync(join(provided, 'a.js'), 'utf8');
+    expect(cjs).toContain('require("@aws-sdk/client-dynamodb")');
+    expect(cjs).toContain('require("@aws-sdk/lib-dynamodb")');
+    const esm = readFileSync(join(provided, 'b.mjs'), 'utf8');
+    expect(esm).toMatch(/import \{ DynamoDBClient \} from "@aws-sdk\/client-dynamodb"/);
+
+    const own = fresh('own');
+    const dir = service({
+      'nimbus.yaml': manifest.replace(/ {2}b:[^]*/, ''),
+      'a.ts': handler,
+      'node_modules/@aws-sdk/client-dynamodb/package.json': JSON.stringify({
+        name: '@aws-sdk/client-dynamodb',
+      }),
+      'node_modules/@aws-sdk/client-dynamodb/index.js':
+        'exports.DynamoDBClient = function OwnCopyOfTheClient() {};\n',
+    });
+    await unpackArchive((await packageService(dir)).archive, own);
+    const bundled = readFileSync(join(own, 'a.js'), 'utf8');
+    expect(bundled).toContain('OwnCopyOfTheClient');
+    expect(bundled).not.toContain('require("@aws-sdk/client-dynamodb")');
+    // The one the service does not ship is still left to the runtime.
+    expect(bundled).toContain('require("@aws-sdk/lib-dynamodb")');
+  });
+
+  it('still bundles, or reports, an @aws-sdk package the runtime does not provide', async () => {
+    const dir = service({
+      'nimbus.yaml': 'service: s\nfunctions:\n  a:\n    handler: a.h\n',
+      'a.ts': `import { STSClient } from '@aws-sdk/client-sts';\nexport const h = () => STSClient;\n`,
+    });
+    const err = await packageService(dir).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PackageError);
+    expect((err as PackageError).message).toMatch(/Could not resolve "@aws-sdk\/client-sts"/);
+  });
+
   it('outputs ES modules for .mts handlers and for "type": "module" packages, with require() for bundled CJS', async () => {
     const dir = service({
       'nimbus.yaml':

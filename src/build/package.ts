@@ -20,9 +20,10 @@ import {
 import { dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync, gzip } from 'node:zlib';
-import { build, type BuildFailure, type Message } from 'esbuild';
+import { build, type BuildFailure, type Message, type Plugin } from 'esbuild';
 import { Header, Pax, type HeaderData } from 'tar';
 import { parseManifest, type Manifest } from '../config/manifest.js';
+import { isProvidedSdk } from './provided-sdk.js';
 
 export interface PackageResult {
   manifest: Manifest;
@@ -153,6 +154,7 @@ async function bundleOne(
       sourcemap: 'inline',
       sourcesContent: false,
       logLevel: 'silent',
+      plugins: [providedSdk(realpathSync(root))],
       // Bundled CommonJS dependencies call require() for builtins, which an ES module lacks (esbuild renames
       // any user-declared `require`, so this cannot collide).
       banner:
@@ -171,6 +173,33 @@ async function bundleOne(
     if (first) throw new PackageError(`cannot bundle ${entry}: ${formatMessage(first)}`, bundleHint(first));
     throw e;
   }
+}
+
+/**
+ * The SDK packages the runtime provides stay imports, as Lambda users expect (their bundles leave out
+ * `@aws-sdk/*`), unless the service installed its own copy: then that version is bundled and wins. Only the
+ * service's own node_modules count, not a parent folder's (a monorepo's, or Nimbus's in its tests).
+ */
+function providedSdk(root: string): Plugin {
+  return {
+    name: 'nimbus-provided-sdk',
+    setup(b) {
+      b.onResolve({ filter: /^@aws-sdk\// }, (args) =>
+        isProvidedSdk(args.path) && !installedWithin(root, args.resolveDir, args.path)
+          ? { path: args.path, external: true }
+          : undefined,
+      );
+    },
+  };
+}
+
+/** Whether node_modules/<name> exists in dir or a parent of it up to root. */
+function installedWithin(root: string, dir: string, name: string): boolean {
+  for (let d = dir; isInside(root, d); d = dirname(d)) {
+    if (existsSync(join(d, 'node_modules', name, 'package.json'))) return true;
+    if (d === root) return false;
+  }
+  return false;
 }
 
 function formatMessage(m: Message): string {

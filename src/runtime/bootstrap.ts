@@ -11,6 +11,7 @@ import type {
   SandboxMessage,
   SerializedError,
 } from '../protocol/messages.js';
+import { redirectAwsHosts } from './aws-redirect.js';
 import { CHANNEL_FD, openChannel, type Channel } from './channel.js';
 import { applyFunctionEnv } from './env.js';
 import { UnhandledPromiseRejection, toRapidError } from './errors.js';
@@ -153,6 +154,8 @@ async function initialize(msg: InvokeMessage, init: FunctionInit): Promise<void>
   const t0 = performance.now();
   applyFunctionEnv(init, RUNTIME_DIR, init.handler);
   setLogLevel(process.env['AWS_LAMBDA_LOG_LEVEL']);
+  // Before the function's code loads, so a legacy SDK v2 it bundles reaches Nimbus (aws-redirect.ts).
+  redirectAwsHosts(process.env['AWS_ENDPOINT_URL']);
   try {
     process.chdir(init.codeDir);
   } catch {

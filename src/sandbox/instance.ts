@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import type { SandboxCapabilities } from './detect.js';
 import { HostChannel } from './channel.js';
 import { linkTree, type CodeTree } from './code-tree.js';
+import { PROVIDED_SDK_INSIDE, providedSdkDir } from './provided-sdk.js';
 
 export interface InstanceEnv {
   caps: SandboxCapabilities;
@@ -232,10 +233,12 @@ export class SandboxInstance {
     const task = bw ? BWRAP_TASK : this.taskDir;
     const tmp = bw ? '/tmp' : this.tmpDir;
     const runtime = bw ? BWRAP_RUNTIME : runtimeFile;
+    const sdk = bw ? PROVIDED_SDK_INSIDE : providedSdkDir(this.env.sandboxRoot);
     const nodeArgs = [
       '--experimental-permission',
       `--allow-fs-read=${task}/*`,
       `--allow-fs-read=${runtime}`,
+      `--allow-fs-read=${sdk}/*`,
       `--allow-fs-read=${tmp}/*`,
       `--allow-fs-write=${tmp}/*`,
       `--max-old-space-size=${heapMB}`,
@@ -271,6 +274,10 @@ export class SandboxInstance {
         '--ro-bind',
         runtimeFile,
         BWRAP_RUNTIME,
+        // -try: a pool started without the provided SDK (a unit test) runs functions that do not need it.
+        '--ro-bind-try',
+        providedSdkDir(this.env.sandboxRoot),
+        PROVIDED_SDK_INSIDE,
         '--bind',
         this.tmpDir,
         '/tmp',
