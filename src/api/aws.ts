@@ -38,9 +38,10 @@ export interface AwsService {
   handle(req: AwsRequest, principal: Principal): Promise<AwsResponse>;
   /**
    * The error in this service's own wire format. Only ApiErrors arrive here: anything else was logged and
-   * replaced by InternalError, so no service can leak a stack trace.
+   * replaced by InternalError, so no service can leak a stack trace. The request's headers, when given,
+   * tell a service with two wire protocols (SQS) which one to answer in.
    */
-  error(err: ApiError, requestId: string): AwsResponse;
+  error(err: ApiError, requestId: string, headers?: IncomingHttpHeaders): AwsResponse;
 }
 
 /** The registered services, by credential-scope name. */

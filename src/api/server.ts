@@ -135,7 +135,7 @@ function plan(l: Listener, inc: Incoming): Plan {
   const svc = l.services.forBearerPath(inc.url.pathname);
   if (!svc) return { face: controlError, run: () => controlRequest(l, inc) };
   return {
-    face: faceOf(svc),
+    face: faceOf(svc, inc),
     run: async () => {
       const principal = authenticateBearer(
         l.credentials,
@@ -154,7 +154,7 @@ function planSigned(l: Listener, inc: Incoming): Plan {
     // No readable scope names a service: the one owning the path answers, if any.
     const owner = l.services.forBearerPath(inc.url.pathname);
     const err = new ApiError(403, scope.code, scope.message);
-    return { face: owner ? faceOf(owner) : awsJsonError, run: () => Promise.reject(err) };
+    return { face: owner ? faceOf(owner, inc) : awsJsonError, run: () => Promise.reject(err) };
   }
   const svc = l.services.get(scope.scope.service);
   if (!svc) {
@@ -162,7 +162,7 @@ function planSigned(l: Listener, inc: Incoming): Plan {
     return { face: awsJsonError, run: () => Promise.reject(err) };
   }
   return {
-    face: faceOf(svc),
+    face: faceOf(svc, inc),
     run: async () => {
       // An unknown key is refused before the body is read: a stranger cannot make Nimbus buffer megabytes.
       if (!(await l.credentials.accessKey(scope.scope.accessKeyId))) throw unrecognizedClient();
@@ -199,8 +199,8 @@ function handleAws(svc: AwsService, inc: Incoming, body: Buffer, principal: Prin
   return svc.handle({ method, url, headers: inc.req.headers, body, requestId }, principal);
 }
 
-function faceOf(svc: AwsService): Face {
-  return (err, requestId) => svc.error(err, requestId);
+function faceOf(svc: AwsService, inc: Incoming): Face {
+  return (err, requestId) => svc.error(err, requestId, inc.req.headers);
 }
 
 /** The control API's namespace; SigV4 is never accepted in it, whatever service a signature names. */
