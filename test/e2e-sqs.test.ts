@@ -30,6 +30,7 @@ import {
   UntagQueueCommand,
 } from '@aws-sdk/client-sqs';
 import { Sha256 } from '@smithy/core/checksum';
+import AWS from 'aws-sdk';
 import { HttpRequest } from '@smithy/core/protocols';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { createHash } from 'node:crypto';
@@ -298,6 +299,22 @@ describe.each(BACKENDS)('SQS API on %s', (backend) => {
     await sqs.send(new SendMessageCommand({ QueueUrl: q, MessageBody: 'wake up' }));
     expect((await polling).Messages!.map((m) => m.Body)).toEqual(['wake up']);
 
+    // A long poll whose client gave up takes nothing: the next message goes to the next receive.
+    const giveUp = new AbortController();
+    const abandoned = sqs
+      .send(new ReceiveMessageCommand({ QueueUrl: q, WaitTimeSeconds: 20 }), { abortSignal: giveUp.signal })
+      .catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 300));
+    giveUp.abort();
+    expect(await abandoned).toMatchObject({ name: 'AbortError' });
+    await new Promise((r) => setTimeout(r, 300));
+    await sqs.send(new SendMessageCommand({ QueueUrl: q, MessageBody: 'for the next one' }));
+    const next = await sqs.send(new ReceiveMessageCommand({ QueueUrl: q, WaitTimeSeconds: 5 }));
+    expect(next.Messages?.map((m) => m.Body)).toEqual(['for the next one']);
+    await sqs.send(
+      new DeleteMessageCommand({ QueueUrl: q, ReceiptHandle: next.Messages![0]!.ReceiptHandle }),
+    );
+
     const empty = await sqs.send(new ReceiveMessageCommand({ QueueUrl: q, WaitTimeSeconds: 1 }));
     expect(empty.Messages ?? []).toEqual([]);
     const tooLong = await sqs
@@ -427,6 +444,65 @@ describe.each(BACKENDS)('SQS API on %s', (backend) => {
       $metadata: { httpStatusCode: 403 },
     });
     stranger.destroy();
+  });
+
+  it('serves aws-sdk v2, which speaks the query protocol and checks body checksums', async () => {
+    const v2 = new AWS.SQS({
+      endpoint: n.apiUrl,
+      region: 'us-east-1',
+      accessKeyId: 'nimbus',
+      secretAccessKey: n.apiKey,
+      maxRetries: 0,
+    });
+    const { QueueUrl } = await v2
+      .createQueue({ QueueName: 'v2', Attributes: { VisibilityTimeout: '5' } })
+      .promise();
+    expect(QueueUrl).toBe(url('v2'));
+    const sent = await v2
+      .sendMessage({
+        QueueUrl: QueueUrl!,
+        MessageBody: 'hi',
+        MessageAttributes: { a: { DataType: 'String', StringValue: 'b' } },
+      })
+      .promise();
+    expect(sent.MD5OfMessageAttributes).toBe(
+      md5OfMessageAttributes({ a: { DataType: 'String', StringValue: 'b' } }),
+    );
+    await v2.sendMessageBatch({ QueueUrl: QueueUrl!, Entries: [{ Id: '1', MessageBody: 'x' }] }).promise();
+    const got = await v2
+      .receiveMessage({
+        QueueUrl: QueueUrl!,
+        MaxNumberOfMessages: 10,
+        AttributeNames: ['All'],
+        MessageAttributeNames: ['All'],
+      })
+      .promise();
+    expect(got.Messages!.map((m) => m.Body)).toEqual(['hi', 'x']);
+    expect(got.Messages![0]).toMatchObject({
+      MessageAttributes: { a: { DataType: 'String', StringValue: 'b' } },
+      Attributes: { ApproximateReceiveCount: '1' },
+    });
+    const del = await v2
+      .deleteMessageBatch({
+        QueueUrl: QueueUrl!,
+        Entries: got.Messages!.map((m, i) => ({ Id: `d${i}`, ReceiptHandle: m.ReceiptHandle! })),
+      })
+      .promise();
+    expect(del.Failed).toEqual([]);
+    const attrs = await v2.getQueueAttributes({ QueueUrl: QueueUrl!, AttributeNames: ['All'] }).promise();
+    expect(attrs.Attributes).toMatchObject({
+      VisibilityTimeout: '5',
+      ApproximateNumberOfMessagesNotVisible: '0',
+    });
+    const missing = await v2
+      .getQueueUrl({ QueueName: 'nope' })
+      .promise()
+      .catch((e: unknown) => e);
+    expect(missing).toMatchObject({
+      code: 'AWS.SimpleQueueService.NonExistentQueue',
+      message: 'The specified queue does not exist.',
+      statusCode: 400,
+    });
   });
 
   it('speaks the query protocol: a signed form in, XML out, errors as ErrorResponse', async () => {

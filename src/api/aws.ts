@@ -14,6 +14,8 @@ export interface AwsRequest {
   body: Buffer;
   /** Sent back as x-amzn-requestid; invocations take it as theirs. */
   requestId: string;
+  /** Aborted when the client goes away before the answer is written (a long poll stops taking messages). */
+  signal?: AbortSignal;
 }
 
 export interface AwsResponse {

@@ -70,6 +70,8 @@ interface Incoming {
   /** Path and query exactly as received (still encoded): what a SigV4 signature covers. */
   rawPath: string;
   rawQuery: string;
+  /** Aborted when the connection closes before the answer was sent. */
+  gone: AbortSignal;
 }
 
 /** What the listener answers with: AWS services' responses, and the control API's JSON in the same shape. */
@@ -117,7 +119,11 @@ async function respond(
 ): Promise<void> {
   let face: Face = controlError;
   try {
-    const inc = parseTarget(req, requestId);
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    const inc = parseTarget(req, requestId, gone.signal);
     const p = plan(l, inc);
     face = p.face;
     write(res, await p.run());
@@ -196,7 +202,7 @@ async function controlRequest(l: Listener, inc: Incoming): Promise<Reply> {
 
 function handleAws(svc: AwsService, inc: Incoming, body: Buffer, principal: Principal): Promise<Reply> {
   const { method, url, requestId } = inc;
-  return svc.handle({ method, url, headers: inc.req.headers, body, requestId }, principal);
+  return svc.handle({ method, url, headers: inc.req.headers, body, requestId, signal: inc.gone }, principal);
 }
 
 function faceOf(svc: AwsService, inc: Incoming): Face {
@@ -208,7 +214,7 @@ function isControlPath(pathname: string): boolean {
   return pathname === '/v1' || pathname.startsWith('/v1/');
 }
 
-function parseTarget(req: IncomingMessage, requestId: string): Incoming {
+function parseTarget(req: IncomingMessage, requestId: string, gone: AbortSignal): Incoming {
   const target = req.url ?? '/';
   const q = target.indexOf('?');
   let url: URL;
@@ -224,6 +230,7 @@ function parseTarget(req: IncomingMessage, requestId: string): Incoming {
     url,
     rawPath: q === -1 ? target : target.slice(0, q),
     rawQuery: q === -1 ? '' : target.slice(q + 1),
+    gone,
   };
 }
 

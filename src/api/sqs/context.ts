@@ -30,4 +30,6 @@ export interface SqsContext {
   queueUrl(name: string): string;
   /** Whether the caller's credentials reach this queue of its project. */
   mayUse(name: string): boolean;
+  /** Aborted when the client went away. */
+  signal?: AbortSignal;
 }

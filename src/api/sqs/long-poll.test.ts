@@ -75,4 +75,26 @@ describe('QueueWaiters', () => {
     );
     expect(await polling).toEqual(['late']);
   });
+
+  it('stops, taking nothing, when the client goes away', async () => {
+    const clock = new ManualClock();
+    const w = new QueueWaiters(clock);
+    const gone = new AbortController();
+    let looks = 0;
+    const polling = w.poll(
+      'p',
+      'q',
+      20_000,
+      1_000_000,
+      async () => (looks++, [] as string[]),
+      async () => undefined,
+      gone.signal,
+    );
+    await settle();
+    gone.abort();
+    expect(await polling).toEqual([]);
+    expect(looks).toBe(1);
+    w.notify('p', 'q');
+    expect(looks).toBe(1);
+  });
 });

@@ -2,7 +2,7 @@
 // looks again when a send through this node wakes it, when a hidden or delayed message's time comes (the
 // store says when), or after pollMs for what other nodes or paths without a wake-up (an async destination)
 // sent; never in a tighter loop. Each waiter registers before it looks, so a send between its empty receive
-// and its sleep still wakes it (the Waker keeps the early wake).
+// and its sleep still wakes it (the Waker keeps the early wake). A poll whose client went away stops looking.
 import type { Clock } from '../../clock/clock.js';
 import { Waker } from '../../events/waker.js';
 
@@ -27,6 +27,7 @@ export class QueueWaiters {
     pollMs: number,
     look: () => Promise<T[]>,
     nextAt: () => Promise<number | undefined>,
+    signal?: AbortSignal,
   ): Promise<T[]> {
     const deadline = this.clock.now() + waitMs;
     const waker = new Waker(this.clock);
@@ -34,8 +35,12 @@ export class QueueWaiters {
     const set = this.waiting.get(k) ?? new Set<Waker>();
     this.waiting.set(k, set);
     set.add(waker);
+    const abandon = () => waker.wake();
+    signal?.addEventListener('abort', abandon);
     try {
       for (;;) {
+        // Nobody is left to hand messages to: receiving them would only hide them for their timeout.
+        if (signal?.aborted) return [];
         const found = await look();
         const now = this.clock.now();
         if (found.length > 0 || now >= deadline) return found;
@@ -44,6 +49,7 @@ export class QueueWaiters {
         await waker.sleep(Math.max(1, until - now));
       }
     } finally {
+      signal?.removeEventListener('abort', abandon);
       set.delete(waker);
       if (set.size === 0) this.waiting.delete(k);
     }

@@ -120,8 +120,14 @@ export async function receiveMessage(
   const messages =
     wait === 0
       ? await look()
-      : await d.waiters.poll(c.project, q.name, wait * 1000, d.pollMs, look, () =>
-          d.store.queues.nextVisibleAt(c.project, q.name),
+      : await d.waiters.poll(
+          c.project,
+          q.name,
+          wait * 1000,
+          d.pollMs,
+          look,
+          () => d.store.queues.nextVisibleAt(c.project, q.name),
+          c.signal,
         );
   return { Messages: messages.map((m) => messageView(d, m, system, wanted)) };
 }

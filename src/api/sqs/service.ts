@@ -134,6 +134,7 @@ function context(d: SqsRuntime, req: AwsRequest, principal: Principal): SqsConte
     principal,
     queueUrl: (name) => `${origin}/${d.accountId}/${name}`,
     mayUse: (name) => canUseQueue(principal, name),
+    ...(req.signal ? { signal: req.signal } : {}),
   };
 }
 
