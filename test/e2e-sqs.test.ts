@@ -299,6 +299,22 @@ describe.each(BACKENDS)('SQS API on %s', (backend) => {
     await sqs.send(new SendMessageCommand({ QueueUrl: q, MessageBody: 'wake up' }));
     expect((await polling).Messages!.map((m) => m.Body)).toEqual(['wake up']);
 
+    // The queue's ReceiveMessageWaitTimeSeconds makes every receive a long poll.
+    await sqs.send(
+      new SetQueueAttributesCommand({ QueueUrl: q, Attributes: { ReceiveMessageWaitTimeSeconds: '20' } }),
+    );
+    const byDefault = sqs.send(new ReceiveMessageCommand({ QueueUrl: q }));
+    await new Promise((r) => setTimeout(r, 300));
+    await sqs.send(new SendMessageCommand({ QueueUrl: q, MessageBody: 'by default' }));
+    const woken = await byDefault;
+    expect(woken.Messages!.map((m) => m.Body)).toEqual(['by default']);
+    await sqs.send(
+      new DeleteMessageCommand({ QueueUrl: q, ReceiptHandle: woken.Messages![0]!.ReceiptHandle }),
+    );
+    await sqs.send(
+      new SetQueueAttributesCommand({ QueueUrl: q, Attributes: { ReceiveMessageWaitTimeSeconds: '0' } }),
+    );
+
     // A long poll whose client gave up takes nothing: the next message goes to the next receive.
     const giveUp = new AbortController();
     const abandoned = sqs
@@ -345,6 +361,27 @@ describe.each(BACKENDS)('SQS API on %s', (backend) => {
     expect((await stats(q)).RedrivePolicy).toBe(
       JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:us-east-1:${ACCOUNT}:dead`, maxReceiveCount: 2 }),
     );
+    // A receive's own VisibilityTimeout, and a message's own delay.
+    await sqs.send(new SendMessageCommand({ QueueUrl: dlq, MessageBody: 'later', DelaySeconds: 900 }));
+    expect(await stats(dlq)).toMatchObject({
+      ApproximateNumberOfMessagesDelayed: '1',
+      ApproximateNumberOfMessages: '0',
+    });
+    await sqs.send(new PurgeQueueCommand({ QueueUrl: dlq }));
+    await sqs.send(new SendMessageCommand({ QueueUrl: q, MessageBody: 'again' }));
+    const once = await sqs.send(new ReceiveMessageCommand({ QueueUrl: q, VisibilityTimeout: 0 }));
+    const twice = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: q, VisibilityTimeout: 600, AttributeNames: ['All'] }),
+    );
+    expect(twice.Messages![0]).toMatchObject({
+      MessageId: once.Messages![0]!.MessageId,
+      Attributes: { ApproximateReceiveCount: '2' },
+    });
+    expect(await stats(q)).toMatchObject({ ApproximateNumberOfMessagesNotVisible: '1' });
+    await sqs.send(
+      new DeleteMessageCommand({ QueueUrl: q, ReceiptHandle: twice.Messages![0]!.ReceiptHandle }),
+    );
+
     await sqs.send(new SendMessageCommand({ QueueUrl: q, MessageBody: 'poison' }));
     for (let i = 0; i < 2; i++) {
       const [m] = (await sqs.send(new ReceiveMessageCommand({ QueueUrl: q }))).Messages!;
@@ -505,6 +542,54 @@ describe.each(BACKENDS)('SQS API on %s', (backend) => {
     });
   });
 
+  it('answers malformed input with SQS errors and writes nothing, never an internal error', async () => {
+    const q = await create('junk');
+    const cases: [string, unknown][] = [
+      ['SendMessage', { QueueUrl: q, MessageBody: 5 }],
+      ['SendMessage', { QueueUrl: q, MessageBody: 'x', MessageAttributes: { a: null } }],
+      [
+        'SendMessage',
+        {
+          QueueUrl: q,
+          MessageBody: 'x',
+          MessageAttributes: { a: { DataType: 'Number', StringValue: 'ten' } },
+        },
+      ],
+      ['SendMessage', { QueueUrl: q, MessageBody: 'x', MessageSystemAttributes: 'trace' }],
+      ['SendMessage', { QueueUrl: q, MessageBody: 'x', DelaySeconds: 901 }],
+      ['SendMessage', { QueueUrl: 42, MessageBody: 'x' }],
+      ['SendMessage', { QueueUrl: 'not a url', MessageBody: 'x' }],
+      ['SendMessageBatch', { QueueUrl: q, Entries: [null] }],
+      ['SendMessageBatch', { QueueUrl: q, Entries: 'all' }],
+      ['SendMessageBatch', { QueueUrl: q, Entries: [{ Id: 'bad id!', MessageBody: 'x' }] }],
+      ['ReceiveMessage', { QueueUrl: q, MaxNumberOfMessages: 'ten' }],
+      ['ReceiveMessage', { QueueUrl: q, AttributeNames: 'All' }],
+      ['ReceiveMessage', { QueueUrl: q, VisibilityTimeout: -1 }],
+      ['ChangeMessageVisibility', { QueueUrl: q, ReceiptHandle: 'x' }],
+      ['CreateQueue', { QueueName: ['a'] }],
+      ['CreateQueue', { QueueName: 'ok', Attributes: { VisibilityTimeout: 5 } }],
+      ['CreateQueue', { QueueName: 'ok', Attributes: { RedrivePolicy: '{not json' } }],
+      ['CreateQueue', { QueueName: 'ok', tags: { 'aws:x': 'y' } }],
+      ['TagQueue', { QueueUrl: q, Tags: { k: 5 } }],
+      ['ListQueues', { MaxResults: 0 }],
+      ['ListQueues', { NextToken: '!!' }],
+      ['Nonsense', {}],
+    ];
+    for (const [action, input] of cases) {
+      const r = await signedJson(n, action, JSON.stringify(input));
+      expect({ action, input, status: r.status }).toMatchObject({
+        status: expect.toSatisfy((s: number) => s >= 400 && s < 500),
+      });
+      expect(r.headers.get('x-amzn-query-error')).toMatch(/;Sender$/);
+      expect(JSON.parse(r.body)).toMatchObject({ __type: expect.any(String), message: expect.any(String) });
+    }
+    const notJson = await signedJson(n, 'ListQueues', '{');
+    expect(notJson.status).toBe(400);
+    expect(await stats(q)).toMatchObject({ ApproximateNumberOfMessages: '0' });
+    const names = (await sqs.send(new ListQueuesCommand({}))).QueueUrls ?? [];
+    expect(names).not.toContain(url('ok'));
+  });
+
   it('speaks the query protocol: a signed form in, XML out, errors as ErrorResponse', async () => {
     const q = await query(n, {
       Action: 'CreateQueue',
@@ -639,4 +724,37 @@ async function query(
   const { host: _host, ...headers } = signed.headers;
   const res = await fetch(n.apiUrl + path, { method: 'POST', headers, body });
   return { status: res.status, body: await res.text() };
+}
+
+/** A JSON-protocol request as @aws-sdk/client-sqs sends it, with any body. */
+async function signedJson(
+  n: TestNimbus,
+  action: string,
+  body: string,
+): Promise<{ status: number; headers: Headers; body: string }> {
+  const api = new URL(n.apiUrl);
+  const signer = new SignatureV4({
+    credentials: { accessKeyId: 'nimbus', secretAccessKey: n.apiKey },
+    region: 'us-east-1',
+    service: 'sqs',
+    sha256: Sha256,
+  });
+  const signed = (await signer.sign(
+    new HttpRequest({
+      method: 'POST',
+      protocol: 'http:',
+      hostname: api.hostname,
+      port: Number(api.port),
+      path: '/',
+      headers: {
+        host: api.host,
+        'content-type': 'application/x-amz-json-1.0',
+        'x-amz-target': `AmazonSQS.${action}`,
+      },
+      body,
+    }),
+  )) as HttpRequest;
+  const { host: _host, ...headers } = signed.headers;
+  const res = await fetch(`${n.apiUrl}/`, { method: 'POST', headers, body });
+  return { status: res.status, headers: res.headers, body: await res.text() };
 }
