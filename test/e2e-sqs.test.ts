@@ -281,6 +281,13 @@ describe.each(BACKENDS)('SQS API on %s', (backend) => {
       name: 'MissingParameter',
       message: 'The request must contain the parameter MessageGroupId.',
     });
+    expect(await create('suffix-only.fifo').catch((e: unknown) => e)).toMatchObject({
+      name: 'InvalidParameterValue',
+    });
+    expect(await create('no-suffix', { FifoQueue: 'true' }).catch((e: unknown) => e)).toMatchObject({
+      name: 'InvalidParameterValue',
+      message: expect.stringContaining('must end with .fifo suffix'),
+    });
     const plain = await create('plain.fifo', { FifoQueue: 'true' });
     const noDedup = await sqs
       .send(new SendMessageCommand({ QueueUrl: plain, MessageBody: 'x', MessageGroupId: 'g' }))

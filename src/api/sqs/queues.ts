@@ -22,6 +22,12 @@ export async function createQueue(d: SqsDeps, c: SqsContext, input: Input): Prom
   const name = queueName(input);
   const attrs = attributeMap(input);
   const tags = tagMap(input['tags'] ?? input['Tags']);
+  // As on SQS, a FIFO queue is asked for by the attribute; the suffix alone is a standard name with a dot.
+  if (name.endsWith('.fifo') && attrs['FifoQueue'] !== 'true') {
+    throw invalidParameter(
+      'Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length',
+    );
+  }
   const dlqOf = await dlqLookup(d, c, attrs);
   const existing = await d.store.queues.getQueue(c.project, name);
   if (existing) return { QueueUrl: sameQueue(d, c, existing, attrs, dlqOf) };
