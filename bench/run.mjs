@@ -7,9 +7,10 @@ import { runScale } from './scale.mjs';
 import { runEvents } from './events.mjs';
 import { runDynamo } from './dynamodb.mjs';
 import { runSdk } from './sdk.mjs';
+import { runSqs } from './sqs.mjs';
 import { saveResult } from './lib.mjs';
 
-const only = new Set((process.env.BENCH_ONLY ?? 'core,peers,scale,events,dynamodb,sdk').split(','));
+const only = new Set((process.env.BENCH_ONLY ?? 'core,peers,scale,events,dynamodb,sdk,sqs').split(','));
 const summary = {};
 if (only.has('core')) summary.core = await runCore();
 if (only.has('peers')) summary.peers = await runPeers();
@@ -17,6 +18,7 @@ if (only.has('scale')) summary.scale = await runScale();
 if (only.has('events')) summary.events = await runEvents();
 if (only.has('dynamodb')) summary.dynamodb = await runDynamo();
 if (only.has('sdk')) summary.sdk = await runSdk();
+if (only.has('sqs')) summary.sqs = await runSqs();
 
 const core = summary.core;
 const peers = summary.peers;

@@ -24,6 +24,7 @@ import type { Manifest } from './config/manifest.js';
 import { resolveSettings, type Settings, type SettingsInput } from './config/settings.js';
 import { createApiServer } from './api/server.js';
 import { createDynamoService } from './api/dynamodb/service.js';
+import { createSqsService } from './api/sqs/service.js';
 import { Deployer } from './api/deploy.js';
 import { lockDataDir, type DataDirLock } from './datadir/lock.js';
 import { nodeIdFor } from './datadir/node-id.js';
@@ -286,6 +287,13 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       logger: log,
       accountId: settings.accountId,
     });
+    const sqs = createSqsService({
+      store,
+      region: settings.region,
+      accountId: settings.accountId,
+      clock,
+      notifyQueue: (project, queue) => queues.notify(project, queue),
+    });
     const api = createApiServer({
       apiKey,
       clock,
@@ -294,7 +302,10 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       invoker,
       events,
       deployer,
-      notifyQueue: (project, queue) => queues.notify(project, queue),
+      notifyQueue: (project, queue) => {
+        queues.notify(project, queue);
+        sqs.notify(project, queue);
+      },
       synced,
       services: [
         createDynamoService({
@@ -304,6 +315,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
           clock,
           iteratorKey: deriveKey(masterKey.key, 'dynamodb shard iterators'),
         }),
+        sqs,
       ],
       accessKeys,
       region: settings.region,

@@ -78,6 +78,13 @@ export function canUseTable(principal: Principal, table: string): boolean {
   return principal.permissions === null || principal.permissions.tables.includes(table);
 }
 
+/** Whether the principal may use this queue of its project: a function's key only the queues its manifest
+ *  grants; the admin key and user keys every queue there. */
+export function canUseQueue(principal: Principal, queue: string): boolean {
+  if (principal.role !== 'function' || principal.permissions === null) return true;
+  return (principal.permissions.queues ?? []).includes(queue);
+}
+
 /** AWS's refusal of an authenticated caller (403 AccessDeniedException), naming who, what and on what. */
 export function accessDenied(principal: Principal, action: string, resource?: string): ApiError {
   return new ApiError(

@@ -14,6 +14,8 @@ export interface AwsRequest {
   body: Buffer;
   /** Sent back as x-amzn-requestid; invocations take it as theirs. */
   requestId: string;
+  /** Aborted when the client goes away before the answer is written (a long poll stops taking messages). */
+  signal?: AbortSignal;
 }
 
 export interface AwsResponse {
@@ -38,9 +40,10 @@ export interface AwsService {
   handle(req: AwsRequest, principal: Principal): Promise<AwsResponse>;
   /**
    * The error in this service's own wire format. Only ApiErrors arrive here: anything else was logged and
-   * replaced by InternalError, so no service can leak a stack trace.
+   * replaced by InternalError, so no service can leak a stack trace. The request's headers, when given,
+   * tell a service with two wire protocols (SQS) which one to answer in.
    */
-  error(err: ApiError, requestId: string): AwsResponse;
+  error(err: ApiError, requestId: string, headers?: IncomingHttpHeaders): AwsResponse;
 }
 
 /** The registered services, by credential-scope name. */

@@ -70,6 +70,8 @@ interface Incoming {
   /** Path and query exactly as received (still encoded): what a SigV4 signature covers. */
   rawPath: string;
   rawQuery: string;
+  /** Aborted when the connection closes before the answer was sent. */
+  gone: AbortSignal;
 }
 
 /** What the listener answers with: AWS services' responses, and the control API's JSON in the same shape. */
@@ -117,7 +119,11 @@ async function respond(
 ): Promise<void> {
   let face: Face = controlError;
   try {
-    const inc = parseTarget(req, requestId);
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    const inc = parseTarget(req, requestId, gone.signal);
     const p = plan(l, inc);
     face = p.face;
     write(res, await p.run());
@@ -135,7 +141,7 @@ function plan(l: Listener, inc: Incoming): Plan {
   const svc = l.services.forBearerPath(inc.url.pathname);
   if (!svc) return { face: controlError, run: () => controlRequest(l, inc) };
   return {
-    face: faceOf(svc),
+    face: faceOf(svc, inc),
     run: async () => {
       const principal = authenticateBearer(
         l.credentials,
@@ -154,7 +160,7 @@ function planSigned(l: Listener, inc: Incoming): Plan {
     // No readable scope names a service: the one owning the path answers, if any.
     const owner = l.services.forBearerPath(inc.url.pathname);
     const err = new ApiError(403, scope.code, scope.message);
-    return { face: owner ? faceOf(owner) : awsJsonError, run: () => Promise.reject(err) };
+    return { face: owner ? faceOf(owner, inc) : awsJsonError, run: () => Promise.reject(err) };
   }
   const svc = l.services.get(scope.scope.service);
   if (!svc) {
@@ -162,7 +168,7 @@ function planSigned(l: Listener, inc: Incoming): Plan {
     return { face: awsJsonError, run: () => Promise.reject(err) };
   }
   return {
-    face: faceOf(svc),
+    face: faceOf(svc, inc),
     run: async () => {
       // An unknown key is refused before the body is read: a stranger cannot make Nimbus buffer megabytes.
       if (!(await l.credentials.accessKey(scope.scope.accessKeyId))) throw unrecognizedClient();
@@ -196,11 +202,11 @@ async function controlRequest(l: Listener, inc: Incoming): Promise<Reply> {
 
 function handleAws(svc: AwsService, inc: Incoming, body: Buffer, principal: Principal): Promise<Reply> {
   const { method, url, requestId } = inc;
-  return svc.handle({ method, url, headers: inc.req.headers, body, requestId }, principal);
+  return svc.handle({ method, url, headers: inc.req.headers, body, requestId, signal: inc.gone }, principal);
 }
 
-function faceOf(svc: AwsService): Face {
-  return (err, requestId) => svc.error(err, requestId);
+function faceOf(svc: AwsService, inc: Incoming): Face {
+  return (err, requestId) => svc.error(err, requestId, inc.req.headers);
 }
 
 /** The control API's namespace; SigV4 is never accepted in it, whatever service a signature names. */
@@ -208,7 +214,7 @@ function isControlPath(pathname: string): boolean {
   return pathname === '/v1' || pathname.startsWith('/v1/');
 }
 
-function parseTarget(req: IncomingMessage, requestId: string): Incoming {
+function parseTarget(req: IncomingMessage, requestId: string, gone: AbortSignal): Incoming {
   const target = req.url ?? '/';
   const q = target.indexOf('?');
   let url: URL;
@@ -224,6 +230,7 @@ function parseTarget(req: IncomingMessage, requestId: string): Incoming {
     url,
     rawPath: q === -1 ? target : target.slice(0, q),
     rawQuery: q === -1 ? '' : target.slice(q + 1),
+    gone,
   };
 }
 

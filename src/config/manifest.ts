@@ -187,6 +187,8 @@ const QueueSchema = z.strictObject({
   visibilityTimeout: z.number().int().min(0).max(43200).optional(),
   messageRetentionPeriod: z.number().int().min(60).max(1_209_600).optional(),
   delaySeconds: z.number().int().min(0).max(900).optional(),
+  /** Seconds a ReceiveMessage through the SQS API waits for messages when it names no WaitTimeSeconds. */
+  receiveMessageWaitTimeSeconds: z.number().int().min(0).max(20).optional(),
   maximumMessageSize: z.number().int().min(1024).max(1_048_576).optional(),
   maxReceiveCount: z.number().int().min(1).max(1000).optional(),
   deadLetterQueue: z.string().regex(QUEUE_NAME, QUEUE_NAME_HINT).optional(),
@@ -226,6 +228,7 @@ const FunctionSchema = z.strictObject({
   permissions: z
     .strictObject({
       tables: z.array(z.string().regex(TABLE_NAME, TABLE_NAME_HINT)).default([]),
+      queues: z.array(z.string().regex(QUEUE_NAME, QUEUE_NAME_HINT)).default([]),
     })
     .optional(),
   events: z.array(EventSchema).default([]),
@@ -281,7 +284,7 @@ export interface FunctionConfig {
   /** Queues whose messages invoke the function in batches (Lambda's SQS event source mappings). */
   queueTriggers?: QueueTrigger[] | undefined;
   /** What the function's own credentials may reach (least privilege: nothing else). */
-  permissions?: { tables: string[] } | undefined;
+  permissions?: { tables: string[]; queues?: string[] } | undefined;
   /** Tables whose stream invokes the function in batches (Lambda's DynamoDB event source mappings). */
   tableTriggers?: TableTrigger[] | undefined;
   routes: Route[];
@@ -345,6 +348,8 @@ export interface QueueConfig {
   delaySeconds: number;
   /** Largest body plus attributes in bytes (1024..1048576; default 262144). */
   maximumMessageSize: number;
+  /** Long polling by default: seconds an SQS ReceiveMessage without WaitTimeSeconds waits (0..20; left out: 0). */
+  receiveMessageWaitTimeSeconds?: number;
   /** After this many receives without a delete, the next receive moves the message to deadLetterQueue. */
   maxReceiveCount?: number;
   deadLetterQueue?: string;
@@ -528,13 +533,18 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       ...(emails.length > 0 ? { emails } : {}),
       ...(queueTriggers.length > 0 ? { queueTriggers } : {}),
       ...(tableTriggers.length > 0 ? { tableTriggers } : {}),
-      ...(f.permissions !== undefined
-        ? { permissions: { tables: [...new Set(f.permissions.tables)].sort() } }
-        : {}),
+      ...(f.permissions !== undefined ? { permissions: permissionsOf(f.permissions) } : {}),
       routes,
     });
   }
   return { service: m.service, functions, queues, tables };
+}
+
+/** Sorted and deduplicated; queues only when granted, so a function granted tables alone keeps the config
+ *  text (and version) it had before queues could be granted. */
+function permissionsOf(p: { tables: string[]; queues: string[] }): { tables: string[]; queues?: string[] } {
+  const tables = [...new Set(p.tables)].sort();
+  return p.queues.length > 0 ? { tables, queues: [...new Set(p.queues)].sort() } : { tables };
 }
 
 function keyAttribute(k: Record<string, 'S' | 'N' | 'B'>): KeyAttribute {
@@ -658,6 +668,9 @@ function queueConfig(file: string, name: string, q: z.output<typeof QueueSchema>
     messageRetentionPeriod: q.messageRetentionPeriod ?? QUEUE_DEFAULTS.messageRetentionPeriod,
     delaySeconds: q.delaySeconds ?? QUEUE_DEFAULTS.delaySeconds,
     maximumMessageSize: q.maximumMessageSize ?? QUEUE_DEFAULTS.maximumMessageSize,
+    ...(q.receiveMessageWaitTimeSeconds
+      ? { receiveMessageWaitTimeSeconds: q.receiveMessageWaitTimeSeconds }
+      : {}),
     ...(q.deadLetterQueue !== undefined
       ? {
           deadLetterQueue: q.deadLetterQueue,

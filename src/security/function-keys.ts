@@ -69,7 +69,7 @@ export class FunctionKeys implements Component {
           project: f.project,
           name: f.name,
           version: f.version,
-          permissions: { tables: [...(f.config.permissions?.tables ?? [])] },
+          permissions: permissionsOf(f.config.permissions),
         },
       ]),
     );
@@ -250,4 +250,10 @@ function keyOf(ref: FunctionRef): string {
 /** Permissions compare by their sorted table list. */
 function json(p: Permissions | null): string {
   return p === null ? 'null' : JSON.stringify([...p.tables].sort());
+}
+
+/** What the manifest grants; queues only when some are, so keys granted tables alone keep their stored form. */
+function permissionsOf(p: { tables: string[]; queues?: string[] } | undefined): Permissions {
+  const queues = p?.queues ?? [];
+  return { tables: [...(p?.tables ?? [])], ...(queues.length > 0 ? { queues: [...queues] } : {}) };
 }

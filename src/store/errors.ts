@@ -91,6 +91,18 @@ export class QueueOwnedError extends Error {
   }
 }
 
+/** createQueue named a queue the project has already (declared by a manifest or created through the API). */
+export class QueueExistsError extends Error {
+  override name = 'QueueExistsError';
+  readonly code = 'QueueAlreadyExists' as const;
+  constructor(
+    readonly project: string,
+    readonly queue: string,
+  ) {
+    super(`queue "${queue}" exists already`);
+  }
+}
+
 /** A table operation named a table that does not exist in the project (DynamoDB's words, which name nothing). */
 export class TableNotFoundError extends Error {
   override name = 'TableNotFoundError';

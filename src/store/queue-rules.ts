@@ -80,6 +80,9 @@ export function checkQueueConfigs(service: string, queues: readonly QueueConfig[
     checkRange(field('messageRetentionPeriod'), q.messageRetentionPeriod, 60, 1_209_600);
     checkRange(field('delaySeconds'), q.delaySeconds, 0, MAX_DELAY_SECONDS);
     checkRange(field('maximumMessageSize'), q.maximumMessageSize, 1024, 1_048_576);
+    if (q.receiveMessageWaitTimeSeconds !== undefined) {
+      checkRange(field('receiveMessageWaitTimeSeconds'), q.receiveMessageWaitTimeSeconds, 0, 20);
+    }
     if (q.maxReceiveCount !== undefined) checkRange(field('maxReceiveCount'), q.maxReceiveCount, 1, 1000);
     if (q.deadLetterQueue !== undefined) {
       if (typeof q.deadLetterQueue !== 'string' || !QUEUE_NAME.test(q.deadLetterQueue)) {
@@ -105,6 +108,22 @@ function checkRange(field: string, value: unknown, min: number, max: number): vo
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new QueueInputError(field, `must be a whole number from ${min} to ${max}, not ${String(value)}`);
   }
+}
+
+/** The tags after a TagQueue / UntagQueue, as stored (keys sorted); throws for anything but strings. */
+export function mergeTags(
+  current: Record<string, string>,
+  add: Record<string, string>,
+  remove: readonly string[] = [],
+): string {
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [k, v] of Object.entries(current)) out[k] = v;
+  for (const [k, v] of Object.entries(add)) {
+    if (typeof v !== 'string') throw new QueueInputError(`tags.${k}`, 'a tag value must be a string');
+    out[k] = v;
+  }
+  for (const k of remove) delete out[k];
+  return canonicalJson(out);
 }
 
 /** What a queue row holds: its config as canonical JSON, so "changed" is a comparison of text. */

@@ -120,6 +120,8 @@ export interface QueueRow {
   config: string;
   created_at: number;
   updated_at: number;
+  /** JSON object; read by queueTags(), not part of StoredQueue. */
+  tags: string;
 }
 
 export function toQueue(r: QueueRow): StoredQueue {

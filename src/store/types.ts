@@ -458,6 +458,23 @@ export interface QueueStore {
   nextVisibleAt(project: string, queue: string): Promise<number | undefined>;
   /** Deletes messages past their queue's retention and expired deduplication ids; returns messages deleted. */
   expire(): Promise<number>;
+  /** A queue of no manifest (service null), as SQS's CreateQueue makes one: no deploy removes or changes it.
+   *  Throws QueueExistsError when the project has the name already, QueueInputError for a config SQS refuses. */
+  createQueue(project: string, config: QueueConfig, tags?: Record<string, string>): Promise<StoredQueue>;
+  /** Replaces a queue's config (SetQueueAttributes); the messages stay. A manifest's queue takes its declared
+   *  config again at its service's next deploy. Throws QueueNotFoundError or QueueInputError. */
+  updateQueue(project: string, config: QueueConfig): Promise<StoredQueue>;
+  /** Deletes a queue with its messages and deduplication ids, whoever declared it; false when it did not exist. */
+  deleteQueue(project: string, name: string): Promise<boolean>;
+  /** The queue's tags (SQS's cost allocation tags); throws QueueNotFoundError. */
+  queueTags(project: string, name: string): Promise<Record<string, string>>;
+  /** Adds or replaces these tags, and removes the keys in `remove`, in one write; throws QueueNotFoundError. */
+  tagQueue(
+    project: string,
+    name: string,
+    tags: Record<string, string>,
+    remove?: readonly string[],
+  ): Promise<Record<string, string>>;
 }
 
 /** A table as stored. */
@@ -587,6 +604,9 @@ export interface TableStore {
 export interface Permissions {
   /** Table names it may read and write. */
   tables: string[];
+  /** Queue names it may send to, receive from and manage; missing (a key stored before queues were
+   *  granted): none. */
+  queues?: string[];
 }
 
 /** An access key Nimbus issued (SigV4 access key id and secret). The secret is stored encrypted. */

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { FunctionConfig, QueueConfig } from '../../config/manifest.js';
-import { QueueInputError, QueueNotFoundError, QueueOwnedError } from '../errors.js';
+import { QueueExistsError, QueueInputError, QueueNotFoundError, QueueOwnedError } from '../errors.js';
 import type { NewMessage, QueueMessage } from '../types.js';
 import { codeOf, deployOf, fn, useHarness, type HarnessFactory } from './harness.js';
 
@@ -451,6 +451,94 @@ export function queueStoreConformance(name: string, make: HarnessFactory): void 
         await expect(q().listQueues()).rejects.toThrow(/closed/);
         await expect(q().stats()).rejects.toThrow(/closed/);
         await expect(q().expire()).rejects.toThrow(/closed/);
+      });
+    });
+
+    describe('queues of no manifest (the SQS API)', () => {
+      it('creates a queue with service null that no deploy removes, changes or takes over', async () => {
+        const t0 = ctx.clock.now();
+        const made = await q().createQueue('default', queue('api-q', { delaySeconds: 5 }), { team: 'a' });
+        expect(made).toStrictEqual({
+          ...queue('api-q', { delaySeconds: 5 }),
+          project: 'default',
+          service: null,
+          createdAt: t0,
+          updatedAt: t0,
+        });
+        expect(await q().getQueue('default', 'api-q')).toStrictEqual(made);
+        expect(await q().queueTags('default', 'api-q')).toEqual({ team: 'a' });
+        await deploy('svc', [queue('mine')]);
+        await deploy('svc', []);
+        expect(await q().getQueue('default', 'api-q')).toStrictEqual(made);
+        await expect(deploy('svc', [queue('api-q')])).rejects.toBeInstanceOf(QueueOwnedError);
+        await expect(q().createQueue('default', queue('api-q'))).rejects.toBeInstanceOf(QueueExistsError);
+        // A manifest's queue is taken too.
+        await deploy('svc', [queue('mine')]);
+        await expect(q().createQueue('default', queue('mine'))).rejects.toBeInstanceOf(QueueExistsError);
+        expect((await q().getQueue('default', 'mine'))?.service).toBe('svc');
+      });
+
+      it('refuses a config SQS refuses, writing nothing', async () => {
+        await expect(
+          q().createQueue('default', queue('bad', { visibilityTimeout: 50_000 })),
+        ).rejects.toBeInstanceOf(QueueInputError);
+        await expect(q().createQueue('default', queue('bad', { fifo: true }))).rejects.toBeInstanceOf(
+          QueueInputError,
+        );
+        await expect(
+          q().createQueue('default', queue('bad', { receiveMessageWaitTimeSeconds: 21 })),
+        ).rejects.toBeInstanceOf(QueueInputError);
+        expect(await q().getQueue('default', 'bad')).toBeUndefined();
+      });
+
+      it('updates the config and keeps the messages; a deploy sets its own queue back', async () => {
+        await q().createQueue('default', queue('u'));
+        await sendOne('u', { body: 'stays' });
+        ctx.clock.advance(500);
+        const next = queue('u', { visibilityTimeout: 90, receiveMessageWaitTimeSeconds: 20 });
+        const updated = await q().updateQueue('default', next);
+        expect(updated).toMatchObject({ visibilityTimeout: 90, receiveMessageWaitTimeSeconds: 20 });
+        expect(updated.updatedAt).toBe(updated.createdAt + 500);
+        expect(bodies(await q().peek('default', 'u'))).toEqual(['stays']);
+        await expect(q().updateQueue('default', queue('nope'))).rejects.toBeInstanceOf(QueueNotFoundError);
+        await expect(q().updateQueue('default', queue('u', { delaySeconds: 901 }))).rejects.toBeInstanceOf(
+          QueueInputError,
+        );
+        expect((await q().getQueue('default', 'u'))?.delaySeconds).toBe(0);
+
+        await deploy('svc', [queue('m')]);
+        await q().updateQueue('default', queue('m', { visibilityTimeout: 5 }));
+        const again = await deploy('svc', [queue('m')]);
+        expect(again.queues.updated).toEqual(['m']);
+        expect((await q().getQueue('default', 'm'))?.visibilityTimeout).toBe(30);
+      });
+
+      it('deletes a queue with its messages and deduplication ids; a new one of the name starts empty', async () => {
+        await q().createQueue('default', queue('d.fifo'));
+        const first = await sendOne('d.fifo', fifo('one', 'g', 'dup'));
+        expect(await q().deleteQueue('default', 'd.fifo')).toBe(true);
+        expect(await q().deleteQueue('default', 'd.fifo')).toBe(false);
+        expect(await q().getQueue('default', 'd.fifo')).toBeUndefined();
+        await expect(q().receive('default', 'd.fifo', { max: 1 })).rejects.toBeInstanceOf(QueueNotFoundError);
+        await q().createQueue('default', queue('d.fifo'));
+        expect(await q().peek('default', 'd.fifo')).toEqual([]);
+        const second = await sendOne('d.fifo', fifo('one', 'g', 'dup'));
+        expect(second.duplicate).toBe(false);
+        expect(second.id).not.toBe(first.id);
+      });
+
+      it('adds, replaces and removes tags, one project at a time', async () => {
+        await q().createQueue('default', queue('t'));
+        expect(await q().queueTags('default', 't')).toEqual({});
+        expect(await q().tagQueue('default', 't', { a: '1', b: '2' })).toEqual({ a: '1', b: '2' });
+        expect(await q().tagQueue('default', 't', { b: '3', c: '' }, ['a'])).toEqual({ b: '3', c: '' });
+        expect(await q().queueTags('default', 't')).toEqual({ b: '3', c: '' });
+        await expect(q().queueTags('default', 'nope')).rejects.toBeInstanceOf(QueueNotFoundError);
+        await expect(q().tagQueue('default', 'nope', { a: '1' })).rejects.toBeInstanceOf(QueueNotFoundError);
+        await ctx.store.projects.ensure('other');
+        await q().createQueue('other', queue('t'));
+        expect(await q().queueTags('other', 't')).toEqual({});
+        expect((await q().listQueues('other')).map((x) => x.name)).toEqual(['t']);
       });
     });
 

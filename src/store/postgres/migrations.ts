@@ -312,6 +312,12 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    description: "queues' tags (SQS's TagQueue)",
+    // A JSON object of tag key to value. Apart from config, so a deploy comparing configs never drops them.
+    sql: `ALTER TABLE queues ADD COLUMN tags text NOT NULL DEFAULT '{}';`,
+  },
 ];
 
 /** The schema version this build writes; a database with a higher one was written by a newer Nimbus. */

@@ -5,14 +5,16 @@
 import { randomUUID } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import type { Clock } from '../../clock/clock.js';
-import { QueueNotFoundError } from '../errors.js';
+import { QueueExistsError, QueueNotFoundError } from '../errors.js';
 import {
   DEDUP_WINDOW_MS,
   DEFAULT_PEEK_LIMIT,
   MAX_PEEK_LIMIT,
   checkMessages,
+  checkQueueConfigs,
   expiredBefore,
   maxReceives,
+  mergeTags,
   parseReceiptHandle,
   planQueues,
   queueConfigText,
@@ -23,6 +25,7 @@ import {
   type MessageRow,
 } from '../queue-rules.js';
 import { toQueue, toQueueMessage, type QueueMessageRow, type QueueRow } from '../rows.js';
+import type { QueueConfig } from '../../config/manifest.js';
 import type {
   DeployInput,
   DeployResult,
@@ -277,6 +280,83 @@ export class PgQueueStore implements QueueStore {
       return res.rowCount ?? 0;
     });
   }
+
+  async createQueue(
+    project: string,
+    config: QueueConfig,
+    tags: Record<string, string> = {},
+  ): Promise<StoredQueue> {
+    this.db.assertOpen();
+    checkQueueConfigs('the API', [config]);
+    const text = mergeTags({}, tags);
+    const now = this.clock.now();
+    return this.db.tx((c) => createQueueIn(c, project, config, text, now));
+  }
+
+  async updateQueue(project: string, config: QueueConfig): Promise<StoredQueue> {
+    this.db.assertOpen();
+    checkQueueConfigs('the API', [config]);
+    const rows = await this.db.rows<QueueRow>(
+      'UPDATE queues SET config = $3, updated_at = $4 WHERE project = $1 AND name = $2 RETURNING *',
+      [project, config.name, queueConfigText(config), this.clock.now()],
+    );
+    if (!rows[0]) throw new QueueNotFoundError(project, config.name);
+    return toQueue(rows[0]);
+  }
+
+  async deleteQueue(project: string, name: string): Promise<boolean> {
+    this.db.assertOpen();
+    // Its messages and deduplication ids go with it (ON DELETE CASCADE).
+    return (
+      (await this.db.changed('DELETE FROM queues WHERE project = $1 AND name = $2', [project, name])) > 0
+    );
+  }
+
+  async queueTags(project: string, name: string): Promise<Record<string, string>> {
+    this.db.assertOpen();
+    const rows = await this.db.rows<{ tags: string }>(
+      'SELECT tags FROM queues WHERE project = $1 AND name = $2',
+      [project, name],
+    );
+    if (!rows[0]) throw new QueueNotFoundError(project, name);
+    return JSON.parse(rows[0].tags) as Record<string, string>;
+  }
+
+  async tagQueue(
+    project: string,
+    name: string,
+    tags: Record<string, string>,
+    remove: readonly string[] = [],
+  ): Promise<Record<string, string>> {
+    this.db.assertOpen();
+    return this.db.tx(async (c) => {
+      const res = await c.query<{ tags: string }>(
+        'SELECT tags FROM queues WHERE project = $1 AND name = $2 FOR UPDATE',
+        [project, name],
+      );
+      if (!res.rows[0]) throw new QueueNotFoundError(project, name);
+      const next = mergeTags(JSON.parse(res.rows[0].tags) as Record<string, string>, tags, remove);
+      await c.query('UPDATE queues SET tags = $3 WHERE project = $1 AND name = $2', [project, name, next]);
+      return JSON.parse(next) as Record<string, string>;
+    });
+  }
+}
+
+/** The queue-set half of PgQueueStore: SQS's CreateQueue, SetQueueAttributes, DeleteQueue and tags. */
+async function createQueueIn(
+  c: PoolClient,
+  project: string,
+  config: QueueConfig,
+  tags: string,
+  now: number,
+): Promise<StoredQueue> {
+  const res = await c.query<QueueRow>(
+    `INSERT INTO queues (project, name, service, config, created_at, updated_at, tags)
+     VALUES ($1, $2, NULL, $3, $4, $4, $5) ON CONFLICT (project, name) DO NOTHING RETURNING *`,
+    [project, config.name, queueConfigText(config), now, tags],
+  );
+  if (!res.rows[0]) throw new QueueExistsError(project, config.name);
+  return toQueue(res.rows[0]);
 }
 
 async function queueIn(c: PoolClient, project: string, name: string, lock = ''): Promise<StoredQueue> {

@@ -366,6 +366,14 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 6,
+    description: "queues' tags (SQS's TagQueue)",
+    sql: `
+      -- A JSON object of tag key to value. Apart from config, so a deploy comparing configs never drops them.
+      ALTER TABLE queues ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
+    `,
+  },
 ];
 
 /** The schema version this build writes; a data dir with a higher one was written by a newer Nimbus. */

@@ -2,14 +2,16 @@
 // connection, so a receive sees and hides its messages before any other caller runs: nothing is received
 // twice while hidden, and a FIFO group's in-flight check is exact.
 import { randomUUID } from 'node:crypto';
-import { QueueNotFoundError } from '../errors.js';
+import { QueueExistsError, QueueNotFoundError } from '../errors.js';
 import {
   DEDUP_WINDOW_MS,
   DEFAULT_PEEK_LIMIT,
   MAX_PEEK_LIMIT,
   checkMessages,
+  checkQueueConfigs,
   expiredBefore,
   maxReceives,
+  mergeTags,
   parseReceiptHandle,
   planQueues,
   queueConfigText,
@@ -20,6 +22,7 @@ import {
   type MessageRow,
 } from '../queue-rules.js';
 import { toQueue, toQueueMessage, type QueueMessageRow, type QueueRow } from '../rows.js';
+import type { QueueConfig } from '../../config/manifest.js';
 import type {
   DeployInput,
   DeployResult,
@@ -277,6 +280,83 @@ export class SqliteQueueStore implements QueueStore {
     );
   }
 
+  async createQueue(
+    project: string,
+    config: QueueConfig,
+    tags: Record<string, string> = {},
+  ): Promise<StoredQueue> {
+    this.s.assertOpen();
+    checkQueueConfigs('the API', [config]);
+    const tagText = mergeTags({}, tags);
+    const now = this.s.clock.now();
+    return this.s.grouped(
+      () =>
+        this.s.transaction(() => {
+          if (this.st.getQueue.get(project, config.name)) throw new QueueExistsError(project, config.name);
+          this.st.create.run(project, config.name, queueConfigText(config), now, now, tagText);
+          return this.queue(project, config.name);
+        }),
+      true,
+    );
+  }
+
+  async updateQueue(project: string, config: QueueConfig): Promise<StoredQueue> {
+    this.s.assertOpen();
+    checkQueueConfigs('the API', [config]);
+    const now = this.s.clock.now();
+    return this.s.grouped(
+      () =>
+        this.s.transaction(() => {
+          if (this.st.setConfig.run(queueConfigText(config), now, project, config.name).changes === 0) {
+            throw new QueueNotFoundError(project, config.name);
+          }
+          return this.queue(project, config.name);
+        }),
+      true,
+    );
+  }
+
+  async deleteQueue(project: string, name: string): Promise<boolean> {
+    this.s.assertOpen();
+    return this.s.grouped(
+      () =>
+        this.s.transaction(() => {
+          // Dependent rows go explicitly rather than by ON DELETE CASCADE, which needs foreign_keys on.
+          this.st.purge.run(project, name);
+          this.st.deleteDedup.run(project, name);
+          return this.st.deleteQueue.run(project, name).changes > 0;
+        }),
+      true,
+    );
+  }
+
+  async queueTags(project: string, name: string): Promise<Record<string, string>> {
+    this.s.assertOpen();
+    const row = this.st.getQueue.get(project, name);
+    if (!row) throw new QueueNotFoundError(project, name);
+    return JSON.parse(row.tags) as Record<string, string>;
+  }
+
+  async tagQueue(
+    project: string,
+    name: string,
+    tags: Record<string, string>,
+    remove: readonly string[] = [],
+  ): Promise<Record<string, string>> {
+    this.s.assertOpen();
+    return this.s.grouped(
+      () =>
+        this.s.transaction(() => {
+          const row = this.st.getQueue.get(project, name);
+          if (!row) throw new QueueNotFoundError(project, name);
+          const next = mergeTags(JSON.parse(row.tags) as Record<string, string>, tags, remove);
+          this.st.setTags.run(next, project, name);
+          return JSON.parse(next) as Record<string, string>;
+        }),
+      true,
+    );
+  }
+
   private queue(project: string, name: string): StoredQueue {
     const row = this.st.getQueue.get(project, name);
     if (!row) throw new QueueNotFoundError(project, name);
@@ -394,6 +474,18 @@ function prepare({ db }: SqliteDb) {
        ON CONFLICT (project, queue, id) DO NOTHING`,
     ),
     deleteSeq: db.prepare<[number]>('DELETE FROM queue_messages WHERE seq = ?'),
+    create: db.prepare<[string, string, string, number, number, string]>(
+      `INSERT INTO queues (project, name, service, config, created_at, updated_at, tags)
+       VALUES (?, ?, NULL, ?, ?, ?, ?)`,
+    ),
+    setConfig: db.prepare<[string, number, string, string]>(
+      'UPDATE queues SET config = ?, updated_at = ? WHERE project = ? AND name = ?',
+    ),
+    setTags: db.prepare<[string, string, string]>(
+      'UPDATE queues SET tags = ? WHERE project = ? AND name = ?',
+    ),
+    deleteDedup: db.prepare<Ref>('DELETE FROM queue_dedup WHERE project = ? AND queue = ?'),
+    deleteQueue: db.prepare<Ref>('DELETE FROM queues WHERE project = ? AND name = ?'),
     deleteReceived: db.prepare<[string, string, string, string]>(
       'DELETE FROM queue_messages WHERE project = ? AND queue = ? AND id = ? AND receipt = ?',
     ),
