@@ -24,6 +24,9 @@ import type { Manifest } from './config/manifest.js';
 import { resolveSettings, type Settings, type SettingsInput } from './config/settings.js';
 import { createApiServer } from './api/server.js';
 import { createDynamoService } from './api/dynamodb/service.js';
+import { createS3Service } from './api/s3/service.js';
+import { FileByteStore } from './objects/file-bytes.js';
+import { OrphanSweep } from './objects/sweep.js';
 import { Deployer } from './api/deploy.js';
 import { lockDataDir, type DataDirLock } from './datadir/lock.js';
 import { nodeIdFor } from './datadir/node-id.js';
@@ -249,6 +252,16 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     await lifecycle.startAll(triggers);
     // Expired items go in the background, with their stream records, for as long as the store is open.
     await lifecycle.start(new TtlSweeper({ tables: store.tables, clock, onError }));
+    // Object bytes under the data dir; what a crash left unreferenced goes in the background.
+    const bytes = new FileByteStore(join(dataDir, 'objects'));
+    await lifecycle.start(
+      new OrphanSweep({
+        bytes,
+        objects: store.objects,
+        onError: (err) => onError(err, 'object orphan sweep failed'),
+        onDone: (n) => n > 0 && log.info(`deleted the bytes of ${n} unreferenced object(s)`),
+      }),
+    );
 
     // What a deploy or a removal waits for before it answers: the triggers and function keys caught up.
     const synced = async (): Promise<void> => {
@@ -294,6 +307,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       notifyQueue: (project, queue) => queues.notify(project, queue),
       synced,
       services: [
+        createS3Service({ objects: store.objects, bytes, region: settings.region }),
         createDynamoService({
           store,
           region: settings.region,

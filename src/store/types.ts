@@ -587,6 +587,8 @@ export interface TableStore {
 export interface Permissions {
   /** Table names it may read and write. */
   tables: string[];
+  /** Bucket names it may read and write (objects only: creating or deleting buckets needs a full key). */
+  buckets?: string[];
 }
 
 /** An access key Nimbus issued (SigV4 access key id and secret). The secret is stored encrypted. */
