@@ -20,7 +20,7 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -506,7 +506,99 @@ describe.each(BACKENDS)('S3 API on %s', (backend) => {
     const got = await s3.send(new GetObjectCommand({ Bucket: 'main', Key: 'tagged' }));
     expect(await got.Body!.transformToString()).toBe('keep');
   });
+
+  it('takes a chunk-signed aws-chunked upload, and refuses one whose chunk was altered, writing nothing', async () => {
+    const data = [Buffer.alloc(65536, 'a'), Buffer.alloc(1024, 'b')];
+    const ok = await chunkSignedPut(n, '/main/chunk-signed', data);
+    expect(ok.status).toBe(200);
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'main', Key: 'chunk-signed' }));
+    expect(Buffer.from(await got.Body!.transformToByteArray()).equals(Buffer.concat(data))).toBe(true);
+
+    const files = byteFiles(n).length;
+    const bad = await chunkSignedPut(n, '/main/chunk-altered', data, { alter: true });
+    expect(bad.status).toBe(403);
+    expect(bad.body).toContain('<Code>SignatureDoesNotMatch</Code>');
+    expect(
+      await failure(s3.send(new HeadObjectCommand({ Bucket: 'main', Key: 'chunk-altered' }))),
+    ).toMatchObject({
+      status: 404,
+    });
+    expect(byteFiles(n)).toHaveLength(files);
+  });
 });
+
+/**
+ * A PutObject with STREAMING-AWS4-HMAC-SHA256-PAYLOAD, as AWS's SigV4 documentation lays it out: the headers
+ * signed by the SDK's signer, then each chunk signed in a chain from that seed signature. `alter` changes a
+ * byte of the first chunk after it was signed.
+ */
+async function chunkSignedPut(
+  n: TestNimbus,
+  path: string,
+  chunks: Buffer[],
+  opts: { alter?: boolean } = {},
+): Promise<{ status: number; body: string }> {
+  const url = new URL(path, n.apiUrl);
+  const decoded = chunks.reduce((t, c) => t + c.length, 0);
+  const signer = new SignatureV4({
+    service: 's3',
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'nimbus', secretAccessKey: n.apiKey },
+    sha256: Sha256,
+    uriEscapePath: false,
+  });
+  const hmac = (key: Buffer | string, data: string) => createHmac('sha256', key).update(data).digest();
+  const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+  // The encoded length depends only on the sizes: every signature is 64 hex characters.
+  const frame = (size: number) =>
+    `${size.toString(16)};chunk-signature=${'0'.repeat(64)}\r\n`.length + size + 2;
+  const length = chunks.reduce((t, c) => t + frame(c.length), 0) + frame(0);
+  const signed = await signer.sign({
+    method: 'PUT',
+    protocol: 'http:',
+    hostname: url.hostname,
+    port: Number(url.port),
+    path: url.pathname,
+    query: {},
+    headers: {
+      host: url.host,
+      'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+      'content-encoding': 'aws-chunked',
+      'x-amz-decoded-content-length': String(decoded),
+      'content-length': String(length),
+    },
+  });
+  const auth = String(signed.headers['authorization']);
+  let prev = /Signature=([0-9a-f]{64})/.exec(auth)![1]!;
+  const amzDate = String(signed.headers['x-amz-date']);
+  const scope = `${amzDate.slice(0, 8)}/us-east-1/s3/aws4_request`;
+  let key = hmac(`AWS4${n.apiKey}`, amzDate.slice(0, 8));
+  for (const part of ['us-east-1', 's3', 'aws4_request']) key = hmac(key, part);
+  const parts: Buffer[] = [];
+  for (const c of [...chunks, Buffer.alloc(0)]) {
+    const toSign = ['AWS4-HMAC-SHA256-PAYLOAD', amzDate, scope, prev, sha(''), sha(c)].join('\n');
+    prev = hmac(key, toSign).toString('hex');
+    const data = opts.alter && parts.length === 0 ? Buffer.from(c).fill('z', 0, 1) : c;
+    parts.push(
+      Buffer.from(`${c.length.toString(16)};chunk-signature=${prev}\r\n`),
+      data,
+      Buffer.from('\r\n'),
+    );
+  }
+  const { request } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: url.hostname, port: url.port, method: 'PUT', path: url.pathname, headers: signed.headers },
+      (res) => {
+        const out: Buffer[] = [];
+        res.on('data', (d: Buffer) => out.push(d));
+        res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(out).toString() }));
+      },
+    );
+    req.on('error', reject);
+    req.end(Buffer.concat(parts));
+  });
+}
 
 /** A request signed by hand (the SDK's signer), for what the SDK will not send: other Host headers,
  *  malformed bodies, a body that differs from the one signed. */
