@@ -507,6 +507,41 @@ describe.each(BACKENDS)('S3 API on %s', (backend) => {
     expect(await got.Body!.transformToString()).toBe('keep');
   });
 
+  it('lets a key limited to some buckets reach only those, with AccessDenied in XML otherwise', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'private' }));
+    const key = await n.client.createCredential({ name: 'uploader', buckets: ['main'] });
+    const limited = new S3Client({
+      endpoint: n.apiUrl,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
+      maxAttempts: 1,
+    });
+    await limited.send(new PutObjectCommand({ Bucket: 'main', Key: 'by-limited', Body: 'ok' }));
+    const got = await limited.send(new GetObjectCommand({ Bucket: 'main', Key: 'by-limited' }));
+    expect(await got.Body!.transformToString()).toBe('ok');
+    const denied = { name: 'AccessDenied', status: 403 };
+    expect(
+      await failure(limited.send(new PutObjectCommand({ Bucket: 'private', Key: 'k', Body: 'x' }))),
+    ).toMatchObject(denied);
+    expect(await failure(limited.send(new ListObjectsV2Command({ Bucket: 'private' })))).toMatchObject(
+      denied,
+    );
+    expect(
+      await failure(
+        limited.send(new CopyObjectCommand({ Bucket: 'main', Key: 'stolen', CopySource: 'private/k' })),
+      ),
+    ).toMatchObject(denied);
+    expect(await failure(limited.send(new CreateBucketCommand({ Bucket: 'newone' })))).toMatchObject(denied);
+    expect(await failure(limited.send(new DeleteBucketCommand({ Bucket: 'main' })))).toMatchObject(denied);
+    const buckets = await limited.send(new ListBucketsCommand({}));
+    expect(buckets.Buckets?.map((b) => b.Name)).toEqual(['main']);
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'private', Key: 'k' })))).toMatchObject({
+      status: 404,
+    });
+    limited.destroy();
+  });
+
   it('takes a chunk-signed aws-chunked upload, and refuses one whose chunk was altered, writing nothing', async () => {
     const data = [Buffer.alloc(65536, 'a'), Buffer.alloc(1024, 'b')];
     const ok = await chunkSignedPut(n, '/main/chunk-signed', data);

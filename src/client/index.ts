@@ -210,8 +210,10 @@ export interface CreatedCredential extends CredentialView {
 
 export interface CreateCredentialInput {
   name: string;
-  /** Left out: every table of the project. */
+  /** Left out, with buckets: every table and bucket of the project. */
   tables?: string[];
+  /** The buckets whose objects it may read and write. */
+  buckets?: string[];
 }
 
 /** Something the user can fix; the CLI prints the message and the hint on one line. */
