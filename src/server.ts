@@ -271,6 +271,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       functions: store.functions,
       queues: store.queues,
       tables: store.tables,
+      objects: store.objects,
       code: invoker.code,
       registry,
       pool,

@@ -168,6 +168,7 @@ beforeAll(async () => {
           removed: [],
           queues: { created: [], updated: [], unchanged: [], removed: [] },
           tables: { created: [], updated: [], unchanged: [] },
+          buckets: { created: [], unchanged: [] },
         };
       },
     },

@@ -27,7 +27,7 @@ import { Readable } from 'node:stream';
 import { Sha256 } from '@smithy/core/checksum';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BACKENDS, startTestNimbus, type TestNimbus } from './helpers.js';
+import { BACKENDS, FIXTURES, startTestNimbus, type TestNimbus } from './helpers.js';
 
 /** The S3 error an SDK call failed with: its name (S3's code) and HTTP status. */
 async function failure(p: Promise<unknown>): Promise<{ name: string; status?: number; message: string }> {
@@ -540,6 +540,26 @@ describe.each(BACKENDS)('S3 API on %s', (backend) => {
       status: 404,
     });
     limited.destroy();
+  });
+
+  it("creates a manifest's buckets at deploy and lets its functions reach only the ones granted", async () => {
+    const res = (await n.deploy(join(FIXTURES, 'buckets'))) as { buckets: { created: string[] } };
+    expect(res.buckets.created).toEqual(['private.stuff', 'uploads']);
+    const names = (await s3.send(new ListBucketsCommand({}))).Buckets?.map((b) => b.Name);
+    expect(names).toEqual(expect.arrayContaining(['private.stuff', 'uploads']));
+    const up = await fetch(`${n.gatewayUrl}/upload/hello.txt`, { method: 'POST', body: 'from a function' });
+    expect(await up.json()).toEqual({ stored: 'hello.txt', read: 'from a function' });
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'uploads', Key: 'hello.txt' }));
+    expect(await got.Body!.transformToString()).toBe('from a function');
+    const snoop = await fetch(`${n.gatewayUrl}/snoop`);
+    expect(snoop.status).toBe(403);
+    expect(await snoop.json()).toEqual({ name: 'AccessDenied' });
+    // A redeploy keeps the buckets and their objects; one left out of the manifest is not dropped.
+    const again = (await n.deploy(join(FIXTURES, 'buckets'))) as { buckets: { unchanged: string[] } };
+    expect(again.buckets.unchanged).toEqual(['private.stuff', 'uploads']);
+    expect(
+      (await s3.send(new HeadObjectCommand({ Bucket: 'uploads', Key: 'hello.txt' }))).ContentLength,
+    ).toBe(15);
   });
 
   it('takes a chunk-signed aws-chunked upload, and refuses one whose chunk was altered, writing nothing', async () => {

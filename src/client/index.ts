@@ -128,6 +128,8 @@ export interface DeployResponse {
   queues?: { created: string[]; updated: string[]; unchanged: string[]; removed: string[] };
   /** The service's tables: created, changed, unchanged (a table left out of the manifest keeps its data). */
   tables?: { created: string[]; updated: string[]; unchanged: string[] };
+  /** The service's buckets: created, or there already (a bucket left out of the manifest keeps its objects). */
+  buckets?: { created: string[]; unchanged: string[] };
 }
 
 export interface InvokeOptions {

@@ -70,6 +70,10 @@ const QUEUE_NAME_HINT =
 /** DynamoDB's table names: 3 to 255 of letters, digits, "_", "-" and ".". */
 export const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
 const TABLE_NAME_HINT = 'table names use 3 to 255 letters, digits, "_", "-" or "."';
+/** S3's bucket names (the S3 API checks the reserved prefixes and suffixes too). */
+export const BUCKET_NAME = /^(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const BUCKET_NAME_HINT =
+  'bucket names use 3 to 63 lower-case letters, digits, "." or "-", begin and end with a letter or digit';
 
 const QueueEventSchema = z.union([
   z.string(),
@@ -224,12 +228,17 @@ const FunctionSchema = z.strictObject({
   permissions: z
     .strictObject({
       tables: z.array(z.string().regex(TABLE_NAME, TABLE_NAME_HINT)).default([]),
+      buckets: z.array(z.string().regex(BUCKET_NAME, BUCKET_NAME_HINT)).optional(),
     })
     .optional(),
   events: z.array(EventSchema).default([]),
 });
 
 export const ManifestSchema = z.strictObject({
+  /** S3 buckets, created at deploy and never dropped by it; nothing to configure yet. */
+  buckets: z
+    .record(z.string().regex(BUCKET_NAME, BUCKET_NAME_HINT), z.union([z.strictObject({}), z.null()]))
+    .default({}),
   tables: z.record(z.string().regex(TABLE_NAME, TABLE_NAME_HINT), TableSchema).default({}),
   queues: z
     .record(z.string().regex(QUEUE_NAME, QUEUE_NAME_HINT), z.union([QueueSchema, z.null()]))
@@ -279,7 +288,7 @@ export interface FunctionConfig {
   /** Queues whose messages invoke the function in batches (Lambda's SQS event source mappings). */
   queueTriggers?: QueueTrigger[] | undefined;
   /** What the function's own credentials may reach (least privilege: nothing else). */
-  permissions?: { tables: string[] } | undefined;
+  permissions?: { tables: string[]; buckets?: string[] } | undefined;
   /** Tables whose stream invokes the function in batches (Lambda's DynamoDB event source mappings). */
   tableTriggers?: TableTrigger[] | undefined;
   routes: Route[];
@@ -362,6 +371,8 @@ export interface Manifest {
   tables: TableDef[];
   /** The queues the service declares, by name. */
   queues: QueueConfig[];
+  /** The S3 buckets the service declares (created at deploy if missing, never dropped by it). */
+  buckets: string[];
 }
 
 /** A user's mistake in a manifest: names the file, the field and how to fix it. */
@@ -513,12 +524,18 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       ...(queueTriggers.length > 0 ? { queueTriggers } : {}),
       ...(tableTriggers.length > 0 ? { tableTriggers } : {}),
       ...(f.permissions !== undefined
-        ? { permissions: { tables: [...new Set(f.permissions.tables)].sort() } }
+        ? {
+            permissions: {
+              tables: [...new Set(f.permissions.tables)].sort(),
+              // Only when given, so a function without buckets keeps the config (and version) it had.
+              ...(f.permissions.buckets ? { buckets: [...new Set(f.permissions.buckets)].sort() } : {}),
+            },
+          }
         : {}),
       routes,
     });
   }
-  return { service: m.service, functions, queues, tables };
+  return { service: m.service, functions, queues, tables, buckets: Object.keys(m.buckets).sort() };
 }
 
 function keyAttribute(k: Record<string, 'S' | 'N' | 'B'>): KeyAttribute {

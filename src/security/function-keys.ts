@@ -69,7 +69,10 @@ export class FunctionKeys implements Component {
           project: f.project,
           name: f.name,
           version: f.version,
-          permissions: { tables: [...(f.config.permissions?.tables ?? [])] },
+          permissions: {
+            tables: [...(f.config.permissions?.tables ?? [])],
+            ...(f.config.permissions?.buckets ? { buckets: [...f.config.permissions.buckets] } : {}),
+          },
         },
       ]),
     );
