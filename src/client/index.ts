@@ -201,7 +201,7 @@ export interface CredentialView {
   kind: 'user' | 'function';
   functionName: string | null;
   /** The tables it may use; null: everything in its project. */
-  permissions: { tables: string[] } | null;
+  permissions: { tables: string[]; buckets?: string[] } | null;
   createdAt: number;
 }
 
