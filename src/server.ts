@@ -25,6 +25,9 @@ import { resolveSettings, type Settings, type SettingsInput } from './config/set
 import { createApiServer } from './api/server.js';
 import { createDynamoService } from './api/dynamodb/service.js';
 import { createSqsService } from './api/sqs/service.js';
+import { createS3Service } from './api/s3/service.js';
+import { FileByteStore } from './objects/file-bytes.js';
+import { OrphanSweep } from './objects/sweep.js';
 import { Deployer } from './api/deploy.js';
 import { lockDataDir, type DataDirLock } from './datadir/lock.js';
 import { nodeIdFor } from './datadir/node-id.js';
@@ -253,6 +256,16 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     await lifecycle.startAll(triggers);
     // Expired items go in the background, with their stream records, for as long as the store is open.
     await lifecycle.start(new TtlSweeper({ tables: store.tables, clock, onError }));
+    // Object bytes under the data dir; what a crash left unreferenced goes in the background.
+    const bytes = new FileByteStore(join(dataDir, 'objects'));
+    await lifecycle.start(
+      new OrphanSweep({
+        bytes,
+        objects: store.objects,
+        onError: (err) => onError(err, 'object orphan sweep failed'),
+        onDone: (n) => n > 0 && log.info(`deleted the bytes of ${n} unreferenced object(s)`),
+      }),
+    );
 
     // What a deploy or a removal waits for before it answers: the triggers and function keys caught up.
     const synced = async (): Promise<void> => {
@@ -262,6 +275,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       functions: store.functions,
       queues: store.queues,
       tables: store.tables,
+      objects: store.objects,
       code: invoker.code,
       registry,
       pool,
@@ -308,6 +322,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       },
       synced,
       services: [
+        createS3Service({ objects: store.objects, bytes, region: settings.region }),
         createDynamoService({
           store,
           region: settings.region,

@@ -111,6 +111,7 @@ const store: Store = {
   queues: unused('queues'),
   tables: unused('tables'),
   credentials: unused('credentials'),
+  objects: unused('objects'),
   schedules: { ...unused('schedules'), list: async () => [] } as Store['schedules'],
   close: async () => {},
 };
@@ -167,6 +168,7 @@ beforeAll(async () => {
           removed: [],
           queues: { created: [], updated: [], unchanged: [], removed: [] },
           tables: { created: [], updated: [], unchanged: [] },
+          buckets: { created: [], unchanged: [] },
         };
       },
     },

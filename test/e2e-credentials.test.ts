@@ -135,6 +135,21 @@ describe.each(BACKENDS)('credentials on %s', (backend) => {
     expect((await nimbus(['credentials', 'rm', id])).code).toBe(0);
   });
 
+  it('limits buckets with --buckets', async () => {
+    const r = await nimbus(['credentials', 'create', '--name', 'uploader', '--buckets', 'uploads,logs']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Tables\s+none/);
+    expect(r.stdout).toMatch(/Buckets\s+logs, uploads/);
+    const id = /Access key id\s+(\S+)/.exec(r.stdout)?.[1] ?? '';
+    expect((await n.client.credentials()).find((c) => c.accessKeyId === id)).toMatchObject({
+      permissions: { tables: [], buckets: ['logs', 'uploads'] },
+    });
+    const bad = await nimbus(['credentials', 'create', '--name', 'x', '--buckets', 'Not_A_Bucket']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/buckets must be a list of S3 bucket names/);
+    expect((await nimbus(['credentials', 'rm', id])).code).toBe(0);
+  });
+
   it("gives each function its own key and the API's address, which authenticate; the secret is stored encrypted", async () => {
     const out = await n.client.invoke('whoami', '{}');
     const env = JSON.parse(out.payload) as Record<string, unknown>;

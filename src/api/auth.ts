@@ -5,7 +5,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IssuedKey } from '../security/access-keys.js';
 import { DEFAULT_PROJECT, type Permissions } from '../store/types.js';
 import { ApiError } from './errors.js';
-import { credentialScope, verifySigV4, type SigV4Request } from './sigv4.js';
+import { credentialScope, verifySigV4, type SigV4Request, type SigV4Seed } from './sigv4.js';
 
 export interface Principal {
   project: string;
@@ -85,6 +85,11 @@ export function canUseQueue(principal: Principal, queue: string): boolean {
   return (principal.permissions.queues ?? []).includes(queue);
 }
 
+/** Whether the principal may read and write the objects of this bucket of its project. */
+export function canUseBucket(principal: Principal, bucket: string): boolean {
+  return principal.permissions === null || (principal.permissions.buckets ?? []).includes(bucket);
+}
+
 /** AWS's refusal of an authenticated caller (403 AccessDeniedException), naming who, what and on what. */
 export function accessDenied(principal: Principal, action: string, resource?: string): ApiError {
   return new ApiError(
@@ -148,6 +153,18 @@ export async function authenticateSigV4(
   req: SigV4Request,
   now: number = Date.now(),
 ): Promise<Principal> {
+  return (await authenticateSigV4Headers(creds, req, now)).principal;
+}
+
+/**
+ * The principal of a SigV4-signed request, and the seed its body is checked with: with body 'streaming' the
+ * headers are verified now and the body later, as it streams (sigv4-payload.ts).
+ */
+export async function authenticateSigV4Headers(
+  creds: Credentials,
+  req: SigV4Request,
+  now: number = Date.now(),
+): Promise<{ principal: Principal; seed: SigV4Seed }> {
   const scope = credentialScope(req);
   const key = scope.ok ? await creds.accessKey(scope.scope.accessKeyId) : undefined;
   const v = verifySigV4(
@@ -156,7 +173,7 @@ export async function authenticateSigV4(
     now,
   );
   // A verified signature means the lookup found the key it was made with.
-  if (v.ok && key) return key.principal;
+  if (v.ok && key) return { principal: key.principal, seed: v.seed };
   if (v.ok) throw unrecognizedClient();
   if (v.code === 'UnrecognizedClientException') throw unrecognizedClient();
   // AWS answers 403 for every signature problem but a missing one.

@@ -2,6 +2,7 @@
 // scope (".../us-east-1/lambda/aws4_request"); the listener routes it to the AwsService registered under that
 // name, which owns everything from there: its operations, its body limit and its error wire format.
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Principal } from './auth.js';
 import type { ApiError } from './errors.js';
 import type { BodyLimit } from './limits.js';
@@ -18,10 +19,24 @@ export interface AwsRequest {
   signal?: AbortSignal;
 }
 
+/**
+ * A request whose body is still arriving (handleStream). The signature of its headers is verified; its body
+ * is checked against the signature as it streams, and errors (an ApiError) instead of ending if it does not
+ * match, so a consumer that commits only at the end commits nothing then.
+ */
+export interface AwsStreamRequest extends Omit<AwsRequest, 'body'> {
+  /** The path exactly as received, still percent-encoded and with its dot segments: S3's keys live here. */
+  rawPath: string;
+  body: Readable;
+  /** Trailing headers of an aws-chunked body, complete once body has ended. */
+  trailers: Record<string, string>;
+}
+
 export interface AwsResponse {
   status: number;
+  /** A streamed body (GetObject) brings its own content-length header. */
   headers: Record<string, string>;
-  body: string | Buffer;
+  body: string | Buffer | Readable;
 }
 
 export interface AwsService {
@@ -38,6 +53,11 @@ export interface AwsService {
   ownsBearerPath?(pathname: string): boolean;
   /** Answers an authenticated request; a thrown ApiError is rendered by error(). */
   handle(req: AwsRequest, principal: Principal): Promise<AwsResponse>;
+  /**
+   * When present, SigV4 requests come here instead of handle(), with the body unread: for services whose
+   * bodies can be gigabytes (S3), which must never be buffered whole. `body` above is then not used.
+   */
+  handleStream?(req: AwsStreamRequest, principal: Principal): Promise<AwsResponse>;
   /**
    * The error in this service's own wire format. Only ApiErrors arrive here: anything else was logged and
    * replaced by InternalError, so no service can leak a stack trace. The request's headers, when given,

@@ -1,6 +1,7 @@
 // The control API's credentials (/v1/credentials): issue an access key (its secret is answered once and then
 // only stored encrypted), list them without secrets, remove one. The admin's (the API key's) operations only.
 import { TABLE_NAME } from '../config/manifest.js';
+import { bucketNameProblem } from './s3/names.js';
 import type { AccessKeys } from '../security/access-keys.js';
 import type { Permissions, StoredCredential } from '../store/types.js';
 import { API_KEY_ID, requireAdmin, type Principal } from './auth.js';
@@ -96,12 +97,12 @@ function parseCreate(body: Buffer): { name: string; permissions: Permissions | n
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw badRequest('the body must be a JSON object', 'send {"name": "ci", "tables": ["items"]}');
   }
-  const { name, tables, ...rest } = input as Record<string, unknown>;
+  const { name, tables, buckets, ...rest } = input as Record<string, unknown>;
   const unknown = Object.keys(rest);
   if (unknown.length > 0) {
     throw badRequest(
       `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}`,
-      'send name and tables',
+      'send name, tables and buckets',
     );
   }
   if (typeof name !== 'string' || !NAME.test(name)) {
@@ -113,12 +114,34 @@ function parseCreate(body: Buffer): { name: string; permissions: Permissions | n
   if (name.startsWith('function:')) {
     throw badRequest('names starting with "function:" are those of function keys', 'choose another name');
   }
-  if (tables === undefined || tables === null) return { name, permissions: null };
+  // Naming neither: every table and bucket of the project. Naming one: only what is named.
+  if ((tables === undefined || tables === null) && (buckets === undefined || buckets === null)) {
+    return { name, permissions: null };
+  }
+  const bucketList = bucketsOf(buckets);
+  if (tables === undefined || tables === null)
+    return { name, permissions: { tables: [], buckets: bucketList } };
   if (!Array.isArray(tables) || tables.some((t) => typeof t !== 'string' || !TABLE_NAME.test(t))) {
     throw badRequest(
       'tables must be a list of table names (3 to 255 letters, digits, "_", "-" or ".")',
       'for example {"tables": ["items"]}; leave it out for every table of the project',
     );
   }
-  return { name, permissions: { tables: [...new Set(tables as string[])].sort() } };
+  const permissions: Permissions = { tables: [...new Set(tables as string[])].sort() };
+  if (buckets !== undefined && buckets !== null) permissions.buckets = bucketList;
+  return { name, permissions };
+}
+
+function bucketsOf(buckets: unknown): string[] {
+  if (buckets === undefined || buckets === null) return [];
+  if (
+    !Array.isArray(buckets) ||
+    buckets.some((b) => typeof b !== 'string' || bucketNameProblem(b) !== undefined)
+  ) {
+    throw badRequest(
+      'buckets must be a list of S3 bucket names (3 to 63 lower-case letters, digits, "." or "-")',
+      'for example {"buckets": ["uploads"]}',
+    );
+  }
+  return [...new Set(buckets as string[])].sort();
 }

@@ -19,6 +19,7 @@ import type {
   FunctionVersion,
   QueueStore,
   StoredTable,
+  ObjectStore,
   TableStore,
 } from '../store/types.js';
 import type { TableDef } from '../tables/types.js';
@@ -30,6 +31,8 @@ export interface DeployResponse {
   queues: DeployResult['queues'];
   /** The service's tables; one left out of the manifest keeps its data (`nimbus table rm` drops it). */
   tables: { created: string[]; updated: string[]; unchanged: string[] };
+  /** The service's buckets; one left out of the manifest keeps its objects. */
+  buckets: { created: string[]; unchanged: string[] };
 }
 
 export class Deployer {
@@ -38,6 +41,7 @@ export class Deployer {
       functions: FunctionStore;
       queues: Pick<QueueStore, 'listQueues'>;
       tables: Pick<TableStore, 'listTables' | 'createTable' | 'updateTable'>;
+      objects: Pick<ObjectStore, 'listBuckets' | 'createBucket'>;
       code: CodeCache;
       registry: FunctionRegistry;
       pool: StemCellPool;
@@ -67,10 +71,16 @@ export class Deployer {
     const existingTables = await this.o.tables.listTables(project);
     const tablePlan = planTables(manifest, existingTables);
     checkPermissions(manifest, existingTables);
+    const existingBuckets = new Set((await this.o.objects.listBuckets(project)).map((b) => b.name));
+    checkBucketPermissions(manifest, existingBuckets);
     checkTableTriggers(manifest, existingTables);
     // Tables first: a function of this deploy never runs before the tables it was deployed with exist.
     for (const def of tablePlan.create) await this.o.tables.createTable(project, def, manifest.service);
     for (const def of tablePlan.update) await this.o.tables.updateTable(project, def);
+    const bucketsCreated: string[] = [];
+    for (const b of manifest.buckets) {
+      if (await this.o.objects.createBucket(project, b, manifest.service)) bucketsCreated.push(b);
+    }
     const conflict = this.o.checkRoutes?.(manifest, project);
     if (conflict) throw new ManifestError('nimbus.yaml', 'events', conflict);
     const result: DeployResult = await this.o.functions.deploy({
@@ -97,6 +107,10 @@ export class Deployer {
         created: tablePlan.create.map((t) => t.name),
         updated: tablePlan.update.map((t) => t.name),
         unchanged: tablePlan.unchanged,
+      },
+      buckets: {
+        created: bucketsCreated,
+        unchanged: manifest.buckets.filter((b) => !bucketsCreated.includes(b)),
       },
     };
   }
@@ -266,6 +280,21 @@ function checkPermissions(manifest: Manifest, existing: readonly StoredTable[]):
           'nimbus.yaml',
           `functions.${f.name}.permissions.tables`,
           `names table "${t}", which is not declared under "tables:" here and does not exist in the project; declare it or create it first`,
+        );
+      }
+    }
+  }
+}
+
+/** Buckets a function is granted must be declared here or exist in the project. */
+function checkBucketPermissions(manifest: Manifest, existing: ReadonlySet<string>): void {
+  for (const f of manifest.functions) {
+    for (const b of f.permissions?.buckets ?? []) {
+      if (!existing.has(b) && !manifest.buckets.includes(b)) {
+        throw new ManifestError(
+          'nimbus.yaml',
+          `functions.${f.name}.permissions.buckets`,
+          `names bucket "${b}", which is not declared under "buckets:" here and does not exist in the project; declare it or create it first`,
         );
       }
     }

@@ -2,6 +2,8 @@
 // with an AWS SigV4 signature, which also picks the AWS service (by its credential scope) that answers it.
 // The control API (/v1/...) takes the bearer token only; without a valid credential: 401, nothing changes.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { systemClock, type Clock } from '../clock/clock.js';
 import type { FunctionRegistry } from '../invoker/registry.js';
 import type { InvokeTarget, Invoker } from '../invoker/types.js';
@@ -12,6 +14,7 @@ import {
   apiKeyCredentials,
   authenticateBearer,
   authenticateSigV4,
+  authenticateSigV4Headers,
   issuedKeyLookup,
   unrecognizedClient,
   type Credentials,
@@ -27,6 +30,7 @@ import { createLambdaService } from './lambda.js';
 import type { BodyLimit } from './limits.js';
 import { RouteTable } from './routes.js';
 import { credentialScope, isSigV4 } from './sigv4.js';
+import { verifiedBody } from './sigv4-payload.js';
 import { timeOrderedId } from '../ids.js';
 
 export interface ApiOptions {
@@ -172,6 +176,7 @@ function planSigned(l: Listener, inc: Incoming): Plan {
     run: async () => {
       // An unknown key is refused before the body is read: a stranger cannot make Nimbus buffer megabytes.
       if (!(await l.credentials.accessKey(scope.scope.accessKeyId))) throw unrecognizedClient();
+      if (svc.handleStream) return handleStreaming(l, svc, inc);
       const body = await bodyOf(inc.req, svc.body);
       const principal = await authenticateSigV4(
         l.credentials,
@@ -181,6 +186,28 @@ function planSigned(l: Listener, inc: Incoming): Plan {
       return handleAws(svc, inc, body, principal);
     },
   };
+}
+
+/** The headers' signature first, then the body checked against it while the service streams it. */
+async function handleStreaming(l: Listener, svc: AwsService, inc: Incoming): Promise<Reply> {
+  const { principal, seed } = await authenticateSigV4Headers(
+    l.credentials,
+    {
+      method: inc.method,
+      path: inc.rawPath,
+      rawQuery: inc.rawQuery,
+      headers: inc.req.headers,
+      body: 'streaming',
+    },
+    l.clock.now(),
+  );
+  const decoded = Number(inc.req.headers['x-amz-decoded-content-length']);
+  const { body, trailers } = verifiedBody(inc.req, seed, Number.isSafeInteger(decoded) ? decoded : undefined);
+  const { method, url, requestId, rawPath } = inc;
+  return svc.handleStream!(
+    { method, url, rawPath, headers: inc.req.headers, body, trailers, requestId },
+    principal,
+  );
 }
 
 async function controlRequest(l: Listener, inc: Incoming): Promise<Reply> {
@@ -270,6 +297,12 @@ function controlJson(
 function write(res: ServerResponse, r: Reply): void {
   // A failure after the answer started cannot be told to the client any more; cut the connection.
   if (res.headersSent) return void res.destroy();
+  if (r.body instanceof Readable) {
+    res.writeHead(r.status, r.headers);
+    // A read that fails part way (a disk error) can only cut the connection: the client sees a short body.
+    pipeline(r.body, res).catch(() => res.destroy());
+    return;
+  }
   res.writeHead(r.status, { ...r.headers, 'content-length': Buffer.byteLength(r.body) });
   res.end(r.body);
 }

@@ -11,7 +11,9 @@ export interface SigV4Request {
   rawQuery: string;
   /** Node's IncomingHttpHeaders: lower-cased names. */
   headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
+  /** The body, or 'streaming': not read yet, so the declared x-amz-content-sha256 is what the canonical
+   *  request covers, and the body is checked against it as it streams (payload.ts). */
+  body: Buffer | 'streaming';
 }
 
 export interface SigV4Credentials {
@@ -36,14 +38,32 @@ export type SigV4ErrorCode =
   | 'UnrecognizedClientException'
   | 'SignatureExpired';
 
+/** What a verified signature leaves for checking the body as it streams: aws-chunked chunk signatures
+ *  chain from the header signature under the same key and scope. */
+export interface SigV4Seed {
+  /** x-amz-content-sha256 as signed: a hex hash, UNSIGNED-PAYLOAD or STREAMING-... */
+  payloadHash: string;
+  signature: string;
+  amzDate: string;
+  scope: string;
+  key: Buffer;
+}
+
 export type SigV4Result =
-  { ok: true; service: string; region: string } | { ok: false; code: SigV4ErrorCode; message: string };
+  | { ok: true; service: string; region: string; seed: SigV4Seed }
+  | { ok: false; code: SigV4ErrorCode; message: string };
 
 const ALGORITHM = 'AWS4-HMAC-SHA256';
 const MAX_SKEW_MS = 15 * 60 * 1000;
 const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
+/** aws-chunked payloads (S3): chunk signatures, trailing checksums, or both. */
+export const STREAMING = new Set([
+  'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+  'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER',
+  'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+]);
 
 interface ParsedAuth {
   accessKeyId: string;
@@ -166,7 +186,8 @@ export function verifySigV4(
 
   const canonicalRequest = [
     req.method.toUpperCase(),
-    canonicalPath(req.path),
+    // S3 signs the path as sent: no second encoding, no dot segments resolved (a key may be "../x").
+    auth.service === 's3' ? (req.path.split('?')[0] ?? '') : canonicalPath(req.path),
     canonicalQuery(auth.query),
     canonicalHeaders.join('\n') + '\n',
     auth.signedHeaders.join(';'),
@@ -183,7 +204,8 @@ export function verifySigV4(
       'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.',
     );
   }
-  return { ok: true, service: auth.service, region: auth.region };
+  const seed = { payloadHash, signature: auth.signature.toLowerCase(), amzDate: auth.amzDate, scope, key };
+  return { ok: true, service: auth.service, region: auth.region, seed };
 }
 
 function parseAuth(req: Pick<SigV4Request, 'headers'>, query: [string, string][]): ParsedAuth | Failure {
@@ -290,6 +312,21 @@ function resolvePayloadHash(
   const declared =
     headerValue(req.headers, 'x-amz-content-sha256')?.trim() ??
     (presigned ? query.find(([k]) => k.toLowerCase() === 'x-amz-content-sha256')?.[1] : undefined);
+  if (req.body === 'streaming') {
+    // A presigned URL carries no hash: its body is unsigned, as S3 treats it.
+    if (declared === undefined)
+      return presigned
+        ? UNSIGNED_PAYLOAD
+        : fail('InvalidSignatureException', 'x-amz-content-sha256 must be sent: S3 requires it.');
+    if (declared === UNSIGNED_PAYLOAD || STREAMING.has(declared)) return declared;
+    if (!/^[0-9a-f]{64}$/i.test(declared)) {
+      return fail(
+        'InvalidSignatureException',
+        `x-amz-content-sha256 "${declared}" is not a SHA-256 hash or a payload mode S3 knows.`,
+      );
+    }
+    return declared.toLowerCase();
+  }
   const actual = req.body.length === 0 ? EMPTY_SHA256 : sha256Hex(req.body);
   if (declared === undefined) return actual;
   // Clients send this for bodies they stream and cannot hash up front; headers, path and query stay signed.
@@ -381,7 +418,7 @@ function formatAmzDate(ms: number): string {
     .replace(/\.\d{3}Z$/, 'Z');
 }
 
-function sha256Hex(data: string | Buffer): string {
+export function sha256Hex(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
@@ -402,6 +439,6 @@ function signingKey(secret: string, date: string, region: string, service: strin
   return key;
 }
 
-function hmac(key: string | Buffer, data: string): Buffer {
+export function hmac(key: string | Buffer, data: string): Buffer {
   return createHmac('sha256', key).update(data, 'utf8').digest();
 }

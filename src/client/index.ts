@@ -128,6 +128,8 @@ export interface DeployResponse {
   queues?: { created: string[]; updated: string[]; unchanged: string[]; removed: string[] };
   /** The service's tables: created, changed, unchanged (a table left out of the manifest keeps its data). */
   tables?: { created: string[]; updated: string[]; unchanged: string[] };
+  /** The service's buckets: created, or there already (a bucket left out of the manifest keeps its objects). */
+  buckets?: { created: string[]; unchanged: string[] };
 }
 
 export interface InvokeOptions {
@@ -199,7 +201,7 @@ export interface CredentialView {
   kind: 'user' | 'function';
   functionName: string | null;
   /** The tables it may use; null: everything in its project. */
-  permissions: { tables: string[] } | null;
+  permissions: { tables: string[]; buckets?: string[] } | null;
   createdAt: number;
 }
 
@@ -210,8 +212,10 @@ export interface CreatedCredential extends CredentialView {
 
 export interface CreateCredentialInput {
   name: string;
-  /** Left out: every table of the project. */
+  /** Left out, with buckets: every table and bucket of the project. */
   tables?: string[];
+  /** The buckets whose objects it may read and write. */
+  buckets?: string[];
 }
 
 /** Something the user can fix; the CLI prints the message and the hint on one line. */

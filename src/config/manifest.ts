@@ -70,6 +70,10 @@ const QUEUE_NAME_HINT =
 /** DynamoDB's table names: 3 to 255 of letters, digits, "_", "-" and ".". */
 export const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
 const TABLE_NAME_HINT = 'table names use 3 to 255 letters, digits, "_", "-" or "."';
+/** S3's bucket names (the S3 API checks the reserved prefixes and suffixes too). */
+export const BUCKET_NAME = /^(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const BUCKET_NAME_HINT =
+  'bucket names use 3 to 63 lower-case letters, digits, "." or "-", begin and end with a letter or digit';
 
 const QueueEventSchema = z.union([
   z.string(),
@@ -229,12 +233,17 @@ const FunctionSchema = z.strictObject({
     .strictObject({
       tables: z.array(z.string().regex(TABLE_NAME, TABLE_NAME_HINT)).default([]),
       queues: z.array(z.string().regex(QUEUE_NAME, QUEUE_NAME_HINT)).default([]),
+      buckets: z.array(z.string().regex(BUCKET_NAME, BUCKET_NAME_HINT)).default([]),
     })
     .optional(),
   events: z.array(EventSchema).default([]),
 });
 
 export const ManifestSchema = z.strictObject({
+  /** S3 buckets, created at deploy and never dropped by it; nothing to configure yet. */
+  buckets: z
+    .record(z.string().regex(BUCKET_NAME, BUCKET_NAME_HINT), z.union([z.strictObject({}), z.null()]))
+    .default({}),
   tables: z.record(z.string().regex(TABLE_NAME, TABLE_NAME_HINT), TableSchema).default({}),
   queues: z
     .record(z.string().regex(QUEUE_NAME, QUEUE_NAME_HINT), z.union([QueueSchema, z.null()]))
@@ -284,7 +293,7 @@ export interface FunctionConfig {
   /** Queues whose messages invoke the function in batches (Lambda's SQS event source mappings). */
   queueTriggers?: QueueTrigger[] | undefined;
   /** What the function's own credentials may reach (least privilege: nothing else). */
-  permissions?: { tables: string[]; queues?: string[] } | undefined;
+  permissions?: { tables: string[]; queues?: string[]; buckets?: string[] } | undefined;
   /** Tables whose stream invokes the function in batches (Lambda's DynamoDB event source mappings). */
   tableTriggers?: TableTrigger[] | undefined;
   routes: Route[];
@@ -371,6 +380,8 @@ export interface Manifest {
   tables: TableDef[];
   /** The queues the service declares, by name. */
   queues: QueueConfig[];
+  /** The S3 buckets the service declares (created at deploy if missing, never dropped by it). */
+  buckets: string[];
 }
 
 /** A user's mistake in a manifest: names the file, the field and how to fix it. */
@@ -537,14 +548,23 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       routes,
     });
   }
-  return { service: m.service, functions, queues, tables };
+  return { service: m.service, functions, queues, tables, buckets: Object.keys(m.buckets).sort() };
 }
 
 /** Sorted and deduplicated; queues only when granted, so a function granted tables alone keeps the config
  *  text (and version) it had before queues could be granted. */
-function permissionsOf(p: { tables: string[]; queues: string[] }): { tables: string[]; queues?: string[] } {
-  const tables = [...new Set(p.tables)].sort();
-  return p.queues.length > 0 ? { tables, queues: [...new Set(p.queues)].sort() } : { tables };
+/** Queues and buckets only when given, so a function without them keeps the config (and version) it had. */
+function permissionsOf(p: { tables: string[]; queues: string[]; buckets: string[] }): {
+  tables: string[];
+  queues?: string[];
+  buckets?: string[];
+} {
+  const sorted = (names: string[]) => [...new Set(names)].sort();
+  return {
+    tables: sorted(p.tables),
+    ...(p.queues.length > 0 ? { queues: sorted(p.queues) } : {}),
+    ...(p.buckets.length > 0 ? { buckets: sorted(p.buckets) } : {}),
+  };
 }
 
 function keyAttribute(k: Record<string, 'S' | 'N' | 'B'>): KeyAttribute {

@@ -253,7 +253,14 @@ function json(p: Permissions | null): string {
 }
 
 /** What the manifest grants; queues only when some are, so keys granted tables alone keep their stored form. */
-function permissionsOf(p: { tables: string[]; queues?: string[] } | undefined): Permissions {
+function permissionsOf(
+  p: { tables: string[]; queues?: string[]; buckets?: string[] } | undefined,
+): Permissions {
   const queues = p?.queues ?? [];
-  return { tables: [...(p?.tables ?? [])], ...(queues.length > 0 ? { queues: [...queues] } : {}) };
+  const buckets = p?.buckets ?? [];
+  return {
+    tables: [...(p?.tables ?? [])],
+    ...(queues.length > 0 ? { queues: [...queues] } : {}),
+    ...(buckets.length > 0 ? { buckets: [...buckets] } : {}),
+  };
 }

@@ -133,3 +133,27 @@ export class TableInputError extends Error {
   override name = 'TableInputError';
   readonly code = 'ValidationException' as const;
 }
+
+/** An object operation named a bucket the project does not have. */
+export class BucketNotFoundError extends Error {
+  override name = 'BucketNotFoundError';
+  readonly code = 'NoSuchBucket' as const;
+  constructor(
+    readonly project: string,
+    readonly bucket: string,
+  ) {
+    super('The specified bucket does not exist');
+  }
+}
+
+/** deleteBucket on a bucket that still holds objects; nothing was deleted. */
+export class BucketNotEmptyError extends Error {
+  override name = 'BucketNotEmptyError';
+  readonly code = 'BucketNotEmpty' as const;
+  constructor(
+    readonly project: string,
+    readonly bucket: string,
+  ) {
+    super('The bucket you tried to delete is not empty');
+  }
+}

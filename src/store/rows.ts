@@ -10,10 +10,15 @@ import type {
   InvocationRecord,
   InvocationStatus,
   MessageAttributeValue,
+  NewObject,
   NodeInfo,
+  ObjectChecksums,
+  ObjectHeaders,
   Project,
   QueuedEvent,
   QueueMessage,
+  StoredBucket,
+  StoredObject,
   StoredQueue,
   StoredInvocation,
   StoredSchedule,
@@ -379,4 +384,60 @@ export function checkProjectName(name: string): void {
       `project name "${name}" is not valid: use 1 to 63 lowercase letters, digits and dashes, starting with a letter`,
     );
   }
+}
+
+export interface BucketRow {
+  project: string;
+  name: string;
+  service: string | null;
+  created_at: number;
+}
+
+export function toBucket(r: BucketRow): StoredBucket {
+  return { project: r.project, name: r.name, service: r.service, createdAt: Number(r.created_at) };
+}
+
+/** An object's row: the key as UTF-8 bytes (its order is S3's), everything but the ref and size as JSON. */
+export interface ObjectRow {
+  project: string;
+  bucket: string;
+  key: Buffer;
+  byte_ref: string;
+  size: number;
+  etag: string;
+  meta: string;
+  last_modified: number;
+  seq: number;
+}
+
+interface ObjectMetaJson {
+  headers: ObjectHeaders;
+  userMetadata: Record<string, string>;
+  checksums: ObjectChecksums;
+  tags: Record<string, string>;
+}
+
+export function objectMetaJson(o: NewObject): string {
+  const meta: ObjectMetaJson = {
+    headers: o.headers,
+    userMetadata: o.userMetadata,
+    checksums: o.checksums,
+    tags: o.tags,
+  };
+  return JSON.stringify(meta);
+}
+
+export function toObject(r: ObjectRow): StoredObject {
+  const meta = JSON.parse(r.meta) as ObjectMetaJson;
+  return {
+    project: r.project,
+    bucket: r.bucket,
+    key: r.key.toString('utf8'),
+    ref: r.byte_ref,
+    size: Number(r.size),
+    etag: r.etag,
+    ...meta,
+    lastModified: Number(r.last_modified),
+    sequencer: Number(r.seq),
+  };
 }

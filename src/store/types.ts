@@ -607,6 +607,8 @@ export interface Permissions {
   /** Queue names it may send to, receive from and manage; missing (a key stored before queues were
    *  granted): none. */
   queues?: string[];
+  /** Bucket names it may read and write (objects only: creating or deleting buckets needs a full key). */
+  buckets?: string[];
 }
 
 /** An access key Nimbus issued (SigV4 access key id and secret). The secret is stored encrypted. */
@@ -647,6 +649,101 @@ export interface CredentialStore {
   setPermissions(accessKeyId: string, permissions: Permissions | null): Promise<boolean>;
 }
 
+/** A bucket as stored. Names are unique per project (S3's are global; a project is Nimbus's account). */
+export interface StoredBucket {
+  project: string;
+  name: string;
+  /** The service whose manifest declares it (null: created through the S3 API). */
+  service: string | null;
+  createdAt: number;
+}
+
+/** The standard headers S3 stores with an object and returns on GET and HEAD. */
+export interface ObjectHeaders {
+  contentType?: string;
+  cacheControl?: string;
+  contentDisposition?: string;
+  contentEncoding?: string;
+  contentLanguage?: string;
+  expires?: string;
+}
+
+/** Full-object checksums, base64 as S3 sends them (x-amz-checksum-*). */
+export interface ObjectChecksums {
+  crc32?: string;
+  crc32c?: string;
+  sha1?: string;
+  sha256?: string;
+}
+
+/** What a PutObject or CopyObject records, once its bytes are in the ByteStore. */
+export interface NewObject {
+  bucket: string;
+  /** Up to 1,024 bytes of UTF-8; just a string here: it never names a file. */
+  key: string;
+  /** Where the bytes are (ByteStore's ref). Each object owns its ref; a multipart upload will compose its
+   *  parts' refs into one at completion, so an object is always one ref. */
+  ref: string;
+  size: number;
+  /** Hex MD5 of the bytes (without the quotes S3 adds on the wire). */
+  etag: string;
+  headers: ObjectHeaders;
+  /** x-amz-meta-* without the prefix, names lower-case. */
+  userMetadata: Record<string, string>;
+  checksums: ObjectChecksums;
+  tags: Record<string, string>;
+}
+
+export interface StoredObject extends NewObject {
+  project: string;
+  lastModified: number;
+  /** Increases with every write to the bucket (S3's event sequencer), so change events can be ordered. */
+  sequencer: number;
+}
+
+export interface ObjectListQuery {
+  prefix?: string;
+  /** Keys whose rest after the prefix holds it are rolled up into one common prefix each. */
+  delimiter?: string;
+  /** Start after this key or common prefix (StartAfter, Marker, or a continuation token's position). */
+  after?: string;
+  /** Keys plus common prefixes returned at most (MaxKeys). */
+  limit: number;
+}
+
+export interface ObjectPage {
+  objects: StoredObject[];
+  commonPrefixes: string[];
+  truncated: boolean;
+  /** The last key or common prefix returned: the next page's `after`. */
+  last?: string;
+}
+
+/**
+ * Buckets and object metadata. The bytes live in a ByteStore (src/objects/); a row holds its ref. Keys are
+ * stored as UTF-8 bytes, so the primary key orders them as S3 lists them (binary UTF-8), and a listing is a
+ * range scan of that index. A write returns the ref it replaced: the caller deletes those bytes once the
+ * metadata is committed (a crash in between leaves an orphan, swept at start, never a dangling ref).
+ */
+export interface ObjectStore {
+  /** False when the project has the bucket already. */
+  createBucket(project: string, name: string, service: string | null): Promise<boolean>;
+  getBucket(project: string, name: string): Promise<StoredBucket | undefined>;
+  /** By name; one project's. */
+  listBuckets(project: string): Promise<StoredBucket[]>;
+  /** False when there was none; throws BucketNotEmptyError when it still holds objects. */
+  deleteBucket(project: string, name: string): Promise<boolean>;
+  /** Creates or replaces the object (throws BucketNotFoundError); `replaced` is the old object's ref. */
+  putObject(project: string, o: NewObject): Promise<{ object: StoredObject; replaced: string | null }>;
+  getObject(project: string, bucket: string, key: string): Promise<StoredObject | undefined>;
+  /** The deleted objects (their refs are the caller's to delete); missing keys are skipped, as in S3. */
+  deleteObjects(project: string, bucket: string, keys: readonly string[]): Promise<StoredObject[]>;
+  /** Throws BucketNotFoundError. */
+  listObjects(project: string, bucket: string, q: ObjectListQuery): Promise<ObjectPage>;
+  /** Which of these refs an object holds (the orphan sweep asks before deleting bytes). */
+  referenced(refs: readonly string[]): Promise<Set<string>>;
+}
+
 export type StoreBackend = 'sqlite' | 'postgresql';
 
 /** The whole store: its parts, and one lifecycle. */
@@ -663,6 +760,7 @@ export interface Store {
   readonly queues: QueueStore;
   readonly tables: TableStore;
   readonly credentials: CredentialStore;
+  readonly objects: ObjectStore;
   /** Flushes buffered invocation records and closes; every part is unusable afterwards. */
   close(): Promise<void>;
 }

@@ -10,11 +10,11 @@ export default defineCommand({
   aliases: ['credential', 'keys'],
   summary: 'Issue, list or remove access keys for the AWS APIs (SigV4)',
   description:
-    'Access keys sign requests to the Lambda and DynamoDB APIs with SigV4, as AWS SDKs and CLIs do.\n' +
-    '  nimbus credentials create [--name N] [--tables a,b]  issues a key; its secret is shown this once\n' +
+    'Access keys sign requests to the Lambda, DynamoDB and S3 APIs with SigV4, as AWS SDKs and CLIs do.\n' +
+    '  nimbus credentials create [--name N] [--tables a,b] [--buckets c,d]  issues a key; its secret is shown once\n' +
     "  nimbus credentials ls                                lists keys (yours and each function's own)\n" +
     '  nimbus credentials rm <access key id>                removes a key: it stops working at once\n' +
-    'Without --tables a key may use every table of the project; with it, only those.',
+    'Without --tables and --buckets a key may use every table and bucket of the project; with either, only those named.',
   args: [
     { name: 'action', description: 'create, ls or rm', required: true },
     { name: 'id', description: 'The access key id (rm)' },
@@ -30,6 +30,11 @@ export default defineCommand({
       description: 'The tables it may use, comma-separated (default: every table)',
       placeholder: 'a,b',
     },
+    buckets: {
+      type: 'string',
+      description: 'The buckets whose objects it may use, comma-separated',
+      placeholder: 'c,d',
+    },
   },
   examples: [
     'nimbus credentials create --name ci --tables items,orders',
@@ -43,14 +48,11 @@ export default defineCommand({
     }
     if (action === 'create') {
       const name = ctx.options.name ?? defaultName();
-      const tables =
-        ctx.options.tables === undefined
-          ? undefined
-          : ctx.options.tables
-              .split(',')
-              .map((t) => t.trim())
-              .filter((t) => t !== '');
-      const k = await ctx.client().createCredential({ name, ...(tables ? { tables } : {}) });
+      const tables = list(ctx.options.tables);
+      const buckets = list(ctx.options.buckets);
+      const k = await ctx
+        .client()
+        .createCredential({ name, ...(tables ? { tables } : {}), ...(buckets ? { buckets } : {}) });
       if (ctx.json) return ctx.printJson(k);
       ctx.out(
         [
@@ -58,6 +60,7 @@ export default defineCommand({
           `Secret access key  ${k.secretAccessKey}`,
           `Name               ${k.name}`,
           `Tables             ${tablesOf(k)}`,
+          `Buckets            ${bucketsOf(k)}`,
           'The secret will not be shown again: store it now (for an AWS SDK: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).',
         ].join('\n'),
       );
@@ -106,4 +109,19 @@ function defaultName(): string {
     // No user entry (some containers): fall through.
   }
   return 'cli';
+}
+
+function bucketsOf(c: Pick<CredentialView, 'permissions'>): string {
+  if (c.permissions === null) return 'every bucket';
+  const b = c.permissions.buckets ?? [];
+  return b.length === 0 ? 'none' : b.join(', ');
+}
+
+/** A comma-separated option as a list; undefined when not given. */
+function list(v: string | undefined): string[] | undefined {
+  if (v === undefined) return undefined;
+  return v
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
 }

@@ -58,6 +58,10 @@ export default defineCommand({
       ];
       ctx.out(`\nTables: ${parts.join(', ')}`);
     }
+    const bk = res.buckets;
+    if (bk && bk.created.length + bk.unchanged.length > 0) {
+      ctx.out(`\nBuckets: ${[...bk.created.map((n) => `${n} (created)`), ...bk.unchanged].join(', ')}`);
+    }
     if (res.removed.length) ctx.out(`\nRemoved (no longer in nimbus.yaml): ${res.removed.join(', ')}`);
     if (q?.removed.length)
       ctx.out(`\nRemoved queues (no longer in nimbus.yaml, messages deleted): ${q.removed.join(', ')}`);

@@ -8,6 +8,7 @@ import { invocationLogConformance } from './invocations.js';
 import { nodeRegistryConformance, projectStoreConformance } from './projects.js';
 import { queueStoreConformance } from './queues.js';
 import { credentialStoreConformance } from './credentials.js';
+import { objectStoreConformance } from './objects.js';
 import { scheduleStoreConformance } from './schedules.js';
 import { tableStoreConformance } from './tables.js';
 
@@ -15,6 +16,7 @@ export type { HarnessFactory, StoreHarness } from './harness.js';
 export { appendMany, codeOf, deployOf, fn, record, ref } from './harness.js';
 export { queue } from './queues.js';
 export { tableDef } from './tables.js';
+export { newObject } from './objects.js';
 
 /** Every part's suite against one backend. */
 export function storeConformance(name: string, make: HarnessFactory): void {
@@ -27,4 +29,5 @@ export function storeConformance(name: string, make: HarnessFactory): void {
   queueStoreConformance(name, make);
   tableStoreConformance(name, make);
   credentialStoreConformance(name, make);
+  objectStoreConformance(name, make);
 }

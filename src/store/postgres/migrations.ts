@@ -318,6 +318,35 @@ export const MIGRATIONS: readonly Migration[] = [
     // A JSON object of tag key to value. Apart from config, so a deploy comparing configs never drops them.
     sql: `ALTER TABLE queues ADD COLUMN tags text NOT NULL DEFAULT '{}';`,
   },
+  {
+    version: 6,
+    description: 'buckets and object metadata, keys as UTF-8 bytes in S3 list order',
+    sql: `
+      CREATE TABLE buckets (
+        project text COLLATE "C" NOT NULL REFERENCES projects (name),
+        name text COLLATE "C" NOT NULL,
+        service text,
+        created_at double precision NOT NULL,
+        seq bigint NOT NULL DEFAULT 0,
+        PRIMARY KEY (project, name)
+      );
+
+      -- bytea compares byte by byte: UTF-8 order, S3's listing order, whatever the database's locale.
+      CREATE TABLE objects (
+        project text COLLATE "C" NOT NULL,
+        bucket text COLLATE "C" NOT NULL,
+        key bytea NOT NULL,
+        byte_ref text NOT NULL UNIQUE,
+        size bigint NOT NULL,
+        etag text NOT NULL,
+        meta text NOT NULL,
+        last_modified double precision NOT NULL,
+        seq bigint NOT NULL,
+        PRIMARY KEY (project, bucket, key),
+        FOREIGN KEY (project, bucket) REFERENCES buckets (project, name)
+      );
+    `,
+  },
 ];
 
 /** The schema version this build writes; a database with a higher one was written by a newer Nimbus. */

@@ -11,6 +11,7 @@ import { PgEventQueue } from './events.js';
 import { PgFunctionStore } from './functions.js';
 import { PgInvocationLog } from './invocations.js';
 import { migrate } from './migrations.js';
+import { PgObjectStore } from './objects.js';
 import { PgNodeRegistry, PgProjectStore } from './projects.js';
 import { PgQueueStore } from './queues.js';
 import { PgScheduleStore } from './schedules.js';
@@ -58,6 +59,7 @@ export class PostgresStore implements Store {
   readonly queues: PgQueueStore;
   readonly tables: PgTableStore;
   readonly credentials: PgCredentialStore;
+  readonly objects: PgObjectStore;
   private closing: Promise<void> | undefined;
 
   /** Use openPostgresStore, which migrates the schema first. */
@@ -77,6 +79,7 @@ export class PostgresStore implements Store {
     this.queues = new PgQueueStore(db, schema, clock);
     this.tables = new PgTableStore(db, schema, clock);
     this.credentials = new PgCredentialStore(db, clock);
+    this.objects = new PgObjectStore(db, clock);
   }
 
   /** Writes every buffered record, then ends the pool; a second call waits for the first. */

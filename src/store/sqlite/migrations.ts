@@ -374,6 +374,37 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE queues ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
     `,
   },
+  {
+    version: 7,
+    description: 'buckets and object metadata, keys as UTF-8 bytes in S3 list order',
+    sql: `
+      CREATE TABLE buckets (
+        project TEXT NOT NULL REFERENCES projects (name),
+        name TEXT NOT NULL,
+        service TEXT,
+        created_at REAL NOT NULL,
+        -- The last sequencer handed to a write in the bucket.
+        seq INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (project, name)
+      ) STRICT;
+
+      -- BLOB keys compare with memcmp: UTF-8 byte order, which is S3's listing order. No cascade: a bucket
+      -- is deleted empty only, since each row owns bytes outside the database.
+      CREATE TABLE objects (
+        project TEXT NOT NULL,
+        bucket TEXT NOT NULL,
+        key BLOB NOT NULL,
+        byte_ref TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        etag TEXT NOT NULL,
+        meta TEXT NOT NULL,
+        last_modified REAL NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (project, bucket, key),
+        FOREIGN KEY (project, bucket) REFERENCES buckets (project, name)
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
 ];
 
 /** The schema version this build writes; a data dir with a higher one was written by a newer Nimbus. */

@@ -13,6 +13,7 @@ import { SqliteEventQueue } from './events.js';
 import { SqliteFunctionStore } from './functions.js';
 import { SqliteInvocationLog, positive, type BatchOptions } from './invocations.js';
 import { migrate, userVersion } from './migrations.js';
+import { SqliteObjectStore } from './objects.js';
 import { SqliteNodeRegistry, SqliteProjectStore } from './projects.js';
 import { SqliteQueueStore } from './queues.js';
 import { SqliteScheduleStore } from './schedules.js';
@@ -50,6 +51,7 @@ export class SqliteStore implements Store {
   readonly queues: SqliteQueueStore;
   readonly tables: SqliteTableStore;
   readonly credentials: SqliteCredentialStore;
+  readonly objects: SqliteObjectStore;
   private readonly s: SqliteDb;
 
   constructor(opts: SqliteStoreOptions) {
@@ -69,6 +71,7 @@ export class SqliteStore implements Store {
       this.queues = new SqliteQueueStore(this.s);
       this.tables = new SqliteTableStore(this.s);
       this.credentials = new SqliteCredentialStore(this.s);
+      this.objects = new SqliteObjectStore(this.s);
     } catch (err) {
       db.close();
       throw err;
