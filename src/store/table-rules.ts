@@ -14,7 +14,15 @@ import {
   type EncodedKey,
 } from '../tables/keys.js';
 import type { IndexDef, Item, KeySchema, TableDef } from '../tables/types.js';
-import type { ItemQuery, ItemScan, ItemWrite, StreamRecord, WriteDecision, WriteResult } from './types.js';
+import type {
+  ItemPage,
+  ItemQuery,
+  ItemScan,
+  ItemWrite,
+  StreamRecord,
+  WriteDecision,
+  WriteResult,
+} from './types.js';
 
 /** Query and Scan pages hold at most this many items (the API's 1 MB page usually ends them sooner). */
 export const MAX_PAGE = 10_000;
@@ -446,15 +454,35 @@ function startKey(def: TableDef, index: IndexDef | undefined, esk: Item): { pk: 
   }
 }
 
-/** A page from the rows read (one more than asked for when more follow), with the key to continue from. */
-export function toPage(def: TableDef, index: IndexDef | undefined, items: Item[], limit: number) {
-  if (items.length < limit) return { items };
-  const page = items.slice(0, limit - 1);
-  const last = page[page.length - 1]!;
-  return {
-    items: page,
-    lastKey: { ...keyAttributes(def.key, last), ...(index ? keyAttributes(index.key, last) : {}) },
+/** A page from the rows read (their stored JSON; one more than asked for when more follow), with the key to
+ *  continue from. Only the last item is parsed here: a Query answered as it is stored never parses the rest. */
+export function toPage(def: TableDef, index: IndexDef | undefined, texts: string[], limit: number): ItemPage {
+  const page = texts.length < limit ? texts : texts.slice(0, limit - 1);
+  let items: Item[] | undefined;
+  const out: ItemPage = {
+    texts: page,
+    get items() {
+      return (items ??= page.map((t) => JSON.parse(t) as Item));
+    },
   };
+  if (page.length < texts.length) {
+    const last = JSON.parse(page[page.length - 1]!) as Item;
+    out.lastKey = { ...keyAttributes(def.key, last), ...(index ? keyAttributes(index.key, last) : {}) };
+  }
+  return out;
+}
+
+/** Parsed table definitions are shared by every request that reads them, so none may change one. */
+export function frozenDef(text: string): TableDef {
+  return deepFreeze(JSON.parse(text) as TableDef);
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object') {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
 }
 
 /** The writes with their encoded keys, checked against their tables and (a transaction's) each other;

@@ -2,13 +2,13 @@
 // operations. Expressions are parsed and evaluated by src/tables/expr (through ./expressions.ts); the store
 // does the read-modify-write atomically, so a condition is checked against the item as it is written.
 import { createHash } from 'node:crypto';
-import type { ItemWrite, StoredTable, TableStore, WriteResult } from '../../store/types.js';
-import type { AttributeValue, IndexDef, Item, KeySchema } from '../../tables/types.js';
+import type { ItemPage, ItemWrite, TableStore, WriteResult } from '../../store/types.js';
+import type { AttributeValue, IndexDef, Item, KeySchema, TableDef } from '../../tables/types.js';
 import { normalizeValue, setOwn } from '../../tables/values.js';
 import { ApiError } from '../errors.js';
 import { checkItem, compileFor } from './expressions.js';
-import { conditionFailed, constraint, notFound, validation } from './protocol.js';
-import { existingTable, tableName, type TableOpsDeps } from './tables.js';
+import { JsonText, conditionFailed, constraint, notFound, validation } from './protocol.js';
+import { tableDefinition, tableName, type TableOpsDeps } from './tables.js';
 
 export interface ItemOpsDeps extends TableOpsDeps {
   store: { tables: TableStore };
@@ -41,7 +41,7 @@ export function itemOperations(d: ItemOpsDeps): Record<string, Op> {
 // --- single items ---
 
 async function putItem(d: ItemOpsDeps, project: string, input: Input): Promise<unknown> {
-  const t = await existingTable(d, project, tableName(input));
+  const t = await tableDefinition(d, project, tableName(input));
   const item = input['Item'];
   checkItem(item, 'item');
   const key = keyOf(t, item as Item, 'put');
@@ -59,7 +59,7 @@ async function putItem(d: ItemOpsDeps, project: string, input: Input): Promise<u
 }
 
 async function getItem(d: ItemOpsDeps, project: string, input: Input): Promise<unknown> {
-  const t = await existingTable(d, project, tableName(input));
+  const t = await tableDefinition(d, project, tableName(input));
   const key = keyOf(t, input['Key'], 'get');
   const proj = compileFor('GetItem', input, t).projection;
   const item = await d.store.tables.getItem(project, t.name, key);
@@ -67,7 +67,7 @@ async function getItem(d: ItemOpsDeps, project: string, input: Input): Promise<u
 }
 
 async function deleteItem(d: ItemOpsDeps, project: string, input: Input): Promise<unknown> {
-  const t = await existingTable(d, project, tableName(input));
+  const t = await tableDefinition(d, project, tableName(input));
   const key = keyOf(t, input['Key'], 'get');
   const cond = compileFor('DeleteItem', input, t).condition;
   const rv = returnValues(input, ['NONE', 'ALL_OLD']);
@@ -83,7 +83,7 @@ async function deleteItem(d: ItemOpsDeps, project: string, input: Input): Promis
 }
 
 async function updateItem(d: ItemOpsDeps, project: string, input: Input): Promise<unknown> {
-  const t = await existingTable(d, project, tableName(input));
+  const t = await tableDefinition(d, project, tableName(input));
   const key = keyOf(t, input['Key'], 'get');
   const { update, condition: cond } = compileFor('UpdateItem', input, t);
   const rv = returnValues(input, ['NONE', 'ALL_OLD', 'UPDATED_OLD', 'ALL_NEW', 'UPDATED_NEW']);
@@ -109,7 +109,7 @@ async function updateItem(d: ItemOpsDeps, project: string, input: Input): Promis
 // --- reads of many items ---
 
 async function query(d: ItemOpsDeps, project: string, input: Input): Promise<unknown> {
-  const t = await existingTable(d, project, tableName(input));
+  const t = await tableDefinition(d, project, tableName(input));
   const index = indexOf(t, input['IndexName']);
   if (index?.kind === 'global' && input['ConsistentRead'] === true) {
     throw validation('Consistent reads are not supported on global secondary indexes');
@@ -147,7 +147,7 @@ async function query(d: ItemOpsDeps, project: string, input: Input): Promise<unk
 }
 
 async function scan(d: ItemOpsDeps, project: string, input: Input): Promise<unknown> {
-  const t = await existingTable(d, project, tableName(input));
+  const t = await tableDefinition(d, project, tableName(input));
   const index = indexOf(t, input['IndexName']);
   const c = compileFor('Scan', input, t, index);
   const filter = c.filter;
@@ -197,16 +197,18 @@ async function scan(d: ItemOpsDeps, project: string, input: Input): Promise<unkn
  *  (Count and ScannedCount as DynamoDB counts them). */
 async function readPages(
   input: Input,
-  t: StoredTable,
+  t: TableDef,
   limit: number | undefined,
   filter: ((item: Item) => boolean) | undefined,
   proj: ((item: Item) => Item) | undefined,
   count: boolean,
-  read: (n: number, after: Item | undefined) => Promise<{ items: Item[]; lastKey?: Item }>,
+  read: (n: number, after: Item | undefined) => Promise<ItemPage>,
   start: Item | undefined,
   index: IndexDef | undefined,
 ): Promise<unknown> {
-  const items: Item[] = [];
+  // The answer's items as JSON text: the stored text itself unless a projection reshapes them, so a plain
+  // Query neither parses nor re-serializes its items (a filter parses them to evaluate it).
+  const kept: string[] = [];
   let scanned = 0;
   let bytes = 0;
   let after = start;
@@ -214,14 +216,18 @@ async function readPages(
   for (;;) {
     const want = limit === undefined ? 1000 : Math.min(1000, limit - scanned);
     const page = await read(want, after);
-    for (const item of page.items) {
+    const parsed = filter || proj ? page.items : undefined;
+    for (let i = 0; i < page.texts.length; i++) {
+      const text = page.texts[i]!;
+      const item = parsed?.[i];
       scanned++;
-      bytes += approximateSize(item);
-      if (!filter || filter(item)) items.push(item);
+      bytes += Buffer.byteLength(text);
+      if (!filter || filter(item!)) kept.push(proj ? JSON.stringify(proj(item!)) : text);
       const full = bytes >= PAGE_BYTES || (limit !== undefined && scanned >= limit);
       if (full) {
-        const isLastOfPage = item === page.items[page.items.length - 1];
-        if (!isLastOfPage || page.lastKey) last = positionOf(t, index, item);
+        if (i < page.texts.length - 1 || page.lastKey) {
+          last = positionOf(t, index, item ?? (JSON.parse(text) as Item));
+        }
         return finish();
       }
     }
@@ -229,12 +235,13 @@ async function readPages(
     after = page.lastKey;
   }
   function finish(): unknown {
-    return withCapacity(input, t, {
-      ...(count ? {} : { Items: proj ? items.map(proj) : items }),
-      Count: items.length,
+    const rest = withCapacity(input, t, {
+      Count: kept.length,
       ScannedCount: scanned,
       ...(last ? { LastEvaluatedKey: last } : {}),
     });
+    if (count) return rest;
+    return new JsonText(`{"Items":[${kept.join(',')}],${JSON.stringify(rest).slice(1)}`);
   }
 }
 
@@ -253,7 +260,7 @@ async function batchGet(d: ItemOpsDeps, project: string, input: Input): Promise<
   if (total > 100) throw validation('Too many items requested for the BatchGetItem call');
   const responses: Record<string, Item[]> = {};
   for (const [name, r] of entries) {
-    const t = await existingTable(d, project, name);
+    const t = await tableDefinition(d, project, name);
     const keys = r?.['Keys'];
     if (!Array.isArray(keys) || keys.length === 0)
       throw constraint(
@@ -283,7 +290,7 @@ async function batchWrite(d: ItemOpsDeps, project: string, input: Input): Promis
   }
   const writes: ItemWrite[] = [];
   for (const [name, list] of Object.entries(req as Record<string, unknown>)) {
-    const t = await existingTable(d, project, name);
+    const t = await tableDefinition(d, project, name);
     if (!Array.isArray(list) || list.length === 0) {
       throw constraint(
         list,
@@ -340,7 +347,7 @@ async function transactGet(d: ItemOpsDeps, project: string, input: Input): Promi
   for (const e of list as Input[]) {
     const g = e?.['Get'] as Input | undefined;
     if (!g) throw validation('TransactItems can only contain Get');
-    const t = await existingTable(d, project, tableName(g, 'transactItems.member.get.tableName'));
+    const t = await tableDefinition(d, project, tableName(g, 'transactItems.member.get.tableName'));
     const key = keyOf(t, g['Key'], 'get');
     const proj = compileFor('TransactGetItem', g, t).projection;
     const item = await d.store.tables.getItem(project, t.name, key);
@@ -385,7 +392,7 @@ async function transactWrite(
     }
     const kind = kinds[0]!;
     const op = e[kind] as Input;
-    const t = await existingTable(
+    const t = await tableDefinition(
       d,
       project,
       tableName(op, `transactItems.${i + 1}.member.${kind.toLowerCase()}.tableName`),
@@ -511,12 +518,12 @@ function storeError(err: unknown): unknown {
   return err;
 }
 
-function keyNames(t: StoredTable): string[] {
+function keyNames(t: TableDef): string[] {
   return [t.key.partition.name, ...(t.key.sort ? [t.key.sort.name] : [])];
 }
 
 /** The key attributes of an item (put) or a Key parameter (get), checked against the table's schema. */
-export function keyOf(t: StoredTable, raw: unknown, mode: 'put' | 'get'): Item {
+export function keyOf(t: TableDef, raw: unknown, mode: 'put' | 'get'): Item {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw constraint(raw, mode === 'put' ? 'item' : 'key', 'Member must not be null');
   }
@@ -553,7 +560,7 @@ export function keyOf(t: StoredTable, raw: unknown, mode: 'put' | 'get'): Item {
   return key;
 }
 
-function indexOf(t: StoredTable, name: unknown): IndexDef | undefined {
+function indexOf(t: TableDef, name: unknown): IndexDef | undefined {
   if (name === undefined) return undefined;
   const ix = t.indexes.find((i) => i.name === name);
   if (!ix) throw validation(`The table does not have the specified index: ${String(name)}`);
@@ -569,7 +576,7 @@ function limitOf(input: Input): number | undefined {
   return l;
 }
 
-function startKey(t: StoredTable, index: IndexDef | undefined, raw: unknown): Item | undefined {
+function startKey(t: TableDef, index: IndexDef | undefined, raw: unknown): Item | undefined {
   if (raw === undefined) return undefined;
   checkItem(raw, 'exclusiveStartKey');
   const k = raw as Item;
@@ -593,7 +600,7 @@ function startKey(t: StoredTable, index: IndexDef | undefined, raw: unknown): It
 }
 
 /** Where a page stopped: the table's key, plus the index's when reading an index. */
-function positionOf(t: StoredTable, index: IndexDef | undefined, item: Item): Item {
+function positionOf(t: TableDef, index: IndexDef | undefined, item: Item): Item {
   const out: Item = {};
   const schemas: KeySchema[] = [t.key, ...(index ? [index.key] : [])];
   for (const s of schemas) {
@@ -662,14 +669,10 @@ function pick(item: Item | undefined, paths: readonly string[]): Item | undefine
   return out;
 }
 
-function withCapacity(input: Input, t: StoredTable, body: Record<string, unknown>): Record<string, unknown> {
+function withCapacity(input: Input, t: TableDef, body: Record<string, unknown>): Record<string, unknown> {
   const rc = input['ReturnConsumedCapacity'];
   if (rc === 'TOTAL' || rc === 'INDEXES') body['ConsumedCapacity'] = { TableName: t.name, CapacityUnits: 1 };
   return body;
-}
-
-function approximateSize(item: Item): number {
-  return Buffer.byteLength(JSON.stringify(item));
 }
 
 export type { AttributeValue };

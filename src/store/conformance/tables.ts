@@ -104,6 +104,48 @@ export function tableStoreConformance(name: string, make: HarnessFactory): void 
         expect(await t().getTable('default', 'nope')).toBeUndefined();
       });
 
+      it('answers definition() as the table stands after each create, update and delete', async () => {
+        const g: IndexDef = {
+          name: 'g',
+          kind: 'global',
+          key: { partition: { name: 'color', type: 'S' } },
+          projection: { type: 'KEYS_ONLY' },
+        };
+        expect(await t().definition('default', 't')).toBeUndefined();
+        await create(tableDef('t'));
+        expect(await t().definition('default', 't')).toStrictEqual(tableDef('t'));
+        const item = { pk: S('a'), sk: N(1), color: S('red') };
+        await put('t', item);
+        await t().updateTable('default', tableDef('t', { indexes: [g] }));
+        expect((await t().definition('default', 't'))?.indexes).toEqual([g]);
+        expect((await t().query('default', { table: 't', index: 'g', partition: S('red') })).items).toEqual([
+          { pk: S('a'), sk: N(1), color: S('red') },
+        ]);
+        // The same name again with another key schema: items are read and written by the new key.
+        await t().deleteTable('default', 't');
+        expect(await t().definition('default', 't')).toBeUndefined();
+        await expect(t().getItem('default', 't', { pk: S('a'), sk: N(1) })).rejects.toBeInstanceOf(
+          TableNotFoundError,
+        );
+        const byId = tableDef('t', { key: { partition: { name: 'id', type: 'S' } } });
+        await create(byId);
+        await put('t', { id: S('x') });
+        expect(await t().getItem('default', 't', { id: S('x') })).toStrictEqual({ id: S('x') });
+        expect((await t().definition('default', 't'))?.key).toEqual(byId.key);
+        // What definition() hands out is shared, so it cannot be changed by whoever holds it.
+        const def = (await t().definition('default', 't'))!;
+        expect(() => (def.indexes as IndexDef[]).push(g)).toThrow(TypeError);
+      });
+
+      it('gives a page its items as stored JSON text too, in the same order', async () => {
+        await create(tableDef('t'));
+        for (const n of [3, 1, 2]) await put('t', { pk: S('p'), sk: N(n), v: S(`é${n}`) });
+        const page = await query('t', S('p'), { limit: 2 });
+        expect(page.texts.map((x) => JSON.parse(x) as Item)).toStrictEqual(page.items);
+        expect(attr(page, 'sk')).toEqual(['1', '2']);
+        expect(page.lastKey).toStrictEqual({ pk: S('p'), sk: N(2) });
+      });
+
       it('refuses a name taken in the project, and an unknown project', async () => {
         await create(tableDef('t'));
         const err = await create(tableDef('t', { billingMode: 'PROVISIONED' })).catch((e: unknown) => e);

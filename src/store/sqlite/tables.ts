@@ -12,6 +12,7 @@ import {
   TTL_IDENTITY,
   atWrite,
   checkTableDef,
+  frozenDef,
   indexEntries,
   keyedWrites,
   planQuery,
@@ -53,7 +54,11 @@ const WALK_BATCH = 1000;
 export class SqliteTableStore implements TableStore {
   private readonly st: ReturnType<typeof prepare>;
   /** Query and Scan statements by their text: a handful of shapes (index or not, bounds, direction). */
-  private readonly ranges = new Map<string, Statement<unknown[], { item: string }>>();
+  private readonly ranges = new Map<string, Statement<unknown[], string>>();
+  /** Parsed definitions by project and table. Only this process writes the file (the data dir lock), and
+   *  every definition change goes through createTable, updateTable or deleteTable here, which drop the
+   *  entry: so an entry is always current, and an item request reads no table row. */
+  private readonly defs = new Map<string, TableState>();
 
   constructor(private readonly s: SqliteDb) {
     this.st = prepare(s);
@@ -63,6 +68,7 @@ export class SqliteTableStore implements TableStore {
     this.s.assertOpen();
     checkTableDef(def);
     const now = this.s.clock.now();
+    this.forget(project, def.name);
     return this.s.durably(() =>
       this.s.transaction(() => {
         if (!this.st.project.get(project)) throw new ProjectNotFoundError(project);
@@ -80,6 +86,16 @@ export class SqliteTableStore implements TableStore {
     return row && toTable(row);
   }
 
+  async definition(project: string, name: string): Promise<TableDef | undefined> {
+    this.s.assertOpen();
+    try {
+      return this.table(project, name).def;
+    } catch (err) {
+      if (err instanceof TableNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
   async listTables(project: string): Promise<StoredTable[]> {
     this.s.assertOpen();
     return this.st.listTables.all(project).map(toTable);
@@ -88,8 +104,10 @@ export class SqliteTableStore implements TableStore {
   async updateTable(project: string, def: TableDef): Promise<StoredTable> {
     this.s.assertOpen();
     const now = this.s.clock.now();
+    this.forget(project, def.name);
     return this.s.durably(() =>
       this.s.transaction(() => {
+        this.forget(project, def.name);
         const row = this.st.getTable.get(project, def.name);
         if (!row) throw new TableNotFoundError(project, def.name);
         const cur = toTable(row);
@@ -126,8 +144,10 @@ export class SqliteTableStore implements TableStore {
   async deleteTable(project: string, name: string): Promise<boolean> {
     this.s.assertOpen();
     // Dependent rows go explicitly rather than by ON DELETE CASCADE, which needs foreign_keys on.
+    this.forget(project, name);
     return this.s.durably(() =>
       this.s.transaction(() => {
+        this.forget(project, name);
         this.st.deleteEntries.run(project, name);
         this.st.deleteItems.run(project, name);
         this.st.deleteStream.run(project, name);
@@ -219,10 +239,11 @@ export class SqliteTableStore implements TableStore {
     return toPage(def, plan.index, this.range(scanSql(project, s.table, plan, () => '?')), plan.limit);
   }
 
-  private range(sql: Sql): Item[] {
+  private range(sql: Sql): string[] {
     let st = this.ranges.get(sql.text);
-    if (!st) this.ranges.set(sql.text, (st = this.s.db.prepare<unknown[], { item: string }>(sql.text)));
-    return st.all(...sql.params).map((r) => JSON.parse(r.item) as Item);
+    // pluck: the item column's text itself, not a row object around it.
+    if (!st) this.ranges.set(sql.text, (st = this.s.db.prepare<unknown[], string>(sql.text).pluck()));
+    return st.all(...sql.params);
   }
 
   async streamRecords(
@@ -276,9 +297,20 @@ export class SqliteTableStore implements TableStore {
   }
 
   private table(project: string, name: string): TableState {
-    const row = this.st.getTable.get(project, name);
+    const id = `${project}\n${name}`;
+    let t = this.defs.get(id);
+    if (t) return t;
+    const row = this.st.getDef.get(project, name);
     if (!row) throw new TableNotFoundError(project, name);
-    return { def: JSON.parse(row.def) as TableDef, streaming: row.stream_label !== null };
+    t = { def: frozenDef(row.def), streaming: row.stream_label !== null };
+    this.defs.set(id, t);
+    return t;
+  }
+
+  /** Drops a cached definition: before a change (and again inside its transaction, in case a read between
+   *  the two cached the old one). */
+  private forget(project: string, name: string): void {
+    this.defs.delete(`${project}\n${name}`);
   }
 }
 
@@ -292,6 +324,9 @@ function prepare({ db }: SqliteDb) {
   return {
     project: db.prepare<[string], { name: string }>('SELECT name FROM projects WHERE name = ?'),
     getTable: db.prepare<Ref, TableRow>('SELECT * FROM tables WHERE project = ? AND name = ?'),
+    getDef: db.prepare<Ref, { def: string; stream_label: string | null }>(
+      'SELECT def, stream_label FROM tables WHERE project = ? AND name = ?',
+    ),
     listTables: db.prepare<[string], TableRow>('SELECT * FROM tables WHERE project = ? ORDER BY name'),
     insertTable: db.prepare<[string, string, string | null, string, number, string | null]>(
       `INSERT INTO tables (project, name, service, def, created_at, stream_label) VALUES (?, ?, ?, ?, ?, ?)`,
