@@ -34,11 +34,11 @@ import {
 const available = await postgresAvailable();
 
 describe.runIf(available)('PostgreSQL store', () => {
-  storeConformance('postgresql', async () => {
+  storeConformance('postgresql', async (opts = {}) => {
     const ts = await createTestSchema('conformance');
     const clock = new ManualClock();
     // A small pool: many harnesses open one after another and the server allows about 100 connections.
-    const open = () => openPostgresStore({ url: ts.url, clock, poolSize: 4 });
+    const open = () => openPostgresStore({ url: ts.url, clock, poolSize: 4, ...opts });
     let current = await open();
     return {
       store: current,

@@ -491,6 +491,9 @@ export interface ItemWrite {
 export interface WriteResult {
   old: Item | undefined;
   new: Item | undefined;
+  /** On a table with a local secondary index: the size in bytes of the item's collection after the write
+   *  (its partition's items and their local index entries), for ItemCollectionMetrics. */
+  collectionBytes?: number;
 }
 
 export type SortCondition =

@@ -47,6 +47,7 @@ async function putItem(d: ItemOpsDeps, project: string, input: Input): Promise<u
   const key = keyOf(t, item as Item, 'put');
   const cond = compileFor('PutItem', input, t).condition;
   const rv = returnValues(input, ['NONE', 'ALL_OLD']);
+  const metrics = wantsMetrics(input);
   const r = await write(d, project, {
     table: t.name,
     key,
@@ -55,7 +56,10 @@ async function putItem(d: ItemOpsDeps, project: string, input: Input): Promise<u
       return item as Item;
     },
   });
-  return withCapacity(input, t, rv === 'ALL_OLD' && r.old ? { Attributes: r.old } : {});
+  return withCapacity(input, t, {
+    ...(rv === 'ALL_OLD' && r.old ? { Attributes: r.old } : {}),
+    ...collectionMetrics(metrics, t, key, r),
+  });
 }
 
 async function getItem(d: ItemOpsDeps, project: string, input: Input): Promise<unknown> {
@@ -71,6 +75,7 @@ async function deleteItem(d: ItemOpsDeps, project: string, input: Input): Promis
   const key = keyOf(t, input['Key'], 'get');
   const cond = compileFor('DeleteItem', input, t).condition;
   const rv = returnValues(input, ['NONE', 'ALL_OLD']);
+  const metrics = wantsMetrics(input);
   const r = await write(d, project, {
     table: t.name,
     key,
@@ -79,7 +84,10 @@ async function deleteItem(d: ItemOpsDeps, project: string, input: Input): Promis
       return cur ? null : undefined;
     },
   });
-  return withCapacity(input, t, rv === 'ALL_OLD' && r.old ? { Attributes: r.old } : {});
+  return withCapacity(input, t, {
+    ...(rv === 'ALL_OLD' && r.old ? { Attributes: r.old } : {}),
+    ...collectionMetrics(metrics, t, key, r),
+  });
 }
 
 async function updateItem(d: ItemOpsDeps, project: string, input: Input): Promise<unknown> {
@@ -87,6 +95,7 @@ async function updateItem(d: ItemOpsDeps, project: string, input: Input): Promis
   const key = keyOf(t, input['Key'], 'get');
   const { update, condition: cond } = compileFor('UpdateItem', input, t);
   const rv = returnValues(input, ['NONE', 'ALL_OLD', 'UPDATED_OLD', 'ALL_NEW', 'UPDATED_NEW']);
+  const metrics = wantsMetrics(input);
   const r = await write(d, project, {
     table: t.name,
     key,
@@ -103,7 +112,10 @@ async function updateItem(d: ItemOpsDeps, project: string, input: Input): Promis
     const changed = update?.paths ?? [];
     attrs = pick(rv === 'UPDATED_OLD' ? r.old : r.new, changed);
   }
-  return withCapacity(input, t, attrs && Object.keys(attrs).length > 0 ? { Attributes: attrs } : {});
+  return withCapacity(input, t, {
+    ...(attrs && Object.keys(attrs).length > 0 ? { Attributes: attrs } : {}),
+    ...collectionMetrics(metrics, t, key, r),
+  });
 }
 
 // --- reads of many items ---
@@ -456,6 +468,9 @@ async function transactWrite(
     if (err instanceof ApiError && err.code === 'ConditionalCheckFailedException' && typeof at === 'number') {
       throw cancelled(writes.length, at, failures[at]);
     }
+    if ((err as { name?: string }).name === 'ItemCollectionSizeLimitError' && typeof at === 'number') {
+      throw cancelled(writes.length, at, undefined, 'ItemCollectionSizeLimitExceeded');
+    }
     throw storeError(err);
   }
   const result = {};
@@ -463,12 +478,20 @@ async function transactWrite(
   return result;
 }
 
-function cancelled(n: number, at: number, item: Item | undefined | null): ApiError {
+function cancelled(
+  n: number,
+  at: number,
+  item: Item | undefined | null,
+  code: 'ConditionalCheckFailed' | 'ItemCollectionSizeLimitExceeded' = 'ConditionalCheckFailed',
+): ApiError {
   const reasons = Array.from({ length: n }, (_, i) =>
     i === at
       ? {
-          Code: 'ConditionalCheckFailed',
-          Message: 'The conditional request failed',
+          Code: code,
+          Message:
+            code === 'ConditionalCheckFailed'
+              ? 'The conditional request failed'
+              : 'Item collection size limit exceeded',
           ...(item ? { Item: item } : {}),
         }
       : { Code: 'None' },
@@ -515,7 +538,32 @@ function storeError(err: unknown): unknown {
   const name = (err as { name?: string } | null)?.name;
   if (name === 'TableInputError') return validation((err as Error).message);
   if (name === 'TableNotFoundError') return notFound();
+  if (name === 'ItemCollectionSizeLimitError') return collectionTooLarge();
   return err;
+}
+
+function collectionTooLarge(): ApiError {
+  return new ApiError(400, 'ItemCollectionSizeLimitExceededException', 'Item collection size limit exceeded');
+}
+
+/** Whether the request asks for ItemCollectionMetrics (checked before anything is written). */
+function wantsMetrics(input: Input): boolean {
+  const rm = input['ReturnItemCollectionMetrics'];
+  if (rm !== undefined && rm !== 'SIZE' && rm !== 'NONE') {
+    throw constraint(rm, 'returnItemCollectionMetrics', 'Member must satisfy enum value set: [SIZE, NONE]');
+  }
+  return rm === 'SIZE';
+}
+
+/** ItemCollectionMetrics of a table with a local secondary index: the collection's partition key and
+ *  DynamoDB's estimate of its size, a range of whole gigabytes. */
+function collectionMetrics(want: boolean, t: TableDef, key: Item, r: WriteResult): Record<string, unknown> {
+  if (!want || r.collectionBytes === undefined) return {};
+  const gb = Math.floor(r.collectionBytes / 1024 ** 3);
+  const pk = t.key.partition.name;
+  return {
+    ItemCollectionMetrics: { ItemCollectionKey: { [pk]: key[pk] }, SizeEstimateRangeGB: [gb, gb + 1] },
+  };
 }
 
 function keyNames(t: TableDef): string[] {

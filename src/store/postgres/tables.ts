@@ -18,6 +18,10 @@ import {
   TTL_IDENTITY,
   atWrite,
   checkTableDef,
+  checkCollection,
+  collectionsChange,
+  ITEM_COLLECTION_LIMIT,
+  localIndexes,
   frozenDef,
   indexEntries,
   keyedWrites,
@@ -80,6 +84,7 @@ export class PgTableStore implements TableStore {
     private readonly db: Db,
     private readonly schema: string,
     private readonly clock: Clock,
+    private readonly collectionLimit = ITEM_COLLECTION_LIMIT,
   ) {}
 
   async createTable(project: string, def: TableDef, service: string | null): Promise<StoredTable> {
@@ -170,6 +175,12 @@ export class PgTableStore implements TableStore {
         const cur = JSON.parse(row.def) as TableDef;
         // An index whose definition changed is dropped and filled again, like a removed and a new one.
         const { dropped, added, ttlChanged } = planTableUpdate(cur, def);
+        if (collectionsChange(cur, def, dropped, added)) {
+          await c.query('DELETE FROM table_collections WHERE project = $1 AND table_name = $2', [
+            project,
+            def.name,
+          ]);
+        }
         await c.query(
           'DELETE FROM table_index_items WHERE project = $1 AND table_name = $2 AND index_name = ANY($3::text[])',
           [project, def.name, dropped],
@@ -312,6 +323,7 @@ export class PgTableStore implements TableStore {
         throw indexed ? atWrite(err, i) : err;
       }
     });
+    await this.measure(c, project, changes, (name) => tables.get(name)!.def, indexed);
     await runChanges(c, project, changes);
     return changes.map((x) => x.change.result);
   }
@@ -415,12 +427,62 @@ export class PgTableStore implements TableStore {
           table,
           change: planWrite(t, r, JSON.parse(r.item) as Item, null, now, TTL_IDENTITY),
         }));
+        await this.measure(c, project, changes, () => t.def, false);
         await runChanges(c, project, changes);
         return changes.length;
       });
     }
     await this.db.changed('DELETE FROM table_streams WHERE at < $1', [now - STREAM_RETENTION_MS]);
     return deleted;
+  }
+
+  /** Counts the changes into their item collections before any row changes (a partition's first write since
+   *  the migration, or since its local indexes changed, measures the rows as they stand), one partition at a
+   *  time in (table, pk) order; the collection row's lock serializes writers of one partition. */
+  private async measure(
+    c: PoolClient,
+    project: string,
+    changes: readonly TableChange[],
+    defOf: (table: string) => TableDef,
+    indexed: boolean,
+  ): Promise<void> {
+    const groups = new Map<string, { table: string; pk: Buffer; delta: number; of: ItemChange[] }>();
+    changes.forEach(({ table, change }) => {
+      if (change.collection === undefined || change.row === undefined) return;
+      const id = `${table}\n${change.key.pk.toString('hex')}`;
+      const g = groups.get(id) ?? { table, pk: change.key.pk, delta: 0, of: [] };
+      g.delta += change.collection;
+      g.of.push(change);
+      groups.set(id, g);
+    });
+    for (const [, g] of [...groups].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      await c.query(
+        `INSERT INTO table_collections (project, table_name, pk, bytes)
+         SELECT $1, $2, $3,
+           coalesce((SELECT sum(size) FROM table_items WHERE project = $1 AND table_name = $2 AND pk = $3), 0)
+           + coalesce((SELECT sum(octet_length(item)) FROM table_index_items
+               WHERE project = $1 AND table_name = $2 AND index_name = ANY($4::text[]) AND pk = $3), 0)
+         ON CONFLICT (project, table_name, pk) DO NOTHING`,
+        [project, g.table, g.pk, localIndexes(defOf(g.table))],
+      );
+      const res = await c.query<{ bytes: number }>(
+        `UPDATE table_collections SET bytes = bytes + $4 WHERE project = $1 AND table_name = $2 AND pk = $3
+         RETURNING bytes::double precision AS bytes`,
+        [project, g.table, g.pk, g.delta],
+      );
+      const after = res.rows[0]!.bytes;
+      try {
+        checkCollection(g.table, g.delta, after, this.collectionLimit);
+      } catch (err) {
+        throw indexed
+          ? atWrite(
+              err,
+              changes.findIndex((x) => g.of.includes(x.change) && (x.change.collection ?? 0) > 0),
+            )
+          : err;
+      }
+      for (const ch of g.of) ch.result.collectionBytes = after;
+    }
   }
 }
 

@@ -12,6 +12,10 @@ import {
   TTL_IDENTITY,
   atWrite,
   checkTableDef,
+  checkCollection,
+  ITEM_COLLECTION_LIMIT,
+  collectionsChange,
+  localIndexes,
   frozenDef,
   indexEntries,
   keyedWrites,
@@ -60,7 +64,10 @@ export class SqliteTableStore implements TableStore {
    *  entry: so an entry is always current, and an item request reads no table row. */
   private readonly defs = new Map<string, TableState>();
 
-  constructor(private readonly s: SqliteDb) {
+  constructor(
+    private readonly s: SqliteDb,
+    private readonly collectionLimit = ITEM_COLLECTION_LIMIT,
+  ) {
     this.st = prepare(s);
   }
 
@@ -114,6 +121,10 @@ export class SqliteTableStore implements TableStore {
         // An index whose definition changed is dropped and filled again, like a removed and a new one.
         const { dropped, added, ttlChanged } = planTableUpdate(cur, def);
         for (const name of dropped) this.st.dropIndex.run(project, def.name, name);
+        // Collections measured by other local indexes are measured again, partition by partition, as written.
+        if (collectionsChange(cur, def, dropped, added)) {
+          this.st.deleteCollections.run(project, def.name);
+        }
         const { label, fresh } = nextStream(cur, def, now);
         if (fresh) this.st.deleteStream.run(project, def.name);
         this.st.updateTable.run(tableDefText(def), label, project, def.name);
@@ -151,6 +162,7 @@ export class SqliteTableStore implements TableStore {
         this.st.deleteEntries.run(project, name);
         this.st.deleteItems.run(project, name);
         this.st.deleteStream.run(project, name);
+        this.st.deleteCollections.run(project, name);
         return this.st.deleteTable.run(project, name).changes > 0;
       }),
     );
@@ -193,14 +205,29 @@ export class SqliteTableStore implements TableStore {
         throw indexed ? atWrite(err, i) : err;
       }
     });
-    changes.forEach((c, i) => this.run(project, keyed[i]!.table, c));
+    changes.forEach((c, i) => {
+      try {
+        this.run(project, keyed[i]!.table, c, stateOf(keyed[i]!.table).def);
+      } catch (err) {
+        throw indexed ? atWrite(err, i) : err;
+      }
+    });
     return changes.map((c) => c.result);
   }
 
   /** Writes one planned change: the item's row, its index entries, its stream record, the counters. */
-  private run(project: string, table: string, c: ItemChange): void {
+  private run(project: string, table: string, c: ItemChange, def: TableDef): void {
     if (c.row === undefined) return;
     const { pk, sk, seg } = c.key;
+    if (c.collection !== undefined) {
+      // Measured before the item's rows change: a partition's first write since the migration (or since its
+      // local indexes changed) counts the rows as they stand.
+      const before = this.st.collection.get(project, table, pk) ?? this.measure(project, table, pk, def);
+      const after = before + c.collection;
+      checkCollection(table, c.collection, after, this.collectionLimit);
+      this.st.setCollection.run(project, table, pk, after);
+      c.result.collectionBytes = after;
+    }
     if (c.row === null) this.st.deleteItem.run(project, table, pk, sk);
     else this.st.putItem.run(project, table, pk, sk, seg, c.row.item, c.row.size, c.row.ttl);
     for (const e of c.oldEntries) this.st.deleteEntry.run(project, table, e.index, e.pk, e.sk, pk, sk);
@@ -223,6 +250,13 @@ export class SqliteTableStore implements TableStore {
       );
     }
     if (c.items !== 0 || c.bytes !== 0) this.st.count.run(c.items, c.bytes, project, table);
+  }
+
+  /** An item collection's size from its rows as they stand (its first write since it was last measured). */
+  private measure(project: string, table: string, pk: Buffer, def: TableDef): number {
+    let bytes = this.st.itemBytes.get(project, table, pk)!;
+    for (const ix of localIndexes(def)) bytes += this.st.entryBytes.get(project, table, ix, pk)!;
+    return bytes;
   }
 
   async query(project: string, q: ItemQuery): Promise<ItemPage> {
@@ -288,7 +322,7 @@ export class SqliteTableStore implements TableStore {
           let t = tables.get(id);
           if (!t) tables.set(id, (t = this.table(r.project, r.table_name)));
           const current = JSON.parse(r.item) as Item;
-          this.run(r.project, r.table_name, planWrite(t, r, current, null, now, TTL_IDENTITY));
+          this.run(r.project, r.table_name, planWrite(t, r, current, null, now, TTL_IDENTITY), t.def);
         }
         this.st.trimStreams.run(now - STREAM_RETENTION_MS);
         return rows.length;
@@ -399,5 +433,27 @@ function prepare({ db }: SqliteDb) {
        WHERE ttl IS NOT NULL AND ttl <= ? AND ttl > ? ORDER BY ttl LIMIT ?`,
     ),
     trimStreams: db.prepare<[number]>('DELETE FROM table_streams WHERE at < ?'),
+    collection: db
+      .prepare<[string, string, Buffer], number>(
+        'SELECT bytes FROM table_collections WHERE project = ? AND table_name = ? AND pk = ?',
+      )
+      .pluck(),
+    // Items by their DynamoDB size, local index entries by their stored JSON's bytes (as ItemChange counts).
+    itemBytes: db
+      .prepare<[string, string, Buffer], number>(
+        'SELECT coalesce(sum(size), 0) FROM table_items WHERE project = ? AND table_name = ? AND pk = ?',
+      )
+      .pluck(),
+    entryBytes: db
+      .prepare<[string, string, string, Buffer], number>(
+        `SELECT coalesce(sum(length(CAST(item AS BLOB))), 0) FROM table_index_items
+         WHERE project = ? AND table_name = ? AND index_name = ? AND pk = ?`,
+      )
+      .pluck(),
+    setCollection: db.prepare<[string, string, Buffer, number]>(
+      `INSERT INTO table_collections (project, table_name, pk, bytes) VALUES (?, ?, ?, ?)
+       ON CONFLICT (project, table_name, pk) DO UPDATE SET bytes = excluded.bytes`,
+    ),
+    deleteCollections: db.prepare<Ref>('DELETE FROM table_collections WHERE project = ? AND table_name = ?'),
   };
 }
