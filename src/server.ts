@@ -401,9 +401,19 @@ function checkSandbox(settings: Settings, caps: SandboxCapabilities): void {
 async function openStore(settings: Settings, dataDir: string, clock: Clock, log: Logger): Promise<Store> {
   const onError = (err: Error) => log.error({ err }, 'invocation records could not be written');
   if (settings.store === 'sqlite')
-    return openSqliteStore({ path: join(dataDir, 'nimbus.db'), clock, onError });
+    return openSqliteStore({
+      path: join(dataDir, 'nimbus.db'),
+      clock,
+      onError,
+      itemCollectionLimit: settings.itemCollectionLimit,
+    });
   try {
-    return await openPostgresStore({ url: settings.store, clock, onError });
+    return await openPostgresStore({
+      url: settings.store,
+      clock,
+      onError,
+      itemCollectionLimit: settings.itemCollectionLimit,
+    });
   } catch (err) {
     throw userError(err instanceof Error ? err.message : String(err));
   }

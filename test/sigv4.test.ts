@@ -195,9 +195,18 @@ describe('reading a request before verifying it', () => {
   it('reads the credential scope from a header or a presigned query, without checking the signature', async () => {
     const req = await signed({ path: '/p', body: '' }, signer('AKIDEXAMPLE', 'any'));
     expect(isSigV4(req.headers, req.rawQuery)).toBe(true);
-    expect(credentialScope(req)).toEqual({
+    const claimed = credentialScope(req);
+    expect(claimed).toMatchObject({
       ok: true,
       scope: { accessKeyId: 'AKIDEXAMPLE', date: '20240501', region: 'us-east-1', service: 'lambda' },
+    });
+    // What was read for routing is verified as it is, without reading the header again.
+    const creds = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'any' };
+    expect(claimed.ok && verifySigV4(req, creds, signingDate.getTime(), claimed)).toMatchObject({ ok: true });
+    const wrong = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'other' };
+    expect(claimed.ok && verifySigV4(req, wrong, signingDate.getTime(), claimed)).toMatchObject({
+      ok: false,
+      code: 'InvalidSignatureException',
     });
     const pre = received(
       (await signer().presign(toHttpRequest({ method: 'GET', path: '/p' }), {

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../src/clock/clock.js';
+import { TableNotFoundError } from '../src/store/errors.js';
+import type { IndexDef } from '../src/tables/types.js';
 import {
   codeOf,
   deployOf,
@@ -32,11 +34,11 @@ import {
 const available = await postgresAvailable();
 
 describe.runIf(available)('PostgreSQL store', () => {
-  storeConformance('postgresql', async () => {
+  storeConformance('postgresql', async (opts = {}) => {
     const ts = await createTestSchema('conformance');
     const clock = new ManualClock();
     // A small pool: many harnesses open one after another and the server allows about 100 connections.
-    const open = () => openPostgresStore({ url: ts.url, clock, poolSize: 4 });
+    const open = () => openPostgresStore({ url: ts.url, clock, poolSize: 4, ...opts });
     let current = await open();
     return {
       store: current,
@@ -424,6 +426,46 @@ describe.runIf(available)('PostgreSQL store', () => {
       expect(records.map((r) => r.eventName)).toEqual(['INSERT', ...Array(writes - 1).fill('MODIFY')]);
       expect(records.map((r) => r.newImage?.n)).toEqual(seen.map((n) => ({ N: String(n) })));
       expect(await a.tables.getTable('default', 'counters')).toMatchObject({ itemCount: 1 });
+    });
+
+    it("sees another node's change of a table definition at its next item operation on it", async () => {
+      const a = await openStore();
+      const b = await openStore();
+      const byColor: IndexDef = {
+        name: 'byColor',
+        kind: 'global',
+        key: { partition: { name: 'color', type: 'S' } },
+        projection: { type: 'ALL' },
+      };
+      await a.tables.createTable('default', tableDef('t'), null);
+      const item = { pk: { S: 'a' }, sk: { N: '1' }, color: { S: 'red' } };
+      await a.tables.write('default', { table: 't', key: { pk: item.pk, sk: item.sk }, decide: () => item });
+      expect(await a.tables.getItem('default', 't', { pk: item.pk, sk: item.sk })).toStrictEqual(item);
+      expect((await a.tables.definition('default', 't'))?.indexes).toEqual([]);
+      // b adds an index: a's next write to the table reads the new definition and fills the index.
+      await b.tables.updateTable('default', tableDef('t', { indexes: [byColor] }));
+      const blue = { pk: { S: 'b' }, sk: { N: '1' }, color: { S: 'blue' } };
+      await a.tables.write('default', { table: 't', key: { pk: blue.pk, sk: blue.sk }, decide: () => blue });
+      expect((await a.tables.definition('default', 't'))?.indexes).toEqual([byColor]);
+      const page = await a.tables.query('default', {
+        table: 't',
+        index: 'byColor',
+        partition: { S: 'blue' },
+      });
+      expect(page.items).toStrictEqual([blue]);
+      // b makes the table again with another key schema: a's GetItem by the new key finds the new item.
+      await b.tables.deleteTable('default', 't');
+      const byId = tableDef('t', { key: { partition: { name: 'id', type: 'S' } } });
+      await b.tables.createTable('default', byId, null);
+      const other = { id: { S: 'x' }, n: { N: '7' } };
+      await b.tables.write('default', { table: 't', key: { id: other.id }, decide: () => other });
+      expect(await a.tables.getItem('default', 't', { id: other.id })).toStrictEqual(other);
+      expect((await a.tables.definition('default', 't'))?.key).toEqual(byId.key);
+      await b.tables.deleteTable('default', 't');
+      await expect(a.tables.getItem('default', 't', { id: other.id })).rejects.toBeInstanceOf(
+        TableNotFoundError,
+      );
+      expect(await a.tables.definition('default', 't')).toBeUndefined();
     });
 
     it('refuses with TableInputError a key too large for a btree entry, which SQLite would take', async () => {

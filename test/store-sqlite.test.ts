@@ -19,17 +19,17 @@ import {
 import type { InvocationRecord } from '../src/store/types.js';
 import type { FunctionConfig } from '../src/config/manifest.js';
 
-storeConformance('sqlite', async () => {
+storeConformance('sqlite', async (opts = {}) => {
   const dir = mkdtempSync(join(tmpdir(), 'nimbus-store-'));
   const path = join(dir, 'nimbus.db');
   const clock = new ManualClock();
-  let current = openSqliteStore({ path, clock });
+  let current = openSqliteStore({ path, clock, ...opts });
   return {
     store: current,
     clock,
     async reopen() {
       await current.close();
-      current = openSqliteStore({ path, clock });
+      current = openSqliteStore({ path, clock, ...opts });
       return current;
     },
     async cleanup() {

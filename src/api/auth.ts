@@ -5,7 +5,13 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IssuedKey } from '../security/access-keys.js';
 import { DEFAULT_PROJECT, type Permissions } from '../store/types.js';
 import { ApiError } from './errors.js';
-import { credentialScope, verifySigV4, type SigV4Request, type SigV4Seed } from './sigv4.js';
+import {
+  credentialScope,
+  verifySigV4,
+  type ClaimedSignature,
+  type SigV4Request,
+  type SigV4Seed,
+} from './sigv4.js';
 
 export interface Principal {
   project: string;
@@ -152,8 +158,9 @@ export async function authenticateSigV4(
   creds: Credentials,
   req: SigV4Request,
   now: number = Date.now(),
+  claimed?: ClaimedSignature,
 ): Promise<Principal> {
-  return (await authenticateSigV4Headers(creds, req, now)).principal;
+  return (await authenticateSigV4Headers(creds, req, now, claimed)).principal;
 }
 
 /**
@@ -164,13 +171,15 @@ export async function authenticateSigV4Headers(
   creds: Credentials,
   req: SigV4Request,
   now: number = Date.now(),
+  claimed?: ClaimedSignature,
 ): Promise<{ principal: Principal; seed: SigV4Seed }> {
-  const scope = credentialScope(req);
+  const scope = claimed ?? credentialScope(req);
   const key = scope.ok ? await creds.accessKey(scope.scope.accessKeyId) : undefined;
   const v = verifySigV4(
     req,
     key && scope.ok ? { accessKeyId: scope.scope.accessKeyId, secretAccessKey: key.secret } : () => undefined,
     now,
+    scope.ok ? scope : undefined,
   );
   // A verified signature means the lookup found the key it was made with.
   if (v.ok && key) return { principal: key.principal, seed: v.seed };

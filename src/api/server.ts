@@ -182,6 +182,7 @@ function planSigned(l: Listener, inc: Incoming): Plan {
         l.credentials,
         { method: inc.method, path: inc.rawPath, rawQuery: inc.rawQuery, headers: inc.req.headers, body },
         l.clock.now(),
+        scope,
       );
       return handleAws(svc, inc, body, principal);
     },

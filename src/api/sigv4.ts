@@ -65,7 +65,7 @@ export const STREAMING = new Set([
   'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
 ]);
 
-interface ParsedAuth {
+export interface ParsedAuth {
   accessKeyId: string;
   date: string;
   region: string;
@@ -93,27 +93,39 @@ export function isSigV4(headers: SigV4Request['headers'], rawQuery: string): boo
   );
 }
 
+/** A request's signature fields as read from its headers or query: read once, routed on, then verified. */
+export interface ClaimedSignature {
+  ok: true;
+  scope: CredentialScope;
+  /** What verifySigV4 would otherwise parse again. */
+  readonly auth: ParsedAuth;
+}
+
 /** The credential scope a request claims, so it can be routed (and its body limit known) before reading it. */
-export function credentialScope(
-  req: Pick<SigV4Request, 'headers' | 'rawQuery'>,
-): { ok: true; scope: CredentialScope } | Failure {
+export function credentialScope(req: Pick<SigV4Request, 'headers' | 'rawQuery'>): ClaimedSignature | Failure {
   const query = parseQuery(req.rawQuery);
   if (!query) return fail('InvalidSignatureException', 'The query string is not validly percent-encoded.');
   const auth = parseAuth(req, query);
   if ('ok' in auth) return auth;
   const { accessKeyId, date, region, service } = auth;
-  return { ok: true, scope: { accessKeyId, date, region, service } };
+  return { ok: true, scope: { accessKeyId, date, region, service }, auth };
 }
 
+/** `claimed`: credentialScope's answer for this same request, when the caller has it already. */
 export function verifySigV4(
   req: SigV4Request,
   creds: SigV4Credentials | SecretLookup,
   now: number = Date.now(),
+  claimed?: ClaimedSignature,
 ): SigV4Result {
-  const query = parseQuery(req.rawQuery);
-  if (!query) return fail('InvalidSignatureException', 'The query string is not validly percent-encoded.');
-  const auth = parseAuth(req, query);
-  if ('ok' in auth) return auth;
+  let auth: ParsedAuth;
+  if (claimed) auth = claimed.auth;
+  else {
+    const c = credentialScope(req);
+    if (!c.ok) return c;
+    auth = c.auth;
+  }
+  const query = auth.query;
 
   const secret =
     typeof creds === 'function'
@@ -173,12 +185,11 @@ export function verifySigV4(
     if (value === undefined) {
       return fail('InvalidSignatureException', `The signed header "${name}" is missing from the request.`);
     }
-    canonicalHeaders.push(
-      `${name}:${value
-        .replace(/[\r\n]/g, ' ')
-        .replace(/[ \t]+/g, ' ')
-        .trim()}`,
-    );
+    // Most values have no line breaks, tabs or runs of spaces: only those pay for the two replaces.
+    const folded = /[\r\n\t]| {2}/.test(value)
+      ? value.replace(/[\r\n]/g, ' ').replace(/[ \t]+/g, ' ')
+      : value;
+    canonicalHeaders.push(`${name}:${folded.trim()}`);
   }
 
   const payloadHash = resolvePayloadHash(req, query, auth.presigned);

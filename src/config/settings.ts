@@ -58,6 +58,13 @@ export const SettingsSchema = z.strictObject({
   eventConcurrencyShare: z.coerce.number().min(0.1).max(1).default(0.8),
   /** Async events running at once on this node (each function's share of its concurrency still applies). */
   eventConcurrency: z.coerce.number().int().min(1).max(10000).default(64),
+  /** Bytes an item collection of a DynamoDB table with a local secondary index may hold (DynamoDB: 10 GB).
+   *  For tests: a small value makes ItemCollectionSizeLimitExceededException reachable. */
+  itemCollectionLimit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(10 * 1024 ** 3),
   /** Ready stem cells kept per memory size in use. */
   stemCells: z.coerce.number().int().min(0).max(256).default(4),
   /** Concurrent invocations across all functions on this node. */
@@ -102,6 +109,7 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   failedEventRetentionDays: 'NIMBUS_FAILED_EVENT_RETENTION_DAYS',
   eventConcurrencyShare: 'NIMBUS_EVENT_CONCURRENCY_SHARE',
   eventConcurrency: 'NIMBUS_EVENT_CONCURRENCY',
+  itemCollectionLimit: 'NIMBUS_ITEM_COLLECTION_LIMIT',
   stemCells: 'NIMBUS_STEM_CELLS',
   maxConcurrency: 'NIMBUS_MAX_CONCURRENCY',
   region: 'NIMBUS_REGION',

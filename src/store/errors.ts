@@ -157,3 +157,16 @@ export class BucketNotEmptyError extends Error {
     super('The bucket you tried to delete is not empty');
   }
 }
+
+/** A write would grow an item collection (the items of one partition key value of a table with a local
+ *  secondary index, with their index entries) past the store's limit, DynamoDB's 10 GB; nothing was written. */
+export class ItemCollectionSizeLimitError extends Error {
+  override name = 'ItemCollectionSizeLimitError';
+  readonly code = 'ItemCollectionSizeLimitExceededException' as const;
+  constructor(
+    readonly table: string,
+    readonly limit: number,
+  ) {
+    super('Item collection size limit exceeded');
+  }
+}

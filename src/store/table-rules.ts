@@ -1,7 +1,7 @@
 // What both backends decide the same way for tables, so they answer alike: what an item write does to the
 // item's row, its index entries, its stream and the table's counters; how a Query or Scan becomes a range of
 // encoded keys; TTL and segment arithmetic. The backends only run the SQL.
-import { TableInputError } from './errors.js';
+import { ItemCollectionSizeLimitError, TableInputError } from './errors.js';
 import { canonicalJson } from './canonical-json.js';
 import {
   MAX_ITEM_SIZE,
@@ -14,7 +14,18 @@ import {
   type EncodedKey,
 } from '../tables/keys.js';
 import type { IndexDef, Item, KeySchema, TableDef } from '../tables/types.js';
-import type { ItemQuery, ItemScan, ItemWrite, StreamRecord, WriteDecision, WriteResult } from './types.js';
+import type {
+  ItemPage,
+  ItemQuery,
+  ItemScan,
+  ItemWrite,
+  StreamRecord,
+  WriteDecision,
+  WriteResult,
+} from './types.js';
+
+/** DynamoDB's limit on an item collection of a table with a local secondary index: 10 GB. */
+export const ITEM_COLLECTION_LIMIT = 10 * 1024 ** 3;
 
 /** Query and Scan pages hold at most this many items (the API's 1 MB page usually ends them sooner). */
 export const MAX_PAGE = 10_000;
@@ -240,6 +251,9 @@ export interface ItemChange {
   /** Changes to the table's item count and total size. */
   items: number;
   bytes: number;
+  /** On a table with a local secondary index: what the write adds to its item collection (negative: takes
+   *  away), counting the item's size and the byte length of each local index entry's stored JSON. */
+  collection: number | undefined;
   result: WriteResult;
 }
 
@@ -271,6 +285,7 @@ export function planWrite(
     stream: undefined,
     items: 0,
     bytes: 0,
+    collection: undefined,
     result: { old: current, new: current },
   };
   if (decision === undefined) return base;
@@ -285,6 +300,7 @@ export function planWrite(
       stream: t.streaming ? streamRecord(t.def, 'REMOVE', current, undefined, now, userIdentity) : undefined,
       items: -1,
       bytes: -oldSize,
+      collection: collectionDelta(t.def, 0, [], oldSize, oldEntries),
       result: { old: current, new: undefined },
     };
   }
@@ -295,11 +311,13 @@ export function planWrite(
   const size = itemSize(decision);
   if (size > MAX_ITEM_SIZE) throw new TableInputError('Item size has exceeded the maximum allowed size');
   const changed = !current || !sameItem(current, decision);
+  const newEntries = indexEntries(t.def, decision);
   return {
     ...base,
     row: { item: JSON.stringify(decision), size, ttl: ttlOf(t.def, decision) },
     oldEntries,
-    newEntries: indexEntries(t.def, decision),
+    newEntries,
+    collection: collectionDelta(t.def, size, newEntries, oldSize, oldEntries),
     stream:
       t.streaming && changed
         ? streamRecord(t.def, current ? 'MODIFY' : 'INSERT', current, decision, now, userIdentity)
@@ -308,6 +326,43 @@ export function planWrite(
     bytes: size - oldSize,
     result: { old: current, new: decision },
   };
+}
+
+/** The local index names of a definition (empty: the table has no item collections to measure). */
+export function localIndexes(def: TableDef): string[] {
+  return def.indexes.filter((ix) => ix.kind === 'local').map((ix) => ix.name);
+}
+
+/** Whether an updateTable changes how item collections are measured (a local index added, dropped or
+ *  redefined): their sizes are then measured again, each at its partition's next write. */
+export function collectionsChange(
+  cur: TableDef,
+  next: TableDef,
+  dropped: string[],
+  added: IndexDef[],
+): boolean {
+  const local = new Set([...localIndexes(cur), ...localIndexes(next)]);
+  return [...dropped, ...added.map((ix) => ix.name)].some((n) => local.has(n));
+}
+
+function collectionDelta(
+  def: TableDef,
+  size: number,
+  entries: IndexEntry[],
+  oldSize: number,
+  oldEntries: IndexEntry[],
+): number | undefined {
+  const local = localIndexes(def);
+  if (local.length === 0) return undefined;
+  const sum = (es: IndexEntry[]) =>
+    es.reduce((n, e) => (local.includes(e.index) ? n + Buffer.byteLength(e.item) : n), 0);
+  return size + sum(entries) - oldSize - sum(oldEntries);
+}
+
+/** The write's new collection size checked against the limit: only growth is refused, so an item collection
+ *  over the limit (the limit lowered) can still shrink. */
+export function checkCollection(table: string, delta: number, after: number, limit: number): void {
+  if (delta > 0 && after > limit) throw new ItemCollectionSizeLimitError(table, limit);
 }
 
 function streamRecord(
@@ -446,15 +501,35 @@ function startKey(def: TableDef, index: IndexDef | undefined, esk: Item): { pk: 
   }
 }
 
-/** A page from the rows read (one more than asked for when more follow), with the key to continue from. */
-export function toPage(def: TableDef, index: IndexDef | undefined, items: Item[], limit: number) {
-  if (items.length < limit) return { items };
-  const page = items.slice(0, limit - 1);
-  const last = page[page.length - 1]!;
-  return {
-    items: page,
-    lastKey: { ...keyAttributes(def.key, last), ...(index ? keyAttributes(index.key, last) : {}) },
+/** A page from the rows read (their stored JSON; one more than asked for when more follow), with the key to
+ *  continue from. Only the last item is parsed here: a Query answered as it is stored never parses the rest. */
+export function toPage(def: TableDef, index: IndexDef | undefined, texts: string[], limit: number): ItemPage {
+  const page = texts.length < limit ? texts : texts.slice(0, limit - 1);
+  let items: Item[] | undefined;
+  const out: ItemPage = {
+    texts: page,
+    get items() {
+      return (items ??= page.map((t) => JSON.parse(t) as Item));
+    },
   };
+  if (page.length < texts.length) {
+    const last = JSON.parse(page[page.length - 1]!) as Item;
+    out.lastKey = { ...keyAttributes(def.key, last), ...(index ? keyAttributes(index.key, last) : {}) };
+  }
+  return out;
+}
+
+/** Parsed table definitions are shared by every request that reads them, so none may change one. */
+export function frozenDef(text: string): TableDef {
+  return deepFreeze(JSON.parse(text) as TableDef);
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object') {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
 }
 
 /** The writes with their encoded keys, checked against their tables and (a transaction's) each other;

@@ -508,6 +508,9 @@ export interface ItemWrite {
 export interface WriteResult {
   old: Item | undefined;
   new: Item | undefined;
+  /** On a table with a local secondary index: the size in bytes of the item's collection after the write
+   *  (its partition's items and their local index entries), for ItemCollectionMetrics. */
+  collectionBytes?: number;
 }
 
 export type SortCondition =
@@ -541,6 +544,9 @@ export interface ItemScan {
 
 export interface ItemPage {
   items: Item[];
+  /** The items as stored: the JSON text of each, in the same order, so an answer can be built without
+   *  parsing and re-serializing them (items is parsed from these on first read). */
+  texts: string[];
   /** Present when more items may follow: pass as exclusiveStartKey. */
   lastKey?: Item;
 }
@@ -571,6 +577,9 @@ export interface TableStore {
   /** Throws TableExistsError when the name is taken in the project. */
   createTable(project: string, def: TableDef, service: string | null): Promise<StoredTable>;
   getTable(project: string, name: string): Promise<StoredTable | undefined>;
+  /** The definition alone (no counts), what item requests are checked against; answered from memory where
+   *  the backend can keep it current (docs/storage.md, "Table definitions in memory"). Treat it as frozen. */
+  definition(project: string, name: string): Promise<TableDef | undefined>;
   /** By name; one project's. */
   listTables(project: string): Promise<StoredTable[]>;
   /** Replaces the definition (new indexes are filled from the existing items; dropped ones are deleted). */

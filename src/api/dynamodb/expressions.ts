@@ -1,7 +1,6 @@
 // Between the item operations and the expression engine (src/tables/expr): one compile per request, with the
 // key schema of what it addresses, into the functions the operations apply. The engine's refusals are
 // DynamoValidationErrors carrying DynamoDB's message; the service turns them into ValidationExceptions.
-import type { StoredTable } from '../../store/types.js';
 import {
   applyUpdate,
   compileRequestExpressions,
@@ -13,7 +12,7 @@ import {
   type ExpressionRequest,
   type KeyCondition,
 } from '../../tables/expr/index.js';
-import type { AttributeValue, IndexDef, Item } from '../../tables/types.js';
+import type { AttributeValue, IndexDef, Item, TableDef } from '../../tables/types.js';
 import { parseNumber } from '../../tables/values.js';
 import type { SortCondition } from '../../store/types.js';
 import { checkValue } from './values.js';
@@ -30,7 +29,7 @@ export interface Compiled {
 export function compileFor(
   op: ExpressionOperation,
   input: Record<string, unknown>,
-  t: StoredTable,
+  t: Pick<TableDef, 'key'>,
   index?: IndexDef,
 ): Compiled {
   const c = compileRequestExpressions(op, input as ExpressionRequest, {

@@ -2,13 +2,13 @@
 // operations. Expressions are parsed and evaluated by src/tables/expr (through ./expressions.ts); the store
 // does the read-modify-write atomically, so a condition is checked against the item as it is written.
 import { createHash } from 'node:crypto';
-import type { ItemWrite, StoredTable, TableStore, WriteResult } from '../../store/types.js';
-import type { AttributeValue, IndexDef, Item, KeySchema } from '../../tables/types.js';
+import type { ItemPage, ItemWrite, TableStore, WriteResult } from '../../store/types.js';
+import type { AttributeValue, IndexDef, Item, KeySchema, TableDef } from '../../tables/types.js';
 import { normalizeValue, setOwn } from '../../tables/values.js';
 import { ApiError } from '../errors.js';
 import { checkItem, compileFor } from './expressions.js';
-import { conditionFailed, constraint, notFound, validation } from './protocol.js';
-import { existingTable, tableName, type TableOpsDeps } from './tables.js';
+import { JsonText, conditionFailed, constraint, notFound, validation } from './protocol.js';
+import { tableDefinition, tableName, type TableOpsDeps } from './tables.js';
 
 export interface ItemOpsDeps extends TableOpsDeps {
   store: { tables: TableStore };
@@ -41,12 +41,13 @@ export function itemOperations(d: ItemOpsDeps): Record<string, Op> {
 // --- single items ---
 
 async function putItem(d: ItemOpsDeps, project: string, input: Input): Promise<unknown> {
-  const t = await existingTable(d, project, tableName(input));
+  const t = await tableDefinition(d, project, tableName(input));
   const item = input['Item'];
   checkItem(item, 'item');
   const key = keyOf(t, item as Item, 'put');
   const cond = compileFor('PutItem', input, t).condition;
   const rv = returnValues(input, ['NONE', 'ALL_OLD']);
+  const metrics = wantsMetrics(input);
   const r = await write(d, project, {
     table: t.name,
     key,
@@ -55,11 +56,14 @@ async function putItem(d: ItemOpsDeps, project: string, input: Input): Promise<u
       return item as Item;
     },
   });
-  return withCapacity(input, t, rv === 'ALL_OLD' && r.old ? { Attributes: r.old } : {});
+  return withCapacity(input, t, {
+    ...(rv === 'ALL_OLD' && r.old ? { Attributes: r.old } : {}),
+    ...collectionMetrics(metrics, t, key, r),
+  });
 }
 
 async function getItem(d: ItemOpsDeps, project: string, input: Input): Promise<unknown> {
-  const t = await existingTable(d, project, tableName(input));
+  const t = await tableDefinition(d, project, tableName(input));
   const key = keyOf(t, input['Key'], 'get');
   const proj = compileFor('GetItem', input, t).projection;
   const item = await d.store.tables.getItem(project, t.name, key);
@@ -67,10 +71,11 @@ async function getItem(d: ItemOpsDeps, project: string, input: Input): Promise<u
 }
 
 async function deleteItem(d: ItemOpsDeps, project: string, input: Input): Promise<unknown> {
-  const t = await existingTable(d, project, tableName(input));
+  const t = await tableDefinition(d, project, tableName(input));
   const key = keyOf(t, input['Key'], 'get');
   const cond = compileFor('DeleteItem', input, t).condition;
   const rv = returnValues(input, ['NONE', 'ALL_OLD']);
+  const metrics = wantsMetrics(input);
   const r = await write(d, project, {
     table: t.name,
     key,
@@ -79,14 +84,18 @@ async function deleteItem(d: ItemOpsDeps, project: string, input: Input): Promis
       return cur ? null : undefined;
     },
   });
-  return withCapacity(input, t, rv === 'ALL_OLD' && r.old ? { Attributes: r.old } : {});
+  return withCapacity(input, t, {
+    ...(rv === 'ALL_OLD' && r.old ? { Attributes: r.old } : {}),
+    ...collectionMetrics(metrics, t, key, r),
+  });
 }
 
 async function updateItem(d: ItemOpsDeps, project: string, input: Input): Promise<unknown> {
-  const t = await existingTable(d, project, tableName(input));
+  const t = await tableDefinition(d, project, tableName(input));
   const key = keyOf(t, input['Key'], 'get');
   const { update, condition: cond } = compileFor('UpdateItem', input, t);
   const rv = returnValues(input, ['NONE', 'ALL_OLD', 'UPDATED_OLD', 'ALL_NEW', 'UPDATED_NEW']);
+  const metrics = wantsMetrics(input);
   const r = await write(d, project, {
     table: t.name,
     key,
@@ -103,13 +112,16 @@ async function updateItem(d: ItemOpsDeps, project: string, input: Input): Promis
     const changed = update?.paths ?? [];
     attrs = pick(rv === 'UPDATED_OLD' ? r.old : r.new, changed);
   }
-  return withCapacity(input, t, attrs && Object.keys(attrs).length > 0 ? { Attributes: attrs } : {});
+  return withCapacity(input, t, {
+    ...(attrs && Object.keys(attrs).length > 0 ? { Attributes: attrs } : {}),
+    ...collectionMetrics(metrics, t, key, r),
+  });
 }
 
 // --- reads of many items ---
 
 async function query(d: ItemOpsDeps, project: string, input: Input): Promise<unknown> {
-  const t = await existingTable(d, project, tableName(input));
+  const t = await tableDefinition(d, project, tableName(input));
   const index = indexOf(t, input['IndexName']);
   if (index?.kind === 'global' && input['ConsistentRead'] === true) {
     throw validation('Consistent reads are not supported on global secondary indexes');
@@ -147,7 +159,7 @@ async function query(d: ItemOpsDeps, project: string, input: Input): Promise<unk
 }
 
 async function scan(d: ItemOpsDeps, project: string, input: Input): Promise<unknown> {
-  const t = await existingTable(d, project, tableName(input));
+  const t = await tableDefinition(d, project, tableName(input));
   const index = indexOf(t, input['IndexName']);
   const c = compileFor('Scan', input, t, index);
   const filter = c.filter;
@@ -197,55 +209,73 @@ async function scan(d: ItemOpsDeps, project: string, input: Input): Promise<unkn
  *  (Count and ScannedCount as DynamoDB counts them). */
 async function readPages(
   input: Input,
-  t: StoredTable,
+  t: TableDef,
   limit: number | undefined,
   filter: ((item: Item) => boolean) | undefined,
   proj: ((item: Item) => Item) | undefined,
   count: boolean,
-  read: (n: number, after: Item | undefined) => Promise<{ items: Item[]; lastKey?: Item }>,
+  read: (n: number, after: Item | undefined) => Promise<ItemPage>,
   start: Item | undefined,
   index: IndexDef | undefined,
 ): Promise<unknown> {
-  const { items, scanned, last } = await collectPages(t, index, limit, filter, read, start);
-  return withCapacity(input, t, {
-    ...(count ? {} : { Items: proj ? items.map(proj) : items }),
-    Count: items.length,
+  // The answer's items as JSON text: the stored text itself unless a projection reshapes them, so a plain
+  // Query neither parses nor re-serializes its items (a filter parses them to evaluate it).
+  const { kept, scanned, last } = await collectPages(
+    t,
+    index,
+    limit,
+    filter,
+    read,
+    start,
+    PAGE_BYTES,
+    (text, item) => (proj ? JSON.stringify(proj(item())) : text),
+  );
+  const rest = withCapacity(input, t, {
+    Count: kept.length,
     ScannedCount: scanned,
     ...(last ? { LastEvaluatedKey: last } : {}),
   });
+  if (count) return rest;
+  return new JsonText(`{"Items":[${kept.join(',')}],${JSON.stringify(rest).slice(1)}`);
 }
 
-/** One page of a Query or Scan (PartiQL's SELECT too): the items that passed the filter, how many were read,
- *  and where to continue when more may follow. */
-export async function collectPages(
-  t: StoredTable,
+/** One page of a Query or Scan (PartiQL's SELECT too): what keep() made of the items that passed the filter,
+ *  how many were read, their stored size, and where to continue when more may follow. */
+export async function collectPages<T>(
+  t: TableDef,
   index: IndexDef | undefined,
   limit: number | undefined,
   filter: ((item: Item) => boolean) | undefined,
-  read: (n: number, after: Item | undefined) => Promise<{ items: Item[]; lastKey?: Item }>,
+  read: (n: number, after: Item | undefined) => Promise<ItemPage>,
   start: Item | undefined,
   /** What is left of the 1 MB page (a SELECT over several partitions shares one). */
-  budget = PAGE_BYTES,
-): Promise<{ items: Item[]; scanned: number; bytes: number; last?: Item }> {
-  const items: Item[] = [];
+  budget: number,
+  /** The answer's form of an item, from its stored text or (parsed on demand) the item. */
+  keep: (text: string, item: () => Item) => T,
+): Promise<{ kept: T[]; scanned: number; bytes: number; last?: Item }> {
+  const kept: T[] = [];
   let scanned = 0;
   let bytes = 0;
   let after = start;
   for (;;) {
     const want = limit === undefined ? 1000 : Math.min(1000, limit - scanned);
     const page = await read(want, after);
-    for (const item of page.items) {
+    for (let i = 0; i < page.texts.length; i++) {
+      const text = page.texts[i]!;
+      // page.items parses every text on first use: only touched when a filter, a projection or keep needs it.
+      const item = (): Item => page.items[i]!;
       scanned++;
-      bytes += approximateSize(item);
-      if (!filter || filter(item)) items.push(item);
+      bytes += Buffer.byteLength(text);
+      if (!filter || filter(item())) kept.push(keep(text, item));
       const full = bytes >= budget || (limit !== undefined && scanned >= limit);
       if (full) {
-        const isLastOfPage = item === page.items[page.items.length - 1];
-        if (!isLastOfPage || page.lastKey) return { items, scanned, bytes, last: positionOf(t, index, item) };
-        return { items, scanned, bytes };
+        if (i < page.texts.length - 1 || page.lastKey) {
+          return { kept, scanned, bytes, last: positionOf(t, index, JSON.parse(text) as Item) };
+        }
+        return { kept, scanned, bytes };
       }
     }
-    if (!page.lastKey) return { items, scanned, bytes };
+    if (!page.lastKey) return { kept, scanned, bytes };
     after = page.lastKey;
   }
 }
@@ -265,7 +295,7 @@ async function batchGet(d: ItemOpsDeps, project: string, input: Input): Promise<
   if (total > 100) throw validation('Too many items requested for the BatchGetItem call');
   const responses: Record<string, Item[]> = {};
   for (const [name, r] of entries) {
-    const t = await existingTable(d, project, name);
+    const t = await tableDefinition(d, project, name);
     const keys = r?.['Keys'];
     if (!Array.isArray(keys) || keys.length === 0)
       throw constraint(
@@ -295,7 +325,7 @@ async function batchWrite(d: ItemOpsDeps, project: string, input: Input): Promis
   }
   const writes: ItemWrite[] = [];
   for (const [name, list] of Object.entries(req as Record<string, unknown>)) {
-    const t = await existingTable(d, project, name);
+    const t = await tableDefinition(d, project, name);
     if (!Array.isArray(list) || list.length === 0) {
       throw constraint(
         list,
@@ -352,7 +382,7 @@ async function transactGet(d: ItemOpsDeps, project: string, input: Input): Promi
   for (const e of list as Input[]) {
     const g = e?.['Get'] as Input | undefined;
     if (!g) throw validation('TransactItems can only contain Get');
-    const t = await existingTable(d, project, tableName(g, 'transactItems.member.get.tableName'));
+    const t = await tableDefinition(d, project, tableName(g, 'transactItems.member.get.tableName'));
     const key = keyOf(t, g['Key'], 'get');
     const proj = compileFor('TransactGetItem', g, t).projection;
     const item = await d.store.tables.getItem(project, t.name, key);
@@ -397,7 +427,7 @@ async function transactWrite(
     }
     const kind = kinds[0]!;
     const op = e[kind] as Input;
-    const t = await existingTable(
+    const t = await tableDefinition(
       d,
       project,
       tableName(op, `transactItems.${i + 1}.member.${kind.toLowerCase()}.tableName`),
@@ -461,6 +491,9 @@ async function transactWrite(
     if (err instanceof ApiError && err.code === 'ConditionalCheckFailedException' && typeof at === 'number') {
       throw cancelled(writes.length, at, failures[at]);
     }
+    if ((err as { name?: string }).name === 'ItemCollectionSizeLimitError' && typeof at === 'number') {
+      throw cancelled(writes.length, at, undefined, 'ItemCollectionSizeLimitExceeded');
+    }
     throw storeError(err);
   }
   const result = {};
@@ -468,12 +501,20 @@ async function transactWrite(
   return result;
 }
 
-function cancelled(n: number, at: number, item: Item | undefined | null): ApiError {
+function cancelled(
+  n: number,
+  at: number,
+  item: Item | undefined | null,
+  code: 'ConditionalCheckFailed' | 'ItemCollectionSizeLimitExceeded' = 'ConditionalCheckFailed',
+): ApiError {
   const reasons = Array.from({ length: n }, (_, i) =>
     i === at
       ? {
-          Code: 'ConditionalCheckFailed',
-          Message: 'The conditional request failed',
+          Code: code,
+          Message:
+            code === 'ConditionalCheckFailed'
+              ? 'The conditional request failed'
+              : 'Item collection size limit exceeded',
           ...(item ? { Item: item } : {}),
         }
       : { Code: 'None' },
@@ -521,15 +562,40 @@ function storeError(err: unknown): unknown {
   const name = (err as { name?: string } | null)?.name;
   if (name === 'TableInputError') return validation((err as Error).message);
   if (name === 'TableNotFoundError') return notFound();
+  if (name === 'ItemCollectionSizeLimitError') return collectionTooLarge();
   return err;
 }
 
-function keyNames(t: StoredTable): string[] {
+function collectionTooLarge(): ApiError {
+  return new ApiError(400, 'ItemCollectionSizeLimitExceededException', 'Item collection size limit exceeded');
+}
+
+/** Whether the request asks for ItemCollectionMetrics (checked before anything is written). */
+function wantsMetrics(input: Input): boolean {
+  const rm = input['ReturnItemCollectionMetrics'];
+  if (rm !== undefined && rm !== 'SIZE' && rm !== 'NONE') {
+    throw constraint(rm, 'returnItemCollectionMetrics', 'Member must satisfy enum value set: [SIZE, NONE]');
+  }
+  return rm === 'SIZE';
+}
+
+/** ItemCollectionMetrics of a table with a local secondary index: the collection's partition key and
+ *  DynamoDB's estimate of its size, a range of whole gigabytes. */
+function collectionMetrics(want: boolean, t: TableDef, key: Item, r: WriteResult): Record<string, unknown> {
+  if (!want || r.collectionBytes === undefined) return {};
+  const gb = Math.floor(r.collectionBytes / 1024 ** 3);
+  const pk = t.key.partition.name;
+  return {
+    ItemCollectionMetrics: { ItemCollectionKey: { [pk]: key[pk] }, SizeEstimateRangeGB: [gb, gb + 1] },
+  };
+}
+
+function keyNames(t: TableDef): string[] {
   return [t.key.partition.name, ...(t.key.sort ? [t.key.sort.name] : [])];
 }
 
 /** The key attributes of an item (put) or a Key parameter (get), checked against the table's schema. */
-export function keyOf(t: StoredTable, raw: unknown, mode: 'put' | 'get'): Item {
+export function keyOf(t: TableDef, raw: unknown, mode: 'put' | 'get'): Item {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw constraint(raw, mode === 'put' ? 'item' : 'key', 'Member must not be null');
   }
@@ -566,7 +632,7 @@ export function keyOf(t: StoredTable, raw: unknown, mode: 'put' | 'get'): Item {
   return key;
 }
 
-export function indexOf(t: StoredTable, name: unknown): IndexDef | undefined {
+export function indexOf(t: TableDef, name: unknown): IndexDef | undefined {
   if (name === undefined) return undefined;
   const ix = t.indexes.find((i) => i.name === name);
   if (!ix) throw validation(`The table does not have the specified index: ${String(name)}`);
@@ -582,7 +648,7 @@ export function limitOf(input: Input): number | undefined {
   return l;
 }
 
-export function startKey(t: StoredTable, index: IndexDef | undefined, raw: unknown): Item | undefined {
+export function startKey(t: TableDef, index: IndexDef | undefined, raw: unknown): Item | undefined {
   if (raw === undefined) return undefined;
   checkItem(raw, 'exclusiveStartKey');
   const k = raw as Item;
@@ -606,7 +672,7 @@ export function startKey(t: StoredTable, index: IndexDef | undefined, raw: unkno
 }
 
 /** Where a page stopped: the table's key, plus the index's when reading an index. */
-function positionOf(t: StoredTable, index: IndexDef | undefined, item: Item): Item {
+function positionOf(t: TableDef, index: IndexDef | undefined, item: Item): Item {
   const out: Item = {};
   const schemas: KeySchema[] = [t.key, ...(index ? [index.key] : [])];
   for (const s of schemas) {
@@ -675,14 +741,10 @@ export function pick(item: Item | undefined, paths: readonly string[]): Item | u
   return out;
 }
 
-function withCapacity(input: Input, t: StoredTable, body: Record<string, unknown>): Record<string, unknown> {
+function withCapacity(input: Input, t: TableDef, body: Record<string, unknown>): Record<string, unknown> {
   const rc = input['ReturnConsumedCapacity'];
   if (rc === 'TOTAL' || rc === 'INDEXES') body['ConsumedCapacity'] = { TableName: t.name, CapacityUnits: 1 };
   return body;
-}
-
-function approximateSize(item: Item): number {
-  return Buffer.byteLength(JSON.stringify(item));
 }
 
 export type { AttributeValue };

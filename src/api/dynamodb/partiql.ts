@@ -147,8 +147,9 @@ async function select(
       },
       p === token?.p ? token.k : undefined,
       PAGE_BYTES - bytes,
+      (_text, item) => item(),
     );
-    items.push(...page.items);
+    items.push(...page.kept);
     read += page.scanned;
     bytes += page.bytes;
     if (page.last) {

@@ -45,6 +45,13 @@ export async function existingTable(d: TableOpsDeps, project: string, name: stri
   return t;
 }
 
+/** The definition item operations check a request against (no counts, so no SELECT of them). */
+export async function tableDefinition(d: TableOpsDeps, project: string, name: string): Promise<TableDef> {
+  const t = await d.store.tables.definition(project, name);
+  if (!t) throw notFound('Requested resource not found');
+  return t;
+}
+
 export async function createTable(d: TableOpsDeps, project: string, input: Input): Promise<unknown> {
   const def = parseTableDef(input);
   if (await d.store.tables.getTable(project, def.name)) throw inUse(`Table already exists: ${def.name}`);

@@ -26,7 +26,12 @@ export interface StoreHarness {
   injectVersionFailure(functionName: string): Promise<void>;
 }
 
-export type HarnessFactory = () => Promise<StoreHarness>;
+/** Store options a suite may ask for (a test-sized limit); a factory passes them to the store it opens. */
+export interface HarnessOptions {
+  itemCollectionLimit?: number;
+}
+
+export type HarnessFactory = (opts?: HarnessOptions) => Promise<StoreHarness>;
 
 /** The per-test state a suite reads: the store may be replaced by reopen(). */
 export interface SuiteContext {

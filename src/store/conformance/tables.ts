@@ -2,7 +2,13 @@
 // binaries by bytes), Query conditions and pages, sparse secondary indexes and their projections, parallel
 // Scan segments, atomic writes and transactions, streams, TTL expiry, and projects kept apart.
 import { describe, expect, it } from 'vitest';
-import { ProjectNotFoundError, TableExistsError, TableInputError, TableNotFoundError } from '../errors.js';
+import {
+  ItemCollectionSizeLimitError,
+  ProjectNotFoundError,
+  TableExistsError,
+  TableInputError,
+  TableNotFoundError,
+} from '../errors.js';
 import type { ItemPage, ItemQuery, SortCondition, StoredTable } from '../types.js';
 import { itemSize } from '../../tables/keys.js';
 import type { AttributeValue, IndexDef, Item, KeySchema, TableDef } from '../../tables/types.js';
@@ -102,6 +108,48 @@ export function tableStoreConformance(name: string, make: HarnessFactory): void 
           ['orders', 'shop', expected.streamLabel],
         ]);
         expect(await t().getTable('default', 'nope')).toBeUndefined();
+      });
+
+      it('answers definition() as the table stands after each create, update and delete', async () => {
+        const g: IndexDef = {
+          name: 'g',
+          kind: 'global',
+          key: { partition: { name: 'color', type: 'S' } },
+          projection: { type: 'KEYS_ONLY' },
+        };
+        expect(await t().definition('default', 't')).toBeUndefined();
+        await create(tableDef('t'));
+        expect(await t().definition('default', 't')).toStrictEqual(tableDef('t'));
+        const item = { pk: S('a'), sk: N(1), color: S('red') };
+        await put('t', item);
+        await t().updateTable('default', tableDef('t', { indexes: [g] }));
+        expect((await t().definition('default', 't'))?.indexes).toEqual([g]);
+        expect((await t().query('default', { table: 't', index: 'g', partition: S('red') })).items).toEqual([
+          { pk: S('a'), sk: N(1), color: S('red') },
+        ]);
+        // The same name again with another key schema: items are read and written by the new key.
+        await t().deleteTable('default', 't');
+        expect(await t().definition('default', 't')).toBeUndefined();
+        await expect(t().getItem('default', 't', { pk: S('a'), sk: N(1) })).rejects.toBeInstanceOf(
+          TableNotFoundError,
+        );
+        const byId = tableDef('t', { key: { partition: { name: 'id', type: 'S' } } });
+        await create(byId);
+        await put('t', { id: S('x') });
+        expect(await t().getItem('default', 't', { id: S('x') })).toStrictEqual({ id: S('x') });
+        expect((await t().definition('default', 't'))?.key).toEqual(byId.key);
+        // What definition() hands out is shared, so it cannot be changed by whoever holds it.
+        const def = (await t().definition('default', 't'))!;
+        expect(() => (def.indexes as IndexDef[]).push(g)).toThrow(TypeError);
+      });
+
+      it('gives a page its items as stored JSON text too, in the same order', async () => {
+        await create(tableDef('t'));
+        for (const n of [3, 1, 2]) await put('t', { pk: S('p'), sk: N(n), v: S(`é${n}`) });
+        const page = await query('t', S('p'), { limit: 2 });
+        expect(page.texts.map((x) => JSON.parse(x) as Item)).toStrictEqual(page.items);
+        expect(attr(page, 'sk')).toEqual(['1', '2']);
+        expect(page.lastKey).toStrictEqual({ pk: S('p'), sk: N(2) });
       });
 
       it('refuses a name taken in the project, and an unknown project', async () => {
@@ -1275,6 +1323,98 @@ export function tableStoreConformance(name: string, make: HarnessFactory): void 
         expect(await t().listTables('p2')).toEqual([]);
         expect((await t().listTables('default')).map((x) => x.name)).toEqual(['t']);
       });
+    });
+  });
+
+  describe(`TableStore conformance: ${name}, item collections under a small limit`, () => {
+    const LIMIT = 1000;
+    const ctx = useHarness(() => make({ itemCollectionLimit: LIMIT }));
+    const t = () => ctx.store.tables;
+    const byDate: IndexDef = {
+      name: 'byDate',
+      kind: 'local',
+      key: { partition: { name: 'pk', type: 'S' }, sort: { name: 'date', type: 'S' } },
+      projection: { type: 'ALL' },
+    };
+    const item = (pk: string, sk: number, bytes: number): Item => ({
+      pk: S(pk),
+      sk: N(sk),
+      date: S('2026-12-02'),
+      pad: S('x'.repeat(bytes)),
+    });
+    const put = (table: string, i: Item) =>
+      t().write('default', { table, key: { pk: i.pk!, sk: i.sk! }, decide: () => i });
+    const entryBytes = (i: Item) => Buffer.byteLength(JSON.stringify(i));
+
+    it('refuses a write that would grow an item collection past the limit, and writes nothing of it', async () => {
+      await t().createTable('default', tableDef('t', { indexes: [byDate] }), null);
+      const first = item('a', 1, 300);
+      const r = await put('t', first);
+      // The item and its entry in the local index (projected ALL: the item again).
+      expect(r.collectionBytes).toBe(itemSize(first) + entryBytes(first));
+      const err = await put('t', item('a', 2, 300)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ItemCollectionSizeLimitError);
+      expect(err).toMatchObject({ name: 'ItemCollectionSizeLimitError', table: 't', limit: LIMIT });
+      expect(await t().getItem('default', 't', { pk: S('a'), sk: N(2) })).toBeUndefined();
+      expect(
+        (await t().query('default', { table: 't', index: 'byDate', partition: S('a') })).items,
+      ).toHaveLength(1);
+      expect(await t().getTable('default', 't')).toMatchObject({ itemCount: 1 });
+      // Another partition is another collection; shrinking one makes room in it again.
+      await expect(put('t', item('b', 1, 300))).resolves.toMatchObject({ new: item('b', 1, 300) });
+      const smaller = item('a', 1, 10);
+      expect((await put('t', smaller)).collectionBytes).toBe(itemSize(smaller) + entryBytes(smaller));
+      await expect(put('t', item('a', 2, 300))).resolves.toBeDefined();
+      const gone = await t().write('default', {
+        table: 't',
+        key: { pk: S('a'), sk: N(2) },
+        decide: () => null,
+      });
+      expect(gone.collectionBytes).toBe(itemSize(smaller) + entryBytes(smaller));
+    });
+
+    it('refuses a whole transaction when one of its writes overfills a collection', async () => {
+      await t().createTable('default', tableDef('t', { indexes: [byDate] }), null);
+      const ok = item('b', 1, 10);
+      const big = [item('a', 1, 300), item('a', 2, 300)];
+      const err = await t()
+        .transact(
+          'default',
+          [ok, ...big].map((i) => ({ table: 't', key: { pk: i.pk!, sk: i.sk! }, decide: () => i })),
+        )
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ItemCollectionSizeLimitError);
+      expect((err as { writeIndex?: number }).writeIndex).toBeGreaterThanOrEqual(1);
+      expect(await t().getItem('default', 't', { pk: S('b'), sk: N(1) })).toBeUndefined();
+    });
+
+    it('measures no collection on a table without a local index, whatever its size', async () => {
+      await t().createTable('default', tableDef('plain'), null);
+      for (let sk = 1; sk <= 3; sk++) {
+        expect((await put('plain', item('a', sk, 600))).collectionBytes).toBeUndefined();
+      }
+    });
+
+    it('measures the items already there when a partition is first written (after a local index is added)', async () => {
+      await t().createTable('default', tableDef('t'), null);
+      const before = item('a', 1, 300);
+      await put('t', before);
+      await t().updateTable('default', tableDef('t', { indexes: [byDate] }));
+      const err = await put('t', item('a', 2, 300)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ItemCollectionSizeLimitError);
+      const tiny = item('a', 3, 1);
+      expect((await put('t', tiny)).collectionBytes).toBe(
+        itemSize(before) + entryBytes(before) + itemSize(tiny) + entryBytes(tiny),
+      );
+      // Dropping the local index and adding it back measures the collection again from its rows.
+      await t().updateTable('default', tableDef('t'));
+      await put('t', item('a', 5, 300));
+      await t().updateTable('default', tableDef('t', { indexes: [byDate] }));
+      await expect(put('t', item('a', 6, 1))).rejects.toBeInstanceOf(ItemCollectionSizeLimitError);
+      await t().write('default', { table: 't', key: { pk: S('a'), sk: N(5) }, decide: () => null });
+      // Survives a restart: the sizes are stored, not kept in memory.
+      await ctx.reopen();
+      await expect(put('t', item('a', 4, 300))).rejects.toBeInstanceOf(ItemCollectionSizeLimitError);
     });
   });
 }

@@ -347,6 +347,22 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 7,
+    description: 'the size of each item collection of a table with a local secondary index',
+    sql: `
+      -- bytes: the items of one partition key value plus their local index entries. A row is made at the
+      -- first write to the partition after this migration, from the rows as they stand, so none is filled here.
+      CREATE TABLE table_collections (
+        project text COLLATE "C" NOT NULL,
+        table_name text COLLATE "C" NOT NULL,
+        pk bytea NOT NULL,
+        bytes bigint NOT NULL,
+        PRIMARY KEY (project, table_name, pk),
+        FOREIGN KEY (project, table_name) REFERENCES tables (project, name) ON DELETE CASCADE
+      );
+    `,
+  },
 ];
 
 /** The schema version this build writes; a database with a higher one was written by a newer Nimbus. */

@@ -31,6 +31,8 @@ export interface PostgresStoreOptions {
   maxBatch?: number;
   /** Told when records could not be written (write() must not throw). Default: process warning. */
   onError?: (err: Error) => void;
+  /** Bytes an item collection of a table with a local secondary index may hold. Default DynamoDB's 10 GB. */
+  itemCollectionLimit?: number;
 }
 
 /** Schema names this store accepts; they are spliced into SQL as identifiers, so nothing else is. */
@@ -68,7 +70,12 @@ export class PostgresStore implements Store {
     readonly location: string,
     readonly schema: string,
     clock: Clock,
-    opts: { flushIntervalMs: number; maxBatch: number; onError: (err: Error) => void },
+    opts: {
+      flushIntervalMs: number;
+      maxBatch: number;
+      onError: (err: Error) => void;
+      itemCollectionLimit?: number;
+    },
   ) {
     this.functions = new PgFunctionStore(db, schema, clock);
     this.invocations = new PgInvocationLog(db, opts);
@@ -77,7 +84,7 @@ export class PostgresStore implements Store {
     this.nodes = new PgNodeRegistry(db, clock);
     this.schedules = new PgScheduleStore(db, clock);
     this.queues = new PgQueueStore(db, schema, clock);
-    this.tables = new PgTableStore(db, schema, clock);
+    this.tables = new PgTableStore(db, schema, clock, opts.itemCollectionLimit);
     this.credentials = new PgCredentialStore(db, clock);
     this.objects = new PgObjectStore(db, clock);
   }
@@ -133,6 +140,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     flushIntervalMs: positive(opts.flushIntervalMs, 50),
     maxBatch: Math.max(1, Math.floor(positive(opts.maxBatch, 500))),
     onError,
+    ...(opts.itemCollectionLimit !== undefined ? { itemCollectionLimit: opts.itemCollectionLimit } : {}),
   });
 }
 

@@ -18,6 +18,11 @@ import {
   TTL_IDENTITY,
   atWrite,
   checkTableDef,
+  checkCollection,
+  collectionsChange,
+  ITEM_COLLECTION_LIMIT,
+  localIndexes,
+  frozenDef,
   indexEntries,
   keyedWrites,
   planQuery,
@@ -66,16 +71,27 @@ const TABLE_COLUMNS = `t.project, t.name, t.service, t.def, t.created_at, t.stre
 type Querier = Pick<PoolClient, 'query'>;
 
 export class PgTableStore implements TableStore {
+  /**
+   * Parsed definitions by project and table, with the text they were parsed from. Other nodes may change a
+   * definition, so an entry is never trusted alone: every item operation reads the table row's text in a
+   * statement it runs anyway (GetItem in its one SELECT, a write with the row's KEY SHARE lock) and
+   * re-parses only when the text differs. definition() answers from here, so a node learns of another
+   * node's UpdateTable at its next item operation on that table.
+   */
+  private readonly defs = new Map<string, { text: string; state: TableState }>();
+
   constructor(
     private readonly db: Db,
     private readonly schema: string,
     private readonly clock: Clock,
+    private readonly collectionLimit = ITEM_COLLECTION_LIMIT,
   ) {}
 
   async createTable(project: string, def: TableDef, service: string | null): Promise<StoredTable> {
     this.db.assertOpen();
     checkTableDef(def);
     const now = this.clock.now();
+    this.defs.delete(`${project}\n${def.name}`);
     return this.db.tx(async (c) => {
       const p = await c.query('SELECT 1 FROM projects WHERE name = $1 FOR KEY SHARE', [project]);
       if (p.rowCount === 0) throw new ProjectNotFoundError(project);
@@ -94,6 +110,46 @@ export class PgTableStore implements TableStore {
     return tableRow(this.db.pool, project, name);
   }
 
+  async definition(project: string, name: string): Promise<TableDef | undefined> {
+    this.db.assertOpen();
+    const known = this.defs.get(`${project}\n${name}`);
+    if (known) return known.state.def;
+    try {
+      return (await this.tableIn(this.db.pool, project, name)).def;
+    } catch (err) {
+      if (err instanceof TableNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  /** The table's state from its row (locked as asked), through the cache. */
+  private async tableIn(q: Querier, project: string, name: string, lock = ''): Promise<TableState> {
+    const res = await q.query<{ def: string; stream_label: string | null }>(
+      `SELECT def, stream_label FROM tables WHERE project = $1 AND name = $2 ${lock}`,
+      [project, name],
+    );
+    return this.known(project, name, res.rows[0]);
+  }
+
+  /** The cached state for a table row just read (parsed again if its text changed); no row: no table. */
+  private known(
+    project: string,
+    name: string,
+    row: { def: string; stream_label: string | null } | undefined,
+  ): TableState {
+    const id = `${project}\n${name}`;
+    if (!row) {
+      this.defs.delete(id);
+      throw new TableNotFoundError(project, name);
+    }
+    const streaming = row.stream_label !== null;
+    const cur = this.defs.get(id);
+    if (cur && cur.text === row.def && cur.state.streaming === streaming) return cur.state;
+    const state = { def: frozenDef(row.def), streaming };
+    this.defs.set(id, { text: row.def, state });
+    return state;
+  }
+
   async listTables(project: string): Promise<StoredTable[]> {
     const rows = await this.db.rows<TableRow>(
       `SELECT ${TABLE_COLUMNS} FROM tables t WHERE t.project = $1 ORDER BY t.name`,
@@ -105,76 +161,104 @@ export class PgTableStore implements TableStore {
   async updateTable(project: string, def: TableDef): Promise<StoredTable> {
     this.db.assertOpen();
     const now = this.clock.now();
-    return this.db.tx(async (c) => {
-      // FOR UPDATE conflicts with the writers' KEY SHARE: no item changes while the indexes are refilled.
-      const res = await c.query<{ def: string; stream_label: string | null }>(
-        'SELECT def, stream_label FROM tables WHERE project = $1 AND name = $2 FOR UPDATE',
-        [project, def.name],
-      );
-      const row = res.rows[0];
-      if (!row) throw new TableNotFoundError(project, def.name);
-      const cur = JSON.parse(row.def) as TableDef;
-      // An index whose definition changed is dropped and filled again, like a removed and a new one.
-      const { dropped, added, ttlChanged } = planTableUpdate(cur, def);
-      await c.query(
-        'DELETE FROM table_index_items WHERE project = $1 AND table_name = $2 AND index_name = ANY($3::text[])',
-        [project, def.name, dropped],
-      );
-      const { label, fresh } = nextStream({ stream: cur.stream, streamLabel: row.stream_label }, def, now);
-      if (fresh) {
-        await c.query('DELETE FROM table_streams WHERE project = $1 AND table_name = $2', [
+    // This node's own change is seen at once; other nodes' at their next item operation on the table.
+    this.defs.delete(`${project}\n${def.name}`);
+    return this.db
+      .tx(async (c) => {
+        // FOR UPDATE conflicts with the writers' KEY SHARE: no item changes while the indexes are refilled.
+        const res = await c.query<{ def: string; stream_label: string | null }>(
+          'SELECT def, stream_label FROM tables WHERE project = $1 AND name = $2 FOR UPDATE',
+          [project, def.name],
+        );
+        const row = res.rows[0];
+        if (!row) throw new TableNotFoundError(project, def.name);
+        const cur = JSON.parse(row.def) as TableDef;
+        // An index whose definition changed is dropped and filled again, like a removed and a new one.
+        const { dropped, added, ttlChanged } = planTableUpdate(cur, def);
+        if (collectionsChange(cur, def, dropped, added)) {
+          await c.query('DELETE FROM table_collections WHERE project = $1 AND table_name = $2', [
+            project,
+            def.name,
+          ]);
+        }
+        await c.query(
+          'DELETE FROM table_index_items WHERE project = $1 AND table_name = $2 AND index_name = ANY($3::text[])',
+          [project, def.name, dropped],
+        );
+        const { label, fresh } = nextStream({ stream: cur.stream, streamLabel: row.stream_label }, def, now);
+        if (fresh) {
+          await c.query('DELETE FROM table_streams WHERE project = $1 AND table_name = $2', [
+            project,
+            def.name,
+          ]);
+        }
+        await c.query('UPDATE tables SET def = $3, stream_label = $4 WHERE project = $1 AND name = $2', [
           project,
           def.name,
+          tableDefText(def),
+          label,
         ]);
-      }
-      await c.query('UPDATE tables SET def = $3, stream_label = $4 WHERE project = $1 AND name = $2', [
-        project,
-        def.name,
-        tableDefText(def),
-        label,
-      ]);
-      const next = tableDefOf(def);
-      if (added.length > 0 || ttlChanged) {
-        await walk(c, project, def.name, async (rows) => {
-          const entries = rows.flatMap((r) =>
-            indexEntries({ ...next, indexes: added }, r.item, true).map((e) => ({
-              e,
-              table: def.name,
-              key: r,
-            })),
-          );
-          await putEntries(c, project, entries);
-          if (ttlChanged) {
-            await c.query(
-              `UPDATE table_items i SET ttl = u.ttl
+        const next = tableDefOf(def);
+        if (added.length > 0 || ttlChanged) {
+          await walk(c, project, def.name, async (rows) => {
+            const entries = rows.flatMap((r) =>
+              indexEntries({ ...next, indexes: added }, r.item, true).map((e) => ({
+                e,
+                table: def.name,
+                key: r,
+              })),
+            );
+            await putEntries(c, project, entries);
+            if (ttlChanged) {
+              await c.query(
+                `UPDATE table_items i SET ttl = u.ttl
                FROM unnest($3::bytea[], $4::bytea[], $5::double precision[]) AS u (pk, sk, ttl)
                WHERE i.project = $1 AND i.table_name = $2 AND i.pk = u.pk AND i.sk = u.sk`,
-              [
-                project,
-                def.name,
-                rows.map((r) => r.pk),
-                rows.map((r) => r.sk),
-                rows.map((r) => ttlOf(next, r.item)),
-              ],
-            );
-          }
-        });
-      }
-      return (await tableRow(c, project, def.name))!;
-    });
+                [
+                  project,
+                  def.name,
+                  rows.map((r) => r.pk),
+                  rows.map((r) => r.sk),
+                  rows.map((r) => ttlOf(next, r.item)),
+                ],
+              );
+            }
+          });
+        }
+        return (await tableRow(c, project, def.name))!;
+      })
+      .finally(() => this.defs.delete(`${project}\n${def.name}`));
   }
 
   async deleteTable(project: string, name: string): Promise<boolean> {
     this.db.assertOpen();
     // Items, index entries, stream records and counts go with it (ON DELETE CASCADE).
-    return (
-      (await this.db.changed('DELETE FROM tables WHERE project = $1 AND name = $2', [project, name])) > 0
-    );
+    this.defs.delete(`${project}\n${name}`);
+    const n = await this.db.changed('DELETE FROM tables WHERE project = $1 AND name = $2', [project, name]);
+    this.defs.delete(`${project}\n${name}`);
+    return n > 0;
   }
 
   async getItem(project: string, table: string, key: Item): Promise<Item | undefined> {
     this.db.assertOpen();
-    const k = writeKey((await tableIn(this.db.pool, project, table)).def, key);
+    // With a cached definition, one statement: the key encoded by it, the table row read beside the item
+    // to confirm it (a key schema only changes by deleting and creating the table again).
+    const known = this.defs.get(`${project}\n${table}`);
+    const cachedKey = known && encodedOrUndefined(known.state.def, key);
+    if (known && cachedKey) {
+      const k = cachedKey;
+      const rows = await this.db.rows<{ def: string; stream_label: string | null; item: string | null }>(
+        `SELECT t.def, t.stream_label, i.item FROM tables t
+         LEFT JOIN table_items i ON i.project = t.project AND i.table_name = t.name AND i.pk = $3 AND i.sk = $4
+         WHERE t.project = $1 AND t.name = $2`,
+        [project, table, k.pk, k.sk],
+      );
+      const row = rows[0];
+      if (row && row.def === known.text)
+        return row.item === null ? undefined : (JSON.parse(row.item) as Item);
+      this.known(project, table, row);
+    }
+    const k = writeKey((await this.tableIn(this.db.pool, project, table)).def, key);
     const rows = await this.db.rows<{ item: string }>(
       'SELECT item FROM table_items WHERE project = $1 AND table_name = $2 AND pk = $3 AND sk = $4',
       [project, table, k.pk, k.sk],
@@ -205,7 +289,7 @@ export class PgTableStore implements TableStore {
     const tables = new Map<string, TableState>();
     for (const name of [...new Set(writes.map((w) => w.table))].sort()) {
       try {
-        tables.set(name, await tableIn(c, project, name, 'FOR KEY SHARE'));
+        tables.set(name, await this.tableIn(c, project, name, 'FOR KEY SHARE'));
       } catch (err) {
         throw indexed
           ? atWrite(
@@ -239,34 +323,35 @@ export class PgTableStore implements TableStore {
         throw indexed ? atWrite(err, i) : err;
       }
     });
+    await this.measure(c, project, changes, (name) => tables.get(name)!.def, indexed);
     await runChanges(c, project, changes);
     return changes.map((x) => x.change.result);
   }
 
   async query(project: string, q: ItemQuery): Promise<ItemPage> {
     this.db.assertOpen();
-    const { def } = await tableIn(this.db.pool, project, q.table);
+    const { def } = await this.tableIn(this.db.pool, project, q.table);
     const plan = planQuery(def, q);
     const sql = querySql(project, q.table, plan, (n) => `$${n}`);
     const rows = await this.db.rows<{ item: string }>(sql.text, sql.params);
     return toPage(
       def,
       plan.index,
-      rows.map((r) => JSON.parse(r.item) as Item),
+      rows.map((r) => r.item),
       plan.limit,
     );
   }
 
   async scan(project: string, s: ItemScan): Promise<ItemPage> {
     this.db.assertOpen();
-    const { def } = await tableIn(this.db.pool, project, s.table);
+    const { def } = await this.tableIn(this.db.pool, project, s.table);
     const plan = planScan(def, s);
     const sql = scanSql(project, s.table, plan, (n) => `$${n}`);
     const rows = await this.db.rows<{ item: string }>(sql.text, sql.params);
     return toPage(
       def,
       plan.index,
-      rows.map((r) => JSON.parse(r.item) as Item),
+      rows.map((r) => r.item),
       plan.limit,
     );
   }
@@ -278,7 +363,7 @@ export class PgTableStore implements TableStore {
     limit: number,
   ): Promise<StreamRecord[]> {
     this.db.assertOpen();
-    await tableIn(this.db.pool, project, table);
+    await this.tableIn(this.db.pool, project, table);
     const rows = await this.db.rows<StreamRow>(
       'SELECT * FROM table_streams WHERE project = $1 AND table_name = $2 AND seq > $3 ORDER BY seq LIMIT $4',
       [project, table, afterSeq, queryLimit(limit, 1000, MAX_PAGE)],
@@ -326,7 +411,7 @@ export class PgTableStore implements TableStore {
     for (const [id, rows] of [...byTable].sort(([a], [b]) => (a < b ? -1 : 1))) {
       const [project, table] = id.split('\n') as [string, string];
       deleted += await this.db.tx(async (c) => {
-        const t = await tableIn(c, project, table, 'FOR KEY SHARE').catch((err: unknown) => {
+        const t = await this.tableIn(c, project, table, 'FOR KEY SHARE').catch((err: unknown) => {
           if (err instanceof TableNotFoundError) return undefined;
           throw err;
         });
@@ -342,12 +427,62 @@ export class PgTableStore implements TableStore {
           table,
           change: planWrite(t, r, JSON.parse(r.item) as Item, null, now, TTL_IDENTITY),
         }));
+        await this.measure(c, project, changes, () => t.def, false);
         await runChanges(c, project, changes);
         return changes.length;
       });
     }
     await this.db.changed('DELETE FROM table_streams WHERE at < $1', [now - STREAM_RETENTION_MS]);
     return deleted;
+  }
+
+  /** Counts the changes into their item collections before any row changes (a partition's first write since
+   *  the migration, or since its local indexes changed, measures the rows as they stand), one partition at a
+   *  time in (table, pk) order; the collection row's lock serializes writers of one partition. */
+  private async measure(
+    c: PoolClient,
+    project: string,
+    changes: readonly TableChange[],
+    defOf: (table: string) => TableDef,
+    indexed: boolean,
+  ): Promise<void> {
+    const groups = new Map<string, { table: string; pk: Buffer; delta: number; of: ItemChange[] }>();
+    changes.forEach(({ table, change }) => {
+      if (change.collection === undefined || change.row === undefined) return;
+      const id = `${table}\n${change.key.pk.toString('hex')}`;
+      const g = groups.get(id) ?? { table, pk: change.key.pk, delta: 0, of: [] };
+      g.delta += change.collection;
+      g.of.push(change);
+      groups.set(id, g);
+    });
+    for (const [, g] of [...groups].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      await c.query(
+        `INSERT INTO table_collections (project, table_name, pk, bytes)
+         SELECT $1, $2, $3,
+           coalesce((SELECT sum(size) FROM table_items WHERE project = $1 AND table_name = $2 AND pk = $3), 0)
+           + coalesce((SELECT sum(octet_length(item)) FROM table_index_items
+               WHERE project = $1 AND table_name = $2 AND index_name = ANY($4::text[]) AND pk = $3), 0)
+         ON CONFLICT (project, table_name, pk) DO NOTHING`,
+        [project, g.table, g.pk, localIndexes(defOf(g.table))],
+      );
+      const res = await c.query<{ bytes: number }>(
+        `UPDATE table_collections SET bytes = bytes + $4 WHERE project = $1 AND table_name = $2 AND pk = $3
+         RETURNING bytes::double precision AS bytes`,
+        [project, g.table, g.pk, g.delta],
+      );
+      const after = res.rows[0]!.bytes;
+      try {
+        checkCollection(g.table, g.delta, after, this.collectionLimit);
+      } catch (err) {
+        throw indexed
+          ? atWrite(
+              err,
+              changes.findIndex((x) => g.of.includes(x.change) && (x.change.collection ?? 0) > 0),
+            )
+          : err;
+      }
+      for (const ch of g.of) ch.result.collectionBytes = after;
+    }
   }
 }
 
@@ -359,14 +494,13 @@ async function tableRow(q: Querier, project: string, name: string): Promise<Stor
   return res.rows[0] && toTable(res.rows[0]);
 }
 
-async function tableIn(q: Querier, project: string, name: string, lock = ''): Promise<TableState> {
-  const res = await q.query<{ def: string; stream_label: string | null }>(
-    `SELECT def, stream_label FROM tables WHERE project = $1 AND name = $2 ${lock}`,
-    [project, name],
-  );
-  const row = res.rows[0];
-  if (!row) throw new TableNotFoundError(project, name);
-  return { def: JSON.parse(row.def) as TableDef, streaming: row.stream_label !== null };
+/** The key encoded by a definition, or undefined when it does not fit it (the slow path then says why). */
+function encodedOrUndefined(def: TableDef, key: Item): EncodedKey | undefined {
+  try {
+    return writeKey(def, key);
+  } catch {
+    return undefined;
+  }
 }
 
 /** A 64-bit advisory lock key for one item; schema-qualified, since advisory locks are database-wide. */

@@ -405,6 +405,22 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT, WITHOUT ROWID;
     `,
   },
+  {
+    version: 8,
+    description: 'the size of each item collection of a table with a local secondary index',
+    sql: `
+      -- bytes: the items of one partition key value plus their local index entries. A row is made at the
+      -- first write to the partition after this migration, from the rows as they stand, so none is filled here.
+      CREATE TABLE table_collections (
+        project TEXT NOT NULL,
+        table_name TEXT NOT NULL,
+        pk BLOB NOT NULL,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (project, table_name, pk),
+        FOREIGN KEY (project, table_name) REFERENCES tables (project, name) ON DELETE CASCADE
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
 ];
 
 /** The schema version this build writes; a data dir with a higher one was written by a newer Nimbus. */

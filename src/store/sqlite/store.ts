@@ -25,6 +25,8 @@ export interface SqliteStoreOptions extends BatchOptions {
   /** How long a write waits for a lock another process holds before failing. Default 5000. */
   busyTimeoutMs?: number;
   clock?: Clock;
+  /** Bytes an item collection of a table with a local secondary index may hold. Default DynamoDB's 10 GB. */
+  itemCollectionLimit?: number;
 }
 
 export interface SqliteStoreStats {
@@ -69,7 +71,7 @@ export class SqliteStore implements Store {
       this.nodes = new SqliteNodeRegistry(this.s);
       this.schedules = new SqliteScheduleStore(this.s);
       this.queues = new SqliteQueueStore(this.s);
-      this.tables = new SqliteTableStore(this.s);
+      this.tables = new SqliteTableStore(this.s, opts.itemCollectionLimit);
       this.credentials = new SqliteCredentialStore(this.s);
       this.objects = new SqliteObjectStore(this.s);
     } catch (err) {

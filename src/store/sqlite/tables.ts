@@ -12,6 +12,11 @@ import {
   TTL_IDENTITY,
   atWrite,
   checkTableDef,
+  checkCollection,
+  ITEM_COLLECTION_LIMIT,
+  collectionsChange,
+  localIndexes,
+  frozenDef,
   indexEntries,
   keyedWrites,
   planQuery,
@@ -53,9 +58,16 @@ const WALK_BATCH = 1000;
 export class SqliteTableStore implements TableStore {
   private readonly st: ReturnType<typeof prepare>;
   /** Query and Scan statements by their text: a handful of shapes (index or not, bounds, direction). */
-  private readonly ranges = new Map<string, Statement<unknown[], { item: string }>>();
+  private readonly ranges = new Map<string, Statement<unknown[], string>>();
+  /** Parsed definitions by project and table. Only this process writes the file (the data dir lock), and
+   *  every definition change goes through createTable, updateTable or deleteTable here, which drop the
+   *  entry: so an entry is always current, and an item request reads no table row. */
+  private readonly defs = new Map<string, TableState>();
 
-  constructor(private readonly s: SqliteDb) {
+  constructor(
+    private readonly s: SqliteDb,
+    private readonly collectionLimit = ITEM_COLLECTION_LIMIT,
+  ) {
     this.st = prepare(s);
   }
 
@@ -63,6 +75,7 @@ export class SqliteTableStore implements TableStore {
     this.s.assertOpen();
     checkTableDef(def);
     const now = this.s.clock.now();
+    this.forget(project, def.name);
     return this.s.durably(() =>
       this.s.transaction(() => {
         if (!this.st.project.get(project)) throw new ProjectNotFoundError(project);
@@ -80,6 +93,16 @@ export class SqliteTableStore implements TableStore {
     return row && toTable(row);
   }
 
+  async definition(project: string, name: string): Promise<TableDef | undefined> {
+    this.s.assertOpen();
+    try {
+      return this.table(project, name).def;
+    } catch (err) {
+      if (err instanceof TableNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
   async listTables(project: string): Promise<StoredTable[]> {
     this.s.assertOpen();
     return this.st.listTables.all(project).map(toTable);
@@ -88,14 +111,20 @@ export class SqliteTableStore implements TableStore {
   async updateTable(project: string, def: TableDef): Promise<StoredTable> {
     this.s.assertOpen();
     const now = this.s.clock.now();
+    this.forget(project, def.name);
     return this.s.durably(() =>
       this.s.transaction(() => {
+        this.forget(project, def.name);
         const row = this.st.getTable.get(project, def.name);
         if (!row) throw new TableNotFoundError(project, def.name);
         const cur = toTable(row);
         // An index whose definition changed is dropped and filled again, like a removed and a new one.
         const { dropped, added, ttlChanged } = planTableUpdate(cur, def);
         for (const name of dropped) this.st.dropIndex.run(project, def.name, name);
+        // Collections measured by other local indexes are measured again, partition by partition, as written.
+        if (collectionsChange(cur, def, dropped, added)) {
+          this.st.deleteCollections.run(project, def.name);
+        }
         const { label, fresh } = nextStream(cur, def, now);
         if (fresh) this.st.deleteStream.run(project, def.name);
         this.st.updateTable.run(tableDefText(def), label, project, def.name);
@@ -126,11 +155,14 @@ export class SqliteTableStore implements TableStore {
   async deleteTable(project: string, name: string): Promise<boolean> {
     this.s.assertOpen();
     // Dependent rows go explicitly rather than by ON DELETE CASCADE, which needs foreign_keys on.
+    this.forget(project, name);
     return this.s.durably(() =>
       this.s.transaction(() => {
+        this.forget(project, name);
         this.st.deleteEntries.run(project, name);
         this.st.deleteItems.run(project, name);
         this.st.deleteStream.run(project, name);
+        this.st.deleteCollections.run(project, name);
         return this.st.deleteTable.run(project, name).changes > 0;
       }),
     );
@@ -173,14 +205,29 @@ export class SqliteTableStore implements TableStore {
         throw indexed ? atWrite(err, i) : err;
       }
     });
-    changes.forEach((c, i) => this.run(project, keyed[i]!.table, c));
+    changes.forEach((c, i) => {
+      try {
+        this.run(project, keyed[i]!.table, c, stateOf(keyed[i]!.table).def);
+      } catch (err) {
+        throw indexed ? atWrite(err, i) : err;
+      }
+    });
     return changes.map((c) => c.result);
   }
 
   /** Writes one planned change: the item's row, its index entries, its stream record, the counters. */
-  private run(project: string, table: string, c: ItemChange): void {
+  private run(project: string, table: string, c: ItemChange, def: TableDef): void {
     if (c.row === undefined) return;
     const { pk, sk, seg } = c.key;
+    if (c.collection !== undefined) {
+      // Measured before the item's rows change: a partition's first write since the migration (or since its
+      // local indexes changed) counts the rows as they stand.
+      const before = this.st.collection.get(project, table, pk) ?? this.measure(project, table, pk, def);
+      const after = before + c.collection;
+      checkCollection(table, c.collection, after, this.collectionLimit);
+      this.st.setCollection.run(project, table, pk, after);
+      c.result.collectionBytes = after;
+    }
     if (c.row === null) this.st.deleteItem.run(project, table, pk, sk);
     else this.st.putItem.run(project, table, pk, sk, seg, c.row.item, c.row.size, c.row.ttl);
     for (const e of c.oldEntries) this.st.deleteEntry.run(project, table, e.index, e.pk, e.sk, pk, sk);
@@ -205,6 +252,13 @@ export class SqliteTableStore implements TableStore {
     if (c.items !== 0 || c.bytes !== 0) this.st.count.run(c.items, c.bytes, project, table);
   }
 
+  /** An item collection's size from its rows as they stand (its first write since it was last measured). */
+  private measure(project: string, table: string, pk: Buffer, def: TableDef): number {
+    let bytes = this.st.itemBytes.get(project, table, pk)!;
+    for (const ix of localIndexes(def)) bytes += this.st.entryBytes.get(project, table, ix, pk)!;
+    return bytes;
+  }
+
   async query(project: string, q: ItemQuery): Promise<ItemPage> {
     this.s.assertOpen();
     const { def } = this.table(project, q.table);
@@ -219,10 +273,11 @@ export class SqliteTableStore implements TableStore {
     return toPage(def, plan.index, this.range(scanSql(project, s.table, plan, () => '?')), plan.limit);
   }
 
-  private range(sql: Sql): Item[] {
+  private range(sql: Sql): string[] {
     let st = this.ranges.get(sql.text);
-    if (!st) this.ranges.set(sql.text, (st = this.s.db.prepare<unknown[], { item: string }>(sql.text)));
-    return st.all(...sql.params).map((r) => JSON.parse(r.item) as Item);
+    // pluck: the item column's text itself, not a row object around it.
+    if (!st) this.ranges.set(sql.text, (st = this.s.db.prepare<unknown[], string>(sql.text).pluck()));
+    return st.all(...sql.params);
   }
 
   async streamRecords(
@@ -267,7 +322,7 @@ export class SqliteTableStore implements TableStore {
           let t = tables.get(id);
           if (!t) tables.set(id, (t = this.table(r.project, r.table_name)));
           const current = JSON.parse(r.item) as Item;
-          this.run(r.project, r.table_name, planWrite(t, r, current, null, now, TTL_IDENTITY));
+          this.run(r.project, r.table_name, planWrite(t, r, current, null, now, TTL_IDENTITY), t.def);
         }
         this.st.trimStreams.run(now - STREAM_RETENTION_MS);
         return rows.length;
@@ -276,9 +331,20 @@ export class SqliteTableStore implements TableStore {
   }
 
   private table(project: string, name: string): TableState {
-    const row = this.st.getTable.get(project, name);
+    const id = `${project}\n${name}`;
+    let t = this.defs.get(id);
+    if (t) return t;
+    const row = this.st.getDef.get(project, name);
     if (!row) throw new TableNotFoundError(project, name);
-    return { def: JSON.parse(row.def) as TableDef, streaming: row.stream_label !== null };
+    t = { def: frozenDef(row.def), streaming: row.stream_label !== null };
+    this.defs.set(id, t);
+    return t;
+  }
+
+  /** Drops a cached definition: before a change (and again inside its transaction, in case a read between
+   *  the two cached the old one). */
+  private forget(project: string, name: string): void {
+    this.defs.delete(`${project}\n${name}`);
   }
 }
 
@@ -292,6 +358,9 @@ function prepare({ db }: SqliteDb) {
   return {
     project: db.prepare<[string], { name: string }>('SELECT name FROM projects WHERE name = ?'),
     getTable: db.prepare<Ref, TableRow>('SELECT * FROM tables WHERE project = ? AND name = ?'),
+    getDef: db.prepare<Ref, { def: string; stream_label: string | null }>(
+      'SELECT def, stream_label FROM tables WHERE project = ? AND name = ?',
+    ),
     listTables: db.prepare<[string], TableRow>('SELECT * FROM tables WHERE project = ? ORDER BY name'),
     insertTable: db.prepare<[string, string, string | null, string, number, string | null]>(
       `INSERT INTO tables (project, name, service, def, created_at, stream_label) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -364,5 +433,27 @@ function prepare({ db }: SqliteDb) {
        WHERE ttl IS NOT NULL AND ttl <= ? AND ttl > ? ORDER BY ttl LIMIT ?`,
     ),
     trimStreams: db.prepare<[number]>('DELETE FROM table_streams WHERE at < ?'),
+    collection: db
+      .prepare<[string, string, Buffer], number>(
+        'SELECT bytes FROM table_collections WHERE project = ? AND table_name = ? AND pk = ?',
+      )
+      .pluck(),
+    // Items by their DynamoDB size, local index entries by their stored JSON's bytes (as ItemChange counts).
+    itemBytes: db
+      .prepare<[string, string, Buffer], number>(
+        'SELECT coalesce(sum(size), 0) FROM table_items WHERE project = ? AND table_name = ? AND pk = ?',
+      )
+      .pluck(),
+    entryBytes: db
+      .prepare<[string, string, string, Buffer], number>(
+        `SELECT coalesce(sum(length(CAST(item AS BLOB))), 0) FROM table_index_items
+         WHERE project = ? AND table_name = ? AND index_name = ? AND pk = ?`,
+      )
+      .pluck(),
+    setCollection: db.prepare<[string, string, Buffer, number]>(
+      `INSERT INTO table_collections (project, table_name, pk, bytes) VALUES (?, ?, ?, ?)
+       ON CONFLICT (project, table_name, pk) DO UPDATE SET bytes = excluded.bytes`,
+    ),
+    deleteCollections: db.prepare<Ref>('DELETE FROM table_collections WHERE project = ? AND table_name = ?'),
   };
 }
