@@ -284,6 +284,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       project: DEFAULT_PROJECT,
       logger: log,
       accountId: settings.accountId,
+      region: settings.region,
+      clock,
     });
     const api = createApiServer({
       apiKey,
