@@ -170,6 +170,14 @@ describe.each(BACKENDS)('on %s', (backend) => {
       );
     });
 
+    it('asks the authorizer once for simultaneous requests with one identity', async () => {
+      const t = `allow-together-${backend}`;
+      const rs = await Promise.all([1, 2, 3].map(() => get('/custom', { authorization: t })));
+      expect(rs.map((r) => r.status)).toEqual([200, 200, 200]);
+      const calls = (await records('authorize')).filter((r) => String(r.logs).includes(`AUTHORIZE ${t} `));
+      expect(calls).toHaveLength(1);
+    });
+
     it('answers 500 when the authorizer fails, and asks again next time', async () => {
       for (let i = 0; i < 2; i++) {
         const r = await get('/custom', { authorization: 'boom' });

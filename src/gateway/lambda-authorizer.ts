@@ -34,6 +34,7 @@ export interface AuthorizeRequest {
 
 export class LambdaAuthorizers {
   private readonly cache = new Map<string, Cached>();
+  private readonly inflight = new Map<string, Promise<LambdaOutcome>>();
 
   constructor(
     private readonly invoker: Invoker,
@@ -54,13 +55,22 @@ export class LambdaAuthorizers {
       if (hit && hit.expires > this.clock.now()) return hit.outcome;
       if (hit) this.cache.delete(key);
     }
-    const outcome = await this.invoke(r, identity);
-    // A failure is not an answer: the next request asks the authorizer again.
-    if (key !== '' && (outcome.ok || outcome.status === 403)) {
-      if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(key, { expires: this.clock.now() + a.resultTtl * 1000, outcome });
-    }
-    return outcome;
+    if (key === '') return this.invoke(r, identity);
+    // Requests with the same identity that arrive while the authorizer runs wait for its one answer.
+    const pending = this.inflight.get(key);
+    if (pending) return pending;
+    const p = this.invoke(r, identity)
+      .then((outcome) => {
+        // A failure is not an answer: the next request asks the authorizer again.
+        if (outcome.ok || outcome.status === 403) {
+          if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value!);
+          this.cache.set(key, { expires: this.clock.now() + a.resultTtl * 1000, outcome });
+        }
+        return outcome;
+      })
+      .finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
+    return p;
   }
 
   private async invoke(r: AuthorizeRequest, identitySource: string[]): Promise<LambdaOutcome> {

@@ -118,7 +118,7 @@ class Gateway {
       const origin = req.headers.origin;
       if (method === 'OPTIONS' && origin !== undefined) {
         const asked = req.headers['access-control-request-method'];
-        const target = asked === undefined ? undefined : (router.match(asked, path) ?? match);
+        const target = asked === undefined ? undefined : (router.match(asked.toUpperCase(), path) ?? match);
         const cors = target?.route.protection?.cors;
         if (cors) {
           // A preflight is the gateway's to answer when CORS is configured: no function runs for it.
