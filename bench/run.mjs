@@ -6,15 +6,17 @@ import { runPeers } from './peers.mjs';
 import { runScale } from './scale.mjs';
 import { runEvents } from './events.mjs';
 import { runDynamo } from './dynamodb.mjs';
+import { runGateway } from './gateway.mjs';
 import { saveResult } from './lib.mjs';
 
-const only = new Set((process.env.BENCH_ONLY ?? 'core,peers,scale,events,dynamodb').split(','));
+const only = new Set((process.env.BENCH_ONLY ?? 'core,peers,scale,events,dynamodb,gateway').split(','));
 const summary = {};
 if (only.has('core')) summary.core = await runCore();
 if (only.has('peers')) summary.peers = await runPeers();
 if (only.has('scale')) summary.scale = await runScale();
 if (only.has('events')) summary.events = await runEvents();
 if (only.has('dynamodb')) summary.dynamodb = await runDynamo();
+if (only.has('gateway')) summary.gateway = await runGateway();
 
 const core = summary.core;
 const peers = summary.peers;
