@@ -250,6 +250,15 @@ describe('http: gateway protection', () => {
     expect(open!.protection?.serviceThrottle).toEqual({ rate: 10, burst: 20 });
   });
 
+  it('reads a JWT identity source given as a list of one', () => {
+    const m = parseManifest(
+      svc(jwt.replace('jwksUrl:', 'identitySource: [$request.querystring.token], jwksUrl:')),
+    );
+    expect(m.functions[0]!.routes[0]!.protection?.authorizer).toMatchObject({
+      identitySource: '$request.querystring.token',
+    });
+  });
+
   it('leaves routes of a service without http: unprotected', () => {
     expect(
       parseManifest(fn('events: [{ http: GET /a }]')).functions[0]!.routes[0]!.protection,

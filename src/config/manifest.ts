@@ -68,7 +68,13 @@ const AuthorizerSchema = z.discriminatedUnion('type', [
     issuer: z.string(),
     audience: z.array(z.string().min(1)).min(1),
     jwksUrl: z.string(),
-    identitySource: z.string().regex(IDENTITY_SOURCE, IDENTITY_SOURCE_HINT).optional(),
+    /** One source; a list of one is accepted too, as API Gateway's own configuration spells it. */
+    identitySource: z
+      .union([
+        z.string().regex(IDENTITY_SOURCE, IDENTITY_SOURCE_HINT),
+        z.array(z.string().regex(IDENTITY_SOURCE, IDENTITY_SOURCE_HINT)).length(1),
+      ])
+      .optional(),
   }),
   z.strictObject({
     type: z.literal('lambda'),
@@ -683,7 +689,9 @@ function serviceHttp(file: string, m: z.output<typeof ManifestSchema>): ServiceH
         issuer: a.issuer,
         audience: a.audience,
         jwksUrl: a.jwksUrl,
-        identitySource: a.identitySource ?? '$request.header.Authorization',
+        identitySource:
+          (Array.isArray(a.identitySource) ? a.identitySource[0] : a.identitySource) ??
+          '$request.header.Authorization',
       });
     } else {
       if (!Object.hasOwn(m.functions, a.function)) {
