@@ -300,6 +300,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       project: DEFAULT_PROJECT,
       logger: log,
       accountId: settings.accountId,
+      region: settings.region,
+      clock,
     });
     const sqs = createSqsService({
       store,

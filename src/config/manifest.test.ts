@@ -211,3 +211,92 @@ functions:
     expect(message).not.toContain('\n');
   });
 });
+
+describe('http: gateway protection', () => {
+  const svc = (http: string, events = '[{ http: { route: GET /me, authorizer: users } }]') =>
+    `service: s\nhttp:\n${http}\nfunctions:\n  me: { handler: src/me.get, events: ${events} }\n  auth: { handler: src/auth.check }\n`;
+  const jwt = `  authorizers:\n    users: { type: jwt, issuer: "https://issuer.example", audience: [api], jwksUrl: "https://issuer.example/jwks.json" }`;
+
+  it('copies the service settings and the route settings onto each route', () => {
+    const m = parseManifest(
+      svc(
+        `  cors: { allowOrigins: ["https://app.example"], allowHeaders: [Content-Type] }\n  throttle: { rate: 10, burst: 20 }\n${jwt}`,
+        '[{ http: { route: GET /me, authorizer: users, authorizationScopes: [read], throttle: { rate: 1, burst: 1 } } }, { http: GET /open }]',
+      ),
+    );
+    const [me, open] = m.functions[0]!.routes;
+    expect(me!.protection).toEqual({
+      service: 's',
+      cors: {
+        allowOrigins: ['https://app.example'],
+        allowMethods: ['*'],
+        allowHeaders: ['content-type'],
+        exposeHeaders: [],
+        allowCredentials: false,
+      },
+      serviceThrottle: { rate: 10, burst: 20 },
+      throttle: { rate: 1, burst: 1 },
+      authorizer: {
+        name: 'users',
+        type: 'jwt',
+        issuer: 'https://issuer.example',
+        audience: ['api'],
+        jwksUrl: 'https://issuer.example/jwks.json',
+        identitySource: '$request.header.Authorization',
+      },
+      authorizationScopes: ['read'],
+    });
+    expect(open!.protection?.authorizer).toBeUndefined();
+    expect(open!.protection?.serviceThrottle).toEqual({ rate: 10, burst: 20 });
+  });
+
+  it('reads a JWT identity source given as a list of one', () => {
+    const m = parseManifest(
+      svc(jwt.replace('jwksUrl:', 'identitySource: [$request.querystring.token], jwksUrl:')),
+    );
+    expect(m.functions[0]!.routes[0]!.protection?.authorizer).toMatchObject({
+      identitySource: '$request.querystring.token',
+    });
+  });
+
+  it('leaves routes of a service without http: unprotected', () => {
+    expect(
+      parseManifest(fn('events: [{ http: GET /a }]')).functions[0]!.routes[0]!.protection,
+    ).toBeUndefined();
+  });
+
+  it.each([
+    [svc('  authorizers: {}'), 'functions.me.events.0.http.authorizer: authorizer "users" is not declared'],
+    [
+      svc(jwt.replace('"https://issuer.example"', '"issuer.example"')),
+      'http.authorizers.users.issuer: "issuer.example" is not an https URL',
+    ],
+    [
+      svc(jwt.replace('"https://issuer.example"', '"http://issuer.example"')),
+      'http.authorizers.users.issuer: "http://issuer.example" is not an https URL',
+    ],
+    [
+      svc('  authorizers:\n    users: { type: lambda, function: nope }'),
+      'http.authorizers.users.function: function "nope" is not declared in this service',
+    ],
+    [
+      svc('  cors: { allowOrigins: ["*"], allowCredentials: true }', '[]'),
+      'http.cors.allowCredentials: cannot be true when allowOrigins contains "*"',
+    ],
+    [svc('  cors: { allowOrigins: ["https://app.example/path"] }', '[]'), 'http.cors.allowOrigins.0'],
+    [
+      svc(
+        '  authorizers:\n    users: { type: lambda, function: auth }',
+        '[{ http: { route: GET /me, authorizer: users, authorizationScopes: [a] } }]',
+      ),
+      'authorizationScopes: apply to routes with a jwt authorizer only',
+    ],
+    [
+      svc('  authorizers:\n    users: { type: lambda, function: auth, identitySource: [Authorization] }'),
+      'an identity source is $request.header.<Name>',
+    ],
+    [svc('  throttle: { rate: 1, burst: -1 }', '[]'), 'http.throttle.burst: must be at least 0'],
+  ])('refuses %#', (yaml, expected) => {
+    expect(problem(yaml)).toContain(expected);
+  });
+});

@@ -30,13 +30,71 @@ export function parseRouteKey(key: string): { method: RouteMethod; path: string 
   return { method: method as RouteMethod, path };
 }
 
+/** Token bucket: steady requests per second and how many may come at once (API Gateway's rate and burst). */
+const ThrottleSchema = z.strictObject({
+  rate: z.number().min(0).max(1_000_000),
+  burst: z.number().int().min(0).max(1_000_000),
+});
+
 const HttpEventSchema = z.union([
   z.string(),
   z.strictObject({
     route: z.string(),
     payload: z.enum(['1.0', '2.0']).default('2.0'),
+    /** A name under the service's http.authorizers. */
+    authorizer: z.string().optional(),
+    /** JWT authorizers: the token must carry at least one of these scopes. */
+    authorizationScopes: z.array(z.string().min(1)).min(1).optional(),
+    throttle: ThrottleSchema.optional(),
   }),
 ]);
+
+const HEADER_NAME = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name or "*"');
+const CorsSchema = z.strictObject({
+  allowOrigins: z.array(z.string().min(1)).min(1),
+  allowMethods: z.array(z.enum([...METHODS.filter((m) => m !== 'ANY'), '*'])).optional(),
+  allowHeaders: z.array(HEADER_NAME).optional(),
+  exposeHeaders: z.array(HEADER_NAME).optional(),
+  /** Seconds a browser may cache a preflight answer (API Gateway: at most 86400). */
+  maxAge: z.number().int().min(0).max(86400).optional(),
+  allowCredentials: z.boolean().optional(),
+});
+
+const IDENTITY_SOURCE_HINT = 'an identity source is $request.header.<Name> or $request.querystring.<name>';
+const IDENTITY_SOURCE = /^\$(request\.header\.[!#$%&'*+.^_`|~0-9A-Za-z-]+|request\.querystring\.[^\s]+)$/;
+const AuthorizerSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('jwt'),
+    issuer: z.string(),
+    audience: z.array(z.string().min(1)).min(1),
+    jwksUrl: z.string(),
+    /** One source; a list of one is accepted too, as API Gateway's own configuration spells it. */
+    identitySource: z
+      .union([
+        z.string().regex(IDENTITY_SOURCE, IDENTITY_SOURCE_HINT),
+        z.array(z.string().regex(IDENTITY_SOURCE, IDENTITY_SOURCE_HINT)).length(1),
+      ])
+      .optional(),
+  }),
+  z.strictObject({
+    type: z.literal('lambda'),
+    function: z.string(),
+    /** Seconds an answer is reused for the same identity source values; 0 turns caching off. */
+    resultTtl: z.number().int().min(0).max(3600).optional(),
+    identitySource: z.array(z.string().regex(IDENTITY_SOURCE, IDENTITY_SOURCE_HINT)).optional(),
+  }),
+]);
+
+const ServiceHttpSchema = z.strictObject({
+  cors: CorsSchema.optional(),
+  authorizers: z
+    .record(
+      z.string().regex(NAME, 'authorizer names start with a letter and use letters, digits, "-" or "_"'),
+      AuthorizerSchema,
+    )
+    .default({}),
+  throttle: ThrottleSchema.optional(),
+});
 
 const ScheduleEventSchema = z.union([
   z.string(),
@@ -244,6 +302,8 @@ export const ManifestSchema = z.strictObject({
   buckets: z
     .record(z.string().regex(BUCKET_NAME, BUCKET_NAME_HINT), z.union([z.strictObject({}), z.null()]))
     .default({}),
+  /** The service's gateway settings: CORS, authorizers and a service-wide throttle. */
+  http: ServiceHttpSchema.optional(),
   tables: z.record(z.string().regex(TABLE_NAME, TABLE_NAME_HINT), TableSchema).default({}),
   queues: z
     .record(z.string().regex(QUEUE_NAME, QUEUE_NAME_HINT), z.union([QueueSchema, z.null()]))
@@ -267,7 +327,49 @@ export interface Route {
   method: RouteMethod;
   path: string;
   payload: '1.0' | '2.0';
+  /** What the gateway checks before invoking; absent when the route and its service declare nothing. */
+  protection?: RouteProtection;
 }
+
+/**
+ * Resolved per route at parse time, so it travels inside the function's stored config (no store part of its
+ * own) and the gateway needs no lookups by service: service-wide settings are copied onto each route.
+ */
+export interface RouteProtection {
+  service: string;
+  cors?: CorsConfig;
+  /** The authorizer's name and settings; the name keys its cache. */
+  authorizer?: { name: string } & AuthorizerConfig;
+  authorizationScopes?: string[];
+  throttle?: ThrottleConfig;
+  /** One bucket shared by every route of the service. */
+  serviceThrottle?: ThrottleConfig;
+}
+
+export interface ThrottleConfig {
+  rate: number;
+  burst: number;
+}
+
+export interface CorsConfig {
+  allowOrigins: string[];
+  allowMethods: string[];
+  /** Lowercase. */
+  allowHeaders: string[];
+  exposeHeaders: string[];
+  maxAge?: number;
+  allowCredentials: boolean;
+}
+
+export type AuthorizerConfig =
+  | {
+      type: 'jwt';
+      issuer: string;
+      audience: string[];
+      jwksUrl: string;
+      identitySource: string;
+    }
+  | { type: 'lambda'; function: string; resultTtl: number; identitySource: string[] };
 
 export interface FunctionConfig {
   name: string;
@@ -436,6 +538,7 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       );
     }
   }
+  const http = serviceHttp(file, m);
   const functions: FunctionConfig[] = [];
   const seenRoutes = new Map<string, string>();
   for (const [name, f] of Object.entries(m.functions)) {
@@ -521,7 +624,8 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       if (other)
         throw new ManifestError(file, field, `route "${key}" is already used by function "${other}"`);
       seenRoutes.set(norm, name);
-      routes.push({ ...route, payload });
+      const protection = routeProtection(file, field, m.service, http, ev.http);
+      routes.push({ ...route, payload, ...(protection ? { protection } : {}) });
     }
     functions.push({
       name,
@@ -565,6 +669,137 @@ function permissionsOf(p: { tables: string[]; queues: string[]; buckets: string[
     ...(p.queues.length > 0 ? { queues: sorted(p.queues) } : {}),
     ...(p.buckets.length > 0 ? { buckets: sorted(p.buckets) } : {}),
   };
+}
+
+interface ServiceHttp {
+  cors?: CorsConfig;
+  authorizers: Map<string, AuthorizerConfig>;
+  throttle?: ThrottleConfig;
+}
+
+/** The top-level http: section, checked as a whole: what API Gateway refuses at deploy is refused here. */
+function serviceHttp(file: string, m: z.output<typeof ManifestSchema>): ServiceHttp {
+  const out: ServiceHttp = { authorizers: new Map() };
+  const h = m.http;
+  if (!h) return out;
+  if (h.cors) {
+    const c = h.cors;
+    for (const [i, o] of c.allowOrigins.entries()) {
+      if (o !== '*' && !/^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$/.test(o)) {
+        throw new ManifestError(
+          file,
+          `http.cors.allowOrigins.${i}`,
+          `"${o}" is not an origin; write scheme and host without a path, e.g. "https://app.example", "https://*.example.com" or "*"`,
+        );
+      }
+    }
+    if (c.allowCredentials && c.allowOrigins.includes('*')) {
+      throw new ManifestError(
+        file,
+        'http.cors.allowCredentials',
+        'cannot be true when allowOrigins contains "*" (browsers refuse credentials with a wildcard origin); list the origins instead',
+      );
+    }
+    out.cors = {
+      allowOrigins: c.allowOrigins,
+      allowMethods: c.allowMethods ?? ['*'],
+      allowHeaders: (c.allowHeaders ?? []).map((x) => x.toLowerCase()),
+      exposeHeaders: c.exposeHeaders ?? [],
+      ...(c.maxAge !== undefined ? { maxAge: c.maxAge } : {}),
+      allowCredentials: c.allowCredentials ?? false,
+    };
+  }
+  for (const [name, a] of Object.entries(h.authorizers)) {
+    const field = `http.authorizers.${name}`;
+    if (a.type === 'jwt') {
+      checkUrl(file, `${field}.issuer`, a.issuer);
+      checkUrl(file, `${field}.jwksUrl`, a.jwksUrl);
+      out.authorizers.set(name, {
+        type: 'jwt',
+        issuer: a.issuer,
+        audience: a.audience,
+        jwksUrl: a.jwksUrl,
+        identitySource:
+          (Array.isArray(a.identitySource) ? a.identitySource[0] : a.identitySource) ??
+          '$request.header.Authorization',
+      });
+    } else {
+      if (!Object.hasOwn(m.functions, a.function)) {
+        throw new ManifestError(
+          file,
+          `${field}.function`,
+          `function "${a.function}" is not declared in this service; add it under functions:`,
+        );
+      }
+      const resultTtl = a.resultTtl ?? 300;
+      const identitySource = a.identitySource ?? ['$request.header.Authorization'];
+      if (resultTtl > 0 && identitySource.length === 0) {
+        throw new ManifestError(
+          file,
+          `${field}.identitySource`,
+          'is needed to cache results (resultTtl > 0); name at least one source or set resultTtl: 0',
+        );
+      }
+      out.authorizers.set(name, { type: 'lambda', function: a.function, resultTtl, identitySource });
+    }
+  }
+  if (h.throttle) out.throttle = h.throttle;
+  return out;
+}
+
+/** An issuer or key set URL: https, or http to a loopback host (a local identity provider). */
+function checkUrl(file: string, field: string, text: string): void {
+  let u: URL | undefined;
+  try {
+    u = new URL(text);
+  } catch {
+    u = undefined;
+  }
+  const loopback = u !== undefined && ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname);
+  if (!u || !(u.protocol === 'https:' || (u.protocol === 'http:' && loopback))) {
+    throw new ManifestError(
+      file,
+      field,
+      `"${text}" is not an https URL (http is accepted for 127.0.0.1 and localhost only), e.g. "https://issuer.example"`,
+    );
+  }
+}
+
+function routeProtection(
+  file: string,
+  field: string,
+  service: string,
+  http: ServiceHttp,
+  ev: z.output<typeof HttpEventSchema>,
+): RouteProtection | undefined {
+  const spec = typeof ev === 'string' ? undefined : ev;
+  const p: RouteProtection = { service };
+  if (http.cors) p.cors = http.cors;
+  if (http.throttle) p.serviceThrottle = http.throttle;
+  if (spec?.throttle) p.throttle = spec.throttle;
+  if (spec?.authorizer !== undefined) {
+    const a = http.authorizers.get(spec.authorizer);
+    if (!a) {
+      const known = [...http.authorizers.keys()];
+      throw new ManifestError(
+        file,
+        `${field}.authorizer`,
+        `authorizer "${spec.authorizer}" is not declared under http.authorizers${known.length > 0 ? ` (declared: ${known.join(', ')})` : ''}`,
+      );
+    }
+    p.authorizer = { name: spec.authorizer, ...a };
+  }
+  if (spec?.authorizationScopes) {
+    if (p.authorizer?.type !== 'jwt') {
+      throw new ManifestError(
+        file,
+        `${field}.authorizationScopes`,
+        'apply to routes with a jwt authorizer only; add authorizer: <a jwt authorizer> or drop the scopes',
+      );
+    }
+    p.authorizationScopes = spec.authorizationScopes;
+  }
+  return Object.keys(p).length > 1 ? p : undefined;
 }
 
 function keyAttribute(k: Record<string, 'S' | 'N' | 'B'>): KeyAttribute {

@@ -62,11 +62,16 @@ export interface HttpApiEventV2 {
     stage: string;
     time: string;
     timeEpoch: number;
+    /** What the route's authorizer found: { jwt: { claims, scopes } } or { lambda: context }. */
+    authorizer?: EventAuthorizer;
   };
   body?: string;
   pathParameters?: Record<string, string>;
   isBase64Encoded: boolean;
 }
+
+export type EventAuthorizer =
+  { jwt: { claims: Record<string, string>; scopes: string[] | null } } | { lambda: Record<string, unknown> };
 
 export interface HttpApiEventV1 {
   version: '1.0';
@@ -106,6 +111,8 @@ export interface HttpApiEventV1 {
     resourceId: null;
     resourcePath: string;
     stage: string;
+    /** Format 1.0 spells a JWT authorizer's result { claims, scopes }; a Lambda authorizer's { lambda }. */
+    authorizer?: Record<string, unknown>;
   };
   pathParameters: Record<string, string> | null;
   stageVariables: null;

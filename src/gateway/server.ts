@@ -13,9 +13,17 @@ import {
   mapResultV2,
   type GatewayRequest,
   type GatewayResponse,
+  type HttpApiEventV1,
+  type HttpApiEventV2,
 } from './events.js';
-import type { Router } from './router.js';
+import type { RouteMatch, Router } from './router.js';
 import { timeOrderedId } from '../ids.js';
+import { systemClock, type Clock } from '../clock/clock.js';
+import type { CorsConfig } from '../config/manifest.js';
+import { applyCors, preflightHeaders } from './cors.js';
+import { Throttles } from './throttle.js';
+import { JwtVerifier } from './jwt.js';
+import { identityValue, LambdaAuthorizers } from './lambda-authorizer.js';
 
 export interface GatewayOptions {
   invoker: Invoker;
@@ -27,6 +35,12 @@ export interface GatewayOptions {
   maxBodyBytes?: number;
   apiId?: string;
   accountId?: string;
+  /** For the routeArn a Lambda authorizer sees. Default us-east-1. */
+  region?: string;
+  /** Drives throttling buckets and authorizer caches. */
+  clock?: Clock;
+  /** Least time between JWKS refetches caused by unknown kids; default 30 s. */
+  jwksCooldownMs?: number;
   logger?: { warn(obj: object, msg: string): void };
 }
 
@@ -56,8 +70,17 @@ class Gateway {
   private readonly apiId: string;
   private readonly accountId: string;
   private readonly logger: { warn(obj: object, msg: string): void } | undefined;
+  private readonly region: string;
+  private readonly throttles: Throttles;
+  private readonly jwt: JwtVerifier;
+  private readonly lambdaAuthorizers: LambdaAuthorizers;
 
   constructor(o: GatewayOptions) {
+    const clock = o.clock ?? systemClock;
+    this.region = o.region ?? 'us-east-1';
+    this.throttles = new Throttles(clock);
+    this.jwt = new JwtVerifier(o.jwksCooldownMs !== undefined ? { cooldownMs: o.jwksCooldownMs } : {});
+    this.lambdaAuthorizers = new LambdaAuthorizers(o.invoker, clock);
     this.invoker = o.invoker;
     this.router = o.router;
     this.project = o.project ?? 'default';
@@ -90,10 +113,42 @@ class Gateway {
         return;
       }
 
-      const match = this.router().match(method, path);
+      const router = this.router();
+      const match = router.match(method, path);
+      const origin = req.headers.origin;
+      if (method === 'OPTIONS' && origin !== undefined) {
+        const asked = req.headers['access-control-request-method'];
+        const target = asked === undefined ? undefined : (router.match(asked.toUpperCase(), path) ?? match);
+        const cors = target?.route.protection?.cors;
+        if (cors) {
+          // A preflight is the gateway's to answer when CORS is configured: no function runs for it.
+          res.writeHead(204, {
+            ...preflightHeaders(cors, origin, req.headers['access-control-request-headers']),
+            [REQUEST_ID_HEADER]: requestId,
+          });
+          res.end();
+          return;
+        }
+      }
       if (!match) {
         this.sendError(res, 404, 'Not Found', requestId);
         return;
+      }
+      const protection = match.route.protection;
+      const cors = protection?.cors;
+      if (protection && (protection.throttle || protection.serviceThrottle)) {
+        const limits = [];
+        if (protection.throttle)
+          limits.push({ key: `${protection.service} ${match.routeKey}`, config: protection.throttle });
+        if (protection.serviceThrottle)
+          limits.push({ key: protection.service, config: protection.serviceThrottle });
+        const retryAfter = this.throttles.admit(limits);
+        if (retryAfter !== undefined) {
+          this.sendError(res, 429, 'Too Many Requests', requestId, cors, origin, {
+            'retry-after': String(retryAfter),
+          });
+          return;
+        }
       }
 
       let body: Buffer;
@@ -126,6 +181,13 @@ class Gateway {
       };
       const v1 = match.route.payload === '1.0';
       const event = v1 ? buildEventV1(gwReq, match) : buildEventV2(gwReq, match);
+      if (protection?.authorizer) {
+        const denied = await this.authorize(gwReq, match, event);
+        if (denied) {
+          this.sendError(res, denied[0], denied[1], requestId, cors, origin);
+          return;
+        }
+      }
       const outcome = await this.invoker.invoke({
         fn: { project: this.project, name: match.functionName },
         event,
@@ -135,7 +197,7 @@ class Gateway {
 
       if (outcome.status !== 'ok') {
         const [status, message] = failureStatus(outcome);
-        this.sendError(res, status, message, requestId);
+        this.sendError(res, status, message, requestId, cors, origin);
         return;
       }
       const payload = outcome.payload ?? 'null';
@@ -146,6 +208,7 @@ class Gateway {
           'function returned a response the gateway cannot use',
         );
       }
+      if (cors) applyCors(cors, origin, response.headers);
       this.send(res, response, requestId, match.functionName);
     } catch (err) {
       try {
@@ -156,6 +219,50 @@ class Gateway {
         res.destroy();
       }
     }
+  }
+
+  /**
+   * Runs the route's authorizer and puts what it found into the event's requestContext.authorizer; returns
+   * the status and message of a refusal, in API Gateway's words, or undefined to go on.
+   */
+  private async authorize(
+    req: GatewayRequest,
+    match: RouteMatch,
+    event: HttpApiEventV1 | HttpApiEventV2,
+  ): Promise<[number, string] | undefined> {
+    const p = match.route.protection!;
+    const a = p.authorizer!;
+    const fail = (status: number, why: string): [number, string] => {
+      this.logger?.warn(
+        { requestId: req.requestId, routeKey: match.routeKey, authorizer: a.name, status, why },
+        'authorizer refused a request',
+      );
+      return [
+        status,
+        status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Internal Server Error',
+      ];
+    };
+    // Identity sources are read from a format 2.0 view of the request, whatever the route's format.
+    const v2 = event.version === '2.0' ? event : buildEventV2(req, match);
+    if (a.type === 'jwt') {
+      const r = await this.jwt.verify(a, identityValue(v2, a.identitySource), p.authorizationScopes);
+      if (!r.ok) return fail(r.status, r.why);
+      if (event.version === '2.0')
+        event.requestContext.authorizer = { jwt: { claims: r.claims, scopes: r.scopes } };
+      else event.requestContext.authorizer = { claims: r.claims, scopes: r.scopes };
+      return undefined;
+    }
+    const r = await this.lambdaAuthorizers.authorize({
+      project: this.project,
+      service: p.service,
+      authorizerName: a.name,
+      authorizer: a,
+      event: v2,
+      routeArn: `arn:aws:execute-api:${this.region}:${this.accountId}:${this.apiId}/${req.stage}/${req.method}${req.path}`,
+    });
+    if (!r.ok) return fail(r.status, r.why);
+    event.requestContext.authorizer = { lambda: r.context };
+    return undefined;
   }
 
   private send(res: ServerResponse, r: GatewayResponse, requestId: string, functionName: string): void {
@@ -178,9 +285,20 @@ class Gateway {
   }
 
   /** An unread request body is then discarded by node:http itself (never buffered), keeping the connection. */
-  private sendError(res: ServerResponse, status: number, message: string, requestId: string): void {
+  private sendError(
+    res: ServerResponse,
+    status: number,
+    message: string,
+    requestId: string,
+    cors?: CorsConfig,
+    origin?: string,
+    extra?: Record<string, string>,
+  ): void {
     const r = errorResponse(status, message, requestId);
     const headers = r.headers;
+    if (extra) Object.assign(headers, extra);
+    // A browser shows a refusal to the page only when the refusal carries the CORS headers.
+    if (cors) applyCors(cors, origin, headers);
     headers[REQUEST_ID_HEADER] = requestId;
     headers['content-length'] = String(r.body.length);
     res.writeHead(status, headers);

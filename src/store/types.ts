@@ -77,7 +77,15 @@ export interface StoredAsyncConfig {
 }
 
 export type InvocationStatus = 'ok' | 'error' | 'unhandled' | 'timeout' | 'oom' | 'throttled';
-export const TRIGGERS: readonly Trigger[] = ['http', 'invoke', 'event', 'schedule', 'queue', 'stream'];
+export const TRIGGERS: readonly Trigger[] = [
+  'http',
+  'authorizer',
+  'invoke',
+  'event',
+  'schedule',
+  'queue',
+  'stream',
+];
 export const INVOCATION_STATUSES: readonly InvocationStatus[] = [
   'ok',
   'error',
@@ -86,7 +94,7 @@ export const INVOCATION_STATUSES: readonly InvocationStatus[] = [
   'oom',
   'throttled',
 ];
-export type Trigger = 'http' | 'invoke' | 'event' | 'schedule' | 'queue' | 'stream';
+export type Trigger = 'http' | 'authorizer' | 'invoke' | 'event' | 'schedule' | 'queue' | 'stream';
 
 /** One record per invocation: the wide event every trigger ends in. */
 export interface InvocationRecord {
