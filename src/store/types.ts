@@ -77,7 +77,15 @@ export interface StoredAsyncConfig {
 }
 
 export type InvocationStatus = 'ok' | 'error' | 'unhandled' | 'timeout' | 'oom' | 'throttled';
-export const TRIGGERS: readonly Trigger[] = ['http', 'invoke', 'event', 'schedule', 'queue', 'stream'];
+export const TRIGGERS: readonly Trigger[] = [
+  'http',
+  'invoke',
+  'event',
+  'schedule',
+  'queue',
+  'stream',
+  'storage',
+];
 export const INVOCATION_STATUSES: readonly InvocationStatus[] = [
   'ok',
   'error',
