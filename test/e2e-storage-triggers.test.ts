@@ -74,6 +74,18 @@ describe.each(BACKENDS)('storage triggers on %s', (backend) => {
 
   it('invokes with S3 records for created and removed objects that match the filters, and no others', async () => {
     const key = 'in/My Photo ü+1 (2).txt';
+    // A put that fails (its Content-MD5 does not match) commits nothing, so nothing is announced.
+    const bad = await s3
+      .send(
+        new PutObjectCommand({
+          Bucket: 'inbox',
+          Key: 'in/bad.txt',
+          Body: 'abc',
+          ContentMD5: Buffer.alloc(16).toString('base64'),
+        }),
+      )
+      .catch((e: Error) => e.name);
+    expect(bad).toBe('BadDigest');
     const put = await s3.send(new PutObjectCommand({ Bucket: 'inbox', Key: key, Body: 'hello' }));
     await s3.send(new PutObjectCommand({ Bucket: 'inbox', Key: 'out/other.txt', Body: 'no prefix' }));
     await s3.send(new PutObjectCommand({ Bucket: 'inbox', Key: 'in/picture.jpg', Body: 'no suffix' }));
@@ -145,6 +157,7 @@ describe.each(BACKENDS)('storage triggers on %s', (backend) => {
 
     const runs = await n.client.logs('copier', { limit: 100 });
     expect(runs.records.map((r) => r.status)).toEqual(['ok', 'ok', 'ok', 'ok']);
+    expect(await keys(s3, 'copies', 'in/bad')).toEqual([]);
   });
 
   it('stops a function that writes into the bucket that triggers it at the loop limit', async () => {
