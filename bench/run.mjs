@@ -9,10 +9,11 @@ import { runDynamo } from './dynamodb.mjs';
 import { runSdk } from './sdk.mjs';
 import { runSqs } from './sqs.mjs';
 import { runGateway } from './gateway.mjs';
+import { runS3 } from './s3.mjs';
 import { saveResult } from './lib.mjs';
 
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'core,peers,scale,events,dynamodb,sdk,sqs,gateway').split(','),
+  (process.env.BENCH_ONLY ?? 'core,peers,scale,events,dynamodb,sdk,sqs,gateway,s3').split(','),
 );
 const summary = {};
 if (only.has('core')) summary.core = await runCore();
@@ -23,6 +24,7 @@ if (only.has('dynamodb')) summary.dynamodb = await runDynamo();
 if (only.has('sdk')) summary.sdk = await runSdk();
 if (only.has('sqs')) summary.sqs = await runSqs();
 if (only.has('gateway')) summary.gateway = await runGateway();
+if (only.has('s3')) summary.s3 = await runS3();
 
 const core = summary.core;
 const peers = summary.peers;

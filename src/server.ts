@@ -36,6 +36,7 @@ import { ScheduleSource } from './events/schedules.js';
 import { EmailSource } from './events/email.js';
 import { QueueSource } from './events/queues.js';
 import { TableStreamSource } from './events/table-streams.js';
+import { StorageEventSource } from './events/storage.js';
 import type { TriggerSource } from './events/types.js';
 import { createGateway } from './gateway/server.js';
 import { RouteConflictError, Router } from './gateway/router.js';
@@ -248,7 +249,16 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       accountId: settings.accountId,
       onError,
     });
-    const triggers: TriggerSource[] = [events, schedules, email, queues, streams];
+    const storage = new StorageEventSource({
+      objects: store.objects,
+      queue: store.events,
+      clock,
+      onEnqueued: () => events.notify(),
+      region: settings.region,
+      accountId: settings.accountId,
+      onError,
+    });
+    const triggers: TriggerSource[] = [events, schedules, email, queues, streams, storage];
     for (const t of triggers) t.sync(registry.all());
     registry.onChange(() => {
       for (const t of triggers) t.sync(registry.all());
@@ -324,7 +334,12 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       },
       synced,
       services: [
-        createS3Service({ objects: store.objects, bytes, region: settings.region }),
+        createS3Service({
+          objects: store.objects,
+          bytes,
+          region: settings.region,
+          onChange: () => storage.notify(),
+        }),
         createDynamoService({
           store,
           region: settings.region,

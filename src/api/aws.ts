@@ -15,6 +15,8 @@ export interface AwsRequest {
   body: Buffer;
   /** Sent back as x-amzn-requestid; invocations take it as theirs. */
   requestId: string;
+  /** The client's address (S3's event records name it as requestParameters.sourceIPAddress). */
+  sourceIp?: string;
   /** Aborted when the client goes away before the answer is written (a long poll stops taking messages). */
   signal?: AbortSignal;
 }

@@ -206,7 +206,16 @@ async function handleStreaming(l: Listener, svc: AwsService, inc: Incoming): Pro
   const { body, trailers } = verifiedBody(inc.req, seed, Number.isSafeInteger(decoded) ? decoded : undefined);
   const { method, url, requestId, rawPath } = inc;
   return svc.handleStream!(
-    { method, url, rawPath, headers: inc.req.headers, body, trailers, requestId },
+    {
+      method,
+      url,
+      rawPath,
+      headers: inc.req.headers,
+      body,
+      trailers,
+      requestId,
+      ...(inc.req.socket.remoteAddress ? { sourceIp: inc.req.socket.remoteAddress } : {}),
+    },
     principal,
   );
 }

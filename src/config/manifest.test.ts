@@ -102,7 +102,7 @@ functions:
       parseManifest(
         'service: s\nfunctions:\n  f:\n    handler: h.f\n    events:\n      - email: { address: a@b.test }\n        http: GET /x\n',
       ),
-    ).toThrow(/exactly one of "http", "schedule", "email", "queue" or "table"/);
+    ).toThrow(/exactly one of "http", "schedule", "email", "queue", "table" or "storage"/);
   });
 
   it('reads queues with SQS defaults and queue events with Lambda defaults', () => {
@@ -209,6 +209,45 @@ functions:
     const message = problem(yaml);
     expect(message).toContain(expected);
     expect(message).not.toContain('\n');
+  });
+
+  describe('storage events', () => {
+    const svc = (events: string, buckets = 'buckets: { uploads: {} }\n') =>
+      `service: s\n${buckets}functions:\n  f:\n    handler: a.h\n    events:\n${events}`;
+
+    it('parses the short and the long form, with created as the default and events sorted', () => {
+      const m = parseManifest(
+        svc(
+          '      - storage: uploads\n      - storage: { bucket: uploads, events: [removed, created, removed], prefix: in/, suffix: .jpg }\n',
+        ),
+      );
+      expect(m.functions[0]!.storageTriggers).toEqual([
+        { bucket: 'uploads', events: ['created'] },
+        { bucket: 'uploads', events: ['created', 'removed'], prefix: 'in/', suffix: '.jpg' },
+      ]);
+      expect(parseManifest(fn('')).functions[0]!.storageTriggers).toBeUndefined();
+    });
+
+    it('refuses a bucket the manifest does not declare, naming the field and the fix', () => {
+      expect(problem(svc('      - storage: photos\n'))).toMatch(
+        /functions\.f\.events\.0\.storage: bucket "photos" is not declared; add it under buckets:/,
+      );
+      expect(problem(svc('      - storage: { bucket: photos }\n', ''))).toMatch(
+        /functions\.f\.events\.0\.storage\.bucket: bucket "photos" is not declared/,
+      );
+    });
+
+    it('refuses unknown event kinds, empty filters and the same trigger twice', () => {
+      expect(problem(svc('      - storage: { bucket: uploads, events: [changed] }\n'))).toMatch(
+        /storage events are "created" or "removed"/,
+      );
+      expect(problem(svc('      - storage: { bucket: uploads, events: [] }\n'))).toMatch(/events/);
+      expect(problem(svc("      - storage: { bucket: uploads, prefix: '' }\n"))).toMatch(/prefix/);
+      expect(problem(svc('      - storage: { bucket: uploads, filter: x }\n'))).toMatch(/filter/);
+      expect(
+        problem(svc('      - storage: uploads\n      - storage: { bucket: uploads, events: [removed] }\n')),
+      ).toMatch(/functions\.f\.events\.1\.storage: bucket "uploads" already triggers this function/);
+    });
   });
 });
 

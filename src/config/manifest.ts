@@ -172,6 +172,23 @@ const TableEventSchema = z.union([
   }),
 ]);
 
+/** S3 event notifications to the function: `storage: uploads` (objects created) or the long form. */
+const StorageEventSchema = z.union([
+  z.string(),
+  z.strictObject({
+    bucket: z.string(),
+    /** What invokes: objects created (Put, Copy, CompleteMultipartUpload) and/or removed. Default [created]. */
+    events: z
+      .array(z.enum(['created', 'removed'], { message: 'storage events are "created" or "removed"' }))
+      .min(1)
+      .optional(),
+    /** Only keys that start with this (S3's prefix filter rule). */
+    prefix: z.string().min(1).max(1024).optional(),
+    /** Only keys that end with this (S3's suffix filter rule). */
+    suffix: z.string().min(1).max(1024).optional(),
+  }),
+]);
+
 const EventSchema = z
   .strictObject({
     http: HttpEventSchema.optional(),
@@ -179,14 +196,17 @@ const EventSchema = z
     email: EmailEventSchema.optional(),
     queue: QueueEventSchema.optional(),
     table: TableEventSchema.optional(),
+    storage: StorageEventSchema.optional(),
   })
   .superRefine((e, ctx) => {
-    const kinds = [e.http, e.schedule, e.email, e.queue, e.table].filter((k) => k !== undefined).length;
+    const kinds = [e.http, e.schedule, e.email, e.queue, e.table, e.storage].filter(
+      (k) => k !== undefined,
+    ).length;
     if (kinds !== 1) {
       ctx.addIssue({
         code: 'custom',
         message:
-          'each event is exactly one of "http", "schedule", "email", "queue" or "table", e.g. - http: GET /items, - schedule: rate(5 minutes), - email: { address: orders@example.test }, - queue: orders or - table: items',
+          'each event is exactly one of "http", "schedule", "email", "queue", "table" or "storage", e.g. - http: GET /items, - schedule: rate(5 minutes), - email: { address: orders@example.test }, - queue: orders, - table: items or - storage: { bucket: uploads }',
       });
     }
   });
@@ -398,7 +418,16 @@ export interface FunctionConfig {
   permissions?: { tables: string[]; queues?: string[]; buckets?: string[] } | undefined;
   /** Tables whose stream invokes the function in batches (Lambda's DynamoDB event source mappings). */
   tableTriggers?: TableTrigger[] | undefined;
+  /** Buckets whose object changes invoke the function asynchronously (S3 event notifications). */
+  storageTriggers?: StorageTrigger[] | undefined;
   routes: Route[];
+}
+
+export interface StorageTrigger {
+  bucket: string;
+  events: ('created' | 'removed')[];
+  prefix?: string;
+  suffix?: string;
 }
 
 export interface TableTrigger {
@@ -564,7 +593,25 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
     const emails: string[] = [];
     const queueTriggers: QueueTrigger[] = [];
     const tableTriggers: TableTrigger[] = [];
+    const storageTriggers: StorageTrigger[] = [];
     for (const [i, ev] of f.events.entries()) {
+      if (ev.storage !== undefined) {
+        const field = `functions.${name}.events.${i}.storage`;
+        const trigger = storageTrigger(file, field, ev.storage, m.buckets);
+        const same = storageTriggers.find(
+          (t) => t.bucket === trigger.bucket && t.prefix === trigger.prefix && t.suffix === trigger.suffix,
+        );
+        if (same) {
+          // S3 refuses overlapping configurations too: one change would invoke the function twice.
+          throw new ManifestError(
+            file,
+            field,
+            `bucket "${trigger.bucket}" already triggers this function with the same prefix and suffix; list both kinds in one event's events: [created, removed]`,
+          );
+        }
+        storageTriggers.push(trigger);
+        continue;
+      }
       if (ev.table !== undefined) {
         const field = `functions.${name}.events.${i}.table`;
         const trigger = tableTrigger(file, field, ev.table);
@@ -648,6 +695,7 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       ...(emails.length > 0 ? { emails } : {}),
       ...(queueTriggers.length > 0 ? { queueTriggers } : {}),
       ...(tableTriggers.length > 0 ? { tableTriggers } : {}),
+      ...(storageTriggers.length > 0 ? { storageTriggers } : {}),
       ...(f.permissions !== undefined ? { permissions: permissionsOf(f.permissions) } : {}),
       routes,
     });
@@ -948,6 +996,29 @@ function tableTrigger(file: string, field: string, ev: z.output<typeof TableEven
     bisectBatchOnFunctionError: spec.bisectBatchOnFunctionError ?? false,
     ...filterPatterns(file, field, spec.filterCriteria),
     ...(typeof ev !== 'string' && ev.onFailure ? { onFailure: { queue: ev.onFailure.queue } } : {}),
+  };
+}
+
+function storageTrigger(
+  file: string,
+  field: string,
+  ev: z.output<typeof StorageEventSchema>,
+  buckets: Record<string, unknown>,
+): StorageTrigger {
+  const spec = typeof ev === 'string' ? { bucket: ev } : ev;
+  if (!Object.hasOwn(buckets, spec.bucket)) {
+    throw new ManifestError(
+      file,
+      typeof ev === 'string' ? field : `${field}.bucket`,
+      `bucket "${spec.bucket}" is not declared; add it under buckets: (a storage trigger reads a bucket of this service)`,
+    );
+  }
+  return {
+    bucket: spec.bucket,
+    // Sorted and unique, so the same trigger written two ways is the same config (and version).
+    events: [...new Set(spec.events ?? (['created'] as const))].sort(),
+    ...(spec.prefix !== undefined ? { prefix: spec.prefix } : {}),
+    ...(spec.suffix !== undefined ? { suffix: spec.suffix } : {}),
   };
 }
 

@@ -305,7 +305,7 @@ export class AsyncEventSource implements TriggerSource {
         ...(ev.qualifier ? { qualifier: ev.qualifier } : {}),
       },
       event: parsePayload(ev.payload),
-      trigger: ev.source === 'schedule' ? 'schedule' : 'event',
+      trigger: ev.source === 'schedule' || ev.source === 'storage' ? ev.source : 'event',
       // Every attempt keeps the event's request id, as Lambda's retries do; the record's attempt tells them apart.
       requestId: ev.id,
       attempt: ev.attempts,

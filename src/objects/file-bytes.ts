@@ -64,7 +64,8 @@ export class FileByteStore implements ByteStore {
   async get(ref: string, range?: ByteRange): Promise<Readable> {
     // Open first, so a missing file is an error here rather than after the response has started.
     const fh = await open(this.path(ref), 'r');
-    return fh.createReadStream({ start: range?.start, end: range?.end });
+    // 256 KB reads rather than 64 KB: a quarter of the reads and socket writes for a large object.
+    return fh.createReadStream({ start: range?.start, end: range?.end, highWaterMark: 256 * 1024 });
   }
 
   async copy(ref: string): Promise<string> {

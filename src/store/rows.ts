@@ -5,6 +5,7 @@ import type { Item, TableDef } from '../tables/types.js';
 import { parseConfig } from './canonical-json.js';
 import { receiptHandle, sequenceNumber } from './queue-rules.js';
 import type {
+  ChangeContext,
   EventState,
   FunctionVersion,
   InvocationRecord,
@@ -12,6 +13,8 @@ import type {
   MessageAttributeValue,
   NewObject,
   NodeInfo,
+  ObjectChange,
+  ObjectEventName,
   ObjectChecksums,
   ObjectHeaders,
   Project,
@@ -439,5 +442,48 @@ export function toObject(r: ObjectRow): StoredObject {
     ...meta,
     lastModified: Number(r.last_modified),
     sequencer: Number(r.seq),
+  };
+}
+
+/** A change log entry's row: who and why as one JSON column, since only the event records read them. */
+export interface ObjectChangeRow {
+  seq: number;
+  project: string;
+  bucket: string;
+  key: string;
+  event: string;
+  size: number;
+  etag: string;
+  sequencer: number;
+  at: number;
+  context: string;
+}
+
+/** The JSON of a change's context column (what the events say of the request that made it). */
+export function changeContextJson(c: ChangeContext | undefined): string {
+  return JSON.stringify({
+    requestId: c?.requestId ?? null,
+    principalId: c?.principalId ?? null,
+    sourceIp: c?.sourceIp ?? null,
+    trace: c?.trace ?? null,
+  });
+}
+
+export function toObjectChange(r: ObjectChangeRow): ObjectChange {
+  const c = JSON.parse(r.context) as Pick<ObjectChange, 'requestId' | 'principalId' | 'sourceIp' | 'trace'>;
+  return {
+    seq: Number(r.seq),
+    project: r.project,
+    bucket: r.bucket,
+    key: r.key,
+    event: r.event as ObjectEventName,
+    size: Number(r.size),
+    etag: r.etag,
+    sequencer: Number(r.sequencer),
+    at: Number(r.at),
+    requestId: c.requestId,
+    principalId: c.principalId,
+    sourceIp: c.sourceIp,
+    trace: c.trace,
   };
 }

@@ -85,6 +85,7 @@ export const TRIGGERS: readonly Trigger[] = [
   'schedule',
   'queue',
   'stream',
+  'storage',
 ];
 export const INVOCATION_STATUSES: readonly InvocationStatus[] = [
   'ok',
@@ -94,7 +95,8 @@ export const INVOCATION_STATUSES: readonly InvocationStatus[] = [
   'oom',
   'throttled',
 ];
-export type Trigger = 'http' | 'authorizer' | 'invoke' | 'event' | 'schedule' | 'queue' | 'stream';
+export type Trigger =
+  'http' | 'authorizer' | 'invoke' | 'event' | 'schedule' | 'queue' | 'stream' | 'storage';
 
 /** One record per invocation: the wide event every trigger ends in. */
 export interface InvocationRecord {
@@ -736,6 +738,45 @@ export interface ObjectPage {
   last?: string;
 }
 
+/** S3's event names for what a write did to an object. */
+export type ObjectEventName =
+  | 'ObjectCreated:Put'
+  | 'ObjectCreated:Copy'
+  | 'ObjectCreated:CompleteMultipartUpload'
+  | 'ObjectRemoved:Delete';
+
+/** Who made a change, for the event records (S3's userIdentity, requestParameters, responseElements) and
+ *  the trace its caller passed on (a function's own write carries its trace: loops are caught by it). */
+export interface ChangeContext {
+  /** Created objects only; a write without one is a plain Put. */
+  event?: 'ObjectCreated:Put' | 'ObjectCreated:Copy' | 'ObjectCreated:CompleteMultipartUpload';
+  requestId?: string;
+  principalId?: string;
+  sourceIp?: string;
+  trace?: string;
+}
+
+/** One entry of the object change log: written in the transaction of the change it describes, read by the
+ *  storage trigger source and forgotten once it has been turned into events. */
+export interface ObjectChange {
+  /** Increases across the whole log (all projects and buckets), in commit order per bucket. */
+  seq: number;
+  project: string;
+  bucket: string;
+  key: string;
+  event: ObjectEventName;
+  /** The object's size and ETag (hex); for a removal, those of the object removed. */
+  size: number;
+  etag: string;
+  /** The bucket's sequencer at the change (S3's object.sequencer). */
+  sequencer: number;
+  at: number;
+  requestId: string | null;
+  principalId: string | null;
+  sourceIp: string | null;
+  trace: string | null;
+}
+
 /**
  * Buckets and object metadata. The bytes live in a ByteStore (src/objects/); a row holds its ref. Keys are
  * stored as UTF-8 bytes, so the primary key orders them as S3 lists them (binary UTF-8), and a listing is a
@@ -750,11 +791,26 @@ export interface ObjectStore {
   listBuckets(project: string): Promise<StoredBucket[]>;
   /** False when there was none; throws BucketNotEmptyError when it still holds objects. */
   deleteBucket(project: string, name: string): Promise<boolean>;
-  /** Creates or replaces the object (throws BucketNotFoundError); `replaced` is the old object's ref. */
-  putObject(project: string, o: NewObject): Promise<{ object: StoredObject; replaced: string | null }>;
+  /** Creates or replaces the object (throws BucketNotFoundError); `replaced` is the old object's ref. The
+   *  change log gets its ObjectCreated entry in the same transaction. */
+  putObject(
+    project: string,
+    o: NewObject,
+    change?: ChangeContext,
+  ): Promise<{ object: StoredObject; replaced: string | null }>;
   getObject(project: string, bucket: string, key: string): Promise<StoredObject | undefined>;
-  /** The deleted objects (their refs are the caller's to delete); missing keys are skipped, as in S3. */
-  deleteObjects(project: string, bucket: string, keys: readonly string[]): Promise<StoredObject[]>;
+  /** The deleted objects (their refs are the caller's to delete); missing keys are skipped, as in S3. Each
+   *  deleted object gets an ObjectRemoved:Delete entry in the change log, in the same transaction. */
+  deleteObjects(
+    project: string,
+    bucket: string,
+    keys: readonly string[],
+    change?: ChangeContext,
+  ): Promise<StoredObject[]>;
+  /** The oldest entries of the change log, in seq order. */
+  changes(limit: number): Promise<ObjectChange[]>;
+  /** Removes these entries (their events are enqueued); unknown ones are ignored. */
+  forgetChanges(seqs: readonly number[]): Promise<void>;
   /** Throws BucketNotFoundError. */
   listObjects(project: string, bucket: string, q: ObjectListQuery): Promise<ObjectPage>;
   /** Which of these refs an object holds (the orphan sweep asks before deleting bytes). */

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { BytesTooLargeError, type ByteStore } from '../../objects/bytes.js';
-import type { NewObject, ObjectStore, StoredObject } from '../../store/types.js';
+import type { ChangeContext, NewObject, ObjectStore, StoredObject } from '../../store/types.js';
 import type { AwsResponse, AwsStreamRequest } from '../aws.js';
 import { ApiError } from '../errors.js';
 import { invalidRequest, noSuchKey } from './errors.js';
@@ -35,7 +35,14 @@ export interface ObjectOpsDeps {
   bytes: ByteStore;
 }
 
-type Ctx = { project: string; bucket: string; key: string; req: AwsStreamRequest };
+type Ctx = {
+  project: string;
+  bucket: string;
+  key: string;
+  req: AwsStreamRequest;
+  /** What the change log records of this request. */
+  change?: ChangeContext;
+};
 
 export async function putObject(d: ObjectOpsDeps, c: Ctx): Promise<AwsResponse> {
   const { req } = c;
@@ -85,7 +92,7 @@ export async function putObject(d: ObjectOpsDeps, c: Ctx): Promise<AwsResponse> 
       checksums: stored.checksums,
       tags,
     };
-    const { replaced } = await commit(d, c.project, o);
+    const { replaced } = await commit(d, c.project, o, { ...c.change, event: 'ObjectCreated:Put' });
     if (replaced) await d.bytes.delete(replaced).catch(() => undefined);
   } catch (err) {
     await d.bytes.delete(stored.ref).catch(() => undefined);
@@ -96,9 +103,9 @@ export async function putObject(d: ObjectOpsDeps, c: Ctx): Promise<AwsResponse> 
   return { status: 200, headers: out, body: '' };
 }
 
-async function commit(d: ObjectOpsDeps, project: string, o: NewObject) {
+async function commit(d: ObjectOpsDeps, project: string, o: NewObject, change: ChangeContext) {
   try {
-    return await d.objects.putObject(project, o);
+    return await d.objects.putObject(project, o, change);
   } catch (err) {
     if ((err as Error).name === 'BucketNotFoundError') throw noSuchBucketError(o.bucket);
     throw err;
@@ -152,7 +159,7 @@ export async function getObject(d: ObjectOpsDeps, c: Ctx, head: boolean): Promis
 }
 
 export async function deleteObject(d: ObjectOpsDeps, c: Ctx): Promise<AwsResponse> {
-  await deleteKeys(d, c.project, c.bucket, [c.key]);
+  await deleteKeys(d, c.project, c.bucket, [c.key], c.change);
   return { status: 204, headers: {}, body: '' };
 }
 
@@ -161,10 +168,11 @@ async function deleteKeys(
   project: string,
   bucket: string,
   keys: string[],
+  change: ChangeContext | undefined,
 ): Promise<StoredObject[]> {
   let gone: StoredObject[];
   try {
-    gone = await d.objects.deleteObjects(project, bucket, keys);
+    gone = await d.objects.deleteObjects(project, bucket, keys, change);
   } catch (err) {
     if ((err as Error).name === 'BucketNotFoundError') throw noSuchBucketError(bucket);
     throw err;
@@ -178,6 +186,7 @@ export async function deleteObjects(
   project: string,
   bucket: string,
   req: AwsStreamRequest,
+  change?: ChangeContext,
 ): Promise<AwsResponse> {
   const body = await readSmall(req);
   const md5 = contentMd5(header(req.headers, 'content-md5'));
@@ -201,7 +210,7 @@ export async function deleteObjects(
     errors.push({ Key: k, Code: 'KeyTooLongError', Message: 'Your key is too long' });
     return false;
   });
-  await deleteKeys(d, project, bucket, valid);
+  await deleteKeys(d, project, bucket, valid, change);
   const result: Record<string, unknown> = {};
   // S3 reports a key that did not exist as deleted too: the end state is what was asked for.
   if (!quiet) result['Deleted'] = valid.map((Key) => ({ Key }));
@@ -250,7 +259,7 @@ export async function copyObject(
   };
   let written: StoredObject;
   try {
-    const r = await commit(d, c.project, o);
+    const r = await commit(d, c.project, o, { ...c.change, event: 'ObjectCreated:Copy' });
     written = r.object;
     if (r.replaced) await d.bytes.delete(r.replaced).catch(() => undefined);
   } catch (err) {

@@ -5,7 +5,7 @@
 // rather than being mistaken for a plain object operation. Every operation acts in the caller's project.
 import { Readable } from 'node:stream';
 import type { ByteStore } from '../../objects/bytes.js';
-import type { ObjectStore } from '../../store/types.js';
+import type { ChangeContext, ObjectStore } from '../../store/types.js';
 import { canUseBucket, type Principal } from '../auth.js';
 import type { AwsRequest, AwsResponse, AwsService, AwsStreamRequest } from '../aws.js';
 import { ApiError } from '../errors.js';
@@ -35,6 +35,8 @@ export interface S3Deps {
   objects: ObjectStore;
   bytes: ByteStore;
   region: string;
+  /** Told after a write or a removal committed, so the storage triggers read the change log at once. */
+  onChange?: () => void;
 }
 
 /** Only handle() (never reached by a SigV4 request) would read a body whole. */
@@ -61,6 +63,8 @@ const PLAIN_QUERY = new Set([
   'partNumber',
 ]);
 
+const WRITES = new Set(['PUT', 'POST', 'DELETE']);
+
 export function createS3Service(d: S3Deps): AwsService {
   const service: AwsService = {
     service: 's3',
@@ -73,6 +77,7 @@ export function createS3Service(d: S3Deps): AwsService {
       ),
     async handleStream(req: AwsStreamRequest, principal: Principal): Promise<AwsResponse> {
       const res = await dispatch(d, req, principal);
+      if (res.status < 300 && WRITES.has(req.method.toUpperCase())) d.onChange?.();
       return {
         ...res,
         headers: { ...res.headers, 'x-amz-request-id': req.requestId, 'x-amz-id-2': req.requestId },
@@ -101,7 +106,7 @@ async function dispatch(d: S3Deps, req: AwsStreamRequest, principal: Principal):
     if (sub.length === 1 && sub[0] === 'location' && method === 'GET')
       return getBucketLocation(d, project, bucket);
     if (sub.length === 1 && sub[0] === 'delete' && method === 'POST')
-      return deleteObjects(d, project, bucket, req);
+      return deleteObjects(d, project, bucket, req, changeOf(req, principal));
     if (sub.length > 0) throw notImplemented(`?${sub[0]}`);
     switch (method) {
       case 'PUT':
@@ -121,7 +126,7 @@ async function dispatch(d: S3Deps, req: AwsStreamRequest, principal: Principal):
   }
 
   if (sub.length > 0) throw notImplemented(`?${sub[0]}`);
-  const c = { project, bucket, key, req };
+  const c = { project, bucket, key, req, change: changeOf(req, principal) };
   switch (method) {
     case 'PUT': {
       const source = header(req.headers, 'x-amz-copy-source');
@@ -139,6 +144,19 @@ async function dispatch(d: S3Deps, req: AwsStreamRequest, principal: Principal):
     default:
       throw methodNotAllowed(method);
   }
+}
+
+/** Who is asking, as the change log keeps it for the event records; the trace is what a function's SDK
+ *  passes on (X-Amzn-Trace-Id from its _X_AMZN_TRACE_ID), so a function writing to its own trigger's bucket
+ *  is seen as a loop. */
+function changeOf(req: AwsStreamRequest, principal: Principal): ChangeContext {
+  const trace = header(req.headers, 'x-amzn-trace-id');
+  return {
+    requestId: req.requestId,
+    principalId: principal.keyId,
+    ...(req.sourceIp !== undefined ? { sourceIp: req.sourceIp } : {}),
+    ...(trace !== undefined ? { trace } : {}),
+  };
 }
 
 function methodNotAllowed(method: string): ApiError {

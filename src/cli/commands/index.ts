@@ -1,4 +1,5 @@
 import type { Command } from '../command.js';
+import bucket from './bucket.js';
 import credentials from './credentials.js';
 import deploy from './deploy.js';
 import events from './events.js';
@@ -11,4 +12,16 @@ import tableCmd from './table.js';
 import up from './up.js';
 
 /** In the order `nimbus --help` lists them. */
-export const commands: Command[] = [up, deploy, invoke, ls, logs, events, queue, tableCmd, credentials, rm];
+export const commands: Command[] = [
+  up,
+  deploy,
+  invoke,
+  ls,
+  logs,
+  events,
+  queue,
+  tableCmd,
+  bucket,
+  credentials,
+  rm,
+];

@@ -1,5 +1,6 @@
 // ObjectStore conformance: buckets per project, object metadata as written, overwrites handing back the ref
-// they replace, and listings in S3's order (UTF-8 bytes) with prefixes, delimiters and pages.
+// they replace, listings in S3's order (UTF-8 bytes) with prefixes, delimiters and pages, and the change log
+// that storage triggers read: one entry per write or removal, committed with it, kept until forgotten.
 import { describe, expect, it } from 'vitest';
 import { BucketNotEmptyError, BucketNotFoundError } from '../errors.js';
 import type { NewObject, ObjectListQuery, ObjectStore } from '../types.js';
@@ -189,6 +190,65 @@ export function objectStoreConformance(name: string, make: HarnessFactory): void
         last: 'b',
       });
       expect((await o().listObjects('default', 'b', { limit: 0 })).objects).toEqual([]);
+    });
+
+    it('logs each write and each removal with its change, and keeps entries until forgotten', async () => {
+      await o().createBucket('default', 'b', null);
+      ctx.clock.advance(1000);
+      const put = await o().putObject('default', newObject('b', 'a b/ü.txt', { size: 7, etag: 'e1' }), {
+        requestId: 'req-1',
+        principalId: 'AKIDTEST',
+        sourceIp: '127.0.0.1',
+        trace: 'Root=1-abc',
+      });
+      const copy = await o().putObject('default', newObject('b', 'c', { etag: 'e2' }), {
+        event: 'ObjectCreated:Copy',
+      });
+      await o().deleteObjects('default', 'b', ['a b/ü.txt', 'missing', 'c'], { requestId: 'req-3' });
+      const log = await o().changes(10);
+      expect(log.map((c) => [c.event, c.key, c.size, c.etag, c.requestId])).toEqual([
+        ['ObjectCreated:Put', 'a b/ü.txt', 7, 'e1', 'req-1'],
+        ['ObjectCreated:Copy', 'c', 3, 'e2', null],
+        ['ObjectRemoved:Delete', 'a b/ü.txt', 7, 'e1', 'req-3'],
+        ['ObjectRemoved:Delete', 'c', 3, 'e2', 'req-3'],
+      ]);
+      expect(log[0]).toStrictEqual({
+        seq: log[0]!.seq,
+        project: 'default',
+        bucket: 'b',
+        key: 'a b/ü.txt',
+        event: 'ObjectCreated:Put',
+        size: 7,
+        etag: 'e1',
+        sequencer: put.object.sequencer,
+        at: ctx.clock.now(),
+        requestId: 'req-1',
+        principalId: 'AKIDTEST',
+        sourceIp: '127.0.0.1',
+        trace: 'Root=1-abc',
+      });
+      expect(log[1]!.sequencer).toBe(copy.object.sequencer);
+      // One DeleteObjects is one change of the bucket: its removals share a sequencer above the writes'.
+      expect(log[2]!.sequencer).toBe(log[3]!.sequencer);
+      expect(log[2]!.sequencer).toBeGreaterThan(copy.object.sequencer);
+      const seqs = log.map((c) => c.seq);
+      expect([...seqs].sort((x, y) => x - y)).toEqual(seqs);
+      expect((await o().changes(2)).map((c) => c.seq)).toEqual(seqs.slice(0, 2));
+
+      await o().forgetChanges([seqs[0]!, seqs[2]!, 999_999]);
+      const store = await ctx.reopen();
+      expect((await store.objects.changes(10)).map((c) => c.seq)).toEqual([seqs[1], seqs[3]]);
+      await store.objects.forgetChanges([]);
+      await store.objects.forgetChanges([seqs[1]!, seqs[3]!]);
+      expect(await store.objects.changes(10)).toEqual([]);
+    });
+
+    it('logs nothing for a write that fails or a delete that removes nothing', async () => {
+      await o().createBucket('default', 'b', null);
+      await expect(o().putObject('default', newObject('nope', 'k'))).rejects.toThrow(BucketNotFoundError);
+      await expect(o().deleteObjects('default', 'nope', ['k'])).rejects.toThrow(BucketNotFoundError);
+      expect(await o().deleteObjects('default', 'b', ['missing'])).toEqual([]);
+      expect(await o().changes(10)).toEqual([]);
     });
   });
 }

@@ -363,6 +363,27 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 8,
+    description: 'the object change log that storage triggers read',
+    sql: `
+      -- What each object write and delete did, written in its transaction and read by the storage trigger
+      -- source, which enqueues the events and then deletes the entries: nothing acknowledged is lost, and
+      -- the log holds only what is not yet an event. No foreign key: a removal may outlive its bucket.
+      CREATE TABLE object_changes (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        project text COLLATE "C" NOT NULL,
+        bucket text COLLATE "C" NOT NULL,
+        key text NOT NULL,
+        event text NOT NULL,
+        size bigint NOT NULL,
+        etag text NOT NULL,
+        sequencer bigint NOT NULL,
+        at double precision NOT NULL,
+        context text NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The schema version this build writes; a database with a higher one was written by a newer Nimbus. */

@@ -5,9 +5,21 @@ import type { PoolClient } from 'pg';
 import type { Clock } from '../../clock/clock.js';
 import { BucketNotEmptyError, BucketNotFoundError } from '../errors.js';
 import { listObjectsBy } from '../object-listing.js';
-import { objectMetaJson, toBucket, toObject, type BucketRow, type ObjectRow } from '../rows.js';
+import {
+  changeContextJson,
+  objectMetaJson,
+  toBucket,
+  toObject,
+  toObjectChange,
+  type BucketRow,
+  type ObjectChangeRow,
+  type ObjectRow,
+} from '../rows.js';
 import type {
+  ChangeContext,
   NewObject,
+  ObjectChange,
+  ObjectEventName,
   ObjectListQuery,
   ObjectPage,
   ObjectStore,
@@ -65,7 +77,11 @@ export class PgObjectStore implements ObjectStore {
     });
   }
 
-  async putObject(project: string, o: NewObject): Promise<{ object: StoredObject; replaced: string | null }> {
+  async putObject(
+    project: string,
+    o: NewObject,
+    change?: ChangeContext,
+  ): Promise<{ object: StoredObject; replaced: string | null }> {
     const now = this.clock.now();
     return this.db.tx(async (c) => {
       const seq = await nextSeq(c, project, o.bucket);
@@ -80,6 +96,7 @@ export class PgObjectStore implements ObjectStore {
            etag = excluded.etag, meta = excluded.meta, last_modified = excluded.last_modified, seq = excluded.seq`,
         [project, o.bucket, key, o.ref, o.size, o.etag, objectMetaJson(o), now, seq],
       );
+      await logChanges(c, project, o.bucket, change?.event ?? 'ObjectCreated:Put', [o], seq, now, change);
       const object: StoredObject = { ...o, project, lastModified: now, sequencer: seq };
       return { object, replaced: old.rows[0]?.byte_ref ?? null };
     });
@@ -93,15 +110,35 @@ export class PgObjectStore implements ObjectStore {
     return rows[0] && toObject(rows[0]);
   }
 
-  async deleteObjects(project: string, bucket: string, keys: readonly string[]): Promise<StoredObject[]> {
+  async deleteObjects(
+    project: string,
+    bucket: string,
+    keys: readonly string[],
+    change?: ChangeContext,
+  ): Promise<StoredObject[]> {
+    const now = this.clock.now();
     return this.db.tx(async (c) => {
-      await nextSeq(c, project, bucket);
+      const seq = await nextSeq(c, project, bucket);
       const res = await c.query<ObjectRow>(
         `DELETE FROM objects WHERE project = $1 AND bucket = $2 AND key = ANY($3::bytea[]) RETURNING ${COLUMNS}`,
         [project, bucket, keys.map((k) => Buffer.from(k, 'utf8'))],
       );
-      return res.rows.map(toObject);
+      const gone = res.rows.map(toObject);
+      await logChanges(c, project, bucket, 'ObjectRemoved:Delete', gone, seq, now, change);
+      return gone;
     });
+  }
+
+  async changes(limit: number): Promise<ObjectChange[]> {
+    const rows = await this.db.rows<ObjectChangeRow>('SELECT * FROM object_changes ORDER BY seq LIMIT $1', [
+      limit,
+    ]);
+    return rows.map(toObjectChange);
+  }
+
+  async forgetChanges(seqs: readonly number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.db.changed('DELETE FROM object_changes WHERE seq = ANY($1::bigint[])', [seqs]);
   }
 
   async listObjects(project: string, bucket: string, q: ObjectListQuery): Promise<ObjectPage> {
@@ -123,6 +160,35 @@ export class PgObjectStore implements ObjectStore {
     );
     return new Set(rows.map((r) => r.byte_ref));
   }
+}
+
+/** The change log's entries for one write, in its transaction: one multi-row insert. */
+async function logChanges(
+  c: PoolClient,
+  project: string,
+  bucket: string,
+  event: ObjectEventName,
+  objects: readonly { key: string; size: number; etag: string }[],
+  sequencer: number,
+  at: number,
+  change: ChangeContext | undefined,
+): Promise<void> {
+  if (objects.length === 0) return;
+  await c.query(
+    `INSERT INTO object_changes (project, bucket, key, event, size, etag, sequencer, at, context)
+     SELECT $1, $2, k, $3, s, e, $4, $5, $6 FROM unnest($7::text[], $8::bigint[], $9::text[]) AS t(k, s, e)`,
+    [
+      project,
+      bucket,
+      event,
+      sequencer,
+      at,
+      changeContextJson(change),
+      objects.map((o) => o.key),
+      objects.map((o) => o.size),
+      objects.map((o) => o.etag),
+    ],
+  );
 }
 
 /** The bucket's next sequencer, under its row lock; throws BucketNotFoundError. */

@@ -421,6 +421,27 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT, WITHOUT ROWID;
     `,
   },
+  {
+    version: 9,
+    description: 'the object change log that storage triggers read',
+    sql: `
+      -- What each object write and delete did, written in its transaction and read by the storage trigger
+      -- source, which enqueues the events and then deletes the entries: nothing acknowledged is lost, and
+      -- the log holds only what is not yet an event. No foreign key: a removal may outlive its bucket.
+      CREATE TABLE object_changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        project TEXT NOT NULL,
+        bucket TEXT NOT NULL,
+        key TEXT NOT NULL,
+        event TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        etag TEXT NOT NULL,
+        sequencer INTEGER NOT NULL,
+        at REAL NOT NULL,
+        context TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
 ];
 
 /** The schema version this build writes; a data dir with a higher one was written by a newer Nimbus. */
