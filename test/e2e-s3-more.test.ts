@@ -463,6 +463,12 @@ describe.each(BACKENDS)('S3 multipart, presigned URLs, tagging and CORS on %s', 
     expect(put.status).toBe(200);
     expect(put.headers.get('access-control-allow-origin')).toBe(origin);
     expect(put.headers.get('access-control-expose-headers')).toBe('ETag');
+    const missing = await getSignedUrl(presigner, new GetObjectCommand({ Bucket: 'web', Key: 'nope' }), {
+      expiresIn: 300,
+    });
+    const notFound = await fetch(missing, { headers: { origin } });
+    expect(notFound.status).toBe(404);
+    expect(notFound.headers.get('access-control-allow-origin')).toBe(origin);
     const foreign = await fetch(url, { method: 'PUT', body: 'x', headers: { origin: 'https://evil.test' } });
     expect(foreign.headers.get('access-control-allow-origin')).toBeNull();
 

@@ -103,9 +103,18 @@ export function createS3Service(d: S3Deps): AwsService {
       ),
     async handleStream(received: AwsStreamRequest, principal: Principal): Promise<AwsResponse> {
       const req = withHoistedHeaders(received);
-      const res = await dispatch(d, req, principal);
       const { bucket } = targetOf(req.headers, req.rawPath);
-      const cors = await corsHeaders(d, principal.project, bucket, req.method, req.headers);
+      const granted = () => corsHeaders(d, principal.project, bucket, req.method, req.headers);
+      let res: AwsResponse;
+      try {
+        res = await dispatch(d, req, principal);
+      } catch (err) {
+        // A browser reads an error (a refused upload) only with the CORS headers on it too.
+        if (!(err instanceof ApiError) || header(req.headers, 'origin') === undefined) throw err;
+        const { status, code, message, hint, extra, headers } = err;
+        throw new ApiError(status, code, message, hint, extra, { ...headers, ...(await granted()) });
+      }
+      const cors = await granted();
       return {
         ...res,
         headers: { ...res.headers, ...cors, 'x-amz-request-id': req.requestId, 'x-amz-id-2': req.requestId },
