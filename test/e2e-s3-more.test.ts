@@ -475,4 +475,49 @@ describe.each(BACKENDS)('S3 multipart, presigned URLs, tagging and CORS on %s', 
     await s3.send(new DeleteBucketCorsCommand({ Bucket: 'web' }));
     expect((await preflight(origin, 'PUT')).status).toBe(403);
   });
+  it('lets a key limited to some buckets upload in parts there, but not copy from or configure others', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'closed' }));
+    await s3.send(new PutObjectCommand({ Bucket: 'closed', Key: 'secret', Body: 'no' }));
+    const key = await n.client.createCredential({ name: 'parts', buckets: ['mpu'] });
+    const limited = new S3Client({
+      endpoint: n.apiUrl,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
+      maxAttempts: 1,
+    });
+    const { UploadId } = await limited.send(new CreateMultipartUploadCommand({ Bucket: 'mpu', Key: 'lim' }));
+    const denied = { name: 'AccessDenied', status: 403 };
+    expect(
+      await failure(
+        limited.send(
+          new UploadPartCopyCommand({
+            Bucket: 'mpu',
+            Key: 'lim',
+            UploadId,
+            PartNumber: 1,
+            CopySource: 'closed/secret',
+          }),
+        ),
+      ),
+    ).toMatchObject(denied);
+    expect(await failure(limited.send(new ListMultipartUploadsCommand({ Bucket: 'closed' })))).toMatchObject(
+      denied,
+    );
+    expect(
+      await failure(
+        limited.send(
+          new PutBucketCorsCommand({
+            Bucket: 'mpu',
+            CORSConfiguration: { CORSRules: [{ AllowedMethods: ['GET'], AllowedOrigins: ['*'] }] },
+          }),
+        ),
+      ),
+    ).toMatchObject(denied);
+    expect(await failure(s3.send(new GetBucketCorsCommand({ Bucket: 'mpu' })))).toMatchObject({
+      name: 'NoSuchCORSConfiguration',
+    });
+    await limited.send(new AbortMultipartUploadCommand({ Bucket: 'mpu', Key: 'lim', UploadId }));
+    limited.destroy();
+  });
 });
