@@ -8,9 +8,10 @@ import { runEvents } from './events.mjs';
 import { runDynamo } from './dynamodb.mjs';
 import { runSdk } from './sdk.mjs';
 import { runSqs } from './sqs.mjs';
+import { runS3 } from './s3.mjs';
 import { saveResult } from './lib.mjs';
 
-const only = new Set((process.env.BENCH_ONLY ?? 'core,peers,scale,events,dynamodb,sdk,sqs').split(','));
+const only = new Set((process.env.BENCH_ONLY ?? 'core,peers,scale,events,dynamodb,sdk,sqs,s3').split(','));
 const summary = {};
 if (only.has('core')) summary.core = await runCore();
 if (only.has('peers')) summary.peers = await runPeers();
@@ -19,6 +20,7 @@ if (only.has('events')) summary.events = await runEvents();
 if (only.has('dynamodb')) summary.dynamodb = await runDynamo();
 if (only.has('sdk')) summary.sdk = await runSdk();
 if (only.has('sqs')) summary.sqs = await runSqs();
+if (only.has('s3')) summary.s3 = await runS3();
 
 const core = summary.core;
 const peers = summary.peers;
