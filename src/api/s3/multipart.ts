@@ -196,19 +196,23 @@ function intParam(q: URLSearchParams, name: string, fallback: number): number {
   return Math.min(Number(v), MAX_LIST);
 }
 
+/** The upload's parts; NoSuchUpload if it was completed or aborted since it was looked up. */
+async function partsOf(d: MultipartDeps, c: Ctx, uploadId: string) {
+  try {
+    return await d.objects.listParts(c.project, c.bucket, uploadId);
+  } catch (err) {
+    if ((err as Error).name === 'UploadNotFoundError') throw noSuchUpload(uploadId);
+    throw err;
+  }
+}
+
 export async function listParts(d: MultipartDeps, c: Ctx): Promise<AwsResponse> {
   const q = c.req.url.searchParams;
   const uploadId = q.get('uploadId')!;
   const max = intParam(q, 'max-parts', MAX_LIST);
   const marker = intParam(q, 'part-number-marker', 0);
   await uploadOf(d, c, uploadId);
-  let parts;
-  try {
-    parts = await d.objects.listParts(c.project, c.bucket, uploadId);
-  } catch (err) {
-    if ((err as Error).name === 'UploadNotFoundError') throw noSuchUpload(uploadId);
-    throw err;
-  }
+  const parts = await partsOf(d, c, uploadId);
   const after = parts.filter((p) => p.partNumber > marker);
   const page = after.slice(0, max);
   const truncated = after.length > page.length;
@@ -217,7 +221,7 @@ export async function listParts(d: MultipartDeps, c: Ctx): Promise<AwsResponse> 
     Key: c.key,
     UploadId: uploadId,
     PartNumberMarker: marker,
-    ...(truncated ? { NextPartNumberMarker: page.at(-1)!.partNumber } : {}),
+    ...(truncated && page.length > 0 ? { NextPartNumberMarker: page.at(-1)!.partNumber } : {}),
     MaxParts: max,
     IsTruncated: truncated,
     Part: page.map((p) => ({
@@ -294,9 +298,7 @@ export async function completeMultipartUpload(d: MultipartDeps, c: Ctx): Promise
   const uploadId = c.req.url.searchParams.get('uploadId')!;
   const wanted = requestedParts(await readSmall(c.req));
   const u = await uploadOf(d, c, uploadId);
-  const stored = new Map(
-    (await d.objects.listParts(c.project, c.bucket, uploadId)).map((p) => [p.partNumber, p]),
-  );
+  const stored = new Map((await partsOf(d, c, uploadId)).map((p) => [p.partNumber, p]));
   const chosen = wanted.map((w, i) => {
     if (i > 0 && w.partNumber <= wanted[i - 1]!.partNumber) {
       throw new ApiError(
