@@ -690,7 +690,7 @@ export interface NewObject {
   bucket: string;
   /** Up to 1,024 bytes of UTF-8; just a string here: it never names a file. */
   key: string;
-  /** Where the bytes are (ByteStore's ref). Each object owns its ref; a multipart upload will compose its
+  /** Where the bytes are (ByteStore's ref). Each object owns its ref; a multipart upload composes its
    *  parts' refs into one at completion, so an object is always one ref. */
   ref: string;
   size: number;
