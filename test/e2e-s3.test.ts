@@ -500,7 +500,7 @@ describe.each(BACKENDS)('S3 API on %s', (backend) => {
 
   it('answers NotImplemented for subresources Nimbus does not serve yet, changing nothing', async () => {
     await s3.send(new PutObjectCommand({ Bucket: 'main', Key: 'tagged', Body: 'keep' }));
-    const res = await signedFetch(n, 'PUT', '/main/tagged?tagging', '<Tagging><TagSet/></Tagging>');
+    const res = await signedFetch(n, 'PUT', '/main/tagged?acl', '<AccessControlPolicy/>');
     expect(res.status).toBe(501);
     expect(res.body).toContain('<Code>NotImplemented</Code>');
     const got = await s3.send(new GetObjectCommand({ Bucket: 'main', Key: 'tagged' }));

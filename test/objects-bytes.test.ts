@@ -69,6 +69,20 @@ describe('FileByteStore', () => {
     await expect(bytes.get('../../etc/passwd')).rejects.toThrow(/not a byte ref/);
   });
 
+  it('composes refs into a new one with the bytes in order, leaving the parts, and refuses a missing part', async () => {
+    const a = await bytes.put(Readable.from([Buffer.from('multi')]));
+    const b = await bytes.put(Readable.from([Buffer.from('part')]));
+    const whole = await bytes.compose([a.ref, b.ref]);
+    expect(whole).toMatchObject({ size: 9, md5: createHash('md5').update('multipart').digest('hex') });
+    expect(await text(await bytes.get(whole.ref))).toBe('multipart');
+    expect(await text(await bytes.get(a.ref))).toBe('multi');
+    await bytes.delete(b.ref);
+    await expect(bytes.compose([a.ref, b.ref])).rejects.toThrow();
+    // Nothing of the failed compose is left: the two refs that exist, and an empty tmp/.
+    expect(files().sort()).toEqual([a.ref, whole.ref].sort());
+    expect(readdirSync(join(dir, 'tmp'))).toEqual([]);
+  });
+
   it('empties tmp/ when it opens: what a crash left mid-upload', () => {
     writeFileSync(join(dir, 'tmp', 'half'), 'partial');
     bytes = new FileByteStore(dir);

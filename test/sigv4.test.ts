@@ -183,7 +183,7 @@ describe('verifySigV4 (presigned query)', () => {
     const req = received(pre, '');
     expect(req.rawQuery).toContain('X-Amz-Signature=');
     expect(verifySigV4(req, creds, now + 60_000).ok).toBe(true);
-    expectCode(verifySigV4(req, creds, now + 301_000), 'SignatureExpired');
+    expectCode(verifySigV4(req, creds, now + 301_000), 'RequestExpired');
     expectCode(
       verifySigV4({ ...req, rawQuery: req.rawQuery.replace('x=a%20b', 'x=a%20c') }, creds, now),
       'InvalidSignatureException',

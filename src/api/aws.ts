@@ -61,6 +61,11 @@ export interface AwsService {
    */
   handleStream?(req: AwsStreamRequest, principal: Principal): Promise<AwsResponse>;
   /**
+   * An unsigned OPTIONS request outside the control API (a browser's CORS preflight), when this service
+   * answers them (S3). Its body is not read.
+   */
+  preflight?(req: Omit<AwsStreamRequest, 'body' | 'trailers'>): Promise<AwsResponse>;
+  /**
    * The error in this service's own wire format. Only ApiErrors arrive here: anything else was logged and
    * replaced by InternalError, so no service can leak a stack trace. The request's headers, when given,
    * tell a service with two wire protocols (SQS) which one to answer in.
@@ -85,6 +90,11 @@ export class AwsServices {
 
   forBearerPath(pathname: string): AwsService | undefined {
     return [...this.byName.values()].find((s) => s.ownsBearerPath?.(pathname) ?? false);
+  }
+
+  /** The service answering unsigned preflights, if one does. */
+  forPreflight(): AwsService | undefined {
+    return [...this.byName.values()].find((s) => s.preflight !== undefined);
   }
 
   names(): string[] {

@@ -141,7 +141,21 @@ async function respond(
 }
 
 function plan(l: Listener, inc: Incoming): Plan {
-  if (isSigV4(inc.req.headers, inc.rawQuery) && !isControlPath(inc.url.pathname)) return planSigned(l, inc);
+  const signed = isSigV4(inc.req.headers, inc.rawQuery);
+  if (signed && !isControlPath(inc.url.pathname)) return planSigned(l, inc);
+  // A browser's CORS preflight carries no credential by design; the service that answers them decides.
+  const cors = inc.method === 'OPTIONS' && !signed && !isControlPath(inc.url.pathname);
+  const pre = cors ? l.services.forPreflight() : undefined;
+  if (pre) {
+    const { method, url, rawPath, requestId } = inc;
+    return {
+      face: faceOf(pre, inc),
+      run: () => {
+        inc.req.resume();
+        return pre.preflight!({ method, url, rawPath, headers: inc.req.headers, requestId });
+      },
+    };
+  }
   const svc = l.services.forBearerPath(inc.url.pathname);
   if (!svc) return { face: controlError, run: () => controlRequest(l, inc) };
   return {

@@ -36,7 +36,9 @@ export type SigV4ErrorCode =
   | 'MissingAuthenticationToken'
   | 'InvalidSignatureException'
   | 'UnrecognizedClientException'
-  | 'SignatureExpired';
+  | 'SignatureExpired'
+  /** A presigned URL past its X-Amz-Expires (a header signature outside the skew is SignatureExpired). */
+  | 'RequestExpired';
 
 /** What a verified signature leaves for checking the body as it streams: aws-chunked chunk signatures
  *  chain from the header signature under the same key and scope. */
@@ -164,8 +166,8 @@ export function verifySigV4(
     }
     if (signedAt + expires * 1000 < now) {
       return fail(
-        'SignatureExpired',
-        `Signature expired: ${auth.amzDate} plus ${expires} s is earlier than now.`,
+        'RequestExpired',
+        `Request has expired: ${auth.amzDate} plus ${expires} s is earlier than now.`,
       );
     }
   } else if (Math.abs(now - signedAt) > MAX_SKEW_MS) {

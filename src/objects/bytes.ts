@@ -41,6 +41,11 @@ export interface ByteStore {
   get(ref: string, range?: ByteRange): Promise<Readable>;
   /** A new ref with the same bytes (CopyObject), independent of the first: either may be deleted. */
   copy(ref: string): Promise<string>;
+  /**
+   * A new ref holding the bytes of `refs` one after another (CompleteMultipartUpload), as durable as put;
+   * the parts' refs are left as they were, for the caller to delete once the new one is committed.
+   */
+  compose(refs: readonly string[]): Promise<StoredBytes>;
   /** Idempotent: deleting a missing ref is fine. */
   delete(ref: string): Promise<void>;
   /** Every ref written before `before` (epoch ms), for the orphan sweep. */

@@ -170,3 +170,16 @@ export class ItemCollectionSizeLimitError extends Error {
     super('Item collection size limit exceeded');
   }
 }
+
+/** A multipart upload that does not exist (never created, completed or aborted); nothing was written. */
+export class UploadNotFoundError extends Error {
+  override name = 'UploadNotFoundError';
+  readonly code = 'NoSuchUpload' as const;
+  constructor(
+    readonly project: string,
+    readonly bucket: string,
+    readonly uploadId: string,
+  ) {
+    super(`no upload ${uploadId} in bucket ${bucket} of project ${project}`);
+  }
+}

@@ -1,7 +1,7 @@
 // ListObjects over any backend that can scan an index of UTF-8 key bytes: the roll-up into common prefixes,
 // StartAfter and page limits are S3's rules, written once. Each common prefix costs one index seek (the scan
 // jumps past every key under it) instead of reading the keys it hides.
-import type { ObjectListQuery, ObjectPage, StoredObject } from './types.js';
+import type { ObjectListQuery, ObjectPage, StoredObject, StoredUpload, UploadListQuery } from './types.js';
 
 /** Objects of one bucket with keys in [from, to) (from exclusive unless `inclusive`), in key byte order. */
 export type KeyRangeScan = (
@@ -83,4 +83,33 @@ export function keyUpperBound(prefix: Buffer): Buffer | null {
   const out = Buffer.from(prefix.subarray(0, end));
   out[end - 1] = prefix[end - 1]! + 1;
   return out;
+}
+
+/** Uploads of one bucket after (key, upload id), in key byte order then upload id order. */
+export type UploadScan = (afterKey: Buffer, afterId: string, limit: number) => Promise<StoredUpload[]>;
+
+/** ListMultipartUploads' page: uploads after the markers whose keys start with the prefix. */
+export async function listUploadsBy(scan: UploadScan, q: UploadListQuery): Promise<StoredUpload[]> {
+  const prefix = q.prefix ?? '';
+  let key = Buffer.from(q.afterKey ?? '', 'utf8');
+  // A KeyMarker alone lists after every upload of that key; upload ids are ASCII, all below U+10FFFF.
+  let id = q.afterKey === undefined ? '' : (q.afterUploadId ?? '\u{10ffff}');
+  if (key.length === 0 && prefix !== '') key = Buffer.from(prefix, 'utf8');
+  const out: StoredUpload[] = [];
+  for (;;) {
+    const rows = await scan(key, id, MAX_BATCH);
+    for (const u of rows) {
+      if (!u.key.startsWith(prefix)) {
+        // Keys are in byte order: past the prefix's keys, nothing later has it.
+        if (Buffer.from(u.key, 'utf8').compare(Buffer.from(prefix, 'utf8')) > 0) return out;
+        continue;
+      }
+      out.push(u);
+      if (out.length >= q.limit) return out;
+    }
+    const last = rows.at(-1);
+    if (!last || rows.length < MAX_BATCH) return out;
+    key = Buffer.from(last.key, 'utf8');
+    id = last.uploadId;
+  }
 }

@@ -12,6 +12,7 @@ import type {
   InvocationStatus,
   MessageAttributeValue,
   NewObject,
+  NewUpload,
   NodeInfo,
   ObjectChange,
   ObjectEventName,
@@ -22,6 +23,8 @@ import type {
   QueueMessage,
   StoredBucket,
   StoredObject,
+  StoredPart,
+  StoredUpload,
   StoredQueue,
   StoredInvocation,
   StoredSchedule,
@@ -486,4 +489,53 @@ export function toObjectChange(r: ObjectChangeRow): ObjectChange {
     sourceIp: c.sourceIp,
     trace: c.trace,
   };
+}
+
+/** A multipart upload's row: the key as UTF-8 bytes, what the object will get as JSON. */
+export interface UploadRow {
+  project: string;
+  bucket: string;
+  upload_id: string;
+  key: Buffer;
+  meta: string;
+  initiated: number;
+}
+
+export function uploadMetaJson(u: NewUpload): string {
+  return JSON.stringify({ headers: u.headers, userMetadata: u.userMetadata, tags: u.tags });
+}
+
+export function toUpload(r: UploadRow): StoredUpload {
+  const meta = JSON.parse(r.meta) as Pick<NewUpload, 'headers' | 'userMetadata' | 'tags'>;
+  return {
+    project: r.project,
+    bucket: r.bucket,
+    key: r.key.toString('utf8'),
+    uploadId: r.upload_id,
+    ...meta,
+    initiated: Number(r.initiated),
+  };
+}
+
+export interface PartRow {
+  part_number: number;
+  byte_ref: string;
+  size: number;
+  etag: string;
+  last_modified: number;
+}
+
+export function toPart(r: PartRow): StoredPart {
+  return {
+    partNumber: Number(r.part_number),
+    ref: r.byte_ref,
+    size: Number(r.size),
+    etag: r.etag,
+    lastModified: Number(r.last_modified),
+  };
+}
+
+/** An object's meta JSON with its tags replaced (PutObjectTagging leaves everything else as it was). */
+export function withTags(meta: string, tags: Record<string, string>): string {
+  return JSON.stringify({ ...(JSON.parse(meta) as ObjectMetaJson), tags });
 }

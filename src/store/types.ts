@@ -700,7 +700,7 @@ export interface NewObject {
   bucket: string;
   /** Up to 1,024 bytes of UTF-8; just a string here: it never names a file. */
   key: string;
-  /** Where the bytes are (ByteStore's ref). Each object owns its ref; a multipart upload will compose its
+  /** Where the bytes are (ByteStore's ref). Each object owns its ref; a multipart upload composes its
    *  parts' refs into one at completion, so an object is always one ref. */
   ref: string;
   size: number;
@@ -777,6 +777,53 @@ export interface ObjectChange {
   trace: string | null;
 }
 
+/** A multipart upload in progress: what CreateMultipartUpload was told, kept until Complete or Abort. */
+export interface NewUpload {
+  bucket: string;
+  key: string;
+  /** Drawn at random by the caller; unique within the bucket. */
+  uploadId: string;
+  headers: ObjectHeaders;
+  userMetadata: Record<string, string>;
+  tags: Record<string, string>;
+}
+
+export interface StoredUpload extends NewUpload {
+  project: string;
+  initiated: number;
+}
+
+/** One part of an upload: its own ByteStore ref until completion composes the parts into one. */
+export interface UploadPart {
+  partNumber: number;
+  ref: string;
+  size: number;
+  /** Hex MD5 of the part's bytes. */
+  etag: string;
+}
+
+export interface StoredPart extends UploadPart {
+  lastModified: number;
+}
+
+export interface UploadListQuery {
+  prefix?: string;
+  /** Start after this key (KeyMarker), and within it after this upload id (UploadIdMarker). */
+  afterKey?: string;
+  afterUploadId?: string;
+  limit: number;
+}
+
+/** One CORS rule of a bucket (PutBucketCors), as S3 models it. */
+export interface CorsRule {
+  id?: string;
+  allowedMethods: string[];
+  allowedOrigins: string[];
+  allowedHeaders: string[];
+  exposeHeaders: string[];
+  maxAgeSeconds?: number;
+}
+
 /**
  * Buckets and object metadata. The bytes live in a ByteStore (src/objects/); a row holds its ref. Keys are
  * stored as UTF-8 bytes, so the primary key orders them as S3 lists them (binary UTF-8), and a listing is a
@@ -813,8 +860,43 @@ export interface ObjectStore {
   forgetChanges(seqs: readonly number[]): Promise<void>;
   /** Throws BucketNotFoundError. */
   listObjects(project: string, bucket: string, q: ObjectListQuery): Promise<ObjectPage>;
-  /** Which of these refs an object holds (the orphan sweep asks before deleting bytes). */
+  /** Which of these refs an object or an upload's part holds (the orphan sweep asks before deleting bytes). */
   referenced(refs: readonly string[]): Promise<Set<string>>;
+  /** Replaces an object's tags alone (PutObjectTagging); false when there is no such object. */
+  setObjectTags(project: string, bucket: string, key: string, tags: Record<string, string>): Promise<boolean>;
+  /** The bucket's CORS rules; null when it has none, undefined when there is no such bucket. */
+  getBucketCors(project: string, bucket: string): Promise<CorsRule[] | null | undefined>;
+  /** Replaces (null: deletes) the bucket's CORS rules; false when there is no such bucket. */
+  setBucketCors(project: string, bucket: string, rules: CorsRule[] | null): Promise<boolean>;
+
+  /** Throws BucketNotFoundError. */
+  createUpload(project: string, u: NewUpload): Promise<StoredUpload>;
+  getUpload(project: string, bucket: string, uploadId: string): Promise<StoredUpload | undefined>;
+  /** By key, then initiation order (upload id breaks ties); throws BucketNotFoundError. */
+  listUploads(project: string, bucket: string, q: UploadListQuery): Promise<StoredUpload[]>;
+  /** Adds or replaces a part; `replaced` is the old part's ref. Throws UploadNotFoundError. */
+  putPart(
+    project: string,
+    bucket: string,
+    uploadId: string,
+    p: UploadPart,
+  ): Promise<{ replaced: string | null }>;
+  /** By part number; throws UploadNotFoundError. */
+  listParts(project: string, bucket: string, uploadId: string): Promise<StoredPart[]>;
+  /**
+   * In one transaction: the upload and its parts go, the object is created or replaced. `parts` are the
+   * refs of every part the upload held (the caller deletes their bytes once this resolves), `replaced` the
+   * old object's ref. Throws UploadNotFoundError (nothing changes) or BucketNotFoundError.
+   */
+  completeUpload(
+    project: string,
+    uploadId: string,
+    o: NewObject,
+    /** Logged as ObjectCreated:CompleteMultipartUpload, whatever its event says. */
+    change?: ChangeContext,
+  ): Promise<{ object: StoredObject; replaced: string | null; parts: string[] }>;
+  /** The refs of the parts of the upload it deleted; undefined when there was no such upload. */
+  abortUpload(project: string, bucket: string, uploadId: string): Promise<string[] | undefined>;
 }
 
 export type StoreBackend = 'sqlite' | 'postgresql';

@@ -18,6 +18,7 @@ const TRANSLATED: Record<string, [number, string, string?]> = {
     'RequestTimeTooSkewed',
     'The difference between the request time and the current time is too large.',
   ],
+  RequestExpired: [403, 'AccessDenied', 'Request has expired'],
   MissingAuthenticationToken: [403, 'AccessDenied', 'Access Denied'],
   AccessDeniedException: [403, 'AccessDenied', 'Access Denied'],
   InternalError: [500, 'InternalError', 'We encountered an internal error. Please try again.'],

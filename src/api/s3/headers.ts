@@ -63,19 +63,32 @@ export function userMetadata(h: IncomingHttpHeaders): Record<string, string> {
   return out;
 }
 
-/** x-amz-tagging: a URL query string of tags. */
+export const MAX_TAGS = 10;
+const MAX_TAG_KEY = 128;
+const MAX_TAG_VALUE = 256;
+
+const invalidTag = (message: string): ApiError => new ApiError(400, 'InvalidTag', message);
+
+/** Checks a tag set against S3's limits and returns it as an object. */
+export function checkedTags(pairs: Iterable<[string, string]>): Record<string, string> {
+  const tags: Record<string, string> = {};
+  let n = 0;
+  for (const [k, v] of pairs) {
+    if ([...k].length < 1 || [...k].length > MAX_TAG_KEY)
+      throw invalidTag('The TagKey you have provided is invalid');
+    if ([...v].length > MAX_TAG_VALUE) throw invalidTag('The TagValue you have provided is invalid');
+    if (Object.hasOwn(tags, k)) throw invalidTag('Cannot provide multiple Tags with the same key');
+    tags[k] = v;
+    if (++n > MAX_TAGS) throw invalidTag(`Object tags cannot be greater than ${MAX_TAGS}`);
+  }
+  return tags;
+}
+
+/** x-amz-tagging: a URL query string of tags, within S3's tag limits. */
 export function tagsOf(h: IncomingHttpHeaders): Record<string, string> {
   const raw = header(h, 'x-amz-tagging');
   if (raw === undefined || raw === '') return {};
-  const tags: Record<string, string> = {};
-  for (const [k, v] of new URLSearchParams(raw)) {
-    if (k === '' || k.length > 128 || v.length > 256)
-      throw new ApiError(400, 'InvalidTag', 'The TagKey you have provided is invalid');
-    tags[k] = v;
-  }
-  if (Object.keys(tags).length > 10)
-    throw new ApiError(400, 'InvalidTag', 'Object tags cannot be greater than 10');
-  return tags;
+  return checkedTags(new URLSearchParams(raw));
 }
 
 /** The checksums a PUT asks for: the ones it sends (headers or trailer) and the one it names. */

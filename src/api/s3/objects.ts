@@ -3,7 +3,12 @@
 // that stopped holding them is committed; bytes written for a request that then fails are deleted at once.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { BytesTooLargeError, type ByteStore } from '../../objects/bytes.js';
+import {
+  BytesTooLargeError,
+  type ByteStore,
+  type ChecksumAlgorithm,
+  type StoredBytes,
+} from '../../objects/bytes.js';
 import type { ChangeContext, NewObject, ObjectStore, StoredObject } from '../../store/types.js';
 import type { AwsResponse, AwsStreamRequest } from '../aws.js';
 import { ApiError } from '../errors.js';
@@ -35,7 +40,7 @@ export interface ObjectOpsDeps {
   bytes: ByteStore;
 }
 
-type Ctx = {
+export type Ctx = {
   project: string;
   bucket: string;
   key: string;
@@ -68,19 +73,7 @@ export async function putObject(d: ObjectOpsDeps, c: Ctx): Promise<AwsResponse> 
     throw err;
   }
   try {
-    if (md5 !== undefined && md5 !== stored.md5) {
-      throw new ApiError(400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.');
-    }
-    for (const alg of algorithms) {
-      const given = header(req.headers, `x-amz-checksum-${alg}`) ?? req.trailers[`x-amz-checksum-${alg}`];
-      if (given !== undefined && given !== stored.checksums[alg]) {
-        throw new ApiError(
-          400,
-          'BadDigest',
-          `The ${alg.toUpperCase()} you specified did not match the calculated checksum.`,
-        );
-      }
-    }
+    checkDigests(req, stored, md5, algorithms);
     const o: NewObject = {
       bucket: c.bucket,
       key: c.key,
@@ -103,6 +96,28 @@ export async function putObject(d: ObjectOpsDeps, c: Ctx): Promise<AwsResponse> 
   return { status: 200, headers: out, body: '' };
 }
 
+/** The body's digests against what the client said they were (Content-MD5, x-amz-checksum-* or trailers). */
+export function checkDigests(
+  req: AwsStreamRequest,
+  stored: StoredBytes,
+  md5: string | undefined,
+  algorithms: readonly ChecksumAlgorithm[],
+): void {
+  if (md5 !== undefined && md5 !== stored.md5) {
+    throw new ApiError(400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.');
+  }
+  for (const alg of algorithms) {
+    const given = header(req.headers, `x-amz-checksum-${alg}`) ?? req.trailers[`x-amz-checksum-${alg}`];
+    if (given !== undefined && given !== stored.checksums[alg]) {
+      throw new ApiError(
+        400,
+        'BadDigest',
+        `The ${alg.toUpperCase()} you specified did not match the calculated checksum.`,
+      );
+    }
+  }
+}
+
 async function commit(d: ObjectOpsDeps, project: string, o: NewObject, change: ChangeContext) {
   try {
     return await d.objects.putObject(project, o, change);
@@ -112,14 +127,14 @@ async function commit(d: ObjectOpsDeps, project: string, o: NewObject, change: C
   }
 }
 
-function noSuchBucketError(bucket: string): ApiError {
+export function noSuchBucketError(bucket: string): ApiError {
   return new ApiError(404, 'NoSuchBucket', 'The specified bucket does not exist', undefined, {
     BucketName: bucket,
   });
 }
 
 /** Content-MD5 as hex, or InvalidDigest when it is not the base64 of 16 bytes. */
-function contentMd5(v: string | undefined): string | undefined {
+export function contentMd5(v: string | undefined): string | undefined {
   if (v === undefined) return undefined;
   const b = Buffer.from(v, 'base64');
   if (b.length !== 16 || b.toString('base64') !== v.trim()) {
@@ -128,7 +143,7 @@ function contentMd5(v: string | undefined): string | undefined {
   return b.toString('hex');
 }
 
-async function found(d: ObjectOpsDeps, c: Ctx): Promise<StoredObject> {
+export async function found(d: Pick<ObjectOpsDeps, 'objects'>, c: Ctx): Promise<StoredObject> {
   const o = await d.objects.getObject(c.project, c.bucket, c.key);
   if (o) return o;
   if (!(await d.objects.getBucket(c.project, c.bucket))) throw noSuchBucketError(c.bucket);

@@ -1,8 +1,10 @@
 // The S3 REST API as an AwsService (scope name "s3"), taking every request as a stream (handleStream): an
 // upload is never buffered, and its signature is checked as it arrives. An operation is picked from the
 // method, whether a bucket and a key are named (path or virtual-hosted style) and the subresource in the
-// query; a subresource Nimbus does not implement yet (?uploads, ?tagging, ?acl...) answers NotImplemented
-// rather than being mistaken for a plain object operation. Every operation acts in the caller's project.
+// query; a subresource Nimbus does not implement yet (?acl, ?versioning...) answers NotImplemented rather
+// than being mistaken for a plain object operation. Every operation acts in the caller's project. An
+// unsigned OPTIONS (a browser's CORS preflight) is answered from the bucket's CORS rules in the default
+// project, since it names no key; a signed answer gets the CORS headers its Origin is granted.
 import { Readable } from 'node:stream';
 import type { ByteStore } from '../../objects/bytes.js';
 import type { ChangeContext, ObjectStore } from '../../store/types.js';
@@ -18,6 +20,7 @@ import {
   listBuckets,
   listObjects,
 } from './buckets.js';
+import { corsHeaders, deleteBucketCors, getBucketCors, preflight, putBucketCors } from './cors.js';
 import { accessDenied, notImplemented, s3Error } from './errors.js';
 import { header } from './headers.js';
 import {
@@ -29,6 +32,16 @@ import {
   MAX_PUT_BYTES,
   putObject,
 } from './objects.js';
+import {
+  abortMultipartUpload,
+  completeMultipartUpload,
+  createMultipartUpload,
+  listMultipartUploads,
+  listParts,
+  uploadPart,
+  uploadPartCopy,
+} from './multipart.js';
+import { deleteObjectTagging, getObjectTagging, putObjectTagging } from './tagging.js';
 import { targetOf } from './target.js';
 
 export interface S3Deps {
@@ -61,9 +74,25 @@ const PLAIN_QUERY = new Set([
   'response-content-disposition',
   'response-content-encoding',
   'partNumber',
+  'max-parts',
+  'part-number-marker',
+  'key-marker',
+  'upload-id-marker',
+  'max-uploads',
+  // A presigned URL's signature (checked by the listener before the request gets here).
+  'X-Amz-Algorithm',
+  'X-Amz-Credential',
+  'X-Amz-Date',
+  'X-Amz-Expires',
+  'X-Amz-SignedHeaders',
+  'X-Amz-Signature',
+  'X-Amz-Security-Token',
+  'X-Amz-Content-Sha256',
 ]);
 
 const WRITES = new Set(['PUT', 'POST', 'DELETE']);
+/** The project an unsigned preflight's bucket is looked up in: it carries no credential to name one. */
+const PREFLIGHT_PROJECT = 'default';
 
 export function createS3Service(d: S3Deps): AwsService {
   const service: AwsService = {
@@ -75,9 +104,30 @@ export function createS3Service(d: S3Deps): AwsService {
         { ...req, rawPath: req.url.pathname, body: Readable.from([req.body]), trailers: {} },
         principal,
       ),
-    async handleStream(req: AwsStreamRequest, principal: Principal): Promise<AwsResponse> {
-      const res = await dispatch(d, req, principal);
-      if (res.status < 300 && WRITES.has(req.method.toUpperCase())) d.onChange?.();
+    async handleStream(received: AwsStreamRequest, principal: Principal): Promise<AwsResponse> {
+      const req = withHoistedHeaders(received);
+      const { bucket } = targetOf(req.headers, req.rawPath);
+      const granted = () => corsHeaders(d, principal.project, bucket, req.method, req.headers);
+      let res: AwsResponse;
+      try {
+        res = await dispatch(d, req, principal);
+        // A write may have logged changes: the storage trigger source looks at once rather than at its poll.
+        if (res.status < 300 && WRITES.has(req.method.toUpperCase())) d.onChange?.();
+      } catch (err) {
+        // A browser reads an error (a refused upload) only with the CORS headers on it too.
+        if (!(err instanceof ApiError) || header(req.headers, 'origin') === undefined) throw err;
+        const { status, code, message, hint, extra, headers } = err;
+        throw new ApiError(status, code, message, hint, extra, { ...headers, ...(await granted()) });
+      }
+      const cors = await granted();
+      return {
+        ...res,
+        headers: { ...res.headers, ...cors, 'x-amz-request-id': req.requestId, 'x-amz-id-2': req.requestId },
+      };
+    },
+    async preflight(req): Promise<AwsResponse> {
+      const { bucket } = targetOf(req.headers, req.rawPath);
+      const res = await preflight(d, PREFLIGHT_PROJECT, bucket, req.headers);
       return {
         ...res,
         headers: { ...res.headers, 'x-amz-request-id': req.requestId, 'x-amz-id-2': req.requestId },
@@ -91,7 +141,7 @@ export function createS3Service(d: S3Deps): AwsService {
 async function dispatch(d: S3Deps, req: AwsStreamRequest, principal: Principal): Promise<AwsResponse> {
   const { bucket, key } = targetOf(req.headers, req.rawPath);
   const q = req.url.searchParams;
-  const sub = [...q.keys()].filter((k) => !PLAIN_QUERY.has(k));
+  const sub = [...q.keys()].filter((k) => !PLAIN_QUERY.has(k) && !isHoisted(req, k));
   const method = req.method.toUpperCase();
   const project = principal.project;
 
@@ -107,6 +157,16 @@ async function dispatch(d: S3Deps, req: AwsStreamRequest, principal: Principal):
       return getBucketLocation(d, project, bucket);
     if (sub.length === 1 && sub[0] === 'delete' && method === 'POST')
       return deleteObjects(d, project, bucket, req, changeOf(req, principal));
+    if (sub.length === 1 && sub[0] === 'uploads' && method === 'GET')
+      return listMultipartUploads(d, project, bucket, q);
+    if (sub.length === 1 && sub[0] === 'cors') {
+      // A bucket's CORS rules are its configuration: keys limited to buckets may read them, not change them.
+      if (method === 'GET') return getBucketCors(d, project, bucket);
+      if (principal.permissions !== null) throw accessDenied();
+      if (method === 'PUT') return putBucketCors(d, project, bucket, req);
+      if (method === 'DELETE') return deleteBucketCors(d, project, bucket);
+      throw methodNotAllowed(method);
+    }
     if (sub.length > 0) throw notImplemented(`?${sub[0]}`);
     switch (method) {
       case 'PUT':
@@ -125,8 +185,16 @@ async function dispatch(d: S3Deps, req: AwsStreamRequest, principal: Principal):
     }
   }
 
-  if (sub.length > 0) throw notImplemented(`?${sub[0]}`);
   const c = { project, bucket, key, req, change: changeOf(req, principal) };
+  if (sub.length === 1 && sub[0] === 'uploads' && method === 'POST') return createMultipartUpload(d, c);
+  if (sub.length === 1 && sub[0] === 'uploadId') return uploadOperation(d, c, method, principal);
+  if (sub.length === 1 && sub[0] === 'tagging') {
+    if (method === 'PUT') return putObjectTagging(d, c);
+    if (method === 'GET') return getObjectTagging(d, c);
+    if (method === 'DELETE') return deleteObjectTagging(d, c);
+    throw methodNotAllowed(method);
+  }
+  if (sub.length > 0) throw notImplemented(`?${sub[0]}`);
   switch (method) {
     case 'PUT': {
       const source = header(req.headers, 'x-amz-copy-source');
@@ -157,6 +225,48 @@ function changeOf(req: AwsStreamRequest, principal: Principal): ChangeContext {
     ...(req.sourceIp !== undefined ? { sourceIp: req.sourceIp } : {}),
     ...(trace !== undefined ? { trace } : {}),
   };
+}
+
+/**
+ * A presigned URL carries the x-amz-* headers it was signed with in its query (the SDK hoists them: a
+ * checksum, the checksum algorithm); S3 reads them as the headers they stand for, and so do we.
+ */
+function isHoisted(req: AwsStreamRequest, name: string): boolean {
+  return name.startsWith('x-amz-') && req.url.searchParams.has('X-Amz-Signature');
+}
+
+function withHoistedHeaders(req: AwsStreamRequest): AwsStreamRequest {
+  const hoisted = [...req.url.searchParams].filter(
+    ([k]) => isHoisted(req, k) && req.headers[k] === undefined,
+  );
+  if (hoisted.length === 0) return req;
+  return { ...req, headers: { ...req.headers, ...Object.fromEntries(hoisted) } };
+}
+
+/** The operations on one multipart upload (?uploadId=...). */
+function uploadOperation(
+  d: S3Deps,
+  c: { project: string; bucket: string; key: string; req: AwsStreamRequest; change?: ChangeContext },
+  method: string,
+  principal: Principal,
+): Promise<AwsResponse> {
+  switch (method) {
+    case 'PUT': {
+      const source = header(c.req.headers, 'x-amz-copy-source');
+      if (source === undefined) return uploadPart(d, c);
+      const from = copySource(source);
+      if (!canUseBucket(principal, from.bucket)) throw accessDenied();
+      return uploadPartCopy(d, c, from);
+    }
+    case 'GET':
+      return listParts(d, c);
+    case 'POST':
+      return completeMultipartUpload(d, c);
+    case 'DELETE':
+      return abortMultipartUpload(d, c);
+    default:
+      throw methodNotAllowed(method);
+  }
 }
 
 function methodNotAllowed(method: string): ApiError {

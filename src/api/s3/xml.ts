@@ -1,5 +1,5 @@
 // S3 speaks XML both ways. fast-xml-parser builds the responses (escaping what it must) and parses the few
-// bodies S3 takes (DeleteObjects, CreateBucket's configuration); nothing here parses XML by hand.
+// bodies S3 takes (DeleteObjects, CreateBucket's configuration, CompleteMultipartUpload, tags, CORS); nothing here parses XML by hand.
 import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser';
 import { ApiError } from '../errors.js';
 
@@ -7,13 +7,25 @@ export const S3_NS = 'http://s3.amazonaws.com/doc/2006-03-01/';
 
 const builder = new XMLBuilder({ ignoreAttributes: false, suppressEmptyNode: false });
 
+/** Elements that may repeat: always arrays, even when one is sent. */
+const REPEATED = new Set([
+  'Object',
+  'Part',
+  'Tag',
+  'CORSRule',
+  'AllowedMethod',
+  'AllowedOrigin',
+  'AllowedHeader',
+  'ExposeHeader',
+]);
+
 // Values stay strings (a key "007" is not the number 7) and keep their spaces (a key may start with one).
 const parser = new XMLParser({
   parseTagValue: false,
   trimValues: false,
   ignoreAttributes: true,
   removeNSPrefix: true,
-  isArray: (name) => name === 'Object',
+  isArray: (name) => REPEATED.has(name),
 });
 
 /** An XML document with one root element; `body` is its content, arrays become repeated elements. */

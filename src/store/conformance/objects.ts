@@ -1,8 +1,9 @@
 // ObjectStore conformance: buckets per project, object metadata as written, overwrites handing back the ref
-// they replace, listings in S3's order (UTF-8 bytes) with prefixes, delimiters and pages, and the change log
-// that storage triggers read: one entry per write or removal, committed with it, kept until forgotten.
+// they replace, listings in S3's order (UTF-8 bytes) with prefixes, delimiters and pages; tags and CORS
+// rules; multipart uploads, their parts, and completion as one transaction; and the change log that storage
+// triggers read: one entry per write or removal, committed with it, kept until forgotten.
 import { describe, expect, it } from 'vitest';
-import { BucketNotEmptyError, BucketNotFoundError } from '../errors.js';
+import { BucketNotEmptyError, BucketNotFoundError, UploadNotFoundError } from '../errors.js';
 import type { NewObject, ObjectListQuery, ObjectStore } from '../types.js';
 import { useHarness, type HarnessFactory } from './harness.js';
 
@@ -249,6 +250,120 @@ export function objectStoreConformance(name: string, make: HarnessFactory): void
       await expect(o().deleteObjects('default', 'nope', ['k'])).rejects.toThrow(BucketNotFoundError);
       expect(await o().deleteObjects('default', 'b', ['missing'])).toEqual([]);
       expect(await o().changes(10)).toEqual([]);
+    });
+
+    it("replaces an object's tags alone, and keeps a bucket's CORS rules", async () => {
+      await o().createBucket('default', 'b', null);
+      await o().putObject('default', newObject('b', 'k', { tags: { a: '1' }, userMetadata: { m: 'v' } }));
+      expect(await o().setObjectTags('default', 'b', 'k', { x: 'y' })).toBe(true);
+      expect(await o().setObjectTags('default', 'b', 'nope', { x: 'y' })).toBe(false);
+      expect(await o().getObject('default', 'b', 'k')).toMatchObject({
+        tags: { x: 'y' },
+        userMetadata: { m: 'v' },
+      });
+
+      expect(await o().getBucketCors('default', 'b')).toBeNull();
+      expect(await o().getBucketCors('default', 'nope')).toBeUndefined();
+      const rules = [
+        {
+          allowedMethods: ['PUT'],
+          allowedOrigins: ['https://a.example'],
+          allowedHeaders: ['*'],
+          exposeHeaders: ['ETag'],
+          maxAgeSeconds: 60,
+        },
+      ];
+      expect(await o().setBucketCors('default', 'b', rules)).toBe(true);
+      expect(await o().setBucketCors('default', 'nope', rules)).toBe(false);
+      expect(await o().getBucketCors('default', 'b')).toStrictEqual(rules);
+      await o().setBucketCors('default', 'b', null);
+      expect(await o().getBucketCors('default', 'b')).toBeNull();
+    });
+
+    it("keeps an upload's parts, replaces a part, and completes into one object in one step", async () => {
+      await o().createBucket('default', 'b', null);
+      await expect(
+        o().createUpload('default', {
+          bucket: 'nope',
+          key: 'k',
+          uploadId: 'u0',
+          headers: {},
+          userMetadata: {},
+          tags: {},
+        }),
+      ).rejects.toBeInstanceOf(BucketNotFoundError);
+      const u = await o().createUpload('default', {
+        bucket: 'b',
+        key: 'big',
+        uploadId: 'u1',
+        headers: { contentType: 'text/plain' },
+        userMetadata: { a: 'b' },
+        tags: { t: '1' },
+      });
+      expect(await o().getUpload('default', 'b', 'u1')).toStrictEqual(u);
+      expect(
+        await o().putPart('default', 'b', 'u1', { partNumber: 2, ref: 'p2', size: 1, etag: 'e2' }),
+      ).toEqual({ replaced: null });
+      await o().putPart('default', 'b', 'u1', { partNumber: 1, ref: 'p1', size: 5, etag: 'e1' });
+      expect(
+        await o().putPart('default', 'b', 'u1', { partNumber: 2, ref: 'p2b', size: 2, etag: 'e2b' }),
+      ).toEqual({ replaced: 'p2' });
+      await expect(
+        o().putPart('default', 'b', 'nope', { partNumber: 1, ref: 'px', size: 1, etag: 'e' }),
+      ).rejects.toBeInstanceOf(UploadNotFoundError);
+      const parts = await o().listParts('default', 'b', 'u1');
+      expect(parts.map((p) => [p.partNumber, p.ref, p.size, p.etag])).toEqual([
+        [1, 'p1', 5, 'e1'],
+        [2, 'p2b', 2, 'e2b'],
+      ]);
+      expect(await o().referenced(['p1', 'p2', 'p2b'])).toEqual(new Set(['p1', 'p2b']));
+
+      const obj = newObject('b', 'big', { size: 7, etag: 'abc-2' });
+      const done = await o().completeUpload('default', 'u1', obj);
+      expect(done.replaced).toBeNull();
+      expect(done.parts.sort()).toEqual(['p1', 'p2b']);
+      expect(await o().getUpload('default', 'b', 'u1')).toBeUndefined();
+      expect(await o().getObject('default', 'b', 'big')).toMatchObject({
+        etag: 'abc-2',
+        size: 7,
+        ref: obj.ref,
+      });
+      expect(await o().referenced(['p1', 'p2b', obj.ref])).toEqual(new Set([obj.ref]));
+      await expect(o().completeUpload('default', 'u1', newObject('b', 'big'))).rejects.toBeInstanceOf(
+        UploadNotFoundError,
+      );
+      await expect(o().listParts('default', 'b', 'u1')).rejects.toBeInstanceOf(UploadNotFoundError);
+    });
+
+    it('aborts an upload, lists uploads by key and id after markers, and drops them with the bucket', async () => {
+      await o().createBucket('default', 'b', null);
+      const mk = (key: string, uploadId: string) =>
+        o().createUpload('default', { bucket: 'b', key, uploadId, headers: {}, userMetadata: {}, tags: {} });
+      await mk('b/2', 'u3');
+      await mk('a', 'u2');
+      await mk('b/1', 'u1');
+      await mk('a', 'u4');
+      await o().putPart('default', 'b', 'u4', { partNumber: 1, ref: 'q1', size: 1, etag: 'e' });
+      const ids = async (q: Parameters<ObjectStore['listUploads']>[2]) =>
+        (await o().listUploads('default', 'b', q)).map((u) => `${u.key}:${u.uploadId}`);
+      expect(await ids({ limit: 10 })).toEqual(['a:u2', 'a:u4', 'b/1:u1', 'b/2:u3']);
+      expect(await ids({ limit: 2 })).toEqual(['a:u2', 'a:u4']);
+      expect(await ids({ afterKey: 'a', afterUploadId: 'u2', limit: 10 })).toEqual([
+        'a:u4',
+        'b/1:u1',
+        'b/2:u3',
+      ]);
+      expect(await ids({ afterKey: 'a', limit: 10 })).toEqual(['b/1:u1', 'b/2:u3']);
+      expect(await ids({ prefix: 'b/', limit: 10 })).toEqual(['b/1:u1', 'b/2:u3']);
+      expect(await o().abortUpload('default', 'b', 'u4')).toEqual(['q1']);
+      expect(await o().abortUpload('default', 'b', 'u4')).toBeUndefined();
+      expect(await o().referenced(['q1'])).toEqual(new Set());
+      await expect(o().listUploads('default', 'nope', { limit: 1 })).rejects.toBeInstanceOf(
+        BucketNotFoundError,
+      );
+      await o().putPart('default', 'b', 'u1', { partNumber: 1, ref: 'q2', size: 1, etag: 'e' });
+      expect(await o().deleteBucket('default', 'b')).toBe(true);
+      expect(await o().referenced(['q2'])).toEqual(new Set());
     });
   });
 }

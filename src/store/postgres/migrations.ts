@@ -384,6 +384,44 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    description: 'multipart uploads and their parts; bucket CORS rules',
+    sql: `
+      -- An upload in progress. meta: the headers, user metadata and tags the object will get. Deleted with
+      -- its parts when completed or aborted; a bucket's deletion deletes its uploads (their parts' bytes are
+      -- then orphans, swept at start).
+      CREATE TABLE uploads (
+        project text COLLATE "C" NOT NULL,
+        bucket text COLLATE "C" NOT NULL,
+        upload_id text COLLATE "C" NOT NULL,
+        key bytea NOT NULL,
+        meta text NOT NULL,
+        initiated double precision NOT NULL,
+        PRIMARY KEY (project, bucket, upload_id),
+        FOREIGN KEY (project, bucket) REFERENCES buckets (project, name)
+      );
+      -- Upload ids are time-ordered: by key, then id, is S3's order (key, then initiation).
+      CREATE INDEX uploads_by_key ON uploads (project, bucket, key, upload_id);
+
+      -- Each part owns its bytes (byte_ref) until completion composes them into the object's one ref.
+      CREATE TABLE upload_parts (
+        project text COLLATE "C" NOT NULL,
+        bucket text COLLATE "C" NOT NULL,
+        upload_id text COLLATE "C" NOT NULL,
+        part_number integer NOT NULL,
+        byte_ref text NOT NULL UNIQUE,
+        size bigint NOT NULL,
+        etag text NOT NULL,
+        last_modified double precision NOT NULL,
+        PRIMARY KEY (project, bucket, upload_id, part_number),
+        FOREIGN KEY (project, bucket, upload_id) REFERENCES uploads (project, bucket, upload_id)
+      );
+
+      -- A JSON array of CORS rules (PutBucketCors); NULL when the bucket has none.
+      ALTER TABLE buckets ADD COLUMN cors text;
+    `,
+  },
 ];
 
 /** The schema version this build writes; a database with a higher one was written by a newer Nimbus. */

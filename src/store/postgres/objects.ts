@@ -3,21 +3,29 @@
 // range scans of the objects primary key, whose bytea keys compare byte by byte.
 import type { PoolClient } from 'pg';
 import type { Clock } from '../../clock/clock.js';
-import { BucketNotEmptyError, BucketNotFoundError } from '../errors.js';
-import { listObjectsBy } from '../object-listing.js';
+import { BucketNotEmptyError, BucketNotFoundError, UploadNotFoundError } from '../errors.js';
+import { listObjectsBy, listUploadsBy } from '../object-listing.js';
 import {
   changeContextJson,
   objectMetaJson,
   toBucket,
   toObject,
   toObjectChange,
+  toPart,
+  toUpload,
+  uploadMetaJson,
+  withTags,
   type BucketRow,
   type ObjectChangeRow,
   type ObjectRow,
+  type PartRow,
+  type UploadRow,
 } from '../rows.js';
 import type {
   ChangeContext,
+  CorsRule,
   NewObject,
+  NewUpload,
   ObjectChange,
   ObjectEventName,
   ObjectListQuery,
@@ -25,6 +33,10 @@ import type {
   ObjectStore,
   StoredBucket,
   StoredObject,
+  StoredPart,
+  StoredUpload,
+  UploadListQuery,
+  UploadPart,
 } from '../types.js';
 import type { Db } from './db.js';
 
@@ -72,6 +84,9 @@ export class PgObjectStore implements ObjectStore {
         name,
       ]);
       if ((any.rowCount ?? 0) > 0) throw new BucketNotEmptyError(project, name);
+      // Uploads in progress go with the bucket; their parts' bytes are orphans for the sweep.
+      await c.query('DELETE FROM upload_parts WHERE project = $1 AND bucket = $2', [project, name]);
+      await c.query('DELETE FROM uploads WHERE project = $1 AND bucket = $2', [project, name]);
       await c.query('DELETE FROM buckets WHERE project = $1 AND name = $2', [project, name]);
       return true;
     });
@@ -82,24 +97,32 @@ export class PgObjectStore implements ObjectStore {
     o: NewObject,
     change?: ChangeContext,
   ): Promise<{ object: StoredObject; replaced: string | null }> {
+    return this.db.tx((c) => this.upsertObject(c, project, o, change));
+  }
+
+  /** Inside a transaction: the object written with the bucket's next sequencer, and its change logged. */
+  private async upsertObject(
+    c: PoolClient,
+    project: string,
+    o: NewObject,
+    change?: ChangeContext,
+  ): Promise<{ object: StoredObject; replaced: string | null }> {
     const now = this.clock.now();
-    return this.db.tx(async (c) => {
-      const seq = await nextSeq(c, project, o.bucket);
-      const key = Buffer.from(o.key, 'utf8');
-      const old = await c.query<{ byte_ref: string }>(
-        'SELECT byte_ref FROM objects WHERE project = $1 AND bucket = $2 AND key = $3',
-        [project, o.bucket, key],
-      );
-      await c.query(
-        `INSERT INTO objects (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (project, bucket, key) DO UPDATE SET byte_ref = excluded.byte_ref, size = excluded.size,
-           etag = excluded.etag, meta = excluded.meta, last_modified = excluded.last_modified, seq = excluded.seq`,
-        [project, o.bucket, key, o.ref, o.size, o.etag, objectMetaJson(o), now, seq],
-      );
-      await logChanges(c, project, o.bucket, change?.event ?? 'ObjectCreated:Put', [o], seq, now, change);
-      const object: StoredObject = { ...o, project, lastModified: now, sequencer: seq };
-      return { object, replaced: old.rows[0]?.byte_ref ?? null };
-    });
+    const seq = await nextSeq(c, project, o.bucket);
+    const key = Buffer.from(o.key, 'utf8');
+    const old = await c.query<{ byte_ref: string }>(
+      'SELECT byte_ref FROM objects WHERE project = $1 AND bucket = $2 AND key = $3',
+      [project, o.bucket, key],
+    );
+    await c.query(
+      `INSERT INTO objects (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+       ON CONFLICT (project, bucket, key) DO UPDATE SET byte_ref = excluded.byte_ref, size = excluded.size,
+         etag = excluded.etag, meta = excluded.meta, last_modified = excluded.last_modified, seq = excluded.seq`,
+      [project, o.bucket, key, o.ref, o.size, o.etag, objectMetaJson(o), now, seq],
+    );
+    await logChanges(c, project, o.bucket, change?.event ?? 'ObjectCreated:Put', [o], seq, now, change);
+    const object: StoredObject = { ...o, project, lastModified: now, sequencer: seq };
+    return { object, replaced: old.rows[0]?.byte_ref ?? null };
   }
 
   async getObject(project: string, bucket: string, key: string): Promise<StoredObject | undefined> {
@@ -155,11 +178,174 @@ export class PgObjectStore implements ObjectStore {
 
   async referenced(refs: readonly string[]): Promise<Set<string>> {
     const rows = await this.db.rows<{ byte_ref: string }>(
-      'SELECT byte_ref FROM objects WHERE byte_ref = ANY($1::text[])',
+      `SELECT byte_ref FROM objects WHERE byte_ref = ANY($1::text[])
+       UNION ALL SELECT byte_ref FROM upload_parts WHERE byte_ref = ANY($1::text[])`,
       [refs],
     );
     return new Set(rows.map((r) => r.byte_ref));
   }
+
+  async setObjectTags(
+    project: string,
+    bucket: string,
+    key: string,
+    tags: Record<string, string>,
+  ): Promise<boolean> {
+    return this.db.tx(async (c) => {
+      const k = Buffer.from(key, 'utf8');
+      const res = await c.query<{ meta: string }>(
+        'SELECT meta FROM objects WHERE project = $1 AND bucket = $2 AND key = $3 FOR UPDATE',
+        [project, bucket, k],
+      );
+      const row = res.rows[0];
+      if (!row) return false;
+      await c.query('UPDATE objects SET meta = $1 WHERE project = $2 AND bucket = $3 AND key = $4', [
+        withTags(row.meta, tags),
+        project,
+        bucket,
+        k,
+      ]);
+      return true;
+    });
+  }
+
+  async getBucketCors(project: string, bucket: string): Promise<CorsRule[] | null | undefined> {
+    const rows = await this.db.rows<{ cors: string | null }>(
+      'SELECT cors FROM buckets WHERE project = $1 AND name = $2',
+      [project, bucket],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    return row.cors === null ? null : (JSON.parse(row.cors) as CorsRule[]);
+  }
+
+  async setBucketCors(project: string, bucket: string, rules: CorsRule[] | null): Promise<boolean> {
+    const n = await this.db.changed('UPDATE buckets SET cors = $1 WHERE project = $2 AND name = $3', [
+      rules === null ? null : JSON.stringify(rules),
+      project,
+      bucket,
+    ]);
+    return n > 0;
+  }
+
+  async createUpload(project: string, u: NewUpload): Promise<StoredUpload> {
+    const now = this.clock.now();
+    // The bucket's row lock orders this against a DeleteBucket on another node.
+    return this.db.tx(async (c) => {
+      const b = await c.query('SELECT 1 FROM buckets WHERE project = $1 AND name = $2 FOR SHARE', [
+        project,
+        u.bucket,
+      ]);
+      if (b.rowCount === 0) throw new BucketNotFoundError(project, u.bucket);
+      await c.query(
+        'INSERT INTO uploads (project, bucket, upload_id, key, meta, initiated) VALUES ($1, $2, $3, $4, $5, $6)',
+        [project, u.bucket, u.uploadId, Buffer.from(u.key, 'utf8'), uploadMetaJson(u), now],
+      );
+      return { ...u, project, initiated: now };
+    });
+  }
+
+  async getUpload(project: string, bucket: string, uploadId: string): Promise<StoredUpload | undefined> {
+    const rows = await this.db.rows<UploadRow>(
+      'SELECT * FROM uploads WHERE project = $1 AND bucket = $2 AND upload_id = $3',
+      [project, bucket, uploadId],
+    );
+    return rows[0] && toUpload(rows[0]);
+  }
+
+  async listUploads(project: string, bucket: string, q: UploadListQuery): Promise<StoredUpload[]> {
+    if (!(await this.getBucket(project, bucket))) throw new BucketNotFoundError(project, bucket);
+    return listUploadsBy(async (key, id, limit) => {
+      const rows = await this.db.rows<UploadRow>(
+        `SELECT * FROM uploads WHERE project = $1 AND bucket = $2 AND (key > $3 OR (key = $3 AND upload_id > $4))
+         ORDER BY key, upload_id LIMIT $5`,
+        [project, bucket, key, id, limit],
+      );
+      return rows.map(toUpload);
+    }, q);
+  }
+
+  async putPart(
+    project: string,
+    bucket: string,
+    uploadId: string,
+    p: UploadPart,
+  ): Promise<{ replaced: string | null }> {
+    const now = this.clock.now();
+    return this.db.tx(async (c) => {
+      // The upload's row lock: a Complete or Abort running elsewhere either sees this part or makes it fail.
+      const u = await c.query(
+        'SELECT 1 FROM uploads WHERE project = $1 AND bucket = $2 AND upload_id = $3 FOR UPDATE',
+        [project, bucket, uploadId],
+      );
+      if (u.rowCount === 0) throw new UploadNotFoundError(project, bucket, uploadId);
+      const old = await c.query<{ byte_ref: string }>(
+        `SELECT byte_ref FROM upload_parts WHERE project = $1 AND bucket = $2 AND upload_id = $3
+         AND part_number = $4`,
+        [project, bucket, uploadId, p.partNumber],
+      );
+      await c.query(
+        `INSERT INTO upload_parts (project, bucket, upload_id, part_number, byte_ref, size, etag, last_modified)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (project, bucket, upload_id, part_number) DO UPDATE SET byte_ref = excluded.byte_ref,
+           size = excluded.size, etag = excluded.etag, last_modified = excluded.last_modified`,
+        [project, bucket, uploadId, p.partNumber, p.ref, p.size, p.etag, now],
+      );
+      return { replaced: old.rows[0]?.byte_ref ?? null };
+    });
+  }
+
+  async listParts(project: string, bucket: string, uploadId: string): Promise<StoredPart[]> {
+    if (!(await this.getUpload(project, bucket, uploadId)))
+      throw new UploadNotFoundError(project, bucket, uploadId);
+    const rows = await this.db.rows<PartRow>(
+      `SELECT * FROM upload_parts WHERE project = $1 AND bucket = $2 AND upload_id = $3 ORDER BY part_number`,
+      [project, bucket, uploadId],
+    );
+    return rows.map(toPart);
+  }
+
+  async completeUpload(
+    project: string,
+    uploadId: string,
+    o: NewObject,
+    change?: ChangeContext,
+  ): Promise<{ object: StoredObject; replaced: string | null; parts: string[] }> {
+    const logged: ChangeContext = { ...change, event: 'ObjectCreated:CompleteMultipartUpload' };
+    return this.db.tx(async (c) => {
+      const parts = await dropUpload(c, project, o.bucket, uploadId);
+      if (!parts) throw new UploadNotFoundError(project, o.bucket, uploadId);
+      return { ...(await this.upsertObject(c, project, o, logged)), parts };
+    });
+  }
+
+  async abortUpload(project: string, bucket: string, uploadId: string): Promise<string[] | undefined> {
+    return this.db.tx((c) => dropUpload(c, project, bucket, uploadId));
+  }
+}
+
+/** Inside a transaction: deletes the upload and its parts under the upload's row lock; the parts' refs. */
+async function dropUpload(
+  c: PoolClient,
+  project: string,
+  bucket: string,
+  uploadId: string,
+): Promise<string[] | undefined> {
+  const u = await c.query(
+    'SELECT 1 FROM uploads WHERE project = $1 AND bucket = $2 AND upload_id = $3 FOR UPDATE',
+    [project, bucket, uploadId],
+  );
+  if (u.rowCount === 0) return undefined;
+  const parts = await c.query<{ byte_ref: string }>(
+    'DELETE FROM upload_parts WHERE project = $1 AND bucket = $2 AND upload_id = $3 RETURNING byte_ref',
+    [project, bucket, uploadId],
+  );
+  await c.query('DELETE FROM uploads WHERE project = $1 AND bucket = $2 AND upload_id = $3', [
+    project,
+    bucket,
+    uploadId,
+  ]);
+  return parts.rows.map((r) => r.byte_ref);
 }
 
 /** The change log's entries for one write, in its transaction: one multi-row insert. */

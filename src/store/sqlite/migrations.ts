@@ -442,6 +442,44 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 10,
+    description: 'multipart uploads and their parts; bucket CORS rules',
+    sql: `
+      -- An upload in progress. meta: the headers, user metadata and tags the object will get. Deleted with
+      -- its parts when completed or aborted; a bucket's deletion deletes its uploads (their parts' bytes are
+      -- then orphans, swept at start).
+      CREATE TABLE uploads (
+        project TEXT NOT NULL,
+        bucket TEXT NOT NULL,
+        upload_id TEXT NOT NULL,
+        key BLOB NOT NULL,
+        meta TEXT NOT NULL,
+        initiated REAL NOT NULL,
+        PRIMARY KEY (project, bucket, upload_id),
+        FOREIGN KEY (project, bucket) REFERENCES buckets (project, name)
+      ) STRICT;
+      -- Upload ids are time-ordered: by key, then id, is S3's order (key, then initiation).
+      CREATE INDEX uploads_by_key ON uploads (project, bucket, key, upload_id);
+
+      -- Each part owns its bytes (byte_ref) until completion composes them into the object's one ref.
+      CREATE TABLE upload_parts (
+        project TEXT NOT NULL,
+        bucket TEXT NOT NULL,
+        upload_id TEXT NOT NULL,
+        part_number INTEGER NOT NULL,
+        byte_ref TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        etag TEXT NOT NULL,
+        last_modified REAL NOT NULL,
+        PRIMARY KEY (project, bucket, upload_id, part_number),
+        FOREIGN KEY (project, bucket, upload_id) REFERENCES uploads (project, bucket, upload_id)
+      ) STRICT, WITHOUT ROWID;
+
+      -- A JSON array of CORS rules (PutBucketCors); NULL when the bucket has none.
+      ALTER TABLE buckets ADD COLUMN cors TEXT;
+    `,
+  },
 ];
 
 /** The schema version this build writes; a data dir with a higher one was written by a newer Nimbus. */

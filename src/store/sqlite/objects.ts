@@ -1,27 +1,39 @@
 // ObjectStore on SQLite. An acknowledged PutObject must survive power loss, so writes are grouped and
 // durable (one WAL fsync, off the event loop, for every write of a turn); listings are range scans of the
 // objects primary key, whose BLOB keys SQLite compares byte by byte.
-import { BucketNotEmptyError, BucketNotFoundError } from '../errors.js';
-import { listObjectsBy } from '../object-listing.js';
+import { BucketNotEmptyError, BucketNotFoundError, UploadNotFoundError } from '../errors.js';
+import { listObjectsBy, listUploadsBy } from '../object-listing.js';
 import {
   changeContextJson,
   objectMetaJson,
   toBucket,
   toObject,
   toObjectChange,
+  toPart,
+  toUpload,
+  uploadMetaJson,
+  withTags,
   type BucketRow,
   type ObjectChangeRow,
   type ObjectRow,
+  type PartRow,
+  type UploadRow,
 } from '../rows.js';
 import type {
   ChangeContext,
+  CorsRule,
   NewObject,
+  NewUpload,
   ObjectChange,
   ObjectListQuery,
   ObjectPage,
   ObjectStore,
   StoredBucket,
   StoredObject,
+  StoredPart,
+  StoredUpload,
+  UploadListQuery,
+  UploadPart,
 } from '../types.js';
 import type { Statement } from 'better-sqlite3';
 import type { SqliteDb } from './db.js';
@@ -69,8 +81,55 @@ export class SqliteObjectStore implements ObjectStore {
       forget: db.prepare<[string]>(
         'DELETE FROM object_changes WHERE seq IN (SELECT value FROM json_each(?))',
       ),
-      referenced: db.prepare<[string], { byte_ref: string }>(
-        'SELECT byte_ref FROM objects WHERE byte_ref IN (SELECT value FROM json_each(?))',
+      referenced: db.prepare<[string, string], { byte_ref: string }>(
+        `SELECT byte_ref FROM objects WHERE byte_ref IN (SELECT value FROM json_each(?))
+         UNION ALL SELECT byte_ref FROM upload_parts WHERE byte_ref IN (SELECT value FROM json_each(?))`,
+      ),
+      setMeta: db.prepare<[string, string, string, Buffer]>(
+        'UPDATE objects SET meta = ? WHERE project = ? AND bucket = ? AND key = ?',
+      ),
+      getCors: db.prepare<[string, string], { cors: string | null }>(
+        'SELECT cors FROM buckets WHERE project = ? AND name = ?',
+      ),
+      setCors: db.prepare<[string | null, string, string]>(
+        'UPDATE buckets SET cors = ? WHERE project = ? AND name = ?',
+      ),
+      insertUpload: db.prepare<[string, string, string, Buffer, string, number]>(
+        'INSERT INTO uploads (project, bucket, upload_id, key, meta, initiated) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      getUpload: db.prepare<[string, string, string], UploadRow>(
+        'SELECT * FROM uploads WHERE project = ? AND bucket = ? AND upload_id = ?',
+      ),
+      uploadById: db.prepare<[string, string], UploadRow>(
+        'SELECT * FROM uploads WHERE project = ? AND upload_id = ?',
+      ),
+      listUploads: db.prepare<[string, string, Buffer, Buffer, string, number], UploadRow>(
+        `SELECT * FROM uploads WHERE project = ? AND bucket = ? AND (key > ? OR (key = ? AND upload_id > ?))
+         ORDER BY key, upload_id LIMIT ?`,
+      ),
+      getPart: db.prepare<[string, string, string, number], PartRow>(
+        'SELECT * FROM upload_parts WHERE project = ? AND bucket = ? AND upload_id = ? AND part_number = ?',
+      ),
+      upsertPart: db.prepare(
+        `INSERT INTO upload_parts (project, bucket, upload_id, part_number, byte_ref, size, etag, last_modified)
+         VALUES (@project, @bucket, @uploadId, @partNumber, @ref, @size, @etag, @now)
+         ON CONFLICT (project, bucket, upload_id, part_number) DO UPDATE SET byte_ref = excluded.byte_ref,
+           size = excluded.size, etag = excluded.etag, last_modified = excluded.last_modified`,
+      ),
+      listParts: db.prepare<[string, string, string], PartRow>(
+        'SELECT * FROM upload_parts WHERE project = ? AND bucket = ? AND upload_id = ? ORDER BY part_number',
+      ),
+      deleteParts: db.prepare<[string, string, string]>(
+        'DELETE FROM upload_parts WHERE project = ? AND bucket = ? AND upload_id = ?',
+      ),
+      deleteUpload: db.prepare<[string, string, string]>(
+        'DELETE FROM uploads WHERE project = ? AND bucket = ? AND upload_id = ?',
+      ),
+      deleteBucketParts: db.prepare<[string, string]>(
+        'DELETE FROM upload_parts WHERE project = ? AND bucket = ?',
+      ),
+      deleteBucketUploads: db.prepare<[string, string]>(
+        'DELETE FROM uploads WHERE project = ? AND bucket = ?',
       ),
     };
   }
@@ -97,6 +156,9 @@ export class SqliteObjectStore implements ObjectStore {
     return this.s.durably(() =>
       this.s.transaction(() => {
         if (this.st.anyObject.get(project, name)) throw new BucketNotEmptyError(project, name);
+        // Uploads in progress go with the bucket; their parts' bytes are orphans for the sweep.
+        this.st.deleteBucketParts.run(project, name);
+        this.st.deleteBucketUploads.run(project, name);
         return this.st.deleteBucket.run(project, name).changes > 0;
       }),
     );
@@ -107,41 +169,44 @@ export class SqliteObjectStore implements ObjectStore {
     o: NewObject,
     change?: ChangeContext,
   ): Promise<{ object: StoredObject; replaced: string | null }> {
+    return this.s.grouped(() => this.s.transaction(() => this.upsertObject(project, o, change)), true);
+  }
+
+  /** Inside a transaction: the object written with the bucket's next sequencer, and its change logged. */
+  private upsertObject(
+    project: string,
+    o: NewObject,
+    change?: ChangeContext,
+  ): { object: StoredObject; replaced: string | null } {
     const now = this.s.clock.now();
     const key = Buffer.from(o.key, 'utf8');
-    return this.s.grouped(
-      () =>
-        this.s.transaction(() => {
-          const seq = this.st.nextSeq.get(project, o.bucket)?.seq;
-          if (seq === undefined) throw new BucketNotFoundError(project, o.bucket);
-          const old = this.st.get.get(project, o.bucket, key);
-          this.st.upsert.run({
-            project,
-            bucket: o.bucket,
-            key,
-            ref: o.ref,
-            size: o.size,
-            etag: o.etag,
-            meta: objectMetaJson(o),
-            now,
-            seq,
-          });
-          this.st.logChange.run({
-            project,
-            bucket: o.bucket,
-            key: o.key,
-            event: change?.event ?? 'ObjectCreated:Put',
-            size: o.size,
-            etag: o.etag,
-            sequencer: seq,
-            at: now,
-            context: changeContextJson(change),
-          });
-          const object: StoredObject = { ...o, project, lastModified: now, sequencer: seq };
-          return { object, replaced: old?.byte_ref ?? null };
-        }),
-      true,
-    );
+    const seq = this.st.nextSeq.get(project, o.bucket)?.seq;
+    if (seq === undefined) throw new BucketNotFoundError(project, o.bucket);
+    const old = this.st.get.get(project, o.bucket, key);
+    this.st.upsert.run({
+      project,
+      bucket: o.bucket,
+      key,
+      ref: o.ref,
+      size: o.size,
+      etag: o.etag,
+      meta: objectMetaJson(o),
+      now,
+      seq,
+    });
+    this.st.logChange.run({
+      project,
+      bucket: o.bucket,
+      key: o.key,
+      event: change?.event ?? 'ObjectCreated:Put',
+      size: o.size,
+      etag: o.etag,
+      sequencer: seq,
+      at: now,
+      context: changeContextJson(change),
+    });
+    const object: StoredObject = { ...o, project, lastModified: now, sequencer: seq };
+    return { object, replaced: old?.byte_ref ?? null };
   }
 
   async getObject(project: string, bucket: string, key: string): Promise<StoredObject | undefined> {
@@ -229,6 +294,126 @@ export class SqliteObjectStore implements ObjectStore {
 
   async referenced(refs: readonly string[]): Promise<Set<string>> {
     this.s.assertOpen();
-    return new Set(this.st.referenced.all(JSON.stringify(refs)).map((r) => r.byte_ref));
+    const json = JSON.stringify(refs);
+    return new Set(this.st.referenced.all(json, json).map((r) => r.byte_ref));
+  }
+
+  setObjectTags(
+    project: string,
+    bucket: string,
+    key: string,
+    tags: Record<string, string>,
+  ): Promise<boolean> {
+    const k = Buffer.from(key, 'utf8');
+    return this.s.grouped(
+      () =>
+        this.s.transaction(() => {
+          const row = this.st.get.get(project, bucket, k);
+          if (!row) return false;
+          this.st.setMeta.run(withTags(row.meta, tags), project, bucket, k);
+          return true;
+        }),
+      true,
+    );
+  }
+
+  async getBucketCors(project: string, bucket: string): Promise<CorsRule[] | null | undefined> {
+    this.s.assertOpen();
+    const row = this.st.getCors.get(project, bucket);
+    if (!row) return undefined;
+    return row.cors === null ? null : (JSON.parse(row.cors) as CorsRule[]);
+  }
+
+  setBucketCors(project: string, bucket: string, rules: CorsRule[] | null): Promise<boolean> {
+    const json = rules === null ? null : JSON.stringify(rules);
+    return this.s.grouped(() => this.st.setCors.run(json, project, bucket).changes > 0, true);
+  }
+
+  createUpload(project: string, u: NewUpload): Promise<StoredUpload> {
+    const now = this.s.clock.now();
+    return this.s.grouped(() => {
+      if (!this.st.getBucket.get(project, u.bucket)) throw new BucketNotFoundError(project, u.bucket);
+      this.st.insertUpload.run(
+        project,
+        u.bucket,
+        u.uploadId,
+        Buffer.from(u.key, 'utf8'),
+        uploadMetaJson(u),
+        now,
+      );
+      return { ...u, project, initiated: now };
+    }, true);
+  }
+
+  async getUpload(project: string, bucket: string, uploadId: string): Promise<StoredUpload | undefined> {
+    this.s.assertOpen();
+    const row = this.st.getUpload.get(project, bucket, uploadId);
+    return row && toUpload(row);
+  }
+
+  async listUploads(project: string, bucket: string, q: UploadListQuery): Promise<StoredUpload[]> {
+    this.s.assertOpen();
+    if (!this.st.getBucket.get(project, bucket)) throw new BucketNotFoundError(project, bucket);
+    return listUploadsBy(async (key, id, limit) => {
+      return this.st.listUploads.all(project, bucket, key, key, id, limit).map(toUpload);
+    }, q);
+  }
+
+  putPart(
+    project: string,
+    bucket: string,
+    uploadId: string,
+    p: UploadPart,
+  ): Promise<{ replaced: string | null }> {
+    const now = this.s.clock.now();
+    return this.s.grouped(
+      () =>
+        this.s.transaction(() => {
+          if (!this.st.getUpload.get(project, bucket, uploadId))
+            throw new UploadNotFoundError(project, bucket, uploadId);
+          const old = this.st.getPart.get(project, bucket, uploadId, p.partNumber);
+          this.st.upsertPart.run({ project, bucket, uploadId, ...p, now });
+          return { replaced: old?.byte_ref ?? null };
+        }),
+      true,
+    );
+  }
+
+  async listParts(project: string, bucket: string, uploadId: string): Promise<StoredPart[]> {
+    this.s.assertOpen();
+    if (!this.st.getUpload.get(project, bucket, uploadId))
+      throw new UploadNotFoundError(project, bucket, uploadId);
+    return this.st.listParts.all(project, bucket, uploadId).map(toPart);
+  }
+
+  completeUpload(
+    project: string,
+    uploadId: string,
+    o: NewObject,
+    change?: ChangeContext,
+  ): Promise<{ object: StoredObject; replaced: string | null; parts: string[] }> {
+    const logged: ChangeContext = { ...change, event: 'ObjectCreated:CompleteMultipartUpload' };
+    return this.s.grouped(
+      () =>
+        this.s.transaction(() => {
+          const parts = this.dropUpload(project, o.bucket, uploadId);
+          if (!parts) throw new UploadNotFoundError(project, o.bucket, uploadId);
+          return { ...this.upsertObject(project, o, logged), parts };
+        }),
+      true,
+    );
+  }
+
+  abortUpload(project: string, bucket: string, uploadId: string): Promise<string[] | undefined> {
+    return this.s.grouped(() => this.s.transaction(() => this.dropUpload(project, bucket, uploadId)), true);
+  }
+
+  /** Inside a transaction: deletes the upload and its parts, and answers the parts' refs. */
+  private dropUpload(project: string, bucket: string, uploadId: string): string[] | undefined {
+    if (!this.st.getUpload.get(project, bucket, uploadId)) return undefined;
+    const refs = this.st.listParts.all(project, bucket, uploadId).map((r) => r.byte_ref);
+    this.st.deleteParts.run(project, bucket, uploadId);
+    this.st.deleteUpload.run(project, bucket, uploadId);
+    return refs;
   }
 }
