@@ -3,13 +3,16 @@
 // them), the function's own writes reach another bucket, a function writing into the bucket that triggers
 // it is stopped by the loop limit, and changes acknowledged before a SIGKILL are delivered after a restart.
 import {
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -158,6 +161,37 @@ describe.each(BACKENDS)('storage triggers on %s', (backend) => {
     const runs = await n.client.logs('copier', { limit: 100 });
     expect(runs.records.map((r) => r.status)).toEqual(['ok', 'ok', 'ok', 'ok']);
     expect(await keys(s3, 'copies', 'in/bad')).toEqual([]);
+  });
+
+  it('announces a completed multipart upload as ObjectCreated:CompleteMultipartUpload, once', async () => {
+    const key = 'in/parts.txt';
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'inbox', Key: key }));
+    const part = await s3.send(
+      new UploadPartCommand({ Bucket: 'inbox', Key: key, UploadId, PartNumber: 1, Body: 'part one' }),
+    );
+    // Neither starting an upload nor its parts are object changes: only the completion is.
+    await s3.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: 'inbox',
+        Key: key,
+        UploadId,
+        MultipartUpload: { Parts: [{ ETag: part.ETag!, PartNumber: 1 }] },
+      }),
+    );
+    await eventually(async () => (await keys(s3, 'copies', key)).length === 1);
+    expect(await text(s3, 'copies', key)).toBe('part one');
+    // The copier writes the copy, then the record it got: wait for both.
+    const completes = await eventually(async () => {
+      const mine = (await records(s3)).filter(
+        (r) => (r['s3'] as { object: { key: string } }).object.key === key,
+      );
+      return mine.length > 0 ? mine : undefined;
+    });
+    expect(completes.map((r) => r['eventName'])).toEqual(['ObjectCreated:CompleteMultipartUpload']);
+    expect((completes[0]!['s3'] as { object: { size: number; eTag: string } }).object).toMatchObject({
+      size: 8,
+      eTag: expect.stringMatching(/^[0-9a-f]{32}-1$/),
+    });
   });
 
   it('stops a function that writes into the bucket that triggers it at the loop limit', async () => {
