@@ -2,12 +2,13 @@
 // ES module and TypeScript handlers that do not ship it; a function's own copy winning over it; the legacy
 // SDK v2 reaching Nimbus unmodified; and what an attacker inside the sandbox can do to the provided tree.
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageService, unpackArchive } from '../src/build/package.js';
-import { BACKENDS, FIXTURES, startTestNimbus, type TestNimbus } from './helpers.js';
+import { BACKENDS, eventually, FIXTURES, startTestNimbus, type TestNimbus } from './helpers.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const SDK = join(FIXTURES, 'sdk');
@@ -80,6 +81,53 @@ describe.each(BACKENDS)('the AWS SDK in functions on %s', (backend) => {
       id: { S: 'v2' },
       data: { M: { deep: { L: [{ S: 'a' }, { N: '1' }] } } },
     });
+  });
+
+  it('lets a bundled aws-sdk v2 S3 client read an object, virtual-hosted, and only from its bucket', async () => {
+    const s3 = new S3Client({
+      endpoint: n.apiUrl,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'nimbus', secretAccessKey: n.apiKey },
+      maxAttempts: 1,
+    });
+    try {
+      for (const bucket of ['files', 'private']) {
+        await s3.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: 'a/b.txt',
+            Body: 'from v3',
+            ContentType: 'text/plain',
+          }),
+        );
+      }
+    } finally {
+      s3.destroy();
+    }
+    const r = await post('/legacy-s3', { key: 'a/b.txt' });
+    expect(r).toEqual({
+      status: 200,
+      json: { body: 'from v3', type: 'text/plain', etag: expect.stringMatching(/^"[0-9a-f]{32}"$/) },
+    });
+    expect(await post('/legacy-s3', { bucket: 'private', key: 'a/b.txt' })).toEqual({
+      status: 403,
+      json: { code: 'AccessDenied', status: 403 },
+    });
+  });
+
+  it('runs a producer and a queue consumer on the provided SDK, with partial batch failure', async () => {
+    const r = await post('/produce', { ids: ['q1', 'poison', 'q2'] });
+    expect(r).toEqual({ status: 200, json: { sent: 3, failed: 0 } });
+    await eventually(async () => (await stored('q1')) !== undefined && (await stored('q2')) !== undefined);
+    expect(await stored('q1')).toEqual({ id: { S: 'q1' }, by: { S: 'consumer' } });
+    expect(await stored('poison')).toBeUndefined();
+    // The refused message stays in the queue (hidden until its visibility timeout), the others are gone.
+    const peek = await fetch(`${n.apiUrl}/v1/queues/jobs/messages`, {
+      headers: { authorization: `Bearer ${n.apiKey}` },
+    });
+    const bodies = ((await peek.json()) as { messages: { body: string }[] }).messages.map((m) => m.body);
+    expect(bodies).toEqual([JSON.stringify({ id: 'poison' })]);
   });
 
   it('refuses v2 code the tables its manifest does not grant, in DynamoDB words', async () => {
