@@ -10,13 +10,10 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { afterAll, describe, expect, it } from 'vitest';
-import { BACKENDS, eventually, exited, startUpProcess, type UpProcess } from './helpers.js';
-import { createTestSchema, type TestSchema } from './support/postgres.js';
+import { describe, expect, it } from 'vitest';
+import { BACKENDS, byteFiles, eventually, exited, upProcessRig } from './helpers.js';
 
 const BIG = 50 * 1024 * 1024;
 const PUTS = Number(process.env['NIMBUS_S3_CRASH_PUTS'] ?? 400);
@@ -43,40 +40,17 @@ function md5(b: Buffer): string {
   return createHash('md5').update(b).digest('hex');
 }
 
-function byteFiles(dataDir: string): number {
-  const root = join(dataDir, 'objects', 'bytes');
-  return readdirSync(root).reduce((n, d) => n + readdirSync(join(root, d)).length, 0);
-}
-
 describe.each(BACKENDS)('S3 on a nimbus up process on %s', (backend) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'nimbus-s3-crash-'));
-  let schema: TestSchema | undefined;
-  let up: UpProcess | undefined;
-
-  afterAll(async () => {
-    if (up) {
-      up.proc.kill('SIGKILL');
-      await exited(up.proc);
-    }
-    rmSync(dataDir, { recursive: true, force: true });
-    await schema?.drop();
-  });
+  const rig = upProcessRig(backend, 's3crash');
+  const dataDir = rig.dataDir;
 
   it(
     'streams 50 MB in and out without holding it, and survives SIGKILL during puts',
     { timeout: 600_000 },
     async () => {
-      schema = backend === 'postgresql' ? await createTestSchema('s3crash') : undefined;
-      const env = {
-        ...process.env,
-        NIMBUS_DATA: dataDir,
-        NIMBUS_STORE: schema?.url ?? 'sqlite',
-        NIMBUS_LOG_LEVEL: 'error',
-        NIMBUS_API_URL: '',
-        NIMBUS_API_KEY: '',
-      };
-      up = await startUpProcess(env);
-      const key = readFileSync(join(dataDir, 'api-key'), 'utf8').trim();
+      const first = await rig.start();
+      const key = first.key;
+      let up = first.up;
       let s3 = client(up.info.apiUrl, key);
       await s3.send(new CreateBucketCommand({ Bucket: 'crash' }));
 
@@ -142,7 +116,7 @@ describe.each(BACKENDS)('S3 on a nimbus up process on %s', (backend) => {
       await exited(up.proc);
       s3.destroy();
 
-      up = await startUpProcess(env);
+      ({ up } = await rig.start());
       s3 = client(up.info.apiUrl, key);
       const listed = new Map<string, string>();
       let token: string | undefined;

@@ -12,12 +12,8 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { BACKENDS, eventually, exited, startUpProcess, type UpProcess } from './helpers.js';
-import { createTestSchema, type TestSchema } from './support/postgres.js';
+import { describe, expect, it } from 'vitest';
+import { BACKENDS, byteFiles, eventually, exited, upProcessRig } from './helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -31,42 +27,19 @@ function client(apiUrl: string, key: string): S3Client {
   });
 }
 
-function byteFiles(dataDir: string): number {
-  const root = join(dataDir, 'objects', 'bytes');
-  return readdirSync(root).reduce((n, d) => n + readdirSync(join(root, d)).length, 0);
-}
-
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 
 describe.each(BACKENDS)('S3 multipart uploads across a crash on %s', (backend) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'nimbus-s3-mpu-crash-'));
-  let schema: TestSchema | undefined;
-  let up: UpProcess | undefined;
-
-  afterAll(async () => {
-    if (up) {
-      up.proc.kill('SIGKILL');
-      await exited(up.proc);
-    }
-    rmSync(dataDir, { recursive: true, force: true });
-    await schema?.drop();
-  });
+  const rig = upProcessRig(backend, 's3mpu');
+  const dataDir = rig.dataDir;
 
   it(
     'keeps acknowledged parts through SIGKILL and the sweep, and sweeps the parts of dropped uploads',
     { timeout: 120_000 },
     async () => {
-      schema = backend === 'postgresql' ? await createTestSchema('s3mpu') : undefined;
-      const env = {
-        ...process.env,
-        NIMBUS_DATA: dataDir,
-        NIMBUS_STORE: schema?.url ?? 'sqlite',
-        NIMBUS_LOG_LEVEL: 'error',
-        NIMBUS_API_URL: '',
-        NIMBUS_API_KEY: '',
-      };
-      up = await startUpProcess(env);
-      const key = readFileSync(join(dataDir, 'api-key'), 'utf8').trim();
+      const first = await rig.start();
+      const key = first.key;
+      let up = first.up;
       let s3 = client(up.info.apiUrl, key);
       await s3.send(new CreateBucketCommand({ Bucket: 'keep' }));
       await s3.send(new CreateBucketCommand({ Bucket: 'drop' }));
@@ -96,7 +69,7 @@ describe.each(BACKENDS)('S3 multipart uploads across a crash on %s', (backend) =
       up.proc.kill('SIGKILL');
       await exited(up.proc);
       s3.destroy();
-      up = await startUpProcess(env);
+      ({ up } = await rig.start());
       s3 = client(up.info.apiUrl, key);
 
       // The sweep runs in the background from start: it deletes the dropped part, and only that.

@@ -14,8 +14,6 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageService } from '../src/build/package.js';
@@ -27,11 +25,9 @@ import {
   exited,
   FIXTURES,
   startTestNimbus,
-  startUpProcess,
   type TestNimbus,
-  type UpProcess,
+  upProcessRig,
 } from './helpers.js';
-import { createTestSchema, type TestSchema } from './support/postgres.js';
 
 export function s3Client(apiUrl: string, key: string): S3Client {
   return new S3Client({
@@ -210,34 +206,15 @@ describe.each(BACKENDS)('storage triggers on %s', (backend) => {
 });
 
 describe.each(BACKENDS)('storage triggers across a SIGKILL on %s', (backend) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'nimbus-storage-crash-'));
-  let schema: TestSchema | undefined;
-  let up: UpProcess | undefined;
-
-  afterAll(async () => {
-    if (up) {
-      up.proc.kill('SIGKILL');
-      await exited(up.proc);
-    }
-    rmSync(dataDir, { recursive: true, force: true });
-    await schema?.drop();
-  });
+  const rig = upProcessRig(backend, 'storagecrash');
 
   it(
     'delivers every change acknowledged before the kill once the server is back',
     { timeout: 120_000 },
     async () => {
-      schema = backend === 'postgresql' ? await createTestSchema('storagecrash') : undefined;
-      const env = {
-        ...process.env,
-        NIMBUS_DATA: dataDir,
-        NIMBUS_STORE: schema?.url ?? 'sqlite',
-        NIMBUS_LOG_LEVEL: 'error',
-        NIMBUS_API_URL: '',
-        NIMBUS_API_KEY: '',
-      };
-      up = await startUpProcess(env);
-      const key = readFileSync(join(dataDir, 'api-key'), 'utf8').trim();
+      const first = await rig.start();
+      const key = first.key;
+      let up = first.up;
       const client = new NimbusClient({ apiUrl: up.info.apiUrl, apiKey: key });
       await client.deploy((await packageService(join(FIXTURES, 'storage'))).archive);
       let s3 = s3Client(up.info.apiUrl, key);
@@ -250,7 +227,7 @@ describe.each(BACKENDS)('storage triggers across a SIGKILL on %s', (backend) => 
       await exited(up.proc);
       s3.destroy();
 
-      up = await startUpProcess(env);
+      ({ up } = await rig.start());
       s3 = s3Client(up.info.apiUrl, key);
       const copied = await eventually(async () => {
         const k = await keys(s3, 'copies', 'in/');

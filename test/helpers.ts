@@ -1,14 +1,15 @@
 // Starts a real Nimbus (real ports, real sandbox processes, SQLite in a temp dir or PostgreSQL in a schema of
 // its own) for end-to-end tests.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNimbus, type RunningNimbus, type StartOptions } from '../src/server.js';
 import { NimbusClient } from '../src/client/index.js';
 import { packageService } from '../src/build/package.js';
 import { detectSandbox } from '../src/sandbox/detect.js';
-import { createTestSchema, storeBackends } from './support/postgres.js';
+import { afterAll } from 'vitest';
+import { createTestSchema, storeBackends, type TestSchema } from './support/postgres.js';
 
 export const FIXTURES = join(import.meta.dirname, 'fixtures', 'services');
 
@@ -130,4 +131,46 @@ export function exited(p: ChildProcess): Promise<number | null> {
   return p.exitCode !== null || p.signalCode !== null
     ? Promise.resolve(p.exitCode)
     : new Promise((r) => p.on('exit', (c) => r(c)));
+}
+
+/**
+ * A `nimbus up` process on a data dir (and, on PostgreSQL, a schema) of its own, for tests that SIGKILL it and
+ * start it again on the same data. Call it in a describe block: the process, the dir and the schema go after
+ * the block's tests.
+ */
+export function upProcessRig(backend: Backend, label: string) {
+  const dataDir = mkdtempSync(join(tmpdir(), `nimbus-${label}-`));
+  let schema: TestSchema | undefined;
+  let current: UpProcess | undefined;
+  afterAll(async () => {
+    if (current) {
+      current.proc.kill('SIGKILL');
+      await exited(current.proc);
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+    await schema?.drop();
+  });
+  return {
+    dataDir,
+    /** Starts `nimbus up` (the first time on a new schema); the process and the API key it keeps. */
+    async start(): Promise<{ up: UpProcess; key: string }> {
+      if (backend === 'postgresql' && !schema)
+        schema = await createTestSchema(label.replace(/[^a-z0-9]/g, ''));
+      current = await startUpProcess({
+        ...process.env,
+        NIMBUS_DATA: dataDir,
+        NIMBUS_STORE: schema?.url ?? 'sqlite',
+        NIMBUS_LOG_LEVEL: 'error',
+        NIMBUS_API_URL: '',
+        NIMBUS_API_KEY: '',
+      });
+      return { up: current, key: readFileSync(join(dataDir, 'api-key'), 'utf8').trim() };
+    },
+  };
+}
+
+/** How many object byte files the data dir holds (the file ByteStore's layout: objects/bytes/<2 hex>/...). */
+export function byteFiles(dataDir: string): number {
+  const root = join(dataDir, 'objects', 'bytes');
+  return readdirSync(root).reduce((n, d) => n + readdirSync(join(root, d)).length, 0);
 }
