@@ -153,6 +153,11 @@ describe('PartiQL parser', () => {
       ['SELECT * FROM t WHERE x IN 1', /expected "\["/],
       ['SELECT * FROM t WHERE a = <<>>', /set {2}may not be empty/],
       ["SELECT * FROM t WHERE a = <<'x', 1>>", /expected set members of one type/],
+      // Crafted nesting is refused by the parser, not by the stack (a 500 before this bound).
+      [`SELECT * FROM t WHERE ${'('.repeat(4000)}a = 1${')'.repeat(4000)}`, /Nesting deeper than 64/],
+      [`SELECT * FROM t WHERE ${'NOT '.repeat(2000)}a = 1`, /Nesting deeper than 64/],
+      [`SELECT * FROM t WHERE a = ${'['.repeat(3000)}1${']'.repeat(3000)}`, /Nesting deeper than 64/],
+      [`INSERT INTO t VALUE ${"{'a': ".repeat(1000)}1${'}'.repeat(1000)}`, /Nesting deeper than 64/],
     ] as const;
     for (const [statement, message] of bad) {
       let err: unknown;

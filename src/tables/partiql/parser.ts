@@ -89,9 +89,14 @@ export function parseStatement(source: string, parameters: readonly AttributeVal
   return new Parser(source, tokens, parameters).statement();
 }
 
+/** How deep conditions and values may nest: DynamoDB's documents nest 32 levels; the bound also keeps a
+ *  crafted statement (thousands of "(" or "[") from exhausting the stack. */
+const MAX_NESTING = 64;
+
 class Parser {
   private pos = 0;
   private nextParam = 0;
+  private depth = 0;
 
   constructor(
     private readonly source: string,
@@ -270,13 +275,15 @@ class Parser {
   }
 
   private not(): Condition {
-    if (this.eatWord('NOT')) return { kind: 'not', condition: this.not() };
+    const at = this.peek();
+    if (this.eatWord('NOT')) return { kind: 'not', condition: this.deeper(at, () => this.not()) };
     return this.primary();
   }
 
   private primary(): Condition {
+    const at = this.peek();
     if (this.eatPunct('(')) {
-      const c = this.condition();
+      const c = this.deeper(at, () => this.condition());
       this.expectPunct(')');
       return c;
     }
@@ -392,7 +399,7 @@ class Parser {
     if (t.type === 'punct' && t.text === '[') {
       const list: AttributeValue[] = [];
       if (!this.eatPunct(']')) {
-        do list.push(this.value());
+        do list.push(this.deeper(t, () => this.value()));
         while (this.eatPunct(','));
         this.expectPunct(']');
       }
@@ -405,7 +412,11 @@ class Parser {
           const k = this.next();
           if (k.type !== 'string') throw this.unexpected(k, 'expected a string key');
           this.expectPunct(':');
-          setOwn(map, k.text, this.value());
+          setOwn(
+            map,
+            k.text,
+            this.deeper(t, () => this.value()),
+          );
         } while (this.eatPunct(','));
         this.expectPunct('}');
       }
@@ -521,6 +532,19 @@ class Parser {
 
   private expectPunct(p: string): void {
     if (!this.eatPunct(p)) throw this.unexpected(this.peek(), `expected "${p}"`);
+  }
+
+  /** Parses one level deeper, refusing to go past MAX_NESTING. */
+  private deeper<T>(at: Token, parse: () => T): T {
+    if (this.depth >= MAX_NESTING) {
+      throw syntaxError(`Nesting deeper than ${MAX_NESTING} levels is not supported`, this.source, at.start);
+    }
+    this.depth++;
+    try {
+      return parse();
+    } finally {
+      this.depth--;
+    }
   }
 
   private unexpected(t: Token, expected?: string) {
