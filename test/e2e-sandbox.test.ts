@@ -150,6 +150,28 @@ describe.each(MODES)('$mode on $backend', ({ mode, backend, opts }) => {
       expect(forged.value).toEqual({ wrote: true });
       expect((await slow).value).toEqual({ slept: true });
     });
+
+    it('records what the host measured, whatever the function reports about itself', async () => {
+      const liar = await invoke('rssliar');
+      expect(liar.value).toEqual({ lied: true });
+      const rec = await record(liar.requestId);
+      expect(rec.status).toBe('ok');
+      expect(Number.isFinite(rec.maxRssBytes)).toBe(true);
+      expect(rec.maxRssBytes).toBeGreaterThan(1024 * 1024);
+      expect(rec.logs).toContain('rssliar ran');
+      // Its next invocation (the patched rss still in place) is recorded too.
+      const again = await record((await invoke('rssliar')).requestId);
+      expect(again.maxRssBytes).toBeGreaterThan(1024 * 1024);
+
+      const forged = await invoke('selfforger');
+      expect(forged.statusCode).toBe(200);
+      const frec = await record(forged.requestId);
+      expect(frec.status).toBe('ok');
+      expect(frec.maxRssBytes).toBeGreaterThan(1024 * 1024);
+      expect(frec.initMs === null || frec.initMs >= 0).toBe(true);
+      expect(typeof frec.logs).toBe('string');
+      await healthy();
+    });
   });
 
   describe.skipIf(needsBwrap && !BWRAP)('warm instances', () => {

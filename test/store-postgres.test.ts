@@ -365,7 +365,8 @@ describe.runIf(available)('PostgreSQL store', () => {
       store.invocations.write(good[1]!);
       await store.invocations.flush();
       expect(errors).toHaveLength(1);
-      expect(errors[0]!.message).toMatch(/^dropped 1 of 3 invocation records: .*status/);
+      expect(errors[0]!.message).toMatch(/^dropped 1 of 3 invocation records \(request [\w-]+\): .*status/);
+      expect(errors[0]!.message).toContain(bad.requestId);
       expect((await store.invocations.query({ ascending: true })).map((r) => r.requestId)).toEqual(
         good.map((r) => r.requestId),
       );

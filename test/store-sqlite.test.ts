@@ -222,9 +222,8 @@ describe('SqliteStore', () => {
     const good = [record(), record()];
     store.invocations.write(good[0]!);
     // What a buggy caller could pass despite the types: NOT NULL columns reject it.
-    expect(() =>
-      store.invocations.write({ ...record(), logs: null } as unknown as InvocationRecord),
-    ).not.toThrow();
+    const bad = { ...record(), logs: null } as unknown as InvocationRecord;
+    expect(() => store.invocations.write(bad)).not.toThrow();
     expect(() => store.invocations.write(null as unknown as InvocationRecord)).not.toThrow();
     store.invocations.write(good[1]!);
     await store.invocations.flush();
@@ -233,6 +232,8 @@ describe('SqliteStore', () => {
     );
     expect(onError).toHaveBeenCalledTimes(1);
     expect(String(onError.mock.calls[0]?.[0])).toMatch(/dropped 2 of 4/);
+    // The platform's log names the lost records' request ids, so none goes missing unseen.
+    expect(String(onError.mock.calls[0]?.[0])).toContain(`request ${bad.requestId}`);
   });
 
   it('stores the config as canonical JSON', async () => {

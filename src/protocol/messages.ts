@@ -134,3 +134,81 @@ function safeJson(v: unknown): string {
     return String(v);
   }
 }
+
+/** The longest text a sandbox's error fields keep; longer ones are cut (a record must stay writable). */
+const MAX_ERROR_FIELD = 64 * 1024;
+
+/**
+ * A message from a sandbox, checked field by field: the sandbox runs untrusted code, which can write to its
+ * channel or patch what the runtime reports, so nothing it sends is taken on trust. Returns null for a
+ * message that is not one of ours (ignored), and replaces fields of the wrong type rather than passing them on
+ * to a record the store would then refuse. `rss` is dropped: the host measures memory itself.
+ */
+export function readSandboxMessage(raw: unknown): SandboxMessage | null {
+  if (typeof raw !== 'object' || raw === null) return null;
+  const m = raw as Record<string, unknown>;
+  switch (m['t']) {
+    case 'ready':
+      return { t: 'ready', pid: typeof m['pid'] === 'number' ? m['pid'] : 0 };
+    case 'log':
+      if (typeof m['id'] !== 'string' || typeof m['data'] !== 'string') return null;
+      return { t: 'log', id: m['id'], data: m['data'] };
+    case 'result': {
+      if (typeof m['id'] !== 'string') return null;
+      const logs = typeof m['logs'] === 'string' ? m['logs'] : undefined;
+      const initMs = finiteMs(m['initMs']);
+      const base = {
+        t: 'result' as const,
+        id: m['id'],
+        rss: 0,
+        ...(logs ? { logs } : {}),
+        ...(initMs ? { initMs } : {}),
+      };
+      if (m['ok'] === true && (m['payload'] === undefined || typeof m['payload'] === 'string')) {
+        return { ...base, ok: true, payload: (m['payload'] as string | undefined) ?? 'null' };
+      }
+      const kind = m['errorKind'];
+      return {
+        ...base,
+        ok: false,
+        errorKind: kind === 'init' || kind === 'unhandled' ? kind : 'handled',
+        error:
+          m['ok'] === true
+            ? {
+                errorType: 'Runtime.InvalidResponse',
+                errorMessage: 'the runtime sent a result that is not text',
+                trace: [],
+              }
+            : readError(m['error']),
+      };
+    }
+    case 'fatal': {
+      const id = typeof m['id'] === 'string' ? m['id'] : null;
+      const logs = typeof m['logs'] === 'string' ? m['logs'] : undefined;
+      return { t: 'fatal', id, error: readError(m['error']), ...(logs ? { logs } : {}) };
+    }
+    default:
+      return null;
+  }
+}
+
+function readError(v: unknown): SerializedError {
+  const o = typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
+  const text = (x: unknown, fallback: string): string =>
+    typeof x === 'string' ? x.slice(0, MAX_ERROR_FIELD) : fallback;
+  return {
+    errorType: text(o['errorType'], 'Error'),
+    errorMessage: text(o['errorMessage'], 'unknown error'),
+    trace: Array.isArray(o['trace'])
+      ? o['trace']
+          .filter((l): l is string => typeof l === 'string')
+          .slice(0, 200)
+          .map((l) => l.slice(0, 4096))
+      : [],
+  };
+}
+
+/** A duration in ms the host may record: finite, not negative, at most a day; anything else is dropped. */
+function finiteMs(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 86_400_000 ? v : undefined;
+}

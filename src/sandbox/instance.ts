@@ -4,9 +4,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp, readFileSync, rmSync, rmdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { InvokeMessage, SandboxMessage, SerializedError } from '../protocol/messages.js';
+import {
+  readSandboxMessage,
+  type InvokeMessage,
+  type SandboxMessage,
+  type SerializedError,
+} from '../protocol/messages.js';
 import type { Socket } from 'node:net';
-import type { SandboxCapabilities } from './detect.js';
+import { readIfExists, type SandboxCapabilities } from './detect.js';
 import { HostChannel } from './channel.js';
 import { linkTree, type CodeTree } from './code-tree.js';
 import { PROVIDED_SDK_INSIDE, providedSdkDir } from './provided-sdk.js';
@@ -164,7 +169,8 @@ export class SandboxInstance {
     this.channel = new HostChannel(
       this.child.stdio[3] as Socket,
       (raw) => {
-        const m = raw as SandboxMessage;
+        const m = readSandboxMessage(raw);
+        if (!m) return;
         if (!isReady && m.t === 'ready') {
           isReady = true;
           clearTimeout(readyTimer);
@@ -397,13 +403,19 @@ export class SandboxInstance {
         if (!p) return;
         const logs = m.logs ? appendCapped(p.logs, m.logs) : p.logs;
         if (m.ok) {
-          this.settle(p, { kind: 'ok', payload: m.payload ?? 'null', logs, rss: m.rss, initMs: m.initMs });
+          this.settle(p, {
+            kind: 'ok',
+            payload: m.payload ?? 'null',
+            logs,
+            rss: this.peakRss(),
+            initMs: m.initMs,
+          });
         } else {
           this.settle(p, {
             kind: m.errorKind === 'init' ? 'init' : m.errorKind === 'unhandled' ? 'unhandled' : 'error',
             error: m.error ?? { errorType: 'Error', errorMessage: 'unknown error', trace: [] },
             logs,
-            rss: m.rss,
+            rss: this.peakRss(),
             initMs: m.initMs,
           });
         }
@@ -493,6 +505,24 @@ export class SandboxInstance {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * The instance's peak memory (bytes) as the host measures it, never as the sandbox reports it: the memory
+   * cgroup's high-water mark where there is one, else the process's VmHWM from /proc, and at least the
+   * polled peak. Like Lambda's Max Memory Used, it is the instance's peak so far, not this invocation's.
+   */
+  peakRss(): number {
+    let peak = this.polledRss;
+    if (this.cgroup) {
+      const v = Number(readIfExists(join(this.cgroup, 'memory.max_usage_in_bytes')));
+      if (Number.isFinite(v) && v > peak) peak = v;
+      return peak;
+    }
+    const pid = this.nodePid();
+    if (pid === null) return peak;
+    const kb = Number(/VmHWM:\s+(\d+) kB/.exec(readIfExists(`/proc/${pid}/status`) ?? '')?.[1]);
+    return Number.isFinite(kb) && kb * 1024 > peak ? kb * 1024 : peak;
   }
 
   /** Reads the sandboxed node's RSS (bytes) from /proc, for hosts without a memory cgroup. */

@@ -539,3 +539,11 @@ export function toPart(r: PartRow): StoredPart {
 export function withTags(meta: string, tags: Record<string, string>): string {
   return JSON.stringify({ ...(JSON.parse(meta) as ObjectMetaJson), tags });
 }
+
+/** The request ids of records that could not be written, for the platform's log (at most 20 named). */
+export function requestIds(recs: readonly InvocationRecord[]): string {
+  const named = recs
+    .slice(0, 20)
+    .map((r) => `request ${String((r as Partial<InvocationRecord> | null)?.requestId)}`);
+  return recs.length > 20 ? `${named.join(', ')} and ${recs.length - 20} more` : named.join(', ');
+}

@@ -11,7 +11,13 @@ import {
 } from '../types.js';
 import { queryLimit } from '../validate.js';
 import { type Db, errorMessage, pgCode } from './db.js';
-import { INVOCATION_COLUMNS, invocationValues, toInvocation, type InvocationRow } from '../rows.js';
+import {
+  INVOCATION_COLUMNS,
+  invocationValues,
+  requestIds,
+  toInvocation,
+  type InvocationRow,
+} from '../rows.js';
 
 export interface InvocationLogOptions {
   flushIntervalMs: number;
@@ -129,10 +135,17 @@ export class PgInvocationLog implements InvocationLog {
       // Row by row only helps when a row is at fault; with the server gone it would just fail 500 times.
       const { dropped, cause } = rowProblem(batchErr)
         ? await salvage(pool, batch)
-        : { dropped: batch.length, cause: batchErr };
-      if (dropped > 0) {
+        : { dropped: batch, cause: batchErr };
+      if (dropped.length > 0) {
         const why = errorMessage(cause ?? batchErr);
-        this.report(new Error(`dropped ${dropped} of ${batch.length} invocation records: ${why}`, { cause }));
+        this.report(
+          new Error(
+            `dropped ${dropped.length} of ${batch.length} invocation records (${requestIds(dropped)}): ${why}`,
+            {
+              cause,
+            },
+          ),
+        );
       }
     }
   }
@@ -174,17 +187,20 @@ function connectionProblem(err: unknown): boolean {
   return /^(08|57P)/.test(code) || /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT)$/.test(code);
 }
 
-async function salvage(pool: Pool, batch: InvocationRecord[]): Promise<{ dropped: number; cause: unknown }> {
-  let dropped = 0;
+async function salvage(
+  pool: Pool,
+  batch: InvocationRecord[],
+): Promise<{ dropped: InvocationRecord[]; cause: unknown }> {
+  const dropped: InvocationRecord[] = [];
   let cause: unknown;
   for (const [i, rec] of batch.entries()) {
     try {
       await insertInOrder(pool, toColumns([rec]));
     } catch (err) {
-      dropped++;
+      dropped.push(rec);
       cause ??= err;
       // The connection, not this row, failed: the rest would fail the same way.
-      if (!rowProblem(err)) return { dropped: dropped + batch.length - i - 1, cause: err };
+      if (!rowProblem(err)) return { dropped: [...dropped, ...batch.slice(i + 1)], cause: err };
     }
   }
   return { dropped, cause };

@@ -12,7 +12,13 @@ import {
 } from '../types.js';
 import { queryLimit } from '../validate.js';
 import type { SqliteDb } from './db.js';
-import { INVOCATION_COLUMNS, invocationValues, toInvocation, type InvocationRow } from '../rows.js';
+import {
+  INVOCATION_COLUMNS,
+  invocationValues,
+  requestIds,
+  toInvocation,
+  type InvocationRow,
+} from '../rows.js';
 
 export interface BatchOptions {
   /** How long a written record may wait in memory before it reaches the database. Default 50. */
@@ -38,7 +44,7 @@ export class SqliteInvocationLog implements InvocationLog {
   private readonly byRequestId: Statement<[string], InvocationRow>;
   private readonly queryCache = new Map<string, Statement<Param[], InvocationRow>>();
   private readonly insertBatch: (batch: InvocationRecord[]) => void;
-  private readonly salvageBatch: (batch: InvocationRecord[]) => number;
+  private readonly salvageBatch: (batch: InvocationRecord[]) => InvocationRecord[];
 
   constructor(
     private readonly s: SqliteDb,
@@ -61,12 +67,12 @@ export class SqliteInvocationLog implements InvocationLog {
     });
     // One bad record must not cost the batch: a failed statement rolls back alone, the rest commit together.
     this.salvageBatch = s.db.transaction((batch: InvocationRecord[]) => {
-      let dropped = 0;
+      const dropped: InvocationRecord[] = [];
       for (const rec of batch) {
         try {
           this.insert.run(...toParams(rec));
         } catch {
-          dropped++;
+          dropped.push(rec);
         }
       }
       return dropped;
@@ -139,16 +145,22 @@ export class SqliteInvocationLog implements InvocationLog {
     try {
       this.insertBatch(batch);
     } catch (batchErr) {
-      let dropped = batch.length;
+      let dropped = batch;
       let cause: unknown = batchErr;
       try {
         dropped = this.salvageBatch(batch);
       } catch (err) {
         cause = err;
       }
-      if (dropped > 0) {
+      if (dropped.length > 0) {
+        const which = requestIds(dropped);
         this.report(
-          new Error(`dropped ${dropped} of ${batch.length} invocation records: ${message(cause)}`, { cause }),
+          new Error(
+            `dropped ${dropped.length} of ${batch.length} invocation records (${which}): ${message(cause)}`,
+            {
+              cause,
+            },
+          ),
         );
       }
     }
