@@ -189,6 +189,18 @@ describe.each(MODES)('$mode on $backend', ({ mode, backend, opts }) => {
     });
   });
 
+  describe.skipIf(needsBwrap && !BWRAP)('idle instances', () => {
+    it('cannot burn CPU between invocations: a loop left behind does not run while idle', async () => {
+      expect((await invoke('spinner')).value).toEqual({ spinning: true });
+      // Idle for longer than the loop would spin; frozen, it never gets the CPU to start.
+      await new Promise((r) => setTimeout(r, 1500));
+      const { cpuMs } = (await invoke('spinner', { report: true })).value as { cpuMs: number };
+      // CPU accounting, not timing: unfrozen the loop would have used about 1,200 ms of CPU.
+      expect(cpuMs).toBeLessThan(400);
+      await healthy();
+    });
+  });
+
   describe.skipIf(needsBwrap && !BWRAP)('isolation', () => {
     it('cannot read other functions, the data dir, the API key or /etc/shadow', async () => {
       const code = join(n.dataDir, 'code');

@@ -133,6 +133,8 @@ export class SandboxInstance {
   private readonly cgroup: string | null;
   private stderrTail = '';
   private killedBy: 'timeout' | 'oom' | 'stop' | null = null;
+  /** Stopped with SIGSTOP while idle (see freeze). */
+  private frozen = false;
   /** The invocation whose timeout killed the process. */
   private timedOut: string | null = null;
   private fatal: SerializedError | null = null;
@@ -335,6 +337,7 @@ export class SandboxInstance {
    */
   invoke(msg: InvokeMessage, timeoutSec: number): Promise<TimedResult> {
     if (this.dead) return Promise.resolve({ ...REQUEUE, durationMs: 0 });
+    this.thaw();
     return new Promise((resolveTimed) => {
       const p: Pending = { id: msg.id, resolveTimed, logs: '', timer: null, timeoutSec, startedAt: 0 };
       this.pending.push(p);
@@ -382,6 +385,7 @@ export class SandboxInstance {
     if (p.timer) clearTimeout(p.timer);
     if (this.pending.length === 0) {
       if (!this.cgroup) watchMemory(this, false);
+      this.freeze();
     } else if (at < this.concurrency) {
       this.startWaiting();
     }
@@ -537,6 +541,36 @@ export class SandboxInstance {
     }
   }
 
+  /**
+   * An idle instance is stopped (SIGSTOP) between invocations, as Lambda freezes its execution environment:
+   * a timer or loop a function leaves behind cannot burn CPU or do work after it answered, and runs on only
+   * when the next invocation thaws it (SIGCONT). Works at every level, with or without cgroups; a signal
+   * costs a syscall. Only the sandboxed node process is stopped, and only while it is alive.
+   */
+  private freeze(): void {
+    if (this.dead || this.frozen) return;
+    const pid = this.nodePid();
+    // Without bubblewrap the child is node itself; under it, node is a descendant that must have been found.
+    if (pid === null || (this.env.caps.bwrap !== null && pid === this.child.pid)) return;
+    try {
+      process.kill(pid, 'SIGSTOP');
+      this.frozen = true;
+    } catch {
+      // Gone already: its exit handler reports it.
+    }
+  }
+
+  private thaw(): void {
+    if (!this.frozen) return;
+    this.frozen = false;
+    const pid = this.nodePid();
+    try {
+      if (pid !== null) process.kill(pid, 'SIGCONT');
+    } catch {
+      // Gone already.
+    }
+  }
+
   /** Under bubblewrap the node process is a grandchild; follow /proc children links to the leaf once. */
   private nodePid(): number | null {
     if (this.leafPid !== null) return this.leafPid;
@@ -570,6 +604,7 @@ export class SandboxInstance {
   stop(): void {
     if (this.dead) return;
     this.killedBy ??= 'stop';
+    this.thaw();
     this.channel.send({ t: 'shutdown' });
     setTimeout(() => this.kill('stop'), 500).unref();
   }
