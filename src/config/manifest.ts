@@ -289,7 +289,8 @@ const AsyncSchema = z.strictObject({
  * the text alone (never the host's files), so the answer is the same whether or not the target exists.
  */
 export function handlerEscape(h: string): string | undefined {
-  if (/[\0-\x1f\x7f]/.test(h)) return 'contains a control character (such as NUL)';
+  if ([...h].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f))
+    return 'contains a control character (such as NUL)';
   if (h.includes('\\')) return 'contains a backslash; use "/" between folders';
   if (h.startsWith('/')) return 'is an absolute path; give it relative to the service folder';
   let depth = 0;
