@@ -55,7 +55,22 @@ export class Deployer {
 
   async deploy(archive: Buffer, project: string): Promise<DeployResponse> {
     const sha256 = createHash('sha256').update(archive).digest('hex');
-    const dir = await this.o.code.put(sha256, archive);
+    // Code extracted only for this deploy is removed again if the deploy is refused: nothing left behind.
+    const fresh = !this.o.code.has(sha256);
+    try {
+      return await this.deployExtracted(sha256, archive, project, await this.o.code.put(sha256, archive));
+    } catch (err) {
+      if (fresh) this.o.code.discard(sha256);
+      throw err;
+    }
+  }
+
+  private async deployExtracted(
+    sha256: string,
+    archive: Buffer,
+    project: string,
+    dir: string,
+  ): Promise<DeployResponse> {
     const manifestPath = join(dir, 'nimbus.yaml');
     if (!existsSync(manifestPath)) {
       throw new ManifestError(
@@ -74,6 +89,8 @@ export class Deployer {
     const existingBuckets = new Set((await this.o.objects.listBuckets(project)).map((b) => b.name));
     checkBucketPermissions(manifest, existingBuckets);
     checkTableTriggers(manifest, existingTables);
+    const conflict = this.o.checkRoutes?.(manifest, project);
+    if (conflict) throw new ManifestError('nimbus.yaml', 'events', conflict);
     // Tables first: a function of this deploy never runs before the tables it was deployed with exist.
     for (const def of tablePlan.create) await this.o.tables.createTable(project, def, manifest.service);
     for (const def of tablePlan.update) await this.o.tables.updateTable(project, def);
@@ -81,8 +98,6 @@ export class Deployer {
     for (const b of manifest.buckets) {
       if (await this.o.objects.createBucket(project, b, manifest.service)) bucketsCreated.push(b);
     }
-    const conflict = this.o.checkRoutes?.(manifest, project);
-    if (conflict) throw new ManifestError('nimbus.yaml', 'events', conflict);
     const result: DeployResult = await this.o.functions.deploy({
       project,
       service: manifest.service,

@@ -1,6 +1,7 @@
 // The control-plane listener. Every request is authenticated first: with the API key as a bearer token, or
 // with an AWS SigV4 signature, which also picks the AWS service (by its credential scope) that answers it.
 // The control API (/v1/...) takes the bearer token only; without a valid credential: 401, nothing changes.
+import { answerClientErrors } from '../http/client-error.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -112,7 +113,10 @@ export function createApiServer(o: ApiOptions): Server {
     control: new RouteTable<ControlHandler>(controlRoutes(o)),
     logger: o.logger,
   };
-  return createServer((req, res) => void respond(l, req, res, timeOrderedId()));
+  const server = createServer((req, res) => void respond(l, req, res, timeOrderedId()));
+  return answerClientErrors(server, (status, message) => ({
+    error: { code: status === 431 ? 'RequestHeaderFieldsTooLarge' : 'BadRequest', message },
+  }));
 }
 
 async function respond(

@@ -71,11 +71,38 @@ functions:
     ['- 1\n', 'must be a mapping with "service" and "functions"'],
     ['service: s\nfunctions:\n  f: {handler: a.b\n', 'is not valid YAML'],
     [fn('handler: nodot'), ''],
+    [
+      'service: s\nfunctions:\n  f: { handler: ../../etc/passwd.x }\n',
+      'functions.f.handler: handler "../../etc/passwd.x" leaves the service',
+    ],
+    [
+      'service: s\nfunctions:\n  f: { handler: /etc/passwd.x }\n',
+      'functions.f.handler: handler "/etc/passwd.x" is an absolute path',
+    ],
+    [
+      'service: s\nfunctions:\n  f: { handler: a/../../x.h }\n',
+      'functions.f.handler: handler "a/../../x.h" leaves the service folder',
+    ],
+    [
+      'service: s\nfunctions:\n  f: { handler: a/../b.h }\n',
+      'functions.f.handler: handler "a/../b.h" must not contain ".." segments',
+    ],
+    [
+      'service: s\nfunctions:\n  f: { handler: "a\\0b.h" }\n',
+      'functions.f.handler: handler "a\\u0000b.h" contains a control character',
+    ],
+    ['service: s\nfunctions:\n  f: { handler: "..\\\\x.h" }\n', 'contains a backslash'],
   ])('%j reads "%s"', (yaml, expected) => {
     const message = problem(yaml);
     expect(message.startsWith('nimbus.yaml:')).toBe(true);
     expect(message).toContain(expected);
     expect(message).not.toContain('\n');
+  });
+
+  it('refuses an escaping handler with the same words whether or not the target exists on the host', () => {
+    const exists = problem('service: s\nfunctions:\n  f: { handler: /etc/passwd.x }\n');
+    const missing = problem('service: s\nfunctions:\n  f: { handler: /nimbus-no-such-dir/passwd.x }\n');
+    expect(missing.replace('/nimbus-no-such-dir/', '/etc/')).toBe(exists);
   });
 
   it('refuses two functions on the same route', () => {

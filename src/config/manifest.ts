@@ -284,10 +284,33 @@ const AsyncSchema = z.strictObject({
   onFailure: DestinationSchema.optional(),
 });
 
+/**
+ * Why a handler path would point outside the service folder, or undefined when it stays inside. Judged on
+ * the text alone (never the host's files), so the answer is the same whether or not the target exists.
+ */
+export function handlerEscape(h: string): string | undefined {
+  if ([...h].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f))
+    return 'contains a control character (such as NUL)';
+  if (h.includes('\\')) return 'contains a backslash; use "/" between folders';
+  if (h.startsWith('/')) return 'is an absolute path; give it relative to the service folder';
+  let depth = 0;
+  for (const seg of h.split('/')) {
+    if (seg === '..') depth--;
+    else if (seg !== '' && seg !== '.') depth++;
+    if (depth < 0) return 'leaves the service folder ("..")';
+  }
+  if (h.split('/').includes('..')) return 'must not contain ".." segments';
+  return undefined;
+}
+
 const FunctionSchema = z.strictObject({
   handler: z
     .string()
-    .regex(/^[^\s]+\.[^./\s]+$/, 'handler must be "path/file.export", for example "src/items.get"'),
+    .regex(/^[^\s]+\.[^./\s]+$/, 'handler must be "path/file.export", for example "src/items.get"')
+    .superRefine((h, ctx) => {
+      const why = handlerEscape(h);
+      if (why) ctx.addIssue({ code: 'custom', message: `handler ${JSON.stringify(h)} ${why}` });
+    }),
   runtime: z
     .literal('nodejs', { message: 'runtime must be "nodejs" (the only runtime for now)' })
     .default('nodejs'),

@@ -1,6 +1,7 @@
 // The gateway's HTTP listener: request → route → event → invoker → response. Every request ends in exactly
 // one response carrying x-nimbus-request-id; nothing a client or a function does can throw out of here.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { answerClientErrors } from '../http/client-error.js';
 import { MAX_SYNC_PAYLOAD_BYTES } from '../config/limits.js';
 import { ABORTED, readBody, TOO_LARGE } from '../http/body.js';
 import type { InvokeOutcome, Invoker } from '../invoker/types.js';
@@ -59,7 +60,8 @@ export function createGateway(opts: GatewayOptions): http.Server {
   // Above the usual 60 s idle timeout of load balancers in front, so they never reuse a socket we closed.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
-  return server;
+  // API Gateway's shape for a refused request.
+  return answerClientErrors(server, (_status, message) => ({ message }));
 }
 
 class Gateway {

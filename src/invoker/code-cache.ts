@@ -21,6 +21,20 @@ export class CodeCache {
 
   private trees = new Map<string, CodeTree>();
 
+  /** Whether this code is extracted already (in this process or by an earlier one). */
+  has(sha256: string): boolean {
+    return this.ready.has(sha256) || existsSync(`${join(this.root, sha256)}.complete`);
+  }
+
+  /** Removes code extracted for a deploy that was then refused, so a refusal leaves nothing behind. */
+  discard(sha256: string): void {
+    const dir = join(this.root, sha256);
+    this.ready.delete(sha256);
+    this.trees.delete(sha256);
+    rmSync(`${dir}.complete`, { force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+
   /** Synchronous answer for the hot path when the code is already extracted. */
   peek(sha256: string): string | undefined {
     return this.ready.has(sha256) ? join(this.root, sha256) : undefined;
