@@ -38,6 +38,8 @@ export type InvocationResult =
 /** A result with how long the invocation ran (from when it started running, not when it was sent). */
 export type TimedResult = InvocationResult & { durationMs: number };
 
+/** Size of the tmpfs mounted at /tmp under bubblewrap (Lambda's default ephemeral storage). */
+const TMP_QUOTA_BYTES = 512 * 1024 * 1024;
 /** Paths as the process inside the sandbox sees them. */
 const BWRAP_TASK = '/var/task';
 const BWRAP_RUNTIME = '/var/runtime/bootstrap.cjs';
@@ -286,8 +288,11 @@ export class SandboxInstance {
         '--ro-bind-try',
         providedSdkDir(this.env.sandboxRoot),
         PROVIDED_SDK_INSIDE,
-        '--bind',
-        this.tmpDir,
+        // /tmp is a size-limited tmpfs, not the data disk: a function filling it gets ENOSPC and cannot grow the
+        // host's data dir (Lambda's default 512 MB ephemeral storage). It counts against the cgroup's memory.
+        '--size',
+        String(TMP_QUOTA_BYTES),
+        '--tmpfs',
         '/tmp',
         '--proc',
         '/proc',
