@@ -1,7 +1,7 @@
 // Faults and isolation, through the public surface: a misbehaving function fails only its own invocation,
 // the platform and other functions carry on, and a function sees only its own code, tmp and env.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   BACKENDS,
@@ -35,6 +35,20 @@ const MODES = [
       ]
     : []),
 ];
+
+/** Bytes the files under a folder take (a function's /tmp used to be one of them). */
+function diskUsed(dir: string): number {
+  let total = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue;
+    try {
+      total += statSync(join(e.parentPath ?? e.path, e.name)).size;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
 
 describe.each(MODES)('$mode on $backend', ({ mode, backend, opts }) => {
   let n: TestNimbus;
@@ -186,6 +200,18 @@ describe.each(MODES)('$mode on $backend', ({ mode, backend, opts }) => {
       expect(recB.memoryMB).toBe(128);
       expect(recB.maxRssBytes).toBeGreaterThan(0);
       expect(recB.trigger).toBe('invoke');
+    });
+  });
+
+  describe.skipIf(!needsBwrap || !BWRAP)('/tmp quota', () => {
+    it('stops a function filling /tmp at 512 MB with ENOSPC, off the data disk', async () => {
+      const before = diskUsed(n.dataDir);
+      const r = await invoke('filler');
+      expect(r.value).toEqual({ mb: 512, code: 'ENOSPC' });
+      // The bytes were in the sandbox's own tmpfs, never in the data dir.
+      expect(diskUsed(n.dataDir) - before).toBeLessThan(100 * 1024 * 1024);
+      expect((await invoke('filler')).value.code).toBe('ENOSPC');
+      await healthy();
     });
   });
 
