@@ -130,6 +130,14 @@ describe('nimbus up with TLS', () => {
 describe('bad TLS input ends nimbus up with one line', () => {
   const notPem = join(tmp, 'not.pem');
   writeFileSync(notPem, 'not a certificate\n');
+  const otherKey = join(tmp, 'other-key.pem');
+  execFileSync(
+    'openssl',
+    ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', otherKey],
+    {
+      stdio: 'ignore',
+    },
+  );
   const cases: [string, string[], RegExp][] = [
     [
       'a missing certificate file',
@@ -137,6 +145,11 @@ describe('bad TLS input ends nimbus up with one line', () => {
       /cannot read the TLS certificate .*ENOENT/,
     ],
     ['a file that is not PEM', ['--tls-cert', notPem, '--tls-key', key], /not a usable PEM pair/],
+    [
+      'a key that does not match the certificate',
+      ['--tls-cert', cert, '--tls-key', otherKey],
+      /not a usable PEM pair: .*mismatch/,
+    ],
     ['a certificate without a key', ['--tls-cert', cert], /needs both a certificate and a key/],
   ];
   it.each(cases)('%s', async (_name, args, message) => {
