@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { dirname, join, resolve } from 'node:path';
 import { hostname, tmpdir } from 'node:os';
 import { createHash, randomBytes } from 'node:crypto';
@@ -91,6 +92,8 @@ const CLOSE_GRACE_MS = 3000;
 export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbus> {
   const { deployDirs = [], logger: givenLogger, settings: given, clock = systemClock, ...flags } = opts;
   const settings = given ?? resolveSettings(flags);
+  // Before anything starts: a bad certificate leaves nothing behind.
+  const tls = loadTls(settings);
   const log = givenLogger ?? pino({ level: settings.logLevel }, pino.destination(2));
   const dataDir = resolve(settings.dataDir);
   const lifecycle = new Lifecycle((err, name) => log.error({ err }, `stopping ${name} failed`));
@@ -304,15 +307,18 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       deployed.push({ service: r.service, functions: r.functions.map((f) => f.name) });
     }
 
-    const gateway = createGateway({
-      invoker,
-      router: () => router,
-      project: DEFAULT_PROJECT,
-      logger: log,
-      accountId: settings.accountId,
-      region: settings.region,
-      clock,
-    });
+    const gateway = createGateway(
+      {
+        invoker,
+        router: () => router,
+        project: DEFAULT_PROJECT,
+        logger: log,
+        accountId: settings.accountId,
+        region: settings.region,
+        clock,
+      },
+      tls,
+    );
     const sqs = createSqsService({
       store,
       region: settings.region,
@@ -320,54 +326,58 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       clock,
       notifyQueue: (project, queue) => queues.notify(project, queue),
     });
-    const api = createApiServer({
-      apiKey,
-      clock,
-      store,
-      registry,
-      invoker,
-      events,
-      deployer,
-      notifyQueue: (project, queue) => {
-        queues.notify(project, queue);
-        sqs.notify(project, queue);
+    const api = createApiServer(
+      {
+        apiKey,
+        clock,
+        store,
+        registry,
+        invoker,
+        events,
+        deployer,
+        notifyQueue: (project, queue) => {
+          queues.notify(project, queue);
+          sqs.notify(project, queue);
+        },
+        synced,
+        services: [
+          createS3Service({
+            objects: store.objects,
+            bytes,
+            region: settings.region,
+            onChange: () => storage.notify(),
+          }),
+          createDynamoService({
+            store,
+            region: settings.region,
+            accountId: settings.accountId,
+            clock,
+            iteratorKey: deriveKey(masterKey.key, 'dynamodb shard iterators'),
+          }),
+          sqs,
+        ],
+        accessKeys,
+        region: settings.region,
+        accountId: settings.accountId,
+        logger: log,
+        stemCells: () => pool.stats(),
+        status: () => ({
+          sandbox: caps.level,
+          store: store.backend,
+          node: nodeId,
+          inFlight: invoker.inFlightCount,
+          stemCells: pool.stats(),
+          functions: invoker.stats(),
+        }),
       },
-      synced,
-      services: [
-        createS3Service({
-          objects: store.objects,
-          bytes,
-          region: settings.region,
-          onChange: () => storage.notify(),
-        }),
-        createDynamoService({
-          store,
-          region: settings.region,
-          accountId: settings.accountId,
-          clock,
-          iteratorKey: deriveKey(masterKey.key, 'dynamodb shard iterators'),
-        }),
-        sqs,
-      ],
-      accessKeys,
-      region: settings.region,
-      accountId: settings.accountId,
-      logger: log,
-      stemCells: () => pool.stats(),
-      status: () => ({
-        sandbox: caps.level,
-        store: store.backend,
-        node: nodeId,
-        inFlight: invoker.inFlightCount,
-        stemCells: pool.stats(),
-        functions: invoker.stats(),
-      }),
-    });
+      tls,
+    );
     const listeners = new Listeners(gateway, api, settings);
     await lifecycle.start(listeners);
     functionKeys.setEndpoint(ipOrigin(api.address()));
-    const gatewayUrl = `http://${urlHost(settings.host)}:${listeners.gatewayPort}`;
-    const apiUrl = `http://${urlHost(settings.apiHost)}:${listeners.apiPort}`;
+    const scheme = tls ? 'https' : 'http';
+    const gatewayUrl = `${scheme}://${urlHost(settings.host)}:${listeners.gatewayPort}`;
+    const apiUrl = `${scheme}://${urlHost(settings.apiHost)}:${listeners.apiPort}`;
     writeFileSync(join(dataDir, 'api-url'), apiUrl, { mode: 0o600 });
     // Registered last, with its URLs: a node in the registry is one that serves.
     // With a shared store, other nodes deploy too: each heartbeat also catches up with their deploys.
@@ -631,6 +641,35 @@ function listen(server: Server, port: number, host: string): Promise<number> {
     });
     server.listen(port, host, () => resolveListen((server.address() as AddressInfo).port));
   });
+}
+
+/** The certificate and key files, read and checked as a pair; undefined when neither is set. */
+function loadTls(settings: Settings): { cert: Buffer; key: Buffer } | undefined {
+  const { tlsCert, tlsKey } = settings;
+  if (tlsCert === undefined && tlsKey === undefined) return undefined;
+  if (tlsCert === undefined || tlsKey === undefined) {
+    throw userError(
+      'TLS needs both a certificate and a key: pass --tls-cert and --tls-key (or NIMBUS_TLS_CERT and NIMBUS_TLS_KEY)',
+    );
+  }
+  const read = (what: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      throw userError(
+        `cannot read the TLS ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+      );
+    }
+  };
+  const cert = read('certificate', tlsCert);
+  const key = read('key', tlsKey);
+  try {
+    createSecureContext({ cert, key });
+  } catch (e) {
+    const reason = e instanceof Error ? e.message : String(e);
+    throw userError(`the TLS certificate ${tlsCert} and key ${tlsKey} are not a usable PEM pair: ${reason}`);
+  }
+  return { cert, key };
 }
 
 function close(server: Server): Promise<void> {

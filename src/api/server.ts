@@ -3,6 +3,7 @@
 // The control API (/v1/...) takes the bearer token only; without a valid credential: 401, nothing changes.
 import { answerClientErrors } from '../http/client-error.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { systemClock, type Clock } from '../clock/clock.js';
@@ -105,7 +106,7 @@ interface Listener {
 /** The request went away before its body arrived: there is nobody to answer. */
 class RequestAborted extends Error {}
 
-export function createApiServer(o: ApiOptions): Server {
+export function createApiServer(o: ApiOptions, tls?: { cert: Buffer; key: Buffer }): Server {
   const l: Listener = {
     clock: o.clock ?? systemClock,
     credentials: apiKeyCredentials(o.apiKey, o.accessKeys && issuedKeyLookup(o.accessKeys)),
@@ -113,7 +114,9 @@ export function createApiServer(o: ApiOptions): Server {
     control: new RouteTable<ControlHandler>(controlRoutes(o)),
     logger: o.logger,
   };
-  const server = createServer((req, res) => void respond(l, req, res, timeOrderedId()));
+  const handler = (req: IncomingMessage, res: ServerResponse): void =>
+    void respond(l, req, res, timeOrderedId());
+  const server = tls ? (createHttpsServer(tls, handler) as unknown as Server) : createServer(handler);
   return answerClientErrors(server, (status, message) => ({
     error: { code: status === 431 ? 'RequestHeaderFieldsTooLarge' : 'BadRequest', message },
   }));

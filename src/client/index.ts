@@ -439,6 +439,14 @@ export class NimbusClient {
 function unreachable(apiUrl: string, e: unknown): ApiError {
   const cause = (e as { cause?: unknown }).cause ?? e;
   const code = errorCode(cause);
+  if (code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) {
+    return new ApiError(
+      0,
+      'Unreachable',
+      `cannot reach the Nimbus API at ${apiUrl} (its TLS certificate is not trusted: ${code})`,
+      'trust the certificate (or its CA) with NODE_EXTRA_CA_CERTS=/path/to/ca.pem',
+    );
+  }
   const why =
     code === 'ECONNREFUSED'
       ? 'connection refused'

@@ -9,6 +9,9 @@ export const SettingsSchema = z.strictObject({
   apiHost: z.string().min(1).default('127.0.0.1'),
   apiPort: z.coerce.number().int().min(0).max(65535).default(8081),
   dataDir: z.string().min(1).default('./.nimbus'),
+  /** PEM certificate (chain) and private key files: both given, gateway and control listener serve HTTPS. */
+  tlsCert: z.string().min(1).optional(),
+  tlsKey: z.string().min(1).optional(),
   /** The SMTP listener for e-mail events (it listens only while a function declares one). */
   smtpHost: z.string().min(1).default('127.0.0.1'),
   smtpPort: z.coerce.number().int().min(0).max(65535).default(2525),
@@ -93,6 +96,8 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   apiHost: 'NIMBUS_API_HOST',
   apiPort: 'NIMBUS_API_PORT',
   dataDir: 'NIMBUS_DATA',
+  tlsCert: 'NIMBUS_TLS_CERT',
+  tlsKey: 'NIMBUS_TLS_KEY',
   store: 'NIMBUS_STORE',
   smtpHost: 'NIMBUS_SMTP_HOST',
   smtpPort: 'NIMBUS_SMTP_PORT',

@@ -1,6 +1,7 @@
 // The gateway's HTTP listener: request → route → event → invoker → response. Every request ends in exactly
 // one response carrying x-nimbus-request-id; nothing a client or a function does can throw out of here.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import { answerClientErrors } from '../http/client-error.js';
 import { MAX_SYNC_PAYLOAD_BYTES } from '../config/limits.js';
 import { ABORTED, readBody, TOO_LARGE } from '../http/body.js';
@@ -54,9 +55,12 @@ export const REQUEST_ID_HEADER = 'x-nimbus-request-id';
  */
 const DRAIN_BYTES = 1024 * 1024;
 
-export function createGateway(opts: GatewayOptions): http.Server {
+export function createGateway(opts: GatewayOptions, tls?: { cert: Buffer; key: Buffer }): http.Server {
   const gateway = new Gateway(opts);
-  const server = http.createServer({ keepAlive: true }, gateway.onRequest);
+  // With a certificate the same handler serves HTTPS (an https.Server is an http.Server underneath).
+  const server = tls
+    ? (https.createServer({ keepAlive: true, ...tls }, gateway.onRequest) as unknown as http.Server)
+    : http.createServer({ keepAlive: true }, gateway.onRequest);
   // Above the usual 60 s idle timeout of load balancers in front, so they never reuse a socket we closed.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;

@@ -38,6 +38,16 @@ export default defineCommand({
       description:
         'State: "sqlite" in the data folder, or a postgresql:// URL (env NIMBUS_STORE, default sqlite)',
     },
+    'tls-cert': {
+      type: 'string',
+      placeholder: 'file',
+      description: 'PEM certificate: gateway and API serve HTTPS (needs --tls-key; env NIMBUS_TLS_CERT)',
+    },
+    'tls-key': {
+      type: 'string',
+      placeholder: 'file',
+      description: 'PEM private key for --tls-cert (env NIMBUS_TLS_KEY)',
+    },
     examples: {
       type: 'boolean',
       env: 'NIMBUS_EXAMPLES',
@@ -58,6 +68,10 @@ export default defineCommand({
       ...(ctx.options.data !== undefined ? { dataDir: resolve(ctx.cwd, ctx.options.data) } : {}),
       ...(ctx.options.store !== undefined ? { store: ctx.options.store } : {}),
       ...(ctx.options['smtp-port'] !== undefined ? { smtpPort: ctx.options['smtp-port'] } : {}),
+      ...(ctx.options['tls-cert'] !== undefined
+        ? { tlsCert: resolve(ctx.cwd, ctx.options['tls-cert']) }
+        : {}),
+      ...(ctx.options['tls-key'] !== undefined ? { tlsKey: resolve(ctx.cwd, ctx.options['tls-key']) } : {}),
       deployDirs,
     }).catch((e: unknown) => {
       // A busy port or data dir, or an unreachable database, is the user's to fix, and the server's message
@@ -103,6 +117,12 @@ export default defineCommand({
       smtp: running.smtp(),
       deployed: running.deployed,
     };
+    const api = new URL(info.apiUrl);
+    if (api.protocol === 'http:' && !['127.0.0.1', '[::1]', 'localhost'].includes(api.hostname)) {
+      ctx.err(
+        `warning: the API listens on ${api.hostname} beyond loopback without TLS; API keys cross the network in clear (pass --tls-cert and --tls-key)`,
+      );
+    }
     if (ctx.json) {
       ctx.out(JSON.stringify(info));
     } else {
