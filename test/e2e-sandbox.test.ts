@@ -203,6 +203,12 @@ describe.each(MODES)('$mode on $backend', ({ mode, backend, opts }) => {
     });
   });
 
+  describe.skipIf(needsBwrap)('the fallback level', () => {
+    it('says plainly that it does not isolate functions from each other', () => {
+      expect(n.sandboxLevel).toContain('WARNING: functions are not isolated from each other at this level');
+    });
+  });
+
   describe.skipIf(!needsBwrap || !BWRAP)('/tmp quota', () => {
     it('stops a function filling /tmp at 512 MB with ENOSPC, off the data disk', async () => {
       const before = diskUsed(n.dataDir);

@@ -91,6 +91,13 @@ export function detectSandbox(
     uid !== null ? `uid ${uid}` : 'same uid as nimbus',
     'node permission model',
     memoryCgroup ? 'memory cgroup' : 'RSS polling',
+    // Said plainly: without a PID namespace every instance runs as the same uid and sees the others, so one
+    // function can signal or ptrace another's process, and /tmp has no size limit.
+    ...(bwrap
+      ? []
+      : [
+          'WARNING: functions are not isolated from each other at this level (same uid, shared PID namespace, unlimited /tmp)',
+        ]),
   ];
   return { bwrap, uid, gid, nodePermission: true, memoryCgroup, level: parts.join(', ') };
 }
