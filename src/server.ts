@@ -326,55 +326,56 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       clock,
       notifyQueue: (project, queue) => queues.notify(project, queue),
     });
-    const api = createApiServer(
-      {
-        apiKey,
-        clock,
-        store,
-        registry,
-        invoker,
-        events,
-        deployer,
-        notifyQueue: (project, queue) => {
-          queues.notify(project, queue);
-          sqs.notify(project, queue);
-        },
-        synced,
-        services: [
-          createS3Service({
-            objects: store.objects,
-            bytes,
-            region: settings.region,
-            onChange: () => storage.notify(),
-          }),
-          createDynamoService({
-            store,
-            region: settings.region,
-            accountId: settings.accountId,
-            clock,
-            iteratorKey: deriveKey(masterKey.key, 'dynamodb shard iterators'),
-          }),
-          sqs,
-        ],
-        accessKeys,
-        region: settings.region,
-        accountId: settings.accountId,
-        logger: log,
-        stemCells: () => pool.stats(),
-        status: () => ({
-          sandbox: caps.level,
-          store: store.backend,
-          node: nodeId,
-          inFlight: invoker.inFlightCount,
-          stemCells: pool.stats(),
-          functions: invoker.stats(),
-        }),
+    const apiOptions: Parameters<typeof createApiServer>[0] = {
+      apiKey,
+      clock,
+      store,
+      registry,
+      invoker,
+      events,
+      deployer,
+      notifyQueue: (project, queue) => {
+        queues.notify(project, queue);
+        sqs.notify(project, queue);
       },
-      tls,
-    );
-    const listeners = new Listeners(gateway, api, settings);
+      synced,
+      services: [
+        createS3Service({
+          objects: store.objects,
+          bytes,
+          region: settings.region,
+          onChange: () => storage.notify(),
+        }),
+        createDynamoService({
+          store,
+          region: settings.region,
+          accountId: settings.accountId,
+          clock,
+          iteratorKey: deriveKey(masterKey.key, 'dynamodb shard iterators'),
+        }),
+        sqs,
+      ],
+      accessKeys,
+      region: settings.region,
+      accountId: settings.accountId,
+      logger: log,
+      stemCells: () => pool.stats(),
+      status: () => ({
+        sandbox: caps.level,
+        store: store.backend,
+        node: nodeId,
+        inFlight: invoker.inFlightCount,
+        stemCells: pool.stats(),
+        functions: invoker.stats(),
+      }),
+    };
+    const api = createApiServer(apiOptions, tls);
+    // With TLS the public listener is HTTPS, which sandboxes neither trust nor need: functions reach the
+    // AWS endpoint on a plain listener of their own on loopback (as they reach the whole API without TLS).
+    const internalApi = tls ? createApiServer(apiOptions) : null;
+    const listeners = new Listeners(gateway, api, settings, internalApi);
     await lifecycle.start(listeners);
-    functionKeys.setEndpoint(ipOrigin(api.address()));
+    functionKeys.setEndpoint(ipOrigin((internalApi ?? api).address()));
     const scheme = tls ? 'https' : 'http';
     const gatewayUrl = `${scheme}://${urlHost(settings.host)}:${listeners.gatewayPort}`;
     const apiUrl = `${scheme}://${urlHost(settings.apiHost)}:${listeners.apiPort}`;
@@ -526,33 +527,38 @@ class Listeners implements Component {
   gatewayPort = 0;
   apiPort = 0;
 
+  private readonly servers: Server[];
+
   constructor(
     private readonly gateway: Server,
     private readonly api: Server,
     private readonly settings: Settings,
-  ) {}
+    /** The plain loopback listener functions use when the API serves HTTPS (see start). */
+    private readonly internal: Server | null = null,
+  ) {
+    this.servers = [gateway, api, ...(internal ? [internal] : [])];
+  }
 
   async start(): Promise<void> {
     this.gatewayPort = await listen(this.gateway, this.settings.port, this.settings.host);
     try {
       this.apiPort = await listen(this.api, this.settings.apiPort, this.settings.apiHost);
+      if (this.internal) await listen(this.internal, 0, '127.0.0.1');
     } catch (err) {
-      await close(this.gateway);
+      await Promise.all([close(this.gateway), ...(this.apiPort ? [close(this.api)] : [])]);
       throw err;
     }
   }
 
   /** Stops taking connections; requests in flight finish (the invoker is still running), idle ones close. */
   async stop(): Promise<void> {
-    const closed = Promise.all([close(this.gateway), close(this.api)]);
+    const closed = Promise.all(this.servers.map((s) => close(s)));
     const sweep = setInterval(() => {
-      this.gateway.closeIdleConnections();
-      this.api.closeIdleConnections();
+      for (const s of this.servers) s.closeIdleConnections();
     }, 20);
     await Promise.race([closed, new Promise((r) => setTimeout(r, CLOSE_GRACE_MS))]);
     clearInterval(sweep);
-    this.gateway.closeAllConnections();
-    this.api.closeAllConnections();
+    for (const s of this.servers) s.closeAllConnections();
     await closed;
   }
 }

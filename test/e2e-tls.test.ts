@@ -67,15 +67,23 @@ function run(
   });
 }
 
-function httpsGet(url: string, ca?: Buffer): Promise<{ status: number; body: string }> {
+function httpsGet(url: string, ca?: Buffer, post?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { ...(ca ? { ca } : {}) }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = request(
+      url,
+      {
+        ...(ca ? { ca } : {}),
+        method: post === undefined ? 'GET' : 'POST',
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', reject);
-    req.end();
+    req.end(post);
   });
 }
 
@@ -110,6 +118,18 @@ describe('nimbus up with TLS', () => {
     const ls = await run(['ls', '--json'], cli);
     expect(ls.code).toBe(0);
     expect(ls.stdout).toContain('hello');
+  });
+
+  it('functions still reach the AWS endpoint with the SDK while the API serves HTTPS', async () => {
+    const cli = { ...env, NODE_EXTRA_CA_CERTS: cert };
+    const d = await run(['deploy', 'test/fixtures/services/tables'], cli);
+    expect(d.code).toBe(0);
+    const ca = readFileSync(cert);
+    const saved = await httpsGet(`${up!.info.gatewayUrl}/items`, ca, JSON.stringify({ id: 'a', data: 1 }));
+    expect(saved).toEqual({ status: 201, body: JSON.stringify({ saved: 'a' }) });
+    const got = await httpsGet(`${up!.info.gatewayUrl}/items/a`, ca);
+    expect(got.status).toBe(200);
+    expect(JSON.parse(got.body)).toEqual({ id: 'a', data: 1 });
   });
 
   it('the CLI without the CA refuses the untrusted certificate with a non-zero exit', async () => {
