@@ -107,6 +107,8 @@ const store: Store = {
   invocations,
   events: { ...unused('events'), stats: async () => [] } as Store['events'],
   projects: unused('projects'),
+  apiKeys: unused('apiKeys'),
+  audit: unused('audit'),
   nodes: unused('nodes'),
   queues: unused('queues'),
   tables: unused('tables'),

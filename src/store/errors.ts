@@ -32,8 +32,14 @@ export class ProjectNotEmptyError extends Error {
   constructor(
     readonly project: string,
     readonly functions: number,
+    /** What else it holds when it has no functions (its tables, buckets, queues or access keys). */
+    others?: string,
   ) {
-    super(`project "${project}" still has ${functions} function(s); remove them first`);
+    super(
+      functions > 0 || others === undefined
+        ? `project "${project}" still has ${functions} function(s); remove them first`
+        : `project "${project}" still holds ${others}; remove them first`,
+    );
   }
 }
 

@@ -5,7 +5,10 @@ import type { Item, TableDef } from '../tables/types.js';
 import { parseConfig } from './canonical-json.js';
 import { receiptHandle, sequenceNumber } from './queue-rules.js';
 import type {
+  AuditEntry,
   ChangeContext,
+  KeyRole,
+  StoredApiKey,
   EventState,
   FunctionVersion,
   InvocationRecord,
@@ -266,6 +269,52 @@ export function toCredential(r: CredentialRow): StoredCredential {
 
 export function toSecretCredential(r: CredentialRow): StoredCredential & { secretCiphertext: string } {
   return { ...toCredential(r), secretCiphertext: r.secret_ciphertext };
+}
+
+export interface ApiKeyRow {
+  id: string;
+  project: string;
+  name: string;
+  role: string;
+  key_hash: string;
+  sigv4_ciphertext: string;
+  created_at: number;
+  rotated_at: number | null;
+}
+
+export function toApiKey(r: ApiKeyRow): StoredApiKey {
+  return {
+    id: r.id,
+    project: r.project,
+    name: r.name,
+    role: r.role as KeyRole,
+    keyHash: r.key_hash,
+    sigv4Ciphertext: r.sigv4_ciphertext,
+    createdAt: Number(r.created_at),
+    rotatedAt: r.rotated_at === null ? null : Number(r.rotated_at),
+  };
+}
+
+export interface AuditRow {
+  seq: number | string;
+  at: number;
+  project: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  detail: string | null;
+}
+
+export function toAudit(r: AuditRow): AuditEntry {
+  return {
+    seq: Number(r.seq),
+    at: Number(r.at),
+    project: r.project,
+    actor: r.actor,
+    action: r.action,
+    target: r.target,
+    detail: r.detail === null ? null : (JSON.parse(r.detail) as Record<string, unknown>),
+  };
 }
 
 /** The invocations columns both backends write, in the order invocationValues() gives them. */

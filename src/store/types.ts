@@ -649,6 +649,76 @@ export interface NewCredential extends Omit<StoredCredential, 'createdAt'> {
   secretCiphertext: string;
 }
 
+/** What a bearer API key may do in its project, each role including the ones after it:
+ *  admin (keys, credentials, secrets) > deploy (deploy, remove, drop) > invoke (invoke, send, replay) > read. */
+export type KeyRole = 'admin' | 'deploy' | 'invoke' | 'read';
+export const KEY_ROLES: readonly KeyRole[] = ['admin', 'deploy', 'invoke', 'read'];
+
+/** A bearer API key of a project. The key itself is never stored: only its SHA-256 (for bearer checks) and,
+ *  encrypted under the master key, the SigV4 secret derived from it (HMAC needs that secret itself). */
+export interface StoredApiKey {
+  id: string;
+  project: string;
+  name: string;
+  role: KeyRole;
+  keyHash: string;
+  sigv4Ciphertext: string;
+  createdAt: number;
+  /** When its secret was last replaced, or null. */
+  rotatedAt: number | null;
+}
+
+export type NewApiKey = Omit<StoredApiKey, 'createdAt' | 'rotatedAt'>;
+
+/** The API keys of every project. */
+export interface ApiKeyStore {
+  /** Throws if the id exists or the project does not. */
+  create(k: NewApiKey): Promise<StoredApiKey>;
+  get(id: string): Promise<StoredApiKey | undefined>;
+  /** One project's, oldest first. */
+  list(project: string): Promise<StoredApiKey[]>;
+  remove(project: string, id: string): Promise<boolean>;
+  /** Replaces the key's secret (the old one stops working); undefined when it is not the project's. */
+  rotate(
+    project: string,
+    id: string,
+    keyHash: string,
+    sigv4Ciphertext: string,
+  ): Promise<StoredApiKey | undefined>;
+}
+
+/** One control action, as the audit log keeps it. */
+export interface AuditEntry {
+  /** Increasing in the order written. */
+  seq: number;
+  at: number;
+  project: string;
+  /** The key that acted: an API key id, "nimbus" for the data dir's key, or "system". */
+  actor: string;
+  /** For example deploy, function.remove, key.create, secret.set, project.create. */
+  action: string;
+  /** What it acted on (a function, key id, secret name), or null. */
+  target: string | null;
+  /** A few facts about the action, never a secret. */
+  detail: Record<string, unknown> | null;
+}
+
+export interface AuditQuery {
+  /** Every project's when left out. */
+  project?: string;
+  /** Entries at or after this time. */
+  since?: number;
+  action?: string;
+  /** Newest first, at most this many (default 100). */
+  limit?: number;
+}
+
+/** Append-only: nothing updates or deletes an entry. */
+export interface AuditLog {
+  append(e: Omit<AuditEntry, 'seq' | 'at'>): Promise<AuditEntry>;
+  list(q: AuditQuery): Promise<AuditEntry[]>;
+}
+
 /** Issued access keys. */
 export interface CredentialStore {
   /** Throws if the access key id exists already. */
@@ -915,6 +985,8 @@ export interface Store {
   readonly queues: QueueStore;
   readonly tables: TableStore;
   readonly credentials: CredentialStore;
+  readonly apiKeys: ApiKeyStore;
+  readonly audit: AuditLog;
   readonly objects: ObjectStore;
   /** Flushes buffered invocation records and closes; every part is unusable afterwards. */
   close(): Promise<void>;

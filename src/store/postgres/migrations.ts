@@ -422,6 +422,35 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE buckets ADD COLUMN cors text;
     `,
   },
+  {
+    version: 10,
+    description: 'API keys per project with roles (stored hashed); the audit log of control actions',
+    sql: `
+      CREATE TABLE api_keys (
+        id text COLLATE "C" PRIMARY KEY,
+        project text COLLATE "C" NOT NULL REFERENCES projects (name),
+        name text NOT NULL,
+        role text NOT NULL CHECK (role IN ('admin', 'deploy', 'invoke', 'read')),
+        key_hash text NOT NULL,
+        sigv4_ciphertext text NOT NULL,
+        created_at double precision NOT NULL,
+        rotated_at double precision
+      );
+      CREATE INDEX api_keys_by_project ON api_keys (project, created_at, id);
+
+      -- Append-only; no foreign key, so a removed project's history stays.
+      CREATE TABLE audit (
+        seq bigserial PRIMARY KEY,
+        at double precision NOT NULL,
+        project text COLLATE "C" NOT NULL,
+        actor text NOT NULL,
+        action text NOT NULL,
+        target text,
+        detail text
+      );
+      CREATE INDEX audit_by_project ON audit (project, seq);
+    `,
+  },
 ];
 
 /** The schema version this build writes; a database with a higher one was written by a newer Nimbus. */

@@ -8,7 +8,7 @@ import {
   type Project,
   type ProjectStore,
 } from '../types.js';
-import type { Db } from './db.js';
+import { pgCode, type Db } from './db.js';
 import { lockProject } from './functions.js';
 import { toProject, toNode, checkProjectName, type ProjectRow, type NodeRow } from '../rows.js';
 
@@ -60,7 +60,14 @@ export class PgProjectStore implements ProjectStore {
       ]);
       const n = res.rows[0]?.n ?? 0;
       if (n > 0) throw new ProjectNotEmptyError(name, n);
-      return ((await c.query('DELETE FROM projects WHERE name = $1', [name])).rowCount ?? 0) > 0;
+      // Its API keys go with it; anything else it still holds (tables, buckets, queues, access keys) keeps it.
+      await c.query('DELETE FROM api_keys WHERE project = $1', [name]);
+      try {
+        return ((await c.query('DELETE FROM projects WHERE name = $1', [name])).rowCount ?? 0) > 0;
+      } catch (err) {
+        if (pgCode(err) !== '23503') throw err;
+        throw new ProjectNotEmptyError(name, 0, 'tables, buckets, queues or access keys');
+      }
     });
   }
 }

@@ -6,6 +6,7 @@ import type { PoolClient } from 'pg';
 import { systemClock, type Clock } from '../../clock/clock.js';
 import type { Store } from '../types.js';
 import { PgCredentialStore } from './credentials.js';
+import { PgApiKeyStore, PgAuditLog } from './api-keys.js';
 import { Db, errorMessage, storeTypes } from './db.js';
 import { PgEventQueue } from './events.js';
 import { PgFunctionStore } from './functions.js';
@@ -61,6 +62,8 @@ export class PostgresStore implements Store {
   readonly queues: PgQueueStore;
   readonly tables: PgTableStore;
   readonly credentials: PgCredentialStore;
+  readonly apiKeys: PgApiKeyStore;
+  readonly audit: PgAuditLog;
   readonly objects: PgObjectStore;
   private closing: Promise<void> | undefined;
 
@@ -86,6 +89,8 @@ export class PostgresStore implements Store {
     this.queues = new PgQueueStore(db, schema, clock);
     this.tables = new PgTableStore(db, schema, clock, opts.itemCollectionLimit);
     this.credentials = new PgCredentialStore(db, clock);
+    this.apiKeys = new PgApiKeyStore(db, clock);
+    this.audit = new PgAuditLog(db, clock);
     this.objects = new PgObjectStore(db, clock);
   }
 

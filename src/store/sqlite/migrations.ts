@@ -480,6 +480,35 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE buckets ADD COLUMN cors TEXT;
     `,
   },
+  {
+    version: 11,
+    description: 'API keys per project with roles (stored hashed); the audit log of control actions',
+    sql: `
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        project TEXT NOT NULL REFERENCES projects (name),
+        name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'deploy', 'invoke', 'read')),
+        key_hash TEXT NOT NULL,
+        sigv4_ciphertext TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        rotated_at REAL
+      ) STRICT;
+      CREATE INDEX api_keys_by_project ON api_keys (project, created_at, id);
+
+      -- Append-only; no foreign key, so a removed project's history stays.
+      CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        project TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT
+      ) STRICT;
+      CREATE INDEX audit_by_project ON audit (project, seq);
+    `,
+  },
 ];
 
 /** The schema version this build writes; a data dir with a higher one was written by a newer Nimbus. */

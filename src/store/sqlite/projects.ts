@@ -10,6 +10,8 @@ import { ProjectNotEmptyError } from '../errors.js';
 import type { SqliteDb } from './db.js';
 import { toProject, toNode, checkProjectName, type ProjectRow, type NodeRow } from '../rows.js';
 
+const OTHERS = 'tables, buckets, queues or access keys';
+
 export class SqliteProjectStore implements ProjectStore {
   private readonly st;
 
@@ -23,6 +25,7 @@ export class SqliteProjectStore implements ProjectStore {
       list: db.prepare<[], ProjectRow>('SELECT name, created_at FROM projects ORDER BY name'),
       functions: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM functions WHERE project = ?'),
       remove: db.prepare<[string]>('DELETE FROM projects WHERE name = ?'),
+      removeKeys: db.prepare<[string]>('DELETE FROM api_keys WHERE project = ?'),
     };
   }
 
@@ -51,7 +54,14 @@ export class SqliteProjectStore implements ProjectStore {
       this.s.transaction(() => {
         const n = this.st.functions.get(name)?.n ?? 0;
         if (n > 0) throw new ProjectNotEmptyError(name, n);
-        return this.st.remove.run(name).changes > 0;
+        // Its API keys go with it; anything else it still holds (tables, buckets, queues, access keys) keeps it.
+        this.st.removeKeys.run(name);
+        try {
+          return this.st.remove.run(name).changes > 0;
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'SQLITE_CONSTRAINT_FOREIGNKEY') throw err;
+          throw new ProjectNotEmptyError(name, 0, OTHERS);
+        }
       }),
     );
   }

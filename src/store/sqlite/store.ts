@@ -8,6 +8,7 @@ import type { Database } from 'better-sqlite3';
 import { systemClock, type Clock } from '../../clock/clock.js';
 import type { Store } from '../types.js';
 import { SqliteCredentialStore } from './credentials.js';
+import { SqliteApiKeyStore, SqliteAuditLog } from './api-keys.js';
 import { SqliteDb } from './db.js';
 import { SqliteEventQueue } from './events.js';
 import { SqliteFunctionStore } from './functions.js';
@@ -53,6 +54,8 @@ export class SqliteStore implements Store {
   readonly queues: SqliteQueueStore;
   readonly tables: SqliteTableStore;
   readonly credentials: SqliteCredentialStore;
+  readonly apiKeys: SqliteApiKeyStore;
+  readonly audit: SqliteAuditLog;
   readonly objects: SqliteObjectStore;
   private readonly s: SqliteDb;
 
@@ -73,6 +76,8 @@ export class SqliteStore implements Store {
       this.queues = new SqliteQueueStore(this.s);
       this.tables = new SqliteTableStore(this.s, opts.itemCollectionLimit);
       this.credentials = new SqliteCredentialStore(this.s);
+      this.apiKeys = new SqliteApiKeyStore(this.s);
+      this.audit = new SqliteAuditLog(this.s);
       this.objects = new SqliteObjectStore(this.s);
     } catch (err) {
       db.close();
