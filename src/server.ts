@@ -56,6 +56,7 @@ import { packageService } from './build/package.js';
 import { AccessKeys } from './security/access-keys.js';
 import { FunctionKeys } from './security/function-keys.js';
 import { deriveKey, loadMasterKey, SecretBox } from './security/secrets.js';
+import { ApiKeys } from './security/api-keys.js';
 import { TtlSweeper } from './tables/ttl.js';
 import { ipOrigin } from './http/origin.js';
 
@@ -356,6 +357,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         sqs,
       ],
       accessKeys,
+      apiKeys: new ApiKeys(store.apiKeys, new SecretBox(masterKey.key)),
       region: settings.region,
       accountId: settings.accountId,
       logger: log,

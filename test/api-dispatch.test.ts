@@ -255,8 +255,8 @@ describe('bearer authentication', () => {
     expect(wrong.json).toEqual({
       error: {
         code: 'Unauthorized',
-        message: 'the API key is wrong',
-        hint: 'use the key in <data dir>/api-key',
+        message: 'the API key is wrong, revoked or rotated',
+        hint: 'use the key in <data dir>/api-key, or a project key from `nimbus key create`',
       },
       requestId: wrong.headers.get('x-nimbus-request-id'),
     });

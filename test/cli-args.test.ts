@@ -154,7 +154,11 @@ describe('client and helpers', () => {
         res.writeHead(401, { 'content-type': 'application/json' });
         res.end(
           JSON.stringify({
-            error: { code: 'Unauthorized', message: 'the API key is wrong', hint: 'use the key' },
+            error: {
+              code: 'Unauthorized',
+              message: 'the API key is wrong, revoked or rotated',
+              hint: 'use the key',
+            },
           }),
         );
       } else if (req.url?.startsWith('/2015-03-31/functions/missing')) {
@@ -195,7 +199,7 @@ describe('client and helpers', () => {
     expect(bad).toMatchObject({
       status: 401,
       code: 'Unauthorized',
-      message: 'the API key is wrong',
+      message: 'the API key is wrong, revoked or rotated',
       hint: 'use the key',
     });
     const c = new NimbusClient({ apiUrl: `${url}/`, apiKey: 'key' });

@@ -174,3 +174,25 @@ export function byteFiles(dataDir: string): number {
   const root = join(dataDir, 'objects', 'bytes');
   return readdirSync(root).reduce((n, d) => n + readdirSync(join(root, d)).length, 0);
 }
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI (bin/nimbus.js) with this environment on top of the test's, and stdin when given. */
+export function runNimbus(env: NodeJS.ProcessEnv, args: string[], stdin?: string): Promise<CliResult> {
+  return new Promise((resolvePromise) => {
+    const p = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, NIMBUS_DATA: '', ...env },
+      cwd: join(import.meta.dirname, '..'),
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('exit', (code) => resolvePromise({ code: code ?? 1, stdout, stderr }));
+    p.stdin.end(stdin ?? '');
+  });
+}

@@ -3,7 +3,8 @@
 // Issued access keys (`nimbus credentials`, and each function's own) are SigV4-only and looked up in the store.
 import { timingSafeEqual } from 'node:crypto';
 import type { IssuedKey } from '../security/access-keys.js';
-import { DEFAULT_PROJECT, type Permissions } from '../store/types.js';
+import type { ApiKeys } from '../security/api-keys.js';
+import { DEFAULT_PROJECT, type KeyRole, type Permissions } from '../store/types.js';
 import { ApiError } from './errors.js';
 import {
   credentialScope,
@@ -16,8 +17,9 @@ import {
 export interface Principal {
   project: string;
   keyId: string;
-  /** admin: the API key; user: a key issued by `nimbus credentials create`; function: a function's own key. */
-  role: 'admin' | 'user' | 'function';
+  /** A bearer API key's role in its project (admin for the data dir's key); user: an access key issued by
+   *  `nimbus credentials create`; function: a function's own key. */
+  role: KeyRole | 'user' | 'function';
   /** What it may touch in its project; null: everything there. */
   permissions: Permissions | null;
 }
@@ -33,7 +35,7 @@ export type AccessKeyLookup = (accessKeyId: string) => Promise<AccessKey | undef
 
 export interface Credentials {
   /** The principal of a bearer token, or undefined. Compares in constant time. */
-  bearer(token: string): Principal | undefined;
+  bearer(token: string): Promise<Principal | undefined>;
   accessKey: AccessKeyLookup;
 }
 
@@ -43,10 +45,15 @@ const SIGN_HINT =
   'sign with an access key from `nimbus credentials create`, or with access key id "nimbus" and the API key as the secret';
 
 /**
- * The API key as bearer token and as the secret of access key id "nimbus" (both admin); every other access
- * key id is asked of `issued` (the store's keys), when given.
+ * The API key as bearer token and as the secret of access key id "nimbus" (both admin of `default`); projects'
+ * API keys (`apiKeys`) as bearer tokens and, by their id, as SigV4 keys; every other access key id is asked of
+ * `issued` (the store's access keys), when given.
  */
-export function apiKeyCredentials(apiKey: string, issued?: AccessKeyLookup): Credentials {
+export function apiKeyCredentials(
+  apiKey: string,
+  issued?: AccessKeyLookup,
+  apiKeys?: Pick<ApiKeys, 'verify' | 'sigV4'>,
+): Credentials {
   const key = Buffer.from(apiKey);
   const principal: Principal = {
     project: DEFAULT_PROJECT,
@@ -56,11 +63,21 @@ export function apiKeyCredentials(apiKey: string, issued?: AccessKeyLookup): Cre
   };
   const admin: AccessKey = { secret: apiKey, principal };
   return {
-    bearer: (token) => {
+    bearer: async (token) => {
       const given = Buffer.from(token);
-      return given.length === key.length && timingSafeEqual(given, key) ? principal : undefined;
+      if (given.length === key.length && timingSafeEqual(given, key)) return principal;
+      const row = await apiKeys?.verify(token);
+      return row && { project: row.project, keyId: row.id, role: row.role, permissions: null };
     },
-    accessKey: async (id) => (id === API_KEY_ID ? admin : issued?.(id)),
+    accessKey: async (id) => {
+      if (id === API_KEY_ID) return admin;
+      const k = await apiKeys?.sigV4(id);
+      if (k) {
+        const p: Principal = { project: k.row.project, keyId: k.row.id, role: k.row.role, permissions: null };
+        return { secret: k.secret, principal: p };
+      }
+      return issued?.(id);
+    },
   };
 }
 
@@ -108,16 +125,49 @@ export function accessDenied(principal: Principal, action: string, resource?: st
   );
 }
 
-/** The control API's operations on credentials are the admin's (the API key) only. */
-export function requireAdmin(principal: Principal, what: string): void {
-  if (principal.role !== 'admin') {
+const RANK: Record<Principal['role'], number> = {
+  read: 0,
+  invoke: 1,
+  // Access keys from `nimbus credentials create` use the data APIs as they always have, within their grants.
+  user: 2,
+  function: 2,
+  deploy: 2,
+  admin: 3,
+};
+
+/** Whether the principal's role includes `role` (admin > deploy > invoke > read). */
+export function hasRole(principal: Principal, role: KeyRole): boolean {
+  return RANK[principal.role] >= RANK[role];
+}
+
+/** Refuses a principal whose role does not include `role`, saying which role it takes. */
+export function requireRole(principal: Principal, role: KeyRole, what: string): void {
+  if (!hasRole(principal, role)) {
     throw new ApiError(
       403,
       'AccessDenied',
-      `only the admin key may ${what}`,
-      'use the API key in <data dir>/api-key',
+      `key ${principal.keyId} has role ${principal.role}; to ${what} takes role ${role}`,
+      role === 'admin'
+        ? 'use an admin key of the project (`nimbus key create --role admin` with one)'
+        : `use a key with role ${role} or above (\`nimbus key create --role ${role}\`)`,
     );
   }
+}
+
+/** The control API's operations on keys, credentials and secrets are an admin key's of the project. */
+export function requireAdmin(principal: Principal, what: string): void {
+  requireRole(principal, 'admin', what);
+}
+
+/** Whether the principal may only read: a key of role read, on every API (data APIs included). */
+export function readOnly(principal: Principal): boolean {
+  return principal.role === 'read';
+}
+
+/** Operations on other projects (creating, listing, removing them; acting in one with --project) are the
+ *  `default` project's admins' only. */
+export function isOperator(principal: Principal): boolean {
+  return principal.project === DEFAULT_PROJECT && principal.role === 'admin';
 }
 
 /** The answer for an access key id nobody issued (or one removed since): DynamoDB's and Lambda's words. */
@@ -133,17 +183,22 @@ export function unrecognizedClient(): ApiError {
 /**
  * The principal of a request's bearer key, from its headers alone: it runs before the body is read, so nobody
  * without the key makes Nimbus buffer an upload. `missingCode` is the code of the 401 without any key.
- * Only the API key is a bearer token; issued access keys sign with SigV4.
+ * Bearer tokens are the data dir's key and projects' API keys; issued access keys sign with SigV4 only.
  */
-export function authenticateBearer(
+export async function authenticateBearer(
   creds: Credentials,
   authorization: string | undefined,
   missingCode = 'Unauthorized',
-): Principal {
+): Promise<Principal> {
   if (authorization?.startsWith('Bearer ')) {
-    const principal = creds.bearer(authorization.slice(7).trim());
+    const principal = await creds.bearer(authorization.slice(7).trim());
     if (principal) return principal;
-    throw new ApiError(401, 'Unauthorized', 'the API key is wrong', 'use the key in <data dir>/api-key');
+    throw new ApiError(
+      401,
+      'Unauthorized',
+      'the API key is wrong, revoked or rotated',
+      'use the key in <data dir>/api-key, or a project key from `nimbus key create`',
+    );
   }
   throw new ApiError(
     401,

@@ -12,7 +12,19 @@ import type {
   StoredSchedule,
   EventQueueStats,
 } from '../store/types.js';
-import type { Principal } from './auth.js';
+import { requireRole, type Principal } from './auth.js';
+import type { KeyRole } from '../store/types.js';
+import {
+  createKey,
+  createProject,
+  listAudit,
+  listKeys,
+  listProjects,
+  removeProject,
+  revokeKey,
+  rotateKey,
+  type KeyDeps,
+} from './keys.js';
 import type { DeployResponse } from './deploy.js';
 import { ApiError, badRequest, functionNotFound, notFound } from './errors.js';
 import { getEvent, listEvents, replayEvent, type EventDeps } from './events.js';
@@ -22,8 +34,12 @@ import { createCredential, listCredentials, removeCredential, type CredentialDep
 import { DEPLOY_BODY } from './limits.js';
 import type { Route } from './routes.js';
 
-export interface ControlDeps extends EventDeps, QueueDeps, TableDeps, CredentialDeps {
-  store: Pick<Store, 'functions' | 'invocations' | 'events' | 'schedules' | 'queues' | 'tables'>;
+export interface ControlDeps extends EventDeps, QueueDeps, TableDeps, CredentialDeps, Omit<KeyDeps, 'store'> {
+  store: Pick<
+    Store,
+    'functions' | 'invocations' | 'events' | 'schedules' | 'queues' | 'tables' | 'projects' | 'audit'
+  >;
+  logger?: { error(obj: object, msg: string): void };
   registry: Pick<FunctionRegistry, 'get' | 'all' | 'load'>;
   invoker: {
     stats(): (FunctionScaleStats & { project: string; version: number })[];
@@ -50,29 +66,174 @@ export type ControlHandler = (c: ControlRequest) => Promise<unknown>;
 export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
   return [
     { method: 'GET', path: '/v1/health', handler: async () => ({ status: 'ok', ...d.status() }) },
-    { method: 'POST', path: '/v1/deploy', body: DEPLOY_BODY, handler: (c) => deploy(d, c) },
+    {
+      method: 'POST',
+      path: '/v1/deploy',
+      body: DEPLOY_BODY,
+      handler: acts(d, 'deploy', 'deploy', (c) => deploy(d, c), {
+        action: 'deploy',
+        target: (_, r) => (r as DeployResponse).service,
+        detail: (_, r) => {
+          const res = r as DeployResponse;
+          return {
+            functions: res.functions.filter((f) => f.changed).map((f) => `${f.name}:${f.version}`),
+            removed: res.removed,
+          };
+        },
+      }),
+    },
     { method: 'GET', path: '/v1/functions', handler: (c) => listFunctions(d, c) },
     { method: 'GET', path: '/v1/functions/{name}', handler: (c) => getFunction(d, c) },
-    { method: 'DELETE', path: '/v1/functions/{name}', handler: (c) => removeFunction(d, c) },
+    {
+      method: 'DELETE',
+      path: '/v1/functions/{name}',
+      handler: acts(d, 'deploy', 'remove functions', (c) => removeFunction(d, c), {
+        action: 'function.remove',
+        target: (c) => c.params['name']!,
+      }),
+    },
     { method: 'GET', path: '/v1/functions/{name}/logs', handler: (c) => logs(d, c) },
     { method: 'GET', path: '/v1/invocations', handler: (c) => invocations(d, c) },
     { method: 'GET', path: '/v1/invocations/{requestId}', handler: (c) => getInvocation(d, c) },
     { method: 'GET', path: '/v1/events', handler: (c) => listEvents(d, c) },
     { method: 'GET', path: '/v1/events/{id}', handler: (c) => getEvent(d, c) },
-    { method: 'POST', path: '/v1/events/{id}/replay', handler: (c) => replayEvent(d, c) },
+    {
+      method: 'POST',
+      path: '/v1/events/{id}/replay',
+      handler: acts(d, 'invoke', 'replay events', (c) => replayEvent(d, c), {
+        action: 'event.replay',
+        target: (c) => c.params['id']!,
+      }),
+    },
     { method: 'GET', path: '/v1/queues', handler: (c) => listQueues(d, c) },
     { method: 'GET', path: '/v1/queues/{name}', handler: (c) => getQueue(d, c) },
-    { method: 'POST', path: '/v1/queues/{name}/messages', handler: (c) => sendMessages(d, c) },
+    {
+      method: 'POST',
+      path: '/v1/queues/{name}/messages',
+      handler: acts(d, 'invoke', 'send messages', (c) => sendMessages(d, c)),
+    },
     { method: 'GET', path: '/v1/queues/{name}/messages', handler: (c) => peekMessages(d, c) },
-    { method: 'DELETE', path: '/v1/queues/{name}/messages', handler: (c) => purgeQueue(d, c) },
+    {
+      method: 'DELETE',
+      path: '/v1/queues/{name}/messages',
+      handler: acts(d, 'deploy', 'purge queues', (c) => purgeQueue(d, c), {
+        action: 'queue.purge',
+        target: (c) => c.params['name']!,
+      }),
+    },
     { method: 'GET', path: '/v1/tables', handler: (c) => listTablesView(d, c) },
     { method: 'GET', path: '/v1/tables/{name}/items', handler: (c) => scanItems(d, c) },
     { method: 'GET', path: '/v1/tables/{name}/item', handler: (c) => getItemView(d, c) },
-    { method: 'DELETE', path: '/v1/tables/{name}', handler: (c) => dropTable(d, c) },
-    { method: 'POST', path: '/v1/credentials', handler: (c) => createCredential(d, c) },
+    {
+      method: 'DELETE',
+      path: '/v1/tables/{name}',
+      handler: acts(d, 'deploy', 'drop tables', (c) => dropTable(d, c), {
+        action: 'table.drop',
+        target: (c) => c.params['name']!,
+      }),
+    },
+    {
+      method: 'POST',
+      path: '/v1/credentials',
+      handler: acts(d, 'admin', 'issue access keys', (c) => createCredential(d, c), {
+        action: 'credential.create',
+        target: (_, r) => String((r as { accessKeyId: string }).accessKeyId),
+      }),
+    },
     { method: 'GET', path: '/v1/credentials', handler: (c) => listCredentials(d, c) },
-    { method: 'DELETE', path: '/v1/credentials/{accessKeyId}', handler: (c) => removeCredential(d, c) },
+    {
+      method: 'DELETE',
+      path: '/v1/credentials/{accessKeyId}',
+      handler: acts(d, 'admin', 'remove access keys', (c) => removeCredential(d, c), {
+        action: 'credential.remove',
+        target: (c) => c.params['accessKeyId']!,
+      }),
+    },
+    {
+      method: 'POST',
+      path: '/v1/projects',
+      handler: acts(d, 'admin', 'create projects', (c) => createProject(d, c), {
+        action: 'project.create',
+        target: (_, r) => (r as { project: string }).project,
+      }),
+    },
+    { method: 'GET', path: '/v1/projects', handler: (c) => listProjects(d, c) },
+    {
+      method: 'DELETE',
+      path: '/v1/projects/{name}',
+      handler: acts(d, 'admin', 'remove projects', (c) => removeProject(d, c), {
+        action: 'project.remove',
+        target: (c) => c.params['name']!,
+      }),
+    },
+    {
+      method: 'POST',
+      path: '/v1/keys',
+      handler: acts(d, 'admin', 'create API keys', (c) => createKey(d, c), {
+        action: 'key.create',
+        target: (_, r) => (r as { id: string }).id,
+        detail: (_, r) => ({ role: (r as { role: string }).role }),
+      }),
+    },
+    { method: 'GET', path: '/v1/keys', handler: (c) => listKeys(d, c) },
+    {
+      method: 'DELETE',
+      path: '/v1/keys/{id}',
+      handler: acts(d, 'admin', 'revoke API keys', (c) => revokeKey(d, c), {
+        action: 'key.revoke',
+        target: (c) => c.params['id']!,
+      }),
+    },
+    {
+      method: 'POST',
+      path: '/v1/keys/{id}/rotate',
+      handler: acts(d, 'admin', 'rotate API keys', (c) => rotateKey(d, c), {
+        action: 'key.rotate',
+        target: (c) => c.params['id']!,
+      }),
+    },
+    { method: 'GET', path: '/v1/audit', handler: (c) => listAudit(d, c) },
   ];
+}
+
+/** What the audit log keeps of an action that succeeded. */
+interface Audited {
+  action: string;
+  target?: (c: ControlRequest, result: unknown) => string;
+  detail?: (c: ControlRequest, result: unknown) => Record<string, unknown>;
+}
+
+/**
+ * A changing operation: refused unless the key's role includes `role`, and written to the audit log once it
+ * succeeded (who: the key, in which project). The action has happened by then, so an audit write that fails
+ * is logged as a platform error rather than answered as a failure of the action.
+ */
+export function acts(
+  d: Pick<ControlDeps, 'store' | 'logger'>,
+  role: KeyRole,
+  what: string,
+  handler: ControlHandler,
+  audited?: Audited,
+): ControlHandler {
+  return async (c) => {
+    requireRole(c.principal, role, what);
+    const result = await handler(c);
+    if (audited) {
+      const entry = {
+        project: c.principal.project,
+        actor: c.principal.keyId,
+        action: audited.action,
+        target: audited.target?.(c, result) ?? null,
+        detail: audited.detail?.(c, result) ?? null,
+      };
+      await Promise.resolve()
+        .then(() => d.store.audit.append(entry))
+        .catch((err: unknown) => {
+          d.logger?.error({ err, entry }, 'the audit log could not be written');
+        });
+    }
+    return result;
+  };
 }
 
 async function listFunctions(d: ControlDeps, c: ControlRequest): Promise<unknown> {

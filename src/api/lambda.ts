@@ -3,7 +3,7 @@
 import type { FunctionRegistry } from '../invoker/registry.js';
 import type { InvokeOutcome, InvokeTarget, Invoker, ThrottleReason } from '../invoker/types.js';
 import type { FunctionVersion } from '../store/types.js';
-import { accessDenied, type Principal } from './auth.js';
+import { accessDenied, hasRole, type Principal } from './auth.js';
 import type { AwsRequest, AwsResponse, AwsService } from './aws.js';
 import { functionArn } from '../config/limits.js';
 import { ApiError, functionNotFound, routeError } from './errors.js';
@@ -66,6 +66,17 @@ export function createLambdaService(d: LambdaDeps): AwsService {
           methodNotAllowed: 'MethodNotAllowedException',
           badEncoding: 'InvalidParameterValueException',
         });
+      }
+      // Reading is every key's; invoking takes role invoke; changing a function's configuration, deploy.
+      if (req.method !== 'GET') {
+        const invoking = m.route === '/2015-03-31/functions/{name}/invocations';
+        if (!hasRole(principal, invoking ? 'invoke' : 'deploy')) {
+          throw accessDenied(
+            principal,
+            invoking ? 'lambda:InvokeFunction' : 'lambda:PutFunctionEventInvokeConfig',
+            functionArn(d.region, d.accountId, m.params['name'] ?? '*'),
+          );
+        }
       }
       return m.handler(req, m.params, principal);
     },

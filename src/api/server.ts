@@ -18,6 +18,7 @@ import {
   authenticateSigV4,
   authenticateSigV4Headers,
   issuedKeyLookup,
+  isOperator,
   unrecognizedClient,
   type Credentials,
   type Principal,
@@ -34,6 +35,7 @@ import { RouteTable } from './routes.js';
 import { credentialScope, isSigV4 } from './sigv4.js';
 import { verifiedBody } from './sigv4-payload.js';
 import { timeOrderedId } from '../ids.js';
+import type { ApiKeys } from '../security/api-keys.js';
 
 export interface ApiOptions {
   apiKey: string;
@@ -65,6 +67,8 @@ export interface ApiOptions {
   clock?: Clock;
   /** The issued access keys (`nimbus credentials`, function keys); without them only the API key signs. */
   accessKeys?: CredentialDeps['accessKeys'];
+  /** Projects' bearer API keys; without them only the data dir's key is one. */
+  apiKeys?: ApiKeys;
 }
 
 /** A request as the listener sees it once its target is parsed. */
@@ -101,6 +105,7 @@ interface Listener {
   services: AwsServices;
   control: RouteTable<ControlHandler>;
   logger: ApiOptions['logger'];
+  projects: Pick<Store['projects'], 'get'>;
 }
 
 /** The request went away before its body arrived: there is nobody to answer. */
@@ -109,7 +114,8 @@ class RequestAborted extends Error {}
 export function createApiServer(o: ApiOptions, tls?: { cert: Buffer; key: Buffer }): Server {
   const l: Listener = {
     clock: o.clock ?? systemClock,
-    credentials: apiKeyCredentials(o.apiKey, o.accessKeys && issuedKeyLookup(o.accessKeys)),
+    credentials: apiKeyCredentials(o.apiKey, o.accessKeys && issuedKeyLookup(o.accessKeys), o.apiKeys),
+    projects: o.store.projects,
     services: new AwsServices([createLambdaService(o), ...(o.services ?? [])]),
     control: new RouteTable<ControlHandler>(controlRoutes(o)),
     logger: o.logger,
@@ -168,10 +174,14 @@ function plan(l: Listener, inc: Incoming): Plan {
   return {
     face: faceOf(svc, inc),
     run: async () => {
-      const principal = authenticateBearer(
-        l.credentials,
-        inc.req.headers.authorization,
-        'MissingAuthenticationTokenException',
+      const principal = await actingIn(
+        l,
+        await authenticateBearer(
+          l.credentials,
+          inc.req.headers.authorization,
+          'MissingAuthenticationTokenException',
+        ),
+        inc,
       );
       return handleAws(svc, inc, await bodyOf(inc.req, svc.body), principal);
     },
@@ -250,12 +260,39 @@ async function controlRequest(l: Listener, inc: Incoming): Promise<Reply> {
       'send "Authorization: Bearer <key>"',
     );
   }
-  const principal = authenticateBearer(l.credentials, inc.req.headers.authorization);
+  const principal = await actingIn(
+    l,
+    await authenticateBearer(l.credentials, inc.req.headers.authorization),
+    inc,
+  );
   const m = l.control.match(inc.method, inc.url.pathname);
   if (m.kind !== 'found') throw routeError(m, inc.method, inc.url.pathname);
   const body = await bodyOf(inc.req, m.body);
   const result = await m.handler({ principal, params: m.params, url: inc.url, body });
   return controlJson(200, result, inc.requestId);
+}
+
+/**
+ * The project a bearer request acts in: its key's, or the one named by `x-nimbus-project` (the CLI's
+ * --project), which only an admin key of `default` may name. Another key naming any project but its own is
+ * refused rather than ignored, so a script never acts in a project it did not mean.
+ */
+async function actingIn(l: Listener, principal: Principal, inc: Incoming): Promise<Principal> {
+  const named = inc.req.headers['x-nimbus-project'];
+  if (named === undefined || named === '' || named === principal.project) return principal;
+  if (typeof named !== 'string') throw badRequest('x-nimbus-project must be given once');
+  if (!isOperator(principal)) {
+    throw new ApiError(
+      403,
+      'AccessDenied',
+      `key ${principal.keyId} belongs to project ${principal.project} and cannot act in project ${named}`,
+      'leave out --project: every command acts in its key\'s project; only an admin key of "default" names another',
+    );
+  }
+  if (!(await l.projects.get(named))) {
+    throw new ApiError(404, 'ProjectNotFound', `project ${named} does not exist`, 'see `nimbus project ls`');
+  }
+  return { ...principal, project: named };
 }
 
 function handleAws(svc: AwsService, inc: Incoming, body: Buffer, principal: Principal): Promise<Reply> {

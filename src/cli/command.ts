@@ -43,6 +43,8 @@ export interface Context<O extends OptionSpecs = OptionSpecs> {
   options: OptionValues<O>;
   /** --json: print exactly one JSON document on stdout. */
   json: boolean;
+  /** --project (or NIMBUS_PROJECT): the project to act in, when not the key's own. */
+  project: string | undefined;
   env: NodeJS.ProcessEnv;
   cwd: string;
   /** A line (or lines) of result on stdout. */

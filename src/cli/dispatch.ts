@@ -26,6 +26,11 @@ export interface CliSpec {
 const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   json: { type: 'boolean', description: 'Machine-readable output: one JSON document on stdout' },
   help: { type: 'boolean', short: 'h', description: 'Show help' },
+  project: {
+    type: 'string',
+    description: 'Act in this project (an admin key of "default" only; default: the key\'s own project)',
+    placeholder: 'name',
+  },
 };
 
 /** Runs one CLI invocation; resolves to the process exit code. */
@@ -148,17 +153,23 @@ function parseCommand(command: Command, argv: string[], io: CliIO): Context | un
   }
 
   const json = parsed.values['json'] === true;
+  const flagged = parsed.values['project'];
+  const project =
+    (typeof flagged === 'string' && flagged !== '' ? flagged : undefined) ??
+    (io.env['NIMBUS_PROJECT'] || undefined);
   return {
     command: command.name,
     args,
     options: values as Context['options'],
     json,
+    project,
     env: io.env,
     cwd: io.cwd,
     out: (text) => io.stdout(text),
     err: (text) => io.stderr(text),
     printJson: (value) => io.stdout(JSON.stringify(value, null, 2)),
-    client: () => new NimbusClient(resolveClientConfig(io.env, io.cwd)),
+    client: () =>
+      new NimbusClient({ ...resolveClientConfig(io.env, io.cwd), ...(project ? { project } : {}) }),
   };
 }
 
@@ -264,11 +275,13 @@ export function topHelp(spec: CliSpec): string {
     '',
     'Global options:',
     '  --json          Machine-readable output: one JSON document on stdout',
+    '  --project NAME  Act in another project (admin keys of "default" only; also NIMBUS_PROJECT)',
     '  -h, --help      Show help (also `nimbus <command> --help`)',
     '  -v, --version   Print the version',
     '',
     'Environment:',
-    '  NIMBUS_API_URL, NIMBUS_API_KEY   Where the API is (default: read from ./.nimbus, written by `nimbus up`)',
+    "  NIMBUS_API_URL, NIMBUS_API_KEY   Where the API is, and the key (a project's key, or ./.nimbus/api-key)",
+    '  NIMBUS_PROJECT                   The project to act in (admin keys of "default" only)',
     '  NIMBUS_DATA                      Data folder (default ./.nimbus)',
     '  NIMBUS_DEBUG=1                   Print stack traces with errors',
   ].join('\n');

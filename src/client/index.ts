@@ -1,5 +1,6 @@
 // Typed client for the Nimbus control API, shared by the CLI and the tests. Every failure, including an
 // unreachable server or a missing configuration, surfaces as one error carrying a code and a hint to act on.
+import { sigV4CredentialsOf } from '../security/api-keys.js';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { formatBytes } from './format.js';
@@ -232,9 +233,34 @@ export class ApiError extends Error {
   }
 }
 
+export interface ApiKeyView {
+  id: string;
+  name: string;
+  role: string;
+  createdAt: number | null;
+  rotatedAt: number | null;
+}
+
+export interface CreatedApiKey extends ApiKeyView {
+  /** The key itself: shown once, never stored in the clear. */
+  key: string;
+}
+
+export interface AuditEntryView {
+  seq: number;
+  at: number;
+  project: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  detail: Record<string, unknown> | null;
+}
+
 export interface ClientConfig {
   apiUrl: string;
   apiKey: string;
+  /** The project to act in when not the key's own (admin keys of `default` only). */
+  project?: string;
 }
 
 const START_HINT = 'start Nimbus with `npx nimbus up` or set NIMBUS_API_URL';
@@ -242,6 +268,7 @@ const START_HINT = 'start Nimbus with `npx nimbus up` or set NIMBUS_API_URL';
 export class NimbusClient {
   readonly apiUrl: string;
   readonly #apiKey: string;
+  readonly #project: string | undefined;
 
   constructor(opts: ClientConfig) {
     let url: URL;
@@ -257,6 +284,62 @@ export class NimbusClient {
     }
     this.apiUrl = url.href.replace(/\/+$/, '');
     this.#apiKey = opts.apiKey;
+    this.#project = opts.project;
+  }
+
+  /** The key's SigV4 credentials: a project key's id and derived secret, or "nimbus" and the data dir's key. */
+  sigV4Credentials(): { accessKeyId: string; secretAccessKey: string } {
+    return sigV4CredentialsOf(this.#apiKey) ?? { accessKeyId: 'nimbus', secretAccessKey: this.#apiKey };
+  }
+
+  /** Creates a project; the answer holds its first admin key, shown this once. */
+  async createProject(name: string): Promise<{ project: string; key: CreatedApiKey }> {
+    return this.#json('POST', '/v1/projects', { name });
+  }
+
+  async projects(): Promise<{ name: string; createdAt: number }[]> {
+    return (await this.#json<{ projects: { name: string; createdAt: number }[] }>('GET', '/v1/projects'))
+      .projects;
+  }
+
+  async removeProject(name: string): Promise<{ removed: string }> {
+    return this.#json('DELETE', `/v1/projects/${encodeURIComponent(name)}`);
+  }
+
+  async createKey(role: string, name?: string): Promise<CreatedApiKey> {
+    return this.#json('POST', '/v1/keys', { role, ...(name ? { name } : {}) });
+  }
+
+  async keys(): Promise<ApiKeyView[]> {
+    return (await this.#json<{ keys: ApiKeyView[] }>('GET', '/v1/keys')).keys;
+  }
+
+  async revokeKey(id: string): Promise<{ revoked: string }> {
+    return this.#json('DELETE', `/v1/keys/${encodeURIComponent(id)}`);
+  }
+
+  async rotateKey(id: string): Promise<CreatedApiKey> {
+    return this.#json('POST', `/v1/keys/${encodeURIComponent(id)}/rotate`);
+  }
+
+  async audit(q: { since?: number; action?: string; limit?: number } = {}): Promise<AuditEntryView[]> {
+    const p = new URLSearchParams();
+    if (q.since !== undefined) p.set('since', String(q.since));
+    if (q.action) p.set('action', q.action);
+    if (q.limit !== undefined) p.set('limit', String(q.limit));
+    const qs = p.size > 0 ? `?${p}` : '';
+    return (await this.#json<{ entries: AuditEntryView[] }>('GET', `/v1/audit${qs}`)).entries;
+  }
+
+  async #json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.#request(
+      method,
+      path,
+      body === undefined
+        ? {}
+        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } },
+    );
+    return (await readJson(res)) as T;
   }
 
   async deploy(archive: Buffer, onProgress?: (step: string) => void): Promise<DeployResponse> {
@@ -425,7 +508,11 @@ export class NimbusClient {
     try {
       res = await fetch(url, {
         method,
-        headers: { authorization: `Bearer ${this.#apiKey}`, ...init.headers },
+        headers: {
+          authorization: `Bearer ${this.#apiKey}`,
+          ...(this.#project ? { 'x-nimbus-project': this.#project } : {}),
+          ...init.headers,
+        },
         body: init.body,
       });
     } catch (e) {

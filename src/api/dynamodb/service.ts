@@ -3,7 +3,7 @@
 // its operations with another X-Amz-Target prefix). One operation table per API; every operation acts in the
 // caller's project and checks that the caller's credentials may use the tables it names, a stream's table
 // included (by its StreamArn or ShardIterator).
-import type { Principal } from '../auth.js';
+import { accessDenied, readOnly, type Principal } from '../auth.js';
 import type { AwsRequest, AwsResponse, AwsService } from '../aws.js';
 import { ApiError } from '../errors.js';
 import type { BodyLimit } from '../limits.js';
@@ -45,6 +45,8 @@ export function createDynamoService(d: DynamoDeps): AwsService {
     ...partiqlOperations(d, (principal, action, table) => checkTables(d, principal, action, [table])),
   };
   const streams = streamOperations(d);
+  /** What a read key may call: nothing that writes (ExecuteStatement and batches of statements may). */
+  const READS = /^(GetItem|BatchGetItem|Query|Scan|TransactGetItems|Describe[A-Za-z]+|List[A-Za-z]+)$/;
   /** Operations on the table set itself: only keys that may touch every table of the project. */
   const management = new Set(['CreateTable', 'DeleteTable', 'UpdateTable', 'UpdateTimeToLive', 'ListTables']);
   return {
@@ -60,6 +62,10 @@ export function createDynamoService(d: DynamoDeps): AwsService {
       const op = Object.hasOwn(table, name) ? table[name] : undefined;
       if (!op) throw new ApiError(400, 'UnknownOperationException', 'An unknown operation was requested.');
       const input = parseBody(req.body);
+      // A read key reads: it gets, queries, scans, describes and lists, and changes nothing.
+      if (readOnly(principal) && api !== 'streams' && !READS.test(name)) {
+        throw accessDenied(principal, `dynamodb:${name}`);
+      }
       if (api === 'streams') {
         // Every stream of the project is a list of its tables; a key for some tables lists theirs by name.
         if (name === 'ListStreams' && input['TableName'] === undefined) {

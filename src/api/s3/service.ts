@@ -8,7 +8,7 @@
 import { Readable } from 'node:stream';
 import type { ByteStore } from '../../objects/bytes.js';
 import type { ChangeContext, ObjectStore } from '../../store/types.js';
-import { canUseBucket, type Principal } from '../auth.js';
+import { canUseBucket, readOnly, type Principal } from '../auth.js';
 import type { AwsRequest, AwsResponse, AwsService, AwsStreamRequest } from '../aws.js';
 import { ApiError } from '../errors.js';
 import type { BodyLimit } from '../limits.js';
@@ -151,6 +151,8 @@ async function dispatch(d: S3Deps, req: AwsStreamRequest, principal: Principal):
     return listBuckets(all.filter((b) => canUseBucket(principal, b.name)));
   }
   if (!canUseBucket(principal, bucket)) throw accessDenied();
+  // A read key reads objects and listings and changes nothing.
+  if (readOnly(principal) && method !== 'GET' && method !== 'HEAD') throw accessDenied();
 
   if (key === undefined) {
     if (sub.length === 1 && sub[0] === 'location' && method === 'GET')

@@ -5,7 +5,7 @@
 // decide. A function's key reaches the queues its manifest grants (permissions: { queues: [...] }); every
 // other key reaches all of its project's queues.
 import { systemClock } from '../../clock/clock.js';
-import { canUseQueue, type Principal } from '../auth.js';
+import { canUseQueue, readOnly, type Principal } from '../auth.js';
 import type { AwsRequest, AwsResponse, AwsService } from '../aws.js';
 import { ApiError } from '../errors.js';
 import type { BodyLimit } from '../limits.js';
@@ -95,6 +95,14 @@ export function createSqsService(deps: SqsDeps): SqsService {
     async handle(req: AwsRequest, principal: Principal): Promise<AwsResponse> {
       const { wire, action, input } = decodeRequest(req.method, req.headers, req.url, req.body);
       try {
+        // A read key looks (Get*, List*) and changes nothing: receiving a message changes its visibility.
+        if (readOnly(principal) && !/^(Get|List)/.test(action)) {
+          throw new ApiError(
+            403,
+            'AccessDenied',
+            `User: arn:aws:iam::${d.accountId}:user/${principal.keyId} is not authorized to perform: sqs:${action} because its key has role read`,
+          );
+        }
         const c = context(d, req, principal);
         return encodeOutput(wire, action, await run(d, c, action, input, wire), req.requestId);
       } catch (err) {

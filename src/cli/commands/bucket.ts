@@ -2,6 +2,7 @@
 // "nimbus"), using the same client-s3 a user's code would. No control routes of its own: what the CLI does is
 // exactly what an S3 client can do (uploads and downloads stream, checksums are checked, a put fires storage
 // triggers with the same records), and there is one implementation of object semantics to keep right.
+import { sigV4CredentialsOf } from '../../security/api-keys.js';
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -99,6 +100,13 @@ export default defineCommand({
 
 function client(ctx: Context, S3: typeof S3Client): S3Client {
   const { apiUrl, apiKey } = resolveClientConfig(ctx.env, ctx.cwd);
+  if (ctx.project) {
+    // S3 requests are signed, and a signature names its key's project only: refused rather than ignored.
+    throw new UsageError(
+      "nimbus bucket acts in its key's own project and cannot take --project",
+      'use a key of that project (NIMBUS_API_KEY), e.g. one from `nimbus key create --project <name>`',
+    );
+  }
   // The SDK's notice that it will want Node 22 is about the SDK's future, not the user's command: one
   // stderr line per failure is the CLI's contract, and a ten-line warning on every call would break it.
   process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
@@ -106,7 +114,7 @@ function client(ctx: Context, S3: typeof S3Client): S3Client {
     endpoint: apiUrl,
     region: ctx.env['AWS_REGION'] || 'us-east-1',
     forcePathStyle: true,
-    credentials: { accessKeyId: 'nimbus', secretAccessKey: apiKey },
+    credentials: sigV4CredentialsOf(apiKey) ?? { accessKeyId: 'nimbus', secretAccessKey: apiKey },
     maxAttempts: 1,
   });
 }

@@ -7,7 +7,7 @@ const ACTIONS = ['create', 'ls', 'rm'] as const;
 
 export default defineCommand({
   name: 'credentials',
-  aliases: ['credential', 'keys'],
+  aliases: ['credential'],
   summary: 'Issue, list or remove access keys for the AWS APIs (SigV4)',
   description:
     'Access keys sign requests to the Lambda, DynamoDB and S3 APIs with SigV4, as AWS SDKs and CLIs do.\n' +

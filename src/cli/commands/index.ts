@@ -1,10 +1,13 @@
 import type { Command } from '../command.js';
 import bucket from './bucket.js';
+import audit from './audit.js';
 import credentials from './credentials.js';
 import deploy from './deploy.js';
 import events from './events.js';
 import invoke from './invoke.js';
+import key from './key.js';
 import logs from './logs.js';
+import project from './project.js';
 import ls from './ls.js';
 import queue from './queue.js';
 import rm from './rm.js';
@@ -23,5 +26,8 @@ export const commands: Command[] = [
   tableCmd,
   bucket,
   credentials,
+  project,
+  key,
+  audit,
   rm,
 ];
