@@ -8,6 +8,7 @@ import { invocationLogConformance } from './invocations.js';
 import { nodeRegistryConformance, projectStoreConformance } from './projects.js';
 import { queueStoreConformance } from './queues.js';
 import { credentialStoreConformance } from './credentials.js';
+import { secretStoreConformance } from './secrets.js';
 import { objectStoreConformance } from './objects.js';
 import { scheduleStoreConformance } from './schedules.js';
 import { tableStoreConformance } from './tables.js';
@@ -29,5 +30,6 @@ export function storeConformance(name: string, make: HarnessFactory): void {
   queueStoreConformance(name, make);
   tableStoreConformance(name, make);
   credentialStoreConformance(name, make);
+  secretStoreConformance(name, make);
   objectStoreConformance(name, make);
 }

@@ -6,6 +6,7 @@ import type { PoolClient } from 'pg';
 import { systemClock, type Clock } from '../../clock/clock.js';
 import type { Store } from '../types.js';
 import { PgCredentialStore } from './credentials.js';
+import { PgSecretStore } from './secrets.js';
 import { Db, errorMessage, storeTypes } from './db.js';
 import { PgEventQueue } from './events.js';
 import { PgFunctionStore } from './functions.js';
@@ -61,6 +62,7 @@ export class PostgresStore implements Store {
   readonly queues: PgQueueStore;
   readonly tables: PgTableStore;
   readonly credentials: PgCredentialStore;
+  readonly secrets: PgSecretStore;
   readonly objects: PgObjectStore;
   private closing: Promise<void> | undefined;
 
@@ -86,6 +88,7 @@ export class PostgresStore implements Store {
     this.queues = new PgQueueStore(db, schema, clock);
     this.tables = new PgTableStore(db, schema, clock, opts.itemCollectionLimit);
     this.credentials = new PgCredentialStore(db, clock);
+    this.secrets = new PgSecretStore(db, clock);
     this.objects = new PgObjectStore(db, clock);
   }
 

@@ -8,6 +8,7 @@ import type { Database } from 'better-sqlite3';
 import { systemClock, type Clock } from '../../clock/clock.js';
 import type { Store } from '../types.js';
 import { SqliteCredentialStore } from './credentials.js';
+import { SqliteSecretStore } from './secrets.js';
 import { SqliteDb } from './db.js';
 import { SqliteEventQueue } from './events.js';
 import { SqliteFunctionStore } from './functions.js';
@@ -53,6 +54,7 @@ export class SqliteStore implements Store {
   readonly queues: SqliteQueueStore;
   readonly tables: SqliteTableStore;
   readonly credentials: SqliteCredentialStore;
+  readonly secrets: SqliteSecretStore;
   readonly objects: SqliteObjectStore;
   private readonly s: SqliteDb;
 
@@ -73,6 +75,7 @@ export class SqliteStore implements Store {
       this.queues = new SqliteQueueStore(this.s);
       this.tables = new SqliteTableStore(this.s, opts.itemCollectionLimit);
       this.credentials = new SqliteCredentialStore(this.s);
+      this.secrets = new SqliteSecretStore(this.s);
       this.objects = new SqliteObjectStore(this.s);
     } catch (err) {
       db.close();
