@@ -56,6 +56,7 @@ import { packageService } from './build/package.js';
 import { AccessKeys } from './security/access-keys.js';
 import { FunctionKeys } from './security/function-keys.js';
 import { deriveKey, loadMasterKey, SecretBox } from './security/secrets.js';
+import { ProjectSecrets, SecretUnavailableError } from './security/stored-secrets.js';
 import { TtlSweeper } from './tables/ttl.js';
 import { ipOrigin } from './http/origin.js';
 
@@ -156,12 +157,14 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         `issued secrets are encrypted with the key in ${masterKey.file}; nodes that share this store need the same key: set NIMBUS_MASTER_KEY to its contents on each`,
       );
     }
+    const box = new SecretBox(masterKey.key);
     const accessKeys = new AccessKeys({
       store: store.credentials,
-      secrets: new SecretBox(masterKey.key),
+      secrets: box,
       clock,
       onError,
     });
+    const secrets = new ProjectSecrets({ store: store.secrets, box });
     const functionKeys = new FunctionKeys({
       keys: accessKeys,
       projects: async () => (await store.projects.list()).map((p) => p.name),
@@ -178,6 +181,15 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       onError,
       dataDir,
       awsEnv: (fn) => functionKeys.env(fn),
+      // Secrets are decrypted here only: into the environment of the instance being started.
+      environment: async (fv) => {
+        try {
+          return { ok: true, env: await secrets.resolve(fv.project, fv.config.environment) };
+        } catch (err) {
+          if (err instanceof SecretUnavailableError) return { ok: false, message: err.message };
+          throw err;
+        }
+      },
     });
     await lifecycle.start(
       component(
@@ -289,6 +301,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       queues: store.queues,
       tables: store.tables,
       objects: store.objects,
+      secrets: store.secrets,
       code: invoker.code,
       registry,
       pool,
@@ -356,6 +369,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         sqs,
       ],
       accessKeys,
+      secrets,
+      recycle: (refs) => invoker.recycle(refs),
       region: settings.region,
       accountId: settings.accountId,
       logger: log,
@@ -455,6 +470,7 @@ interface InvokerDeps {
   dataDir: string;
   onError: (err: unknown, context: string) => void;
   awsEnv?: InvokerOptions['awsEnv'];
+  environment?: InvokerOptions['environment'];
 }
 
 function createInvoker(settings: Settings, d: InvokerDeps): DefaultInvoker & { code: CodeCache } {
@@ -480,6 +496,7 @@ function createInvoker(settings: Settings, d: InvokerDeps): DefaultInvoker & { c
     accountId: settings.accountId,
     onError: d.onError,
     ...(d.awsEnv ? { awsEnv: d.awsEnv } : {}),
+    ...(d.environment ? { environment: d.environment } : {}),
   });
   return Object.assign(invoker, { code });
 }

@@ -20,9 +20,10 @@ import { getQueue, listQueues, peekMessages, purgeQueue, sendMessages, type Queu
 import { dropTable, getItemView, listTablesView, scanItems, type TableDeps } from './tables.js';
 import { createCredential, listCredentials, removeCredential, type CredentialDeps } from './credentials.js';
 import { DEPLOY_BODY } from './limits.js';
+import { listSecrets, putSecret, removeSecret, SECRET_BODY, type SecretDeps } from './secrets.js';
 import type { Route } from './routes.js';
 
-export interface ControlDeps extends EventDeps, QueueDeps, TableDeps, CredentialDeps {
+export interface ControlDeps extends EventDeps, QueueDeps, TableDeps, CredentialDeps, SecretDeps {
   store: Pick<Store, 'functions' | 'invocations' | 'events' | 'schedules' | 'queues' | 'tables'>;
   registry: Pick<FunctionRegistry, 'get' | 'all' | 'load'>;
   invoker: {
@@ -72,6 +73,9 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
     { method: 'POST', path: '/v1/credentials', handler: (c) => createCredential(d, c) },
     { method: 'GET', path: '/v1/credentials', handler: (c) => listCredentials(d, c) },
     { method: 'DELETE', path: '/v1/credentials/{accessKeyId}', handler: (c) => removeCredential(d, c) },
+    { method: 'PUT', path: '/v1/secrets/{name}', body: SECRET_BODY, handler: (c) => putSecret(d, c) },
+    { method: 'GET', path: '/v1/secrets', handler: (c) => listSecrets(d, c) },
+    { method: 'DELETE', path: '/v1/secrets/{name}', handler: (c) => removeSecret(d, c) },
   ];
 }
 
@@ -249,6 +253,8 @@ function summary(f: FunctionVersion): Record<string, unknown> {
     runtime: f.config.runtime,
     memory: f.config.memory,
     timeout: f.config.timeout,
+    // As stored: a secret's reference (${secret:NAME}), never its value.
+    environment: f.config.environment,
     reservedConcurrency: f.config.reservedConcurrency ?? null,
     routes: f.config.routes.map((r) => `${r.method} ${r.path}`),
     codeSize: f.codeSize,

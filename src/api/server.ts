@@ -26,6 +26,7 @@ import { awsJsonError, AwsServices, type AwsResponse, type AwsService } from './
 import { ABORTED, readBody, TOO_LARGE } from '../http/body.js';
 import { controlRoutes, type ControlHandler } from './control.js';
 import type { CredentialDeps } from './credentials.js';
+import type { SecretDeps } from './secrets.js';
 import type { DeployResponse } from './deploy.js';
 import { ApiError, badRequest, internalError, routeError, tooLarge } from './errors.js';
 import { createLambdaService } from './lambda.js';
@@ -65,6 +66,10 @@ export interface ApiOptions {
   clock?: Clock;
   /** The issued access keys (`nimbus credentials`, function keys); without them only the API key signs. */
   accessKeys?: CredentialDeps['accessKeys'];
+  /** The project's secrets (`nimbus secret`); without them the secrets routes answer 501. */
+  secrets?: SecretDeps['secrets'];
+  /** Retires functions' idle instances after a secret they reference changed. */
+  recycle?: SecretDeps['recycle'];
 }
 
 /** A request as the listener sees it once its target is parsed. */

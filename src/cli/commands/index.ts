@@ -8,6 +8,7 @@ import logs from './logs.js';
 import ls from './ls.js';
 import queue from './queue.js';
 import rm from './rm.js';
+import secret from './secret.js';
 import tableCmd from './table.js';
 import up from './up.js';
 
@@ -23,5 +24,6 @@ export const commands: Command[] = [
   tableCmd,
   bucket,
   credentials,
+  secret,
   rm,
 ];
