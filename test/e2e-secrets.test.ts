@@ -291,6 +291,35 @@ describe.each(BACKENDS)('secrets on %s', (backend) => {
     }
   });
 
+  it('fails cold starts with a clear error, and no value, when the secret does not decrypt (another master key)', async () => {
+    up.proc.kill('SIGTERM');
+    await exited(up.proc);
+    up = await startUpProcess({
+      ...process.env,
+      NIMBUS_DATA: dataDir,
+      NIMBUS_STORE: schema?.url ?? 'sqlite',
+      NIMBUS_LOG_LEVEL: 'debug',
+      NIMBUS_API_URL: '',
+      NIMBUS_API_KEY: '',
+      NIMBUS_MASTER_KEY: randomBytes(32).toString('base64'),
+    });
+    const r = await nimbus(['invoke', 'app-fn']);
+    expect(r.code).toBe(1);
+    const out = `${r.stdout}${r.stderr}`;
+    expect(out).toContain('Nimbus.SecretUnavailable');
+    expect(out).toContain(
+      'secret "db-password" (environment variable DB_PASSWORD) does not decrypt with this node\'s master key',
+    );
+    const records = JSON.parse((await api('GET', '/v1/invocations?function=app-fn&limit=1')).text) as {
+      invocations: { errorType: string | null; errorMessage: string | null }[];
+    };
+    expect(records.invocations[0]).toMatchObject({ errorType: 'Nimbus.SecretUnavailable' });
+    for (const value of [first, second]) {
+      expect(out).not.toContain(value);
+      expect(up.stderr()).not.toContain(value);
+    }
+  });
+
   it('removes the secret once no function references it', async () => {
     expect((await nimbus(['rm', 'app-fn'])).code).toBe(0);
     const rm = await nimbus(['secret', 'rm', 'db-password']);
