@@ -57,6 +57,7 @@ import { AccessKeys } from './security/access-keys.js';
 import { FunctionKeys } from './security/function-keys.js';
 import { deriveKey, loadMasterKey, SecretBox } from './security/secrets.js';
 import { ApiKeys } from './security/api-keys.js';
+import { ProjectSecrets, SecretUnavailableError } from './security/stored-secrets.js';
 import { TtlSweeper } from './tables/ttl.js';
 import { ipOrigin } from './http/origin.js';
 
@@ -157,12 +158,14 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         `issued secrets are encrypted with the key in ${masterKey.file}; nodes that share this store need the same key: set NIMBUS_MASTER_KEY to its contents on each`,
       );
     }
+    const box = new SecretBox(masterKey.key);
     const accessKeys = new AccessKeys({
       store: store.credentials,
-      secrets: new SecretBox(masterKey.key),
+      secrets: box,
       clock,
       onError,
     });
+    const secrets = new ProjectSecrets({ store: store.secrets, box });
     const functionKeys = new FunctionKeys({
       keys: accessKeys,
       projects: async () => (await store.projects.list()).map((p) => p.name),
@@ -179,6 +182,15 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       onError,
       dataDir,
       awsEnv: (fn) => functionKeys.env(fn),
+      // Secrets are decrypted here only: into the environment of the instance being started.
+      environment: async (fv) => {
+        try {
+          return { ok: true, env: await secrets.resolve(fv.project, fv.config.environment) };
+        } catch (err) {
+          if (err instanceof SecretUnavailableError) return { ok: false, message: err.message };
+          throw err;
+        }
+      },
     });
     await lifecycle.start(
       component(
@@ -290,6 +302,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       queues: store.queues,
       tables: store.tables,
       objects: store.objects,
+      secrets: store.secrets,
       code: invoker.code,
       registry,
       pool,
@@ -358,6 +371,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       ],
       accessKeys,
       apiKeys: new ApiKeys(store.apiKeys, new SecretBox(masterKey.key)),
+      secrets,
+      recycle: (refs) => invoker.recycle(refs),
       region: settings.region,
       accountId: settings.accountId,
       logger: log,
@@ -457,6 +472,7 @@ interface InvokerDeps {
   dataDir: string;
   onError: (err: unknown, context: string) => void;
   awsEnv?: InvokerOptions['awsEnv'];
+  environment?: InvokerOptions['environment'];
 }
 
 function createInvoker(settings: Settings, d: InvokerDeps): DefaultInvoker & { code: CodeCache } {
@@ -482,6 +498,7 @@ function createInvoker(settings: Settings, d: InvokerDeps): DefaultInvoker & { c
     accountId: settings.accountId,
     onError: d.onError,
     ...(d.awsEnv ? { awsEnv: d.awsEnv } : {}),
+    ...(d.environment ? { environment: d.environment } : {}),
   });
   return Object.assign(invoker, { code });
 }

@@ -113,6 +113,7 @@ const store: Store = {
   queues: unused('queues'),
   tables: unused('tables'),
   credentials: unused('credentials'),
+  secrets: unused('secrets'),
   objects: unused('objects'),
   schedules: { ...unused('schedules'), list: async () => [] } as Store['schedules'],
   close: async () => {},

@@ -32,9 +32,11 @@ import { getQueue, listQueues, peekMessages, purgeQueue, sendMessages, type Queu
 import { dropTable, getItemView, listTablesView, scanItems, type TableDeps } from './tables.js';
 import { createCredential, listCredentials, removeCredential, type CredentialDeps } from './credentials.js';
 import { DEPLOY_BODY } from './limits.js';
+import { listSecrets, putSecret, removeSecret, SECRET_BODY, type SecretDeps } from './secrets.js';
 import type { Route } from './routes.js';
 
-export interface ControlDeps extends EventDeps, QueueDeps, TableDeps, CredentialDeps, Omit<KeyDeps, 'store'> {
+export interface ControlDeps
+  extends EventDeps, QueueDeps, TableDeps, CredentialDeps, SecretDeps, Omit<KeyDeps, 'store'> {
   store: Pick<
     Store,
     'functions' | 'invocations' | 'events' | 'schedules' | 'queues' | 'tables' | 'projects' | 'audit'
@@ -190,6 +192,24 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
       handler: acts(d, 'admin', 'rotate API keys', (c) => rotateKey(d, c), {
         action: 'key.rotate',
         target: (c) => c.params['id']!,
+      }),
+    },
+    {
+      method: 'PUT',
+      path: '/v1/secrets/{name}',
+      body: SECRET_BODY,
+      handler: acts(d, 'admin', 'set secrets', (c) => putSecret(d, c), {
+        action: 'secret.set',
+        target: (c) => c.params['name']!,
+      }),
+    },
+    { method: 'GET', path: '/v1/secrets', handler: (c) => listSecrets(d, c) },
+    {
+      method: 'DELETE',
+      path: '/v1/secrets/{name}',
+      handler: acts(d, 'admin', 'remove secrets', (c) => removeSecret(d, c), {
+        action: 'secret.remove',
+        target: (c) => c.params['name']!,
       }),
     },
     { method: 'GET', path: '/v1/audit', handler: (c) => listAudit(d, c) },
@@ -410,6 +430,8 @@ function summary(f: FunctionVersion): Record<string, unknown> {
     runtime: f.config.runtime,
     memory: f.config.memory,
     timeout: f.config.timeout,
+    // As stored: a secret's reference (${secret:NAME}), never its value.
+    environment: f.config.environment,
     reservedConcurrency: f.config.reservedConcurrency ?? null,
     routes: f.config.routes.map((r) => `${r.method} ${r.path}`),
     codeSize: f.codeSize,

@@ -10,6 +10,7 @@ import {
   type Manifest,
   type QueueConfig,
 } from '../config/manifest.js';
+import { secretRefs } from '../config/secret-refs.js';
 import type { CodeCache } from '../invoker/code-cache.js';
 import type { FunctionRegistry } from '../invoker/registry.js';
 import type { StemCellPool } from '../sandbox/pool.js';
@@ -20,6 +21,7 @@ import type {
   QueueStore,
   StoredTable,
   ObjectStore,
+  SecretStore,
   TableStore,
 } from '../store/types.js';
 import type { TableDef } from '../tables/types.js';
@@ -42,6 +44,8 @@ export class Deployer {
       queues: Pick<QueueStore, 'listQueues'>;
       tables: Pick<TableStore, 'listTables' | 'createTable' | 'updateTable'>;
       objects: Pick<ObjectStore, 'listBuckets' | 'createBucket'>;
+      /** The project's secrets, to refuse a deploy that references one that does not exist. */
+      secrets?: Pick<SecretStore, 'list'>;
       code: CodeCache;
       registry: FunctionRegistry;
       pool: StemCellPool;
@@ -89,6 +93,8 @@ export class Deployer {
     const existingBuckets = new Set((await this.o.objects.listBuckets(project)).map((b) => b.name));
     checkBucketPermissions(manifest, existingBuckets);
     checkTableTriggers(manifest, existingTables);
+    if (this.o.secrets)
+      checkSecrets(manifest, new Set((await this.o.secrets.list(project)).map((s) => s.name)));
     const conflict = this.o.checkRoutes?.(manifest, project);
     if (conflict) throw new ManifestError('nimbus.yaml', 'events', conflict);
     // Tables first: a function of this deploy never runs before the tables it was deployed with exist.
@@ -312,6 +318,20 @@ function checkBucketPermissions(manifest: Manifest, existing: ReadonlySet<string
           `names bucket "${b}", which is not declared under "buckets:" here and does not exist in the project; declare it or create it first`,
         );
       }
+    }
+  }
+}
+
+/** Every ${secret:NAME} in an environment must name a secret of the project: the function would not start. */
+function checkSecrets(manifest: Manifest, existing: ReadonlySet<string>): void {
+  for (const f of manifest.functions) {
+    for (const { variable, secret } of secretRefs(f.environment)) {
+      if (existing.has(secret)) continue;
+      throw new ManifestError(
+        'nimbus.yaml',
+        `functions.${f.name}.environment.${variable}`,
+        `references secret "${secret}", which does not exist in this project; set it with \`nimbus secret set ${secret}\` and deploy again`,
+      );
     }
   }
 }

@@ -27,6 +27,7 @@ import { awsJsonError, AwsServices, type AwsResponse, type AwsService } from './
 import { ABORTED, readBody, TOO_LARGE } from '../http/body.js';
 import { controlRoutes, type ControlHandler } from './control.js';
 import type { CredentialDeps } from './credentials.js';
+import type { SecretDeps } from './secrets.js';
 import type { DeployResponse } from './deploy.js';
 import { ApiError, badRequest, internalError, routeError, tooLarge } from './errors.js';
 import { createLambdaService } from './lambda.js';
@@ -69,6 +70,10 @@ export interface ApiOptions {
   accessKeys?: CredentialDeps['accessKeys'];
   /** Projects' bearer API keys; without them only the data dir's key is one. */
   apiKeys?: ApiKeys;
+  /** The project's secrets (`nimbus secret`); without them the secrets routes answer 501. */
+  secrets?: SecretDeps['secrets'];
+  /** Retires functions' idle instances after a secret they reference changed. */
+  recycle?: SecretDeps['recycle'];
 }
 
 /** A request as the listener sees it once its target is parsed. */

@@ -20,6 +20,8 @@ export interface ArgSpec {
   description: string;
   required?: boolean;
   default?: string;
+  /** The last argument only: it takes every remaining word (joined by spaces), so none is "unexpected". */
+  rest?: boolean;
 }
 
 export type OptionSpecs = Record<string, OptionSpec>;

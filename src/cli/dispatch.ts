@@ -107,7 +107,10 @@ function parseCommand(command: Command, argv: string[], io: CliIO): Context | un
   if (parsed.values['help'] === true) return undefined;
 
   const args: Record<string, string | undefined> = {};
-  const pos = parsed.positionals;
+  const pos = [...parsed.positionals];
+  if (command.args.at(-1)?.rest && pos.length > command.args.length) {
+    pos.splice(command.args.length - 1, pos.length, pos.slice(command.args.length - 1).join(' '));
+  }
   if (pos.length > command.args.length) {
     throw new UsageError(
       `unexpected argument "${pos[command.args.length]}"`,

@@ -21,6 +21,8 @@ export interface FunctionSummary {
   codeSha256?: string;
   /** Epoch ms. */
   deployedAt: number;
+  /** As deployed: a secret appears as its reference (${secret:NAME}), never its value. */
+  environment?: Record<string, string>;
   /** Live instance counts and counters on the node that answered. */
   scaling?: FunctionScaling;
   /** Its async events: waiting (running ones included), running, failed, and when the oldest waiting came. */
@@ -217,6 +219,15 @@ export interface CreateCredentialInput {
   tables?: string[];
   /** The buckets whose objects it may read and write. */
   buckets?: string[];
+}
+
+/** A secret as the control API lists it: its name and dates, never its value. */
+export interface SecretView {
+  name: string;
+  createdAt: number;
+  updatedAt: number;
+  /** The deployed functions whose environment references it (listings only). */
+  usedBy?: string[];
 }
 
 /** Something the user can fix; the CLI prints the message and the hint on one line. */
@@ -495,6 +506,28 @@ export class NimbusClient {
 
   async removeCredential(accessKeyId: string): Promise<{ removed: string }> {
     const res = await this.#request('DELETE', `/v1/credentials/${encodeURIComponent(accessKeyId)}`);
+    return (await readJson(res)) as { removed: string };
+  }
+
+  /** Creates or replaces a secret; the value is the body, and is never answered back. */
+  async setSecret(
+    name: string,
+    value: Buffer,
+  ): Promise<SecretView & { created: boolean; restarted: string[] }> {
+    const res = await this.#request('PUT', `/v1/secrets/${encodeURIComponent(name)}`, {
+      body: value,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+    return (await readJson(res)) as SecretView & { created: boolean; restarted: string[] };
+  }
+
+  async secrets(): Promise<Required<SecretView>[]> {
+    const res = await this.#request('GET', '/v1/secrets');
+    return ((await readJson(res)) as { secrets: Required<SecretView>[] }).secrets;
+  }
+
+  async removeSecret(name: string): Promise<{ removed: string }> {
+    const res = await this.#request('DELETE', `/v1/secrets/${encodeURIComponent(name)}`);
     return (await readJson(res)) as { removed: string };
   }
 

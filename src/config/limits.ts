@@ -6,6 +6,9 @@ export const MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024;
 export const MAX_ASYNC_PAYLOAD_BYTES = 1024 * 1024;
 /** Largest deploy upload. */
 export const MAX_DEPLOY_BYTES = 250 * 1024 * 1024;
+/** Largest secret value (`nimbus secret set`); Lambda's whole environment is 4 KB, but certificates and keys
+ *  are longer, and Nimbus does not cap the environment. */
+export const MAX_SECRET_VALUE_BYTES = 64 * 1024;
 
 export function functionArn(region: string, accountId: string, name: string): string {
   return `arn:aws:lambda:${region}:${accountId}:function:${name}`;

@@ -366,3 +366,40 @@ describe('http: gateway protection', () => {
     expect(problem(yaml)).toContain(expected);
   });
 });
+
+describe('secret references in environment', () => {
+  const yaml = (value: string): string =>
+    `service: s\nfunctions:\n  f:\n    handler: h.handler\n    environment:\n      DB_PASSWORD: ${value}\n`;
+
+  it('keeps an exact ${secret:NAME} as the reference text', () => {
+    const m = parseManifest(yaml('${secret:app/db.password-1_x}'));
+    expect(m.functions[0]!.environment).toEqual({ DB_PASSWORD: '${secret:app/db.password-1_x}' });
+  });
+
+  it('refuses a reference that is not the whole value, or names an invalid secret, naming the field', () => {
+    for (const [value, problem] of [
+      ['pre-${secret:db}', /must be the whole value/],
+      ['"${secret:db}-post"', /must be the whole value/],
+      ['"${secret:a}${secret:b}"', /must be the whole value/],
+      ['"${secret:has space}"', /secret name "has space" is not valid/],
+      ['"${secret:}"', /secret name "" is not valid/],
+      ['"${secret:db"', /must be the whole value/],
+    ] as const) {
+      let err: unknown;
+      try {
+        parseManifest(yaml(value));
+      } catch (e) {
+        err = e;
+      }
+      expect(err, value).toBeInstanceOf(ManifestError);
+      expect((err as ManifestError).field).toBe('functions.f.environment.DB_PASSWORD');
+      expect((err as ManifestError).message).toMatch(problem);
+    }
+  });
+
+  it('leaves other values with dollars and braces alone', () => {
+    expect(parseManifest(yaml('"${HOME} and $secret:x"')).functions[0]!.environment).toEqual({
+      DB_PASSWORD: '${HOME} and $secret:x',
+    });
+  });
+});

@@ -2,6 +2,7 @@
 // the platform uses (Manifest). Every failure becomes one readable error naming the file, the field and the fix.
 import { z } from 'zod';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parseEnvValue } from './secret-refs.js';
 import { parseSchedule, ScheduleError } from './schedule.js';
 import { compileFilters, FilterPatternError } from '../events/filter.js';
 import type { IndexDef, KeyAttribute, KeySchema, Projection, TableDef } from '../tables/types.js';
@@ -602,7 +603,7 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
         `is ${provisioned} but reserved is ${reserved}; provisioned instances cannot exceed reserved concurrency`,
       );
     }
-    for (const key of Object.keys(f.environment)) {
+    for (const [key, value] of Object.entries(f.environment)) {
       if (RESERVED_ENV.test(key)) {
         throw new ManifestError(
           file,
@@ -610,6 +611,9 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
           'is reserved by the runtime; rename it',
         );
       }
+      const v = parseEnvValue(value);
+      if (v.kind === 'invalid')
+        throw new ManifestError(file, `functions.${name}.environment.${key}`, v.problem);
     }
     const routes: Route[] = [];
     const schedules: ScheduleConfig[] = [];

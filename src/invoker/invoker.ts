@@ -35,7 +35,16 @@ export interface InvokerOptions {
   /** A function's own AWS credentials and the API's origin, asked at each instance start and put into its
    *  environment as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL. */
   awsEnv?: (fn: FunctionRef & { version: number }) => Promise<FunctionAwsEnv | undefined>;
+  /** The function's environment as an instance gets it (its secret references replaced by their values),
+   *  asked at each instance start. Without it, the manifest's values as they are. */
+  environment?: (fv: FunctionVersion) => Promise<EnvironmentResult>;
 }
+
+/** An instance's environment, or why it cannot be had (a message for the caller: never a secret's value). */
+export type EnvironmentResult = { ok: true; env: Record<string, string> } | { ok: false; message: string };
+
+/** A cold start refused before the function ran, with what the caller is told. */
+class StartRefused extends Error {}
 
 /** What an instance is given to call Nimbus's AWS APIs as its function. */
 export interface FunctionAwsEnv {
@@ -68,6 +77,8 @@ export class DefaultInvoker implements Invoker {
   private closed = false;
   private starting = 0;
   private readonly clock: Clock;
+  /** Bumped by recycle(): a function's instances from before it are retired like an older version's. */
+  private generations = new Map<string, number>();
 
   constructor(private readonly o: InvokerOptions) {
     this.clock = o.clock ?? systemClock;
@@ -106,10 +117,12 @@ export class DefaultInvoker implements Invoker {
         this.closed ? 'Nimbus is shutting down' : `Function not found: ${this.arn(name)}`,
       );
     }
-    const key = versionKey(fv);
-    const info = this.versions.get(key) ?? this.register(fv);
+    let info = this.versions.get(this.keyOf(fv)) ?? this.register(fv);
 
     for (let attempt = 0; ; attempt++) {
+      // Read each attempt: recycle() may have moved the function to a new key meanwhile.
+      const key = this.keyOf(fv);
+      info = this.versions.get(key) ?? info;
       const slots = this.o.queueing === false ? 0 : queueSlots(info.warmMs, info.coldMs);
       const a = this.scaler.acquire(key, this.clock.now(), slots);
       if (a.kind === 'throttle') return this.throttled(req, requestId, fv, start, a.reason);
@@ -119,6 +132,7 @@ export class DefaultInvoker implements Invoker {
         if (a.kind === 'cold') {
           for (const id of a.evict) this.stopInstance(id);
           const aws = this.awsOf(fv);
+          const env = this.envOf(fv);
           const starting = this.startInstance(a.instance, fv);
           this.startingInstances.set(a.instance, starting);
           try {
@@ -126,7 +140,12 @@ export class DefaultInvoker implements Invoker {
           } finally {
             this.startingInstances.delete(a.instance);
           }
-          init = this.init(fv, inst, await aws);
+          const resolved = await env;
+          if (!resolved.ok) {
+            this.stopInstance(a.instance);
+            throw new StartRefused(resolved.message);
+          }
+          init = this.init(fv, inst, await aws, resolved.env);
         } else {
           // A warm choice may be an instance whose cold start is still under way: wait for its process.
           inst =
@@ -134,9 +153,12 @@ export class DefaultInvoker implements Invoker {
             (await this.startingInstances.get(a.instance)?.catch(() => undefined));
         }
       } catch (err) {
-        this.o.onError?.(err, `start ${fv.name}`);
+        const refused = err instanceof StartRefused;
+        if (!refused) this.o.onError?.(err, `start ${fv.name}`);
         this.carryOut(this.scaler.release(a.instance, this.clock.now(), false));
-        const outcome = this.failure(requestId, fv, 'the sandbox could not be started', t0);
+        const outcome = refused
+          ? this.failure(requestId, fv, err.message, t0, 'Nimbus.SecretUnavailable')
+          : this.failure(requestId, fv, 'the sandbox could not be started', t0);
         this.record(req, outcome, start, fv, 0, null);
         this.settled();
         return outcome;
@@ -178,7 +200,7 @@ export class DefaultInvoker implements Invoker {
   }
 
   private register(fv: FunctionVersion): VersionInfo {
-    const key = versionKey(fv);
+    const key = this.keyOf(fv);
     const cfg = fv.config;
     this.scaler.register({
       key,
@@ -212,7 +234,7 @@ export class DefaultInvoker implements Invoker {
   /** A function was deployed or removed: serve the latest version, retire the others. */
   private refresh(ref: FunctionRef): void {
     const current = this.o.registry.get(ref);
-    const currentKey = current ? versionKey(current) : null;
+    const currentKey = current ? this.keyOf(current) : null;
     const name = refKey(ref);
     for (const [key, info] of this.versions) {
       if (refKey(info.fv) !== name || key === currentKey) continue;
@@ -221,6 +243,33 @@ export class DefaultInvoker implements Invoker {
     }
     if (current) this.register(current);
     else this.scaler.forgetName(name);
+    this.tick();
+  }
+
+  /** The scaler's key of a function version: its generation counts the recycles of its instances. */
+  private keyOf(fv: FunctionVersion): string {
+    const gen = this.generations.get(refKey(fv)) ?? 0;
+    return gen === 0 ? versionKey(fv) : `${versionKey(fv)}:g${gen}`;
+  }
+
+  /**
+   * Retires the instances of these functions (idle ones stop now, busy ones when they finish), so that the
+   * next invocation starts a new instance with the environment as it is now: after a secret it references
+   * changed. Provisioned instances are started again by the next tick.
+   */
+  recycle(refs: readonly FunctionRef[]): void {
+    for (const ref of refs) {
+      const current = this.o.registry.get(ref);
+      if (!current) continue;
+      const oldKey = this.keyOf(current);
+      const old = this.versions.get(oldKey);
+      this.generations.set(refKey(ref), (this.generations.get(refKey(ref)) ?? 0) + 1);
+      this.carryOut(this.scaler.retire(oldKey));
+      this.versions.delete(oldKey);
+      const info = this.register(current);
+      // What was learnt about its durations still holds: the code is the same.
+      if (old) Object.assign(info, { warmMs: old.warmMs, coldMs: old.coldMs });
+    }
     this.tick();
   }
 
@@ -248,7 +297,13 @@ export class DefaultInvoker implements Invoker {
     this.starting++;
     try {
       const aws = this.awsOf(info.fv);
+      const env = this.envOf(info.fv);
       const inst = await this.startInstance(id, info.fv);
+      const resolved = await env;
+      if (!resolved.ok) {
+        inst.stop();
+        throw new Error(`${info.fv.name} was not warmed up: ${resolved.message}`);
+      }
       const r = await inst.invoke(
         {
           t: 'invoke',
@@ -257,7 +312,7 @@ export class DefaultInvoker implements Invoker {
           deadline: 0,
           warmup: true,
           init: {
-            ...this.init(info.fv, inst, await aws),
+            ...this.init(info.fv, inst, await aws, resolved.env),
             ...(reason === 'provisioned' ? { initializationType: 'provisioned-concurrency' as const } : {}),
           },
         },
@@ -307,7 +362,23 @@ export class DefaultInvoker implements Invoker {
     }
   }
 
-  private init(fv: FunctionVersion, inst: SandboxInstance, aws: FunctionAwsEnv | undefined): FunctionInit {
+  /** Never rejects: an environment that cannot be had is a refused start with a message for the caller. */
+  private async envOf(fv: FunctionVersion): Promise<EnvironmentResult> {
+    if (!this.o.environment) return { ok: true, env: fv.config.environment };
+    try {
+      return await this.o.environment(fv);
+    } catch (err) {
+      this.o.onError?.(err, `environment of ${fv.name}`);
+      return { ok: false, message: "the function's environment could not be read; try again" };
+    }
+  }
+
+  private init(
+    fv: FunctionVersion,
+    inst: SandboxInstance,
+    aws: FunctionAwsEnv | undefined,
+    environment: Record<string, string>,
+  ): FunctionInit {
     const name = fv.name;
     return {
       functionName: name,
@@ -321,7 +392,7 @@ export class DefaultInvoker implements Invoker {
       logGroupName: `/aws/lambda/${name}`,
       logStreamName: `${new Date().toISOString().slice(0, 10).replace(/-/g, '/')}/[${fv.version}]${inst.id}`,
       // Without bubblewrap there is no private /tmp; TMPDIR (os.tmpdir()) points at the instance's own.
-      env: { ...fv.config.environment, TMPDIR: inst.tmpDirInside, ...awsVariables(aws) },
+      env: { ...environment, TMPDIR: inst.tmpDirInside, ...awsVariables(aws) },
       concurrency: inst.concurrency,
     };
   }
@@ -353,14 +424,20 @@ export class DefaultInvoker implements Invoker {
     return outcome;
   }
 
-  private failure(requestId: string, fv: FunctionVersion, message: string, t0: number): InvokeOutcome {
+  private failure(
+    requestId: string,
+    fv: FunctionVersion,
+    message: string,
+    t0: number,
+    errorType = 'Nimbus.SandboxError',
+  ): InvokeOutcome {
     return {
       requestId,
       project: fv.project,
       functionName: fv.name,
       version: String(fv.version),
       status: 'unhandled',
-      error: { errorType: 'Nimbus.SandboxError', errorMessage: message, trace: [] },
+      error: { errorType, errorMessage: message, trace: [] },
       durationMs: performance.now() - t0,
       cold: true,
       logs: '',

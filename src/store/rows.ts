@@ -32,6 +32,7 @@ import type {
   StoredInvocation,
   StoredSchedule,
   StoredCredential,
+  StoredSecret,
   StoredTable,
   StreamRecord,
   Trigger,
@@ -595,4 +596,20 @@ export function requestIds(recs: readonly InvocationRecord[]): string {
     .slice(0, 20)
     .map((r) => `request ${String((r as Partial<InvocationRecord> | null)?.requestId)}`);
   return recs.length > 20 ? `${named.join(', ')} and ${recs.length - 20} more` : named.join(', ');
+}
+
+export interface SecretRow {
+  project: string;
+  name: string;
+  ciphertext: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export function toSecret(r: SecretRow): StoredSecret {
+  return { project: r.project, name: r.name, createdAt: r.created_at, updatedAt: r.updated_at };
+}
+
+export function toSecretWithCiphertext(r: SecretRow): StoredSecret & { ciphertext: string } {
+  return { ...toSecret(r), ciphertext: r.ciphertext };
 }

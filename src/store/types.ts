@@ -738,6 +738,28 @@ export interface CredentialStore {
   setPermissions(accessKeyId: string, permissions: Permissions | null): Promise<boolean>;
 }
 
+/** A secret as listed: its name and dates, never its value. */
+export interface StoredSecret {
+  project: string;
+  /** 1 to 128 of A-Z a-z 0-9 _ . - / (SECRET_NAME). */
+  name: string;
+  createdAt: number;
+  /** When its value was last set (createdAt until then). */
+  updatedAt: number;
+}
+
+/** Secrets (`nimbus secret`): values encrypted by the caller, bound to their project and name. */
+export interface SecretStore {
+  /** Creates or replaces the value; createdAt stays, updatedAt is now. `created`: it did not exist. */
+  put(project: string, name: string, ciphertext: string): Promise<{ secret: StoredSecret; created: boolean }>;
+  /** With the ciphertext, for an instance start. */
+  get(project: string, name: string): Promise<(StoredSecret & { ciphertext: string }) | undefined>;
+  /** One project's, by name. */
+  list(project: string): Promise<StoredSecret[]>;
+  /** False when it did not exist in that project. */
+  remove(project: string, name: string): Promise<boolean>;
+}
+
 /** A bucket as stored. Names are unique per project (S3's are global; a project is Nimbus's account). */
 export interface StoredBucket {
   project: string;
@@ -987,6 +1009,7 @@ export interface Store {
   readonly credentials: CredentialStore;
   readonly apiKeys: ApiKeyStore;
   readonly audit: AuditLog;
+  readonly secrets: SecretStore;
   readonly objects: ObjectStore;
   /** Flushes buffered invocation records and closes; every part is unusable afterwards. */
   close(): Promise<void>;

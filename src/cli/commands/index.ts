@@ -11,6 +11,7 @@ import project from './project.js';
 import ls from './ls.js';
 import queue from './queue.js';
 import rm from './rm.js';
+import secret from './secret.js';
 import tableCmd from './table.js';
 import up from './up.js';
 
@@ -29,5 +30,6 @@ export const commands: Command[] = [
   project,
   key,
   audit,
+  secret,
   rm,
 ];

@@ -1,3 +1,4 @@
+import { secretRefs } from '../../config/secret-refs.js';
 import { defineCommand } from '../command.js';
 import { table } from '../format.js';
 
@@ -61,6 +62,10 @@ export default defineCommand({
             ? ''
             : ` (oldest ${Math.max(0, Math.round((now - e.oldestPendingAt) / 1000))} s)`;
         ctx.out(`Events ${f.name}: ${e.pending} waiting${age}, ${e.inFlight} running, ${e.dead} failed`);
+      }
+      const refs = secretRefs(f.environment ?? {});
+      if (refs.length > 0) {
+        ctx.out(`Secrets ${f.name}: ${refs.map((r) => `${r.variable} from ${r.secret}`).join(', ')}`);
       }
       for (const sc of f.schedules ?? []) {
         const tz = sc.timezone === 'UTC' ? '' : ` (${sc.timezone})`;

@@ -9,6 +9,7 @@ import { nodeRegistryConformance, projectStoreConformance } from './projects.js'
 import { queueStoreConformance } from './queues.js';
 import { credentialStoreConformance } from './credentials.js';
 import { apiKeyStoreConformance } from './api-keys.js';
+import { secretStoreConformance } from './secrets.js';
 import { objectStoreConformance } from './objects.js';
 import { scheduleStoreConformance } from './schedules.js';
 import { tableStoreConformance } from './tables.js';
@@ -31,5 +32,6 @@ export function storeConformance(name: string, make: HarnessFactory): void {
   tableStoreConformance(name, make);
   credentialStoreConformance(name, make);
   apiKeyStoreConformance(name, make);
+  secretStoreConformance(name, make);
   objectStoreConformance(name, make);
 }

@@ -451,6 +451,22 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX audit_by_project ON audit (project, seq);
     `,
   },
+  {
+    version: 11,
+    description: 'secrets (nimbus secret), their values encrypted',
+    sql: `
+      -- ciphertext: AES-256-GCM under the master key, with the project and name as associated data, made by
+      -- the caller; the store never sees a value in the clear.
+      CREATE TABLE secrets (
+        project text COLLATE "C" NOT NULL REFERENCES projects (name),
+        name text COLLATE "C" NOT NULL,
+        ciphertext text NOT NULL,
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL,
+        PRIMARY KEY (project, name)
+      );
+    `,
+  },
 ];
 
 /** The schema version this build writes; a database with a higher one was written by a newer Nimbus. */

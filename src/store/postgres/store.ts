@@ -7,6 +7,7 @@ import { systemClock, type Clock } from '../../clock/clock.js';
 import type { Store } from '../types.js';
 import { PgCredentialStore } from './credentials.js';
 import { PgApiKeyStore, PgAuditLog } from './api-keys.js';
+import { PgSecretStore } from './secrets.js';
 import { Db, errorMessage, storeTypes } from './db.js';
 import { PgEventQueue } from './events.js';
 import { PgFunctionStore } from './functions.js';
@@ -64,6 +65,7 @@ export class PostgresStore implements Store {
   readonly credentials: PgCredentialStore;
   readonly apiKeys: PgApiKeyStore;
   readonly audit: PgAuditLog;
+  readonly secrets: PgSecretStore;
   readonly objects: PgObjectStore;
   private closing: Promise<void> | undefined;
 
@@ -91,6 +93,7 @@ export class PostgresStore implements Store {
     this.credentials = new PgCredentialStore(db, clock);
     this.apiKeys = new PgApiKeyStore(db, clock);
     this.audit = new PgAuditLog(db, clock);
+    this.secrets = new PgSecretStore(db, clock);
     this.objects = new PgObjectStore(db, clock);
   }
 

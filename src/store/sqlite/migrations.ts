@@ -509,6 +509,22 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX audit_by_project ON audit (project, seq);
     `,
   },
+  {
+    version: 12,
+    description: 'secrets (nimbus secret), their values encrypted',
+    sql: `
+      -- ciphertext: AES-256-GCM under the master key, with the project and name as associated data, made by
+      -- the caller; the store never sees a value in the clear.
+      CREATE TABLE secrets (
+        project TEXT NOT NULL REFERENCES projects (name),
+        name TEXT NOT NULL,
+        ciphertext TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (project, name)
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
 ];
 
 /** The schema version this build writes; a data dir with a higher one was written by a newer Nimbus. */

@@ -9,6 +9,7 @@ import { systemClock, type Clock } from '../../clock/clock.js';
 import type { Store } from '../types.js';
 import { SqliteCredentialStore } from './credentials.js';
 import { SqliteApiKeyStore, SqliteAuditLog } from './api-keys.js';
+import { SqliteSecretStore } from './secrets.js';
 import { SqliteDb } from './db.js';
 import { SqliteEventQueue } from './events.js';
 import { SqliteFunctionStore } from './functions.js';
@@ -56,6 +57,7 @@ export class SqliteStore implements Store {
   readonly credentials: SqliteCredentialStore;
   readonly apiKeys: SqliteApiKeyStore;
   readonly audit: SqliteAuditLog;
+  readonly secrets: SqliteSecretStore;
   readonly objects: SqliteObjectStore;
   private readonly s: SqliteDb;
 
@@ -78,6 +80,7 @@ export class SqliteStore implements Store {
       this.credentials = new SqliteCredentialStore(this.s);
       this.apiKeys = new SqliteApiKeyStore(this.s);
       this.audit = new SqliteAuditLog(this.s);
+      this.secrets = new SqliteSecretStore(this.s);
       this.objects = new SqliteObjectStore(this.s);
     } catch (err) {
       db.close();
