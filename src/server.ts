@@ -308,6 +308,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       pool,
       checkRoutes: (m, project) => checkRoutes(registry, m, project),
       triggersSynced: synced,
+      maxConcurrency: settings.maxConcurrency,
     });
     let router = buildRouter(registry);
     registry.onChange(() => {

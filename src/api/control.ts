@@ -343,7 +343,12 @@ async function deploy(d: ControlDeps, c: ControlRequest): Promise<DeployResponse
 /** The refusals of a deploy, as the client sees them; anything else stays an internal error. */
 function deployError(err: unknown): unknown {
   if (err instanceof ManifestError) {
-    return new ApiError(400, 'InvalidManifest', err.message, 'fix the field named and deploy again');
+    return new ApiError(
+      400,
+      'InvalidManifest',
+      err.message,
+      err.hint ?? 'fix the field named and deploy again',
+    );
   }
   const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
   if (err instanceof Error && code === 'FunctionOwnedByOtherService') {

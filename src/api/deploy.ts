@@ -11,6 +11,7 @@ import {
   type QueueConfig,
 } from '../config/manifest.js';
 import { secretRefs } from '../config/secret-refs.js';
+import { minUnreservedConcurrency } from '../config/limits.js';
 import type { CodeCache } from '../invoker/code-cache.js';
 import type { FunctionRegistry } from '../invoker/registry.js';
 import type { StemCellPool } from '../sandbox/pool.js';
@@ -54,8 +55,14 @@ export class Deployer {
       /** Resolves once the trigger sources have taken in the new functions (their schedules stored), so
        *  what the deploy answers is what `nimbus ls` shows next. */
       triggersSynced?: () => Promise<void>;
+      /** The node's concurrency limit, which reservations are carved out of; unset, they are not checked. */
+      maxConcurrency?: number;
     },
   ) {}
+
+  /** Reservations of deploys that passed the check and are not in the registry yet: a deploy running
+   *  beside them counts them, so two deploys cannot each take the last of the unreserved pool. */
+  private pending = new Set<Reservations>();
 
   async deploy(archive: Buffer, project: string): Promise<DeployResponse> {
     const sha256 = createHash('sha256').update(archive).digest('hex');
@@ -97,6 +104,25 @@ export class Deployer {
       checkSecrets(manifest, new Set((await this.o.secrets.list(project)).map((s) => s.name)));
     const conflict = this.o.checkRoutes?.(manifest, project);
     if (conflict) throw new ManifestError('nimbus.yaml', 'events', conflict);
+    const held = reservationsOf(manifest, project);
+    if (this.o.maxConcurrency !== undefined)
+      checkReservations(held, this.o.maxConcurrency, this.o.registry.all(), [...this.pending]);
+    this.pending.add(held);
+    try {
+      return await this.apply(manifest, project, sha256, archive, tablePlan);
+    } finally {
+      // The registry has been reloaded (or the deploy failed): it alone holds the reservations now.
+      this.pending.delete(held);
+    }
+  }
+
+  private async apply(
+    manifest: Manifest,
+    project: string,
+    sha256: string,
+    archive: Buffer,
+    tablePlan: ReturnType<typeof planTables>,
+  ): Promise<DeployResponse> {
     // Tables first: a function of this deploy never runs before the tables it was deployed with exist.
     for (const def of tablePlan.create) await this.o.tables.createTable(project, def, manifest.service);
     for (const def of tablePlan.update) await this.o.tables.updateTable(project, def);
@@ -135,6 +161,69 @@ export class Deployer {
       },
     };
   }
+}
+
+/** The reservations a deploy leaves for its service's functions, and the functions it replaces or removes. */
+interface Reservations {
+  project: string;
+  service: string;
+  names: ReadonlySet<string>;
+  reserved: { name: string; reserved: number }[];
+}
+
+function reservationsOf(manifest: Manifest, project: string): Reservations {
+  return {
+    project,
+    service: manifest.service,
+    names: new Set(manifest.functions.map((f) => f.name)),
+    reserved: manifest.functions.flatMap((f) =>
+      f.reservedConcurrency ? [{ name: f.name, reserved: f.reservedConcurrency }] : [],
+    ),
+  };
+}
+
+/** Whether a deploy replaces or removes a deployed function: it is of the same service, or has its name. */
+function supersedes(r: Reservations, f: FunctionVersion): boolean {
+  return f.project === r.project && (f.service === r.service || r.names.has(f.name));
+}
+
+/**
+ * As Lambda: reservations, over every project on the node, must leave the unreserved pool its minimum. Only a
+ * deploy that raises the total is refused, so a node whose limit was lowered below its reservations can still
+ * deploy what lowers them or reserves nothing.
+ */
+function checkReservations(
+  mine: Reservations,
+  limit: number,
+  deployed: readonly FunctionVersion[],
+  pending: readonly Reservations[],
+): void {
+  const sum = (rs: readonly { reserved: number }[]) => rs.reduce((n, r) => n + r.reserved, 0);
+  const reservedOf = (f: FunctionVersion) => f.config.reservedConcurrency ?? 0;
+  // Deployed functions a running deploy is about to replace count as what that deploy reserves instead.
+  const standing = deployed.filter((f) => reservedOf(f) > 0 && !pending.some((p) => supersedes(p, f)));
+  const others = standing.filter((f) => !supersedes(mine, f));
+  const pendingTotal = sum(pending.flatMap((p) => p.reserved));
+  const othersTotal = others.reduce((n, f) => n + reservedOf(f), 0) + pendingTotal;
+  const before = standing.reduce((n, f) => n + reservedOf(f), 0) + pendingTotal;
+  const total = othersTotal + sum(mine.reserved);
+  const min = minUnreservedConcurrency(limit);
+  if (limit - total >= min || total <= before) return;
+  const largest = [...mine.reserved].sort((a, b) => b.reserved - a.reserved)[0]!;
+  const named = [...others]
+    .sort((a, b) => reservedOf(b) - reservedOf(a))
+    .map((f) => `${f.project}/${f.name} ${reservedOf(f)}`);
+  const elsewhere =
+    named.length === 0 ? '' : `: ${named.slice(0, 3).join(', ')}${named.length > 3 ? ', ...' : ''}`;
+  throw new ManifestError(
+    'nimbus.yaml',
+    `functions.${largest.name}.concurrency.reserved`,
+    `reservations would total ${total} of the node's concurrency limit of ${limit} (this service ` +
+      `${sum(mine.reserved)}, other functions ${othersTotal}${elsewhere}), leaving ${Math.max(0, limit - total)} ` +
+      `for unreserved functions; at least ${min} (a tenth of the limit, at least 1) must stay unreserved`,
+    `reserve at most ${Math.max(0, largest.reserved - (total - (limit - min)))} for ${largest.name}, lower ` +
+      `concurrency.reserved of another function, or raise NIMBUS_MAX_CONCURRENCY`,
+  );
 }
 
 /** A handler whose module file is absent fails every invocation; say so at deploy time instead. */

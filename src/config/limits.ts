@@ -13,3 +13,11 @@ export const MAX_SECRET_VALUE_BYTES = 64 * 1024;
 export function functionArn(region: string, accountId: string, name: string): string {
   return `arn:aws:lambda:${region}:${accountId}:function:${name}`;
 }
+
+/**
+ * Concurrency that reservations must leave to the functions without one, out of the node's limit L: a tenth
+ * of it, at least 1 (Lambda keeps 100 of an account's 1,000). A deploy that would reserve more is refused.
+ */
+export function minUnreservedConcurrency(limit: number): number {
+  return Math.max(1, Math.ceil(limit / 10));
+}

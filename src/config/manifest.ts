@@ -546,6 +546,8 @@ export class ManifestError extends Error {
     readonly file: string,
     readonly field: string,
     readonly problem: string,
+    /** How to fix it, when more can be said than "fix the field named". */
+    readonly hint?: string,
   ) {
     super(`${file}: ${field ? `${field}: ` : ''}${problem}`);
   }

@@ -132,6 +132,118 @@ describe('Scaler', () => {
     expect(s.totals.inFlight).toBe(2);
   });
 
+  describe('reservations', () => {
+    /** Acquires n times and returns the kinds (cold, warm) or throttle reasons, in order. */
+    const take = (s: Scaler, key: string, n: number): string[] =>
+      Array.from({ length: n }, () => {
+        const a = s.acquire(key, 0);
+        return a.kind === 'throttle' ? a.reason : a.kind;
+      });
+
+    it('unreserved functions share the limit less every reservation; a reserved one keeps all of its own', () => {
+      const s = scaler({ globalConcurrency: 10 });
+      s.register(fn('b', { reserved: 4 }));
+      s.register(fn('a1'));
+      s.register(fn('a2'));
+      expect(s.unreservedPool).toBe(6);
+      // A flood of a1 takes 4 of the pool, a2 the other 2; then both are throttled at the pool.
+      expect(take(s, 'a1', 4)).toEqual(Array(4).fill('cold'));
+      expect(take(s, 'a2', 3)).toEqual(['cold', 'cold', 'ConcurrentInvocationLimitExceeded']);
+      expect(take(s, 'a1', 1)).toEqual(['ConcurrentInvocationLimitExceeded']);
+      // b still gets its whole reservation, and is capped there as before.
+      expect(take(s, 'b', 5)).toEqual([
+        ...Array(4).fill('cold'),
+        'ReservedFunctionConcurrentInvocationLimitExceeded',
+      ]);
+      expect(s.totals.inFlight).toBe(10);
+    });
+
+    it('a reserved function busy at its reservation takes nothing from the unreserved pool', () => {
+      const s = scaler({ globalConcurrency: 4 });
+      s.register(fn('b', { reserved: 2 }));
+      s.register(fn('a'));
+      expect(take(s, 'b', 3)).toEqual(['cold', 'cold', 'ReservedFunctionConcurrentInvocationLimitExceeded']);
+      expect(take(s, 'a', 3)).toEqual(['cold', 'cold', 'ConcurrentInvocationLimitExceeded']);
+    });
+
+    it('reservations count every version once, by function name', () => {
+      const s = scaler({ globalConcurrency: 10 });
+      s.register(fn('b:1', { name: 'b', reserved: 3 }));
+      s.register(fn('b:2', { name: 'b', reserved: 3 }));
+      expect(s.unreservedPool).toBe(7);
+    });
+
+    it('a deploy that adds a reservation while the function runs moves its invocations out of the pool', () => {
+      const s = scaler({ globalConcurrency: 4 });
+      s.register(fn('f'));
+      s.register(fn('a'));
+      const running = [instanceOf(s.acquire('f', 0)), instanceOf(s.acquire('f', 0))];
+      expect(take(s, 'a', 3)).toEqual(['cold', 'cold', 'ConcurrentInvocationLimitExceeded']);
+      // f now reserves 2: the two it runs count against that, and the pool left to a is 2, all in use by a.
+      s.register(fn('f', { reserved: 2 }));
+      expect(s.unreservedPool).toBe(2);
+      expect(take(s, 'a', 1)).toEqual(['ConcurrentInvocationLimitExceeded']);
+      for (const id of running) s.release(id, 1, true);
+      // f's releases came off its reservation, not the pool: a is still full, f has room for 2 again.
+      expect(take(s, 'a', 1)).toEqual(['ConcurrentInvocationLimitExceeded']);
+      expect(take(s, 'f', 3)).toEqual(['warm', 'warm', 'ReservedFunctionConcurrentInvocationLimitExceeded']);
+    });
+
+    it('a reservation dropped by a deploy or a removal returns to the pool', () => {
+      const s = scaler({ globalConcurrency: 4 });
+      s.register(fn('f:1', { name: 'f', reserved: 3 }));
+      s.register(fn('a'));
+      const f = instanceOf(s.acquire('f:1', 0));
+      expect(take(s, 'a', 2)).toEqual(['cold', 'ConcurrentInvocationLimitExceeded']);
+      // Version 2 has no reservation: f's running invocation now counts against the pool (4, one used by a).
+      s.retire('f:1');
+      s.register(fn('f:2', { name: 'f' }));
+      expect(s.unreservedPool).toBe(4);
+      expect(take(s, 'a', 3)).toEqual(['cold', 'cold', 'ConcurrentInvocationLimitExceeded']);
+      s.release(f, 1, true);
+      expect(take(s, 'a', 1)).toEqual(['cold']);
+      // Removal: every version retired, the reservation goes with it.
+      s.register(fn('g', { reserved: 2 }));
+      expect(s.unreservedPool).toBe(2);
+      s.retire('g');
+      expect(s.unreservedPool).toBe(4);
+    });
+
+    it('reservations above the limit leave no pool, and the limit still caps the node', () => {
+      const s = scaler({ globalConcurrency: 3 });
+      s.register(fn('b', { reserved: 2 }));
+      s.register(fn('c', { reserved: 2 }));
+      s.register(fn('a'));
+      expect(s.unreservedPool).toBe(0);
+      expect(take(s, 'a', 1)).toEqual(['ConcurrentInvocationLimitExceeded']);
+      expect(take(s, 'b', 2)).toEqual(['cold', 'cold']);
+      expect(take(s, 'c', 2)).toEqual(['cold', 'ConcurrentInvocationLimitExceeded']);
+    });
+
+    it('headroom: events use a share of the reservation, or of the unreserved pool they share', () => {
+      const s = scaler({ globalConcurrency: 20 });
+      s.register(fn('b', { reserved: 10 }));
+      s.register(fn('a1'));
+      s.register(fn('a2'));
+      expect(s.headroom('b', 10, 0.8)).toBe(8);
+      expect(s.headroom('a1', undefined, 0.8)).toBe(8);
+      take(s, 'a2', 5);
+      // The pool's share (8) is shared: a2's five leave a1 three.
+      expect(s.headroom('a1', undefined, 0.8)).toBe(3);
+      take(s, 'a1', 5);
+      // A flood of unreserved work leaves b's events their whole share of b's reservation.
+      expect(s.headroom('a1', undefined, 0.8)).toBe(0);
+      expect(s.headroom('b', 10, 0.8)).toBe(8);
+      take(s, 'b', 2);
+      expect(s.headroom('b', 10, 0.8)).toBe(6);
+      expect(s.headroom('b', 10, 1)).toBe(8);
+      // A pool of one still lets one event through with a share below 1.
+      const one = scaler({ globalConcurrency: 3 });
+      one.register(fn('r', { reserved: 2 }));
+      expect(one.headroom('x', undefined, 0.5)).toBe(1);
+    });
+  });
+
   it('an unregistered or unknown function is refused', () => {
     expect(scaler().acquire('nope', 0)).toEqual({ kind: 'throttle', reason: 'FunctionNotRegistered' });
   });

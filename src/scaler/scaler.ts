@@ -10,7 +10,11 @@ export interface ScalerFunction {
   /** Reserved concurrency, keep-alive history and scale-out rate are per function name. */
   name: string;
   memoryMB: number;
-  /** Max concurrent invocations of the function (all versions); undefined: only the global limit. */
+  /**
+   * Concurrency set aside for the function (all versions) out of the global limit, and its cap: it may
+   * always run this many at once, and never more. Undefined: it shares the unreserved pool (the global
+   * limit less every reservation) with the other unreserved functions.
+   */
   reserved?: number | undefined;
   /** Initialized instances kept at all times. */
   provisioned: number;
@@ -23,7 +27,7 @@ export interface ScalerFunction {
 }
 
 export interface ScalerOptions {
-  /** Concurrent invocations across all functions. */
+  /** Concurrent invocations across all functions: reservations are carved out of it. */
   globalConcurrency: number;
   /** Sum of configured memory of all instances (starting, idle or busy). */
   memoryBudgetMB: number;
@@ -116,6 +120,13 @@ export class Scaler {
   /** Removed instances that still had invocations counted on them (queued behind a crash): drained on release. */
   private gone = new Map<string, Inst>();
   private inFlight = 0;
+  /** Reservation of each function name that has a version served (not retired). */
+  private reservations = new Map<string, number>();
+  /** Sum of `reservations`. */
+  private reservedTotal = 0;
+  /** In flight of the names without a reservation: what the unreserved pool is charged. Kept equal to the sum
+   *  of their NameState.inFlight, also when a deploy adds or drops a reservation mid-flight. */
+  private unreservedInFlight = 0;
   private memoryMB = 0;
   private readonly burst: number;
   private readonly perSecond: number;
@@ -128,6 +139,8 @@ export class Scaler {
   /** Adds a function version, or updates its settings (instances are kept). */
   register(spec: ScalerFunction): void {
     const fn = this.fns.get(spec.key);
+    this.nameState(spec.name);
+    this.reserve(spec.name, spec.reserved);
     if (fn) {
       fn.spec = spec;
       fn.retired = false;
@@ -146,7 +159,27 @@ export class Scaler {
       evicted: 0,
       queued: 0,
     });
-    this.nameState(spec.name);
+  }
+
+  /** Sets a name's reservation (undefined: none), moving its running invocations to the pool they now use. */
+  private reserve(name: string, reserved: number | undefined): void {
+    const before = this.reservations.get(name);
+    if (before === reserved) return;
+    const inFlight = this.names.get(name)?.inFlight ?? 0;
+    if (before === undefined) this.unreservedInFlight -= inFlight;
+    else this.reservedTotal -= before;
+    if (reserved === undefined) {
+      this.reservations.delete(name);
+      this.unreservedInFlight += inFlight;
+    } else {
+      this.reservations.set(name, reserved);
+      this.reservedTotal += reserved;
+    }
+  }
+
+  /** What unreserved functions share: the global limit less every reservation (0 if they exceed it). */
+  get unreservedPool(): number {
+    return Math.max(0, this.o.globalConcurrency - this.reservedTotal);
   }
 
   private nameState(name: string): NameState {
@@ -160,6 +193,9 @@ export class Scaler {
     const fn = this.fns.get(key);
     if (!fn) return [];
     fn.retired = true;
+    // A name none of whose versions is served any more (removed) holds no reservation.
+    if (![...this.fns.values()].some((f) => !f.retired && f.spec.name === fn.spec.name))
+      this.reserve(fn.spec.name, undefined);
     const actions: Action[] = [];
     for (const inst of [...fn.instances]) {
       if (inst.active === 0) actions.push(this.remove(inst, 'retired'));
@@ -188,6 +224,11 @@ export class Scaler {
     if (reserved !== undefined && name.inFlight >= reserved) {
       return this.throttle(fn, 'ReservedFunctionConcurrentInvocationLimitExceeded');
     }
+    // An unreserved function draws on the unreserved pool only, so however many run, every reserved function
+    // can still reach its reservation. The global check stays as the node's ceiling: it binds a reserved
+    // function only when reservations exceed the limit (a lowered NIMBUS_MAX_CONCURRENCY; deploys refuse it).
+    if (reserved === undefined && this.unreservedInFlight >= this.unreservedPool)
+      return this.throttle(fn, 'ConcurrentInvocationLimitExceeded');
     if (this.inFlight >= this.o.globalConcurrency)
       return this.throttle(fn, 'ConcurrentInvocationLimitExceeded');
 
@@ -247,6 +288,7 @@ export class Scaler {
     inst.active--;
     this.inFlight--;
     name.inFlight--;
+    if (!this.reservations.has(fn.spec.name)) this.unreservedInFlight--;
     inst.lastUsed = now;
     const actions: Action[] = [];
     if (this.gone.has(inst.id)) {
@@ -363,15 +405,17 @@ export class Scaler {
 
   /**
    * How many more invocations of a function (by name) may start now while using at most `share` (0..1] of
-   * its reserved concurrency and of the global limit: event-driven work asks with a share below 1, so
-   * however deep its backlog, HTTP traffic keeps the rest of both.
+   * the concurrency it may use: its reservation, or for an unreserved function the unreserved pool (shared).
+   * Event-driven work asks with a share below 1, so however deep its backlog, HTTP traffic keeps the rest.
    */
   headroom(name: string, reserved: number | undefined, share: number): number {
     const inFlight = this.names.get(name)?.inFlight ?? 0;
-    const global = Math.max(1, Math.floor(this.o.globalConcurrency * share)) - this.inFlight;
-    if (reserved === undefined) return Math.max(0, global);
-    const own = Math.max(reserved === 0 ? 0 : 1, Math.floor(reserved * share)) - inFlight;
-    return Math.max(0, Math.min(own, global));
+    const node = this.o.globalConcurrency - this.inFlight;
+    const pool = reserved ?? this.unreservedPool;
+    const used = reserved === undefined ? this.unreservedInFlight : inFlight;
+    // At least one slot of a non-empty pool, so a small pool still lets events through.
+    const room = Math.max(pool === 0 ? 0 : 1, Math.floor(pool * share)) - used;
+    return Math.max(0, Math.min(room, node));
   }
 
   get totals(): { inFlight: number; memoryMB: number; instances: number } {
@@ -396,6 +440,7 @@ export class Scaler {
     }
     name.inFlight++;
     this.inFlight++;
+    if (!this.reservations.has(fn.spec.name)) this.unreservedInFlight++;
   }
 
   /** The function's last invocation ended on `released` (undefined if that instance is gone). */
