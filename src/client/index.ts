@@ -13,6 +13,8 @@ export interface FunctionSummary {
   handler: string;
   runtime: string;
   memory: number;
+  /** MB of /tmp. */
+  ephemeralStorage: number;
   timeout: number;
   reservedConcurrency: number | null;
   routes: string[];
@@ -108,6 +110,7 @@ export interface FunctionScaling {
 
 export interface StemCellStats {
   memoryMB: number;
+  tmpMB?: number;
   ready: number;
   starting: number;
   target: number;
