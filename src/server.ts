@@ -151,7 +151,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         () => pool.close(),
       ),
     );
-    for (const f of registry.all()) pool.ensure(f.config.memory);
+    for (const f of registry.all()) pool.ensure(f.config.memory, f.config.ephemeralStorage);
 
     if (store.backend === 'postgresql' && masterKey.source === 'file') {
       log.info(

@@ -219,6 +219,12 @@ describe.each(MODES)('$mode on $backend', ({ mode, backend, opts }) => {
       expect((await invoke('filler')).value.code).toBe('ENOSPC');
       await healthy();
     });
+
+    it('sizes /tmp by ephemeralStorage: 600 MB fit, ENOSPC past them, and the function view says 600', async () => {
+      expect((await invoke('filler600', { upTo: 700 })).value).toEqual({ mb: 600, code: 'ENOSPC' });
+      expect(((await n.client.get('filler600')) as any).ephemeralStorage).toBe(600);
+      expect(((await n.client.get('filler')) as any).ephemeralStorage).toBe(512);
+    });
   });
 
   describe.skipIf(needsBwrap && !BWRAP)('idle instances', () => {

@@ -1,7 +1,7 @@
 // The control API (/v1/...): one handler per operation, each acting in the caller's project. Handlers return
 // the JSON body of a 200 and throw ApiErrors; the listener does authentication, body limits and the wire.
 import { PackageError } from '../build/package.js';
-import { ManifestError } from '../config/manifest.js';
+import { DEFAULT_EPHEMERAL_MB, ManifestError } from '../config/manifest.js';
 import type { FunctionRegistry } from '../invoker/registry.js';
 import type { FunctionScaleStats } from '../scaler/scaler.js';
 import type {
@@ -434,6 +434,7 @@ function summary(f: FunctionVersion): Record<string, unknown> {
     handler: f.config.handler,
     runtime: f.config.runtime,
     memory: f.config.memory,
+    ephemeralStorage: f.config.ephemeralStorage ?? DEFAULT_EPHEMERAL_MB,
     timeout: f.config.timeout,
     // As stored: a secret's reference (${secret:NAME}), never its value.
     environment: f.config.environment,

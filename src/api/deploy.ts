@@ -137,7 +137,7 @@ export class Deployer {
       queues: manifest.queues,
       code: { sha256, archive },
     });
-    for (const f of manifest.functions) this.o.pool.ensure(f.memory);
+    for (const f of manifest.functions) this.o.pool.ensure(f.memory, f.ephemeralStorage);
     await this.o.registry.load();
     await this.o.triggersSynced?.();
     return {

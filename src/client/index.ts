@@ -14,6 +14,8 @@ export interface FunctionSummary {
   handler: string;
   runtime: string;
   memory: number;
+  /** MB of /tmp. */
+  ephemeralStorage: number;
   timeout: number;
   reservedConcurrency: number | null;
   routes: string[];
@@ -111,6 +113,7 @@ export interface FunctionScaling {
 
 export interface StemCellStats {
   memoryMB: number;
+  tmpMB?: number;
   ready: number;
   starting: number;
   target: number;

@@ -52,8 +52,16 @@ functions:
     expect(m.functions[1]).toMatchObject({ memory: 128, timeout: 3, environment: {}, routes: [] });
   });
 
+  it('carries ephemeralStorage only when it is not the default 512 MB', () => {
+    expect(parseManifest(fn('ephemeralStorage: 600')).functions[0]!.ephemeralStorage).toBe(600);
+    expect(parseManifest(fn('ephemeralStorage: 512')).functions[0]).not.toHaveProperty('ephemeralStorage');
+    expect(parseManifest(fn('')).functions[0]).not.toHaveProperty('ephemeralStorage');
+  });
+
   it.each([
     [fn('memory: 64'), 'functions.f.memory: must be at least 128'],
+    [fn('ephemeralStorage: 256'), 'functions.f.ephemeralStorage: must be at least 512'],
+    [fn('ephemeralStorage: 20000'), 'functions.f.ephemeralStorage: must be at most 10240'],
     [fn('memory: "256"'), 'functions.f.memory: must be a number, not the string "256"'],
     [fn('timeout: 901'), 'functions.f.timeout: must be at most 900'],
     [fn('keepAlive: forever'), 'functions.f.keepAlive: must be "fixed", "hybrid" or a number of seconds'],

@@ -304,6 +304,10 @@ export function handlerEscape(h: string): string | undefined {
   return undefined;
 }
 
+/** Lambda's default ephemeral storage (MB); stored only when a function asks for another size, so the
+ *  config text (and version) of functions deployed before the setting existed stays the same. */
+export const DEFAULT_EPHEMERAL_MB = 512;
+
 const FunctionSchema = z.strictObject({
   handler: z
     .string()
@@ -316,6 +320,8 @@ const FunctionSchema = z.strictObject({
     .literal('nodejs', { message: 'runtime must be "nodejs" (the only runtime for now)' })
     .default('nodejs'),
   memory: z.number().int().min(128).max(10240).default(128),
+  /** MB of /tmp (Lambda's EphemeralStorage.Size). */
+  ephemeralStorage: z.number().int().min(512).max(10240).default(DEFAULT_EPHEMERAL_MB),
   timeout: z.number().int().min(1).max(900).default(3),
   environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.coerce.string()).default({}),
   concurrency: z
@@ -420,6 +426,8 @@ export interface FunctionConfig {
   handler: string;
   runtime: 'nodejs';
   memory: number;
+  /** MB of /tmp; absent means DEFAULT_EPHEMERAL_MB. */
+  ephemeralStorage?: number | undefined;
   timeout: number;
   environment: Record<string, string>;
   reservedConcurrency: number | undefined;
@@ -708,6 +716,7 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       handler: f.handler,
       runtime: f.runtime,
       memory: f.memory,
+      ...(f.ephemeralStorage !== DEFAULT_EPHEMERAL_MB ? { ephemeralStorage: f.ephemeralStorage } : {}),
       timeout: f.timeout,
       environment: f.environment,
       reservedConcurrency: f.concurrency.reserved,

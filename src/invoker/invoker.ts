@@ -216,7 +216,7 @@ export class DefaultInvoker implements Invoker {
     });
     const info: VersionInfo = { fv, warmMs: 0, coldMs: 0 };
     this.versions.set(key, info);
-    this.o.pool.ensure(cfg.memory);
+    this.o.pool.ensure(cfg.memory, cfg.ephemeralStorage);
     return info;
   }
 
@@ -275,7 +275,7 @@ export class DefaultInvoker implements Invoker {
 
   private async startInstance(id: string, fv: FunctionVersion): Promise<SandboxInstance> {
     const code = await this.o.code.tree(fv.codeSha256);
-    const inst = await this.o.pool.acquire(fv.config.memory);
+    const inst = await this.o.pool.acquire(fv.config.memory, fv.config.ephemeralStorage);
     try {
       await inst.assign(versionKey(fv), code, fv.config.perInstanceConcurrency ?? 1);
     } catch (err) {

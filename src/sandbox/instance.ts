@@ -38,8 +38,6 @@ export type InvocationResult =
 /** A result with how long the invocation ran (from when it started running, not when it was sent). */
 export type TimedResult = InvocationResult & { durationMs: number };
 
-/** Size of the tmpfs mounted at /tmp under bubblewrap (Lambda's default ephemeral storage). */
-const TMP_QUOTA_BYTES = 512 * 1024 * 1024;
 /** Paths as the process inside the sandbox sees them. */
 const BWRAP_TASK = '/var/task';
 const BWRAP_RUNTIME = '/var/runtime/bootstrap.cjs';
@@ -169,6 +167,8 @@ export class SandboxInstance {
   private constructor(
     private readonly env: InstanceEnv,
     readonly memoryMB: number,
+    /** Size of the tmpfs at /tmp under bubblewrap (the function's ephemeralStorage, MB). */
+    readonly tmpMB: number,
     prepared: Prepared,
     ready: (err?: Error) => void,
   ) {
@@ -233,10 +233,10 @@ export class SandboxInstance {
   }
 
   /** Starts a stem cell and resolves once its runtime has booted. */
-  static async start(env: InstanceEnv, memoryMB: number): Promise<SandboxInstance> {
+  static async start(env: InstanceEnv, memoryMB: number, tmpMB: number): Promise<SandboxInstance> {
     const prepared = await prepare(env, memoryMB);
     return new Promise((resolve, reject) => {
-      const inst: SandboxInstance = new SandboxInstance(env, memoryMB, prepared, (err) =>
+      const inst: SandboxInstance = new SandboxInstance(env, memoryMB, tmpMB, prepared, (err) =>
         err ? reject(err) : resolve(inst),
       );
     });
@@ -312,9 +312,10 @@ export class SandboxInstance {
         providedSdkDir(this.env.sandboxRoot),
         PROVIDED_SDK_INSIDE,
         // /tmp is a size-limited tmpfs, not the data disk: a function filling it gets ENOSPC and cannot grow the
-        // host's data dir (Lambda's default 512 MB ephemeral storage). It counts against the cgroup's memory.
+        // host's data dir (the function's ephemeralStorage). It counts against the cgroup's memory, so writing
+        // past the memory limit ends the instance as out of memory before ENOSPC (docs/security.md).
         '--size',
-        String(TMP_QUOTA_BYTES),
+        String(this.tmpMB * 1024 * 1024),
         '--tmpfs',
         '/tmp',
         '--proc',

@@ -1,5 +1,5 @@
-// Stem cells: runtime processes booted ahead of demand, one small pool per memory size (the V8 heap limit and
-// the memory cgroup are fixed at spawn). A cold start takes one synchronously, so Node's ~70 ms boot stays off
+// Stem cells: runtime processes booted ahead of demand, one small pool per memory size and /tmp size (the V8
+// heap limit, the memory cgroup and the /tmp tmpfs are fixed at spawn). A cold start takes one synchronously, so Node's ~70 ms boot stays off
 // the request path. The pool is sized to the recent rate of cold starts and refilled in the background, and
 // process boots are rationed so a burst cannot start a thousand Node processes at once on two cores.
 import type { InstanceEnv } from './instance.js';
@@ -23,7 +23,12 @@ const RATE_WINDOW_MS = 10_000;
 /** Keep enough stem cells for this much time of cold starts at the recent rate (about one boot). */
 const COVER_MS = 500;
 
+/** Lambda's default ephemeral storage, the /tmp size when a caller names none. */
+const DEFAULT_TMP_MB = 512;
+
 interface SizePool {
+  memoryMB: number;
+  tmpMB: number;
   ready: SandboxInstance[];
   starting: number;
   /** Times of recent takes (cold starts), oldest first. */
@@ -31,7 +36,7 @@ interface SizePool {
 }
 
 export class StemCellPool {
-  private sizes = new Map<number, SizePool>();
+  private sizes = new Map<string, SizePool>();
   private booting = 0;
   private waiting: (() => void)[] = [];
   private closed = false;
@@ -44,32 +49,34 @@ export class StemCellPool {
   }
 
   /** Declares that functions with this memory size exist, so stem cells of that size are kept ready. */
-  ensure(memoryMB: number): void {
-    this.size(memoryMB);
-    this.refill(memoryMB);
+  ensure(memoryMB: number, tmpMB = DEFAULT_TMP_MB): void {
+    this.refill(this.size(memoryMB, tmpMB));
   }
 
   /** A ready stem cell, or undefined when none is ready this instant. Never waits. */
-  take(memoryMB: number): SandboxInstance | undefined {
-    const pool = this.size(memoryMB);
+  take(memoryMB: number, tmpMB = DEFAULT_TMP_MB): SandboxInstance | undefined {
+    const pool = this.size(memoryMB, tmpMB);
     const now = Date.now();
     pool.takes.push(now);
     while (pool.takes.length > 0 && pool.takes[0]! < now - RATE_WINDOW_MS) pool.takes.shift();
     const inst = pool.ready.pop();
     // Refill a moment later: spawning blocks the event loop for milliseconds (fork), and the cold start
     // that just took this stem cell should get its answer out first.
-    setTimeout(() => this.refill(memoryMB), REFILL_DELAY_MS).unref();
+    setTimeout(() => this.refill(pool), REFILL_DELAY_MS).unref();
     return inst;
   }
 
   /** A stem cell now if one is ready, else a freshly booted one (the slow path: a full process boot). */
-  async acquire(memoryMB: number): Promise<SandboxInstance> {
-    return this.take(memoryMB) ?? this.boot(memoryMB, true);
+  async acquire(memoryMB: number, tmpMB = DEFAULT_TMP_MB): Promise<SandboxInstance> {
+    return this.take(memoryMB, tmpMB) ?? this.boot(memoryMB, tmpMB, true);
   }
 
-  /** How many ready stem cells to keep for this memory size now. */
-  target(memoryMB: number): number {
-    const pool = this.size(memoryMB);
+  /** How many ready stem cells to keep for this memory and /tmp size now. */
+  target(memoryMB: number, tmpMB = DEFAULT_TMP_MB): number {
+    return this.targetOf(this.size(memoryMB, tmpMB));
+  }
+
+  private targetOf(pool: SizePool): number {
     const perMs = pool.takes.length / RATE_WINDOW_MS;
     return Math.min(this.maxTarget, Math.max(this.opts.target, Math.ceil(perMs * COVER_MS)));
   }
@@ -79,42 +86,43 @@ export class StemCellPool {
     return this.booting;
   }
 
-  stats(): { memoryMB: number; ready: number; starting: number; target: number }[] {
-    return [...this.sizes.entries()].map(([memoryMB, p]) => ({
-      memoryMB,
+  stats(): { memoryMB: number; tmpMB: number; ready: number; starting: number; target: number }[] {
+    return [...this.sizes.values()].map((p) => ({
+      memoryMB: p.memoryMB,
+      tmpMB: p.tmpMB,
       ready: p.ready.length,
       starting: p.starting,
-      target: this.target(memoryMB),
+      target: this.targetOf(p),
     }));
   }
 
-  private size(memoryMB: number): SizePool {
-    let pool = this.sizes.get(memoryMB);
-    if (!pool) this.sizes.set(memoryMB, (pool = { ready: [], starting: 0, takes: [] }));
+  private size(memoryMB: number, tmpMB: number): SizePool {
+    const key = `${memoryMB}/${tmpMB}`;
+    let pool = this.sizes.get(key);
+    if (!pool) this.sizes.set(key, (pool = { memoryMB, tmpMB, ready: [], starting: 0, takes: [] }));
     return pool;
   }
 
   /** Boots a process once a boot slot is free; a request waiting for it goes ahead of pool refills. */
-  private async boot(memoryMB: number, urgent = false): Promise<SandboxInstance> {
+  private async boot(memoryMB: number, tmpMB: number, urgent = false): Promise<SandboxInstance> {
     while (this.booting >= this.maxBooting && !this.closed) {
       await new Promise<void>((r) => (urgent ? this.waiting.unshift(r) : this.waiting.push(r)));
     }
     this.booting++;
     try {
-      return await SandboxInstance.start(this.opts.env, memoryMB);
+      return await SandboxInstance.start(this.opts.env, memoryMB, tmpMB);
     } finally {
       this.booting--;
       this.waiting.shift()?.();
     }
   }
 
-  private refill(memoryMB: number): void {
+  private refill(pool: SizePool): void {
     if (this.closed) return;
-    const pool = this.size(memoryMB);
-    const want = this.target(memoryMB);
+    const want = this.targetOf(pool);
     for (let have = pool.ready.length + pool.starting; have < want; have++) {
       pool.starting++;
-      this.boot(memoryMB).then(
+      this.boot(pool.memoryMB, pool.tmpMB).then(
         (inst) => {
           pool.starting--;
           if (this.closed) return inst.stop();
@@ -124,7 +132,7 @@ export class StemCellPool {
             const at = pool.ready.indexOf(inst);
             if (at >= 0) {
               pool.ready.splice(at, 1);
-              this.refill(memoryMB);
+              this.refill(pool);
             }
           });
         },
