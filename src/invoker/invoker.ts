@@ -70,7 +70,7 @@ export class DefaultInvoker implements Invoker {
   readonly scaler: Scaler;
   private instances = new Map<string, SandboxInstance>();
   /** Cold starts in progress: their process is being taken from the pool and given the function's code. */
-  private startingInstances = new Map<string, Promise<SandboxInstance>>();
+  private startingInstances = new Map<string, Promise<SandboxInstance | undefined>>();
   private versions = new Map<string, VersionInfo>();
   private drainWaiters: (() => void)[] = [];
   private ticker: Timer | null = null;
@@ -131,21 +131,25 @@ export class DefaultInvoker implements Invoker {
       try {
         if (a.kind === 'cold') {
           for (const id of a.evict) this.stopInstance(id);
-          const aws = this.awsOf(fv);
-          const env = this.envOf(fv);
-          const starting = this.startInstance(a.instance, fv);
+          // The process, its AWS credentials and its environment, all before anyone may send to it: overlapping
+          // invocations (perInstance > 1) wait on `starting`, which settles after this path resumes, so the
+          // first frame the instance receives is the one carrying init.
+          const prepared = Promise.all([this.startInstance(a.instance, fv), this.awsOf(fv), this.envOf(fv)]);
+          const starting = prepared.then(([i, , e]) => (e.ok ? i : undefined));
           this.startingInstances.set(a.instance, starting);
+          let ready: Awaited<typeof prepared>;
           try {
-            inst = await starting;
+            ready = await prepared;
           } finally {
             this.startingInstances.delete(a.instance);
           }
-          const resolved = await env;
+          const [started, awsEnv, resolved] = ready;
+          inst = started;
           if (!resolved.ok) {
             this.stopInstance(a.instance);
             throw new StartRefused(resolved.message);
           }
-          init = this.init(fv, inst, await aws, resolved.env);
+          init = this.init(fv, inst, awsEnv, resolved.env);
         } else {
           // A warm choice may be an instance whose cold start is still under way: wait for its process.
           inst =
