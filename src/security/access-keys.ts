@@ -11,10 +11,15 @@ export const ACCESS_KEY_ID = /^NIMB[A-Z2-7]{16}$/;
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
 export function newAccessKeyId(): string {
+  return awsStyleKeyId('NIMB');
+}
+
+/** A prefix of four letters and 16 random characters of base32: 20 characters, like AWS's key ids. */
+export function awsStyleKeyId(prefix: string): string {
   const bytes = randomBytes(10);
   let bits = 0;
   let value = 0;
-  let out = 'NIMB';
+  let out = prefix;
   for (const b of bytes) {
     value = (value << 8) | b;
     bits += 8;

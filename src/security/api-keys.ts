@@ -4,10 +4,10 @@
 // a secret derived from it (HMAC of the key), and that derived secret is stored encrypted under the master key,
 // like every issued access key. A copy of the database alone lets nobody in.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { awsStyleKeyId } from './access-keys.js';
 import type { ApiKeyStore, KeyRole, StoredApiKey } from '../store/types.js';
 import { SecretDecryptError, type SecretBox } from './secrets.js';
 
-const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 /** "NIMK" and 16 characters of base32: the shape of an AWS access key id, told apart from issued keys' NIMB. */
 export const API_KEY_ID = /^NIMK[A-Z2-7]{16}$/;
 const API_KEY = /^nmb_(NIMK[A-Z2-7]{16})_([A-Za-z0-9_-]{43})$/;
@@ -36,19 +36,7 @@ function hashSecret(secret: string): string {
 }
 
 function newId(): string {
-  const bytes = randomBytes(10);
-  let bits = 0;
-  let value = 0;
-  let out = 'NIMK';
-  for (const b of bytes) {
-    value = (value << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out += BASE32[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  return out;
+  return awsStyleKeyId('NIMK');
 }
 
 const CONTEXT = (id: string) => `api-key:${id}`;
