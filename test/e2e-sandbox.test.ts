@@ -3,6 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import {
   BACKENDS,
   FIXTURES,
@@ -35,6 +37,26 @@ const MODES = [
       ]
     : []),
 ];
+
+/** Processes in this server's per-instance cpu cgroups, with the cpu.shares of each one's cgroup. */
+function sandboxPids(): Map<number, string> {
+  const found = new Map<number, string>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const line = readFileSync(`/proc/${name}/cgroup`, 'utf8')
+        .split('\n')
+        .find((l) => /^\d+:([^:]*,)?cpu(,[^:]*)?:/.test(l));
+      const path = line?.split(':')[2];
+      if (!path?.includes(`/nimbus-${process.pid}/`)) continue;
+      const shares = readFileSync(join('/sys/fs/cgroup/cpu', path, 'cpu.shares'), 'utf8').trim();
+      found.set(Number(name), shares);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
 
 /** Bytes the files under a folder take (a function's /tmp used to be one of them). */
 function diskUsed(dir: string): number {
@@ -207,6 +229,10 @@ describe.each(MODES)('$mode on $backend', ({ mode, backend, opts }) => {
     it('says plainly that it does not isolate functions from each other', () => {
       expect(n.sandboxLevel).toContain('WARNING: functions are not isolated from each other at this level');
     });
+
+    it('says that instances get no CPU share without a cpu cgroup', () => {
+      expect(n.sandboxLevel).toContain('no CPU share (no cpu cgroup; idle instances still frozen)');
+    });
   });
 
   describe.skipIf(!needsBwrap || !BWRAP)('/tmp quota', () => {
@@ -235,6 +261,40 @@ describe.each(MODES)('$mode on $backend', ({ mode, backend, opts }) => {
       const { cpuMs } = (await invoke('spinner', { report: true })).value as { cpuMs: number };
       // CPU accounting, not timing: unfrozen the loop would have used about 1,200 ms of CPU.
       expect(cpuMs).toBeLessThan(400);
+      await healthy();
+    });
+  });
+
+  describe.skipIf(!needsBwrap || !BWRAP)('CPU share', () => {
+    it('gives an instance CPU in proportion to its memory when instances contend for a core', async () => {
+      // Warm one instance of each, then put every process of this server's sandboxes on one core, so the two
+      // burners below must share it; the cgroup's cpu.shares decide how.
+      await invoke('burnsmall');
+      await invoke('burnbig');
+      const pids = sandboxPids();
+      expect(pids.size).toBeGreaterThanOrEqual(2);
+      const shares = [...pids.values()].map(Number).sort((a, b) => a - b);
+      expect(shares).toContain(74); // 128 MB of 1,769 MB per vCPU, as cpu.shares of 1,024
+      expect(shares).toContain(593); // 1,024 MB
+      const all = `0-${availableParallelism() - 1}`;
+      try {
+        for (const pid of pids.keys()) execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)]);
+        const [small, big] = await Promise.all([
+          invoke('burnsmall', { ms: 2000 }),
+          invoke('burnbig', { ms: 2000 }),
+        ]);
+        // CPU accounting, not timing: with equal shares both would get about half the core (measured here
+        // with shares: about 1,700 ms against 200 ms).
+        expect(big.value.cpuMs).toBeGreaterThan(3 * small.value.cpuMs);
+      } finally {
+        for (const pid of pids.keys()) {
+          try {
+            execFileSync('taskset', ['-a', '-p', '-c', all, String(pid)]);
+          } catch {
+            // gone meanwhile
+          }
+        }
+      }
       await healthy();
     });
   });

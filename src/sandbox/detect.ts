@@ -11,6 +11,7 @@ import {
   rmdirSync,
   writeFileSync,
 } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
 export interface SandboxCapabilities {
@@ -23,6 +24,11 @@ export interface SandboxCapabilities {
   nodePermission: true;
   /** Parent cgroup v1 memory directory under which per-instance cgroups are made, or null (RSS polling instead). */
   memoryCgroup: string | null;
+  /**
+   * Parent cgroup v1 cpu directory under which per-instance cgroups get a CPU share proportional to their
+   * memory (cpu.shares), or null: without it instances compete for CPU as equals (idle ones stay frozen).
+   */
+  cpuCgroup: string | null;
   /** Human-readable summary printed by `nimbus up`. */
   level: string;
 }
@@ -56,25 +62,34 @@ function bwrapWorks(bwrap: string, uid: number | null, gid: number | null): bool
   }
 }
 
-/** A memory cgroup (v1) we may create children in, tested by making and removing one. */
-function memoryCgroupParent(): string | null {
+/**
+ * A cgroup v1 controller directory we may create children in, tested by making and removing one (with a
+ * value written to the probe file, so a read-only or delegated hierarchy is found out here, not per instance).
+ */
+function cgroupParent(controller: 'memory' | 'cpu', probeFile: string, probeValue: string): string | null {
   try {
     const line = readFileSync('/proc/self/cgroup', 'utf8')
       .split('\n')
-      .find((l) => /^\d+:memory:/.test(l));
+      .find((l) => new RegExp(`^\\d+:([^:]*,)?${controller}(,[^:]*)?:`).test(l));
     if (!line) return null;
-    const base = join('/sys/fs/cgroup/memory', line.split(':')[2] ?? '/');
+    const mount = controller === 'cpu' && !existsSync('/sys/fs/cgroup/cpu') ? 'cpu,cpuacct' : controller;
+    const base = join('/sys/fs/cgroup', mount, line.split(':')[2] ?? '/');
     sweepStaleCgroups(base);
     const dir = join(base, `nimbus-${process.pid}`);
     mkdirSync(dir, { recursive: true });
     const probe = join(dir, 'probe');
     mkdirSync(probe);
-    writeFileSync(join(probe, 'memory.limit_in_bytes'), String(64 * 1024 * 1024));
+    writeFileSync(join(probe, probeFile), probeValue);
     rmdirSync(probe);
     return dir;
   } catch {
     return null;
   }
+}
+
+/** cpu.shares of an instance: Lambda gives one vCPU at 1,769 MB and CPU in proportion to memory below it. */
+export function cpuSharesFor(memoryMB: number): number {
+  return Math.max(2, Math.round((memoryMB / 1769) * 1024));
 }
 
 export function detectSandbox(
@@ -85,12 +100,26 @@ export function detectSandbox(
   const gid = root ? UNPRIVILEGED_ID : null;
   const found = opts.disableBwrap ? null : which('bwrap');
   const bwrap = found && bwrapWorks(found, uid, gid) ? found : null;
-  const memoryCgroup = root && !opts.disableCgroup ? memoryCgroupParent() : null;
+  const memoryCgroup =
+    root && !opts.disableCgroup
+      ? cgroupParent('memory', 'memory.limit_in_bytes', String(64 * 1024 * 1024))
+      : null;
+  const cpuCgroup = root && !opts.disableCgroup ? cgroupParent('cpu', 'cpu.shares', '512') : null;
+  if (cpuCgroup) {
+    // The group of all sandboxes competes with the host's own processes: weigh it as one task per core, so
+    // functions together are not squeezed below the host, while within it each instance gets its share.
+    try {
+      writeFileSync(join(cpuCgroup, 'cpu.shares'), String(1024 * Math.max(1, availableParallelism())));
+    } catch {
+      // the default weight (1024) still applies
+    }
+  }
   const parts = [
     bwrap ? 'bubblewrap namespaces' : 'no bubblewrap (install the bubblewrap package for namespaces)',
     uid !== null ? `uid ${uid}` : 'same uid as nimbus',
     'node permission model',
     memoryCgroup ? 'memory cgroup' : 'RSS polling',
+    cpuCgroup ? 'CPU share by memory' : 'no CPU share (no cpu cgroup; idle instances still frozen)',
     // Said plainly: without a PID namespace every instance runs as the same uid and sees the others, so one
     // function can signal or ptrace another's process, and /tmp has no size limit.
     ...(bwrap
@@ -99,7 +128,7 @@ export function detectSandbox(
           'WARNING: functions are not isolated from each other at this level (same uid, shared PID namespace, unlimited /tmp)',
         ]),
   ];
-  return { bwrap, uid, gid, nodePermission: true, memoryCgroup, level: parts.join(', ') };
+  return { bwrap, uid, gid, nodePermission: true, memoryCgroup, cpuCgroup, level: parts.join(', ') };
 }
 
 /**
@@ -107,11 +136,13 @@ export function detectSandbox(
  * only after its last task is gone, so this retries for a while. Awaited on stop, so none is left behind.
  */
 export async function releaseCgroupParent(caps: SandboxCapabilities, waitMs = 3000): Promise<void> {
-  if (!caps.memoryCgroup) return;
   const until = Date.now() + waitMs;
-  for (;;) {
-    if (removeCgroupTree(caps.memoryCgroup) || Date.now() > until) return;
-    await new Promise((r) => setTimeout(r, 50));
+  for (const dir of [caps.memoryCgroup, caps.cpuCgroup]) {
+    if (!dir) continue;
+    for (;;) {
+      if (removeCgroupTree(dir) || Date.now() > until) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 }
 

@@ -11,7 +11,7 @@ import {
   type SerializedError,
 } from '../protocol/messages.js';
 import type { Socket } from 'node:net';
-import { readIfExists, type SandboxCapabilities } from './detect.js';
+import { cpuSharesFor, readIfExists, type SandboxCapabilities } from './detect.js';
 import { HostChannel } from './channel.js';
 import { linkTree, type CodeTree } from './code-tree.js';
 import { PROVIDED_SDK_INSIDE, providedSdkDir } from './provided-sdk.js';
@@ -64,6 +64,7 @@ interface Prepared {
   id: string;
   dir: string;
   cgroup: string | null;
+  cpuCgroup: string | null;
 }
 
 /**
@@ -85,7 +86,14 @@ async function prepare(env: InstanceEnv, memoryMB: number): Promise<Prepared> {
     // Without swap accounting this file is absent; where present, forbid escaping the limit into swap.
     await fsp.writeFile(join(cgroup, 'memory.memsw.limit_in_bytes'), bytes).catch(() => undefined);
   }
-  return { id, dir, cgroup };
+  // A CPU share proportional to memory, as Lambda allots CPU: under contention a 1,769 MB instance gets about
+  // fourteen times the CPU of a 128 MB one; with cores to spare each runs unthrottled.
+  const cpuCgroup = caps.cpuCgroup ? join(caps.cpuCgroup, id) : null;
+  if (cpuCgroup) {
+    await fsp.mkdir(cpuCgroup);
+    await fsp.writeFile(join(cpuCgroup, 'cpu.shares'), String(cpuSharesFor(memoryMB)));
+  }
+  return { id, dir, cgroup, cpuCgroup };
 }
 
 /**
@@ -152,6 +160,7 @@ export class SandboxInstance {
   private channel: HostChannel;
   private pending: Pending[] = [];
   private readonly cgroup: string | null;
+  private readonly cpuCgroup: string | null;
   private stderrTail = '';
   private killedBy: 'timeout' | 'oom' | 'stop' | null = null;
   /** Stopped with SIGSTOP while idle (see freeze). */
@@ -177,6 +186,7 @@ export class SandboxInstance {
     this.taskDir = join(this.dir, 'task');
     this.tmpDir = join(this.dir, 'tmp');
     this.cgroup = prepared.cgroup;
+    this.cpuCgroup = prepared.cpuCgroup;
     const { caps } = env;
     const { cmd, args, uidOpts } = this.command();
     this.codeDirInside = caps.bwrap ? BWRAP_TASK : this.taskDir;
@@ -332,16 +342,25 @@ export class SandboxInstance {
       ];
       cmd = caps.bwrap!;
     }
-    if (this.cgroup) {
-      // Join the instance's cgroup before exec so every process of the sandbox is inside its memory limit;
-      // as root we must join first and drop privileges after (setpriv), since cgroup files are root's.
+    const cgroups = [this.cgroup, this.cpuCgroup].filter((g): g is string => g !== null);
+    if (cgroups.length > 0) {
+      // Join the instance's cgroups before exec so every process of the sandbox is inside its memory limit and
+      // CPU share; as root we must join first and drop privileges after (setpriv), since cgroup files are root's.
       const drop =
         caps.uid !== null
           ? ['setpriv', `--reuid=${caps.uid}`, `--regid=${caps.gid}`, '--clear-groups', '--']
           : [];
+      const enter = cgroups.map((_, i) => `echo $$ > "$${i}/cgroup.procs"`).join(' && ');
       return {
         cmd: '/bin/sh',
-        args: ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.cgroup, ...drop, cmd, ...args],
+        args: [
+          '-c',
+          `${enter} && shift ${cgroups.length - 1} && exec "$@"`,
+          ...cgroups,
+          ...drop,
+          cmd,
+          ...args,
+        ],
         uidOpts: {},
       };
     }
@@ -666,8 +685,8 @@ export class SandboxInstance {
     } catch {
       // best effort: a leftover directory holds nothing secret and is swept at next start
     }
-    if (this.cgroup) {
-      const cg = this.cgroup;
+    for (const cg of [this.cgroup, this.cpuCgroup]) {
+      if (!cg) continue;
       // The kernel needs a moment after the last task leaves before the directory can go.
       const tryRemove = (attempt: number): void => {
         try {
