@@ -175,16 +175,17 @@ function ok(m: ResultMessage | FatalMessage): unknown {
 }
 
 describe('boot and init', () => {
-  it('reports ready, then loads the function on the first invocation and reports initMs and rss', async () => {
+  it('reports ready, then loads the function on the first invocation and reports initMs, and no memory reading', async () => {
     const cell = new Cell();
     expect(await cell.ready()).toEqual({ t: 'ready', pid: cell.proc.pid });
     const first = await cell.result({ n: 1 }, { init: init('index.counter') });
     expect(first.ok).toBe(true);
     expect(first.initMs).toBeGreaterThan(0);
-    expect(first.rss).toBeGreaterThan(1_000_000);
+    // The host measures memory itself (cgroup or /proc); reading /proc/self/stat here cost ~11 us per call.
+    expect(first).not.toHaveProperty('rss');
     const second = await cell.result({});
     expect(second.initMs).toBeUndefined();
-    expect(second.rss).toBeGreaterThan(1_000_000);
+    expect(second).not.toHaveProperty('rss');
   });
 
   it('keeps module scope between warm invocations', async () => {
@@ -309,7 +310,6 @@ describe('handler resolution and module formats', () => {
     const r = first as ResultMessage;
     expect(r.error?.errorMessage).toMatch(message);
     expect(r.payload).toBeUndefined();
-    expect(r.rss).toBeGreaterThan(0);
     expect(cell.logsFor('first')).toContain(
       `\tundefined\tERROR\tUncaught Exception \t{"errorType":"${errorType}"`,
     );
@@ -691,7 +691,6 @@ describe('concurrency: K invocations at once (FunctionInit.concurrency)', () => 
       expect(o.globalRequestId).toBe(`o${i + 1}`);
       expect(o.remaining).toBeLessThanOrEqual(timeoutMs);
     });
-    expect(results.every((r) => r.rss > 1_000_000)).toBe(true);
     expect(results[0]?.initMs).toBeGreaterThan(0);
     expect(results.slice(1).every((r) => r.initMs === undefined)).toBe(true);
     // o5 waited behind a 300 ms sleep: a deadline counted from when it was sent would be that much nearer.

@@ -86,8 +86,6 @@ export interface ResultMessage {
   logs?: string;
   /** Duration of module load (init) in ms when this invocation loaded the function. */
   initMs?: number;
-  /** Resident set size in bytes right after the invocation, from process.memoryUsage.rss(). */
-  rss: number;
 }
 
 /**
@@ -142,7 +140,7 @@ const MAX_ERROR_FIELD = 64 * 1024;
  * A message from a sandbox, checked field by field: the sandbox runs untrusted code, which can write to its
  * channel or patch what the runtime reports, so nothing it sends is taken on trust. Returns null for a
  * message that is not one of ours (ignored), and replaces fields of the wrong type rather than passing them on
- * to a record the store would then refuse. `rss` is dropped: the host measures memory itself.
+ * to a record the store would then refuse. Memory is not taken from it: the host measures that itself.
  */
 export function readSandboxMessage(raw: unknown): SandboxMessage | null {
   if (typeof raw !== 'object' || raw === null) return null;
@@ -160,7 +158,6 @@ export function readSandboxMessage(raw: unknown): SandboxMessage | null {
       const base = {
         t: 'result' as const,
         id: m['id'],
-        rss: 0,
         ...(logs ? { logs } : {}),
         ...(initMs ? { initMs } : {}),
       };

@@ -188,7 +188,7 @@ async function initialize(msg: InvokeMessage, init: FunctionInit): Promise<void>
 
 /** Answers a warm-up (initialize-only) request: the function is loaded, no handler ran. */
 function replyWarm(id: string, initMs: number | undefined, logs: string | undefined): void {
-  send({ t: 'result', id, ok: true, payload: 'null', logs, initMs, rss: process.memoryUsage.rss() });
+  send({ t: 'result', id, ok: true, payload: 'null', logs, initMs });
 }
 
 function replyInitError(
@@ -205,7 +205,6 @@ function replyInitError(
     errorKind: 'init',
     logs,
     initMs,
-    rss: process.memoryUsage.rss(),
   });
 }
 

@@ -320,7 +320,6 @@ function finish(
     errorKind,
     logs: inv.slot === null ? endInvocation() : endSlot(inv.slot),
     initMs: inv.initMs,
-    rss: process.memoryUsage.rss(),
   });
   onIdle();
 }
