@@ -3,16 +3,13 @@
 // reaches the next invocation, and the value never shows: not in the CLI's output (set, ls, deploy, ls, logs,
 // invoke), the control API's answers, the invocation records, the platform's log, the errors of refused
 // deploys, nor in any file of the data dir (the at-rest test reads every file as bytes).
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BACKENDS, BIN, exited, startUpProcess, type UpProcess } from './helpers.js';
+import { BACKENDS, exited, runNimbus, startUpProcess, type CliResult, type UpProcess } from './helpers.js';
 import { createTestSchema, withClient, type TestSchema } from './support/postgres.js';
-
-const ROOT = join(import.meta.dirname, '..');
 
 const HANDLER = `import { createHash } from 'node:crypto';
 export const handler = async () => {
@@ -88,20 +85,10 @@ describe.each(BACKENDS)('secrets on %s', (backend) => {
   /** Everything any CLI run printed, to search for the values at the end. */
   const printed: string[] = [];
 
-  function nimbus(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      const env = { ...process.env, NIMBUS_API_URL: up.info.apiUrl, NIMBUS_API_KEY: apiKey, NIMBUS_DATA: '' };
-      const p = spawn(process.execPath, [BIN, ...args], { env, cwd: ROOT });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      p.on('exit', (code) => {
-        printed.push(stdout, stderr);
-        resolve({ code: code ?? 1, stdout, stderr });
-      });
-      p.stdin.end(stdin ?? '');
-    });
+  async function nimbus(args: string[], stdin?: string): Promise<CliResult> {
+    const r = await runNimbus({ NIMBUS_API_URL: up.info.apiUrl, NIMBUS_API_KEY: apiKey }, args, stdin);
+    printed.push(r.stdout, r.stderr);
+    return r;
   }
 
   async function api(method: string, path: string, body?: Buffer): Promise<{ status: number; text: string }> {

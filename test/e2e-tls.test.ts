@@ -2,14 +2,13 @@
 // by openssl, the gateway called over https with the CA trusted, and the CLI trusting it through
 // NODE_EXTRA_CA_CERTS. Bad TLS input ends `nimbus up` with one line; a plain-HTTP API beyond loopback warns.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, exited, startUpProcess, type UpProcess } from './helpers.js';
+import { exited, runNimbus, startUpProcess, type CliResult, type UpProcess } from './helpers.js';
 
-const ROOT = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'nimbus-tls-'));
 const cert = join(tmp, 'cert.pem');
 const key = join(tmp, 'key.pem');
@@ -49,22 +48,9 @@ function baseEnv(dataDir: string): NodeJS.ProcessEnv {
   };
 }
 
-function run(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { env, cwd: ROOT });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const t = setTimeout(() => p.kill('SIGINT'), 60_000);
-    p.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code: code ?? 1, stdout, stderr });
-    });
-  });
+/** The CLI with exactly the environment given (runNimbus adds the test's own on top). */
+function run(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+  return runNimbus(env, args);
 }
 
 function httpsGet(url: string, ca?: Buffer, post?: string): Promise<{ status: number; body: string }> {
