@@ -118,6 +118,25 @@ export function quotaStoreConformance(name: string, make: HarnessFactory): void 
       expect(await usage()).toBe(51);
     });
 
+    it('moves a message to its dead-letter queue at the quota: a move stores nothing more', async () => {
+      await ctx.store.functions.deploy({
+        ...deployOf('svc', [fn('f')], codeOf('svc')),
+        queues: [
+          queue('work', { visibilityTimeout: 1, deadLetterQueue: 'dead', maxReceiveCount: 1 }),
+          queue('dead'),
+        ],
+      });
+      await ctx.store.queues.send('default', 'work', [{ body: 'poison' }]);
+      const stored = await usage();
+      await q().set('default', { storageBytes: stored });
+      const opts = { max: 10, visibilityTimeout: 1 };
+      expect(await ctx.store.queues.receive('default', 'work', opts)).toHaveLength(1);
+      ctx.clock.advance(2000);
+      expect(await ctx.store.queues.receive('default', 'work', opts)).toEqual([]);
+      expect((await ctx.store.queues.peek('default', 'dead')).map((m) => m.body)).toEqual(['poison']);
+      expect(await usage()).toBe(stored);
+    });
+
     it("drops a removed project's quota", async () => {
       await ctx.store.projects.ensure('gone');
       await q().set('gone', { concurrency: 3 });
