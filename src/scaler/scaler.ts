@@ -9,7 +9,7 @@ export interface ScalerFunction {
   key: string;
   /** Reserved concurrency, keep-alive history and scale-out rate are per function name. */
   name: string;
-  /** The project's quotas (setProjectLimits) bind all its functions together; '' when there are none. */
+  /** Its project, whose quotas (setProjectLimits) bind all the project's functions together. */
   project?: string | undefined;
   memoryMB: number;
   /**
