@@ -391,6 +391,12 @@ describe.each(BACKENDS)('project quotas on %s', (backend) => {
         .send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'm'.repeat(600) }))
         .catch((e: { name: string; message: string; $metadata: { httpStatusCode: number } }) => e);
       expect(sent).toMatchObject({ name: 'OverLimit', $metadata: { httpStatusCode: 403 } });
+      // The control API (nimbus queue send) says it in its own JSON.
+      const viaApi = await api(qKey, 'POST', '/v1/queues/q-queue/messages', { body: 'm'.repeat(600) });
+      expect(viaApi.status).toBe(403);
+      expect(await viaApi.json()).toMatchObject({
+        error: { code: 'StorageQuotaExceeded', message: expect.stringContaining('project "team-q"') },
+      });
       expect((await quota('team-q')).usage.storageBytes).toBe(base + 600);
 
       // Another project is not held to it.
