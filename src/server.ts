@@ -192,6 +192,14 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         }
       },
     });
+    // Project quotas bind this node's scaler; set again at each heartbeat with a shared store (another node's
+    // operator may have changed them) and at once by this node's API.
+    const applyQuotas = async (): Promise<void> => {
+      for (const q of await store.quotas.list()) {
+        invoker.setProjectLimits(q.project, { concurrency: q.quota.concurrency, memoryMB: q.quota.memoryMB });
+      }
+    };
+    await applyQuotas();
     await lifecycle.start(
       component(
         'invoker',
@@ -309,6 +317,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       checkRoutes: (m, project) => checkRoutes(registry, m, project),
       triggersSynced: synced,
       maxConcurrency: settings.maxConcurrency,
+      quotas: async (project) => (await store.quotas.get(project)).quota,
     });
     let router = buildRouter(registry);
     registry.onChange(() => {
@@ -374,6 +383,10 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       apiKeys: new ApiKeys(store.apiKeys, new SecretBox(masterKey.key)),
       secrets,
       recycle: (refs) => invoker.recycle(refs),
+      nodeQuotas: {
+        apply: (project, q) => invoker.setProjectLimits(project, q),
+        usage: (project) => invoker.projectUsage(project),
+      },
       region: settings.region,
       accountId: settings.accountId,
       logger: log,
@@ -400,7 +413,10 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     writeFileSync(join(dataDir, 'api-url'), apiUrl, { mode: 0o600 });
     // Registered last, with its URLs: a node in the registry is one that serves.
     // With a shared store, other nodes deploy too: each heartbeat also catches up with their deploys.
-    const onBeat = store.backend === 'postgresql' ? () => registry.load() : undefined;
+    const onBeat =
+      store.backend === 'postgresql'
+        ? () => Promise.all([registry.load(), applyQuotas()]).then(() => undefined)
+        : undefined;
     await lifecycle.start(nodeRegistration(store, clock, nodeId, { gatewayUrl, apiUrl }, onError, onBeat));
     log.debug({ gatewayUrl, apiUrl, sandbox: caps.level, store: store.location }, 'nimbus started');
 

@@ -22,6 +22,7 @@ import type {
   Store,
   StoredInvocation,
 } from '../src/store/types.js';
+import { NO_QUOTA } from '../src/store/types.js';
 
 const API_KEY = 'test-api-key-0123456789';
 
@@ -107,6 +108,10 @@ const store: Store = {
   invocations,
   events: { ...unused('events'), stats: async () => [] } as Store['events'],
   projects: unused('projects'),
+  quotas: {
+    ...unused('quotas'),
+    get: async (project: string) => ({ project, quota: NO_QUOTA, storageBytes: 0 }),
+  } as Store['quotas'],
   apiKeys: unused('apiKeys'),
   audit: unused('audit'),
   nodes: unused('nodes'),

@@ -20,6 +20,8 @@ import {
   listAudit,
   listKeys,
   listProjects,
+  getQuota,
+  setQuota,
   removeProject,
   revokeKey,
   rotateKey,
@@ -39,7 +41,15 @@ export interface ControlDeps
   extends EventDeps, QueueDeps, TableDeps, CredentialDeps, SecretDeps, Omit<KeyDeps, 'store'> {
   store: Pick<
     Store,
-    'functions' | 'invocations' | 'events' | 'schedules' | 'queues' | 'tables' | 'projects' | 'audit'
+    | 'functions'
+    | 'invocations'
+    | 'events'
+    | 'schedules'
+    | 'queues'
+    | 'tables'
+    | 'projects'
+    | 'audit'
+    | 'quotas'
   >;
   logger?: { error(obj: object, msg: string): void };
   registry: Pick<FunctionRegistry, 'get' | 'all' | 'load'>;
@@ -160,6 +170,16 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
       }),
     },
     { method: 'GET', path: '/v1/projects', handler: (c) => listProjects(d, c) },
+    { method: 'GET', path: '/v1/projects/{name}/quota', handler: (c) => getQuota(d, c) },
+    {
+      method: 'PUT',
+      path: '/v1/projects/{name}/quota',
+      handler: acts(d, 'admin', 'set project quotas', (c) => setQuota(d, c), {
+        action: 'project.quota',
+        target: (c) => c.params['name']!,
+        detail: (_, r) => (r as { quota: Record<string, unknown> }).quota,
+      }),
+    },
     {
       method: 'DELETE',
       path: '/v1/projects/{name}',

@@ -12,6 +12,7 @@ import {
 } from '../config/manifest.js';
 import { secretRefs } from '../config/secret-refs.js';
 import { minUnreservedConcurrency } from '../config/limits.js';
+import { quotaMisfit, type QuotaCaps } from '../config/quota-fit.js';
 import type { CodeCache } from '../invoker/code-cache.js';
 import type { FunctionRegistry } from '../invoker/registry.js';
 import type { StemCellPool } from '../sandbox/pool.js';
@@ -57,6 +58,8 @@ export class Deployer {
       triggersSynced?: () => Promise<void>;
       /** The node's concurrency limit, which reservations are carved out of; unset, they are not checked. */
       maxConcurrency?: number;
+      /** The project's concurrency and memory quotas, which its functions' reservations must fit. */
+      quotas?: (project: string) => Promise<QuotaCaps>;
     },
   ) {}
 
@@ -105,6 +108,7 @@ export class Deployer {
     const conflict = this.o.checkRoutes?.(manifest, project);
     if (conflict) throw new ManifestError('nimbus.yaml', 'events', conflict);
     const held = reservationsOf(manifest, project);
+    if (this.o.quotas) await this.checkQuota(manifest, project, held);
     if (this.o.maxConcurrency !== undefined)
       checkReservations(held, this.o.maxConcurrency, this.o.registry.all(), [...this.pending]);
     this.pending.add(held);
@@ -113,6 +117,28 @@ export class Deployer {
     } finally {
       // The registry has been reloaded (or the deploy failed): it alone holds the reservations now.
       this.pending.delete(held);
+    }
+  }
+
+  /** The project's functions as they will be after this deploy (others' pending deploys aside) fit its quota. */
+  private async checkQuota(manifest: Manifest, project: string, mine: Reservations): Promise<void> {
+    // Only what reserves or provisions can break a quota; the rest always deploys.
+    if (!manifest.functions.some((f) => f.reservedConcurrency || f.provisionedConcurrency)) return;
+    const caps = await this.o.quotas!(project);
+    if (caps.concurrency === null && caps.memoryMB === null) return;
+    const kept = this.o.registry
+      .all(project)
+      .filter((f) => !supersedes(mine, f))
+      .map((f) => f.config);
+    const misfit = quotaMisfit(project, caps, [...manifest.functions, ...kept]);
+    if (misfit) {
+      const inManifest = manifest.functions.some((f) => f.name === misfit.function);
+      throw new ManifestError(
+        'nimbus.yaml',
+        inManifest ? `functions.${misfit.function}.${misfit.field}` : 'functions',
+        misfit.message,
+        misfit.hint,
+      );
     }
   }
 

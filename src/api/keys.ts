@@ -1,15 +1,33 @@
 // The control API's projects (/v1/projects), API keys (/v1/keys) and audit log (/v1/audit). A project's admin
 // keys manage its keys; the `default` project's admin keys manage projects. A key's text is answered once, when
 // it is created or rotated, and only its hash is kept.
-import { ProjectNotEmptyError } from '../store/errors.js';
-import { KEY_ROLES, type AuditEntry, type KeyRole, type Store, type StoredApiKey } from '../store/types.js';
+import type { FunctionConfig } from '../config/manifest.js';
+import { quotaMisfit } from '../config/quota-fit.js';
+import { ProjectNotEmptyError, ProjectNotFoundError } from '../store/errors.js';
+import {
+  KEY_ROLES,
+  NO_QUOTA,
+  type AuditEntry,
+  type KeyRole,
+  type ProjectQuota,
+  type ProjectQuotaUsage,
+  type Store,
+  type StoredApiKey,
+} from '../store/types.js';
 import type { ApiKeys } from '../security/api-keys.js';
 import { API_KEY_ID, isOperator, requireAdmin, type Principal } from './auth.js';
 import { ApiError, badRequest, notFound } from './errors.js';
 
 export interface KeyDeps {
   apiKeys?: Pick<ApiKeys, 'create' | 'rotate' | 'list' | 'get' | 'remove'>;
-  store: Pick<Store, 'projects' | 'audit'>;
+  store: Pick<Store, 'projects' | 'audit' | 'quotas'>;
+  /** This node's scaler: where concurrency and memory quotas are enforced, and what it runs per project. */
+  nodeQuotas?: {
+    apply(project: string, limits: { concurrency: number | null; memoryMB: number | null }): void;
+    usage(project: string): { inFlight: number; instanceMemoryMB: number };
+  };
+  /** The project's deployed functions, which a lowered quota must still fit. */
+  registry?: { all(project?: string): readonly { config: FunctionConfig }[] };
 }
 
 interface Req {
@@ -40,7 +58,90 @@ export async function createProject(d: KeyDeps, c: Req): Promise<unknown> {
 
 export async function listProjects(d: KeyDeps, c: Req): Promise<unknown> {
   operator(c.principal, 'list projects');
-  return { projects: await d.store.projects.list() };
+  const [projects, quotas] = await Promise.all([d.store.projects.list(), d.store.quotas.list()]);
+  const byName = new Map(quotas.map((q) => [q.project, q]));
+  return {
+    projects: projects.map((p) => {
+      const q = byName.get(p.name);
+      return { ...p, ...quotaView(d, q ?? { project: p.name, quota: NO_QUOTA, storageBytes: 0 }) };
+    }),
+  };
+}
+
+/** A project's quota and usage: its own keys may look, only the operator may change it. */
+export async function getQuota(d: KeyDeps, c: Req): Promise<unknown> {
+  const name = c.params['name']!;
+  if (!isOperator(c.principal) && c.principal.project !== name) {
+    // Another project is as absent to a tenant's key as one that never existed.
+    throw notFound(`project ${name}`, 'a key sees its own project only');
+  }
+  return { project: name, ...quotaView(d, await quotaOf(d, name)) };
+}
+
+export async function setQuota(d: KeyDeps, c: Req): Promise<unknown> {
+  operator(c.principal, 'set project quotas');
+  const name = c.params['name']!;
+  const patch = quotaPatch(c.body);
+  const current = await quotaOf(d, name);
+  const next = { ...current.quota, ...patch };
+  const misfit = quotaMisfit(name, next, d.registry?.all(name).map((f) => f.config) ?? []);
+  if (misfit) {
+    throw new ApiError(
+      409,
+      'QuotaBelowReservations',
+      `${misfit.message} (function ${misfit.function}, ${misfit.field})`,
+      `lower ${misfit.field} of ${misfit.function} and deploy first, or choose a larger quota`,
+    );
+  }
+  const saved = await d.store.quotas.set(name, patch);
+  d.nodeQuotas?.apply(name, { concurrency: saved.quota.concurrency, memoryMB: saved.quota.memoryMB });
+  return { project: name, ...quotaView(d, saved) };
+}
+
+async function quotaOf(d: KeyDeps, name: string): Promise<ProjectQuotaUsage> {
+  try {
+    return await d.store.quotas.get(name);
+  } catch (err) {
+    if (err instanceof ProjectNotFoundError) throw notFound(`project ${name}`, 'see `nimbus project ls`');
+    throw err;
+  }
+}
+
+/** Concurrency and memory are this node's (where they are enforced); storage is the store's, exact. */
+function quotaView(d: KeyDeps, q: ProjectQuotaUsage): Record<string, unknown> {
+  const node = d.nodeQuotas?.usage(q.project);
+  return {
+    quota: q.quota,
+    usage: {
+      concurrency: node?.inFlight ?? 0,
+      memoryMB: node?.instanceMemoryMB ?? 0,
+      storageBytes: q.storageBytes,
+    },
+  };
+}
+
+const QUOTA_EXAMPLE = '{"concurrency": 10, "memoryMB": 2048, "storageBytes": 1073741824}';
+const QUOTA_FIELDS = ['concurrency', 'memoryMB', 'storageBytes'] as const;
+
+/** The fields given, each a whole number of at least 1 or null (no limit); at least one of them. */
+function quotaPatch(body: Buffer): Partial<ProjectQuota> {
+  const input = objectBody(body, [...QUOTA_FIELDS], QUOTA_EXAMPLE);
+  const patch: Partial<ProjectQuota> = {};
+  for (const field of QUOTA_FIELDS) {
+    if (!(field in input)) continue;
+    const v = input[field];
+    if (v !== null && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)) {
+      throw badRequest(
+        `${field} must be a whole number of at least 1, or null for no limit`,
+        `send for example ${QUOTA_EXAMPLE}`,
+      );
+    }
+    patch[field] = v;
+  }
+  if (Object.keys(patch).length === 0) {
+    throw badRequest(`give at least one of ${QUOTA_FIELDS.join(', ')}`, `send for example ${QUOTA_EXAMPLE}`);
+  }
+  return patch;
 }
 
 export async function removeProject(d: KeyDeps, c: Req): Promise<unknown> {

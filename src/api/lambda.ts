@@ -143,7 +143,9 @@ async function invoke(
   });
   if (outcome.status === 'not_found') throw functionNotFound(d.region, d.accountId, fv.name);
   if (outcome.status === 'throttled') {
-    throw new ApiError(429, 'TooManyRequestsException', 'Rate Exceeded.', undefined, {
+    // A project quota is the account's limit to the SDK (its Reason), and the message says which quota.
+    const message = isProjectQuota(outcome.throttleReason) ? outcome.error!.errorMessage : 'Rate Exceeded.';
+    throw new ApiError(429, 'TooManyRequestsException', message, undefined, {
       Reason: throttleReason(outcome.throttleReason),
     });
   }
@@ -215,6 +217,10 @@ export function throttleReason(reason: ThrottleReason | undefined): string {
   return reason === 'ReservedFunctionConcurrentInvocationLimitExceeded'
     ? 'ReservedFunctionConcurrentInvocationLimitExceeded'
     : 'ConcurrentInvocationLimitExceeded';
+}
+
+export function isProjectQuota(reason: ThrottleReason | undefined): boolean {
+  return reason === 'ProjectConcurrencyQuotaExceeded' || reason === 'ProjectMemoryQuotaExceeded';
 }
 
 /** START/logs/END/REPORT like CloudWatch, last 4 KB, base64: what X-Amz-Log-Result carries. */

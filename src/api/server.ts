@@ -27,6 +27,8 @@ import { awsJsonError, AwsServices, type AwsResponse, type AwsService } from './
 import { ABORTED, readBody, TOO_LARGE } from '../http/body.js';
 import { controlRoutes, type ControlHandler } from './control.js';
 import type { CredentialDeps } from './credentials.js';
+import type { KeyDeps } from './keys.js';
+import { StorageQuotaExceededError } from '../store/errors.js';
 import type { SecretDeps } from './secrets.js';
 import type { DeployResponse } from './deploy.js';
 import { ApiError, badRequest, internalError, routeError, tooLarge } from './errors.js';
@@ -74,6 +76,8 @@ export interface ApiOptions {
   secrets?: SecretDeps['secrets'];
   /** Retires functions' idle instances after a secret they reference changed. */
   recycle?: SecretDeps['recycle'];
+  /** This node's scaler, for project quotas (set at once, and what each project runs here). */
+  nodeQuotas?: KeyDeps['nodeQuotas'];
 }
 
 /** A request as the listener sees it once its target is parsed. */
@@ -151,11 +155,18 @@ async function respond(
     write(res, await p.run());
   } catch (err) {
     if (err instanceof RequestAborted) return void res.destroy();
-    if (!(err instanceof ApiError)) l.logger?.error({ err, requestId }, 'api request failed');
+    if (!(err instanceof ApiError) && !(err instanceof StorageQuotaExceededError))
+      l.logger?.error({ err, requestId }, 'api request failed');
     // Refused before its body was read (no key): discard the rest so the client can read this answer.
     req.resume();
-    write(res, face(err instanceof ApiError ? err : internalError(), requestId));
+    write(res, face(err instanceof ApiError ? err : (quotaError(err) ?? internalError()), requestId));
   }
+}
+
+/** A write past its project's storage quota, where no service said it in its own words (the control API). */
+function quotaError(err: unknown): ApiError | undefined {
+  if (!(err instanceof StorageQuotaExceededError)) return undefined;
+  return new ApiError(403, 'StorageQuotaExceeded', err.message);
 }
 
 function plan(l: Listener, inc: Incoming): Plan {

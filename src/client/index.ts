@@ -279,6 +279,12 @@ export interface ClientConfig {
 
 const START_HINT = 'start Nimbus with `npx nimbus up` or set NIMBUS_API_URL';
 
+/** A project's quotas (null: no limit) and what it uses: concurrency and memory on the answering node. */
+export interface ProjectQuotaView {
+  quota: { concurrency: number | null; memoryMB: number | null; storageBytes: number | null };
+  usage: { concurrency: number; memoryMB: number; storageBytes: number };
+}
+
 export class NimbusClient {
   readonly apiUrl: string;
   readonly #apiKey: string;
@@ -311,9 +317,21 @@ export class NimbusClient {
     return this.#json('POST', '/v1/projects', { name });
   }
 
-  async projects(): Promise<{ name: string; createdAt: number }[]> {
-    return (await this.#json<{ projects: { name: string; createdAt: number }[] }>('GET', '/v1/projects'))
-      .projects;
+  async projects(): Promise<(ProjectQuotaView & { name: string; createdAt: number })[]> {
+    type Listed = ProjectQuotaView & { name: string; createdAt: number };
+    return (await this.#json<{ projects: Listed[] }>('GET', '/v1/projects')).projects;
+  }
+
+  async projectQuota(name: string): Promise<ProjectQuotaView & { project: string }> {
+    return this.#json('GET', `/v1/projects/${encodeURIComponent(name)}/quota`);
+  }
+
+  /** Sets the given fields (null: no limit), keeps the others. Only the operator may. */
+  async setProjectQuota(
+    name: string,
+    patch: Partial<ProjectQuotaView['quota']>,
+  ): Promise<ProjectQuotaView & { project: string }> {
+    return this.#json('PUT', `/v1/projects/${encodeURIComponent(name)}/quota`, patch);
   }
 
   async removeProject(name: string): Promise<{ removed: string }> {

@@ -345,7 +345,11 @@ function failureStatus(o: InvokeOutcome): [number, string] {
     case 'timeout':
       return [504, 'Endpoint request timed out'];
     case 'throttled':
-      return [429, 'Too Many Requests'];
+      // API Gateway's words, and for a project quota which one was hit.
+      return o.throttleReason === 'ProjectConcurrencyQuotaExceeded' ||
+        o.throttleReason === 'ProjectMemoryQuotaExceeded'
+        ? [429, `Too Many Requests: ${o.error?.errorMessage ?? 'project quota'}`]
+        : [429, 'Too Many Requests'];
     case 'not_found':
       // The function was removed between routing and invoking.
       return [404, 'Not Found'];

@@ -5,7 +5,14 @@ import type { InvocationResult, SandboxInstance } from '../sandbox/instance.js';
 import type { StemCellPool } from '../sandbox/pool.js';
 import { FixedKeepAlive, type KeepAlivePolicy } from '../scaler/policy.js';
 import { queueSlots } from '../scaler/queueing.js';
-import { Scaler, type Action, type FunctionScaleStats, type ThrottleReason } from '../scaler/scaler.js';
+import {
+  Scaler,
+  type Action,
+  type FunctionScaleStats,
+  type ProjectLimits,
+  type ProjectScaleUsage,
+  type ThrottleReason,
+} from '../scaler/scaler.js';
 import { systemClock, type Clock, type Timer } from '../clock/clock.js';
 import type { FunctionRef, FunctionVersion, InvocationRecord, InvocationStatus } from '../store/types.js';
 import { functionArn, MAX_SYNC_PAYLOAD_BYTES } from '../config/limits.js';
@@ -209,6 +216,7 @@ export class DefaultInvoker implements Invoker {
     this.scaler.register({
       key,
       name: refKey(fv),
+      project: fv.project,
       memoryMB: cfg.memory,
       reserved: cfg.reservedConcurrency,
       provisioned: cfg.provisionedConcurrency ?? 0,
@@ -419,13 +427,45 @@ export class DefaultInvoker implements Invoker {
       version: String(fv.version),
       status: 'throttled',
       throttleReason: reason,
-      error: { errorType: 'TooManyRequestsException', errorMessage: `Rate Exceeded. (${reason})`, trace: [] },
+      error: {
+        errorType: 'TooManyRequestsException',
+        errorMessage: this.throttleMessage(fv.project, reason),
+        trace: [],
+      },
       durationMs: 0,
       cold: false,
       logs: '',
     };
     this.record(req, outcome, start, fv, 0, null);
     return outcome;
+  }
+
+  /** A project quota's throttle says which quota and how to raise it; the others say the reason. */
+  private throttleMessage(project: string, reason: ThrottleReason): string {
+    const u = this.scaler.projectUsage(project);
+    if (reason === 'ProjectConcurrencyQuotaExceeded') {
+      return (
+        `Rate Exceeded. Project "${project}" is at its concurrency quota of ${u.concurrency} concurrent ` +
+        `executions on this node; raise it with \`nimbus project quota ${project} --concurrency <n>\``
+      );
+    }
+    if (reason === 'ProjectMemoryQuotaExceeded') {
+      return (
+        `Rate Exceeded. Project "${project}" is at its memory quota of ${u.memoryMB} MB of instances on this ` +
+        `node; raise it with \`nimbus project quota ${project} --memory <MB>\``
+      );
+    }
+    return `Rate Exceeded. (${reason})`;
+  }
+
+  /** A project's concurrency and memory quotas on this node (null: none), effective at the next admission. */
+  setProjectLimits(project: string, limits: ProjectLimits): void {
+    this.scaler.setProjectLimits(project, limits);
+  }
+
+  /** What a project runs on this node now, and its caps. */
+  projectUsage(project: string): ProjectScaleUsage {
+    return this.scaler.projectUsage(project);
   }
 
   private failure(

@@ -648,3 +648,57 @@ describe('Scaler', () => {
     });
   });
 });
+
+describe('Scaler: project quotas', () => {
+  it('a concurrency quota throttles the project across its functions at exactly the quota', () => {
+    const s = scaler();
+    s.register(fn('a', { project: 'p' }));
+    s.register(fn('b', { project: 'p' }));
+    s.register(fn('c', { project: 'q' }));
+    s.setProjectLimits('p', { concurrency: 2, memoryMB: null });
+    const first = instanceOf(s.acquire('a', 0));
+    instanceOf(s.acquire('b', 0));
+    expect(s.acquire('a', 0)).toEqual({ kind: 'throttle', reason: 'ProjectConcurrencyQuotaExceeded' });
+    expect(s.acquire('b', 0)).toEqual({ kind: 'throttle', reason: 'ProjectConcurrencyQuotaExceeded' });
+    // Another project is not held back by it.
+    instanceOf(s.acquire('c', 0));
+    instanceOf(s.acquire('c', 0));
+    expect(s.projectUsage('p')).toMatchObject({ inFlight: 2, concurrency: 2 });
+    s.release(first, 1, true);
+    instanceOf(s.acquire('b', 1));
+    s.setProjectLimits('p', { concurrency: null, memoryMB: null });
+    instanceOf(s.acquire('a', 2));
+  });
+
+  it("a memory quota evicts the project's idle instances first, never another project's, else throttles", () => {
+    const s = scaler();
+    s.register(fn('a', { project: 'p', memoryMB: 256 }));
+    s.register(fn('b', { project: 'p', memoryMB: 256 }));
+    s.register(fn('other', { project: 'q', memoryMB: 256 }));
+    s.setProjectLimits('p', { concurrency: null, memoryMB: 512 });
+    const idleOther = instanceOf(s.acquire('other', 0));
+    s.release(idleOther, 1, true);
+    const a1 = instanceOf(s.acquire('a', 1));
+    const a2 = instanceOf(s.acquire('a', 1));
+    s.release(a1, 2, true);
+    // b needs 256 MB: the project holds 512 (a1 idle, a2 busy), so a1 goes, not the other project's.
+    const b = s.acquire('b', 3);
+    expect(b).toMatchObject({ kind: 'cold', evict: [a1] });
+    expect(s.projectUsage('p').instanceMemoryMB).toBe(512);
+    // Both busy now: nothing of the project's is idle, so a third start is throttled.
+    expect(s.acquire('a', 3)).toEqual({ kind: 'throttle', reason: 'ProjectMemoryQuotaExceeded' });
+    expect(s.idleInstances().map((i) => i.id)).toEqual([idleOther]);
+    s.release(a2, 4, true);
+    expect(s.acquire('a', 5)).toMatchObject({ kind: 'warm', instance: a2 });
+  });
+
+  it("event headroom stays within the project's quota share", () => {
+    const s = scaler();
+    s.register(fn('a', { project: 'p' }));
+    s.setProjectLimits('p', { concurrency: 4, memoryMB: null });
+    expect(s.headroom('a', undefined, 0.5)).toBe(2);
+    instanceOf(s.acquire('a', 0));
+    expect(s.headroom('a', undefined, 0.5)).toBe(1);
+    expect(s.headroom('a', undefined, 1)).toBe(3);
+  });
+});

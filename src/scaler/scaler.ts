@@ -9,6 +9,8 @@ export interface ScalerFunction {
   key: string;
   /** Reserved concurrency, keep-alive history and scale-out rate are per function name. */
   name: string;
+  /** Its project, whose quotas (setProjectLimits) bind all the project's functions together. */
+  project?: string | undefined;
   memoryMB: number;
   /**
    * Concurrency set aside for the function (all versions) out of the global limit, and its cap: it may
@@ -41,7 +43,22 @@ export type ThrottleReason =
   | 'ConcurrentInvocationLimitExceeded'
   | 'MemoryBudgetExceeded'
   | 'ScaleOutRateExceeded'
-  | 'FunctionNotRegistered';
+  | 'FunctionNotRegistered'
+  | 'ProjectConcurrencyQuotaExceeded'
+  | 'ProjectMemoryQuotaExceeded';
+
+/** A project's caps on this node; null: none. */
+export interface ProjectLimits {
+  concurrency: number | null;
+  memoryMB: number | null;
+}
+
+/** What a project uses on this node, and its caps. */
+export interface ProjectScaleUsage extends ProjectLimits {
+  inFlight: number;
+  /** Configured memory of its instances (starting, idle or busy). */
+  instanceMemoryMB: number;
+}
 
 export type Acquired =
   | { kind: 'warm'; instance: string }
@@ -86,7 +103,15 @@ interface Fn {
   queued: number;
 }
 
+interface ProjectState {
+  limits: ProjectLimits;
+  inFlight: number;
+  memoryMB: number;
+}
+
 interface NameState {
+  /** The project its versions belong to (one name is one project's). */
+  project: string | undefined;
   inFlight: number;
   lastIdleAt: number | null;
   /** Scale-out tokens left; -1 until the function first scales out (then the bucket starts full). */
@@ -116,6 +141,7 @@ let seq = 0;
 export class Scaler {
   private fns = new Map<string, Fn>();
   private names = new Map<string, NameState>();
+  private projects = new Map<string, ProjectState>();
   private insts = new Map<string, Inst>();
   /** Removed instances that still had invocations counted on them (queued behind a crash): drained on release. */
   private gone = new Map<string, Inst>();
@@ -139,7 +165,7 @@ export class Scaler {
   /** Adds a function version, or updates its settings (instances are kept). */
   register(spec: ScalerFunction): void {
     const fn = this.fns.get(spec.key);
-    this.nameState(spec.name);
+    this.nameState(spec.name).project = spec.project;
     this.reserve(spec.name, spec.reserved);
     if (fn) {
       fn.spec = spec;
@@ -177,6 +203,27 @@ export class Scaler {
     }
   }
 
+  /** Sets a project's caps (null: none); instances and invocations already running are kept. */
+  setProjectLimits(project: string, limits: ProjectLimits): void {
+    this.projectState(project).limits = { ...limits };
+  }
+
+  /** A project's usage on this node and its caps. */
+  projectUsage(project: string): ProjectScaleUsage {
+    const p = this.projectState(project);
+    return { ...p.limits, inFlight: p.inFlight, instanceMemoryMB: p.memoryMB };
+  }
+
+  private projectState(project: string | undefined): ProjectState {
+    const key = project ?? '';
+    let p = this.projects.get(key);
+    if (!p) {
+      p = { limits: { concurrency: null, memoryMB: null }, inFlight: 0, memoryMB: 0 };
+      this.projects.set(key, p);
+    }
+    return p;
+  }
+
   /** What unreserved functions share: the global limit less every reservation (0 if they exceed it). */
   get unreservedPool(): number {
     return Math.max(0, this.o.globalConcurrency - this.reservedTotal);
@@ -184,7 +231,11 @@ export class Scaler {
 
   private nameState(name: string): NameState {
     let s = this.names.get(name);
-    if (!s) this.names.set(name, (s = { inFlight: 0, lastIdleAt: null, tokens: -1, tokensAt: 0 }));
+    if (!s)
+      this.names.set(
+        name,
+        (s = { project: undefined, inFlight: 0, lastIdleAt: null, tokens: -1, tokensAt: 0 }),
+      );
     return s;
   }
 
@@ -224,6 +275,10 @@ export class Scaler {
     if (reserved !== undefined && name.inFlight >= reserved) {
       return this.throttle(fn, 'ReservedFunctionConcurrentInvocationLimitExceeded');
     }
+    // The project's quota caps all its functions together, reserved or not (deploys keep reservations in it).
+    const project = this.projectState(fn.spec.project);
+    if (project.limits.concurrency !== null && project.inFlight >= project.limits.concurrency)
+      return this.throttle(fn, 'ProjectConcurrencyQuotaExceeded');
     // An unreserved function draws on the unreserved pool only, so however many run, every reserved function
     // can still reach its reservation. The global check stays as the node's ceiling: it binds a reserved
     // function only when reservations exceed the limit (a lowered NIMBUS_MAX_CONCURRENCY; deploys refuse it).
@@ -255,7 +310,8 @@ export class Scaler {
     this.refill(name, now, fn.spec.scaleOut);
     if (name.tokens < 1) return this.throttle(fn, 'ScaleOutRateExceeded');
     const evict = this.makeRoom(fn.spec.memoryMB, fn);
-    if (evict === null) return this.throttle(fn, 'MemoryBudgetExceeded');
+    if (evict === 'project') return this.throttle(fn, 'ProjectMemoryQuotaExceeded');
+    if (evict === 'node') return this.throttle(fn, 'MemoryBudgetExceeded');
     name.tokens -= 1;
     const inst = this.add(fn, 'ready', false, now);
     inst.active = 1;
@@ -288,6 +344,7 @@ export class Scaler {
     inst.active--;
     this.inFlight--;
     name.inFlight--;
+    this.projectState(fn.spec.project).inFlight--;
     if (!this.reservations.has(fn.spec.name)) this.unreservedInFlight--;
     inst.lastUsed = now;
     const actions: Action[] = [];
@@ -348,7 +405,7 @@ export class Scaler {
       }
       for (; provisioned < fn.spec.provisioned; provisioned++) {
         const evict = this.makeRoom(fn.spec.memoryMB, fn);
-        if (evict === null) break;
+        if (!Array.isArray(evict)) break;
         const inst = this.add(fn, 'starting', true, now);
         actions.push({ kind: 'start', instance: inst.id, key: fn.spec.key, reason: 'provisioned', evict });
       }
@@ -356,7 +413,12 @@ export class Scaler {
         fn.prewarmAt = null;
         if (fn.instances.size === 0) {
           // Pre-warming never evicts: it is a bet on the future, not a need of the present.
-          if (this.memoryMB + fn.spec.memoryMB <= this.o.memoryBudgetMB) {
+          const project = this.projectState(fn.spec.project);
+          const limit = project.limits.memoryMB;
+          if (
+            this.memoryMB + fn.spec.memoryMB <= this.o.memoryBudgetMB &&
+            (limit === null || project.memoryMB + fn.spec.memoryMB <= limit)
+          ) {
             const inst = this.add(fn, 'starting', false, now);
             inst.expiresAt = now + fn.prewarmKeepMs;
             actions.push({
@@ -409,8 +471,15 @@ export class Scaler {
    * Event-driven work asks with a share below 1, so however deep its backlog, HTTP traffic keeps the rest.
    */
   headroom(name: string, reserved: number | undefined, share: number): number {
-    const inFlight = this.names.get(name)?.inFlight ?? 0;
-    const node = this.o.globalConcurrency - this.inFlight;
+    const state = this.names.get(name);
+    const inFlight = state?.inFlight ?? 0;
+    let node = this.o.globalConcurrency - this.inFlight;
+    const project = state && this.projectState(state.project);
+    if (project && project.limits.concurrency !== null) {
+      // The project's quota is shared the same way: event-driven work leaves HTTP its part of it.
+      const quota = project.limits.concurrency;
+      node = Math.min(node, Math.max(1, Math.floor(quota * share)) - project.inFlight);
+    }
     const pool = reserved ?? this.unreservedPool;
     const used = reserved === undefined ? this.unreservedInFlight : inFlight;
     // At least one slot of a non-empty pool, so a small pool still lets events through.
@@ -440,6 +509,7 @@ export class Scaler {
     }
     name.inFlight++;
     this.inFlight++;
+    this.projectState(fn.spec.project).inFlight++;
     if (!this.reservations.has(fn.spec.name)) this.unreservedInFlight++;
   }
 
@@ -488,24 +558,43 @@ export class Scaler {
     name.tokensAt = now;
   }
 
-  /** Instance ids to evict (least recently used idle, never provisioned) so `mb` fits; null if it cannot. */
-  private makeRoom(mb: number, forFn: Fn): string[] | null {
-    if (this.memoryMB + mb <= this.o.memoryBudgetMB) return [];
+  /**
+   * Instance ids to evict (least recently used idle, never provisioned) so `mb` more fits both the node's
+   * budget and the project's memory quota: the project's own idle instances go first (only they free its
+   * quota), then anyone's for the node. 'project' or 'node' names what cannot fit; nothing is evicted then.
+   */
+  private makeRoom(mb: number, forFn: Fn): string[] | 'project' | 'node' {
+    const project = this.projectState(forFn.spec.project);
+    const limit = project.limits.memoryMB;
+    const needProject = limit === null ? 0 : project.memoryMB + mb - limit;
+    const needNode = this.memoryMB + mb - this.o.memoryBudgetMB;
+    if (needProject <= 0 && needNode <= 0) return [];
     const idle = [...this.insts.values()]
       .filter((i) => i.active === 0 && i.state === 'ready' && !i.provisioned)
       .sort((a, b) => (a.fn === forFn ? 1 : 0) - (b.fn === forFn ? 1 : 0) || a.lastUsed - b.lastUsed);
-    const evict: string[] = [];
-    let free = this.o.memoryBudgetMB - this.memoryMB;
+    const chosen = new Set<Inst>();
+    let freedProject = 0;
+    let freedNode = 0;
     for (const i of idle) {
-      if (free >= mb) break;
-      evict.push(i.id);
-      free += i.memoryMB;
+      if (freedProject >= needProject) break;
+      if (this.projectState(i.fn.spec.project) !== project) continue;
+      chosen.add(i);
+      freedProject += i.memoryMB;
+      freedNode += i.memoryMB;
     }
-    if (free < mb) return null;
-    for (const id of evict) {
-      const inst = this.insts.get(id)!;
+    if (freedProject < needProject) return 'project';
+    for (const i of idle) {
+      if (freedNode >= needNode) break;
+      if (chosen.has(i)) continue;
+      chosen.add(i);
+      freedNode += i.memoryMB;
+    }
+    if (freedNode < needNode) return 'node';
+    const evict: string[] = [];
+    for (const inst of chosen) {
       inst.fn.evicted++;
       this.remove(inst, 'evicted');
+      evict.push(inst.id);
     }
     return evict;
   }
@@ -525,6 +614,7 @@ export class Scaler {
     fn.instances.add(inst);
     this.insts.set(inst.id, inst);
     this.memoryMB += fn.spec.memoryMB;
+    this.projectState(fn.spec.project).memoryMB += fn.spec.memoryMB;
     return inst;
   }
 
@@ -544,6 +634,7 @@ export class Scaler {
       if (inst.active > 0) this.gone.set(inst.id, inst);
       inst.fn.instances.delete(inst);
       this.memoryMB -= inst.memoryMB;
+      this.projectState(inst.fn.spec.project).memoryMB -= inst.memoryMB;
       if (inst.listed) {
         const at = inst.fn.available.indexOf(inst);
         if (at >= 0) inst.fn.available.splice(at, 1);

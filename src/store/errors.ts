@@ -189,3 +189,34 @@ export class UploadNotFoundError extends Error {
     super(`no upload ${uploadId} in bucket ${bucket} of project ${project}`);
   }
 }
+
+/** A write would take its project past its storage quota; nothing was written. */
+export class StorageQuotaExceededError extends Error {
+  override name = 'StorageQuotaExceededError';
+  readonly code = 'StorageQuotaExceeded' as const;
+  constructor(
+    readonly project: string,
+    readonly quotaBytes: number,
+    /** What the project stored before the refused write. */
+    readonly usageBytes: number,
+  ) {
+    super(
+      `project "${project}" would exceed its storage quota of ${quotaBytes} bytes (it stores ${usageBytes}); ` +
+        `delete data, or raise the quota with \`nimbus project quota ${project} --storage <size>\``,
+    );
+  }
+}
+
+/** What the quota triggers put in their error (SQLite: after the prefix in the message; PostgreSQL: its
+ *  detail), a serialized fact rather than prose to parse. */
+export const STORAGE_QUOTA_MARK = 'nimbus-storage-quota ';
+
+export function storageQuotaError(json: string): StorageQuotaExceededError | undefined {
+  try {
+    const v = JSON.parse(json) as { project?: unknown; quota?: unknown; usage?: unknown };
+    if (typeof v.project !== 'string') return undefined;
+    return new StorageQuotaExceededError(v.project, Number(v.quota), Number(v.usage));
+  } catch {
+    return undefined;
+  }
+}

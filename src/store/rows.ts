@@ -36,6 +36,8 @@ import type {
   StoredTable,
   StreamRecord,
   Trigger,
+  ProjectQuota,
+  ProjectQuotaUsage,
 } from './types.js';
 import { PROJECT_NAME } from './validate.js';
 
@@ -92,6 +94,14 @@ export interface EventRow {
 export interface ProjectRow {
   name: string;
   created_at: number;
+}
+
+export interface QuotaRow {
+  project: string;
+  concurrency: number | null;
+  memory_mb: number | null;
+  storage_quota: number | null;
+  storage_bytes: number | null;
 }
 
 export interface NodeRow {
@@ -420,6 +430,24 @@ export function toEvent(r: EventRow): QueuedEvent {
 
 export function toProject(r: ProjectRow): Project {
   return { name: r.name, createdAt: r.created_at };
+}
+
+export function toQuotaUsage(r: QuotaRow): ProjectQuotaUsage {
+  return {
+    project: r.project,
+    quota: { concurrency: r.concurrency, memoryMB: r.memory_mb, storageBytes: r.storage_quota },
+    storageBytes: r.storage_bytes ?? 0,
+  };
+}
+
+/** A quota's fields are whole numbers of at least 1, or null (no limit); anything else is refused. */
+export function checkQuotaPatch(patch: Partial<ProjectQuota>): void {
+  for (const [field, v] of Object.entries(patch)) {
+    if (!['concurrency', 'memoryMB', 'storageBytes'].includes(field))
+      throw new Error(`unknown quota field ${field}`);
+    if (v !== null && (!Number.isSafeInteger(v) || (v as number) < 1))
+      throw new Error(`quota ${field} must be a whole number of at least 1, or null for none`);
+  }
 }
 
 export function toNode(r: NodeRow): NodeInfo {

@@ -295,6 +295,46 @@ export interface ProjectStore {
   remove(name: string): Promise<boolean>;
 }
 
+/**
+ * What one project may use; null is no limit. Concurrency and memory are enforced per node by the scaler;
+ * storage across the store, in the write's own transaction.
+ */
+export interface ProjectQuota {
+  /** Concurrent executions across the project's functions on one node. */
+  concurrency: number | null;
+  /** Sum of configured memory (MB) of the project's live instances on one node. */
+  memoryMB: number | null;
+  /** Bytes the project stores: objects and upload parts, table items, queue messages. */
+  storageBytes: number | null;
+}
+
+export const NO_QUOTA: ProjectQuota = Object.freeze({
+  concurrency: null,
+  memoryMB: null,
+  storageBytes: null,
+});
+
+/** A project's quota and the store's exact count of what it stores. */
+export interface ProjectQuotaUsage {
+  project: string;
+  quota: ProjectQuota;
+  storageBytes: number;
+}
+
+/**
+ * Per-project quotas and storage usage. Usage is kept by the database itself (triggers on the objects,
+ * upload parts, table items and queue messages), in the same transaction as each write, and a write that
+ * would take the project past its storage quota fails with StorageQuotaExceededError and writes nothing.
+ */
+export interface QuotaStore {
+  /** Throws ProjectNotFoundError for an unknown project. */
+  get(project: string): Promise<ProjectQuotaUsage>;
+  /** Every project, by name. */
+  list(): Promise<ProjectQuotaUsage[]>;
+  /** Sets the given fields (null clears one), keeps the others; throws ProjectNotFoundError. */
+  set(project: string, patch: Partial<ProjectQuota>): Promise<ProjectQuotaUsage>;
+}
+
 export interface NodeInfo {
   id: string;
   host: string;
@@ -1002,6 +1042,7 @@ export interface Store {
   readonly invocations: InvocationLog;
   readonly events: EventQueue;
   readonly projects: ProjectStore;
+  readonly quotas: QuotaStore;
   readonly nodes: NodeRegistry;
   readonly schedules: ScheduleStore;
   readonly queues: QueueStore;

@@ -4,6 +4,7 @@
 // caller's project and checks that the caller's credentials may use the tables it names, a stream's table
 // included (by its StreamArn or ShardIterator).
 import { accessDenied, readOnly, type Principal } from '../auth.js';
+import { StorageQuotaExceededError } from '../../store/errors.js';
 import type { AwsRequest, AwsResponse, AwsService } from '../aws.js';
 import { ApiError } from '../errors.js';
 import type { BodyLimit } from '../limits.js';
@@ -80,6 +81,9 @@ export function createDynamoService(d: DynamoDeps): AwsService {
       } catch (err) {
         // The expression engine and the value checks speak DynamoDB's words already.
         if (err instanceof DynamoValidationError) throw validation(err.message);
+        // DynamoDB's own error for a limit of the account, which SDKs do not retry.
+        if (err instanceof StorageQuotaExceededError)
+          throw new ApiError(400, 'LimitExceededException', err.message);
         throw err;
       }
     },

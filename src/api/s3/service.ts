@@ -6,6 +6,7 @@
 // unsigned OPTIONS (a browser's CORS preflight) is answered from the bucket's CORS rules in the default
 // project, since it names no key; a signed answer gets the CORS headers its Origin is granted.
 import { Readable } from 'node:stream';
+import { StorageQuotaExceededError } from '../../store/errors.js';
 import type { ByteStore } from '../../objects/bytes.js';
 import type { ChangeContext, ObjectStore } from '../../store/types.js';
 import { canUseBucket, readOnly, type Principal } from '../auth.js';
@@ -110,7 +111,11 @@ export function createS3Service(d: S3Deps): AwsService {
       const granted = () => corsHeaders(d, principal.project, bucket, req.method, req.headers);
       let res: AwsResponse;
       try {
-        res = await dispatch(d, req, principal);
+        res = await dispatch(d, req, principal).catch((err: unknown) => {
+          // S3 has no code for it; 403 QuotaExceeded, as storage services that have quotas answer.
+          if (err instanceof StorageQuotaExceededError) throw new ApiError(403, 'QuotaExceeded', err.message);
+          throw err;
+        });
         // A write may have logged changes: the storage trigger source looks at once rather than at its poll.
         if (res.status < 300 && WRITES.has(req.method.toUpperCase())) d.onChange?.();
       } catch (err) {

@@ -5,6 +5,7 @@
 // decide. A function's key reaches the queues its manifest grants (permissions: { queues: [...] }); every
 // other key reaches all of its project's queues.
 import { systemClock } from '../../clock/clock.js';
+import { StorageQuotaExceededError } from '../../store/errors.js';
 import { canUseQueue, readOnly, type Principal } from '../auth.js';
 import type { AwsRequest, AwsResponse, AwsService } from '../aws.js';
 import { ApiError } from '../errors.js';
@@ -108,6 +109,9 @@ export function createSqsService(deps: SqsDeps): SqsService {
       } catch (err) {
         // The listener renders errors from the headers alone; a query request names its wire here too.
         if (err instanceof ApiError) return encodeError(wire, err, req.requestId);
+        // SQS's own words for an action that would break a limit.
+        if (err instanceof StorageQuotaExceededError)
+          return encodeError(wire, sqsError(403, 'OverLimit', err.message), req.requestId);
         throw err;
       }
     },

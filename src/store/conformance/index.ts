@@ -7,6 +7,7 @@ import type { HarnessFactory } from './harness.js';
 import { invocationLogConformance } from './invocations.js';
 import { nodeRegistryConformance, projectStoreConformance } from './projects.js';
 import { queueStoreConformance } from './queues.js';
+import { quotaStoreConformance } from './quotas.js';
 import { credentialStoreConformance } from './credentials.js';
 import { apiKeyStoreConformance } from './api-keys.js';
 import { secretStoreConformance } from './secrets.js';
@@ -34,4 +35,5 @@ export function storeConformance(name: string, make: HarnessFactory): void {
   apiKeyStoreConformance(name, make);
   secretStoreConformance(name, make);
   objectStoreConformance(name, make);
+  quotaStoreConformance(name, make);
 }

@@ -1,6 +1,7 @@
 // The pool every part of the PostgreSQL store shares, with the one "closed" switch they all obey.
 import pg from 'pg';
 import type { CustomTypesConfig, PoolClient, QueryResultRow } from 'pg';
+import { storageQuotaError } from '../errors.js';
 
 /**
  * Type parsers for this store's pools only (never the process-wide pg.types, which other code may rely on):
@@ -33,13 +34,21 @@ export class Db {
 
   async rows<R extends QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
     this.assertOpen();
-    return (await this.pool.query<R>(sql, params)).rows;
+    try {
+      return (await this.pool.query<R>(sql, params)).rows;
+    } catch (err) {
+      throw typedError(err);
+    }
   }
 
   /** Rows the statement touched. */
   async changed(sql: string, params: unknown[] = []): Promise<number> {
     this.assertOpen();
-    return (await this.pool.query(sql, params)).rowCount ?? 0;
+    try {
+      return (await this.pool.query(sql, params)).rowCount ?? 0;
+    } catch (err) {
+      throw typedError(err);
+    }
   }
 
   /** Runs fn in one transaction on one client: committed if it resolves, rolled back if it throws. */
@@ -60,7 +69,7 @@ export class Db {
       await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
         broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
       });
-      throw err;
+      throw typedError(err);
     } finally {
       client.off('error', ignore);
       client.release(broken);
@@ -98,6 +107,13 @@ export class Batcher<I, O> {
 }
 
 function ignore(): void {}
+
+/** A quota trigger's error (migration 12) as the typed error callers handle; anything else as it came. */
+function typedError(err: unknown): unknown {
+  const detail = (err as { detail?: unknown } | null)?.detail;
+  if (pgCode(err) === 'NQ001' && typeof detail === 'string') return storageQuotaError(detail) ?? err;
+  return err;
+}
 
 /** Postgres error code of a failed query, if it has one. */
 export function pgCode(err: unknown): string | undefined {

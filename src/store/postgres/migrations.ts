@@ -467,6 +467,114 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 12,
+    description:
+      "per-project quotas, and each project's stored bytes kept by triggers in the writing transaction",
+    sql: `
+      -- NULL: no limit. A project's row goes with it.
+      CREATE TABLE project_quotas (
+        project text COLLATE "C" PRIMARY KEY REFERENCES projects (name) ON DELETE CASCADE,
+        concurrency integer,
+        memory_mb integer,
+        storage_bytes bigint
+      );
+
+      -- One row per project, made with the project. The triggers below keep storage_bytes equal to the sum
+      -- of the project's object and upload part sizes, table item sizes and queue message bodies plus
+      -- attributes, in the transaction of the write that changes them: exact, and no scan per write.
+      CREATE TABLE project_usage (
+        project text COLLATE "C" PRIMARY KEY REFERENCES projects (name) ON DELETE CASCADE,
+        storage_bytes bigint NOT NULL DEFAULT 0
+      );
+      INSERT INTO project_usage (project, storage_bytes)
+        SELECT name,
+          (SELECT coalesce(sum(size), 0) FROM objects WHERE project = name)
+          + (SELECT coalesce(sum(size), 0) FROM upload_parts WHERE project = name)
+          + (SELECT coalesce(sum(size), 0) FROM table_items WHERE project = name)
+          + (SELECT coalesce(sum(octet_length(body) + octet_length(attributes)), 0)
+               FROM queue_messages WHERE project = name)
+        FROM projects;
+      CREATE FUNCTION projects_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO project_usage (project) VALUES (NEW.name) ON CONFLICT DO NOTHING;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER projects_usage AFTER INSERT ON projects FOR EACH ROW EXECUTE FUNCTION projects_usage();
+
+      -- A write that grows a project past its quota fails (SQLSTATE NQ001, the facts as JSON in its detail,
+      -- store/errors.ts); one that shrinks it always passes, so deletes free space even over a lowered quota.
+      CREATE FUNCTION project_usage_quota() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE q bigint;
+      BEGIN
+        IF NEW.storage_bytes > OLD.storage_bytes THEN
+          SELECT storage_bytes INTO q FROM project_quotas WHERE project = NEW.project;
+          IF q IS NOT NULL AND NEW.storage_bytes > q THEN
+            RAISE EXCEPTION USING ERRCODE = 'NQ001', MESSAGE = 'storage quota exceeded',
+              DETAIL = json_build_object('project', NEW.project, 'quota', q, 'usage', OLD.storage_bytes)::text;
+          END IF;
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER project_usage_quota BEFORE UPDATE OF storage_bytes ON project_usage
+        FOR EACH ROW EXECUTE FUNCTION project_usage_quota();
+
+      -- Deferred to commit: the usage row is locked last, after every row the transaction writes, so two
+      -- writers of one project never wait on each other in opposite orders (no deadlock), only in turn.
+      CREATE FUNCTION objects_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP = 'INSERT' THEN
+          UPDATE project_usage SET storage_bytes = storage_bytes + (NEW.size) WHERE project = NEW.project;
+        ELSIF TG_OP = 'DELETE' THEN
+          UPDATE project_usage SET storage_bytes = storage_bytes - (OLD.size) WHERE project = OLD.project;
+        ELSE
+          UPDATE project_usage SET storage_bytes = storage_bytes + (NEW.size) - (OLD.size) WHERE project = NEW.project;
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE CONSTRAINT TRIGGER objects_usage AFTER INSERT OR DELETE OR UPDATE OF size ON objects
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION objects_usage();
+      CREATE FUNCTION upload_parts_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP = 'INSERT' THEN
+          UPDATE project_usage SET storage_bytes = storage_bytes + (NEW.size) WHERE project = NEW.project;
+        ELSIF TG_OP = 'DELETE' THEN
+          UPDATE project_usage SET storage_bytes = storage_bytes - (OLD.size) WHERE project = OLD.project;
+        ELSE
+          UPDATE project_usage SET storage_bytes = storage_bytes + (NEW.size) - (OLD.size) WHERE project = NEW.project;
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE CONSTRAINT TRIGGER upload_parts_usage AFTER INSERT OR DELETE OR UPDATE OF size ON upload_parts
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION upload_parts_usage();
+      CREATE FUNCTION table_items_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP = 'INSERT' THEN
+          UPDATE project_usage SET storage_bytes = storage_bytes + (NEW.size) WHERE project = NEW.project;
+        ELSIF TG_OP = 'DELETE' THEN
+          UPDATE project_usage SET storage_bytes = storage_bytes - (OLD.size) WHERE project = OLD.project;
+        ELSE
+          UPDATE project_usage SET storage_bytes = storage_bytes + (NEW.size) - (OLD.size) WHERE project = NEW.project;
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE CONSTRAINT TRIGGER table_items_usage AFTER INSERT OR DELETE OR UPDATE OF size ON table_items
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION table_items_usage();
+      CREATE FUNCTION queue_messages_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP = 'INSERT' THEN
+          UPDATE project_usage SET storage_bytes = storage_bytes + (octet_length(NEW.body) + octet_length(NEW.attributes)) WHERE project = NEW.project;
+        ELSIF TG_OP = 'DELETE' THEN
+          UPDATE project_usage SET storage_bytes = storage_bytes - (octet_length(OLD.body) + octet_length(OLD.attributes)) WHERE project = OLD.project;
+        ELSE
+          UPDATE project_usage SET storage_bytes = storage_bytes + (octet_length(NEW.body) + octet_length(NEW.attributes)) - (octet_length(OLD.body) + octet_length(OLD.attributes)) WHERE project = NEW.project;
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE CONSTRAINT TRIGGER queue_messages_usage AFTER INSERT OR DELETE OR UPDATE OF body, attributes ON queue_messages
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION queue_messages_usage();
+    `,
+  },
 ];
 
 /** The schema version this build writes; a database with a higher one was written by a newer Nimbus. */

@@ -1,16 +1,28 @@
 // ProjectStore and NodeRegistry on PostgreSQL: the namespace every entity lives in, and the nodes sharing it.
 import type { Clock } from '../../clock/clock.js';
-import { ProjectNotEmptyError } from '../errors.js';
+import { ProjectNotEmptyError, ProjectNotFoundError } from '../errors.js';
 import {
   DEFAULT_PROJECT,
   type NodeInfo,
   type NodeRegistry,
   type Project,
+  type ProjectQuota,
+  type ProjectQuotaUsage,
   type ProjectStore,
+  type QuotaStore,
 } from '../types.js';
 import { pgCode, type Db } from './db.js';
 import { lockProject } from './functions.js';
-import { toProject, toNode, checkProjectName, type ProjectRow, type NodeRow } from '../rows.js';
+import {
+  toProject,
+  toNode,
+  toQuotaUsage,
+  checkProjectName,
+  checkQuotaPatch,
+  type ProjectRow,
+  type NodeRow,
+  type QuotaRow,
+} from '../rows.js';
 
 export class PgProjectStore implements ProjectStore {
   constructor(
@@ -114,5 +126,42 @@ export class PgNodeRegistry implements NodeRegistry {
 
   async remove(id: string): Promise<boolean> {
     return (await this.db.changed('DELETE FROM nodes WHERE id = $1', [id])) > 0;
+  }
+}
+
+const QUOTA_SELECT = `SELECT p.name AS project, q.concurrency, q.memory_mb, q.storage_bytes AS storage_quota,
+    u.storage_bytes
+  FROM projects p LEFT JOIN project_quotas q ON q.project = p.name LEFT JOIN project_usage u ON u.project = p.name`;
+
+export class PgQuotaStore implements QuotaStore {
+  constructor(private readonly db: Db) {}
+
+  async get(project: string): Promise<ProjectQuotaUsage> {
+    const rows = await this.db.rows<QuotaRow>(`${QUOTA_SELECT} WHERE p.name = $1`, [project]);
+    if (!rows[0]) throw new ProjectNotFoundError(project);
+    return toQuotaUsage(rows[0]);
+  }
+
+  async list(): Promise<ProjectQuotaUsage[]> {
+    return (await this.db.rows<QuotaRow>(`${QUOTA_SELECT} ORDER BY p.name`)).map(toQuotaUsage);
+  }
+
+  async set(project: string, patch: Partial<ProjectQuota>): Promise<ProjectQuotaUsage> {
+    this.db.assertOpen();
+    checkQuotaPatch(patch);
+    return this.db.tx(async (c) => {
+      // The project's row locked: two operators setting different fields both keep theirs.
+      const found = await c.query<QuotaRow>(`${QUOTA_SELECT} WHERE p.name = $1 FOR UPDATE OF p`, [project]);
+      if (!found.rows[0]) throw new ProjectNotFoundError(project);
+      const q = { ...toQuotaUsage(found.rows[0]).quota, ...patch };
+      await c.query(
+        `INSERT INTO project_quotas (project, concurrency, memory_mb, storage_bytes) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (project) DO UPDATE SET concurrency = excluded.concurrency,
+           memory_mb = excluded.memory_mb, storage_bytes = excluded.storage_bytes`,
+        [project, q.concurrency, q.memoryMB, q.storageBytes],
+      );
+      const after = await c.query<QuotaRow>(`${QUOTA_SELECT} WHERE p.name = $1`, [project]);
+      return toQuotaUsage(after.rows[0]!);
+    });
   }
 }

@@ -460,15 +460,17 @@ async function moveToDeadLetters(
   now: number,
 ): Promise<void> {
   const seqs = rows.map((r) => r.seq);
+  // Each row is deleted before its copy is inserted, so the project's stored bytes (counted by triggers in
+  // that order) never hold a message twice: a move at the storage quota is not refused.
   await c.query(
-    `INSERT INTO queue_messages (project, queue, id, body, md5, attributes, group_id, dedup_id, trace, sent_at,
+    `WITH gone AS (DELETE FROM queue_messages WHERE seq = ANY($1::bigint[]) RETURNING *)
+     INSERT INTO queue_messages (project, queue, id, body, md5, attributes, group_id, dedup_id, trace, sent_at,
        visible_at, dead_letter_source)
      SELECT project, $2, id, body, md5, attributes, group_id, dedup_id, trace, sent_at, $3, queue
-     FROM queue_messages WHERE seq = ANY($1::bigint[]) ORDER BY seq
+     FROM gone ORDER BY seq
      ON CONFLICT (project, queue, id) DO NOTHING`,
     [seqs, dlq, now],
   );
-  await c.query('DELETE FROM queue_messages WHERE seq = ANY($1::bigint[])', [seqs]);
 }
 
 /** Hides the messages and gives each a new receipt token; returns them in the order given. */

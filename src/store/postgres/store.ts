@@ -14,7 +14,7 @@ import { PgFunctionStore } from './functions.js';
 import { PgInvocationLog } from './invocations.js';
 import { migrate } from './migrations.js';
 import { PgObjectStore } from './objects.js';
-import { PgNodeRegistry, PgProjectStore } from './projects.js';
+import { PgNodeRegistry, PgProjectStore, PgQuotaStore } from './projects.js';
 import { PgQueueStore } from './queues.js';
 import { PgScheduleStore } from './schedules.js';
 import { PgTableStore } from './tables.js';
@@ -58,6 +58,7 @@ export class PostgresStore implements Store {
   readonly invocations: PgInvocationLog;
   readonly events: PgEventQueue;
   readonly projects: PgProjectStore;
+  readonly quotas: PgQuotaStore;
   readonly nodes: PgNodeRegistry;
   readonly schedules: PgScheduleStore;
   readonly queues: PgQueueStore;
@@ -86,6 +87,7 @@ export class PostgresStore implements Store {
     this.invocations = new PgInvocationLog(db, opts);
     this.events = new PgEventQueue(db, clock);
     this.projects = new PgProjectStore(db, schema, clock);
+    this.quotas = new PgQuotaStore(db);
     this.nodes = new PgNodeRegistry(db, clock);
     this.schedules = new PgScheduleStore(db, clock);
     this.queues = new PgQueueStore(db, schema, clock);

@@ -17,6 +17,7 @@
 import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
 import type { Database } from 'better-sqlite3';
 import type { Clock } from '../../clock/clock.js';
+import { STORAGE_QUOTA_MARK, storageQuotaError } from '../errors.js';
 
 interface GroupedOp {
   op: () => unknown;
@@ -57,7 +58,11 @@ export class SqliteDb {
   /** An IMMEDIATE transaction (the write lock taken up front, so it never fails half way on a busy upgrade).
    *  Inside another transaction (a grouped op) it is a savepoint: the op is still all or nothing. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (err) {
+      throw typedError(err);
+    }
   }
 
   /**
@@ -153,4 +158,14 @@ export class SqliteDb {
     const fd = this.walFd;
     return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
   }
+}
+
+/** A quota trigger's abort (migration 13) as the typed error callers handle; anything else as it came. */
+function typedError(err: unknown): unknown {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (e?.code === 'SQLITE_CONSTRAINT_TRIGGER' && typeof e.message === 'string') {
+    const at = e.message.indexOf(STORAGE_QUOTA_MARK);
+    if (at >= 0) return storageQuotaError(e.message.slice(at + STORAGE_QUOTA_MARK.length)) ?? err;
+  }
+  return err;
 }

@@ -1,7 +1,7 @@
 // Forward-only schema migrations, tracked in PRAGMA user_version (the header field SQLite keeps for exactly
 // this). Append new entries; never edit or reorder a shipped one, since existing data dirs already ran it.
 import type { Database } from 'better-sqlite3';
-import { SchemaTooNewError } from '../errors.js';
+import { SchemaTooNewError, STORAGE_QUOTA_MARK } from '../errors.js';
 
 export { SchemaTooNewError };
 
@@ -523,6 +523,88 @@ export const MIGRATIONS: readonly Migration[] = [
         updated_at REAL NOT NULL,
         PRIMARY KEY (project, name)
       ) STRICT, WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 13,
+    description:
+      "per-project quotas, and each project's stored bytes kept by triggers in the writing transaction",
+    sql: `
+      -- NULL: no limit. A project's row goes with it.
+      CREATE TABLE project_quotas (
+        project TEXT PRIMARY KEY REFERENCES projects (name) ON DELETE CASCADE,
+        concurrency INTEGER,
+        memory_mb INTEGER,
+        storage_bytes INTEGER
+      ) STRICT;
+
+      -- One row per project, made with the project. The triggers below keep storage_bytes equal to the sum
+      -- of the project's object and upload part sizes, table item sizes and queue message bodies plus
+      -- attributes, in the transaction of the write that changes them: exact, and no scan per write.
+      CREATE TABLE project_usage (
+        project TEXT PRIMARY KEY REFERENCES projects (name) ON DELETE CASCADE,
+        storage_bytes INTEGER NOT NULL DEFAULT 0
+      ) STRICT;
+      INSERT INTO project_usage (project, storage_bytes)
+        SELECT name,
+          (SELECT coalesce(sum(size), 0) FROM objects WHERE project = name)
+          + (SELECT coalesce(sum(size), 0) FROM upload_parts WHERE project = name)
+          + (SELECT coalesce(sum(size), 0) FROM table_items WHERE project = name)
+          + (SELECT coalesce(sum(length(CAST(body AS BLOB)) + length(CAST(attributes AS BLOB))), 0)
+               FROM queue_messages WHERE project = name)
+        FROM projects;
+      CREATE TRIGGER projects_usage AFTER INSERT ON projects BEGIN
+        INSERT INTO project_usage (project) VALUES (NEW.name);
+      END;
+
+      -- A write that grows a project past its quota aborts its statement (and so its transaction); one that
+      -- shrinks it always passes, so deletes free space even over a lowered quota. The message carries the
+      -- facts as JSON after a fixed mark (store/errors.ts).
+      CREATE TRIGGER project_usage_quota BEFORE UPDATE OF storage_bytes ON project_usage
+        WHEN NEW.storage_bytes > OLD.storage_bytes
+          AND NEW.storage_bytes > (SELECT storage_bytes FROM project_quotas WHERE project = NEW.project)
+      BEGIN
+        SELECT RAISE(ABORT, '${STORAGE_QUOTA_MARK}' || json_object('project', NEW.project,
+          'quota', (SELECT storage_bytes FROM project_quotas WHERE project = NEW.project),
+          'usage', OLD.storage_bytes));
+      END;
+
+      CREATE TRIGGER objects_usage_insert AFTER INSERT ON objects BEGIN
+        UPDATE project_usage SET storage_bytes = storage_bytes + NEW.size WHERE project = NEW.project;
+      END;
+      CREATE TRIGGER objects_usage_delete AFTER DELETE ON objects BEGIN
+        UPDATE project_usage SET storage_bytes = storage_bytes - (OLD.size) WHERE project = OLD.project;
+      END;
+      CREATE TRIGGER objects_usage_update AFTER UPDATE OF size ON objects BEGIN
+        UPDATE project_usage SET storage_bytes = storage_bytes + (NEW.size) - (OLD.size) WHERE project = NEW.project;
+      END;
+      CREATE TRIGGER upload_parts_usage_insert AFTER INSERT ON upload_parts BEGIN
+        UPDATE project_usage SET storage_bytes = storage_bytes + NEW.size WHERE project = NEW.project;
+      END;
+      CREATE TRIGGER upload_parts_usage_delete AFTER DELETE ON upload_parts BEGIN
+        UPDATE project_usage SET storage_bytes = storage_bytes - (OLD.size) WHERE project = OLD.project;
+      END;
+      CREATE TRIGGER upload_parts_usage_update AFTER UPDATE OF size ON upload_parts BEGIN
+        UPDATE project_usage SET storage_bytes = storage_bytes + (NEW.size) - (OLD.size) WHERE project = NEW.project;
+      END;
+      CREATE TRIGGER table_items_usage_insert AFTER INSERT ON table_items BEGIN
+        UPDATE project_usage SET storage_bytes = storage_bytes + NEW.size WHERE project = NEW.project;
+      END;
+      CREATE TRIGGER table_items_usage_delete AFTER DELETE ON table_items BEGIN
+        UPDATE project_usage SET storage_bytes = storage_bytes - (OLD.size) WHERE project = OLD.project;
+      END;
+      CREATE TRIGGER table_items_usage_update AFTER UPDATE OF size ON table_items BEGIN
+        UPDATE project_usage SET storage_bytes = storage_bytes + (NEW.size) - (OLD.size) WHERE project = NEW.project;
+      END;
+      CREATE TRIGGER queue_messages_usage_insert AFTER INSERT ON queue_messages BEGIN
+        UPDATE project_usage SET storage_bytes = storage_bytes + length(CAST(NEW.body AS BLOB)) + length(CAST(NEW.attributes AS BLOB)) WHERE project = NEW.project;
+      END;
+      CREATE TRIGGER queue_messages_usage_delete AFTER DELETE ON queue_messages BEGIN
+        UPDATE project_usage SET storage_bytes = storage_bytes - (length(CAST(OLD.body AS BLOB)) + length(CAST(OLD.attributes AS BLOB))) WHERE project = OLD.project;
+      END;
+      CREATE TRIGGER queue_messages_usage_update AFTER UPDATE OF body, attributes ON queue_messages BEGIN
+        UPDATE project_usage SET storage_bytes = storage_bytes + (length(CAST(NEW.body AS BLOB)) + length(CAST(NEW.attributes AS BLOB))) - (length(CAST(OLD.body AS BLOB)) + length(CAST(OLD.attributes AS BLOB))) WHERE project = NEW.project;
+      END;
     `,
   },
 ];

@@ -4,11 +4,23 @@ import {
   type NodeInfo,
   type NodeRegistry,
   type Project,
+  type ProjectQuota,
+  type ProjectQuotaUsage,
   type ProjectStore,
+  type QuotaStore,
 } from '../types.js';
-import { ProjectNotEmptyError } from '../errors.js';
+import { ProjectNotEmptyError, ProjectNotFoundError } from '../errors.js';
 import type { SqliteDb } from './db.js';
-import { toProject, toNode, checkProjectName, type ProjectRow, type NodeRow } from '../rows.js';
+import {
+  toProject,
+  toNode,
+  toQuotaUsage,
+  checkProjectName,
+  checkQuotaPatch,
+  type ProjectRow,
+  type NodeRow,
+  type QuotaRow,
+} from '../rows.js';
 
 const OTHERS = 'tables, buckets, queues or access keys';
 
@@ -106,5 +118,53 @@ export class SqliteNodeRegistry implements NodeRegistry {
   async remove(id: string): Promise<boolean> {
     this.s.assertOpen();
     return this.st.remove.run(id).changes > 0;
+  }
+}
+
+const QUOTA_SELECT = `SELECT p.name AS project, q.concurrency, q.memory_mb, q.storage_bytes AS storage_quota,
+    u.storage_bytes
+  FROM projects p LEFT JOIN project_quotas q ON q.project = p.name LEFT JOIN project_usage u ON u.project = p.name`;
+
+export class SqliteQuotaStore implements QuotaStore {
+  private readonly st;
+
+  constructor(private readonly s: SqliteDb) {
+    const { db } = s;
+    this.st = {
+      get: db.prepare<[string], QuotaRow>(`${QUOTA_SELECT} WHERE p.name = ?`),
+      list: db.prepare<[], QuotaRow>(`${QUOTA_SELECT} ORDER BY p.name`),
+      upsert: db.prepare(
+        `INSERT INTO project_quotas (project, concurrency, memory_mb, storage_bytes)
+         VALUES (@project, @concurrency, @memoryMB, @storageBytes)
+         ON CONFLICT (project) DO UPDATE SET concurrency = excluded.concurrency,
+           memory_mb = excluded.memory_mb, storage_bytes = excluded.storage_bytes`,
+      ),
+    };
+  }
+
+  async get(project: string): Promise<ProjectQuotaUsage> {
+    this.s.assertOpen();
+    const row = this.st.get.get(project);
+    if (!row) throw new ProjectNotFoundError(project);
+    return toQuotaUsage(row);
+  }
+
+  async list(): Promise<ProjectQuotaUsage[]> {
+    this.s.assertOpen();
+    return this.st.list.all().map(toQuotaUsage);
+  }
+
+  async set(project: string, patch: Partial<ProjectQuota>): Promise<ProjectQuotaUsage> {
+    this.s.assertOpen();
+    checkQuotaPatch(patch);
+    return this.s.durably(() =>
+      this.s.transaction(() => {
+        const row = this.st.get.get(project);
+        if (!row) throw new ProjectNotFoundError(project);
+        const quota = { ...toQuotaUsage(row).quota, ...patch };
+        this.st.upsert.run({ project, ...quota });
+        return toQuotaUsage(this.st.get.get(project)!);
+      }),
+    );
   }
 }

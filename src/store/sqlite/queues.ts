@@ -143,8 +143,10 @@ export class SqliteQueueStore implements QueueStore {
           for (const r of rows) {
             handled.push(r.seq);
             if (dlq !== undefined && r.receive_count >= moveAt) {
-              this.st.moveToDeadLetters.run({ seq: r.seq, dlq, now });
+              // Deleted before it is copied, so the project's stored bytes never count it twice (a move at
+              // the storage quota would be refused otherwise).
               this.st.deleteSeq.run(r.seq);
+              this.st.moveToDeadLetters.run({ ...r, dlq, now });
               continue;
             }
             const received = {
@@ -466,11 +468,10 @@ function prepare({ db }: SqliteDb) {
     ),
     // SQS keeps the original send time, so a dead letter expires when it would have in its first queue. A
     // fresh seq puts it at the end of the dead-letter queue; one already there (same id) is kept.
-    moveToDeadLetters: db.prepare(
+    moveToDeadLetters: db.prepare<[QueueMessageRow & { dlq: string; now: number }]>(
       `INSERT INTO queue_messages (project, queue, id, body, md5, attributes, group_id, dedup_id, trace, sent_at,
          visible_at, dead_letter_source)
-       SELECT project, @dlq, id, body, md5, attributes, group_id, dedup_id, trace, sent_at, @now, queue
-       FROM queue_messages WHERE seq = @seq
+       VALUES (@project, @dlq, @id, @body, @md5, @attributes, @group_id, @dedup_id, @trace, @sent_at, @now, @queue)
        ON CONFLICT (project, queue, id) DO NOTHING`,
     ),
     deleteSeq: db.prepare<[number]>('DELETE FROM queue_messages WHERE seq = ?'),

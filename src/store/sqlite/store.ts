@@ -16,7 +16,7 @@ import { SqliteFunctionStore } from './functions.js';
 import { SqliteInvocationLog, positive, type BatchOptions } from './invocations.js';
 import { migrate, userVersion } from './migrations.js';
 import { SqliteObjectStore } from './objects.js';
-import { SqliteNodeRegistry, SqliteProjectStore } from './projects.js';
+import { SqliteNodeRegistry, SqliteProjectStore, SqliteQuotaStore } from './projects.js';
 import { SqliteQueueStore } from './queues.js';
 import { SqliteScheduleStore } from './schedules.js';
 import { SqliteTableStore } from './tables.js';
@@ -50,6 +50,7 @@ export class SqliteStore implements Store {
   readonly invocations: SqliteInvocationLog;
   readonly events: SqliteEventQueue;
   readonly projects: SqliteProjectStore;
+  readonly quotas: SqliteQuotaStore;
   readonly nodes: SqliteNodeRegistry;
   readonly schedules: SqliteScheduleStore;
   readonly queues: SqliteQueueStore;
@@ -73,6 +74,7 @@ export class SqliteStore implements Store {
       this.invocations = new SqliteInvocationLog(this.s, opts);
       this.events = new SqliteEventQueue(this.s);
       this.projects = new SqliteProjectStore(this.s);
+      this.quotas = new SqliteQuotaStore(this.s);
       this.nodes = new SqliteNodeRegistry(this.s);
       this.schedules = new SqliteScheduleStore(this.s);
       this.queues = new SqliteQueueStore(this.s);
