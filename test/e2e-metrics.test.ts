@@ -108,13 +108,14 @@ describe.each(BACKENDS)('metrics and health on %s', (backend) => {
     expect(series(families, 'nimbus_throttles_total', inFixture)).toEqual({
       [`function=closed,${d},trigger=http`]: 1,
     });
-    // Every invocation that ran is in the duration histogram, once: throttled ones never ran.
+    // Every invocation that ran is in the duration histogram, once: throttled ones never ran (closed: 0).
     const ran = {
       [`function=hello,${d}`]: 8,
       [`function=boom,${d}`]: 1,
       [`function=slow,${d}`]: 1,
       [`function=mine,${d}`]: 1,
       [`function=doomed,${d}`]: 1,
+      [`function=closed,${d}`]: 0,
     };
     expect(histogramCounts(samples, 'nimbus_invocation_duration_seconds', inFixture)).toEqual(ran);
     const cold = series(families, 'nimbus_cold_starts_total', inFixture);
@@ -165,6 +166,10 @@ describe.each(BACKENDS)('metrics and health on %s', (backend) => {
       (l) => l['operation'] === 'invocations.write',
     );
     expect(writes[`backend=${backend},operation=invocations.write`]).toBeGreaterThan(0);
+    const typeOf = (name: string) => families.find((f) => f.name === name)?.type;
+    expect(typeOf('nimbus_invocations_total')).toBe('COUNTER');
+    expect(typeOf('nimbus_invocation_duration_seconds')).toBe('HISTOGRAM');
+    expect(typeOf('nimbus_instances')).toBe('GAUGE');
     // Process metrics come with the prefix.
     expect(families.some((f) => f.name === 'nimbus_process_resident_memory_bytes')).toBe(true);
   });

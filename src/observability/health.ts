@@ -4,7 +4,7 @@
 export const HEALTH_PATH = '/healthz';
 export const READY_PATH = '/readyz';
 
-/** How long the store may take to answer the readiness query before it counts as unreachable. */
+/** How long the store may take to answer the readiness query before it counts as unreachable (default). */
 const STORE_TIMEOUT_MS = 2000;
 
 export interface ReadinessChecks {
@@ -24,7 +24,10 @@ export interface HealthReply {
 const OK: HealthReply = { status: 200, body: JSON.stringify({ status: 'ok' }) };
 
 export class Health {
-  constructor(private readonly checks: ReadinessChecks) {}
+  constructor(
+    private readonly checks: ReadinessChecks,
+    private readonly storeTimeoutMs = STORE_TIMEOUT_MS,
+  ) {}
 
   /** The reply for a health path, or undefined when the path is not one. */
   async answer(path: string): Promise<HealthReply | undefined> {
@@ -39,7 +42,7 @@ export class Health {
     let timer: NodeJS.Timeout | undefined;
     try {
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timed out')), STORE_TIMEOUT_MS);
+        timer = setTimeout(() => reject(new Error('timed out')), this.storeTimeoutMs);
       });
       await Promise.race([this.checks.store(), timeout]);
     } catch {
