@@ -248,3 +248,24 @@ describe.skipIf(!BACKENDS.includes('postgresql'))('readiness when the database g
     }
   });
 });
+
+describe('with NIMBUS_METRICS=off', () => {
+  let n: TestNimbus;
+  beforeAll(async () => {
+    n = await startTestNimbus({ metrics: false });
+    await n.deploy(join(FIXTURES, 'metrics'));
+  });
+  afterAll(async () => {
+    await n?.cleanup();
+  });
+
+  it('answers /metrics 404 MetricsOff to the operator and 401 without a key, and health still answers', async () => {
+    expect((await fetch(`${n.gatewayUrl}/hello`)).status).toBe(200);
+    const res = await fetch(`${n.apiUrl}/metrics`, { headers: { authorization: `Bearer ${n.apiKey}` } });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ error: { code: 'MetricsOff' } });
+    expect((await fetch(`${n.apiUrl}/metrics`)).status).toBe(401);
+    for (const base of [n.apiUrl, n.gatewayUrl])
+      expect(await (await fetch(`${base}/readyz`)).json()).toEqual({ status: 'ok' });
+  });
+});
