@@ -2,7 +2,7 @@
 // tell, hooks for the gateway, the async event source and store calls, and gauges read at scrape time from the
 // scaler, the stem-cell pool and the event queue. The warm path only adds to plain numbers in series resolved
 // once per (project, function, trigger), found through nested maps: no label string is built or hashed per call.
-// prom-client's own children hash their labels on every inc() (about 0.5 µs each here), so counters and
+// prom-client's own children hash their labels on every update (about 0.5 µs each here), so counters and
 // histograms are small families of our own that hand prom-client their values when scraped.
 import client from 'prom-client';
 import type { InvocationSink } from '../invoker/types.js';
@@ -23,7 +23,7 @@ export const DURATION_BUCKETS = [
 export const STORE_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5,
 ];
-/** Async event age at an attempt's start: a second to Lambda's six-hour maximum event age. */
+/** Async event age at an attempt's start: 10 ms to Lambda's six-hour maximum event age. */
 export const EVENT_AGE_BUCKETS = [0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 10_800, 21_600];
 
 /** How long one read of the event queue's per-function counts serves scrapes. */
