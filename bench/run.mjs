@@ -11,10 +11,13 @@ import { runSqs } from './sqs.mjs';
 import { runGateway } from './gateway.mjs';
 import { runS3 } from './s3.mjs';
 import { runS3Multipart } from './s3-multipart.mjs';
+import { runMetrics } from './metrics.mjs';
 import { saveResult } from './lib.mjs';
 
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'core,peers,scale,events,dynamodb,sdk,sqs,gateway,s3,s3-multipart').split(','),
+  (
+    process.env.BENCH_ONLY ?? 'core,peers,scale,events,dynamodb,sdk,sqs,gateway,s3,s3-multipart,metrics'
+  ).split(','),
 );
 const summary = {};
 if (only.has('core')) summary.core = await runCore();
@@ -27,6 +30,7 @@ if (only.has('sqs')) summary.sqs = await runSqs();
 if (only.has('gateway')) summary.gateway = await runGateway();
 if (only.has('s3')) summary.s3 = await runS3();
 if (only.has('s3-multipart')) summary.s3Multipart = await runS3Multipart();
+if (only.has('metrics')) summary.metrics = await runMetrics();
 
 const core = summary.core;
 const peers = summary.peers;

@@ -60,6 +60,8 @@ import { ApiKeys } from './security/api-keys.js';
 import { ProjectSecrets, SecretUnavailableError } from './security/stored-secrets.js';
 import { TtlSweeper } from './tables/ttl.js';
 import { ipOrigin } from './http/origin.js';
+import { Metrics, timedPart } from './observability/metrics.js';
+import { Health } from './observability/health.js';
 
 export interface StartOptions extends Partial<SettingsInput> {
   /** Service folders (each with a nimbus.yaml) to deploy at start, e.g. the examples. */
@@ -128,7 +130,17 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     );
     const { sandboxRoot, runtimeFile } = prepareSandboxRoot(dataDir, caps.uid !== null, (m) => log.warn(m));
 
-    const store = await openStore(settings, dataDir, clock, log);
+    // Off, nothing counts: no sink, no gateway hook, no timed store calls (NIMBUS_METRICS=off).
+    const metrics = settings.metrics
+      ? new Metrics(settings.store === 'sqlite' ? 'sqlite' : 'postgresql')
+      : undefined;
+    const store = await openStore(
+      settings,
+      dataDir,
+      clock,
+      log,
+      metrics && ((ms) => metrics.storeCall('invocations.write', ms)),
+    );
     await lifecycle.start(
       component(
         'store',
@@ -176,6 +188,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
 
     const invoker = createInvoker(settings, {
       store,
+      metrics,
       registry,
       pool,
       clock,
@@ -214,7 +227,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     await lifecycle.start(functionKeys);
 
     const events = new AsyncEventSource({
-      queue: store.events,
+      queue: metrics ? timedPart(store.events, 'events', metrics) : store.events,
+      ...(metrics ? { observer: metrics } : {}),
       invoker,
       nodeId,
       clock,
@@ -319,6 +333,19 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       maxConcurrency: settings.maxConcurrency,
       quotas: async (project) => (await store.quotas.get(project)).quota,
     });
+    metrics?.setSources({
+      instances: () => invoker.stats(),
+      stemCells: () => pool.stats(),
+      events: () => store.events.stats(),
+      now: () => clock.now(),
+    });
+    let stopping = false;
+    const health = new Health({
+      // One indexed row: reaches the database (a connection on PostgreSQL) without scanning anything.
+      store: () => store.projects.get(DEFAULT_PROJECT),
+      pool: () => pool.ready(),
+      stopping: () => stopping,
+    });
     let router = buildRouter(registry);
     registry.onChange(() => {
       router = buildRouter(registry);
@@ -340,6 +367,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         accountId: settings.accountId,
         region: settings.region,
         clock,
+        health,
+        ...(metrics ? { metrics } : {}),
       },
       tls,
     );
@@ -387,6 +416,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         apply: (project, q) => invoker.setProjectLimits(project, q),
         usage: (project) => invoker.projectUsage(project),
       },
+      health,
+      ...(metrics ? { metrics } : {}),
       region: settings.region,
       accountId: settings.accountId,
       logger: log,
@@ -431,7 +462,10 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       nodeId,
       smtp: () => (email.port === null ? null : `smtp://${urlHost(settings.smtpHost)}:${email.port}`),
       deployed,
-      stop: () => lifecycle.stop(),
+      stop: () => {
+        stopping = true;
+        return lifecycle.stop();
+      },
     };
   } catch (err) {
     await lifecycle.stop();
@@ -460,13 +494,20 @@ function checkSandbox(settings: Settings, caps: SandboxCapabilities): void {
   }
 }
 
-async function openStore(settings: Settings, dataDir: string, clock: Clock, log: Logger): Promise<Store> {
+async function openStore(
+  settings: Settings,
+  dataDir: string,
+  clock: Clock,
+  log: Logger,
+  onBatchWritten?: (ms: number) => void,
+): Promise<Store> {
   const onError = (err: Error) => log.error({ err }, 'invocation records could not be written');
   if (settings.store === 'sqlite')
     return openSqliteStore({
       path: join(dataDir, 'nimbus.db'),
       clock,
       onError,
+      ...(onBatchWritten ? { onBatchWritten } : {}),
       itemCollectionLimit: settings.itemCollectionLimit,
     });
   try {
@@ -474,6 +515,7 @@ async function openStore(settings: Settings, dataDir: string, clock: Clock, log:
       url: settings.store,
       clock,
       onError,
+      ...(onBatchWritten ? { onBatchWritten } : {}),
       itemCollectionLimit: settings.itemCollectionLimit,
     });
   } catch (err) {
@@ -483,6 +525,8 @@ async function openStore(settings: Settings, dataDir: string, clock: Clock, log:
 
 interface InvokerDeps {
   store: Store;
+  /** A second sink after the invocation log, when metrics are on. */
+  metrics: Metrics | undefined;
   registry: FunctionRegistry;
   pool: StemCellPool;
   clock: Clock;
@@ -500,7 +544,7 @@ function createInvoker(settings: Settings, d: InvokerDeps): DefaultInvoker & { c
     hybrid: new HybridHistogramPolicy({ fallbackKeepAliveMs: settings.keepAliveSec * 1000 }),
   };
   const invoker = new DefaultInvoker({
-    sinks: [d.store.invocations],
+    sinks: d.metrics ? [d.store.invocations, d.metrics] : [d.store.invocations],
     registry: d.registry,
     pool: d.pool,
     code,

@@ -39,6 +39,10 @@ import { credentialScope, isSigV4 } from './sigv4.js';
 import { verifiedBody } from './sigv4-payload.js';
 import { timeOrderedId } from '../ids.js';
 import type { ApiKeys } from '../security/api-keys.js';
+import { isHealthPath, type Health } from '../observability/health.js';
+
+/** The Prometheus exposition: unsigned GET with a bearer key of the operator (see docs/observability.md). */
+export const METRICS_PATH = '/metrics';
 
 export interface ApiOptions {
   apiKey: string;
@@ -78,6 +82,10 @@ export interface ApiOptions {
   recycle?: SecretDeps['recycle'];
   /** This node's scaler, for project quotas (set at once, and what each project runs here). */
   nodeQuotas?: KeyDeps['nodeQuotas'];
+  /** The metrics' exposition; without it (NIMBUS_METRICS=off) /metrics answers 404. */
+  metrics?: { expose(): Promise<{ contentType: string; body: string }> };
+  /** /healthz and /readyz, answered without a key. */
+  health?: Health;
 }
 
 /** A request as the listener sees it once its target is parsed. */
@@ -115,6 +123,8 @@ interface Listener {
   control: RouteTable<ControlHandler>;
   logger: ApiOptions['logger'];
   projects: Pick<Store['projects'], 'get'>;
+  metrics: ApiOptions['metrics'];
+  health: Health | undefined;
 }
 
 /** The request went away before its body arrived: there is nobody to answer. */
@@ -128,6 +138,8 @@ export function createApiServer(o: ApiOptions, tls?: { cert: Buffer; key: Buffer
     services: new AwsServices([createLambdaService(o), ...(o.services ?? [])]),
     control: new RouteTable<ControlHandler>(controlRoutes(o)),
     logger: o.logger,
+    metrics: o.metrics,
+    health: o.health,
   };
   const handler = (req: IncomingMessage, res: ServerResponse): void =>
     void respond(l, req, res, timeOrderedId());
@@ -171,6 +183,13 @@ function quotaError(err: unknown): ApiError | undefined {
 
 function plan(l: Listener, inc: Incoming): Plan {
   const signed = isSigV4(inc.req.headers, inc.rawQuery);
+  // Unsigned only: a signed request to these paths is an S3 path-style request to a bucket of that name.
+  if (!signed && (inc.method === 'GET' || inc.method === 'HEAD')) {
+    const path = inc.url.pathname;
+    const health = l.health;
+    if (health && isHealthPath(path)) return { face: controlError, run: () => healthReply(health, inc) };
+    if (path === METRICS_PATH) return { face: controlError, run: () => metricsReply(l, inc) };
+  }
   if (signed && !isControlPath(inc.url.pathname)) return planSigned(l, inc);
   // A browser's CORS preflight carries no credential by design; the service that answers them decides.
   const cors = inc.method === 'OPTIONS' && !signed && !isControlPath(inc.url.pathname);
@@ -265,6 +284,47 @@ async function handleStreaming(l: Listener, svc: AwsService, inc: Incoming): Pro
     },
     principal,
   );
+}
+
+async function healthReply(health: Health, inc: Incoming): Promise<Reply> {
+  inc.req.resume();
+  const h = (await health.answer(inc.url.pathname))!;
+  return {
+    status: h.status,
+    headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+    body: inc.method === 'HEAD' ? '' : h.body,
+  };
+}
+
+/**
+ * The exposition holds every project's series and the node's own figures, so only the operator (an admin
+ * key of `default`) reads it; `x-nimbus-project` does not narrow it.
+ */
+async function metricsReply(l: Listener, inc: Incoming): Promise<Reply> {
+  inc.req.resume();
+  const principal = await authenticateBearer(l.credentials, inc.req.headers.authorization);
+  if (!isOperator(principal)) {
+    throw new ApiError(
+      403,
+      'AccessDenied',
+      `key ${principal.keyId} of project ${principal.project} cannot read /metrics: it shows every project's functions`,
+      'scrape with the key in <data dir>/api-key, or an admin key of project "default"',
+    );
+  }
+  if (!l.metrics) {
+    throw new ApiError(
+      404,
+      'MetricsOff',
+      'metrics are turned off on this node',
+      'unset NIMBUS_METRICS (or set it to on)',
+    );
+  }
+  const m = await l.metrics.expose();
+  return {
+    status: 200,
+    headers: { 'content-type': m.contentType, 'x-nimbus-request-id': inc.requestId },
+    body: inc.method === 'HEAD' ? '' : m.body,
+  };
 }
 
 async function controlRequest(l: Listener, inc: Incoming): Promise<Reply> {

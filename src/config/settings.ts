@@ -50,6 +50,8 @@ export const SettingsSchema = z.strictObject({
   scaleOutBurst: z.coerce.number().int().min(1).default(1000),
   /** Short invocations may wait for a busy warm instance when that beats a cold start (see docs). */
   queueing: z.boolean().default(true),
+  /** Prometheus metrics at the control listener's /metrics; off takes every counter off the hot path. */
+  metrics: z.boolean().default(true),
   /** First retry of a failed async invocation after this long, doubling per retry (Lambda: about 1 min). */
   retryBaseMs: z.coerce.number().int().min(1).max(3_600_000).default(60_000),
   /** Failed async events are kept this many days after they were accepted (or replayed). */
@@ -109,6 +111,7 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   scaleOutPerSec: 'NIMBUS_SCALE_OUT_PER_SEC',
   scaleOutBurst: 'NIMBUS_SCALE_OUT_BURST',
   queueing: 'NIMBUS_QUEUEING',
+  metrics: 'NIMBUS_METRICS',
   retryBaseMs: 'NIMBUS_RETRY_BASE_MS',
   scheduleCatchUp: 'NIMBUS_SCHEDULE_CATCH_UP',
   failedEventRetentionDays: 'NIMBUS_FAILED_EVENT_RETENTION_DAYS',
@@ -130,6 +133,7 @@ const BOOLEAN_SETTINGS = new Set<keyof Settings>([
   'disableBwrap',
   'disableCgroup',
   'queueing',
+  'metrics',
 ]);
 
 /** 1/true/yes/on and 0/false/no/off, as every NIMBUS_* switch reads them; anything else is left for the schema to refuse. */

@@ -27,6 +27,7 @@ import { timeOrderedId } from '../ids.js';
 import { derivedId } from './ids.js';
 import { continueTrace, MAX_LINEAGE } from './trace.js';
 import type { TriggerSource } from './types.js';
+import type { EventObserver } from '../observability/metrics.js';
 
 /** How soon a node whose only due events belong to full functions looks again. */
 const FULL_RECHECK_MS = 50;
@@ -72,6 +73,8 @@ export interface AsyncEventsOptions {
   region?: string;
   accountId?: string;
   onError?: (err: unknown, context: string) => void;
+  /** Told each attempt's event age and each dead-lettering (metrics). */
+  observer?: EventObserver;
 }
 
 export class AsyncEventSource implements TriggerSource {
@@ -297,6 +300,7 @@ export class AsyncEventSource implements TriggerSource {
       if (!(await this.o.queue.release(ev.id, this.o.nodeId))) this.lostLease(ev);
       return;
     }
+    this.o.observer?.attempt(ref, this.clock.now() - ev.enqueuedAt);
     const outcome = await this.o.invoker.invoke({
       // The version named at enqueue is the one that runs: a later deploy makes the event not found.
       fn: {
@@ -339,6 +343,7 @@ export class AsyncEventSource implements TriggerSource {
         : await q.postpone(ev.id, owner, { nextAttemptAt: now + 1000, error: 'function not loaded yet' });
     } else if (outcome.status === 'not_found') {
       held = await q.deadLetter(ev.id, owner, outcome.error?.errorMessage ?? 'function not found');
+      if (held) this.o.observer?.dead({ project: ev.project, name: ev.functionName }, 'FunctionNotFound');
     } else if (outcome.status === 'throttled') {
       const next = now + Math.min(30_000, 200 * 2 ** Math.min(ev.attempts, 8));
       if (next - ev.enqueuedAt > policy.maxAgeMs)
@@ -380,6 +385,8 @@ export class AsyncEventSource implements TriggerSource {
     const failed = outcome !== undefined && outcome.status !== 'ok' && outcome.status !== 'throttled';
     if (!(await this.o.queue.deadLetter(ev.id, this.o.nodeId, `${condition}${why}`, failed))) {
       this.lostLease(ev);
+    } else if (condition !== 'Success') {
+      this.o.observer?.dead({ project: ev.project, name: ev.functionName }, condition);
     }
   }
 

@@ -26,6 +26,8 @@ import { applyCors, preflightHeaders } from './cors.js';
 import { Throttles } from './throttle.js';
 import { JwtVerifier } from './jwt.js';
 import { identityValue, LambdaAuthorizers } from './lambda-authorizer.js';
+import type { GatewayObserver } from '../observability/metrics.js';
+import { isHealthPath, type Health } from '../observability/health.js';
 
 export interface GatewayOptions {
   invoker: Invoker;
@@ -44,6 +46,10 @@ export interface GatewayOptions {
   /** Least time between JWKS refetches caused by unknown kids; default 30 s. */
   jwksCooldownMs?: number;
   logger?: { warn(obj: object, msg: string): void };
+  /** Told every answered request's route and status (metrics); none when metrics are off. */
+  metrics?: GatewayObserver;
+  /** Answers GET /healthz and /readyz when no route of the project matches them: user routes win. */
+  health?: Health;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = MAX_SYNC_PAYLOAD_BYTES;
@@ -80,6 +86,8 @@ class Gateway {
   private readonly throttles: Throttles;
   private readonly jwt: JwtVerifier;
   private readonly lambdaAuthorizers: LambdaAuthorizers;
+  private readonly metrics: GatewayObserver | undefined;
+  private readonly health: Health | undefined;
 
   constructor(o: GatewayOptions) {
     const clock = o.clock ?? systemClock;
@@ -94,6 +102,8 @@ class Gateway {
     this.apiId = o.apiId ?? 'nimbus';
     this.accountId = o.accountId ?? '000000000000';
     this.logger = o.logger;
+    this.metrics = o.metrics;
+    this.health = o.health;
   }
 
   // Bound once: node:http calls it per request, and handle() never rejects (see its catch).
@@ -104,6 +114,9 @@ class Gateway {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = timeOrderedId();
     const timeEpoch = Date.now();
+    let match: RouteMatch | undefined;
+    // Health probes (a load balancer's, every few seconds) are not counted among the gateway's requests.
+    let probe = false;
     try {
       const method = req.method ?? 'GET';
       let url = req.url ?? '/';
@@ -120,7 +133,7 @@ class Gateway {
       }
 
       const router = this.router();
-      const match = router.match(method, path);
+      match = router.match(method, path);
       const origin = req.headers.origin;
       if (method === 'OPTIONS' && origin !== undefined) {
         const asked = req.headers['access-control-request-method'];
@@ -137,7 +150,9 @@ class Gateway {
         }
       }
       if (!match) {
-        this.sendError(res, 404, 'Not Found', requestId);
+        probe = this.health !== undefined && (method === 'GET' || method === 'HEAD') && isHealthPath(path);
+        if (probe) await this.sendHealth(res, path, method, requestId);
+        else this.sendError(res, 404, 'Not Found', requestId);
         return;
       }
       const protection = match.route.protection;
@@ -150,6 +165,7 @@ class Gateway {
           limits.push({ key: protection.service, config: protection.serviceThrottle });
         const retryAfter = this.throttles.admit(limits);
         if (retryAfter !== undefined) {
+          this.metrics?.throttled(match);
           this.sendError(res, 429, 'Too Many Requests', requestId, cors, origin, {
             'retry-after': String(retryAfter),
           });
@@ -224,7 +240,26 @@ class Gateway {
       } catch {
         res.destroy();
       }
+    } finally {
+      // A request whose client went away before an answer started is not counted.
+      if (this.metrics && res.headersSent && !probe) this.metrics.request(match, res.statusCode);
     }
+  }
+
+  private async sendHealth(
+    res: ServerResponse,
+    path: string,
+    method: string,
+    requestId: string,
+  ): Promise<void> {
+    const h = (await this.health!.answer(path))!;
+    res.writeHead(h.status, {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(h.body)),
+      'cache-control': 'no-store',
+      [REQUEST_ID_HEADER]: requestId,
+    });
+    res.end(method === 'HEAD' ? undefined : h.body);
   }
 
   /**

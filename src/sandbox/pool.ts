@@ -33,6 +33,8 @@ interface SizePool {
   starting: number;
   /** Times of recent takes (cold starts), oldest first. */
   takes: number[];
+  /** Whether the latest boot for this size failed (cleared by the next that succeeds). */
+  failing: boolean;
 }
 
 export class StemCellPool {
@@ -86,6 +88,16 @@ export class StemCellPool {
     return this.booting;
   }
 
+  /**
+   * Whether the pool can serve cold starts: open, and no size has both no ready stem cell and a failing
+   * latest boot. A size that is merely drained by a burst (its refills still booting) stays ready.
+   */
+  ready(): boolean {
+    if (this.closed) return false;
+    for (const p of this.sizes.values()) if (p.failing && p.ready.length === 0) return false;
+    return true;
+  }
+
   stats(): { memoryMB: number; tmpMB: number; ready: number; starting: number; target: number }[] {
     return [...this.sizes.values()].map((p) => ({
       memoryMB: p.memoryMB,
@@ -99,7 +111,8 @@ export class StemCellPool {
   private size(memoryMB: number, tmpMB: number): SizePool {
     const key = `${memoryMB}/${tmpMB}`;
     let pool = this.sizes.get(key);
-    if (!pool) this.sizes.set(key, (pool = { memoryMB, tmpMB, ready: [], starting: 0, takes: [] }));
+    if (!pool)
+      this.sizes.set(key, (pool = { memoryMB, tmpMB, ready: [], starting: 0, takes: [], failing: false }));
     return pool;
   }
 
@@ -125,6 +138,7 @@ export class StemCellPool {
       this.boot(pool.memoryMB, pool.tmpMB).then(
         (inst) => {
           pool.starting--;
+          pool.failing = false;
           if (this.closed) return inst.stop();
           pool.ready.push(inst);
           // A stem cell that dies while waiting must not be handed out.
@@ -138,6 +152,7 @@ export class StemCellPool {
         },
         (err: Error) => {
           pool.starting--;
+          pool.failing = true;
           this.opts.onError?.(err);
         },
       );

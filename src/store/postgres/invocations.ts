@@ -23,6 +23,8 @@ export interface InvocationLogOptions {
   flushIntervalMs: number;
   maxBatch: number;
   onError: (err: Error) => void;
+  /** Told how long each batch's write took (ms), for the store latency metric. */
+  onBatchWritten?: (ms: number, records: number) => void;
 }
 
 const COLUMNS = INVOCATION_COLUMNS.join(', ');
@@ -127,8 +129,10 @@ export class PgInvocationLog implements InvocationLog {
    *  more whole when the connection (not a row) failed, since a pool can hand out a connection that died. */
   private async writeBatch(batch: InvocationRecord[], retried = false): Promise<void> {
     const pool = this.db.pool;
+    const t0 = performance.now();
     try {
       await insertInOrder(pool, toColumns(batch));
+      this.opts.onBatchWritten?.(performance.now() - t0, batch.length);
       return;
     } catch (batchErr) {
       if (!retried && connectionProblem(batchErr)) return this.writeBatch(batch, true);

@@ -33,6 +33,8 @@ export interface PostgresStoreOptions {
   maxBatch?: number;
   /** Told when records could not be written (write() must not throw). Default: process warning. */
   onError?: (err: Error) => void;
+  /** Told how long each batch of invocation records took to write (ms). */
+  onBatchWritten?: (ms: number, records: number) => void;
   /** Bytes an item collection of a table with a local secondary index may hold. Default DynamoDB's 10 GB. */
   itemCollectionLimit?: number;
 }
@@ -80,6 +82,7 @@ export class PostgresStore implements Store {
       flushIntervalMs: number;
       maxBatch: number;
       onError: (err: Error) => void;
+      onBatchWritten?: (ms: number, records: number) => void;
       itemCollectionLimit?: number;
     },
   ) {
@@ -150,6 +153,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     flushIntervalMs: positive(opts.flushIntervalMs, 50),
     maxBatch: Math.max(1, Math.floor(positive(opts.maxBatch, 500))),
     onError,
+    ...(opts.onBatchWritten ? { onBatchWritten: opts.onBatchWritten } : {}),
     ...(opts.itemCollectionLimit !== undefined ? { itemCollectionLimit: opts.itemCollectionLimit } : {}),
   });
 }

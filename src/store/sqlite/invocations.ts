@@ -27,6 +27,8 @@ export interface BatchOptions {
   maxBatch?: number;
   /** Told when records could not be written (write() must not throw). Default: process warning. */
   onError?: (err: Error) => void;
+  /** Told how long each batch's write took (ms), for the store latency metric. */
+  onBatchWritten?: (ms: number, records: number) => void;
 }
 
 type Param = string | number | null;
@@ -40,6 +42,7 @@ export class SqliteInvocationLog implements InvocationLog {
   private readonly flushIntervalMs: number;
   private readonly maxBatch: number;
   private readonly onError: (err: Error) => void;
+  private readonly onBatchWritten: ((ms: number, records: number) => void) | undefined;
   private readonly insert: Statement<Param[]>;
   private readonly byRequestId: Statement<[string], InvocationRow>;
   private readonly queryCache = new Map<string, Statement<Param[], InvocationRow>>();
@@ -53,6 +56,7 @@ export class SqliteInvocationLog implements InvocationLog {
     this.flushIntervalMs = positive(o.flushIntervalMs, 50);
     this.maxBatch = Math.max(1, Math.floor(positive(o.maxBatch, 500)));
     this.onError = o.onError ?? ((err) => process.emitWarning(err));
+    this.onBatchWritten = o.onBatchWritten;
     // A duplicate (request id, attempt) (a retried write) is skipped rather than failing its batch. Not OR IGNORE: that
     // would also skip NOT NULL violations silently, where a malformed record should be reported.
     this.insert = s.db.prepare<Param[]>(
@@ -142,8 +146,10 @@ export class SqliteInvocationLog implements InvocationLog {
     if (this.buffer.length === 0 || !this.s.db.open) return;
     const batch = this.buffer;
     this.buffer = [];
+    const t0 = performance.now();
     try {
       this.insertBatch(batch);
+      this.onBatchWritten?.(performance.now() - t0, batch.length);
     } catch (batchErr) {
       let dropped = batch;
       let cause: unknown = batchErr;
