@@ -1,5 +1,7 @@
 import type { Command } from '../command.js';
 import bucket from './bucket.js';
+import completion from './completion.js';
+import info from './info.js';
 import audit from './audit.js';
 import credentials from './credentials.js';
 import deploy from './deploy.js';
@@ -21,6 +23,7 @@ export const commands: Command[] = [
   deploy,
   invoke,
   ls,
+  info,
   logs,
   events,
   queue,
@@ -32,4 +35,5 @@ export const commands: Command[] = [
   audit,
   secret,
   rm,
+  completion,
 ];
