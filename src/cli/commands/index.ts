@@ -5,6 +5,7 @@ import info from './info.js';
 import audit from './audit.js';
 import credentials from './credentials.js';
 import deploy from './deploy.js';
+import event from './event.js';
 import events from './events.js';
 import invoke from './invoke.js';
 import key from './key.js';
@@ -26,6 +27,7 @@ export const commands: Command[] = [
   info,
   logs,
   events,
+  event,
   queue,
   tableCmd,
   bucket,
