@@ -221,6 +221,7 @@ describe('nimbus up --data X, then commands from the same folder without flags',
   let upOut = '';
   let upErr = '';
   let gatewayUrl = '';
+  let apiUrl = '';
 
   beforeAll(async () => {
     up = spawn(
@@ -245,8 +246,11 @@ describe('nimbus up --data X, then commands from the same folder without flags',
     gatewayUrl = await new Promise<string>((resolve, reject) => {
       up.stdout!.on('data', (d: Buffer) => {
         upOut += d.toString();
-        if (upOut.includes('\n'))
-          resolve((JSON.parse(upOut.split('\n')[0]!) as { gatewayUrl: string }).gatewayUrl);
+        if (upOut.includes('\n')) {
+          const info = JSON.parse(upOut.split('\n')[0]!) as { gatewayUrl: string; apiUrl: string };
+          apiUrl = info.apiUrl;
+          resolve(info.gatewayUrl);
+        }
       });
       up.on('exit', (code) => reject(new Error(`nimbus up exited with ${code}: ${upErr}`)));
     });
@@ -277,6 +281,14 @@ describe('nimbus up --data X, then commands from the same folder without flags',
     const r = await cli(folder('other'), state, ['invoke', 'hello', '--data', '{"name":"Ada"}']);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ message: 'Hello, Ada!' });
+  });
+
+  it('--api-url comes first, and takes the key of the server recorded at that URL', async () => {
+    const r = await cli(folder('flagged'), state, ['ls', '--api-url', apiUrl], {
+      NIMBUS_API_URL: 'http://127.0.0.1:1',
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^hello\s/m);
   });
 
   it('a misspelt function name gets the nearest deployed one', async () => {

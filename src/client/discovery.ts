@@ -46,11 +46,22 @@ export function locateServer(env: NodeJS.ProcessEnv, cwd: string, flagUrl?: stri
       ? { url: env['NIMBUS_API_URL'].trim(), from: 'NIMBUS_API_URL' }
       : undefined;
   if (explicitUrl) {
-    // The key of the data dir next to it, as before: NIMBUS_DATA's, else ./.nimbus's.
+    // The key of the data dir next to it, as before: NIMBUS_DATA's, else ./.nimbus's; else that of the
+    // running server recorded at this URL.
     const keyDir = envData ?? localData;
+    const keyFile = resolve(keyDir, 'api-key');
+    const recorded = existsSync(keyFile)
+      ? undefined
+      : userRecords(env).find(
+          (r) =>
+            r.record.apiUrl.replace(/\/+$/, '') === explicitUrl.url.replace(/\/+$/, '') &&
+            processAlive(r.record),
+        );
     return {
       apiUrl: explicitUrl.url,
-      apiKey: keyFor(env, resolve(keyDir, 'api-key'), `the api-key file of ${keyDir}`),
+      apiKey: recorded
+        ? keyFor(env, recorded.record.keyFile, `the api-key file of ${recorded.record.dataDir}`)
+        : keyFor(env, keyFile, `the api-key file of ${keyDir}`),
       foundIn: explicitUrl.from,
     };
   }
