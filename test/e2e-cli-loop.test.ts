@@ -59,6 +59,24 @@ function record(over: Partial<ServerRecord>): ServerRecord {
   };
 }
 
+/** A function as GET /v1/functions lists it. */
+function fn(name: string): Record<string, unknown> {
+  return {
+    name,
+    service: 's',
+    version: 1,
+    handler: 'h.h',
+    runtime: 'nodejs20.x',
+    memory: 128,
+    ephemeralStorage: 512,
+    timeout: 3,
+    reservedConcurrency: null,
+    routes: [],
+    codeSize: 1,
+    deployedAt: 0,
+  };
+}
+
 /** The pid of a process that has exited (and been reaped): no process has it now. */
 function deadPid(): number {
   const r = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' });
@@ -138,6 +156,45 @@ describe('finding the server', () => {
     expect(r.stderr).toContain('/srv/a/.nimbus');
     expect(r.stderr).toContain('/srv/b/.nimbus');
     expect(r.stderr).toContain('NIMBUS_DATA=');
+  });
+
+  it('among several running servers the one started here wins, and a stale ./.nimbus is passed over', async () => {
+    const cwd = folder('chosen');
+    const state = folder('chosen-state');
+    // Two fake APIs, each naming itself in the one function it lists.
+    const fake = (name: string) =>
+      createHttpServer((req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(req.url === '/v1/queues' ? '{"queues":[]}' : JSON.stringify({ functions: [fn(name)] }));
+      });
+    const here = fake('from-here');
+    const there = fake('from-there');
+    try {
+      for (const [name, server, started] of [
+        ['here', here, cwd],
+        ['there', there, '/srv'],
+      ] as const) {
+        const dataDir = join(root, `chosen-${name}`);
+        mkdirSync(dataDir, { recursive: true });
+        writeFileSync(join(dataDir, 'api-key'), 'k');
+        const apiUrl = `http://127.0.0.1:${await listen(server)}`;
+        writeRecord(
+          userRecordPath({ XDG_STATE_HOME: state }, dataDir),
+          record({ dataDir, apiUrl, keyFile: join(dataDir, 'api-key'), cwd: started }),
+        );
+      }
+      writeRecord(
+        join(cwd, '.nimbus', 'server.json'),
+        record({ dataDir: join(cwd, '.nimbus'), pid: deadPid() }),
+      );
+      const r = await cli(cwd, state, ['ls']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('from-here');
+      expect(r.stdout).not.toContain('from-there');
+    } finally {
+      await new Promise((r) => here.close(r));
+      await new Promise((r) => there.close(r));
+    }
   });
 
   it('nothing recorded anywhere: says how to start Nimbus', async () => {
