@@ -3,7 +3,7 @@
 // A record whose process is gone is stale: it is never used, and if nothing better is found the error says
 // so. An explicit source (flag or environment) is used or refused, never silently skipped.
 import { existsSync, readFileSync } from 'node:fs';
-import { relative, resolve, isAbsolute } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import {
   DATA_DIR_RECORD,
   processAlive,
@@ -80,7 +80,9 @@ export function locateServer(env: NodeJS.ProcessEnv, cwd: string, flagUrl?: stri
 
   const records = userRecords(env);
   const live = records.filter((r) => processAlive(r.record));
-  const here = live.filter((r) => r.record.cwd === cwd || inside(r.record.dataDir, cwd));
+  // Started in this folder, or keeping its data directly in it (`--data ./state`): not merely below it, or
+  // every server under the home folder would count as started there.
+  const here = live.filter((r) => r.record.cwd === cwd || dirname(r.record.dataDir) === cwd);
   // The newest first: a restart in the same folder wins over an older server started there.
   const pick = (here.length > 0 ? here : live.length === 1 ? live : []).sort((a, b) =>
     b.record.startedAt.localeCompare(a.record.startedAt),
@@ -156,11 +158,6 @@ function keyFor(env: NodeJS.ProcessEnv, keyFile: string, what: string): string {
     `no API key: NIMBUS_API_KEY is not set and ${keyFile} does not exist`,
     `set NIMBUS_API_KEY to the key in ${what} (shown by \`nimbus up\`)`,
   );
-}
-
-function inside(path: string, folder: string): boolean {
-  const rel = relative(folder, path);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }
 
 function readSmallFile(path: string): string | undefined {
