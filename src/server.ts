@@ -379,6 +379,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       clock,
       notifyQueue: (project, queue) => queues.notify(project, queue),
     });
+    // Known once the listeners are up; /v1/health reports it, so `nimbus info` can print route URLs.
+    const publicUrls = { gateway: '' };
     const apiOptions: Parameters<typeof createApiServer>[0] = {
       apiKey,
       clock,
@@ -423,6 +425,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       logger: log,
       stemCells: () => pool.stats(),
       status: () => ({
+        gatewayUrl: publicUrls.gateway,
         sandbox: caps.level,
         store: store.backend,
         node: nodeId,
@@ -441,6 +444,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     const scheme = tls ? 'https' : 'http';
     const gatewayUrl = `${scheme}://${urlHost(settings.host)}:${listeners.gatewayPort}`;
     const apiUrl = `${scheme}://${urlHost(settings.apiHost)}:${listeners.apiPort}`;
+    publicUrls.gateway = gatewayUrl;
     writeFileSync(join(dataDir, 'api-url'), apiUrl, { mode: 0o600 });
     // Registered last, with its URLs: a node in the registry is one that serves.
     // With a shared store, other nodes deploy too: each heartbeat also catches up with their deploys.

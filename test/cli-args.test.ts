@@ -42,7 +42,8 @@ beforeAll(async () => {
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('NIMBUS_')) env[k] = v;
-  return { ...env, ...extra };
+  // A state folder of this file's own: no server recorded by the user or by another test file is found.
+  return { ...env, XDG_STATE_HOME: join(cwd, 'state'), ...extra };
 }
 
 function nimbus(
@@ -233,17 +234,24 @@ describe('client and helpers', () => {
 
   it('resolveClientConfig prefers env, then the data folder files', () => {
     const dir = mkdtempSync(join(cwd, 'cfg-'));
-    expect(() => resolveClientConfig({}, dir)).toThrow(/NIMBUS_API_URL is not set/);
+    const state = { XDG_STATE_HOME: join(dir, 'state') };
+    expect(() => resolveClientConfig(state, dir)).toThrow(/NIMBUS_API_URL is not set/);
     mkdirSync(join(dir, '.nimbus'));
     writeFileSync(join(dir, '.nimbus', 'api-url'), 'http://127.0.0.1:8081\n');
-    expect(() => resolveClientConfig({}, dir)).toThrow(/no API key/);
+    expect(() => resolveClientConfig(state, dir)).toThrow(/no API key/);
     writeFileSync(join(dir, '.nimbus', 'api-key'), 'secret\n');
-    expect(resolveClientConfig({}, dir)).toEqual({ apiUrl: 'http://127.0.0.1:8081', apiKey: 'secret' });
-    expect(resolveClientConfig({ NIMBUS_API_URL: 'http://h:1', NIMBUS_API_KEY: 'k' }, dir)).toEqual({
-      apiUrl: 'http://h:1',
-      apiKey: 'k',
+    expect(resolveClientConfig(state, dir)).toMatchObject({
+      apiUrl: 'http://127.0.0.1:8081',
+      apiKey: 'secret',
     });
-    expect(() => resolveClientConfig({ NIMBUS_DATA: 'elsewhere' }, dir)).toThrow(/elsewhere/);
+    expect(
+      resolveClientConfig({ ...state, NIMBUS_API_URL: 'http://h:1', NIMBUS_API_KEY: 'k' }, dir),
+    ).toMatchObject({ apiUrl: 'http://h:1', apiKey: 'k' });
+    // The flag comes before the environment.
+    expect(
+      resolveClientConfig({ ...state, NIMBUS_API_URL: 'http://h:1', NIMBUS_API_KEY: 'k' }, dir, 'http://f:2'),
+    ).toMatchObject({ apiUrl: 'http://f:2', apiKey: 'k' });
+    expect(() => resolveClientConfig({ ...state, NIMBUS_DATA: 'elsewhere' }, dir)).toThrow(/elsewhere/);
   });
 
   it('formats errors on one line and parses --since', () => {

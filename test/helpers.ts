@@ -13,6 +13,13 @@ import { createTestSchema, storeBackends, type TestSchema } from './support/post
 
 export const FIXTURES = join(import.meta.dirname, 'fixtures', 'services');
 
+// Every `nimbus up` and CLI process a test file starts inherits this: servers are recorded in a temporary
+// state folder of the file's own, never in the user's ~/.local/state, and files running side by side do not
+// find each other's servers.
+export const STATE_HOME = mkdtempSync(join(tmpdir(), 'nimbus-test-state-'));
+process.env['XDG_STATE_HOME'] = STATE_HOME;
+afterAll(() => rmSync(STATE_HOME, { recursive: true, force: true }));
+
 export type Backend = 'sqlite' | 'postgresql';
 
 /** The backends every e2e suite that touches state runs on: SQLite, and PostgreSQL when it is reachable

@@ -391,7 +391,7 @@ function deployError(err: unknown): unknown {
   ) {
     return badRequest(
       `the deploy body is not a valid tar.gz archive (${err.message})`,
-      'deploy with `npx nimbus deploy`',
+      'deploy with `nimbus deploy`',
     );
   }
   return err;

@@ -61,7 +61,7 @@ export const functionNotFound = (region: string, accountId: string, name: string
     404,
     'ResourceNotFoundException',
     `Function not found: ${functionArn(region, accountId, name)}`,
-    'deploy it with `npx nimbus deploy` or check `npx nimbus ls`',
+    'deploy it with `nimbus deploy` or check `nimbus ls`',
   );
 
 /** What an unexpected error looks like to the client: nothing of its message or stack. */

@@ -1,6 +1,6 @@
 // Commands are data: one object per command declares its arguments and options, and the dispatcher derives
 // parsing, validation and --help from it. A command's run() sees typed option values, never raw argv.
-import type { NimbusClient } from '../client/index.js';
+import type { ClientConfig, NimbusClient } from '../client/index.js';
 
 export type OptionType = 'string' | 'boolean' | 'number';
 
@@ -54,7 +54,9 @@ export interface Context<O extends OptionSpecs = OptionSpecs> {
   /** Progress and diagnostics on stderr, so stdout stays clean for results. */
   err(text: string): void;
   printJson(value: unknown): void;
-  /** A client for the API found through NIMBUS_API_URL / the data folder; throws a fixable error if none. */
+  /** Where the API is and its key (client/discovery.ts); throws a fixable error if none is found. */
+  clientConfig(): ClientConfig;
+  /** A client for that API. */
   client(): NimbusClient;
 }
 

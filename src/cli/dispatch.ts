@@ -1,7 +1,9 @@
 // Parses argv against the command specs (node:util parseArgs, strict), renders --help, runs the command and
 // turns every failure into exactly one stderr line and an exit code: 1 for failures, 2 for usage errors.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { NimbusClient, resolveClientConfig } from '../client/index.js';
+import { ApiError, NimbusClient, resolveClientConfig } from '../client/index.js';
+import { invokedAs, withInvocation } from './invoked-as.js';
+import { closest } from './suggest.js';
 import {
   CliError,
   UsageError,
@@ -23,13 +25,19 @@ export interface CliSpec {
   commands: Command[];
 }
 
-const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
+export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   json: { type: 'boolean', description: 'Machine-readable output: one JSON document on stdout' },
   help: { type: 'boolean', short: 'h', description: 'Show help' },
   project: {
     type: 'string',
     description: 'Act in this project (an admin key of "default" only; default: the key\'s own project)',
     placeholder: 'name',
+  },
+  'api-url': {
+    type: 'string',
+    description:
+      'The Nimbus API to talk to (default: NIMBUS_API_URL, ./.nimbus, then the running `nimbus up`)',
+    placeholder: 'url',
   },
 };
 
@@ -54,19 +62,17 @@ export async function runCli(argv: string[], spec: CliSpec, io: CliIO): Promise<
       return 0;
     }
     const name = argv[first]!;
-    const command = spec.commands.find((c) => c.name === name || c.aliases?.includes(name));
-    if (!command) {
-      const guess = closest(
-        name,
-        spec.commands.map((c) => c.name),
-      );
-      throw new UsageError(
-        `unknown command "${name}"`,
-        guess
-          ? `did you mean \`nimbus ${guess}\`? Run \`nimbus --help\` for the list`
-          : 'run `nimbus --help` for the list of commands',
-      );
+    // `nimbus help [command]` is `nimbus [command] --help`.
+    if (name === 'help') {
+      const topic = argv.slice(first + 1).find((a) => !a.startsWith('-'));
+      if (topic === undefined) {
+        io.stdout(topHelp(spec));
+        return 0;
+      }
+      io.stdout(commandHelp(findCommand(spec, topic)));
+      return 0;
     }
+    const command = findCommand(spec, name);
     commandName = command.name;
     // `nimbus --json ls` and `nimbus ls --json` mean the same thing.
     const rest = [...leading.filter((f) => f === '--json'), ...argv.slice(first + 1)];
@@ -79,11 +85,27 @@ export async function runCli(argv: string[], spec: CliSpec, io: CliIO): Promise<
       io.stdout(commandHelp(command));
       return 0;
     }
-    await command.run(ctx);
+    try {
+      await command.run(ctx);
+    } catch (e) {
+      throw await withFunctionSuggestion(ctx, e);
+    }
     return 0;
   } catch (e) {
     return reportError(commandName, e, io);
   }
+}
+
+function findCommand(spec: CliSpec, name: string): Command {
+  const command = spec.commands.find((c) => c.name === name || c.aliases?.includes(name));
+  if (command) return command;
+  const guess = closest(name, [...spec.commands.flatMap((c) => [c.name, ...(c.aliases ?? [])]), 'help']);
+  throw new UsageError(
+    `unknown command "${name}"`,
+    guess
+      ? `did you mean \`nimbus ${guess}\`? Run \`nimbus help\` for the list`
+      : 'run `nimbus help` for the list of commands',
+  );
 }
 
 /** Undefined when --help was asked for. */
@@ -160,6 +182,9 @@ function parseCommand(command: Command, argv: string[], io: CliIO): Context | un
   const project =
     (typeof flagged === 'string' && flagged !== '' ? flagged : undefined) ??
     (io.env['NIMBUS_PROJECT'] || undefined);
+  const apiUrlFlag = parsed.values['api-url'];
+  const clientConfig = () =>
+    resolveClientConfig(io.env, io.cwd, typeof apiUrlFlag === 'string' ? apiUrlFlag : undefined);
   return {
     command: command.name,
     args,
@@ -171,8 +196,8 @@ function parseCommand(command: Command, argv: string[], io: CliIO): Context | un
     out: (text) => io.stdout(text),
     err: (text) => io.stderr(text),
     printJson: (value) => io.stdout(JSON.stringify(value, null, 2)),
-    client: () =>
-      new NimbusClient({ ...resolveClientConfig(io.env, io.cwd), ...(project ? { project } : {}) }),
+    clientConfig,
+    client: () => new NimbusClient({ ...clientConfig(), ...(project ? { project } : {}) }),
   };
 }
 
@@ -190,6 +215,27 @@ function usageFromParseArgs(command: Command, e: unknown): UsageError {
     return new UsageError(`${flag} needs a value`, help);
   }
   return new UsageError(msg.split('\n')[0]!.replace(/\.$/, ''), help);
+}
+
+/**
+ * A command naming a function that does not exist gets the nearest deployed name, if one is near: the one
+ * extra request is made only on this failure path, and its own failure leaves the original error as it was.
+ */
+async function withFunctionSuggestion(ctx: Context, e: unknown): Promise<unknown> {
+  const fn = ctx.args['fn'];
+  if (!fn || !(e instanceof ApiError) || e.status !== 404 || !/not ?found/i.test(`${e.code} ${e.message}`))
+    return e;
+  try {
+    const { functions } = await ctx.client().list();
+    const guess = closest(
+      fn,
+      functions.map((f) => f.name),
+    );
+    if (!guess) return e;
+    return new CliError(`function "${fn}" not found`, `did you mean "${guess}"? See \`nimbus ls\``);
+  } catch {
+    return e;
+  }
 }
 
 function reportError(commandName: string, e: unknown, io: CliIO): number {
@@ -210,7 +256,7 @@ function reportError(commandName: string, e: unknown, io: CliIO): number {
   } else {
     message = String(e);
   }
-  io.stderr(formatError(commandName, message, hint));
+  io.stderr(withInvocation(formatError(commandName, message, hint), invokedAs(io.env)));
   if (debug && e instanceof Error && e.stack) io.stderr(e.stack);
   return exitCode;
 }
@@ -275,44 +321,24 @@ export function topHelp(spec: CliSpec): string {
     '',
     'Commands:',
     ...spec.commands.map((c) => `  ${c.name.padEnd(w)}${c.summary}`),
+    `  ${'help'.padEnd(w)}Show help for a command (also \`nimbus <command> --help\`)`,
     '',
     'Global options:',
     '  --json          Machine-readable output: one JSON document on stdout',
     '  --project NAME  Act in another project (admin keys of "default" only; also NIMBUS_PROJECT)',
+    '  --api-url URL   The API to talk to (also NIMBUS_API_URL)',
     '  -h, --help      Show help (also `nimbus <command> --help`)',
     '  -v, --version   Print the version',
+    '',
+    'Finding the server: --api-url, then NIMBUS_API_URL or NIMBUS_DATA, then ./.nimbus, then the',
+    'servers `nimbus up` recorded in $XDG_STATE_HOME/nimbus (default ~/.local/state/nimbus).',
     '',
     'Environment:',
     "  NIMBUS_API_URL, NIMBUS_API_KEY   Where the API is, and the key (a project's key, or ./.nimbus/api-key)",
     '  NIMBUS_PROJECT                   The project to act in (admin keys of "default" only)',
     '  NIMBUS_DATA                      Data folder (default ./.nimbus)',
+    '  NIMBUS_REQUEST_TIMEOUT           Seconds a request may take (default 30; deploys and invokes longer)',
+    '  NIMBUS_RETRIES                   Retries of GET, PUT and DELETE after a connection error (default 2)',
     '  NIMBUS_DEBUG=1                   Print stack traces with errors',
   ].join('\n');
-}
-
-function closest(input: string, names: string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = 3;
-  for (const n of names) {
-    const d = distance(input, n);
-    if (d < bestD) {
-      best = n;
-      bestD = d;
-    }
-  }
-  return best;
-}
-
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
 }

@@ -1,8 +1,7 @@
 // Typed client for the Nimbus control API, shared by the CLI and the tests. Every failure, including an
 // unreachable server or a missing configuration, surfaces as one error carrying a code and a hint to act on.
 import { sigV4CredentialsOf } from '../security/api-keys.js';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { DiscoveryError, locateServer } from './discovery.js';
 import { formatBytes } from './format.js';
 
 export { formatBytes } from './format.js';
@@ -275,9 +274,24 @@ export interface ClientConfig {
   apiKey: string;
   /** The project to act in when not the key's own (admin keys of `default` only). */
   project?: string;
+  /** Where the URL was found (a flag, a variable, a record's file), named when the API does not answer. */
+  foundIn?: string;
+  /** How long a request may take before it fails (default 30 s); deploys and invokes get longer. */
+  timeoutMs?: number;
+  /** Retries of idempotent requests (GET, PUT, DELETE) after a connection error (default 2). */
+  retries?: number;
 }
 
-const START_HINT = 'start Nimbus with `npx nimbus up` or set NIMBUS_API_URL';
+/** Per request: a deploy uploads and unpacks a whole service, an invoke runs a function (900 s at most). */
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEPLOY_TIMEOUT_MS = 600_000;
+const INVOKE_TIMEOUT_MS = 900_000;
+const RETRY_BASE_MS = 200;
+/** Failures where the request never got an answer because the connection failed: safe to repeat when the
+ *  request is idempotent. A timeout is not one of them: waiting again would only double the wait. */
+const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
+
+const START_HINT = 'start Nimbus with `nimbus up` or set NIMBUS_API_URL';
 
 /** A project's quotas (null: no limit) and what it uses: concurrency and memory on the answering node. */
 export interface ProjectQuotaView {
@@ -289,6 +303,9 @@ export class NimbusClient {
   readonly apiUrl: string;
   readonly #apiKey: string;
   readonly #project: string | undefined;
+  readonly #foundIn: string | undefined;
+  readonly #timeoutMs: number;
+  readonly #retries: number;
 
   constructor(opts: ClientConfig) {
     let url: URL;
@@ -305,6 +322,9 @@ export class NimbusClient {
     this.apiUrl = url.href.replace(/\/+$/, '');
     this.#apiKey = opts.apiKey;
     this.#project = opts.project;
+    this.#foundIn = opts.foundIn;
+    this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#retries = opts.retries ?? 2;
   }
 
   /** The key's SigV4 credentials: a project key's id and derived secret, or "nimbus" and the data dir's key. */
@@ -379,8 +399,20 @@ export class NimbusClient {
     const res = await this.#request('POST', '/v1/deploy', {
       body: archive,
       headers: { 'content-type': 'application/gzip' },
+      timeoutMs: Math.max(DEPLOY_TIMEOUT_MS, this.#timeoutMs),
     });
     return (await readJson(res)) as DeployResponse;
+  }
+
+  /** The server's own facts: its gateway URL, sandbox level, store and node. */
+  async health(): Promise<{
+    status: string;
+    gatewayUrl?: string;
+    sandbox?: string;
+    store?: string;
+    node?: string;
+  }> {
+    return this.#json('GET', '/v1/health');
   }
 
   async list(): Promise<{ functions: FunctionSummary[]; stemCells?: StemCellStats[] }> {
@@ -409,6 +441,8 @@ export class NimbusClient {
     const res = await this.#request('POST', `/2015-03-31/functions/${encodeURIComponent(name)}/invocations`, {
       body: payload,
       headers,
+      // A synchronous invoke waits for the function, which may run up to 900 s.
+      timeoutMs: (opts.async ? 0 : INVOKE_TIMEOUT_MS) + this.#timeoutMs,
     });
     const logHeader = res.headers.get('x-amz-log-result');
     const result: InvokeResult = {
@@ -555,29 +589,63 @@ export class NimbusClient {
   async #request(
     method: string,
     path: string,
-    init: { body?: Buffer | string; headers?: Record<string, string> } = {},
+    init: { body?: Buffer | string; headers?: Record<string, string>; timeoutMs?: number } = {},
   ): Promise<Response> {
     const url = this.apiUrl + path;
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        method,
-        headers: {
-          authorization: `Bearer ${this.#apiKey}`,
-          ...(this.#project ? { 'x-nimbus-project': this.#project } : {}),
-          ...init.headers,
-        },
-        body: init.body,
-      });
-    } catch (e) {
-      throw unreachable(this.apiUrl, e);
+    const timeoutMs = init.timeoutMs ?? this.#timeoutMs;
+    const idempotent = method === 'GET' || method === 'PUT' || method === 'DELETE';
+    for (let attempt = 0; ; attempt++) {
+      let res: Response;
+      let text: string;
+      try {
+        // One deadline for the answer and its body: a server that accepts and never answers, or stops
+        // halfway, must not hang the CLI.
+        const signal = AbortSignal.timeout(timeoutMs);
+        res = await fetch(url, {
+          method,
+          headers: {
+            authorization: `Bearer ${this.#apiKey}`,
+            ...(this.#project ? { 'x-nimbus-project': this.#project } : {}),
+            ...init.headers,
+          },
+          body: init.body,
+          signal,
+        });
+        text = await res.text();
+      } catch (e) {
+        if (isTimeout(e)) throw this.#timedOut(timeoutMs);
+        const code = errorCode((e as { cause?: unknown }).cause ?? e);
+        if (idempotent && code && RETRYABLE.has(code) && attempt < this.#retries) {
+          // Exponential backoff with jitter: 200 ms, 400 ms, ... so a server that is just starting is met.
+          await new Promise((r) => setTimeout(r, RETRY_BASE_MS * 2 ** attempt * (0.5 + Math.random())));
+          continue;
+        }
+        throw unreachable(this.apiUrl, e, this.#foundIn);
+      }
+      // Rebuilt around the text already read, so callers read it without another deadline to mind.
+      const bodyless = res.status === 204 || res.status === 205 || res.status === 304;
+      const copy = new Response(bodyless ? null : text, { status: res.status, headers: res.headers });
+      if (res.status >= 200 && res.status < 300) return copy;
+      throw await toApiError(copy);
     }
-    if (res.status >= 200 && res.status < 300) return res;
-    throw await toApiError(res);
+  }
+
+  #timedOut(ms: number): ApiError {
+    const secs = ms >= 1000 ? `${Math.round(ms / 100) / 10} s` : `${ms} ms`;
+    return new ApiError(
+      0,
+      'Timeout',
+      `the Nimbus API at ${this.apiUrl} did not answer within ${secs}${this.#foundIn ? ` (found through ${this.#foundIn})` : ''}`,
+      'check that it is the Nimbus API and that it is not stuck (restart it with `nimbus up`); NIMBUS_REQUEST_TIMEOUT=<seconds> waits longer',
+    );
   }
 }
 
-function unreachable(apiUrl: string, e: unknown): ApiError {
+function isTimeout(e: unknown): boolean {
+  return e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
+}
+
+function unreachable(apiUrl: string, e: unknown, foundIn?: string): ApiError {
   const cause = (e as { cause?: unknown }).cause ?? e;
   const code = errorCode(cause);
   if (code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) {
@@ -598,7 +666,13 @@ function unreachable(apiUrl: string, e: unknown): ApiError {
           : cause instanceof Error
             ? cause.message
             : String(cause);
-  return new ApiError(0, 'Unreachable', `cannot reach the Nimbus API at ${apiUrl} (${why})`, START_HINT);
+  const via = foundIn ? `, found through ${foundIn}` : '';
+  return new ApiError(
+    0,
+    'Unreachable',
+    `cannot reach the Nimbus API at ${apiUrl} (${why}${via})`,
+    START_HINT,
+  );
 }
 
 function errorCode(e: unknown): string | undefined {
@@ -666,7 +740,7 @@ async function toApiError(res: Response): Promise<ApiError> {
 
 // AWS-shaped bodies carry no hint; these are the errors a CLI user meets most.
 const AWS_HINTS: Record<string, string> = {
-  ResourceNotFoundException: 'check the name with `npx nimbus ls`',
+  ResourceNotFoundException: 'check the name with `nimbus ls`',
   TooManyRequestsException:
     'the function is at its concurrency limit; retry, or raise concurrency.reserved in nimbus.yaml',
   InvalidRequestContentException: 'the event must be valid JSON',
@@ -674,45 +748,51 @@ const AWS_HINTS: Record<string, string> = {
 };
 
 /**
- * Where the CLI finds the API: NIMBUS_API_URL / NIMBUS_API_KEY, else the files `nimbus up` writes into its
- * data folder (NIMBUS_DATA, default ./.nimbus), so running in the same folder needs no setup.
+ * Where the CLI finds the API and its key (see discovery.ts for the order); every failure is an ApiError
+ * with a hint. `flagUrl` is the --api-url flag.
  */
 export function resolveClientConfig(
   env: NodeJS.ProcessEnv = process.env,
   cwd: string = process.cwd(),
+  flagUrl?: string,
 ): ClientConfig {
-  const dataDir = resolve(cwd, env['NIMBUS_DATA'] || '.nimbus');
-  const apiUrl = env['NIMBUS_API_URL']?.trim() || readSmallFile(resolve(dataDir, 'api-url'));
-  if (!apiUrl) {
-    throw new ApiError(
-      0,
-      'NotConfigured',
-      `no Nimbus API to talk to: NIMBUS_API_URL is not set and ${resolve(dataDir, 'api-url')} does not exist`,
-      'start Nimbus with `npx nimbus up` in this folder, or set NIMBUS_API_URL (or NIMBUS_DATA to its data folder)',
-    );
+  try {
+    const { apiUrl, apiKey, foundIn } = locateServer(env, cwd, flagUrl);
+    return { apiUrl, apiKey, foundIn, ...requestSettings(env) };
+  } catch (e) {
+    if (e instanceof DiscoveryError) throw new ApiError(0, e.failure.code, e.message, e.failure.hint);
+    throw e;
   }
-  const apiKey = env['NIMBUS_API_KEY']?.trim() || readSmallFile(resolve(dataDir, 'api-key'));
-  if (!apiKey) {
-    throw new ApiError(
-      0,
-      'NotConfigured',
-      `no API key: NIMBUS_API_KEY is not set and ${resolve(dataDir, 'api-key')} does not exist`,
-      'set NIMBUS_API_KEY to the key in the api-key file of the Nimbus data folder (shown by `nimbus up`)',
-    );
-  }
-  return { apiUrl, apiKey };
 }
 
-function readSmallFile(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8').trim() || undefined;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new ApiError(
-      0,
-      'NotConfigured',
-      `cannot read ${path}: ${(e as Error).message}`,
-      'check the file permissions',
-    );
+/** NIMBUS_REQUEST_TIMEOUT (seconds) and NIMBUS_RETRIES, when set and valid. */
+function requestSettings(env: NodeJS.ProcessEnv): Pick<ClientConfig, 'timeoutMs' | 'retries'> {
+  const out: Pick<ClientConfig, 'timeoutMs' | 'retries'> = {};
+  const t = env['NIMBUS_REQUEST_TIMEOUT']?.trim();
+  if (t) {
+    const n = Number(t);
+    if (!Number.isFinite(n) || n <= 0) {
+      throw new ApiError(
+        0,
+        'BadSetting',
+        `NIMBUS_REQUEST_TIMEOUT must be a number of seconds above 0 (got "${t}")`,
+        'for example NIMBUS_REQUEST_TIMEOUT=30',
+      );
+    }
+    out.timeoutMs = n * 1000;
   }
+  const r = env['NIMBUS_RETRIES']?.trim();
+  if (r) {
+    const n = Number(r);
+    if (!Number.isInteger(n) || n < 0 || n > 10) {
+      throw new ApiError(
+        0,
+        'BadSetting',
+        `NIMBUS_RETRIES must be a whole number from 0 to 10 (got "${r}")`,
+        'for example NIMBUS_RETRIES=2',
+      );
+    }
+    out.retries = n;
+  }
+  return out;
 }

@@ -151,7 +151,7 @@ export class EmailSource implements TriggerSource {
   }
 
   /** An SES-like event: the envelope, the parsed headers and bodies, and the attachments. */
-  private emailEvent(mail: ParsedMail, session: SMTPServerSession, rcpts: string[]): Record<string, unknown> {
+  private emailEvent(mail: ParsedMail, session: SMTPServerSession, rcpts: string[]): EmailEvent {
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     return {
       eventSource: 'nimbus:email',
@@ -176,6 +176,24 @@ export class EmailSource implements TriggerSource {
       })),
     };
   }
+}
+
+/** The event an e-mail trigger delivers (Nimbus's own shape, not SES's); `nimbus event generate email` too. */
+export interface EmailEvent {
+  eventSource: 'nimbus:email';
+  messageId: string | null;
+  envelope: { from: string; to: string[] };
+  from: string;
+  to: string[];
+  cc: string[];
+  subject: string;
+  /** ISO time. */
+  date: string | null;
+  text: string | null;
+  html: string | null;
+  headers: { name: string; value: string }[];
+  /** content (base64) only for attachments up to NIMBUS_EMAIL_INLINE_BYTES. */
+  attachments: { filename: string | null; contentType: string; size: number; content?: string }[];
 }
 
 function addressText(a: ParsedMail['to']): string[] {

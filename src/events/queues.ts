@@ -322,41 +322,13 @@ export class QueueSource implements TriggerSource {
 
   /** SQS's record as Lambda delivers it. */
   private record(q: StoredQueue, msg: QueueMessage): Record<string, unknown> {
-    const attributes: Record<string, string> = {
-      ApproximateReceiveCount: String(msg.receiveCount),
-      SentTimestamp: String(msg.sentAt),
-      SenderId: this.o.accountId ?? '000000000000',
-      ApproximateFirstReceiveTimestamp: String(msg.firstReceivedAt ?? this.clock.now()),
-    };
-    if (msg.trace) attributes['AWSTraceHeader'] = msg.trace;
-    if (msg.sequenceNumber !== null) attributes['SequenceNumber'] = msg.sequenceNumber;
-    if (msg.groupId !== null) attributes['MessageGroupId'] = msg.groupId;
-    if (msg.deduplicationId !== null) attributes['MessageDeduplicationId'] = msg.deduplicationId;
-    if (msg.deadLetterSource !== null)
-      attributes['DeadLetterQueueSourceArn'] = this.queueArn(msg.deadLetterSource);
-    const messageAttributes: Record<string, unknown> = {};
-    for (const [name, a] of Object.entries(msg.attributes)) {
-      messageAttributes[name] = {
-        ...(a.StringValue !== undefined ? { stringValue: a.StringValue } : {}),
-        ...(a.BinaryValue !== undefined ? { binaryValue: a.BinaryValue } : {}),
-        stringListValues: [],
-        binaryListValues: [],
-        dataType: a.DataType,
-      };
-    }
-    const attributesMd5 = md5OfMessageAttributes(msg.attributes);
-    return {
-      messageId: msg.id,
-      receiptHandle: msg.receiptHandle,
-      body: msg.body,
-      attributes,
-      messageAttributes,
-      md5OfBody: msg.md5OfBody,
-      ...(attributesMd5 !== null ? { md5OfMessageAttributes: attributesMd5 } : {}),
-      eventSource: 'aws:sqs',
-      eventSourceARN: this.queueArn(q.name),
-      awsRegion: this.o.region ?? 'us-east-1',
-    };
+    return sqsRecord(msg, {
+      region: this.o.region ?? 'us-east-1',
+      accountId: this.o.accountId ?? '000000000000',
+      queueArn: (name) => this.queueArn(name),
+      queue: q.name,
+      now: this.clock.now(),
+    });
   }
 
   private queueArn(name: string): string {
@@ -426,4 +398,46 @@ function holdBackGroups(batch: QueueMessage[], failed: Set<string>): void {
     if (blocked.has(group)) failed.add(msg.id);
     else if (failed.has(msg.id)) blocked.add(group);
   }
+}
+
+/** SQS's record as Lambda delivers it; also what `nimbus event generate sqs` prints. */
+export function sqsRecord(
+  msg: QueueMessage,
+  o: { region: string; accountId: string; queue: string; queueArn: (name: string) => string; now: number },
+): Record<string, unknown> {
+  const attributes: Record<string, string> = {
+    ApproximateReceiveCount: String(msg.receiveCount),
+    SentTimestamp: String(msg.sentAt),
+    SenderId: o.accountId,
+    ApproximateFirstReceiveTimestamp: String(msg.firstReceivedAt ?? o.now),
+  };
+  if (msg.trace) attributes['AWSTraceHeader'] = msg.trace;
+  if (msg.sequenceNumber !== null) attributes['SequenceNumber'] = msg.sequenceNumber;
+  if (msg.groupId !== null) attributes['MessageGroupId'] = msg.groupId;
+  if (msg.deduplicationId !== null) attributes['MessageDeduplicationId'] = msg.deduplicationId;
+  if (msg.deadLetterSource !== null)
+    attributes['DeadLetterQueueSourceArn'] = o.queueArn(msg.deadLetterSource);
+  const messageAttributes: Record<string, unknown> = {};
+  for (const [name, a] of Object.entries(msg.attributes)) {
+    messageAttributes[name] = {
+      ...(a.StringValue !== undefined ? { stringValue: a.StringValue } : {}),
+      ...(a.BinaryValue !== undefined ? { binaryValue: a.BinaryValue } : {}),
+      stringListValues: [],
+      binaryListValues: [],
+      dataType: a.DataType,
+    };
+  }
+  const attributesMd5 = md5OfMessageAttributes(msg.attributes);
+  return {
+    messageId: msg.id,
+    receiptHandle: msg.receiptHandle,
+    body: msg.body,
+    attributes,
+    messageAttributes,
+    md5OfBody: msg.md5OfBody,
+    ...(attributesMd5 !== null ? { md5OfMessageAttributes: attributesMd5 } : {}),
+    eventSource: 'aws:sqs',
+    eventSourceARN: o.queueArn(o.queue),
+    awsRegion: o.region,
+  };
 }

@@ -184,20 +184,35 @@ export class ScheduleSource implements TriggerSource {
 
   /** EventBridge's "Scheduled Event", as a scheduled rule delivers it. */
   private scheduledEvent(s: StoredSchedule, id: string, tick: number): Record<string, unknown> {
-    const region = this.o.region ?? 'us-east-1';
-    const account = this.o.accountId ?? '000000000000';
-    return {
-      version: '0',
+    return scheduledEvent({
       id,
-      'detail-type': 'Scheduled Event',
-      source: 'aws.events',
-      account,
-      time: new Date(tick).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      region,
-      resources: [`arn:aws:events:${region}:${account}:rule/${ruleName(s)}`],
-      detail: {},
-    };
+      tick,
+      rule: ruleName(s),
+      region: this.o.region ?? 'us-east-1',
+      account: this.o.accountId ?? '000000000000',
+    });
   }
+}
+
+/** EventBridge's "Scheduled Event" for one tick; also what `nimbus event generate schedule` prints. */
+export function scheduledEvent(o: {
+  id: string;
+  tick: number;
+  rule: string;
+  region: string;
+  account: string;
+}): Record<string, unknown> {
+  return {
+    version: '0',
+    id: o.id,
+    'detail-type': 'Scheduled Event',
+    source: 'aws.events',
+    account: o.account,
+    time: new Date(o.tick).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    region: o.region,
+    resources: [`arn:aws:events:${o.region}:${o.account}:rule/${o.rule}`],
+    detail: {},
+  };
 }
 
 /** The schedules the deployed functions declare, each with an id derived from all it is. */

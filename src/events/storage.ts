@@ -129,39 +129,48 @@ export class StorageEventSource implements TriggerSource {
 
   /** S3's event notification (event structure version 2.1), one record per change. */
   private event(c: ObjectChange, configurationId: string): { Records: unknown[] } {
-    const account = this.o.accountId ?? '000000000000';
-    const removed = c.event.startsWith('ObjectRemoved:');
-    return {
-      Records: [
-        {
-          eventVersion: '2.1',
-          eventSource: 'aws:s3',
-          awsRegion: this.o.region ?? 'us-east-1',
-          eventTime: new Date(c.at).toISOString(),
-          eventName: c.event,
-          userIdentity: { principalId: c.principalId ? `AWS:${c.principalId}` : 'Anonymous' },
-          requestParameters: { sourceIPAddress: c.sourceIp ?? '127.0.0.1' },
-          responseElements: {
-            'x-amz-request-id': c.requestId ?? '',
-            'x-amz-id-2': c.requestId ?? '',
-          },
-          s3: {
-            s3SchemaVersion: '1.0',
-            configurationId,
-            bucket: {
-              name: c.bucket,
-              ownerIdentity: { principalId: account },
-              arn: `arn:aws:s3:::${c.bucket}`,
-            },
-            // As S3 sends them: a removal names the key and sequencer only.
-            object: removed
-              ? { key: eventKey(c.key), sequencer: sequencer(c.sequencer) }
-              : { key: eventKey(c.key), size: c.size, eTag: c.etag, sequencer: sequencer(c.sequencer) },
-          },
-        },
-      ],
-    };
+    return s3Event(c, configurationId, this.o.region ?? 'us-east-1', this.o.accountId ?? '000000000000');
   }
+}
+
+/** S3's event notification as storage triggers deliver it; also what `nimbus event generate s3` prints. */
+export function s3Event(
+  c: ObjectChange,
+  configurationId: string,
+  region: string,
+  account: string,
+): { Records: unknown[] } {
+  const removed = c.event.startsWith('ObjectRemoved:');
+  return {
+    Records: [
+      {
+        eventVersion: '2.1',
+        eventSource: 'aws:s3',
+        awsRegion: region,
+        eventTime: new Date(c.at).toISOString(),
+        eventName: c.event,
+        userIdentity: { principalId: c.principalId ? `AWS:${c.principalId}` : 'Anonymous' },
+        requestParameters: { sourceIPAddress: c.sourceIp ?? '127.0.0.1' },
+        responseElements: {
+          'x-amz-request-id': c.requestId ?? '',
+          'x-amz-id-2': c.requestId ?? '',
+        },
+        s3: {
+          s3SchemaVersion: '1.0',
+          configurationId,
+          bucket: {
+            name: c.bucket,
+            ownerIdentity: { principalId: account },
+            arn: `arn:aws:s3:::${c.bucket}`,
+          },
+          // As S3 sends them: a removal names the key and sequencer only.
+          object: removed
+            ? { key: eventKey(c.key), sequencer: sequencer(c.sequencer) }
+            : { key: eventKey(c.key), size: c.size, eTag: c.etag, sequencer: sequencer(c.sequencer) },
+        },
+      },
+    ],
+  };
 }
 
 function matches(t: StorageTrigger, c: ObjectChange): boolean {

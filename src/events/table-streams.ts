@@ -290,13 +290,29 @@ export class TableStreamSource implements TriggerSource {
 
   /** The record as Lambda delivers DynamoDB Streams records. */
   private record(r: StreamRecord, viewType: string, label: string): Record<string, unknown> {
-    const region = this.o.region ?? 'us-east-1';
-    return {
-      ...streamRecordView(r, region, viewType),
-      eventSourceARN: `arn:aws:dynamodb:${region}:${this.o.accountId ?? '000000000000'}:table/${r.table}/stream/${label}`,
-      ...(r.userIdentity ? { userIdentity: r.userIdentity } : {}),
-    };
+    return streamLambdaRecord(
+      r,
+      viewType,
+      label,
+      this.o.region ?? 'us-east-1',
+      this.o.accountId ?? '000000000000',
+    );
   }
+}
+
+/** A stream record as table triggers deliver it; also what `nimbus event generate dynamodb` prints. */
+export function streamLambdaRecord(
+  r: StreamRecord,
+  viewType: string,
+  label: string,
+  region: string,
+  account: string,
+): Record<string, unknown> {
+  return {
+    ...streamRecordView(r, region, viewType),
+    eventSourceARN: `arn:aws:dynamodb:${region}:${account}:table/${r.table}/stream/${label}`,
+    ...(r.userIdentity ? { userIdentity: r.userIdentity } : {}),
+  };
 }
 
 /** The lowest sequence number a batchItemFailures response names, or undefined when every record succeeded.

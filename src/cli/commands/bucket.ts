@@ -8,7 +8,6 @@ import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { resolveClientConfig } from '../../client/index.js';
 import { formatBytes } from '../../client/format.js';
 import { CliError, defineCommand, UsageError, type Context } from '../command.js';
 import { table } from '../format.js';
@@ -99,7 +98,7 @@ export default defineCommand({
 });
 
 function client(ctx: Context, S3: typeof S3Client): S3Client {
-  const { apiUrl, apiKey } = resolveClientConfig(ctx.env, ctx.cwd);
+  const { apiUrl, apiKey } = ctx.clientConfig();
   if (ctx.project) {
     // S3 requests are signed, and a signature names its key's project only: refused rather than ignored.
     throw new UsageError(
@@ -238,7 +237,7 @@ function cliError(err: unknown, target: string | undefined): unknown {
     if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || e.name === 'TimeoutError') {
       return new CliError(
         `cannot reach the Nimbus API (${code ?? e.name})`,
-        'start Nimbus with `npx nimbus up` or set NIMBUS_API_URL',
+        'start Nimbus with `nimbus up` or set NIMBUS_API_URL',
       );
     }
     return err;

@@ -1,8 +1,11 @@
 import type { Command } from '../command.js';
 import bucket from './bucket.js';
+import completion from './completion.js';
+import info from './info.js';
 import audit from './audit.js';
 import credentials from './credentials.js';
 import deploy from './deploy.js';
+import event from './event.js';
 import events from './events.js';
 import invoke from './invoke.js';
 import key from './key.js';
@@ -21,8 +24,10 @@ export const commands: Command[] = [
   deploy,
   invoke,
   ls,
+  info,
   logs,
   events,
+  event,
   queue,
   tableCmd,
   bucket,
@@ -32,4 +37,5 @@ export const commands: Command[] = [
   audit,
   secret,
   rm,
+  completion,
 ];

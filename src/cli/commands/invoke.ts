@@ -16,6 +16,13 @@ export default defineCommand({
       placeholder: 'path',
       description: 'Read the event from a JSON file ("-" for stdin)',
     },
+    event: {
+      type: 'string',
+      short: 'e',
+      placeholder: 'source',
+      description:
+        'Invoke with a sample event of a trigger: http, http-v1, sqs, s3, schedule, dynamodb, email',
+    },
     async: { type: 'boolean', description: 'Queue the invocation (Event type) and return at once' },
     log: { type: 'boolean', short: 'l', description: "Print the end of the invocation's log on stderr" },
   },
@@ -23,15 +30,20 @@ export default defineCommand({
     `nimbus invoke hello --data '{"name":"Ada"}'`,
     'nimbus invoke hello --file event.json --log',
     'echo {} | nimbus invoke hello -f -',
+    'nimbus invoke worker --event sqs',
   ],
   async run(ctx) {
     const fn = ctx.args['fn']!;
     // The event is checked before the API is even looked up: a typo in it is the likelier mistake.
-    const { data, file } = ctx.options;
-    if (data !== undefined && file !== undefined) {
-      throw new UsageError('--data and --file are mutually exclusive', 'pass the event one way');
+    const { data, file, event } = ctx.options;
+    if ([data, file, event].filter((v) => v !== undefined).length > 1) {
+      throw new UsageError('--data, --file and --event are mutually exclusive', 'pass the event one way');
     }
     let payload = '{}';
+    if (event !== undefined) {
+      const { generateEvent } = await import('../samples.js');
+      payload = JSON.stringify(generateEvent(event));
+    }
     if (data !== undefined)
       payload = checkJson(data, '--data', `quote it for the shell, e.g. --data '{"name":"Ada"}'`);
     if (file !== undefined) {

@@ -1,7 +1,18 @@
 import { existsSync, readdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CliError, defineCommand } from '../command.js';
 import { PACKAGE_ROOT } from '../format.js';
+import {
+  DATA_DIR_RECORD,
+  removeRecord,
+  userRecordPath,
+  writeRecord,
+  type ServerRecord,
+} from '../../datadir/server-record.js';
+
+/** How often `nimbus up` under npm checks that its parent (npm's shell) is still there. */
+const ORPHAN_POLL_MS = 500;
 
 export default defineCommand({
   name: 'up',
@@ -84,6 +95,26 @@ export default defineCommand({
       throw e;
     });
 
+    // Where later commands find this server, from this folder or any other (client/discovery.ts).
+    const record: ServerRecord = {
+      dataDir: running.dataDir,
+      gatewayUrl: running.gatewayUrl,
+      apiUrl: running.apiUrl,
+      keyFile: running.keyFile,
+      pid: process.pid,
+      host: hostname(),
+      startedAt: new Date().toISOString(),
+      cwd: ctx.cwd,
+    };
+    const recordFiles = [join(running.dataDir, DATA_DIR_RECORD), userRecordPath(ctx.env, running.dataDir)];
+    const forget = (): void => recordFiles.forEach((f) => removeRecord(f));
+    try {
+      for (const f of recordFiles) writeRecord(f, record);
+    } catch (e) {
+      // Only discovery from other folders suffers: say so, and keep serving.
+      ctx.err(`warning: cannot record this server for other commands (${(e as Error).message})`);
+    }
+
     // The handlers come before the banner: whoever reads it may send SIGTERM at once (a supervisor, a test).
     const stopped = new Promise<void>((done) => {
       let stopping = false;
@@ -91,12 +122,16 @@ export default defineCommand({
         if (stopping) {
           // A second Ctrl+C means "now": skip the graceful drain.
           ctx.err('Stopping immediately.');
+          forget();
           process.exit(130);
         }
         stopping = true;
         ctx.err(`Stopping (${signal}): finishing running invocations…`);
         running.stop().then(
-          () => done(),
+          () => {
+            forget();
+            done();
+          },
           (e: unknown) => {
             ctx.err(`nimbus up: stopping failed: ${e instanceof Error ? e.message : String(e)}.`);
             process.exit(1);
@@ -105,6 +140,19 @@ export default defineCommand({
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      // npx and npm scripts run us through `sh -c`, and sh dies of the SIGTERM npm passes on without handing
+      // it to us: under npm, our parent going away is the stop signal. (Not otherwise: `nimbus up &` from a
+      // shell that then exits must keep running.) `npm start` execs node directly, so it gets the signal.
+      if (ctx.env['npm_lifecycle_event']) {
+        const parent = process.ppid;
+        const watch = setInterval(() => {
+          if (process.ppid !== parent) {
+            clearInterval(watch);
+            if (!stopping) onSignal('SIGTERM');
+          }
+        }, ORPHAN_POLL_MS);
+        watch.unref();
+      }
     });
 
     const info = {
