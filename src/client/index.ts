@@ -158,8 +158,19 @@ export interface LogRecord {
   seq: number;
   requestId: string;
   start: number;
+  /** The handler's run time; a cold start's init is initMs. */
   durationMs: number;
+  /** Duration plus init, rounded up to a whole ms. */
   billedMs: number;
+  memoryMB: number;
+  /** 0 when unknown. */
+  maxRssBytes: number;
+  initMs: number | null;
+  /** 1, or 0 when throttled. */
+  requests: number;
+  gbSeconds: number;
+  /** Picodollars (1e-12 USD), priced when the invocation ran. */
+  costPicoUsd: number;
   status: string;
   cold: boolean;
   logs: string;
