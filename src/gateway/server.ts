@@ -223,12 +223,7 @@ class Gateway {
         },
       });
 
-      if (response?.problem !== undefined) {
-        this.logger?.warn(
-          { requestId, functionName: match.functionName, problem: response.problem },
-          'function returned a response the gateway cannot use',
-        );
-      }
+      // A malformed answer is an error outcome whose response (a 502) is already mapped.
       if (outcome.status !== 'ok' && response?.problem === undefined) {
         const [status, message] = failureStatus(outcome);
         this.sendError(res, status, message, requestId, cors, origin);
@@ -238,6 +233,12 @@ class Gateway {
       response ??= v1
         ? mapResultV1(outcome.payload ?? 'null', requestId)
         : mapResultV2(outcome.payload ?? 'null', requestId);
+      if (response.problem !== undefined) {
+        this.logger?.warn(
+          { requestId, functionName: match.functionName, problem: response.problem },
+          'function returned a response the gateway cannot use',
+        );
+      }
       if (cors) applyCors(cors, origin, response.headers);
       this.send(res, response, requestId, match.functionName);
     } catch (err) {
