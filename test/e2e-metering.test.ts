@@ -195,7 +195,7 @@ describe.each(BACKENDS)('metering on %s', (backend) => {
       ['cost', '--since', '1d', '--until', '2d'],
     ]) {
       const r = await cli(args);
-      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.code, args.join(' ')).toBe(2);
       expect(r.stdout).toBe('');
       expect(r.stderr).not.toMatch(/\n\s+at /);
       expect(r.stderr.trim().split('\n')[0]).toMatch(/--by|--since|--until/);
