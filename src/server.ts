@@ -22,6 +22,8 @@ import { pino, type Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from './clock/clock.js';
 import { component, ComponentStartError, Lifecycle, type Component } from './component.js';
 import type { Manifest } from './config/manifest.js';
+import { priceTable, type PriceTable } from './metering/price.js';
+import { InvocationRetention } from './metering/retention.js';
 import { resolveSettings, type Settings, type SettingsInput } from './config/settings.js';
 import { createApiServer } from './api/server.js';
 import { createDynamoService } from './api/dynamodb/service.js';
@@ -186,7 +188,10 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     functionKeys.sync(registry.all());
     registry.onChange(() => functionKeys.sync(registry.all()));
 
+    const prices = priceTable(settings.priceRequests, settings.priceGbSecond, settings.freeTier);
+    const retentionMs = settings.invocationRetentionDays * 86_400_000;
     const invoker = createInvoker(settings, {
+      prices,
       store,
       metrics,
       registry,
@@ -304,6 +309,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     await lifecycle.startAll(triggers);
     // Expired items go in the background, with their stream records, for as long as the store is open.
     await lifecycle.start(new TtlSweeper({ tables: store.tables, clock, onError }));
+    await lifecycle.start(new InvocationRetention({ log: store.invocations, clock, retentionMs, onError }));
     // Object bytes under the data dir; what a crash left unreferenced goes in the background.
     const bytes = new FileByteStore(join(dataDir, 'objects'));
     await lifecycle.start(
@@ -385,6 +391,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       apiKey,
       clock,
       store,
+      metering: { prices, retentionMs },
       registry,
       invoker,
       events,
@@ -534,6 +541,7 @@ interface InvokerDeps {
   registry: FunctionRegistry;
   pool: StemCellPool;
   clock: Clock;
+  prices: PriceTable;
   dataDir: string;
   onError: (err: unknown, context: string) => void;
   awsEnv?: InvokerOptions['awsEnv'];
@@ -549,6 +557,7 @@ function createInvoker(settings: Settings, d: InvokerDeps): DefaultInvoker & { c
   };
   const invoker = new DefaultInvoker({
     sinks: d.metrics ? [d.store.invocations, d.metrics] : [d.store.invocations],
+    prices: d.prices,
     registry: d.registry,
     pool: d.pool,
     code,

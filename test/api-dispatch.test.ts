@@ -90,6 +90,9 @@ const invocations: InvocationLog = {
   },
   get: async (id) => records.find((r) => r.requestId === id),
   flush: async () => {},
+  usage: async () => [],
+  oldestStart: async () => null,
+  prune: async () => 0,
 };
 
 /** The parts of the store the API must not touch. */

@@ -36,9 +36,17 @@ import { createCredential, listCredentials, removeCredential, type CredentialDep
 import { DEPLOY_BODY } from './limits.js';
 import { listSecrets, putSecret, removeSecret, SECRET_BODY, type SecretDeps } from './secrets.js';
 import type { Route } from './routes.js';
+import { costReport, type CostDeps } from './cost.js';
 
 export interface ControlDeps
-  extends EventDeps, QueueDeps, TableDeps, CredentialDeps, SecretDeps, Omit<KeyDeps, 'store'> {
+  extends
+    Omit<CostDeps, 'store'>,
+    EventDeps,
+    QueueDeps,
+    TableDeps,
+    CredentialDeps,
+    SecretDeps,
+    Omit<KeyDeps, 'store'> {
   store: Pick<
     Store,
     | 'functions'
@@ -107,6 +115,7 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
     { method: 'GET', path: '/v1/functions/{name}/logs', handler: (c) => logs(d, c) },
     { method: 'GET', path: '/v1/invocations', handler: (c) => invocations(d, c) },
     { method: 'GET', path: '/v1/invocations/{requestId}', handler: (c) => getInvocation(d, c) },
+    { method: 'GET', path: '/v1/cost', handler: (c) => costReport(d, c) },
     { method: 'GET', path: '/v1/events', handler: (c) => listEvents(d, c) },
     { method: 'GET', path: '/v1/events/{id}', handler: (c) => getEvent(d, c) },
     {
@@ -477,6 +486,12 @@ function logRecord(r: StoredInvocation): Record<string, unknown> {
     start: r.start,
     durationMs: r.durationMs,
     billedMs: r.billedMs,
+    memoryMB: r.memoryMB,
+    maxRssBytes: r.maxRssBytes,
+    initMs: r.initMs,
+    requests: r.requests,
+    gbSeconds: r.gbSeconds,
+    costPicoUsd: r.costPicoUsd,
     status: r.status,
     cold: r.cold,
     errorType: r.errorType,

@@ -9,6 +9,7 @@ import { functionArn } from '../config/limits.js';
 import { ApiError, functionNotFound, routeError } from './errors.js';
 import { DEFAULT_BODY, MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES } from './limits.js';
 import { continueTrace } from '../events/trace.js';
+import { reportLine } from '../metering/report-line.js';
 import { RouteTable } from './routes.js';
 import {
   EVENT_INVOKE_CONFIG_PATH,
@@ -225,9 +226,21 @@ export function isProjectQuota(reason: ThrottleReason | undefined): boolean {
 
 /** START/logs/END/REPORT like CloudWatch, last 4 KB, base64: what X-Amz-Log-Result carries. */
 function tail(o: InvokeOutcome, f: FunctionVersion): string {
-  const report =
-    `REPORT RequestId: ${o.requestId}\tDuration: ${o.durationMs.toFixed(2)} ms\t` +
-    `Billed Duration: ${Math.max(1, Math.ceil(o.durationMs))} ms\tMemory Size: ${f.config.memory} MB\n`;
+  const r = o.record;
+  const report = `${reportLine(
+    r ?? {
+      requestId: o.requestId,
+      durationMs: o.durationMs,
+      billedMs: 0,
+      memoryMB: f.config.memory,
+      maxRssBytes: 0,
+      initMs: null,
+      costPicoUsd: 0,
+      status: o.status,
+      errorType: o.error?.errorType ?? null,
+      errorMessage: o.error?.errorMessage ?? null,
+    },
+  )}\n`;
   const text = `START RequestId: ${o.requestId} Version: ${o.version}\n${o.logs}END RequestId: ${o.requestId}\n${report}`;
   const buf = Buffer.from(text);
   return buf.subarray(Math.max(0, buf.length - TAIL_BYTES)).toString('base64');

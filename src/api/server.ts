@@ -26,6 +26,7 @@ import {
 import { awsJsonError, AwsServices, type AwsResponse, type AwsService } from './aws.js';
 import { ABORTED, readBody, TOO_LARGE } from '../http/body.js';
 import { controlRoutes, type ControlHandler } from './control.js';
+import type { CostDeps } from './cost.js';
 import type { CredentialDeps } from './credentials.js';
 import type { KeyDeps } from './keys.js';
 import { StorageQuotaExceededError } from '../store/errors.js';
@@ -68,6 +69,8 @@ export interface ApiOptions {
   region: string;
   accountId: string;
   logger?: { error(obj: object, msg: string): void };
+  /** The price table and retention that cost reports state (defaults: AWS's prices, 30 days). */
+  metering?: CostDeps['metering'];
   /** extra AWS services to dispatch to by SigV4 scope (lambda is built in) */
   services?: AwsService[];
   /** What "now" is for signature expiry. */

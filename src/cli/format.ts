@@ -33,7 +33,7 @@ export function table(headers: string[], rows: string[][]): string {
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** "30s", "10m", "2h", "1d" before now, or an ISO date; epoch ms. */
-export function parseSince(value: string, now = Date.now()): number {
+export function parseSince(value: string, now = Date.now(), flag = '--since'): number {
   const m = /^(\d+)\s*([smhd])$/.exec(value.trim());
   if (m) return now - Number(m[1]) * UNITS[m[2]!]!;
   if (/^\d{4}-\d{2}-\d{2}/.test(value)) {
@@ -41,7 +41,7 @@ export function parseSince(value: string, now = Date.now()): number {
     if (!Number.isNaN(t)) return t;
   }
   throw new UsageError(
-    `--since "${value}" is neither a duration nor a date`,
+    `${flag} "${value}" is neither a duration nor a date`,
     'use 30s, 10m, 2h, 1d or an ISO date like 2024-05-01T12:00:00Z',
   );
 }

@@ -157,15 +157,74 @@ export interface InvokeResult {
 export interface LogRecord {
   seq: number;
   requestId: string;
+  trigger: string;
+  attempt: number;
   start: number;
+  /** The handler's run time; a cold start's init is initMs. */
   durationMs: number;
+  /** Duration plus init, rounded up to a whole ms. */
   billedMs: number;
+  memoryMB: number;
+  /** 0 when unknown. */
+  maxRssBytes: number;
+  initMs: number | null;
+  /** 1, or 0 when throttled. */
+  requests: number;
+  gbSeconds: number;
+  /** Picodollars (1e-12 USD), priced when the invocation ran. */
+  costPicoUsd: number;
   status: string;
   cold: boolean;
   logs: string;
   errorType: string | null;
   errorMessage: string | null;
   version: string;
+}
+
+/** A full invocation record as /v1/invocations shows it. */
+export interface InvocationView extends LogRecord {
+  project: string;
+  functionName: string;
+}
+
+export interface CostQuery {
+  since?: number;
+  until?: number;
+  by?: string;
+  /** Every project (an admin key of "default" only). */
+  all?: boolean;
+}
+
+/** One group's (or the total's) usage; picodollar amounts are exact decimal strings. */
+export interface CostAmounts {
+  invocations: number;
+  requests: number;
+  billedMs: number;
+  gbSeconds: number;
+  costPicoUsd: string;
+  costUsd: string;
+  /** With the free tier on: what it covers, and the cost after it. */
+  freeTier?: { requests: number; gbSeconds: number; costPicoUsd: string; costUsd: string };
+  netCostPicoUsd?: string;
+  netCostUsd?: string;
+}
+
+export interface CostReport {
+  since: number;
+  until: number;
+  by: string | null;
+  /** null when the report covers every project. */
+  project: string | null;
+  prices: { requestsPerMillionUsd: string; gbSecondUsd: string; freeTier: boolean };
+  groups: (CostAmounts & { group: string; project?: string })[];
+  total: CostAmounts;
+  /** The earliest record kept (of the project, or of all), null when none. */
+  oldestRecordAt: number | null;
+  retentionDays: number;
+  /** Records that started before this were pruned. */
+  prunedBefore: number;
+  /** False when since is before prunedBefore: the report cannot include what was pruned. */
+  complete: boolean;
 }
 
 /** An async event as the control API shows it. */
@@ -372,6 +431,29 @@ export class NimbusClient {
 
   async rotateKey(id: string): Promise<CreatedApiKey> {
     return this.#json('POST', `/v1/keys/${encodeURIComponent(id)}/rotate`);
+  }
+
+  /** Usage and cost summed per group (GET /v1/cost); times are epoch ms. */
+  async cost(q: CostQuery = {}): Promise<CostReport> {
+    const p = new URLSearchParams();
+    if (q.since !== undefined) p.set('since', String(q.since));
+    if (q.until !== undefined) p.set('until', String(q.until));
+    if (q.by !== undefined) p.set('by', q.by);
+    if (q.all) p.set('all', 'true');
+    const qs = p.size > 0 ? `?${p}` : '';
+    return this.#json<CostReport>('GET', `/v1/cost${qs}`);
+  }
+
+  /** The project's invocation records, newest first (GET /v1/invocations). */
+  async invocations(
+    q: { function?: string; since?: number; limit?: number } = {},
+  ): Promise<InvocationView[]> {
+    const p = new URLSearchParams();
+    if (q.function !== undefined) p.set('function', q.function);
+    if (q.since !== undefined) p.set('since', String(q.since));
+    if (q.limit !== undefined) p.set('limit', String(q.limit));
+    const qs = p.size > 0 ? `?${p}` : '';
+    return (await this.#json<{ invocations: InvocationView[] }>('GET', `/v1/invocations${qs}`)).invocations;
   }
 
   async audit(q: { since?: number; action?: string; limit?: number } = {}): Promise<AuditEntryView[]> {

@@ -56,6 +56,24 @@ export const SettingsSchema = z.strictObject({
   retryBaseMs: z.coerce.number().int().min(1).max(3_600_000).default(60_000),
   /** Failed async events are kept this many days after they were accepted (or replayed). */
   failedEventRetentionDays: z.coerce.number().min(0.001).max(3650).default(14),
+  /** Invocation records (and their logs) are deleted this many days after they started. */
+  invocationRetentionDays: z.coerce.number().min(0.001).max(36500).default(30),
+  /** USD per million requests (AWS us-east-1: 0.20); at most 6 decimals, a picodollar per request. */
+  priceRequests: z
+    .string()
+    .regex(/^\d+(\.\d{0,6})?$/, {
+      message: 'must be USD per million requests with at most 6 decimals, like 0.20',
+    })
+    .default('0.20'),
+  /** USD per GB-second (AWS us-east-1 x86: 0.0000166667); at most 12 decimals, a picodollar. */
+  priceGbSecond: z
+    .string()
+    .regex(/^\d+(\.\d{0,12})?$/, {
+      message: 'must be USD per GB-second with at most 12 decimals, like 0.0000166667',
+    })
+    .default('0.0000166667'),
+  /** Cost reports subtract AWS's monthly free tier (1M requests, 400,000 GB-s) per project and month. */
+  freeTier: z.boolean().default(false),
   /** A schedule tick missed while Nimbus was down (over a minute late): "skip" it, or fire it "once". */
   scheduleCatchUp: z.enum(['skip', 'once']).default('skip'),
   /** The share (0.1..1) of a function's reserved concurrency, and of maxConcurrency, that async events and
@@ -115,6 +133,10 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   retryBaseMs: 'NIMBUS_RETRY_BASE_MS',
   scheduleCatchUp: 'NIMBUS_SCHEDULE_CATCH_UP',
   failedEventRetentionDays: 'NIMBUS_FAILED_EVENT_RETENTION_DAYS',
+  invocationRetentionDays: 'NIMBUS_INVOCATION_RETENTION_DAYS',
+  priceRequests: 'NIMBUS_PRICE_REQUESTS',
+  priceGbSecond: 'NIMBUS_PRICE_GB_SECOND',
+  freeTier: 'NIMBUS_FREE_TIER',
   eventConcurrencyShare: 'NIMBUS_EVENT_CONCURRENCY_SHARE',
   eventConcurrency: 'NIMBUS_EVENT_CONCURRENCY',
   itemCollectionLimit: 'NIMBUS_ITEM_COLLECTION_LIMIT',
@@ -134,6 +156,7 @@ const BOOLEAN_SETTINGS = new Set<keyof Settings>([
   'disableCgroup',
   'queueing',
   'metrics',
+  'freeTier',
 ]);
 
 /** 1/true/yes/on and 0/false/no/off, as every NIMBUS_* switch reads them; anything else is left for the schema to refuse. */

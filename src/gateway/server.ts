@@ -210,20 +210,29 @@ class Gateway {
           return;
         }
       }
+      // The response is mapped as the invocation ends, so a malformed one is recorded as the function's error.
+      let response: GatewayResponse | undefined;
       const outcome = await this.invoker.invoke({
         fn: { project: this.project, name: match.functionName },
         event,
         trigger: 'http',
         requestId,
+        checkPayload: (payload) => {
+          response = v1 ? mapResultV1(payload, requestId) : mapResultV2(payload, requestId);
+          return response.problem;
+        },
       });
 
-      if (outcome.status !== 'ok') {
+      // A malformed answer is an error outcome whose response (a 502) is already mapped.
+      if (outcome.status !== 'ok' && response?.problem === undefined) {
         const [status, message] = failureStatus(outcome);
         this.sendError(res, status, message, requestId, cors, origin);
         return;
       }
-      const payload = outcome.payload ?? 'null';
-      const response = v1 ? mapResultV1(payload, requestId) : mapResultV2(payload, requestId);
+      // An invoker that did not call checkPayload (a test double) still gets its answer mapped.
+      response ??= v1
+        ? mapResultV1(outcome.payload ?? 'null', requestId)
+        : mapResultV2(outcome.payload ?? 'null', requestId);
       if (response.problem !== undefined) {
         this.logger?.warn(
           { requestId, functionName: match.functionName, problem: response.problem },

@@ -18,12 +18,21 @@ import type { FunctionRef, FunctionVersion, InvocationRecord, InvocationStatus }
 import { functionArn, MAX_SYNC_PAYLOAD_BYTES } from '../config/limits.js';
 import type { CodeCache } from './code-cache.js';
 import { refKey, type FunctionRegistry } from './registry.js';
-import type { InvocationSink, InvokeOutcome, InvokeRequest, Invoker } from './types.js';
+import {
+  MALFORMED_RESPONSE,
+  type InvocationSink,
+  type InvokeOutcome,
+  type InvokeRequest,
+  type Invoker,
+} from './types.js';
 import { timeOrderedId } from '../ids.js';
+import { billedMs, DEFAULT_PRICE_TABLE, meter, type PriceTable } from '../metering/price.js';
 
 export interface InvokerOptions {
   /** Every finished invocation's record goes to each sink (the invocation log first). */
   sinks: InvocationSink[];
+  /** What each record's usage costs; the defaults are AWS's us-east-1 list prices. */
+  prices?: PriceTable;
   registry: FunctionRegistry;
   clock?: Clock;
   pool: StemCellPool;
@@ -204,7 +213,7 @@ export class DefaultInvoker implements Invoker {
       // Billed and recorded: the time it ran, not the time it waited behind another invocation.
       const durationMs = result.durationMs;
       learn(info, a.kind === 'cold', a.kind === 'cold' ? performance.now() - t0 : durationMs);
-      const outcome = toOutcome(requestId, fv, result, durationMs, a.kind === 'cold');
+      const outcome = checked(toOutcome(requestId, fv, result, durationMs, a.kind === 'cold'), req);
       this.record(req, outcome, start, fv, Math.max(result.rss, inst.polledRss), result.initMs ?? null);
       return outcome;
     }
@@ -496,6 +505,12 @@ export class DefaultInvoker implements Invoker {
     maxRss: number,
     initMs: number | null,
   ): void {
+    const throttled = o.status === 'throttled';
+    // The host times a cold start from sending to answer, init included: the record's duration is the
+    // handler's alone, as Lambda's, and the bill is both (Lambda bills init since August 2025).
+    const durationMs = Math.round(Math.max(0, o.durationMs - (initMs ?? 0)) * 1000) / 1000;
+    const billed = throttled ? 0 : billedMs(durationMs, initMs);
+    const usage = meter(billed, fv.config.memory, throttled, this.o.prices ?? DEFAULT_PRICE_TABLE);
     const rec: InvocationRecord = {
       requestId: o.requestId,
       project: fv.project,
@@ -504,9 +519,10 @@ export class DefaultInvoker implements Invoker {
       trigger: req.trigger,
       attempt: req.attempt ?? 1,
       start,
-      durationMs: Math.round(o.durationMs * 1000) / 1000,
-      billedMs: o.status === 'throttled' ? 0 : Math.max(1, Math.ceil(o.durationMs)),
+      durationMs,
+      billedMs: billed,
       memoryMB: fv.config.memory,
+      ...usage,
       maxRssBytes: maxRss,
       cold: o.cold,
       initMs,
@@ -515,6 +531,7 @@ export class DefaultInvoker implements Invoker {
       errorMessage: o.error?.errorMessage ?? null,
       logs: o.logs,
     };
+    o.record = rec;
     for (const sink of this.o.sinks) {
       try {
         sink.write(rec);
@@ -619,6 +636,19 @@ function toOutcome(
           ? 'unhandled'
           : 'error';
   return { ...base, status, error: r.error };
+}
+
+/** An ok answer the caller cannot use (checkPayload gave a reason) is the function's error. */
+function checked(o: InvokeOutcome, req: InvokeRequest): InvokeOutcome {
+  if (o.status !== 'ok' || !req.checkPayload) return o;
+  const problem = req.checkPayload(o.payload ?? 'null');
+  if (problem === undefined) return o;
+  const { payload: _unused, ...rest } = o;
+  return {
+    ...rest,
+    status: 'error',
+    error: { errorType: MALFORMED_RESPONSE, errorMessage: problem, trace: [] },
+  };
 }
 
 function notFound(req: InvokeRequest, requestId: string, message: string): InvokeOutcome {

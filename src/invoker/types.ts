@@ -23,6 +23,9 @@ export interface InvokeRequest {
   /** The X-Ray trace header the function sees as _X_AMZN_TRACE_ID. */
   traceId?: string;
   clientContext?: unknown;
+  /** Why the caller cannot use an ok answer's payload (the gateway: a malformed HTTP response), or
+   *  undefined. A reason turns the invocation into an error of type Nimbus.MalformedResponse. */
+  checkPayload?: (payload: string) => string | undefined;
 }
 
 export interface InvokeOutcome {
@@ -42,7 +45,12 @@ export interface InvokeOutcome {
   cold: boolean;
   /** The invocation's captured log lines (Lambda format). */
   logs: string;
+  /** The record it ended in, with its metered usage (absent when no function was found). */
+  record?: InvocationRecord;
 }
+
+/** The error type of an answer the caller could not use (see InvokeRequest.checkPayload). */
+export const MALFORMED_RESPONSE = 'Nimbus.MalformedResponse';
 
 export interface Invoker {
   invoke(req: InvokeRequest): Promise<InvokeOutcome>;

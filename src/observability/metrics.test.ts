@@ -21,6 +21,9 @@ function record(over: Partial<InvocationRecord> = {}): InvocationRecord {
     errorType: null,
     errorMessage: null,
     logs: '',
+    requests: 1,
+    gbSeconds: 0.000375,
+    costPicoUsd: 206_250,
     ...over,
   };
 }

@@ -3,6 +3,7 @@
 import type { QueueConfig } from '../config/manifest.js';
 import type { Item, TableDef } from '../tables/types.js';
 import { parseConfig } from './canonical-json.js';
+import { gbSeconds } from '../metering/price.js';
 import { receiptHandle, sequenceNumber } from './queue-rules.js';
 import type {
   AuditEntry,
@@ -30,6 +31,8 @@ import type {
   StoredUpload,
   StoredQueue,
   StoredInvocation,
+  UsageGroupBy,
+  UsageRow,
   StoredSchedule,
   StoredCredential,
   StoredSecret,
@@ -71,6 +74,9 @@ export interface InvocationRow {
   error_type: string | null;
   error_message: string | null;
   logs: string;
+  requests: number;
+  /** A number on both backends (PostgreSQL's int8 parser); Number() keeps a string safe too. */
+  cost_pico_usd: number | string;
 }
 
 export interface EventRow {
@@ -347,6 +353,8 @@ export const INVOCATION_COLUMNS = [
   'error_type',
   'error_message',
   'logs',
+  'requests',
+  'cost_pico_usd',
 ] as const;
 
 /** A record as the values of INVOCATION_COLUMNS; `cold` stays a boolean (SQLite's writer makes it 0/1). */
@@ -369,6 +377,8 @@ export function invocationValues(r: InvocationRecord): (string | number | boolea
     r.errorType ?? null,
     r.errorMessage ?? null,
     r.logs,
+    r.requests,
+    r.costPicoUsd,
   ];
 }
 
@@ -405,6 +415,9 @@ export function toInvocation(r: InvocationRow): StoredInvocation {
     errorType: r.error_type,
     errorMessage: r.error_message,
     logs: r.logs,
+    requests: r.requests,
+    gbSeconds: gbSeconds(r.billed_ms, r.memory_mb),
+    costPicoUsd: Number(r.cost_pico_usd),
   };
 }
 
@@ -640,4 +653,40 @@ export function toSecret(r: SecretRow): StoredSecret {
 
 export function toSecretWithCiphertext(r: SecretRow): StoredSecret & { ciphertext: string } {
   return { ...toSecret(r), ciphertext: r.ciphertext };
+}
+
+/** A usage row as both backends' aggregate queries return it (integers as bigint, string or number). */
+export interface UsageRowRaw {
+  g: string | number | bigint | null;
+  p: string | null;
+  invocations: number | bigint | string;
+  requests: number | bigint | string | null;
+  billed_ms: number | bigint | string | null;
+  mb_ms: number | bigint | string | null;
+  cost: number | bigint | string | null;
+}
+
+const big = (v: number | bigint | string | null): bigint => (v === null ? 0n : BigInt(v));
+
+/** Rows of an aggregate query as UsageRows, in code-point order of (project, group) whatever the
+ *  database's collation: a day's group is its UTC date. */
+export function toUsageRows(rows: UsageRowRaw[], by: UsageGroupBy | undefined): UsageRow[] {
+  const out = rows
+    .filter((r) => big(r.invocations) > 0n)
+    .map((r) => ({
+      group:
+        r.g === null
+          ? ''
+          : by === 'day'
+            ? new Date(Number(r.g) * 86_400_000).toISOString().slice(0, 10)
+            : String(r.g),
+      project: by === 'function' ? r.p : null,
+      invocations: Number(r.invocations),
+      requests: Number(big(r.requests)),
+      billedMs: Number(big(r.billed_ms)),
+      mbMs: big(r.mb_ms),
+      costPicoUsd: big(r.cost),
+    }));
+  const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  return out.sort((a, b) => cmp(a.project ?? '', b.project ?? '') || cmp(a.group, b.group));
 }

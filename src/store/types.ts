@@ -111,10 +111,18 @@ export interface InvocationRecord {
   attempt: number;
   /** Epoch ms when the invoker accepted the invocation. */
   start: number;
+  /** How long the handler ran, ms; a cold start's init is in initMs, not here (as Lambda's Duration). */
   durationMs: number;
-  /** Duration rounded up to the next whole millisecond (at least 1). */
+  /** Duration plus a cold start's init, rounded up to the next whole millisecond (at least 1); 0 when
+   *  throttled. Lambda bills init since August 2025. */
   billedMs: number;
   memoryMB: number;
+  /** Billed requests: 1, or 0 when throttled (a throttled invocation is not billed). */
+  requests: number;
+  /** billedMs x memoryMB / 1024 / 1000 (derived, not stored). */
+  gbSeconds: number;
+  /** The invocation's cost in picodollars (1e-12 USD) under the price table in force when it ran. */
+  costPicoUsd: number;
   /** Peak resident set size of the instance seen during the invocation, bytes (0 if unknown). */
   maxRssBytes: number;
   cold: boolean;
@@ -163,6 +171,39 @@ export interface InvocationLog {
   get(requestId: string): Promise<StoredInvocation | undefined>;
   /** Writes every buffered record now. */
   flush(): Promise<void>;
+  /** Usage and cost summed in the database (never by reading the records), one row per group. */
+  usage(q: UsageQuery): Promise<UsageRow[]>;
+  /** The earliest start among the records in scope (a project, or all), or null when there are none. */
+  oldestStart(project?: string): Promise<number | null>;
+  /** Deletes at most `limit` records (their logs with them) that started before `before`; returns how many.
+   *  One short statement per call: callers loop over batches so no lock is held for long. */
+  prune(before: number, limit: number): Promise<number>;
+}
+
+export type UsageGroupBy = 'function' | 'project' | 'day' | 'trigger';
+export const USAGE_GROUPS: readonly UsageGroupBy[] = ['function', 'project', 'day', 'trigger'];
+
+export interface UsageQuery {
+  /** One project; every project when left out. */
+  project?: string;
+  /** Records whose start is >= since and < until (epoch ms). */
+  since: number;
+  until: number;
+  /** One row per group; a single row for everything when left out. */
+  by?: UsageGroupBy;
+}
+
+export interface UsageRow {
+  /** The function name, project, UTC day (YYYY-MM-DD) or trigger; "" for the single ungrouped row. */
+  group: string;
+  /** The project of a function (by: function), else null. */
+  project: string | null;
+  invocations: number;
+  requests: number;
+  billedMs: number;
+  /** Sum of billed ms x memory MB: GB-seconds x 1,024,000, exact. */
+  mbMs: bigint;
+  costPicoUsd: bigint;
 }
 
 export type EventState = 'pending' | 'dead';

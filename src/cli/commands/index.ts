@@ -3,6 +3,7 @@ import bucket from './bucket.js';
 import completion from './completion.js';
 import info from './info.js';
 import audit from './audit.js';
+import cost from './cost.js';
 import credentials from './credentials.js';
 import deploy from './deploy.js';
 import event from './event.js';
@@ -26,6 +27,7 @@ export const commands: Command[] = [
   ls,
   info,
   logs,
+  cost,
   events,
   event,
   queue,

@@ -1,6 +1,7 @@
 import { ApiError, type LogRecord } from '../../client/index.js';
 import { defineCommand, type Context } from '../command.js';
 import { parseSince } from '../format.js';
+import { reportLine } from '../../metering/report-line.js';
 
 const PAGE = 500;
 const POLL_MS = 500;
@@ -88,16 +89,11 @@ function emit(ctx: Context, r: LogRecord): void {
     ctx.out(logs.replace(/\n$/, ''));
     return;
   }
-  const status =
-    r.status === 'ok'
-      ? ''
-      : `\tStatus: ${r.status}${r.errorType ? ` (${r.errorType}: ${r.errorMessage ?? ''})` : ''}`;
   ctx.out(
     `START RequestId: ${r.requestId} Version: ${r.version}  [${new Date(r.start).toISOString()}]\n` +
       logs +
       `END RequestId: ${r.requestId}\n` +
-      `REPORT RequestId: ${r.requestId}\tDuration: ${r.durationMs.toFixed(2)} ms\tBilled Duration: ${r.billedMs} ms` +
-      `${r.cold ? '\tCold start' : ''}${status}`,
+      reportLine(r),
   );
 }
 

@@ -4,6 +4,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach } from 'vitest';
 import type { FunctionConfig } from '../../config/manifest.js';
 import type { ManualClock } from '../../clock/clock.js';
+import { gbSeconds } from '../../metering/price.js';
 import {
   DEFAULT_PROJECT,
   type DeployInput,
@@ -111,7 +112,7 @@ export function deployOf(
 
 /** An invocation record with defaults, for store tests. */
 export function record(over: Partial<InvocationRecord> = {}): InvocationRecord {
-  return {
+  const r: InvocationRecord = {
     requestId: randomUUID(),
     project: DEFAULT_PROJECT,
     functionName: 'fn',
@@ -129,8 +130,14 @@ export function record(over: Partial<InvocationRecord> = {}): InvocationRecord {
     errorType: null,
     errorMessage: null,
     logs: '',
+    requests: 1,
+    gbSeconds: 0,
+    costPicoUsd: 204_167,
     ...over,
   };
+  // Derived from the stored fields, as the store derives it on reading.
+  r.gbSeconds = gbSeconds(r.billedMs, r.memoryMB);
+  return r;
 }
 
 /** Writes n records in order and returns their requestIds in that order. */

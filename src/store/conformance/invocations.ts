@@ -220,6 +220,153 @@ export function invocationLogConformance(name: string, make: HarnessFactory): vo
       });
     });
 
+    describe('usage and retention', () => {
+      const DAY = 86_400_000;
+      const T = Date.UTC(2026, 2, 1);
+
+      it("keeps each record's metered requests and cost, and derives GB-seconds", async () => {
+        const rec = record({ billedMs: 1500, memoryMB: 512, requests: 1, costPicoUsd: 12_700_217 });
+        const throttled = record({ status: 'throttled', billedMs: 0, requests: 0, costPicoUsd: 0 });
+        ctx.store.invocations.write(rec);
+        ctx.store.invocations.write(throttled);
+        await ctx.store.invocations.flush();
+        const back = await ctx.store.invocations.get(rec.requestId);
+        expect(back).toMatchObject({ requests: 1, costPicoUsd: 12_700_217, gbSeconds: 0.75 });
+        expect(await ctx.store.invocations.get(throttled.requestId)).toMatchObject({
+          requests: 0,
+          costPicoUsd: 0,
+          gbSeconds: 0,
+        });
+      });
+
+      it('sums usage in the database, per group and in a time range, exactly', async () => {
+        const log = ctx.store.invocations;
+        const recs = [
+          record({
+            project: 'a',
+            functionName: 'f',
+            trigger: 'http',
+            start: T,
+            billedMs: 3,
+            memoryMB: 128,
+            costPicoUsd: 206_250,
+          }),
+          record({
+            project: 'a',
+            functionName: 'f',
+            trigger: 'event',
+            start: T + 1,
+            billedMs: 10,
+            memoryMB: 128,
+            costPicoUsd: 220_834,
+          }),
+          record({
+            project: 'a',
+            functionName: 'g',
+            trigger: 'http',
+            start: T + DAY,
+            billedMs: 100,
+            memoryMB: 1024,
+            costPicoUsd: 1_866_670,
+          }),
+          record({
+            project: 'b',
+            functionName: 'f',
+            trigger: 'http',
+            start: T + DAY + 5,
+            billedMs: 7,
+            memoryMB: 256,
+            costPicoUsd: 229_167,
+          }),
+          record({
+            project: 'a',
+            functionName: 'f',
+            status: 'throttled',
+            start: T + 2,
+            billedMs: 0,
+            requests: 0,
+            costPicoUsd: 0,
+          }),
+          // Outside the range: before since, and at until.
+          record({ project: 'a', functionName: 'f', start: T - 1, costPicoUsd: 999 }),
+          record({ project: 'a', functionName: 'f', start: T + 2 * DAY, costPicoUsd: 999 }),
+        ];
+        for (const r of recs) log.write(r);
+        await log.flush();
+        const range = { since: T, until: T + 2 * DAY };
+
+        const [all] = await log.usage(range);
+        expect(all).toEqual({
+          group: '',
+          project: null,
+          invocations: 5,
+          requests: 4,
+          billedMs: 120,
+          mbMs: 3n * 128n + 10n * 128n + 100n * 1024n + 7n * 256n,
+          costPicoUsd: 206_250n + 220_834n + 1_866_670n + 229_167n,
+        });
+        const byFn = await log.usage({ ...range, by: 'function' });
+        expect(byFn.map((r) => [r.project, r.group, r.invocations, r.requests, r.costPicoUsd])).toEqual([
+          ['a', 'f', 3, 2, 427_084n],
+          ['a', 'g', 1, 1, 1_866_670n],
+          ['b', 'f', 1, 1, 229_167n],
+        ]);
+        const byProject = await log.usage({ ...range, by: 'project' });
+        expect(byProject.map((r) => [r.group, r.project, r.billedMs])).toEqual([
+          ['a', null, 113],
+          ['b', null, 7],
+        ]);
+        const byDay = await log.usage({ ...range, by: 'day', project: 'a' });
+        expect(byDay.map((r) => [r.group, r.invocations, r.costPicoUsd])).toEqual([
+          ['2026-03-01', 3, 427_084n],
+          ['2026-03-02', 1, 1_866_670n],
+        ]);
+        const byTrigger = await log.usage({ ...range, by: 'trigger' });
+        expect(byTrigger.map((r) => [r.group, r.invocations])).toEqual([
+          ['event', 1],
+          ['http', 4],
+        ]);
+        expect(await log.usage({ since: T + 10 * DAY, until: T + 11 * DAY })).toEqual([]);
+        expect(await log.usage({ ...range, project: 'nobody', by: 'function' })).toEqual([]);
+      });
+
+      it('sums costs past 2^53 picodollars without losing a unit', async () => {
+        const big = 2 ** 52 + 1;
+        ctx.store.invocations.write(record({ start: T, costPicoUsd: big }));
+        ctx.store.invocations.write(record({ start: T, costPicoUsd: big }));
+        ctx.store.invocations.write(record({ start: T, costPicoUsd: 1 }));
+        await ctx.store.invocations.flush();
+        const [all] = await ctx.store.invocations.usage({ since: T, until: T + 1 });
+        expect(all!.costPicoUsd).toBe(2n * BigInt(big) + 1n);
+      });
+
+      it('prunes records older than a time in bounded batches, oldest first, and says what is left', async () => {
+        const log = ctx.store.invocations;
+        expect(await log.oldestStart()).toBeNull();
+        const old = appendMany(log, 25, (i) => ({ project: i % 2 ? 'a' : 'b', start: T + i }));
+        const recent = record({ project: 'a', start: T + DAY });
+        log.write(recent);
+        await log.flush();
+        expect(await log.oldestStart()).toBe(T);
+        expect(await log.oldestStart('a')).toBe(T + 1);
+
+        expect(await log.prune(T + 100, 10)).toBe(10);
+        expect(await log.oldestStart()).toBe(T + 10);
+        expect(await log.prune(T + 100, 10)).toBe(10);
+        expect(await log.prune(T + 100, 10)).toBe(5);
+        expect(await log.prune(T + 100, 10)).toBe(0);
+        for (const id of old) expect(await log.get(id)).toBeUndefined();
+        expect(await log.get(recent.requestId)).toBeDefined();
+        expect(await log.oldestStart()).toBe(T + DAY);
+        expect(await log.oldestStart('b')).toBeNull();
+        // The cursor never goes back: a record written after a prune still comes after what was there.
+        const later = record({ start: T + DAY + 1 });
+        log.write(later);
+        await log.flush();
+        expect((await log.get(later.requestId))!.seq).toBeGreaterThan((await log.get(recent.requestId))!.seq);
+      });
+    });
+
     describe('lifecycle', () => {
       it('flush with nothing buffered is harmless', async () => {
         await ctx.store.invocations.flush();

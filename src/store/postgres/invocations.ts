@@ -8,6 +8,9 @@ import {
   type InvocationQuery,
   type InvocationRecord,
   type StoredInvocation,
+  type UsageGroupBy,
+  type UsageQuery,
+  type UsageRow,
 } from '../types.js';
 import { queryLimit } from '../validate.js';
 import { type Db, errorMessage, pgCode } from './db.js';
@@ -16,7 +19,9 @@ import {
   invocationValues,
   requestIds,
   toInvocation,
+  toUsageRows,
   type InvocationRow,
+  type UsageRowRaw,
 } from '../rows.js';
 
 export interface InvocationLogOptions {
@@ -29,12 +34,22 @@ export interface InvocationLogOptions {
 
 const COLUMNS = INVOCATION_COLUMNS.join(', ');
 
+/** The group and project expressions of each grouping; a day is whole UTC days since the epoch. */
+const GROUPS: Record<UsageGroupBy | 'none', [string, string]> = {
+  none: ['NULL::text', 'NULL::text'],
+  function: ['function_name', 'project'],
+  project: ['project', 'NULL::text'],
+  day: ['floor(start / 86400000)::bigint', 'NULL::text'],
+  trigger: ['trigger', 'NULL::text'],
+};
+
 // unnest keeps array order, so seq follows the order records were written. A duplicate (requestId, attempt)
 // (a retried write) is skipped; any other bad value fails the statement and sends the batch to salvage().
 const INSERT_BATCH = `INSERT INTO invocations (${COLUMNS})
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[],
     $7::double precision[], $8::double precision[], $9::integer[], $10::integer[], $11::bigint[],
-    $12::boolean[], $13::double precision[], $14::text[], $15::text[], $16::text[], $17::text[])
+    $12::boolean[], $13::double precision[], $14::text[], $15::text[], $16::text[], $17::text[],
+    $18::integer[], $19::bigint[])
   ON CONFLICT (request_id, attempt) DO NOTHING`;
 
 export class PgInvocationLog implements InvocationLog {
@@ -93,6 +108,39 @@ export class PgInvocationLog implements InvocationLog {
       [requestId],
     );
     return rows[0] && toInvocation(rows[0]);
+  }
+
+  async usage(q: UsageQuery): Promise<UsageRow[]> {
+    this.db.assertOpen();
+    const [g, p] = GROUPS[q.by ?? 'none'];
+    const params: unknown[] = [q.since, q.until];
+    if (q.project !== undefined) params.push(q.project);
+    // SUM of bigint is numeric, which comes back as text: exact however large.
+    const sql =
+      `SELECT ${g} AS g, ${p} AS p, COUNT(*) AS invocations, SUM(requests) AS requests,
+         SUM(billed_ms) AS billed_ms, SUM(billed_ms::bigint * memory_mb) AS mb_ms, SUM(cost_pico_usd) AS cost
+       FROM invocations WHERE start >= $1 AND start < $2${q.project !== undefined ? ' AND project = $3' : ''}` +
+      (q.by ? ' GROUP BY 1, 2' : '');
+    return toUsageRows(await this.db.rows<UsageRowRaw>(sql, params), q.by);
+  }
+
+  async oldestStart(project?: string): Promise<number | null> {
+    this.db.assertOpen();
+    const rows = await this.db.rows<{ m: number | null }>(
+      `SELECT MIN(start) AS m FROM invocations${project !== undefined ? ' WHERE project = $1' : ''}`,
+      project !== undefined ? [project] : [],
+    );
+    return rows[0]?.m ?? null;
+  }
+
+  /** The oldest first, one bounded statement: row locks on at most `limit` rows, briefly. */
+  async prune(before: number, limit: number): Promise<number> {
+    this.db.assertOpen();
+    return this.db.changed(
+      `DELETE FROM invocations WHERE seq IN
+         (SELECT seq FROM invocations WHERE start < $1 ORDER BY start LIMIT $2)`,
+      [before, Math.max(0, Math.floor(limit))],
+    );
   }
 
   /** Resolves once every record buffered before the call has settled, including a batch in flight. */

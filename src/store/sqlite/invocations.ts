@@ -9,6 +9,9 @@ import {
   type InvocationQuery,
   type InvocationRecord,
   type StoredInvocation,
+  type UsageGroupBy,
+  type UsageQuery,
+  type UsageRow,
 } from '../types.js';
 import { queryLimit } from '../validate.js';
 import type { SqliteDb } from './db.js';
@@ -17,7 +20,9 @@ import {
   invocationValues,
   requestIds,
   toInvocation,
+  toUsageRows,
   type InvocationRow,
+  type UsageRowRaw,
 } from '../rows.js';
 
 export interface BatchOptions {
@@ -35,6 +40,15 @@ type Param = string | number | null;
 
 const COLUMNS = INVOCATION_COLUMNS;
 
+/** The group and project expressions of each grouping; a day is whole UTC days since the epoch. */
+const GROUPS: Record<UsageGroupBy | 'none', [string, string]> = {
+  none: ['NULL', 'NULL'],
+  function: ['function_name', 'project'],
+  project: ['project', 'NULL'],
+  day: ['CAST(start / 86400000 AS INTEGER)', 'NULL'],
+  trigger: ['trigger', 'NULL'],
+};
+
 export class SqliteInvocationLog implements InvocationLog {
   private buffer: InvocationRecord[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -45,6 +59,7 @@ export class SqliteInvocationLog implements InvocationLog {
   private readonly onBatchWritten: ((ms: number, records: number) => void) | undefined;
   private readonly insert: Statement<Param[]>;
   private readonly byRequestId: Statement<[string], InvocationRow>;
+  private readonly pruneStmt: Statement<[number, number]>;
   private readonly queryCache = new Map<string, Statement<Param[], InvocationRow>>();
   private readonly insertBatch: (batch: InvocationRecord[]) => void;
   private readonly salvageBatch: (batch: InvocationRecord[]) => InvocationRecord[];
@@ -65,6 +80,10 @@ export class SqliteInvocationLog implements InvocationLog {
     );
     this.byRequestId = s.db.prepare<[string], InvocationRow>(
       'SELECT * FROM invocations WHERE request_id = ? ORDER BY attempt DESC LIMIT 1',
+    );
+    // The oldest first, a bounded batch per statement: each is its own short write transaction.
+    this.pruneStmt = s.db.prepare<[number, number]>(
+      `DELETE FROM invocations WHERE seq IN (SELECT seq FROM invocations WHERE start < ? ORDER BY start LIMIT ?)`,
     );
     this.insertBatch = s.db.transaction((batch: InvocationRecord[]) => {
       for (const rec of batch) this.insert.run(...toParams(rec));
@@ -114,18 +133,55 @@ export class SqliteInvocationLog implements InvocationLog {
     const sql =
       `SELECT * FROM invocations ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ` +
       `ORDER BY seq ${q.ascending ? 'ASC' : 'DESC'} LIMIT ?`;
-    let stmt = this.queryCache.get(sql);
-    if (!stmt) {
-      stmt = this.s.db.prepare<Param[], InvocationRow>(sql);
-      this.queryCache.set(sql, stmt);
-    }
-    return stmt.all(...params).map(toInvocation);
+    return this.prepared(sql)
+      .all(...params)
+      .map(toInvocation);
   }
 
   async get(requestId: string): Promise<StoredInvocation | undefined> {
     this.s.assertOpen();
     const row = this.byRequestId.get(requestId);
     return row && toInvocation(row);
+  }
+
+  async usage(q: UsageQuery): Promise<UsageRow[]> {
+    this.s.assertOpen();
+    const [g, p] = GROUPS[q.by ?? 'none'];
+    const params: Param[] = [q.since, q.until];
+    if (q.project !== undefined) params.push(q.project);
+    const sql =
+      `SELECT ${g} AS g, ${p} AS p, COUNT(*) AS invocations, SUM(requests) AS requests,
+         SUM(billed_ms) AS billed_ms, SUM(billed_ms * memory_mb) AS mb_ms, SUM(cost_pico_usd) AS cost
+       FROM invocations WHERE start >= ? AND start < ?${q.project !== undefined ? ' AND project = ?' : ''}` +
+      (q.by ? ' GROUP BY g, p' : '');
+    // Exact integers: a sum of picodollars may pass 2^53.
+    const rows = this.prepared(sql)
+      .safeIntegers(true)
+      .all(...params) as unknown as UsageRowRaw[];
+    return toUsageRows(rows, q.by);
+  }
+
+  async oldestStart(project?: string): Promise<number | null> {
+    this.s.assertOpen();
+    const sql = `SELECT MIN(start) AS m FROM invocations${project !== undefined ? ' WHERE project = ?' : ''}`;
+    const row = this.prepared(sql).get(...(project !== undefined ? [project] : [])) as unknown as {
+      m: number | null;
+    };
+    return row.m;
+  }
+
+  async prune(before: number, limit: number): Promise<number> {
+    this.s.assertOpen();
+    return this.pruneStmt.run(before, Math.max(0, Math.floor(limit))).changes;
+  }
+
+  private prepared(sql: string): Statement<Param[], InvocationRow> {
+    let stmt = this.queryCache.get(sql);
+    if (!stmt) {
+      stmt = this.s.db.prepare<Param[], InvocationRow>(sql);
+      this.queryCache.set(sql, stmt);
+    }
+    return stmt;
   }
 
   /** Writes the buffered records in the store's group commit, so the flushes of many invocations that end

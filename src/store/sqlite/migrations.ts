@@ -607,6 +607,19 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    // Metering (renumbered at merge if other migrations land first: keep it one self-contained set).
+    version: 14,
+    description: 'invocations: metered requests and cost; indexes for cost reports and retention',
+    sql: `
+      -- Records from before metering were not priced: they count as cost 0 (and throttled ones as no request).
+      ALTER TABLE invocations ADD COLUMN requests INTEGER NOT NULL DEFAULT 1;
+      ALTER TABLE invocations ADD COLUMN cost_pico_usd INTEGER NOT NULL DEFAULT 0;
+      UPDATE invocations SET requests = 0 WHERE status = 'throttled';
+      CREATE INDEX invocations_by_project_start ON invocations (project, start);
+      CREATE INDEX invocations_by_start ON invocations (start);
+    `,
+  },
 ];
 
 /** The schema version this build writes; a data dir with a higher one was written by a newer Nimbus. */
