@@ -41,6 +41,7 @@ import { StorageEventSource } from './events/storage.js';
 import type { TriggerSource } from './events/types.js';
 import { createGateway } from './gateway/server.js';
 import { RouteConflictError, Router } from './gateway/router.js';
+import { projectGatewayUrl } from './gateway/hosts.js';
 import { CodeCache } from './invoker/code-cache.js';
 import { DefaultInvoker, type InvokerOptions } from './invoker/invoker.js';
 import { FunctionRegistry } from './invoker/registry.js';
@@ -74,6 +75,8 @@ export interface StartOptions extends Partial<SettingsInput> {
 
 export interface RunningNimbus {
   gatewayUrl: string;
+  /** Where a project's routes are served: gatewayUrl for the default project, <project>.<domain> for others. */
+  gatewayUrlFor(project: string): string;
   apiUrl: string;
   keyFile: string;
   apiKey: string;
@@ -346,10 +349,10 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       pool: () => pool.ready(),
       stopping: () => stopping,
     });
-    let router = buildRouter(registry);
-    registry.onChange(() => {
-      router = buildRouter(registry);
-    });
+    const routes = new RouteTables(registry, (err, project) =>
+      log.error({ err, project }, 'the route table of a project could not be rebuilt; it keeps its last one'),
+    );
+    registry.onChange((changed) => routes.rebuild(new Set(changed.map((r) => r.project))));
 
     const deployed: RunningNimbus['deployed'] = [];
     for (const dir of deployDirs) {
@@ -361,8 +364,9 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     const gateway = createGateway(
       {
         invoker,
-        router: () => router,
+        router: (project) => routes.get(project),
         project: DEFAULT_PROJECT,
+        domain: settings.gatewayDomain,
         logger: log,
         accountId: settings.accountId,
         region: settings.region,
@@ -379,6 +383,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       clock,
       notifyQueue: (project, queue) => queues.notify(project, queue),
     });
+    // Known once the gateway listens (its port may be picked at start); nothing asks before that.
+    let gatewayUrlFor: (project: string) => string = () => '';
     const apiOptions: Parameters<typeof createApiServer>[0] = {
       apiKey,
       clock,
@@ -421,6 +427,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       region: settings.region,
       accountId: settings.accountId,
       logger: log,
+      gatewayUrl: (project) => gatewayUrlFor(project),
       stemCells: () => pool.stats(),
       status: () => ({
         sandbox: caps.level,
@@ -440,6 +447,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     functionKeys.setEndpoint(ipOrigin((internalApi ?? api).address()));
     const scheme = tls ? 'https' : 'http';
     const gatewayUrl = `${scheme}://${urlHost(settings.host)}:${listeners.gatewayPort}`;
+    gatewayUrlFor = (project) =>
+      projectGatewayUrl(gatewayUrl, settings.gatewayDomain, project, DEFAULT_PROJECT);
     const apiUrl = `${scheme}://${urlHost(settings.apiHost)}:${listeners.apiPort}`;
     writeFileSync(join(dataDir, 'api-url'), apiUrl, { mode: 0o600 });
     // Registered last, with its URLs: a node in the registry is one that serves.
@@ -453,6 +462,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
 
     return {
       gatewayUrl,
+      gatewayUrlFor,
       apiUrl,
       keyFile,
       apiKey,
@@ -677,13 +687,42 @@ function traversableByOthers(dir: string): boolean {
   }
 }
 
-/** The gateway serves the default project's routes; other projects get their own front door with tenancy. */
-function buildRouter(registry: FunctionRegistry): Router {
-  return new Router(
-    registry
-      .all(DEFAULT_PROJECT)
-      .flatMap((f) => f.config.routes.map((route) => ({ functionName: f.name, route }))),
-  );
+/**
+ * One route table per project, each rebuilt only when one of its functions changed: the gateway serves
+ * <project>.<domain> from its project's table, so one project's routes never collide with another's.
+ */
+class RouteTables {
+  private tables = new Map<string, Router>();
+
+  constructor(
+    private readonly registry: FunctionRegistry,
+    private readonly onError: (err: unknown, project: string) => void,
+  ) {
+    this.rebuild(new Set(registry.all().map((f) => f.project)));
+  }
+
+  /** Undefined for a project with no routes (or none at all). */
+  get(project: string): Router | undefined {
+    return this.tables.get(project);
+  }
+
+  rebuild(projects: Set<string>): void {
+    const next = new Map(this.tables);
+    for (const project of projects) {
+      const bindings = this.registry
+        .all(project)
+        .flatMap((f) => f.config.routes.map((route) => ({ functionName: f.name, route })));
+      try {
+        if (bindings.length === 0) next.delete(project);
+        else next.set(project, new Router(bindings));
+      } catch (err) {
+        // Deploys check routes within the project first; a conflict that still got in (two nodes deploying
+        // at once) must not take the project's other routes, or any other project's, down with it.
+        this.onError(err, project);
+      }
+    }
+    this.tables = next;
+  }
 }
 
 /** The candidate table: the project's other services' routes plus the new manifest's. */

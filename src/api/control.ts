@@ -64,6 +64,8 @@ export interface ControlDeps
   stemCells: () => unknown;
   region: string;
   accountId: string;
+  /** Where the gateway serves a project's routes. */
+  gatewayUrl?: (project: string) => string;
 }
 
 export interface ControlRequest {
@@ -281,6 +283,7 @@ async function listFunctions(d: ControlDeps, c: ControlRequest): Promise<unknown
   return {
     functions: d.registry.all(c.principal.project).map((f) => view(d, f, extras)),
     stemCells: d.stemCells(),
+    ...gatewayUrlOf(d, c.principal.project),
   };
 }
 
@@ -354,10 +357,16 @@ async function deploy(d: ControlDeps, c: ControlRequest): Promise<DeployResponse
   if (c.body.length === 0)
     throw badRequest('the deploy body is empty', 'send a tar.gz of the service folder');
   try {
-    return await d.deployer.deploy(c.body, c.principal.project);
+    const res = await d.deployer.deploy(c.body, c.principal.project);
+    return { ...res, ...gatewayUrlOf(d, c.principal.project) };
   } catch (err) {
     throw deployError(err);
   }
+}
+
+/** { gatewayUrl }: where the project's routes are served, when the server knows its gateway. */
+function gatewayUrlOf(d: ControlDeps, project: string): { gatewayUrl?: string } {
+  return d.gatewayUrl ? { gatewayUrl: d.gatewayUrl(project) } : {};
 }
 
 /** The refusals of a deploy, as the client sees them; anything else stays an internal error. */

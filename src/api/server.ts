@@ -86,6 +86,8 @@ export interface ApiOptions {
   metrics?: { expose(): Promise<{ contentType: string; body: string }> };
   /** /healthz and /readyz, answered without a key. */
   health?: Health;
+  /** Where the gateway serves a project's routes (shown by deploy and the functions listing). */
+  gatewayUrl?: (project: string) => string;
 }
 
 /** A request as the listener sees it once its target is parsed. */

@@ -136,6 +136,8 @@ export interface DeployResponse {
   tables?: { created: string[]; updated: string[]; unchanged: string[] };
   /** The service's buckets: created, or there already (a bucket left out of the manifest keeps its objects). */
   buckets?: { created: string[]; unchanged: string[] };
+  /** Where the gateway serves the project's routes. */
+  gatewayUrl?: string;
 }
 
 export interface InvokeOptions {
@@ -383,9 +385,13 @@ export class NimbusClient {
     return (await readJson(res)) as DeployResponse;
   }
 
-  async list(): Promise<{ functions: FunctionSummary[]; stemCells?: StemCellStats[] }> {
+  async list(): Promise<{ functions: FunctionSummary[]; stemCells?: StemCellStats[]; gatewayUrl?: string }> {
     const res = await this.#request('GET', '/v1/functions');
-    return (await readJson(res)) as { functions: FunctionSummary[]; stemCells?: StemCellStats[] };
+    return (await readJson(res)) as {
+      functions: FunctionSummary[];
+      stemCells?: StemCellStats[];
+      gatewayUrl?: string;
+    };
   }
 
   async get(name: string): Promise<FunctionSummary> {

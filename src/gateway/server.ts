@@ -1,5 +1,6 @@
-// The gateway's HTTP listener: request → route → event → invoker → response. Every request ends in exactly
-// one response carrying x-nimbus-request-id; nothing a client or a function does can throw out of here.
+// The gateway's HTTP listener: request → project (by host) → route → event → invoker → response. Every request
+// ends in exactly one response carrying x-nimbus-request-id; nothing a client or a function does can throw out
+// of here.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { answerClientErrors } from '../http/client-error.js';
@@ -28,13 +29,19 @@ import { JwtVerifier } from './jwt.js';
 import { identityValue, LambdaAuthorizers } from './lambda-authorizer.js';
 import type { GatewayObserver } from '../observability/metrics.js';
 import { isHealthPath, type Health } from '../observability/health.js';
+import { projectOfHost } from './hosts.js';
 
 export interface GatewayOptions {
   invoker: Invoker;
-  /** The current route table; called per request, so swapping the Router it returns is atomic. */
-  router: () => Router;
-  /** The project whose routes this listener serves. Default "default". */
+  /**
+   * A project's current route table, or undefined when it has none (or does not exist); called per request,
+   * so swapping the Router it returns is atomic.
+   */
+  router: (project: string) => Router | undefined;
+  /** The project served on hosts that name none (see hosts.ts). Default "default". */
   project?: string;
+  /** Hosts <project>.<domain> serve that project's routes. Default "localhost". */
+  domain?: string;
   /** Largest request body accepted (bytes); default 6 MB like Lambda's synchronous payload limit. */
   maxBodyBytes?: number;
   apiId?: string;
@@ -76,8 +83,9 @@ export function createGateway(opts: GatewayOptions, tls?: { cert: Buffer; key: B
 
 class Gateway {
   private readonly invoker: Invoker;
-  private readonly router: () => Router;
+  private readonly router: (project: string) => Router | undefined;
   private readonly project: string;
+  private readonly domain: string;
   private readonly maxBodyBytes: number;
   private readonly apiId: string;
   private readonly accountId: string;
@@ -98,6 +106,7 @@ class Gateway {
     this.invoker = o.invoker;
     this.router = o.router;
     this.project = o.project ?? 'default';
+    this.domain = o.domain ?? 'localhost';
     this.maxBodyBytes = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.apiId = o.apiId ?? 'nimbus';
     this.accountId = o.accountId ?? '000000000000';
@@ -132,12 +141,14 @@ class Gateway {
         return;
       }
 
-      const router = this.router();
-      match = router.match(method, path);
+      const project = projectOfHost(req.headers.host, this.domain, this.project);
+      // An unknown project and one without routes look alike (404): a host tells nobody which projects exist.
+      const router = this.router(project);
+      match = router?.match(method, path);
       const origin = req.headers.origin;
       if (method === 'OPTIONS' && origin !== undefined) {
         const asked = req.headers['access-control-request-method'];
-        const target = asked === undefined ? undefined : (router.match(asked.toUpperCase(), path) ?? match);
+        const target = asked === undefined ? undefined : (router?.match(asked.toUpperCase(), path) ?? match);
         const cors = target?.route.protection?.cors;
         if (cors) {
           // A preflight is the gateway's to answer when CORS is configured: no function runs for it.
@@ -160,9 +171,12 @@ class Gateway {
       if (protection && (protection.throttle || protection.serviceThrottle)) {
         const limits = [];
         if (protection.throttle)
-          limits.push({ key: `${protection.service} ${match.routeKey}`, config: protection.throttle });
+          limits.push({
+            key: `${project} ${protection.service} ${match.routeKey}`,
+            config: protection.throttle,
+          });
         if (protection.serviceThrottle)
-          limits.push({ key: protection.service, config: protection.serviceThrottle });
+          limits.push({ key: `${project} ${protection.service}`, config: protection.serviceThrottle });
         const retryAfter = this.throttles.admit(limits);
         if (retryAfter !== undefined) {
           this.metrics?.throttled(match);
@@ -204,14 +218,14 @@ class Gateway {
       const v1 = match.route.payload === '1.0';
       const event = v1 ? buildEventV1(gwReq, match) : buildEventV2(gwReq, match);
       if (protection?.authorizer) {
-        const denied = await this.authorize(gwReq, match, event);
+        const denied = await this.authorize(project, gwReq, match, event);
         if (denied) {
           this.sendError(res, denied[0], denied[1], requestId, cors, origin);
           return;
         }
       }
       const outcome = await this.invoker.invoke({
-        fn: { project: this.project, name: match.functionName },
+        fn: { project, name: match.functionName },
         event,
         trigger: 'http',
         requestId,
@@ -267,6 +281,7 @@ class Gateway {
    * the status and message of a refusal, in API Gateway's words, or undefined to go on.
    */
   private async authorize(
+    project: string,
     req: GatewayRequest,
     match: RouteMatch,
     event: HttpApiEventV1 | HttpApiEventV2,
@@ -294,7 +309,7 @@ class Gateway {
       return undefined;
     }
     const r = await this.lambdaAuthorizers.authorize({
-      project: this.project,
+      project,
       service: p.service,
       authorizerName: a.name,
       authorizer: a,
