@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from './clock/clock.js';
 import { component, ComponentStartError, Lifecycle, type Component } from './component.js';
-import type { Manifest } from './config/manifest.js';
+import { usagePlansOf, type Manifest, type UsagePlan } from './config/manifest.js';
 import { resolveSettings, type Settings, type SettingsInput } from './config/settings.js';
 import { createApiServer } from './api/server.js';
 import { createDynamoService } from './api/dynamodb/service.js';
@@ -42,6 +42,8 @@ import type { TriggerSource } from './events/types.js';
 import { createGateway } from './gateway/server.js';
 import { RouteConflictError, Router } from './gateway/router.js';
 import { projectGatewayUrl } from './gateway/hosts.js';
+import { KeyQuotas } from './gateway/quotas.js';
+import { GatewayKeys } from './security/gateway-keys.js';
 import { CodeCache } from './invoker/code-cache.js';
 import { DefaultInvoker, type InvokerOptions } from './invoker/invoker.js';
 import { FunctionRegistry } from './invoker/registry.js';
@@ -361,12 +363,18 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       deployed.push({ service: r.service, functions: r.functions.map((f) => f.name) });
     }
 
+    const gatewayKeys = new GatewayKeys(store.gatewayKeys, clock);
+    // Started before the listeners and so stopped after them: the last requests' counts are settled.
+    const quotas = new KeyQuotas({ store: store.gatewayKeys, clock, onError });
+    await lifecycle.start(quotas);
     const gateway = createGateway(
       {
         invoker,
         router: (project) => routes.get(project),
         project: DEFAULT_PROJECT,
         domain: settings.gatewayDomain,
+        apiKeys: gatewayKeys,
+        quotas,
         logger: log,
         accountId: settings.accountId,
         region: settings.region,
@@ -428,6 +436,9 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       accountId: settings.accountId,
       logger: log,
       gatewayUrl: (project) => gatewayUrlFor(project),
+      gatewayKeys,
+      gatewayKeyUsage: store.gatewayKeys,
+      quotas,
       stemCells: () => pool.stats(),
       status: () => ({
         sandbox: caps.level,
@@ -725,11 +736,28 @@ class RouteTables {
   }
 }
 
-/** The candidate table: the project's other services' routes plus the new manifest's. */
-function checkRoutes(registry: FunctionRegistry, m: Manifest, project: string): string | null {
+/** The candidate table: the project's other services' routes plus the new manifest's; and its usage plans,
+ *  since a plan name means one thing in a project (a key is issued under the name). */
+function checkRoutes(
+  registry: FunctionRegistry,
+  m: Manifest,
+  project: string,
+): string | { field: string; problem: string } | null {
   const others = registry
     .all(project)
     .filter((f) => f.service !== m.service && !m.functions.some((n) => n.name === f.name));
+  const theirs = usagePlansOf(others);
+  for (const [name, { plan }] of usagePlansOf(
+    m.functions.map((config) => ({ service: m.service, config })),
+  )) {
+    const other = theirs.get(name);
+    if (other && JSON.stringify(canonicalPlan(other.plan)) !== JSON.stringify(canonicalPlan(plan))) {
+      return {
+        field: `http.usagePlans.${name}`,
+        problem: `usage plan "${name}" is declared with other limits by service "${other.service}" of this project; declare it the same way in both, or give it another name`,
+      };
+    }
+  }
   try {
     new Router([
       ...others.flatMap((f) => f.config.routes.map((route) => ({ functionName: f.name, route }))),
@@ -739,6 +767,10 @@ function checkRoutes(registry: FunctionRegistry, m: Manifest, project: string): 
   } catch (err) {
     return err instanceof RouteConflictError ? err.message : String(err);
   }
+}
+
+function canonicalPlan(p: UsagePlan): unknown {
+  return [p.throttle?.rate, p.throttle?.burst, p.quota?.limit, p.quota?.period];
 }
 
 /** dist/runtime/bootstrap.cjs (the provided SDK is beside it), whether this module runs from dist/ or from src/ (tests). */

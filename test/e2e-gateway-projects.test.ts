@@ -2,59 +2,12 @@
 // each project's own host (<project>.localhost, sent as a Host header), with its authorizer, CORS, throttles
 // and invocation records in that project; any other host keeps serving the default project; an unknown
 // project's host is a 404 in JSON.
-import http from 'node:http';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BACKENDS, FIXTURES, runNimbus, startTestNimbus, type TestNimbus } from './helpers.js';
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: any;
-}
-
-/** A request to the gateway with a Host header of our choosing (fetch does not let one set it). */
-export function gatewayRequest(
-  gatewayUrl: string,
-  host: string,
-  path: string,
-  headers: Record<string, string> = {},
-  method = 'GET',
-): Promise<Reply> {
-  const u = new URL(gatewayUrl);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: u.hostname, port: u.port, path, method, headers: { ...headers, host }, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          let body: any = text;
-          try {
-            body = JSON.parse(text);
-          } catch {
-            // not JSON
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** A copy of a fixture service with GREETING replaced, in a temp dir the caller removes. */
-export function serviceCopy(fixture: string, greeting: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `nimbus-${fixture}-`));
-  cpSync(join(FIXTURES, fixture), dir, { recursive: true });
-  const file = join(dir, 'nimbus.yaml');
-  writeFileSync(file, readFileSync(file, 'utf8').replaceAll("'GREETING'", `'${greeting}'`));
-  return dir;
-}
+import { BACKENDS, runNimbus, startTestNimbus, type TestNimbus } from './helpers.js';
+import { gatewayRequest, serviceCopy } from './support/gateway.js';
 
 describe.each(BACKENDS)('gateway per project on %s', (backend) => {
   let n: TestNimbus;

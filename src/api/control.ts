@@ -28,6 +28,7 @@ import {
   type KeyDeps,
 } from './keys.js';
 import type { DeployResponse } from './deploy.js';
+import { createGatewayKey, listGatewayKeys, removeGatewayKey, type GatewayKeyDeps } from './gateway-keys.js';
 import { ApiError, badRequest, functionNotFound, notFound } from './errors.js';
 import { getEvent, listEvents, replayEvent, type EventDeps } from './events.js';
 import { getQueue, listQueues, peekMessages, purgeQueue, sendMessages, type QueueDeps } from './queues.js';
@@ -38,7 +39,14 @@ import { listSecrets, putSecret, removeSecret, SECRET_BODY, type SecretDeps } fr
 import type { Route } from './routes.js';
 
 export interface ControlDeps
-  extends EventDeps, QueueDeps, TableDeps, CredentialDeps, SecretDeps, Omit<KeyDeps, 'store'> {
+  extends
+    EventDeps,
+    QueueDeps,
+    TableDeps,
+    CredentialDeps,
+    SecretDeps,
+    Omit<KeyDeps, 'store'>,
+    Omit<GatewayKeyDeps, 'registry'> {
   store: Pick<
     Store,
     | 'functions'
@@ -232,6 +240,24 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
       handler: acts(d, 'admin', 'remove secrets', (c) => removeSecret(d, c), {
         action: 'secret.remove',
         target: (c) => c.params['name']!,
+      }),
+    },
+    {
+      method: 'POST',
+      path: '/v1/api-keys',
+      handler: acts(d, 'deploy', 'create gateway API keys', (c) => createGatewayKey(d, c), {
+        action: 'apikey.create',
+        target: (_, r) => (r as { id: string }).id,
+        detail: (_, r) => ({ plan: (r as { plan: string }).plan }),
+      }),
+    },
+    { method: 'GET', path: '/v1/api-keys', handler: (c) => listGatewayKeys(d, c) },
+    {
+      method: 'DELETE',
+      path: '/v1/api-keys/{id}',
+      handler: acts(d, 'deploy', 'revoke gateway API keys', (c) => removeGatewayKey(d, c), {
+        action: 'apikey.revoke',
+        target: (c) => c.params['id']!,
       }),
     },
     { method: 'GET', path: '/v1/audit', handler: (c) => listAudit(d, c) },

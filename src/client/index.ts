@@ -262,6 +262,23 @@ export interface CreatedApiKey extends ApiKeyView {
   key: string;
 }
 
+/** A key of the gateway (x-api-key) under a usage plan, with this period's usage. */
+export interface GatewayKeyView {
+  id: string;
+  name: string;
+  plan: string;
+  createdAt: number;
+  throttle: { rate: number; burst: number } | null;
+  quota: { limit: number; period: string; used: number; reserved: number } | null;
+  /** False when no deployed service declares the plan any more (the key is then refused). */
+  planDeclared: boolean;
+}
+
+export interface CreatedGatewayKey extends GatewayKeyView {
+  /** The key itself: shown once, never stored in the clear. */
+  key: string;
+}
+
 export interface AuditEntryView {
   seq: number;
   at: number;
@@ -354,6 +371,18 @@ export class NimbusClient {
 
   async rotateKey(id: string): Promise<CreatedApiKey> {
     return this.#json('POST', `/v1/keys/${encodeURIComponent(id)}/rotate`);
+  }
+
+  async createGatewayKey(plan: string, name?: string): Promise<CreatedGatewayKey> {
+    return this.#json('POST', '/v1/api-keys', { plan, ...(name ? { name } : {}) });
+  }
+
+  async gatewayKeys(): Promise<GatewayKeyView[]> {
+    return (await this.#json<{ apiKeys: GatewayKeyView[] }>('GET', '/v1/api-keys')).apiKeys;
+  }
+
+  async removeGatewayKey(id: string): Promise<{ revoked: string }> {
+    return this.#json('DELETE', `/v1/api-keys/${encodeURIComponent(id)}`);
   }
 
   async audit(q: { since?: number; action?: string; limit?: number } = {}): Promise<AuditEntryView[]> {

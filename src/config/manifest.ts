@@ -428,6 +428,22 @@ export interface UsagePlan {
   quota?: { limit: number; period: QuotaPeriod };
 }
 
+/** The usage plans the functions' services declare, by name, with the service that declares each (a deploy
+ *  refuses a name two services of a project declare differently, so the first found is the one). */
+export function usagePlansOf(
+  functions: readonly { service: string; config: Pick<FunctionConfig, 'routes'> }[],
+): Map<string, { plan: UsagePlan; service: string }> {
+  const out = new Map<string, { plan: UsagePlan; service: string }>();
+  for (const f of functions) {
+    for (const r of f.config.routes) {
+      for (const [name, plan] of Object.entries(r.protection?.usagePlans ?? {})) {
+        if (!out.has(name)) out.set(name, { plan, service: f.service });
+      }
+    }
+  }
+  return out;
+}
+
 export interface ThrottleConfig {
   rate: number;
   burst: number;

@@ -22,7 +22,7 @@ import {
 import type { RouteMatch, Router } from './router.js';
 import { timeOrderedId } from '../ids.js';
 import { systemClock, type Clock } from '../clock/clock.js';
-import type { CorsConfig } from '../config/manifest.js';
+import type { CorsConfig, RouteProtection, UsagePlan } from '../config/manifest.js';
 import { applyCors, preflightHeaders } from './cors.js';
 import { Throttles } from './throttle.js';
 import { JwtVerifier } from './jwt.js';
@@ -30,6 +30,8 @@ import { identityValue, LambdaAuthorizers } from './lambda-authorizer.js';
 import type { GatewayObserver } from '../observability/metrics.js';
 import { isHealthPath, type Health } from '../observability/health.js';
 import { projectOfHost } from './hosts.js';
+import { periodEnd, type Quota } from './quotas.js';
+import type { StoredGatewayKey } from '../store/types.js';
 
 export interface GatewayOptions {
   invoker: Invoker;
@@ -57,6 +59,10 @@ export interface GatewayOptions {
   metrics?: GatewayObserver;
   /** Answers GET /healthz and /readyz when no route of the project matches them: user routes win. */
   health?: Health;
+  /** Checks x-api-key on routes with apiKeyRequired; without it such routes answer 403. */
+  apiKeys?: { verify(text: string | undefined): Promise<StoredGatewayKey | undefined> };
+  /** Counts usage plan quotas; without it quotas are not enforced. */
+  quotas?: { take(project: string, keyId: string, quota: Quota): Promise<boolean> };
 }
 
 export const DEFAULT_MAX_BODY_BYTES = MAX_SYNC_PAYLOAD_BYTES;
@@ -96,6 +102,9 @@ class Gateway {
   private readonly lambdaAuthorizers: LambdaAuthorizers;
   private readonly metrics: GatewayObserver | undefined;
   private readonly health: Health | undefined;
+  private readonly apiKeys: GatewayOptions['apiKeys'];
+  private readonly quotas: GatewayOptions['quotas'];
+  private readonly clock: Clock;
 
   constructor(o: GatewayOptions) {
     const clock = o.clock ?? systemClock;
@@ -113,6 +122,9 @@ class Gateway {
     this.logger = o.logger;
     this.metrics = o.metrics;
     this.health = o.health;
+    this.apiKeys = o.apiKeys;
+    this.quotas = o.quotas;
+    this.clock = clock;
   }
 
   // Bound once: node:http calls it per request, and handle() never rejects (see its catch).
@@ -168,8 +180,18 @@ class Gateway {
       }
       const protection = match.route.protection;
       const cors = protection?.cors;
-      if (protection && (protection.throttle || protection.serviceThrottle)) {
+      let apiKey: { text: string; row: StoredGatewayKey; plan: UsagePlan } | undefined;
+      if (protection?.apiKeyRequired) {
+        apiKey = await this.checkApiKey(project, protection, req.headers['x-api-key']);
+        if (!apiKey) {
+          this.sendError(res, 403, 'Forbidden', requestId, cors, origin);
+          return;
+        }
+      }
+      const keyThrottle = apiKey?.plan.throttle;
+      if (protection && (protection.throttle || protection.serviceThrottle || keyThrottle)) {
         const limits = [];
+        if (keyThrottle) limits.push({ key: `${project} key ${apiKey!.row.id}`, config: keyThrottle });
         if (protection.throttle)
           limits.push({
             key: `${project} ${protection.service} ${match.routeKey}`,
@@ -185,6 +207,18 @@ class Gateway {
           });
           return;
         }
+      }
+
+      const quota = apiKey?.plan.quota;
+      if (apiKey && quota && this.quotas && !(await this.quotas.take(project, apiKey.row.id, quota))) {
+        // API Gateway's words; Retry-After says when the next period starts.
+        const wait = Math.max(
+          1,
+          Math.ceil((periodEnd(quota.period, this.clock.now()) - this.clock.now()) / 1000),
+        );
+        this.metrics?.throttled(match);
+        this.sendError(res, 429, 'Limit Exceeded', requestId, cors, origin, { 'retry-after': String(wait) });
+        return;
       }
 
       let body: Buffer;
@@ -217,6 +251,11 @@ class Gateway {
       };
       const v1 = match.route.payload === '1.0';
       const event = v1 ? buildEventV1(gwReq, match) : buildEventV2(gwReq, match);
+      if (apiKey && event.version === '1.0') {
+        // As API Gateway's REST APIs give it: the key as sent, and its id.
+        event.requestContext.identity.apiKey = apiKey.text;
+        event.requestContext.identity.apiKeyId = apiKey.row.id;
+      }
       if (protection?.authorizer) {
         const denied = await this.authorize(project, gwReq, match, event);
         if (denied) {
@@ -274,6 +313,23 @@ class Gateway {
       [REQUEST_ID_HEADER]: requestId,
     });
     res.end(method === 'HEAD' ? undefined : h.body);
+  }
+
+  /**
+   * The live key of this project, of one of the route's service's usage plans, that the request carries; or
+   * undefined (missing, malformed, unknown, removed, another project's, or of a plan the service lacks).
+   */
+  private async checkApiKey(
+    project: string,
+    p: RouteProtection,
+    header: string | string[] | undefined,
+  ): Promise<{ text: string; row: StoredGatewayKey; plan: UsagePlan } | undefined> {
+    const text = typeof header === 'string' ? header : undefined;
+    if (!this.apiKeys || text === undefined) return undefined;
+    const row = await this.apiKeys.verify(text);
+    if (!row || row.project !== project) return undefined;
+    const plan = p.usagePlans && Object.hasOwn(p.usagePlans, row.plan) ? p.usagePlans[row.plan] : undefined;
+    return plan ? { text, row, plan } : undefined;
   }
 
   /**

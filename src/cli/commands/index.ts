@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
 import bucket from './bucket.js';
+import apikey from './apikey.js';
 import audit from './audit.js';
 import credentials from './credentials.js';
 import deploy from './deploy.js';
@@ -29,6 +30,7 @@ export const commands: Command[] = [
   credentials,
   project,
   key,
+  apikey,
   audit,
   secret,
   rm,
