@@ -285,3 +285,61 @@ describe.each(BACKENDS)('gateway API keys on %s', (backend) => {
     expect((await as(cKey, ['deploy', dir])).code).toBe(0);
   });
 });
+
+// Two nodes on one PostgreSQL schema: a key issued on one works on the other, and the quota holds for both
+// together, each counting locally from the blocks it reserves.
+describe.runIf(BACKENDS.includes('postgresql'))('gateway API keys on two nodes sharing PostgreSQL', () => {
+  const clock = new ManualClock(Date.UTC(2026, 2, 3, 9, 0, 0));
+  let a: TestNimbus;
+  let b: TestNimbus | undefined;
+
+  beforeAll(async () => {
+    a = await startTestNimbus({ backend: 'postgresql', clock });
+    b = await startTestNimbus({
+      backend: 'postgresql',
+      clock,
+      storeUrl: a.store.slice('postgresql '.length),
+    });
+  });
+  afterAll(async () => {
+    await b?.cleanup();
+    await a?.cleanup();
+  });
+
+  it('never admits more than the quota across both nodes', async () => {
+    const key = (await a.client.createProject('team-a')).key.key;
+    const env = { NIMBUS_API_KEY: key };
+    expect(
+      (await runNimbus({ ...env, NIMBUS_API_URL: a.apiUrl }, ['deploy', join(FIXTURES, 'metered')])).code,
+    ).toBe(0);
+    // The second node takes in the deploy (the same archive: nothing changes but its registry).
+    expect(
+      (await runNimbus({ ...env, NIMBUS_API_URL: b!.apiUrl }, ['deploy', join(FIXTURES, 'metered')])).code,
+    ).toBe(0);
+    const created = await runNimbus({ ...env, NIMBUS_API_URL: a.apiUrl }, [
+      'apikey',
+      'create',
+      '--plan',
+      'free',
+      '--json',
+    ]);
+    const { key: apiKey, id } = JSON.parse(created.stdout) as { key: string; id: string };
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const node = i % 2 === 0 ? a : b!;
+      const host = `team-a.localhost:${new URL(node.gatewayUrl).port}`;
+      statuses.push(
+        (await gatewayRequest(node.gatewayUrl, host, '/metered', { 'x-api-key': apiKey })).status,
+      );
+    }
+    expect(statuses.filter((s) => s === 200)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(5);
+    // Both nodes settle on a clean stop; what the store holds is then exact.
+    await b!.stop();
+    const ls = await runNimbus({ ...env, NIMBUS_API_URL: a.apiUrl }, ['apikey', 'ls', '--json']);
+    const k = (
+      JSON.parse(ls.stdout) as { apiKeys: { id: string; quota: { used: number; reserved: number } }[] }
+    ).apiKeys.find((x) => x.id === id)!;
+    expect(k.quota).toMatchObject({ used: 3, reserved: 0 });
+  });
+});
