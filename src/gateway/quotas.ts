@@ -164,6 +164,8 @@ export class KeyQuotas implements Component {
   async stop(): Promise<void> {
     this.timer?.cancel();
     this.timer = null;
+    // A block still being reserved is given back too, once it has landed.
+    await Promise.all([...this.counters.values()].map((c) => c.reserving?.catch(() => undefined)));
     await this.flush(true);
   }
 
