@@ -2,7 +2,7 @@
 // each project's own host (<project>.localhost, sent as a Host header), with its authorizer, CORS, throttles
 // and invocation records in that project; any other host keeps serving the default project; an unknown
 // project's host is a 404 in JSON.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -132,6 +132,25 @@ describe.each(BACKENDS)('gateway per project on %s', (backend) => {
     expect(bJson.gatewayUrl).toBe(`http://team-b.localhost:${port}`);
     const mine = await as(n.apiKey, ['ls']);
     expect(mine.stdout).toContain(`Routes served at ${n.gatewayUrl}`);
+  });
+
+  it('checks route conflicts within the project', async () => {
+    const dir = serviceCopy('tenant', 'from another service');
+    dirs.push(dir);
+    const file = join(dir, 'nimbus.yaml');
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8')
+        .replace('service: tenant', 'service: tenant-two')
+        .replace('  hello:', '  hello2:')
+        .replace('  authorize:', '  authorize2:')
+        .replace('function: authorize,', 'function: authorize2,'),
+    );
+    const r = await as(bKey, ['deploy', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/route "GET \/hello" of function "hello2" is already used by function "hello"/);
+    // team-b's routes are as they were.
+    expect((await get(`team-b.localhost:${port}`, '/hello')).body.greeting).toBe('from team-b');
   });
 
   it("drops a removed function's routes from its project's table only", async () => {
