@@ -21,9 +21,9 @@ import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from './clock/clock.js';
 import { component, ComponentStartError, Lifecycle, type Component } from './component.js';
-import type { Manifest } from './config/manifest.js';
 import { priceTable, type PriceTable } from './metering/price.js';
 import { InvocationRetention } from './metering/retention.js';
+import { usagePlansOf, type Manifest, type UsagePlan } from './config/manifest.js';
 import { resolveSettings, type Settings, type SettingsInput } from './config/settings.js';
 import { createApiServer } from './api/server.js';
 import { createDynamoService } from './api/dynamodb/service.js';
@@ -43,6 +43,9 @@ import { StorageEventSource } from './events/storage.js';
 import type { TriggerSource } from './events/types.js';
 import { createGateway } from './gateway/server.js';
 import { RouteConflictError, Router } from './gateway/router.js';
+import { projectGatewayUrl } from './gateway/hosts.js';
+import { KeyQuotas } from './gateway/quotas.js';
+import { GatewayKeys } from './security/gateway-keys.js';
 import { CodeCache } from './invoker/code-cache.js';
 import { DefaultInvoker, type InvokerOptions } from './invoker/invoker.js';
 import { FunctionRegistry } from './invoker/registry.js';
@@ -76,6 +79,8 @@ export interface StartOptions extends Partial<SettingsInput> {
 
 export interface RunningNimbus {
   gatewayUrl: string;
+  /** Where a project's routes are served: gatewayUrl for the default project, <project>.<domain> for others. */
+  gatewayUrlFor(project: string): string;
   apiUrl: string;
   keyFile: string;
   apiKey: string;
@@ -352,10 +357,10 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       pool: () => pool.ready(),
       stopping: () => stopping,
     });
-    let router = buildRouter(registry);
-    registry.onChange(() => {
-      router = buildRouter(registry);
-    });
+    const routes = new RouteTables(registry, (err, project) =>
+      log.error({ err, project }, 'the route table of a project could not be rebuilt; it keeps its last one'),
+    );
+    registry.onChange((changed) => routes.rebuild(new Set(changed.map((r) => r.project))));
 
     const deployed: RunningNimbus['deployed'] = [];
     for (const dir of deployDirs) {
@@ -364,11 +369,18 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       deployed.push({ service: r.service, functions: r.functions.map((f) => f.name) });
     }
 
+    const gatewayKeys = new GatewayKeys(store.gatewayKeys, clock);
+    // Started before the listeners and so stopped after them: the last requests' counts are settled.
+    const quotas = new KeyQuotas({ store: store.gatewayKeys, clock, onError });
+    await lifecycle.start(quotas);
     const gateway = createGateway(
       {
         invoker,
-        router: () => router,
+        router: (project) => routes.get(project),
         project: DEFAULT_PROJECT,
+        domain: settings.gatewayDomain,
+        apiKeys: gatewayKeys,
+        quotas,
         logger: log,
         accountId: settings.accountId,
         region: settings.region,
@@ -387,6 +399,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     });
     // Known once the listeners are up; /v1/health reports it, so `nimbus info` can print route URLs.
     const publicUrls = { gateway: '' };
+    // Known once the gateway listens (its port may be picked at start); nothing asks before that.
+    let gatewayUrlFor: (project: string) => string = () => '';
     const apiOptions: Parameters<typeof createApiServer>[0] = {
       apiKey,
       clock,
@@ -430,6 +444,10 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       region: settings.region,
       accountId: settings.accountId,
       logger: log,
+      gatewayUrl: (project) => gatewayUrlFor(project),
+      gatewayKeys,
+      gatewayKeyUsage: store.gatewayKeys,
+      quotas,
       stemCells: () => pool.stats(),
       status: () => ({
         gatewayUrl: publicUrls.gateway,
@@ -450,6 +468,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     functionKeys.setEndpoint(ipOrigin((internalApi ?? api).address()));
     const scheme = tls ? 'https' : 'http';
     const gatewayUrl = `${scheme}://${urlHost(settings.host)}:${listeners.gatewayPort}`;
+    gatewayUrlFor = (project) =>
+      projectGatewayUrl(gatewayUrl, settings.gatewayDomain, project, DEFAULT_PROJECT);
     const apiUrl = `${scheme}://${urlHost(settings.apiHost)}:${listeners.apiPort}`;
     publicUrls.gateway = gatewayUrl;
     writeFileSync(join(dataDir, 'api-url'), apiUrl, { mode: 0o600 });
@@ -464,6 +484,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
 
     return {
       gatewayUrl,
+      gatewayUrlFor,
       apiUrl,
       keyFile,
       apiKey,
@@ -690,20 +711,66 @@ function traversableByOthers(dir: string): boolean {
   }
 }
 
-/** The gateway serves the default project's routes; other projects get their own front door with tenancy. */
-function buildRouter(registry: FunctionRegistry): Router {
-  return new Router(
-    registry
-      .all(DEFAULT_PROJECT)
-      .flatMap((f) => f.config.routes.map((route) => ({ functionName: f.name, route }))),
-  );
+/**
+ * One route table per project, each rebuilt only when one of its functions changed: the gateway serves
+ * <project>.<domain> from its project's table, so one project's routes never collide with another's.
+ */
+class RouteTables {
+  private tables = new Map<string, Router>();
+
+  constructor(
+    private readonly registry: FunctionRegistry,
+    private readonly onError: (err: unknown, project: string) => void,
+  ) {
+    this.rebuild(new Set(registry.all().map((f) => f.project)));
+  }
+
+  /** Undefined for a project with no routes (or none at all). */
+  get(project: string): Router | undefined {
+    return this.tables.get(project);
+  }
+
+  rebuild(projects: Set<string>): void {
+    const next = new Map(this.tables);
+    for (const project of projects) {
+      const bindings = this.registry
+        .all(project)
+        .flatMap((f) => f.config.routes.map((route) => ({ functionName: f.name, route })));
+      try {
+        if (bindings.length === 0) next.delete(project);
+        else next.set(project, new Router(bindings));
+      } catch (err) {
+        // Deploys check routes within the project first; a conflict that still got in (two nodes deploying
+        // at once) must not take the project's other routes, or any other project's, down with it.
+        this.onError(err, project);
+      }
+    }
+    this.tables = next;
+  }
 }
 
-/** The candidate table: the project's other services' routes plus the new manifest's. */
-function checkRoutes(registry: FunctionRegistry, m: Manifest, project: string): string | null {
+/** The candidate table: the project's other services' routes plus the new manifest's; and its usage plans,
+ *  since a plan name means one thing in a project (a key is issued under the name). */
+function checkRoutes(
+  registry: FunctionRegistry,
+  m: Manifest,
+  project: string,
+): string | { field: string; problem: string } | null {
   const others = registry
     .all(project)
     .filter((f) => f.service !== m.service && !m.functions.some((n) => n.name === f.name));
+  const theirs = usagePlansOf(others);
+  for (const [name, { plan }] of usagePlansOf(
+    m.functions.map((config) => ({ service: m.service, config })),
+  )) {
+    const other = theirs.get(name);
+    if (other && JSON.stringify(canonicalPlan(other.plan)) !== JSON.stringify(canonicalPlan(plan))) {
+      return {
+        field: `http.usagePlans.${name}`,
+        problem: `usage plan "${name}" is declared with other limits by service "${other.service}" of this project; declare it the same way in both, or give it another name`,
+      };
+    }
+  }
   try {
     new Router([
       ...others.flatMap((f) => f.config.routes.map((route) => ({ functionName: f.name, route }))),
@@ -713,6 +780,10 @@ function checkRoutes(registry: FunctionRegistry, m: Manifest, project: string): 
   } catch (err) {
     return err instanceof RouteConflictError ? err.message : String(err);
   }
+}
+
+function canonicalPlan(p: UsagePlan): unknown {
+  return [p.throttle?.rate, p.throttle?.burst, p.quota?.limit, p.quota?.period];
 }
 
 /** dist/runtime/bootstrap.cjs (the provided SDK is beside it), whether this module runs from dist/ or from src/ (tests). */

@@ -116,6 +116,7 @@ const store: Store = {
     get: async (project: string) => ({ project, quota: NO_QUOTA, storageBytes: 0 }),
   } as Store['quotas'],
   apiKeys: unused('apiKeys'),
+  gatewayKeys: unused('gatewayKeys'),
   audit: unused('audit'),
   nodes: unused('nodes'),
   queues: unused('queues'),

@@ -28,6 +28,7 @@ import {
   type KeyDeps,
 } from './keys.js';
 import type { DeployResponse } from './deploy.js';
+import { createGatewayKey, listGatewayKeys, removeGatewayKey, type GatewayKeyDeps } from './gateway-keys.js';
 import { ApiError, badRequest, functionNotFound, notFound } from './errors.js';
 import { getEvent, listEvents, replayEvent, type EventDeps } from './events.js';
 import { getQueue, listQueues, peekMessages, purgeQueue, sendMessages, type QueueDeps } from './queues.js';
@@ -46,7 +47,8 @@ export interface ControlDeps
     TableDeps,
     CredentialDeps,
     SecretDeps,
-    Omit<KeyDeps, 'store'> {
+    Omit<KeyDeps, 'store'>,
+    Omit<GatewayKeyDeps, 'registry'> {
   store: Pick<
     Store,
     | 'functions'
@@ -72,6 +74,8 @@ export interface ControlDeps
   stemCells: () => unknown;
   region: string;
   accountId: string;
+  /** Where the gateway serves a project's routes. */
+  gatewayUrl?: (project: string) => string;
 }
 
 export interface ControlRequest {
@@ -241,6 +245,24 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
         target: (c) => c.params['name']!,
       }),
     },
+    {
+      method: 'POST',
+      path: '/v1/api-keys',
+      handler: acts(d, 'deploy', 'create gateway API keys', (c) => createGatewayKey(d, c), {
+        action: 'apikey.create',
+        target: (_, r) => (r as { id: string }).id,
+        detail: (_, r) => ({ plan: (r as { plan: string }).plan }),
+      }),
+    },
+    { method: 'GET', path: '/v1/api-keys', handler: (c) => listGatewayKeys(d, c) },
+    {
+      method: 'DELETE',
+      path: '/v1/api-keys/{id}',
+      handler: acts(d, 'deploy', 'revoke gateway API keys', (c) => removeGatewayKey(d, c), {
+        action: 'apikey.revoke',
+        target: (c) => c.params['id']!,
+      }),
+    },
     { method: 'GET', path: '/v1/audit', handler: (c) => listAudit(d, c) },
   ];
 }
@@ -290,6 +312,7 @@ async function listFunctions(d: ControlDeps, c: ControlRequest): Promise<unknown
   return {
     functions: d.registry.all(c.principal.project).map((f) => view(d, f, extras)),
     stemCells: d.stemCells(),
+    ...gatewayUrlOf(d, c.principal.project),
   };
 }
 
@@ -363,10 +386,16 @@ async function deploy(d: ControlDeps, c: ControlRequest): Promise<DeployResponse
   if (c.body.length === 0)
     throw badRequest('the deploy body is empty', 'send a tar.gz of the service folder');
   try {
-    return await d.deployer.deploy(c.body, c.principal.project);
+    const res = await d.deployer.deploy(c.body, c.principal.project);
+    return { ...res, ...gatewayUrlOf(d, c.principal.project) };
   } catch (err) {
     throw deployError(err);
   }
+}
+
+/** { gatewayUrl }: where the project's routes are served, when the server knows its gateway. */
+function gatewayUrlOf(d: ControlDeps, project: string): { gatewayUrl?: string } {
+  return d.gatewayUrl ? { gatewayUrl: d.gatewayUrl(project) } : {};
 }
 
 /** The refusals of a deploy, as the client sees them; anything else stays an internal error. */

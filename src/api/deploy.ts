@@ -52,7 +52,10 @@ export class Deployer {
       registry: FunctionRegistry;
       pool: StemCellPool;
       /** Checks the new routes against every other service's (the route table lives in the gateway). */
-      checkRoutes?: (manifest: Manifest, project: string) => string | null;
+      checkRoutes?: (
+        manifest: Manifest,
+        project: string,
+      ) => string | { field: string; problem: string } | null;
       /** Resolves once the trigger sources have taken in the new functions (their schedules stored), so
        *  what the deploy answers is what `nimbus ls` shows next. */
       triggersSynced?: () => Promise<void>;
@@ -106,7 +109,8 @@ export class Deployer {
     if (this.o.secrets)
       checkSecrets(manifest, new Set((await this.o.secrets.list(project)).map((s) => s.name)));
     const conflict = this.o.checkRoutes?.(manifest, project);
-    if (conflict) throw new ManifestError('nimbus.yaml', 'events', conflict);
+    if (typeof conflict === 'string') throw new ManifestError('nimbus.yaml', 'events', conflict);
+    if (conflict) throw new ManifestError('nimbus.yaml', conflict.field, conflict.problem);
     const held = reservationsOf(manifest, project);
     if (this.o.quotas) await this.checkQuota(manifest, project, held);
     if (this.o.maxConcurrency !== undefined)

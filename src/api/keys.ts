@@ -279,7 +279,7 @@ function keyNotFound(id: string): ApiError {
   return notFound(`API key ${id}`, 'see `nimbus key ls`');
 }
 
-function objectBody(body: Buffer, fields: string[], example: string): Record<string, unknown> {
+export function objectBody(body: Buffer, fields: string[], example: string): Record<string, unknown> {
   let input: unknown;
   try {
     input = JSON.parse(body.length === 0 ? '{}' : body.toString('utf8'));

@@ -27,6 +27,7 @@ import { awsJsonError, AwsServices, type AwsResponse, type AwsService } from './
 import { ABORTED, readBody, TOO_LARGE } from '../http/body.js';
 import { controlRoutes, type ControlHandler } from './control.js';
 import type { CostDeps } from './cost.js';
+import type { GatewayKeyDeps } from './gateway-keys.js';
 import type { CredentialDeps } from './credentials.js';
 import type { KeyDeps } from './keys.js';
 import { StorageQuotaExceededError } from '../store/errors.js';
@@ -89,6 +90,12 @@ export interface ApiOptions {
   metrics?: { expose(): Promise<{ contentType: string; body: string }> };
   /** /healthz and /readyz, answered without a key. */
   health?: Health;
+  /** Where the gateway serves a project's routes (shown by deploy and the functions listing). */
+  gatewayUrl?: (project: string) => string;
+  /** The gateway's API keys (`nimbus apikey`); without them /v1/api-keys answers 501. */
+  gatewayKeys?: GatewayKeyDeps['gatewayKeys'];
+  gatewayKeyUsage?: GatewayKeyDeps['gatewayKeyUsage'];
+  quotas?: GatewayKeyDeps['quotas'];
 }
 
 /** A request as the listener sees it once its target is parsed. */

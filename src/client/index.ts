@@ -135,6 +135,8 @@ export interface DeployResponse {
   tables?: { created: string[]; updated: string[]; unchanged: string[] };
   /** The service's buckets: created, or there already (a bucket left out of the manifest keeps its objects). */
   buckets?: { created: string[]; unchanged: string[] };
+  /** Where the gateway serves the project's routes. */
+  gatewayUrl?: string;
 }
 
 export interface InvokeOptions {
@@ -318,6 +320,23 @@ export interface CreatedApiKey extends ApiKeyView {
   key: string;
 }
 
+/** A key of the gateway (x-api-key) under a usage plan, with this period's usage. */
+export interface GatewayKeyView {
+  id: string;
+  name: string;
+  plan: string;
+  createdAt: number;
+  throttle: { rate: number; burst: number } | null;
+  quota: { limit: number; period: string; used: number; reserved: number } | null;
+  /** False when no deployed service declares the plan any more (the key is then refused). */
+  planDeclared: boolean;
+}
+
+export interface CreatedGatewayKey extends GatewayKeyView {
+  /** The key itself: shown once, never stored in the clear. */
+  key: string;
+}
+
 export interface AuditEntryView {
   seq: number;
   at: number;
@@ -456,6 +475,18 @@ export class NimbusClient {
     return (await this.#json<{ invocations: InvocationView[] }>('GET', `/v1/invocations${qs}`)).invocations;
   }
 
+  async createGatewayKey(plan: string, name?: string): Promise<CreatedGatewayKey> {
+    return this.#json('POST', '/v1/api-keys', { plan, ...(name ? { name } : {}) });
+  }
+
+  async gatewayKeys(): Promise<GatewayKeyView[]> {
+    return (await this.#json<{ apiKeys: GatewayKeyView[] }>('GET', '/v1/api-keys')).apiKeys;
+  }
+
+  async removeGatewayKey(id: string): Promise<{ revoked: string }> {
+    return this.#json('DELETE', `/v1/api-keys/${encodeURIComponent(id)}`);
+  }
+
   async audit(q: { since?: number; action?: string; limit?: number } = {}): Promise<AuditEntryView[]> {
     const p = new URLSearchParams();
     if (q.since !== undefined) p.set('since', String(q.since));
@@ -497,9 +528,13 @@ export class NimbusClient {
     return this.#json('GET', '/v1/health');
   }
 
-  async list(): Promise<{ functions: FunctionSummary[]; stemCells?: StemCellStats[] }> {
+  async list(): Promise<{ functions: FunctionSummary[]; stemCells?: StemCellStats[]; gatewayUrl?: string }> {
     const res = await this.#request('GET', '/v1/functions');
-    return (await readJson(res)) as { functions: FunctionSummary[]; stemCells?: StemCellStats[] };
+    return (await readJson(res)) as {
+      functions: FunctionSummary[];
+      stemCells?: StemCellStats[];
+      gatewayUrl?: string;
+    };
   }
 
   async get(name: string): Promise<FunctionSummary> {

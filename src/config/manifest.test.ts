@@ -375,6 +375,51 @@ describe('http: gateway protection', () => {
   });
 });
 
+describe('http: usage plans and API keys', () => {
+  const svc = (plans: string, events = '[{ http: { route: GET /me, apiKeyRequired: true } }]') =>
+    `service: s\nhttp:\n  usagePlans:\n${plans}\nfunctions:\n  me: { handler: src/me.get, events: ${events} }\n`;
+
+  it("puts the service's plans on its routes and marks the routes that need a key", () => {
+    const m = parseManifest(
+      svc(
+        '    free: { throttle: { rate: 10, burst: 20 }, quota: { limit: 1000, period: DAY } }\n    open: {}',
+        '[{ http: { route: GET /me, apiKeyRequired: true } }, { http: GET /public }]',
+      ),
+    );
+    const [me, pub] = m.functions[0]!.routes;
+    expect(me!.protection).toEqual({
+      service: 's',
+      apiKeyRequired: true,
+      usagePlans: {
+        free: { throttle: { rate: 10, burst: 20 }, quota: { limit: 1000, period: 'DAY' } },
+        open: {},
+      },
+    });
+    expect(pub!.protection?.apiKeyRequired).toBeUndefined();
+    expect(pub!.protection?.usagePlans).toBeDefined();
+  });
+
+  it.each([
+    [svc('    free: { quota: { limit: 10, period: YEAR } }'), 'http.usagePlans.free.quota.period'],
+    [svc('    free: { quota: { limit: -1, period: DAY } }'), 'http.usagePlans.free.quota.limit'],
+    [svc('    free: { quota: { limit: 1.5, period: DAY } }'), 'http.usagePlans.free.quota.limit'],
+    [svc('    free: { quota: { period: DAY } }'), 'http.usagePlans.free.quota.limit'],
+    [svc('    free: { throttle: { rate: 1 } }'), 'http.usagePlans.free.throttle.burst'],
+    [svc('    free: { limit: 10 }'), 'http.usagePlans.free'],
+    [svc('    "1free": {}'), 'usage plan names start with a letter'],
+    [
+      `service: s\nfunctions:\n  me: { handler: src/me.get, events: [{ http: { route: GET /me, apiKeyRequired: true } }] }\n`,
+      'functions.me.events.0.http.apiKeyRequired: needs a usage plan',
+    ],
+    [
+      svc('    free: {}', '[{ http: { route: GET /me, apiKeyRequired: yes } }]'),
+      'functions.me.events.0.http',
+    ],
+  ])('refuses %#', (yaml, expected) => {
+    expect(problem(yaml)).toContain(expected);
+  });
+});
+
 describe('secret references in environment', () => {
   const yaml = (value: string): string =>
     `service: s\nfunctions:\n  f:\n    handler: h.handler\n    environment:\n      DB_PASSWORD: ${value}\n`;

@@ -47,8 +47,24 @@ const HttpEventSchema = z.union([
     /** JWT authorizers: the token must carry at least one of these scopes. */
     authorizationScopes: z.array(z.string().min(1)).min(1).optional(),
     throttle: ThrottleSchema.optional(),
+    /** Callers must send a key of one of the service's usage plans in x-api-key (API Gateway's). */
+    apiKeyRequired: z.boolean().optional(),
   }),
 ]);
+
+export const QUOTA_PERIODS = ['DAY', 'WEEK', 'MONTH'] as const;
+export type QuotaPeriod = (typeof QUOTA_PERIODS)[number];
+
+/** API Gateway's usage plan: a token bucket per key, and a number of requests per key per period. */
+const UsagePlanSchema = z.strictObject({
+  throttle: ThrottleSchema.optional(),
+  quota: z
+    .strictObject({
+      limit: z.number().int().min(0).max(1_000_000_000),
+      period: z.enum(QUOTA_PERIODS),
+    })
+    .optional(),
+});
 
 const HEADER_NAME = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name or "*"');
 const CorsSchema = z.strictObject({
@@ -95,6 +111,13 @@ const ServiceHttpSchema = z.strictObject({
     )
     .default({}),
   throttle: ThrottleSchema.optional(),
+  /** Plans that API keys (`nimbus apikey create --plan <name>`) are issued under. */
+  usagePlans: z
+    .record(
+      z.string().regex(NAME, 'usage plan names start with a letter and use letters, digits, "-" or "_"'),
+      UsagePlanSchema,
+    )
+    .default({}),
 });
 
 const ScheduleEventSchema = z.union([
@@ -394,6 +417,31 @@ export interface RouteProtection {
   throttle?: ThrottleConfig;
   /** One bucket shared by every route of the service. */
   serviceThrottle?: ThrottleConfig;
+  /** The service's usage plans by name (on every route of a service that declares any). */
+  usagePlans?: Record<string, UsagePlan>;
+  /** The request must carry a live key, in x-api-key, of one of usagePlans. */
+  apiKeyRequired?: true;
+}
+
+export interface UsagePlan {
+  throttle?: ThrottleConfig;
+  quota?: { limit: number; period: QuotaPeriod };
+}
+
+/** The usage plans the functions' services declare, by name, with the service that declares each (a deploy
+ *  refuses a name two services of a project declare differently, so the first found is the one). */
+export function usagePlansOf(
+  functions: readonly { service: string; config: Pick<FunctionConfig, 'routes'> }[],
+): Map<string, { plan: UsagePlan; service: string }> {
+  const out = new Map<string, { plan: UsagePlan; service: string }>();
+  for (const f of functions) {
+    for (const r of f.config.routes) {
+      for (const [name, plan] of Object.entries(r.protection?.usagePlans ?? {})) {
+        if (!out.has(name)) out.set(name, { plan, service: f.service });
+      }
+    }
+  }
+  return out;
 }
 
 export interface ThrottleConfig {
@@ -761,6 +809,7 @@ interface ServiceHttp {
   cors?: CorsConfig;
   authorizers: Map<string, AuthorizerConfig>;
   throttle?: ThrottleConfig;
+  usagePlans?: Record<string, UsagePlan>;
 }
 
 /** The top-level http: section, checked as a whole: what API Gateway refuses at deploy is refused here. */
@@ -830,6 +879,16 @@ function serviceHttp(file: string, m: z.output<typeof ManifestSchema>): ServiceH
     }
   }
   if (h.throttle) out.throttle = h.throttle;
+  if (Object.keys(h.usagePlans).length > 0) {
+    const plans: Record<string, UsagePlan> = {};
+    for (const [name, plan] of Object.entries(h.usagePlans)) {
+      plans[name] = {
+        ...(plan.throttle ? { throttle: plan.throttle } : {}),
+        ...(plan.quota ? { quota: plan.quota } : {}),
+      };
+    }
+    out.usagePlans = plans;
+  }
   return out;
 }
 
@@ -863,6 +922,17 @@ function routeProtection(
   if (http.cors) p.cors = http.cors;
   if (http.throttle) p.serviceThrottle = http.throttle;
   if (spec?.throttle) p.throttle = spec.throttle;
+  if (http.usagePlans) p.usagePlans = http.usagePlans;
+  if (spec?.apiKeyRequired) {
+    if (!http.usagePlans) {
+      throw new ManifestError(
+        file,
+        `${field}.apiKeyRequired`,
+        'needs a usage plan to issue keys under; declare one under http.usagePlans, e.g. free: { quota: { limit: 1000, period: DAY } }',
+      );
+    }
+    p.apiKeyRequired = true;
+  }
   if (spec?.authorizer !== undefined) {
     const a = http.authorizers.get(spec.authorizer);
     if (!a) {

@@ -6,6 +6,20 @@ import { z } from 'zod';
 export const SettingsSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   port: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** A project's routes are served on the host <project>.<gatewayDomain>; every other host serves the
+   *  default project's. "localhost" works on a laptop: *.localhost resolves to loopback. */
+  gatewayDomain: z
+    .string()
+    .transform((v) => v.trim().toLowerCase().replace(/\.$/, ''))
+    .pipe(
+      z
+        .string()
+        .regex(
+          /^(?=.{1,200}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/,
+          'must be a DNS name such as "api.example.com" or "localhost" (no scheme, port or path)',
+        ),
+    )
+    .default('localhost'),
   apiHost: z.string().min(1).default('127.0.0.1'),
   apiPort: z.coerce.number().int().min(0).max(65535).default(8081),
   dataDir: z.string().min(1).default('./.nimbus'),
@@ -113,6 +127,7 @@ export type Settings = z.output<typeof SettingsSchema>;
 export const SETTINGS_ENV: Record<keyof Settings, string> = {
   host: 'NIMBUS_HOST',
   port: 'NIMBUS_PORT',
+  gatewayDomain: 'NIMBUS_GATEWAY_DOMAIN',
   apiHost: 'NIMBUS_API_HOST',
   apiPort: 'NIMBUS_API_PORT',
   dataDir: 'NIMBUS_DATA',

@@ -102,6 +102,9 @@ export interface HttpApiEventV1 {
       user: null;
       userAgent: string;
       userArn: null;
+      /** Routes with apiKeyRequired: the key as the caller sent it, and its id. */
+      apiKey?: string;
+      apiKeyId?: string;
     };
     path: string;
     protocol: string;

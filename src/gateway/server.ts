@@ -1,5 +1,6 @@
-// The gateway's HTTP listener: request → route → event → invoker → response. Every request ends in exactly
-// one response carrying x-nimbus-request-id; nothing a client or a function does can throw out of here.
+// The gateway's HTTP listener: request → project (by host) → route → event → invoker → response. Every request
+// ends in exactly one response carrying x-nimbus-request-id; nothing a client or a function does can throw out
+// of here.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { answerClientErrors } from '../http/client-error.js';
@@ -21,20 +22,28 @@ import {
 import type { RouteMatch, Router } from './router.js';
 import { timeOrderedId } from '../ids.js';
 import { systemClock, type Clock } from '../clock/clock.js';
-import type { CorsConfig } from '../config/manifest.js';
+import type { CorsConfig, RouteProtection, UsagePlan } from '../config/manifest.js';
 import { applyCors, preflightHeaders } from './cors.js';
 import { Throttles } from './throttle.js';
 import { JwtVerifier } from './jwt.js';
 import { identityValue, LambdaAuthorizers } from './lambda-authorizer.js';
 import type { GatewayObserver } from '../observability/metrics.js';
 import { isHealthPath, type Health } from '../observability/health.js';
+import { projectOfHost } from './hosts.js';
+import { periodEnd, type Quota } from './quotas.js';
+import type { StoredGatewayKey } from '../store/types.js';
 
 export interface GatewayOptions {
   invoker: Invoker;
-  /** The current route table; called per request, so swapping the Router it returns is atomic. */
-  router: () => Router;
-  /** The project whose routes this listener serves. Default "default". */
+  /**
+   * A project's current route table, or undefined when it has none (or does not exist); called per request,
+   * so swapping the Router it returns is atomic.
+   */
+  router: (project: string) => Router | undefined;
+  /** The project served on hosts that name none (see hosts.ts). Default "default". */
   project?: string;
+  /** Hosts <project>.<domain> serve that project's routes. Default "localhost". */
+  domain?: string;
   /** Largest request body accepted (bytes); default 6 MB like Lambda's synchronous payload limit. */
   maxBodyBytes?: number;
   apiId?: string;
@@ -50,6 +59,10 @@ export interface GatewayOptions {
   metrics?: GatewayObserver;
   /** Answers GET /healthz and /readyz when no route of the project matches them: user routes win. */
   health?: Health;
+  /** Checks x-api-key on routes with apiKeyRequired; without it such routes answer 403. */
+  apiKeys?: { verify(text: string | undefined): Promise<StoredGatewayKey | undefined> };
+  /** Counts usage plan quotas; without it quotas are not enforced. */
+  quotas?: { take(project: string, keyId: string, quota: Quota): Promise<boolean> };
 }
 
 export const DEFAULT_MAX_BODY_BYTES = MAX_SYNC_PAYLOAD_BYTES;
@@ -76,8 +89,9 @@ export function createGateway(opts: GatewayOptions, tls?: { cert: Buffer; key: B
 
 class Gateway {
   private readonly invoker: Invoker;
-  private readonly router: () => Router;
+  private readonly router: (project: string) => Router | undefined;
   private readonly project: string;
+  private readonly domain: string;
   private readonly maxBodyBytes: number;
   private readonly apiId: string;
   private readonly accountId: string;
@@ -88,6 +102,9 @@ class Gateway {
   private readonly lambdaAuthorizers: LambdaAuthorizers;
   private readonly metrics: GatewayObserver | undefined;
   private readonly health: Health | undefined;
+  private readonly apiKeys: GatewayOptions['apiKeys'];
+  private readonly quotas: GatewayOptions['quotas'];
+  private readonly clock: Clock;
 
   constructor(o: GatewayOptions) {
     const clock = o.clock ?? systemClock;
@@ -98,12 +115,16 @@ class Gateway {
     this.invoker = o.invoker;
     this.router = o.router;
     this.project = o.project ?? 'default';
+    this.domain = o.domain ?? 'localhost';
     this.maxBodyBytes = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.apiId = o.apiId ?? 'nimbus';
     this.accountId = o.accountId ?? '000000000000';
     this.logger = o.logger;
     this.metrics = o.metrics;
     this.health = o.health;
+    this.apiKeys = o.apiKeys;
+    this.quotas = o.quotas;
+    this.clock = clock;
   }
 
   // Bound once: node:http calls it per request, and handle() never rejects (see its catch).
@@ -132,12 +153,14 @@ class Gateway {
         return;
       }
 
-      const router = this.router();
-      match = router.match(method, path);
+      const project = projectOfHost(req.headers.host, this.domain, this.project);
+      // An unknown project and one without routes look alike (404): a host tells nobody which projects exist.
+      const router = this.router(project);
+      match = router?.match(method, path);
       const origin = req.headers.origin;
       if (method === 'OPTIONS' && origin !== undefined) {
         const asked = req.headers['access-control-request-method'];
-        const target = asked === undefined ? undefined : (router.match(asked.toUpperCase(), path) ?? match);
+        const target = asked === undefined ? undefined : (router?.match(asked.toUpperCase(), path) ?? match);
         const cors = target?.route.protection?.cors;
         if (cors) {
           // A preflight is the gateway's to answer when CORS is configured: no function runs for it.
@@ -157,12 +180,25 @@ class Gateway {
       }
       const protection = match.route.protection;
       const cors = protection?.cors;
-      if (protection && (protection.throttle || protection.serviceThrottle)) {
+      let apiKey: { text: string; row: StoredGatewayKey; plan: UsagePlan } | undefined;
+      if (protection?.apiKeyRequired) {
+        apiKey = await this.checkApiKey(project, protection, req.headers['x-api-key']);
+        if (!apiKey) {
+          this.sendError(res, 403, 'Forbidden', requestId, cors, origin);
+          return;
+        }
+      }
+      const keyThrottle = apiKey?.plan.throttle;
+      if (protection && (protection.throttle || protection.serviceThrottle || keyThrottle)) {
         const limits = [];
+        if (keyThrottle) limits.push({ key: `${project} key ${apiKey!.row.id}`, config: keyThrottle });
         if (protection.throttle)
-          limits.push({ key: `${protection.service} ${match.routeKey}`, config: protection.throttle });
+          limits.push({
+            key: `${project} ${protection.service} ${match.routeKey}`,
+            config: protection.throttle,
+          });
         if (protection.serviceThrottle)
-          limits.push({ key: protection.service, config: protection.serviceThrottle });
+          limits.push({ key: `${project} ${protection.service}`, config: protection.serviceThrottle });
         const retryAfter = this.throttles.admit(limits);
         if (retryAfter !== undefined) {
           this.metrics?.throttled(match);
@@ -171,6 +207,18 @@ class Gateway {
           });
           return;
         }
+      }
+
+      const quota = apiKey?.plan.quota;
+      if (apiKey && quota && this.quotas && !(await this.quotas.take(project, apiKey.row.id, quota))) {
+        // API Gateway's words; Retry-After says when the next period starts.
+        const wait = Math.max(
+          1,
+          Math.ceil((periodEnd(quota.period, this.clock.now()) - this.clock.now()) / 1000),
+        );
+        this.metrics?.throttled(match);
+        this.sendError(res, 429, 'Limit Exceeded', requestId, cors, origin, { 'retry-after': String(wait) });
+        return;
       }
 
       let body: Buffer;
@@ -203,8 +251,13 @@ class Gateway {
       };
       const v1 = match.route.payload === '1.0';
       const event = v1 ? buildEventV1(gwReq, match) : buildEventV2(gwReq, match);
+      if (apiKey && event.version === '1.0') {
+        // As API Gateway's REST APIs give it: the key as sent, and its id.
+        event.requestContext.identity.apiKey = apiKey.text;
+        event.requestContext.identity.apiKeyId = apiKey.row.id;
+      }
       if (protection?.authorizer) {
-        const denied = await this.authorize(gwReq, match, event);
+        const denied = await this.authorize(project, gwReq, match, event);
         if (denied) {
           this.sendError(res, denied[0], denied[1], requestId, cors, origin);
           return;
@@ -213,7 +266,7 @@ class Gateway {
       // The response is mapped as the invocation ends, so a malformed one is recorded as the function's error.
       let response: GatewayResponse | undefined;
       const outcome = await this.invoker.invoke({
-        fn: { project: this.project, name: match.functionName },
+        fn: { project, name: match.functionName },
         event,
         trigger: 'http',
         requestId,
@@ -272,10 +325,28 @@ class Gateway {
   }
 
   /**
+   * The live key of this project, of one of the route's service's usage plans, that the request carries; or
+   * undefined (missing, malformed, unknown, removed, another project's, or of a plan the service lacks).
+   */
+  private async checkApiKey(
+    project: string,
+    p: RouteProtection,
+    header: string | string[] | undefined,
+  ): Promise<{ text: string; row: StoredGatewayKey; plan: UsagePlan } | undefined> {
+    const text = typeof header === 'string' ? header : undefined;
+    if (!this.apiKeys || text === undefined) return undefined;
+    const row = await this.apiKeys.verify(text);
+    if (!row || row.project !== project) return undefined;
+    const plan = p.usagePlans && Object.hasOwn(p.usagePlans, row.plan) ? p.usagePlans[row.plan] : undefined;
+    return plan ? { text, row, plan } : undefined;
+  }
+
+  /**
    * Runs the route's authorizer and puts what it found into the event's requestContext.authorizer; returns
    * the status and message of a refusal, in API Gateway's words, or undefined to go on.
    */
   private async authorize(
+    project: string,
     req: GatewayRequest,
     match: RouteMatch,
     event: HttpApiEventV1 | HttpApiEventV2,
@@ -303,7 +374,7 @@ class Gateway {
       return undefined;
     }
     const r = await this.lambdaAuthorizers.authorize({
-      project: this.project,
+      project,
       service: p.service,
       authorizerName: a.name,
       authorizer: a,

@@ -31,7 +31,8 @@ function derivedSigV4Secret(key: string): string {
   return createHmac('sha256', key).update('nimbus sigv4 v1').digest('base64').slice(0, 40);
 }
 
-function hashSecret(secret: string): string {
+/** The stored form of a key secret (shared by the gateway API keys). */
+export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 

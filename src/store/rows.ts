@@ -10,6 +10,8 @@ import type {
   ChangeContext,
   KeyRole,
   StoredApiKey,
+  StoredGatewayKey,
+  GatewayKeyUsage,
   EventState,
   FunctionVersion,
   InvocationRecord,
@@ -310,6 +312,37 @@ export function toApiKey(r: ApiKeyRow): StoredApiKey {
     createdAt: Number(r.created_at),
     rotatedAt: r.rotated_at === null ? null : Number(r.rotated_at),
   };
+}
+
+export interface GatewayKeyRow {
+  id: string;
+  project: string;
+  name: string;
+  plan: string;
+  key_hash: string;
+  created_at: number;
+}
+
+export function toGatewayKey(r: GatewayKeyRow): StoredGatewayKey {
+  return {
+    id: r.id,
+    project: r.project,
+    name: r.name,
+    plan: r.plan,
+    keyHash: r.key_hash,
+    createdAt: Number(r.created_at),
+  };
+}
+
+export interface GatewayKeyUsageRow {
+  key_id: string;
+  period: string;
+  used: number | string;
+  reserved: number | string;
+}
+
+export function toGatewayKeyUsage(r: GatewayKeyUsageRow): GatewayKeyUsage {
+  return { keyId: r.key_id, period: r.period, used: Number(r.used), reserved: Number(r.reserved) };
 }
 
 export interface AuditRow {

@@ -768,6 +768,53 @@ export interface ApiKeyStore {
   ): Promise<StoredApiKey | undefined>;
 }
 
+/** A key callers of the gateway send in x-api-key (API Gateway's API keys), issued under a usage plan of its
+ *  project. Only its secret's SHA-256 is stored. */
+export interface StoredGatewayKey {
+  id: string;
+  project: string;
+  name: string;
+  /** A usage plan name, declared under http.usagePlans by a service of the project. */
+  plan: string;
+  keyHash: string;
+  createdAt: number;
+}
+
+export type NewGatewayKey = Omit<StoredGatewayKey, 'createdAt'>;
+
+/** A key's quota counter for one period ("DAY 2026-12-03", "WEEK 2026-11-30", "MONTH 2026-12"). */
+export interface GatewayKeyUsage {
+  keyId: string;
+  period: string;
+  /** Requests admitted and reported by the nodes. */
+  used: number;
+  /** Requests set aside by nodes and not reported yet (used or not): never given to another node. */
+  reserved: number;
+}
+
+/**
+ * Gateway API keys and their quota counters, shared by every node. Nodes count locally: they reserve a
+ * block of a key's quota (used + reserved never passes the limit), admit requests from it, and settle what
+ * they used and what they give back. A node that dies keeps its reservation: the quota is never passed,
+ * at worst under-used by that block until the period ends.
+ */
+export interface GatewayKeyStore {
+  /** Throws if the id exists or the project does not. */
+  create(k: NewGatewayKey): Promise<StoredGatewayKey>;
+  get(id: string): Promise<StoredGatewayKey | undefined>;
+  /** One project's, oldest first. */
+  list(project: string): Promise<StoredGatewayKey[]>;
+  /** Deletes the key with its counters; false when it is not the project's. */
+  remove(project: string, id: string): Promise<boolean>;
+  /** Sets aside up to n requests of the period's quota, atomically; answers how many (0 when the quota is
+   *  used up, or the key is gone). */
+  reserve(project: string, keyId: string, period: string, n: number, limit: number): Promise<number>;
+  /** used += admitted; reserved -= admitted + released. */
+  settle(project: string, keyId: string, period: string, admitted: number, released: number): Promise<void>;
+  /** The project's counters (every period kept), or one key's. */
+  usage(project: string, keyId?: string): Promise<GatewayKeyUsage[]>;
+}
+
 /** One control action, as the audit log keeps it. */
 export interface AuditEntry {
   /** Increasing in the order written. */
@@ -1090,6 +1137,7 @@ export interface Store {
   readonly tables: TableStore;
   readonly credentials: CredentialStore;
   readonly apiKeys: ApiKeyStore;
+  readonly gatewayKeys: GatewayKeyStore;
   readonly audit: AuditLog;
   readonly secrets: SecretStore;
   readonly objects: ObjectStore;

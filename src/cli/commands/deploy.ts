@@ -40,6 +40,9 @@ export default defineCommand({
         ]),
       ),
     );
+    if (res.gatewayUrl && res.functions.some((f) => f.routes.length > 0)) {
+      ctx.out(`\nRoutes served at ${res.gatewayUrl}`);
+    }
     const q = res.queues;
     if (q && q.created.length + q.updated.length + q.unchanged.length > 0) {
       const parts = [

@@ -2,6 +2,7 @@ import type { Command } from '../command.js';
 import bucket from './bucket.js';
 import completion from './completion.js';
 import info from './info.js';
+import apikey from './apikey.js';
 import audit from './audit.js';
 import cost from './cost.js';
 import credentials from './credentials.js';
@@ -36,6 +37,7 @@ export const commands: Command[] = [
   credentials,
   project,
   key,
+  apikey,
   audit,
   secret,
   rm,

@@ -10,9 +10,12 @@ export default defineCommand({
   options: {},
   async run(ctx) {
     const client = ctx.client();
-    const [{ functions, stemCells = [] }, queues] = await Promise.all([client.list(), client.queues()]);
+    const [{ functions, stemCells = [], gatewayUrl }, queues] = await Promise.all([
+      client.list(),
+      client.queues(),
+    ]);
     if (ctx.json) {
-      ctx.printJson({ functions, queues, stemCells });
+      ctx.printJson({ functions, queues, stemCells, ...(gatewayUrl ? { gatewayUrl } : {}) });
       return;
     }
     // An empty table looks like a failure; say what to do next instead.
@@ -53,6 +56,7 @@ export default defineCommand({
           }),
       ),
     );
+    if (gatewayUrl && functions.some((f) => f.routes.length > 0)) ctx.out(`Routes served at ${gatewayUrl}`);
     const now = Date.now();
     for (const f of functions) {
       const e = f.events;

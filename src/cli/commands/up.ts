@@ -33,6 +33,12 @@ export default defineCommand({
       short: 'p',
       description: 'Gateway port, 0 picks a free one (env NIMBUS_PORT, default 8080)',
     },
+    'gateway-domain': {
+      type: 'string',
+      placeholder: 'name',
+      description:
+        "Project p's routes are served on the host p.<name> (env NIMBUS_GATEWAY_DOMAIN, default localhost)",
+    },
     'api-port': { type: 'number', description: 'API port (env NIMBUS_API_PORT, default 8081)' },
     data: {
       type: 'string',
@@ -76,6 +82,9 @@ export default defineCommand({
       ...(ctx.options.host !== undefined ? { host: ctx.options.host } : {}),
       ...(ctx.options.port !== undefined ? { port: ctx.options.port } : {}),
       ...(ctx.options['api-port'] !== undefined ? { apiPort: ctx.options['api-port'] } : {}),
+      ...(ctx.options['gateway-domain'] !== undefined
+        ? { gatewayDomain: ctx.options['gateway-domain'] }
+        : {}),
       ...(ctx.options.data !== undefined ? { dataDir: resolve(ctx.cwd, ctx.options.data) } : {}),
       ...(ctx.options.store !== undefined ? { store: ctx.options.store } : {}),
       ...(ctx.options['smtp-port'] !== undefined ? { smtpPort: ctx.options['smtp-port'] } : {}),

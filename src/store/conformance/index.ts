@@ -10,6 +10,7 @@ import { queueStoreConformance } from './queues.js';
 import { quotaStoreConformance } from './quotas.js';
 import { credentialStoreConformance } from './credentials.js';
 import { apiKeyStoreConformance } from './api-keys.js';
+import { gatewayKeyStoreConformance } from './gateway-keys.js';
 import { secretStoreConformance } from './secrets.js';
 import { objectStoreConformance } from './objects.js';
 import { scheduleStoreConformance } from './schedules.js';
@@ -33,6 +34,7 @@ export function storeConformance(name: string, make: HarnessFactory): void {
   tableStoreConformance(name, make);
   credentialStoreConformance(name, make);
   apiKeyStoreConformance(name, make);
+  gatewayKeyStoreConformance(name, make);
   secretStoreConformance(name, make);
   objectStoreConformance(name, make);
   quotaStoreConformance(name, make);

@@ -585,6 +585,33 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE invocations ADD COLUMN cost_pico_usd bigint NOT NULL DEFAULT 0;
       UPDATE invocations SET requests = 0 WHERE status = 'throttled';
       CREATE INDEX invocations_by_project_start ON invocations (project, start);
+      `,
+  },
+  {
+    version: 14,
+    description: 'gateway API keys under usage plans (stored hashed) and their quota counters',
+    sql: `
+      CREATE TABLE gateway_keys (
+        id text COLLATE "C" PRIMARY KEY,
+        project text COLLATE "C" NOT NULL REFERENCES projects (name),
+        name text NOT NULL,
+        plan text COLLATE "C" NOT NULL,
+        key_hash text NOT NULL,
+        created_at double precision NOT NULL
+      );
+      CREATE INDEX gateway_keys_by_project ON gateway_keys (project, created_at, id);
+
+      -- One counter per key and quota period; used + reserved never passes the plan's limit (checked by
+      -- the reserving statement, which knows the limit).
+      CREATE TABLE gateway_key_usage (
+        project text COLLATE "C" NOT NULL,
+        key_id text COLLATE "C" NOT NULL REFERENCES gateway_keys (id) ON DELETE CASCADE,
+        period text COLLATE "C" NOT NULL,
+        used bigint NOT NULL CHECK (used >= 0),
+        reserved bigint NOT NULL CHECK (reserved >= 0),
+        PRIMARY KEY (project, key_id, period)
+      );
+      CREATE INDEX gateway_key_usage_by_key ON gateway_key_usage (key_id);
     `,
   },
 ];

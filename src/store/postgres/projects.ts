@@ -72,8 +72,10 @@ export class PgProjectStore implements ProjectStore {
       ]);
       const n = res.rows[0]?.n ?? 0;
       if (n > 0) throw new ProjectNotEmptyError(name, n);
-      // Its API keys go with it; anything else it still holds (tables, buckets, queues, access keys) keeps it.
+      // Its API keys (control and gateway, with their counters) go with it; anything else it still holds
+      // (tables, buckets, queues, access keys) keeps it.
       await c.query('DELETE FROM api_keys WHERE project = $1', [name]);
+      await c.query('DELETE FROM gateway_keys WHERE project = $1', [name]);
       try {
         return ((await c.query('DELETE FROM projects WHERE name = $1', [name])).rowCount ?? 0) > 0;
       } catch (err) {

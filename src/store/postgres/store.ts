@@ -7,6 +7,7 @@ import { systemClock, type Clock } from '../../clock/clock.js';
 import type { Store } from '../types.js';
 import { PgCredentialStore } from './credentials.js';
 import { PgApiKeyStore, PgAuditLog } from './api-keys.js';
+import { PgGatewayKeyStore } from './gateway-keys.js';
 import { PgSecretStore } from './secrets.js';
 import { Db, errorMessage, storeTypes } from './db.js';
 import { PgEventQueue } from './events.js';
@@ -67,6 +68,7 @@ export class PostgresStore implements Store {
   readonly tables: PgTableStore;
   readonly credentials: PgCredentialStore;
   readonly apiKeys: PgApiKeyStore;
+  readonly gatewayKeys: PgGatewayKeyStore;
   readonly audit: PgAuditLog;
   readonly secrets: PgSecretStore;
   readonly objects: PgObjectStore;
@@ -97,6 +99,7 @@ export class PostgresStore implements Store {
     this.tables = new PgTableStore(db, schema, clock, opts.itemCollectionLimit);
     this.credentials = new PgCredentialStore(db, clock);
     this.apiKeys = new PgApiKeyStore(db, clock);
+    this.gatewayKeys = new PgGatewayKeyStore(db, clock);
     this.audit = new PgAuditLog(db, clock);
     this.secrets = new PgSecretStore(db, clock);
     this.objects = new PgObjectStore(db, clock);

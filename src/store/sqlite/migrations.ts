@@ -618,6 +618,33 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE invocations SET requests = 0 WHERE status = 'throttled';
       CREATE INDEX invocations_by_project_start ON invocations (project, start);
       CREATE INDEX invocations_by_start ON invocations (start);
+      `,
+  },
+  {
+    version: 15,
+    description: 'gateway API keys under usage plans (stored hashed) and their quota counters',
+    sql: `
+      CREATE TABLE gateway_keys (
+        id TEXT PRIMARY KEY,
+        project TEXT NOT NULL REFERENCES projects (name),
+        name TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        key_hash TEXT NOT NULL,
+        created_at REAL NOT NULL
+      ) STRICT;
+      CREATE INDEX gateway_keys_by_project ON gateway_keys (project, created_at, id);
+
+      -- One counter per key and quota period; used + reserved never passes the plan's limit (checked by
+      -- the reserving statement, which knows the limit).
+      CREATE TABLE gateway_key_usage (
+        project TEXT NOT NULL,
+        key_id TEXT NOT NULL REFERENCES gateway_keys (id) ON DELETE CASCADE,
+        period TEXT NOT NULL,
+        used INTEGER NOT NULL CHECK (used >= 0),
+        reserved INTEGER NOT NULL CHECK (reserved >= 0),
+        PRIMARY KEY (project, key_id, period)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX gateway_key_usage_by_key ON gateway_key_usage (key_id);
     `,
   },
 ];

@@ -38,6 +38,8 @@ export class SqliteProjectStore implements ProjectStore {
       functions: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM functions WHERE project = ?'),
       remove: db.prepare<[string]>('DELETE FROM projects WHERE name = ?'),
       removeKeys: db.prepare<[string]>('DELETE FROM api_keys WHERE project = ?'),
+      removeGatewayUsage: db.prepare<[string]>('DELETE FROM gateway_key_usage WHERE project = ?'),
+      removeGatewayKeys: db.prepare<[string]>('DELETE FROM gateway_keys WHERE project = ?'),
     };
   }
 
@@ -66,8 +68,11 @@ export class SqliteProjectStore implements ProjectStore {
       this.s.transaction(() => {
         const n = this.st.functions.get(name)?.n ?? 0;
         if (n > 0) throw new ProjectNotEmptyError(name, n);
-        // Its API keys go with it; anything else it still holds (tables, buckets, queues, access keys) keeps it.
+        // Its API keys (control and gateway) go with it; anything else it still holds (tables, buckets,
+        // queues, access keys) keeps it.
         this.st.removeKeys.run(name);
+        this.st.removeGatewayUsage.run(name);
+        this.st.removeGatewayKeys.run(name);
         try {
           return this.st.remove.run(name).changes > 0;
         } catch (err) {

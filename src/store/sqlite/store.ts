@@ -9,6 +9,7 @@ import { systemClock, type Clock } from '../../clock/clock.js';
 import type { Store } from '../types.js';
 import { SqliteCredentialStore } from './credentials.js';
 import { SqliteApiKeyStore, SqliteAuditLog } from './api-keys.js';
+import { SqliteGatewayKeyStore } from './gateway-keys.js';
 import { SqliteSecretStore } from './secrets.js';
 import { SqliteDb } from './db.js';
 import { SqliteEventQueue } from './events.js';
@@ -57,6 +58,7 @@ export class SqliteStore implements Store {
   readonly tables: SqliteTableStore;
   readonly credentials: SqliteCredentialStore;
   readonly apiKeys: SqliteApiKeyStore;
+  readonly gatewayKeys: SqliteGatewayKeyStore;
   readonly audit: SqliteAuditLog;
   readonly secrets: SqliteSecretStore;
   readonly objects: SqliteObjectStore;
@@ -81,6 +83,7 @@ export class SqliteStore implements Store {
       this.tables = new SqliteTableStore(this.s, opts.itemCollectionLimit);
       this.credentials = new SqliteCredentialStore(this.s);
       this.apiKeys = new SqliteApiKeyStore(this.s);
+      this.gatewayKeys = new SqliteGatewayKeyStore(this.s);
       this.audit = new SqliteAuditLog(this.s);
       this.secrets = new SqliteSecretStore(this.s);
       this.objects = new SqliteObjectStore(this.s);
