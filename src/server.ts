@@ -332,6 +332,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       triggersSynced: synced,
       maxConcurrency: settings.maxConcurrency,
       quotas: async (project) => (await store.quotas.get(project)).quota,
+      checkLoad: (fv) => invoker.checkLoad(fv),
     });
     metrics?.setSources({
       instances: () => invoker.stats(),
@@ -354,7 +355,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     const deployed: RunningNimbus['deployed'] = [];
     for (const dir of deployDirs) {
       const pkg = await packageService(dir);
-      const r = await deployer.deploy(pkg.archive, DEFAULT_PROJECT);
+      // The bundled examples are checked by Nimbus's own tests; loading each again would only slow the start.
+      const r = await deployer.deploy(pkg.archive, DEFAULT_PROJECT, { verify: false });
       deployed.push({ service: r.service, functions: r.functions.map((f) => f.name) });
     }
 

@@ -175,6 +175,7 @@ beforeAll(async () => {
           functions: [],
           removed: [],
           queues: { created: [], updated: [], unchanged: [], removed: [] },
+          warnings: [],
           tables: { created: [], updated: [], unchanged: [] },
           buckets: { created: [], unchanged: [] },
         };

@@ -27,7 +27,8 @@ import {
   rotateKey,
   type KeyDeps,
 } from './keys.js';
-import type { DeployResponse } from './deploy.js';
+import type { DeployOptions, DeployResponse } from './deploy.js';
+import { LoadCheckError } from './deploy-check.js';
 import { ApiError, badRequest, functionNotFound, notFound } from './errors.js';
 import { getEvent, listEvents, replayEvent, type EventDeps } from './events.js';
 import { getQueue, listQueues, peekMessages, purgeQueue, sendMessages, type QueueDeps } from './queues.js';
@@ -57,7 +58,9 @@ export interface ControlDeps
     stats(): (FunctionScaleStats & { project: string; version: number })[];
     policyName(ref: FunctionRef): string;
   };
-  deployer: { deploy(archive: Buffer, project: string): Promise<DeployResponse> };
+  deployer: {
+    deploy(archive: Buffer, project: string, opts?: DeployOptions): Promise<DeployResponse>;
+  };
   /** Resolves once the triggers and function keys have taken in the latest change (a removal). */
   synced?: () => Promise<void>;
   status: () => Record<string, unknown>;
@@ -353,8 +356,12 @@ function view(d: ControlDeps, f: FunctionVersion, extras: Extras): Record<string
 async function deploy(d: ControlDeps, c: ControlRequest): Promise<DeployResponse> {
   if (c.body.length === 0)
     throw badRequest('the deploy body is empty', 'send a tar.gz of the service folder');
+  const verify = c.url.searchParams.get('verify');
+  if (verify !== null && verify !== 'true' && verify !== 'false') {
+    throw badRequest(`verify must be true or false, not "${verify}"`, 'leave it out to check the handlers');
+  }
   try {
-    return await d.deployer.deploy(c.body, c.principal.project);
+    return await d.deployer.deploy(c.body, c.principal.project, { verify: verify !== 'false' });
   } catch (err) {
     throw deployError(err);
   }
@@ -362,6 +369,17 @@ async function deploy(d: ControlDeps, c: ControlRequest): Promise<DeployResponse
 
 /** The refusals of a deploy, as the client sees them; anything else stays an internal error. */
 function deployError(err: unknown): unknown {
+  if (err instanceof LoadCheckError) {
+    return new ApiError(
+      400,
+      'HandlerLoadFailed',
+      err.message,
+      'fix the code and deploy again, or deploy with --no-verify to skip the check',
+      undefined,
+      undefined,
+      { failures: err.failures },
+    );
+  }
   if (err instanceof ManifestError) {
     return new ApiError(
       400,

@@ -7,9 +7,12 @@ import {
   checkTrigger,
   ManifestError,
   parseManifest,
+  type FunctionConfig,
   type Manifest,
   type QueueConfig,
 } from '../config/manifest.js';
+import type { LoadCheck } from '../invoker/types.js';
+import { checkLoads, deployWarnings } from './deploy-check.js';
 import { secretRefs } from '../config/secret-refs.js';
 import { minUnreservedConcurrency } from '../config/limits.js';
 import { quotaMisfit, type QuotaCaps } from '../config/quota-fit.js';
@@ -37,6 +40,13 @@ export interface DeployResponse {
   tables: { created: string[]; updated: string[]; unchanged: string[] };
   /** The service's buckets; one left out of the manifest keeps its objects. */
   buckets: { created: string[]; unchanged: string[] };
+  /** Likely mistakes the deploy went ahead despite (printed by `nimbus deploy`). */
+  warnings: string[];
+}
+
+export interface DeployOptions {
+  /** Load every handler in a sandbox first and refuse the deploy if one fails (default true). */
+  verify?: boolean;
 }
 
 export class Deployer {
@@ -60,6 +70,9 @@ export class Deployer {
       maxConcurrency?: number;
       /** The project's concurrency and memory quotas, which its functions' reservations must fit. */
       quotas?: (project: string) => Promise<QuotaCaps>;
+      /** Loads a version that is not deployed yet in a sandbox (DefaultInvoker.checkLoad); unset, deploys
+       *  are not checked. */
+      checkLoad?: (fv: FunctionVersion) => Promise<LoadCheck>;
     },
   ) {}
 
@@ -67,12 +80,13 @@ export class Deployer {
    *  beside them counts them, so two deploys cannot each take the last of the unreserved pool. */
   private pending = new Set<Reservations>();
 
-  async deploy(archive: Buffer, project: string): Promise<DeployResponse> {
+  async deploy(archive: Buffer, project: string, opts: DeployOptions = {}): Promise<DeployResponse> {
     const sha256 = createHash('sha256').update(archive).digest('hex');
     // Code extracted only for this deploy is removed again if the deploy is refused: nothing left behind.
     const fresh = !this.o.code.has(sha256);
     try {
-      return await this.deployExtracted(sha256, archive, project, await this.o.code.put(sha256, archive));
+      const dir = await this.o.code.put(sha256, archive);
+      return await this.deployExtracted(sha256, archive, project, dir, opts.verify ?? true);
     } catch (err) {
       if (fresh) this.o.code.discard(sha256);
       throw err;
@@ -84,6 +98,7 @@ export class Deployer {
     archive: Buffer,
     project: string,
     dir: string,
+    verify: boolean,
   ): Promise<DeployResponse> {
     const manifestPath = join(dir, 'nimbus.yaml');
     if (!existsSync(manifestPath)) {
@@ -111,9 +126,18 @@ export class Deployer {
     if (this.o.quotas) await this.checkQuota(manifest, project, held);
     if (this.o.maxConcurrency !== undefined)
       checkReservations(held, this.o.maxConcurrency, this.o.registry.all(), [...this.pending]);
+    // Last, being the slow one: every other refusal is known without starting a process.
+    let warnings: string[] = [];
+    const checkLoad = this.o.checkLoad;
+    if (verify && checkLoad) {
+      await checkLoads(manifest.functions, dir, (f) =>
+        checkLoad(pendingVersion(project, manifest.service, f, sha256, archive.length)),
+      );
+      warnings = await deployWarnings(dir);
+    }
     this.pending.add(held);
     try {
-      return await this.apply(manifest, project, sha256, archive, tablePlan);
+      return { ...(await this.apply(manifest, project, sha256, archive, tablePlan)), warnings };
     } finally {
       // The registry has been reloaded (or the deploy failed): it alone holds the reservations now.
       this.pending.delete(held);
@@ -148,7 +172,7 @@ export class Deployer {
     sha256: string,
     archive: Buffer,
     tablePlan: ReturnType<typeof planTables>,
-  ): Promise<DeployResponse> {
+  ): Promise<Omit<DeployResponse, 'warnings'>> {
     // Tables first: a function of this deploy never runs before the tables it was deployed with exist.
     for (const def of tablePlan.create) await this.o.tables.createTable(project, def, manifest.service);
     for (const def of tablePlan.update) await this.o.tables.updateTable(project, def);
@@ -187,6 +211,26 @@ export class Deployer {
       },
     };
   }
+}
+
+/** A version as it will be once deployed, for loading it before it is. */
+function pendingVersion(
+  project: string,
+  service: string,
+  config: FunctionConfig,
+  sha256: string,
+  size: number,
+): FunctionVersion {
+  return {
+    project,
+    name: config.name,
+    service,
+    version: 0,
+    config,
+    codeSha256: sha256,
+    codeSize: size,
+    deployedAt: 0,
+  };
 }
 
 /** The reservations a deploy leaves for its service's functions, and the functions it replaces or removes. */

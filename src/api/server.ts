@@ -421,7 +421,12 @@ function unknownService(service: string, supported: string[]): ApiError {
 }
 
 function controlError(e: ApiError, requestId: string): Reply {
-  const error = { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) };
+  const error = {
+    code: e.code,
+    message: e.message,
+    ...(e.hint ? { hint: e.hint } : {}),
+    ...(e.details ? { details: e.details } : {}),
+  };
   return controlJson(e.status, { error, requestId }, requestId, e.headers);
 }
 

@@ -135,6 +135,8 @@ export interface DeployResponse {
   tables?: { created: string[]; updated: string[]; unchanged: string[] };
   /** The service's buckets: created, or there already (a bucket left out of the manifest keeps its objects). */
   buckets?: { created: string[]; unchanged: string[] };
+  /** Likely mistakes the deploy went ahead despite. */
+  warnings?: string[];
 }
 
 export interface InvokeOptions {
@@ -241,6 +243,8 @@ export class ApiError extends Error {
     message: string,
     readonly hint?: string,
     readonly requestId?: string,
+    /** The body's `error.details`, when the API sent any (a refused deploy's failed functions). */
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
   }
@@ -394,9 +398,13 @@ export class NimbusClient {
     return (await readJson(res)) as T;
   }
 
-  async deploy(archive: Buffer, onProgress?: (step: string) => void): Promise<DeployResponse> {
+  async deploy(
+    archive: Buffer,
+    onProgress?: (step: string) => void,
+    opts: { verify?: boolean } = {},
+  ): Promise<DeployResponse> {
     onProgress?.(`Uploading ${formatBytes(archive.length)}…`);
-    const res = await this.#request('POST', '/v1/deploy', {
+    const res = await this.#request('POST', `/v1/deploy${opts.verify === false ? '?verify=false' : ''}`, {
       body: archive,
       headers: { 'content-type': 'application/gzip' },
       timeoutMs: Math.max(DEPLOY_TIMEOUT_MS, this.#timeoutMs),
@@ -717,6 +725,9 @@ async function toApiError(res: Response): Promise<ApiError> {
       typeof e['message'] === 'string' ? e['message'] : res.statusText,
       typeof e['hint'] === 'string' ? e['hint'] : undefined,
       typeof o['requestId'] === 'string' ? o['requestId'] : headerRequestId,
+      typeof e['details'] === 'object' && e['details'] !== null
+        ? (e['details'] as Record<string, unknown>)
+        : undefined,
     );
   }
   // Lambda-style: the code travels in x-amzn-errortype ("Code:extra" in some services), the text in message.

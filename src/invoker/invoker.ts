@@ -18,7 +18,7 @@ import type { FunctionRef, FunctionVersion, InvocationRecord, InvocationStatus }
 import { functionArn, MAX_SYNC_PAYLOAD_BYTES } from '../config/limits.js';
 import type { CodeCache } from './code-cache.js';
 import { refKey, type FunctionRegistry } from './registry.js';
-import type { InvocationSink, InvokeOutcome, InvokeRequest, Invoker } from './types.js';
+import type { InvocationSink, InvokeOutcome, InvokeRequest, Invoker, LoadCheck } from './types.js';
 import { timeOrderedId } from '../ids.js';
 
 export interface InvokerOptions {
@@ -300,6 +300,43 @@ export class DefaultInvoker implements Invoker {
       this.scaler.failed(id);
     });
     return inst;
+  }
+
+  /**
+   * Loads a version that is not deployed yet, as its first cold start would (a stem cell of its memory and
+   * /tmp size, its code linked in, its environment, the runtime's loader) but runs no handler, then stops the
+   * process and waits for its folder to go. The scaler never hears of it: a deploy's check, not an instance.
+   */
+  async checkLoad(fv: FunctionVersion): Promise<LoadCheck> {
+    const [code, aws, env] = await Promise.all([
+      this.o.code.tree(fv.codeSha256),
+      this.awsOf(fv),
+      this.envOf(fv),
+    ]);
+    if (!env.ok) return { ok: false, environment: env.message };
+    const inst = await this.o.pool.acquire(fv.config.memory, fv.config.ephemeralStorage);
+    const gone = new Promise<void>((resolve) => {
+      if (inst.dead) resolve();
+      else inst.onExitOnce(() => resolve());
+    });
+    try {
+      await inst.assign(`check:${versionKey(fv)}`, code, fv.config.perInstanceConcurrency ?? 1);
+      const result = await inst.invoke(
+        {
+          t: 'invoke',
+          id: `check-${timeOrderedId()}`,
+          event: null,
+          deadline: 0,
+          warmup: true,
+          init: this.init(fv, inst, await aws, env.env),
+        },
+        fv.config.timeout,
+      );
+      return result.kind === 'ok' ? { ok: true } : { ok: false, result, codeDir: inst.codeDirInside };
+    } finally {
+      inst.stop();
+      await gone;
+    }
   }
 
   /** Provisioned and pre-warmed instances: started and initialized with no invocation. */

@@ -1,16 +1,21 @@
 import { resolve } from 'node:path';
-import { formatBytes } from '../../client/index.js';
-import { defineCommand } from '../command.js';
+import { ApiError, formatBytes } from '../../client/index.js';
+import { CliError, defineCommand } from '../command.js';
 import { table } from '../format.js';
 
 export default defineCommand({
   name: 'deploy',
   summary: 'Bundle a service folder and deploy its functions',
   description:
-    'Reads nimbus.yaml in the folder, bundles TypeScript handlers with esbuild, uploads the folder as one archive\nand prints the version each function now runs. Unchanged functions keep their version.',
+    'Reads nimbus.yaml in the folder, bundles TypeScript handlers with esbuild, uploads the folder as one archive\nand prints the version each function now runs. Unchanged functions keep their version. Before the new\nversions go live, every handler is loaded in a sandbox; one that does not load fails the deploy.',
   args: [{ name: 'dir', description: 'Service folder containing nimbus.yaml', default: '.' }],
-  options: {},
-  examples: ['nimbus deploy', 'nimbus deploy examples/hello --json'],
+  options: {
+    'no-verify': {
+      type: 'boolean',
+      description: 'Skip loading each handler in a sandbox before the new version goes live',
+    },
+  },
+  examples: ['nimbus deploy', 'nimbus deploy examples/hello --json', 'nimbus deploy --no-verify'],
   async run(ctx) {
     // Resolve the API first: a missing server should fail before a possibly long bundling step.
     const client = ctx.client();
@@ -18,7 +23,14 @@ export default defineCommand({
     // Loaded on demand: esbuild, zod and yaml double the start-up time of every other command.
     const { packageService } = await import('../../build/package.js');
     const pkg = await packageService(dir, (step) => ctx.err(step));
-    const res = await client.deploy(pkg.archive, (step) => ctx.err(step));
+    const verify = !ctx.options['no-verify'];
+    if (verify) ctx.err('Checking that every handler loads…');
+    const res = await client
+      .deploy(pkg.archive, (step) => ctx.err(step), { verify })
+      .catch((e: unknown) => {
+        throw loadFailures(e, ctx.err) ?? e;
+      });
+    for (const w of res.warnings ?? []) ctx.err(`warning: ${w}`);
     if (ctx.json) {
       ctx.printJson({ ...res, sha256: pkg.sha256, archiveBytes: pkg.archive.length, files: pkg.files });
       return;
@@ -67,3 +79,18 @@ export default defineCommand({
       ctx.out(`\nRemoved queues (no longer in nimbus.yaml, messages deleted): ${q.removed.join(', ')}`);
   },
 });
+
+/** A deploy refused because handlers did not load: one line per function, then what to do. */
+function loadFailures(e: unknown, err: (text: string) => void): CliError | undefined {
+  if (!(e instanceof ApiError) || e.code !== 'HandlerLoadFailed') return undefined;
+  const failures = e.details?.['failures'];
+  if (!Array.isArray(failures)) return undefined;
+  for (const f of failures as { function?: unknown; message?: unknown }[]) {
+    err(`nimbus deploy: function ${String(f.function)}: ${String(f.message)}`);
+  }
+  const n = failures.length;
+  return new CliError(
+    `${n === 1 ? '1 function' : `${n} functions`} failed to load in a sandbox; nothing was deployed`,
+    'fix the code and deploy again, or skip the check with --no-verify',
+  );
+}
