@@ -333,7 +333,10 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       maxConcurrency: settings.maxConcurrency,
       quotas: async (project) => (await store.quotas.get(project)).quota,
       checkLoad: (fv) => invoker.checkLoad(fv),
+      onError,
     });
+    // What earlier runs (or other nodes' deploys) left unused goes in the background.
+    void deployer.collectCode();
     metrics?.setSources({
       instances: () => invoker.stats(),
       stemCells: () => pool.stats(),

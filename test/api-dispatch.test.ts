@@ -78,6 +78,7 @@ const functions: FunctionStore = {
     return fns.some((f) => f.project === ref.project && f.name === ref.name);
   },
   getCode: async () => undefined,
+  pruneVersions: async () => [],
   setAsyncConfig: async () => false,
   listAsyncConfigs: async () => [],
 };

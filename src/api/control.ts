@@ -60,9 +60,12 @@ export interface ControlDeps
   };
   deployer: {
     deploy(archive: Buffer, project: string, opts?: DeployOptions): Promise<DeployResponse>;
+    /** Deletes the code no deployed version runs any more (store and data dir), after a removal. */
+    collectCode?(): Promise<void>;
   };
   /** Resolves once the triggers and function keys have taken in the latest change (a removal). */
   synced?: () => Promise<void>;
+
   status: () => Record<string, unknown>;
   stemCells: () => unknown;
   region: string;
@@ -312,6 +315,7 @@ async function removeFunction(d: ControlDeps, c: ControlRequest): Promise<unknow
   await d.registry.load();
   // What `nimbus rm` answers is what comes next: the function's key and triggers are gone too.
   await d.synced?.();
+  await d.deployer.collectCode?.();
   return { removed: name };
 }
 

@@ -73,6 +73,7 @@ export class Deployer {
       /** Loads a version that is not deployed yet in a sandbox (DefaultInvoker.checkLoad); unset, deploys
        *  are not checked. */
       checkLoad?: (fv: FunctionVersion) => Promise<LoadCheck>;
+      onError?: (err: unknown, context: string) => void;
     },
   ) {}
 
@@ -84,12 +85,33 @@ export class Deployer {
     const sha256 = createHash('sha256').update(archive).digest('hex');
     // Code extracted only for this deploy is removed again if the deploy is refused: nothing left behind.
     const fresh = !this.o.code.has(sha256);
+    const release = this.o.code.hold(sha256);
+    let res: DeployResponse;
     try {
       const dir = await this.o.code.put(sha256, archive);
-      return await this.deployExtracted(sha256, archive, project, dir, opts.verify ?? true);
+      res = await this.deployExtracted(sha256, archive, project, dir, opts.verify ?? true);
     } catch (err) {
-      if (fresh) this.o.code.discard(sha256);
+      release();
+      if (fresh) await this.o.code.discard(sha256);
       throw err;
+    } finally {
+      release();
+    }
+    await this.collectCode();
+    return res;
+  }
+
+  /**
+   * After a deploy or a removal: versions no longer served are dropped with the archives only they used, in
+   * the store and as extracted under the data dir. A failure here fails nothing: the next one collects.
+   */
+  async collectCode(): Promise<void> {
+    try {
+      await this.o.functions.pruneVersions();
+      const live = new Set((await this.o.functions.listFunctions()).map((f) => f.codeSha256));
+      await this.o.code.collect(live);
+    } catch (err) {
+      this.o.onError?.(err, 'collecting unused code');
     }
   }
 

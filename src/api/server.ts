@@ -25,12 +25,11 @@ import {
 } from './auth.js';
 import { awsJsonError, AwsServices, type AwsResponse, type AwsService } from './aws.js';
 import { ABORTED, readBody, TOO_LARGE } from '../http/body.js';
-import { controlRoutes, type ControlHandler } from './control.js';
+import { controlRoutes, type ControlDeps, type ControlHandler } from './control.js';
 import type { CredentialDeps } from './credentials.js';
 import type { KeyDeps } from './keys.js';
 import { StorageQuotaExceededError } from '../store/errors.js';
 import type { SecretDeps } from './secrets.js';
-import type { DeployResponse } from './deploy.js';
 import { ApiError, badRequest, internalError, routeError, tooLarge } from './errors.js';
 import { createLambdaService } from './lambda.js';
 import type { BodyLimit } from './limits.js';
@@ -58,7 +57,7 @@ export interface ApiOptions {
     replay(id: string, project: string): Promise<'replayed' | 'not_found' | 'not_dead'>;
     setAsyncOverride(ref: FunctionRef, config: AsyncConfig | null): void;
   };
-  deployer: { deploy(archive: Buffer, project: string): Promise<DeployResponse> };
+  deployer: ControlDeps['deployer'];
   /** Resolves once the triggers and function keys have taken in the latest change. */
   synced?: () => Promise<void>;
   /** Wakes a queue's consumers after a message was sent through the API. */

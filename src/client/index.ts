@@ -401,11 +401,11 @@ export class NimbusClient {
   async deploy(
     archive: Buffer,
     onProgress?: (step: string) => void,
-    opts: { verify?: boolean } = {},
+    opts: { verify?: boolean; progress?: (sent: number, total: number) => void } = {},
   ): Promise<DeployResponse> {
-    onProgress?.(`Uploading ${formatBytes(archive.length)}…`);
+    if (!opts.progress) onProgress?.(`Uploading ${formatBytes(archive.length)}…`);
     const res = await this.#request('POST', `/v1/deploy${opts.verify === false ? '?verify=false' : ''}`, {
-      body: archive,
+      body: opts.progress ? counted(archive, opts.progress) : archive,
       headers: { 'content-type': 'application/gzip' },
       timeoutMs: Math.max(DEPLOY_TIMEOUT_MS, this.#timeoutMs),
     });
@@ -597,7 +597,11 @@ export class NimbusClient {
   async #request(
     method: string,
     path: string,
-    init: { body?: Buffer | string; headers?: Record<string, string>; timeoutMs?: number } = {},
+    init: {
+      body?: Buffer | string | ReadableStream;
+      headers?: Record<string, string>;
+      timeoutMs?: number;
+    } = {},
   ): Promise<Response> {
     const url = this.apiUrl + path;
     const timeoutMs = init.timeoutMs ?? this.#timeoutMs;
@@ -618,7 +622,9 @@ export class NimbusClient {
           },
           body: init.body,
           signal,
-        });
+          // A streamed body (an upload with progress) is sent as it is read, before the answer comes.
+          ...(init.body instanceof ReadableStream ? { duplex: 'half' } : {}),
+        } as RequestInit);
         text = await res.text();
       } catch (e) {
         if (isTimeout(e)) throw this.#timedOut(timeoutMs);
@@ -651,6 +657,25 @@ export class NimbusClient {
 
 function isTimeout(e: unknown): boolean {
   return e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
+}
+
+/** The archive as a stream of 64 kB chunks, telling how much has been handed to the connection. */
+function counted(archive: Buffer, progress: (sent: number, total: number) => void): ReadableStream {
+  const CHUNK = 64 * 1024;
+  let sent = 0;
+  progress(0, archive.length);
+  return new ReadableStream({
+    pull(controller) {
+      if (sent >= archive.length) {
+        controller.close();
+        return;
+      }
+      const chunk = archive.subarray(sent, sent + CHUNK);
+      sent += chunk.length;
+      controller.enqueue(new Uint8Array(chunk));
+      progress(sent, archive.length);
+    },
+  });
 }
 
 function unreachable(apiUrl: string, e: unknown, foundIn?: string): ApiError {

@@ -286,13 +286,20 @@ export class DefaultInvoker implements Invoker {
   }
 
   private async startInstance(id: string, fv: FunctionVersion): Promise<SandboxInstance> {
-    const code = await this.o.code.tree(fv.codeSha256);
-    const inst = await this.o.pool.acquire(fv.config.memory, fv.config.ephemeralStorage);
+    // Until linked, the code must not be collected by a deploy that superseded this version meanwhile.
+    const release = this.o.code.hold(fv.codeSha256);
+    let inst: SandboxInstance;
     try {
-      await inst.assign(versionKey(fv), code, fv.config.perInstanceConcurrency ?? 1);
-    } catch (err) {
-      inst.stop();
-      throw err;
+      const code = await this.o.code.tree(fv.codeSha256);
+      inst = await this.o.pool.acquire(fv.config.memory, fv.config.ephemeralStorage);
+      try {
+        await inst.assign(versionKey(fv), code, fv.config.perInstanceConcurrency ?? 1);
+      } catch (err) {
+        inst.stop();
+        throw err;
+      }
+    } finally {
+      release();
     }
     this.instances.set(id, inst);
     inst.onExitOnce(() => {

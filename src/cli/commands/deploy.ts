@@ -1,7 +1,50 @@
 import { resolve } from 'node:path';
 import { ApiError, formatBytes } from '../../client/index.js';
-import { CliError, defineCommand } from '../command.js';
+import { CliError, defineCommand, type Context } from '../command.js';
 import { table } from '../format.js';
+import type { PackageResult } from '../../build/package.js';
+
+function printDryRun(ctx: Context, pkg: PackageResult): void {
+  if (ctx.json) {
+    ctx.printJson({
+      service: pkg.manifest.service,
+      files: pkg.listing,
+      totalBytes: pkg.bytes,
+      archiveBytes: pkg.archive.length,
+      sha256: pkg.sha256,
+    });
+    return;
+  }
+  ctx.out(
+    table(
+      ['size', 'path'],
+      pkg.listing.map((f) => [formatBytes(f.size), f.path]),
+    ),
+  );
+  ctx.out('');
+  ctx.out(
+    `Would upload ${pkg.files} file${pkg.files === 1 ? '' : 's'}, ${formatBytes(pkg.bytes)} ` +
+      `(${formatBytes(pkg.archive.length)} compressed) for ${pkg.manifest.service}; nothing was uploaded`,
+  );
+}
+
+/** "Uploading 4.2 MB of 15.0 MB (28%)" on one line of stderr, redrawn at most once per percent. */
+export function uploadProgress(
+  write: (text: string) => void,
+  done: () => void,
+): (sent: number, total: number) => void {
+  let shown = -1;
+  return (sent, total) => {
+    const pct = total === 0 ? 100 : Math.floor((sent / total) * 100);
+    if (pct === shown) return;
+    shown = pct;
+    write(`\r\x1b[2KUploading ${formatBytes(sent)} of ${formatBytes(total)} (${pct}%)`);
+    if (sent >= total) {
+      write('\n');
+      done();
+    }
+  };
+}
 
 export default defineCommand({
   name: 'deploy',
@@ -14,19 +57,38 @@ export default defineCommand({
       type: 'boolean',
       description: 'Skip loading each handler in a sandbox before the new version goes live',
     },
+    'dry-run': {
+      type: 'boolean',
+      description: 'List the files that would be uploaded, with their sizes, and upload nothing',
+    },
   },
-  examples: ['nimbus deploy', 'nimbus deploy examples/hello --json', 'nimbus deploy --no-verify'],
+  examples: [
+    'nimbus deploy',
+    'nimbus deploy examples/hello --json',
+    'nimbus deploy --dry-run',
+    'nimbus deploy --no-verify',
+  ],
   async run(ctx) {
+    const dryRun = ctx.options['dry-run'];
     // Resolve the API first: a missing server should fail before a possibly long bundling step.
-    const client = ctx.client();
+    const client = dryRun ? undefined : ctx.client();
     const dir = resolve(ctx.cwd, ctx.args['dir'] ?? '.');
     // Loaded on demand: esbuild, zod and yaml double the start-up time of every other command.
     const { packageService } = await import('../../build/package.js');
     const pkg = await packageService(dir, (step) => ctx.err(step));
+    if (!client) return printDryRun(ctx, pkg);
     const verify = !ctx.options['no-verify'];
-    if (verify) ctx.err('Checking that every handler loads…');
+    // Bytes and percent, redrawn in place, only where someone watches a terminal.
+    const checking = (): void => {
+      if (verify) ctx.err('Checking that every handler loads…');
+    };
+    const progress = ctx.progress ? uploadProgress(ctx.progress, checking) : undefined;
+    const step = (text: string): void => {
+      ctx.err(text);
+      checking();
+    };
     const res = await client
-      .deploy(pkg.archive, (step) => ctx.err(step), { verify })
+      .deploy(pkg.archive, step, { verify, ...(progress ? { progress } : {}) })
       .catch((e: unknown) => {
         throw loadFailures(e, ctx.err) ?? e;
       });
