@@ -92,7 +92,8 @@ export class Deployer {
       res = await this.deployExtracted(sha256, archive, project, dir, opts.verify ?? true);
     } catch (err) {
       release();
-      if (fresh) await this.o.code.discard(sha256);
+      // Unless a second deploy of the same bytes, running beside this one, still uses it.
+      if (fresh && !this.o.code.isHeld(sha256)) await this.o.code.discard(sha256);
       throw err;
     } finally {
       release();

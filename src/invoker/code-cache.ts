@@ -42,6 +42,11 @@ export class CodeCache {
     };
   }
 
+  /** Whether a deploy or an instance start is using this code right now. */
+  isHeld(sha256: string): boolean {
+    return this.held.has(sha256);
+  }
+
   /** Removes code extracted for a deploy that was then refused, so a refusal leaves nothing behind. */
   async discard(sha256: string): Promise<void> {
     const dir = join(this.root, sha256);
