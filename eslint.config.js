@@ -10,6 +10,7 @@ export default tseslint.config(
       'node_modules/**',
       '.nimbus/**',
       'bench/.tmp/**',
+      'bench/node_modules/**',
       'test/fixtures/**',
       'examples/**/node_modules/**',
     ],

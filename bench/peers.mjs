@@ -24,7 +24,9 @@ import { join } from 'node:path';
 import { ROOT, autocannonArgs, autocannonFigures, machine, saveResult, sleep } from './lib.mjs';
 
 const FIXTURES = join(ROOT, 'bench', 'fixtures');
-const require = createRequire(join(ROOT, 'package.json'));
+// The peers are installed in bench/ (bench/setup.mjs), apart from Nimbus's own dependencies.
+const PEERS = join(ROOT, 'bench', 'node_modules');
+const require = createRequire(join(ROOT, 'bench', 'package.json'));
 const WARMUP_SECONDS = 3; // as core.mjs
 const POLL_MS = 10; // readiness poll period: the resolution of start-to-first-response
 const WORKERD_START_TIMEOUT_MS = 20_000;
@@ -141,13 +143,13 @@ async function measureWorkerd(work, { connections, duration }) {
 // serverless-offline
 
 async function measureServerlessOffline(work, { connections, duration }) {
-  const slsBin = join(ROOT, 'node_modules', 'serverless', 'bin', 'serverless.js');
-  if (!existsSync(slsBin) || !existsSync(join(ROOT, 'node_modules', 'serverless-offline', 'package.json'))) {
-    throw new Error('serverless / serverless-offline not installed (npm install)');
+  const slsBin = join(PEERS, 'serverless', 'bin', 'serverless.js');
+  if (!existsSync(slsBin) || !existsSync(join(PEERS, 'serverless-offline', 'package.json'))) {
+    throw new Error('serverless / serverless-offline not installed (npm run bench:setup)');
   }
   const version = {
-    serverless: readJson(join(ROOT, 'node_modules', 'serverless', 'package.json')).version,
-    serverlessOffline: readJson(join(ROOT, 'node_modules', 'serverless-offline', 'package.json')).version,
+    serverless: readJson(join(PEERS, 'serverless', 'package.json')).version,
+    serverlessOffline: readJson(join(PEERS, 'serverless-offline', 'package.json')).version,
   };
   const cwd = join(FIXTURES, 'serverless-offline');
   const env = { ...process.env, ...SLS_ENV };

@@ -343,7 +343,11 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       triggersSynced: synced,
       maxConcurrency: settings.maxConcurrency,
       quotas: async (project) => (await store.quotas.get(project)).quota,
+      checkLoad: (fv) => invoker.checkLoad(fv),
+      onError,
     });
+    // What earlier runs (or other nodes' deploys) left unused goes in the background.
+    void deployer.collectCode();
     metrics?.setSources({
       instances: () => invoker.stats(),
       stemCells: () => pool.stats(),
@@ -365,7 +369,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     const deployed: RunningNimbus['deployed'] = [];
     for (const dir of deployDirs) {
       const pkg = await packageService(dir);
-      const r = await deployer.deploy(pkg.archive, DEFAULT_PROJECT);
+      // The bundled examples are checked by Nimbus's own tests; loading each again would only slow the start.
+      const r = await deployer.deploy(pkg.archive, DEFAULT_PROJECT, { verify: false });
       deployed.push({ service: r.service, functions: r.functions.map((f) => f.name) });
     }
 

@@ -78,6 +78,7 @@ const functions: FunctionStore = {
     return fns.some((f) => f.project === ref.project && f.name === ref.name);
   },
   getCode: async () => undefined,
+  pruneVersions: async () => [],
   setAsyncConfig: async () => false,
   listAsyncConfigs: async () => [],
 };
@@ -179,6 +180,7 @@ beforeAll(async () => {
           functions: [],
           removed: [],
           queues: { created: [], updated: [], unchanged: [], removed: [] },
+          warnings: [],
           tables: { created: [], updated: [], unchanged: [] },
           buckets: { created: [], unchanged: [] },
         };

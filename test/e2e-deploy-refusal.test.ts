@@ -5,14 +5,15 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, FIXTURES, startTestNimbus, type TestNimbus } from './helpers.js';
 
-/** Every file and folder under the data dir except the store's own database files and logs. */
+/** Every file and folder under the data dir except the store's own database files, logs and the stem cells'
+ *  folders (sandboxes/: a deploy's load check takes a stem cell and the pool boots another). */
 function listing(root: string): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
     for (const e of readdirSync(d)) {
       const p = join(d, e);
       const rel = relative(root, p);
-      if (/\.(db|db-wal|db-shm|sqlite\S*|log)$/.test(e)) continue;
+      if (/\.(db|db-wal|db-shm|sqlite\S*|log)$/.test(e) || rel === 'sandboxes') continue;
       out.push(rel);
       if (statSync(p).isDirectory()) walk(p);
     }

@@ -9,7 +9,8 @@ describe.each(BACKENDS)('on %s', (backend) => {
   beforeAll(async () => {
     n = await startTestNimbus({ backend });
     await n.deploy(join(FIXTURES, 'behave'));
-    await n.deploy(join(FIXTURES, 'styles'));
+    // styles has a function whose export is missing on purpose: the deploy-time check would refuse it.
+    await n.deploy(join(FIXTURES, 'styles'), { verify: false });
   });
   afterAll(async () => {
     await n?.cleanup();

@@ -29,7 +29,8 @@ export const BACKENDS: Backend[] = await storeBackends();
 export interface TestNimbus extends RunningNimbus {
   client: NimbusClient;
   backend: Backend;
-  deploy(dir: string): Promise<unknown>;
+  /** Packages and deploys a folder; `verify: false` skips loading its handlers first (`--no-verify`). */
+  deploy(dir: string, opts?: { verify?: boolean }): Promise<unknown>;
   /** Stops and deletes the data (temp dir and, on PostgreSQL, the schema). */
   cleanup(): Promise<void>;
 }
@@ -66,7 +67,7 @@ export async function startTestNimbus(opts: TestOptions = {}): Promise<TestNimbu
     ...n,
     client,
     backend,
-    deploy: async (dir) => client.deploy((await packageService(dir)).archive),
+    deploy: async (dir, o) => client.deploy((await packageService(dir)).archive, undefined, o),
     cleanup: async () => {
       await n.stop();
       if (!rest.dataDir) rmSync(dataDir, { recursive: true, force: true });

@@ -27,7 +27,8 @@ import {
   rotateKey,
   type KeyDeps,
 } from './keys.js';
-import type { DeployResponse } from './deploy.js';
+import type { DeployOptions, DeployResponse } from './deploy.js';
+import { LoadCheckError } from './deploy-check.js';
 import { createGatewayKey, listGatewayKeys, removeGatewayKey, type GatewayKeyDeps } from './gateway-keys.js';
 import { ApiError, badRequest, functionNotFound, notFound } from './errors.js';
 import { getEvent, listEvents, replayEvent, type EventDeps } from './events.js';
@@ -67,9 +68,14 @@ export interface ControlDeps
     stats(): (FunctionScaleStats & { project: string; version: number })[];
     policyName(ref: FunctionRef): string;
   };
-  deployer: { deploy(archive: Buffer, project: string): Promise<DeployResponse> };
+  deployer: {
+    deploy(archive: Buffer, project: string, opts?: DeployOptions): Promise<DeployResponse>;
+    /** Deletes the code no deployed version runs any more (store and data dir), after a removal. */
+    collectCode?(): Promise<void>;
+  };
   /** Resolves once the triggers and function keys have taken in the latest change (a removal). */
   synced?: () => Promise<void>;
+
   status: () => Record<string, unknown>;
   stemCells: () => unknown;
   region: string;
@@ -341,6 +347,7 @@ async function removeFunction(d: ControlDeps, c: ControlRequest): Promise<unknow
   await d.registry.load();
   // What `nimbus rm` answers is what comes next: the function's key and triggers are gone too.
   await d.synced?.();
+  await d.deployer.collectCode?.();
   return { removed: name };
 }
 
@@ -385,8 +392,12 @@ function view(d: ControlDeps, f: FunctionVersion, extras: Extras): Record<string
 async function deploy(d: ControlDeps, c: ControlRequest): Promise<DeployResponse> {
   if (c.body.length === 0)
     throw badRequest('the deploy body is empty', 'send a tar.gz of the service folder');
+  const verify = c.url.searchParams.get('verify');
+  if (verify !== null && verify !== 'true' && verify !== 'false') {
+    throw badRequest(`verify must be true or false, not "${verify}"`, 'leave it out to check the handlers');
+  }
   try {
-    const res = await d.deployer.deploy(c.body, c.principal.project);
+    const res = await d.deployer.deploy(c.body, c.principal.project, { verify: verify !== 'false' });
     return { ...res, ...gatewayUrlOf(d, c.principal.project) };
   } catch (err) {
     throw deployError(err);
@@ -400,6 +411,17 @@ function gatewayUrlOf(d: ControlDeps, project: string): { gatewayUrl?: string } 
 
 /** The refusals of a deploy, as the client sees them; anything else stays an internal error. */
 function deployError(err: unknown): unknown {
+  if (err instanceof LoadCheckError) {
+    return new ApiError(
+      400,
+      'HandlerLoadFailed',
+      err.message,
+      'fix the code and deploy again, or deploy with --no-verify to skip the check',
+      undefined,
+      undefined,
+      { failures: err.failures },
+    );
+  }
   if (err instanceof ManifestError) {
     return new ApiError(
       400,

@@ -7,9 +7,12 @@ import {
   checkTrigger,
   ManifestError,
   parseManifest,
+  type FunctionConfig,
   type Manifest,
   type QueueConfig,
 } from '../config/manifest.js';
+import type { LoadCheck } from '../invoker/types.js';
+import { checkLoads, deployWarnings } from './deploy-check.js';
 import { secretRefs } from '../config/secret-refs.js';
 import { minUnreservedConcurrency } from '../config/limits.js';
 import { quotaMisfit, type QuotaCaps } from '../config/quota-fit.js';
@@ -37,6 +40,13 @@ export interface DeployResponse {
   tables: { created: string[]; updated: string[]; unchanged: string[] };
   /** The service's buckets; one left out of the manifest keeps its objects. */
   buckets: { created: string[]; unchanged: string[] };
+  /** Likely mistakes the deploy went ahead despite (printed by `nimbus deploy`). */
+  warnings: string[];
+}
+
+export interface DeployOptions {
+  /** Load every handler in a sandbox first and refuse the deploy if one fails (default true). */
+  verify?: boolean;
 }
 
 export class Deployer {
@@ -63,6 +73,10 @@ export class Deployer {
       maxConcurrency?: number;
       /** The project's concurrency and memory quotas, which its functions' reservations must fit. */
       quotas?: (project: string) => Promise<QuotaCaps>;
+      /** Loads a version that is not deployed yet in a sandbox (DefaultInvoker.checkLoad); unset, deploys
+       *  are not checked. */
+      checkLoad?: (fv: FunctionVersion) => Promise<LoadCheck>;
+      onError?: (err: unknown, context: string) => void;
     },
   ) {}
 
@@ -70,15 +84,38 @@ export class Deployer {
    *  beside them counts them, so two deploys cannot each take the last of the unreserved pool. */
   private pending = new Set<Reservations>();
 
-  async deploy(archive: Buffer, project: string): Promise<DeployResponse> {
-    const sha256 = createHash('sha256').update(archive).digest('hex');
+  async deploy(archive: Buffer, project: string, opts: DeployOptions = {}): Promise<DeployResponse> {
+    const sha256 = await sha256Of(archive);
     // Code extracted only for this deploy is removed again if the deploy is refused: nothing left behind.
     const fresh = !this.o.code.has(sha256);
+    const release = this.o.code.hold(sha256);
+    let res: DeployResponse;
     try {
-      return await this.deployExtracted(sha256, archive, project, await this.o.code.put(sha256, archive));
+      const dir = await this.o.code.put(sha256, archive);
+      res = await this.deployExtracted(sha256, archive, project, dir, opts.verify ?? true);
     } catch (err) {
-      if (fresh) this.o.code.discard(sha256);
+      release();
+      // Unless a second deploy of the same bytes, running beside this one, still uses it.
+      if (fresh && !this.o.code.isHeld(sha256)) await this.o.code.discard(sha256);
       throw err;
+    } finally {
+      release();
+    }
+    await this.collectCode();
+    return res;
+  }
+
+  /**
+   * After a deploy or a removal: versions no longer served are dropped with the archives only they used, in
+   * the store and as extracted under the data dir. A failure here fails nothing: the next one collects.
+   */
+  async collectCode(): Promise<void> {
+    try {
+      await this.o.functions.pruneVersions();
+      const live = new Set((await this.o.functions.listFunctions()).map((f) => f.codeSha256));
+      await this.o.code.collect(live);
+    } catch (err) {
+      this.o.onError?.(err, 'collecting unused code');
     }
   }
 
@@ -87,6 +124,7 @@ export class Deployer {
     archive: Buffer,
     project: string,
     dir: string,
+    verify: boolean,
   ): Promise<DeployResponse> {
     const manifestPath = join(dir, 'nimbus.yaml');
     if (!existsSync(manifestPath)) {
@@ -115,9 +153,18 @@ export class Deployer {
     if (this.o.quotas) await this.checkQuota(manifest, project, held);
     if (this.o.maxConcurrency !== undefined)
       checkReservations(held, this.o.maxConcurrency, this.o.registry.all(), [...this.pending]);
+    // Last, being the slow one: every other refusal is known without starting a process.
+    let warnings: string[] = [];
+    const checkLoad = this.o.checkLoad;
+    if (verify && checkLoad) {
+      await checkLoads(manifest.functions, dir, (f) =>
+        checkLoad(pendingVersion(project, manifest.service, f, sha256, archive.length)),
+      );
+      warnings = await deployWarnings(dir);
+    }
     this.pending.add(held);
     try {
-      return await this.apply(manifest, project, sha256, archive, tablePlan);
+      return { ...(await this.apply(manifest, project, sha256, archive, tablePlan)), warnings };
     } finally {
       // The registry has been reloaded (or the deploy failed): it alone holds the reservations now.
       this.pending.delete(held);
@@ -152,7 +199,7 @@ export class Deployer {
     sha256: string,
     archive: Buffer,
     tablePlan: ReturnType<typeof planTables>,
-  ): Promise<DeployResponse> {
+  ): Promise<Omit<DeployResponse, 'warnings'>> {
     // Tables first: a function of this deploy never runs before the tables it was deployed with exist.
     for (const def of tablePlan.create) await this.o.tables.createTable(project, def, manifest.service);
     for (const def of tablePlan.update) await this.o.tables.updateTable(project, def);
@@ -191,6 +238,37 @@ export class Deployer {
       },
     };
   }
+}
+
+/** In 1 MB steps with a turn of the event loop between: hashing 15 MB at once holds the gateway 50 ms. */
+async function sha256Of(archive: Buffer): Promise<string> {
+  const hash = createHash('sha256');
+  const STEP = 1024 * 1024;
+  for (let at = 0; at < archive.length; at += STEP) {
+    hash.update(archive.subarray(at, at + STEP));
+    if (at + STEP < archive.length) await new Promise<void>((r) => setImmediate(r));
+  }
+  return hash.digest('hex');
+}
+
+/** A version as it will be once deployed, for loading it before it is. */
+function pendingVersion(
+  project: string,
+  service: string,
+  config: FunctionConfig,
+  sha256: string,
+  size: number,
+): FunctionVersion {
+  return {
+    project,
+    name: config.name,
+    service,
+    version: 0,
+    config,
+    codeSha256: sha256,
+    codeSize: size,
+    deployedAt: 0,
+  };
 }
 
 /** The reservations a deploy leaves for its service's functions, and the functions it replaces or removes. */

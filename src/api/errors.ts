@@ -15,6 +15,8 @@ export class ApiError extends Error {
     readonly extra?: Record<string, string>,
     /** Response headers the error needs (Allow on a 405). */
     readonly headers?: Record<string, string>,
+    /** Structured detail for a control API error body (`error.details`), e.g. each failed function. */
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
   }

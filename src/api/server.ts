@@ -25,14 +25,13 @@ import {
 } from './auth.js';
 import { awsJsonError, AwsServices, type AwsResponse, type AwsService } from './aws.js';
 import { ABORTED, readBody, TOO_LARGE } from '../http/body.js';
-import { controlRoutes, type ControlHandler } from './control.js';
+import { controlRoutes, type ControlDeps, type ControlHandler } from './control.js';
 import type { CostDeps } from './cost.js';
 import type { GatewayKeyDeps } from './gateway-keys.js';
 import type { CredentialDeps } from './credentials.js';
 import type { KeyDeps } from './keys.js';
 import { StorageQuotaExceededError } from '../store/errors.js';
 import type { SecretDeps } from './secrets.js';
-import type { DeployResponse } from './deploy.js';
 import { ApiError, badRequest, internalError, routeError, tooLarge } from './errors.js';
 import { createLambdaService } from './lambda.js';
 import type { BodyLimit } from './limits.js';
@@ -60,7 +59,7 @@ export interface ApiOptions {
     replay(id: string, project: string): Promise<'replayed' | 'not_found' | 'not_dead'>;
     setAsyncOverride(ref: FunctionRef, config: AsyncConfig | null): void;
   };
-  deployer: { deploy(archive: Buffer, project: string): Promise<DeployResponse> };
+  deployer: ControlDeps['deployer'];
   /** Resolves once the triggers and function keys have taken in the latest change. */
   synced?: () => Promise<void>;
   /** Wakes a queue's consumers after a message was sent through the API. */
@@ -431,7 +430,12 @@ function unknownService(service: string, supported: string[]): ApiError {
 }
 
 function controlError(e: ApiError, requestId: string): Reply {
-  const error = { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) };
+  const error = {
+    code: e.code,
+    message: e.message,
+    ...(e.hint ? { hint: e.hint } : {}),
+    ...(e.details ? { details: e.details } : {}),
+  };
   return controlJson(e.status, { error, requestId }, requestId, e.headers);
 }
 

@@ -53,6 +53,8 @@ export interface Context<O extends OptionSpecs = OptionSpecs> {
   out(text: string): void;
   /** Progress and diagnostics on stderr, so stdout stays clean for results. */
   err(text: string): void;
+  /** Raw stderr for a progress line redrawn in place; present only when stdout is a terminal. */
+  progress: ((text: string) => void) | undefined;
   printJson(value: unknown): void;
   /** Where the API is and its key (client/discovery.ts); throws a fixable error if none is found. */
   clientConfig(): ClientConfig;

@@ -16,6 +16,10 @@ import {
 export interface CliIO {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** Writes to stderr as is (no newline added): a progress line redrawn in place. Absent: no progress. */
+  stderrRaw?: (text: string) => void;
+  /** Whether stdout is a terminal someone watches (progress is drawn only then). */
+  isTTY?: boolean;
   env: NodeJS.ProcessEnv;
   cwd: string;
 }
@@ -195,6 +199,7 @@ function parseCommand(command: Command, argv: string[], io: CliIO): Context | un
     cwd: io.cwd,
     out: (text) => io.stdout(text),
     err: (text) => io.stderr(text),
+    progress: io.isTTY && io.stderrRaw ? io.stderrRaw : undefined,
     printJson: (value) => io.stdout(JSON.stringify(value, null, 2)),
     clientConfig,
     client: () => new NimbusClient({ ...clientConfig(), ...(project ? { project } : {}) }),

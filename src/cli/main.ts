@@ -15,6 +15,8 @@ const code = await runCli(
   {
     stdout: (text) => process.stdout.write(`${text}\n`),
     stderr: (text) => process.stderr.write(`${text}\n`),
+    stderrRaw: (text) => process.stderr.write(text),
+    isTTY: process.stdout.isTTY === true,
     env: process.env,
     cwd: process.cwd(),
   },

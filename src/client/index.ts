@@ -137,6 +137,8 @@ export interface DeployResponse {
   buckets?: { created: string[]; unchanged: string[] };
   /** Where the gateway serves the project's routes. */
   gatewayUrl?: string;
+  /** Likely mistakes the deploy went ahead despite. */
+  warnings?: string[];
 }
 
 export interface InvokeOptions {
@@ -302,6 +304,8 @@ export class ApiError extends Error {
     message: string,
     readonly hint?: string,
     readonly requestId?: string,
+    /** The body's `error.details`, when the API sent any (a refused deploy's failed functions). */
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
   }
@@ -507,10 +511,14 @@ export class NimbusClient {
     return (await readJson(res)) as T;
   }
 
-  async deploy(archive: Buffer, onProgress?: (step: string) => void): Promise<DeployResponse> {
-    onProgress?.(`Uploading ${formatBytes(archive.length)}…`);
-    const res = await this.#request('POST', '/v1/deploy', {
-      body: archive,
+  async deploy(
+    archive: Buffer,
+    onProgress?: (step: string) => void,
+    opts: { verify?: boolean; progress?: (sent: number, total: number) => void } = {},
+  ): Promise<DeployResponse> {
+    if (!opts.progress) onProgress?.(`Uploading ${formatBytes(archive.length)}…`);
+    const res = await this.#request('POST', `/v1/deploy${opts.verify === false ? '?verify=false' : ''}`, {
+      body: opts.progress ? counted(archive, opts.progress) : archive,
       headers: { 'content-type': 'application/gzip' },
       timeoutMs: Math.max(DEPLOY_TIMEOUT_MS, this.#timeoutMs),
     });
@@ -706,7 +714,11 @@ export class NimbusClient {
   async #request(
     method: string,
     path: string,
-    init: { body?: Buffer | string; headers?: Record<string, string>; timeoutMs?: number } = {},
+    init: {
+      body?: Buffer | string | ReadableStream;
+      headers?: Record<string, string>;
+      timeoutMs?: number;
+    } = {},
   ): Promise<Response> {
     const url = this.apiUrl + path;
     const timeoutMs = init.timeoutMs ?? this.#timeoutMs;
@@ -727,7 +739,9 @@ export class NimbusClient {
           },
           body: init.body,
           signal,
-        });
+          // A streamed body (an upload with progress) is sent as it is read, before the answer comes.
+          ...(init.body instanceof ReadableStream ? { duplex: 'half' } : {}),
+        } as RequestInit);
         text = await res.text();
       } catch (e) {
         if (isTimeout(e)) throw this.#timedOut(timeoutMs);
@@ -760,6 +774,25 @@ export class NimbusClient {
 
 function isTimeout(e: unknown): boolean {
   return e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
+}
+
+/** The archive as a stream of 64 kB chunks, telling how much has been handed to the connection. */
+function counted(archive: Buffer, progress: (sent: number, total: number) => void): ReadableStream {
+  const CHUNK = 64 * 1024;
+  let sent = 0;
+  progress(0, archive.length);
+  return new ReadableStream({
+    pull(controller) {
+      if (sent >= archive.length) {
+        controller.close();
+        return;
+      }
+      const chunk = archive.subarray(sent, sent + CHUNK);
+      sent += chunk.length;
+      controller.enqueue(new Uint8Array(chunk));
+      progress(sent, archive.length);
+    },
+  });
 }
 
 function unreachable(apiUrl: string, e: unknown, foundIn?: string): ApiError {
@@ -834,6 +867,9 @@ async function toApiError(res: Response): Promise<ApiError> {
       typeof e['message'] === 'string' ? e['message'] : res.statusText,
       typeof e['hint'] === 'string' ? e['hint'] : undefined,
       typeof o['requestId'] === 'string' ? o['requestId'] : headerRequestId,
+      typeof e['details'] === 'object' && e['details'] !== null
+        ? (e['details'] as Record<string, unknown>)
+        : undefined,
     );
   }
   // Lambda-style: the code travels in x-amzn-errortype ("Code:extra" in some services), the text in message.

@@ -1,7 +1,7 @@
 // Code lives in the store (so a cluster node can fetch it); this cache extracts each archive once to
 // <data>/code/<sha256>/ where stem cells link it from. Directories are root-only; files inside are 0644 so a
 // sandbox can read the links it is given, but cannot list or reach the cache itself.
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { unpackArchive } from '../build/package.js';
@@ -26,13 +26,55 @@ export class CodeCache {
     return this.ready.has(sha256) || existsSync(`${join(this.root, sha256)}.complete`);
   }
 
+  /** Code in use by a deploy being checked or an instance being linked: collect() leaves it alone. */
+  private held = new Map<string, number>();
+
+  /** Keeps this code from collect() until the returned function is called. */
+  hold(sha256: string): () => void {
+    this.held.set(sha256, (this.held.get(sha256) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.held.get(sha256) ?? 1) - 1;
+      if (n === 0) this.held.delete(sha256);
+      else this.held.set(sha256, n);
+    };
+  }
+
+  /** Whether a deploy or an instance start is using this code right now. */
+  isHeld(sha256: string): boolean {
+    return this.held.has(sha256);
+  }
+
   /** Removes code extracted for a deploy that was then refused, so a refusal leaves nothing behind. */
-  discard(sha256: string): void {
+  async discard(sha256: string): Promise<void> {
     const dir = join(this.root, sha256);
     this.ready.delete(sha256);
     this.trees.delete(sha256);
-    rmSync(`${dir}.complete`, { force: true });
-    rmSync(dir, { recursive: true, force: true });
+    await fsp.rm(`${dir}.complete`, { force: true });
+    // Asynchronously: a large service's tree takes a while to delete, and the gateway shares this thread.
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Deletes the extracted code of every archive not in `keep` (the code the deployed versions run) and not
+   * held. Running instances are unaffected: they hold hard links of the files, not the folder. Answers how
+   * many were deleted.
+   */
+  async collect(keep: ReadonlySet<string>): Promise<number> {
+    let n = 0;
+    for (const name of await fsp.readdir(this.root)) {
+      const sha = name.endsWith('.complete') ? name.slice(0, -'.complete'.length) : name;
+      // In-progress extractions (".tmp-…") belong to whoever makes them.
+      if (!/^[0-9a-f]{64}$/.test(sha) || keep.has(sha) || this.held.has(sha) || this.inflight.has(sha))
+        continue;
+      if (name === sha) n++;
+      this.ready.delete(sha);
+      this.trees.delete(sha);
+      await fsp.rm(join(this.root, name), { recursive: true, force: true });
+    }
+    return n;
   }
 
   /** Synchronous answer for the hot path when the code is already extracted. */

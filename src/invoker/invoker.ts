@@ -24,6 +24,7 @@ import {
   type InvokeOutcome,
   type InvokeRequest,
   type Invoker,
+  type LoadCheck,
 } from './types.js';
 import { timeOrderedId } from '../ids.js';
 import { billedMs, DEFAULT_PRICE_TABLE, meter, type PriceTable } from '../metering/price.js';
@@ -295,13 +296,20 @@ export class DefaultInvoker implements Invoker {
   }
 
   private async startInstance(id: string, fv: FunctionVersion): Promise<SandboxInstance> {
-    const code = await this.o.code.tree(fv.codeSha256);
-    const inst = await this.o.pool.acquire(fv.config.memory, fv.config.ephemeralStorage);
+    // Until linked, the code must not be collected by a deploy that superseded this version meanwhile.
+    const release = this.o.code.hold(fv.codeSha256);
+    let inst: SandboxInstance;
     try {
-      await inst.assign(versionKey(fv), code, fv.config.perInstanceConcurrency ?? 1);
-    } catch (err) {
-      inst.stop();
-      throw err;
+      const code = await this.o.code.tree(fv.codeSha256);
+      inst = await this.o.pool.acquire(fv.config.memory, fv.config.ephemeralStorage);
+      try {
+        await inst.assign(versionKey(fv), code, fv.config.perInstanceConcurrency ?? 1);
+      } catch (err) {
+        inst.stop();
+        throw err;
+      }
+    } finally {
+      release();
     }
     this.instances.set(id, inst);
     inst.onExitOnce(() => {
@@ -309,6 +317,43 @@ export class DefaultInvoker implements Invoker {
       this.scaler.failed(id);
     });
     return inst;
+  }
+
+  /**
+   * Loads a version that is not deployed yet, as its first cold start would (a stem cell of its memory and
+   * /tmp size, its code linked in, its environment, the runtime's loader) but runs no handler, then stops the
+   * process and waits for its folder to go. The scaler never hears of it: a deploy's check, not an instance.
+   */
+  async checkLoad(fv: FunctionVersion): Promise<LoadCheck> {
+    const [code, aws, env] = await Promise.all([
+      this.o.code.tree(fv.codeSha256),
+      this.awsOf(fv),
+      this.envOf(fv),
+    ]);
+    if (!env.ok) return { ok: false, environment: env.message };
+    const inst = await this.o.pool.acquire(fv.config.memory, fv.config.ephemeralStorage);
+    const gone = new Promise<void>((resolve) => {
+      if (inst.dead) resolve();
+      else inst.onExitOnce(() => resolve());
+    });
+    try {
+      await inst.assign(`check:${versionKey(fv)}`, code, fv.config.perInstanceConcurrency ?? 1);
+      const result = await inst.invoke(
+        {
+          t: 'invoke',
+          id: `check-${timeOrderedId()}`,
+          event: null,
+          deadline: 0,
+          warmup: true,
+          init: this.init(fv, inst, await aws, env.env),
+        },
+        fv.config.timeout,
+      );
+      return result.kind === 'ok' ? { ok: true } : { ok: false, result, codeDir: inst.codeDirInside };
+    } finally {
+      inst.stop();
+      await gone;
+    }
   }
 
   /** Provisioned and pre-warmed instances: started and initialized with no invocation. */

@@ -2,6 +2,7 @@
 // every finished invocation leaves through the InvocationSinks (the invocation log first; metrics and
 // metering later).
 import type { SerializedError } from '../protocol/messages.js';
+import type { TimedResult } from '../sandbox/instance.js';
 import type { ThrottleReason } from '../scaler/scaler.js';
 import type { FunctionRef, InvocationRecord, InvocationStatus, Trigger } from '../store/types.js';
 
@@ -60,3 +61,13 @@ export interface Invoker {
 export interface InvocationSink {
   write(rec: InvocationRecord): void;
 }
+
+/**
+ * What loading a version in a sandbox showed (`DefaultInvoker.checkLoad`): loaded, or the result of the
+ * failed load with the code folder as the process saw it (paths in errors start with it), or an environment
+ * that could not be had (a secret gone).
+ */
+export type LoadCheck =
+  | { ok: true }
+  | { ok: false; result: Exclude<TimedResult, { kind: 'ok' }>; codeDir: string }
+  | { ok: false; environment: string };

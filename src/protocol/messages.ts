@@ -86,6 +86,8 @@ export interface ResultMessage {
   logs?: string;
   /** Duration of module load (init) in ms when this invocation loaded the function. */
   initMs?: number;
+  /** A handler not found at init: the module's function-valued exports, so a deploy can suggest one. */
+  exports?: string[];
 }
 
 /**
@@ -165,8 +167,10 @@ export function readSandboxMessage(raw: unknown): SandboxMessage | null {
         return { ...base, ok: true, payload: (m['payload'] as string | undefined) ?? 'null' };
       }
       const kind = m['errorKind'];
+      const exportNames = readNames(m['exports']);
       return {
         ...base,
+        ...(exportNames ? { exports: exportNames } : {}),
         ok: false,
         errorKind: kind === 'init' || kind === 'unhandled' ? kind : 'handled',
         error:
@@ -187,6 +191,12 @@ export function readSandboxMessage(raw: unknown): SandboxMessage | null {
     default:
       return null;
   }
+}
+
+/** A handler-not-found's export names: strings only, and few and short enough to keep a message small. */
+function readNames(v: unknown): string[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  return v.filter((n): n is string => typeof n === 'string' && n.length <= 256).slice(0, 1000);
 }
 
 function readError(v: unknown): SerializedError {

@@ -24,7 +24,7 @@ import {
   setFunction,
   setupInvoker,
 } from './invoke.js';
-import { loadHandler } from './loader.js';
+import { exportNamesOf, loadHandler } from './loader.js';
 import {
   beginInit,
   currentSlot,
@@ -181,7 +181,7 @@ async function initialize(msg: InvokeMessage, init: FunctionInit): Promise<void>
     logError('Uncaught Exception', err);
     const error = toRapidError(err);
     state = { kind: 'failed', error };
-    replyInitError(msg.id, error, performance.now() - t0, endInvocation());
+    replyInitError(msg.id, error, performance.now() - t0, endInvocation(), exportNamesOf(err));
     onIdle();
   }
 }
@@ -196,6 +196,7 @@ function replyInitError(
   error: SerializedError,
   initMs: number | undefined,
   logs: string | undefined,
+  exportNames?: string[],
 ): void {
   send({
     t: 'result',
@@ -205,6 +206,7 @@ function replyInitError(
     errorKind: 'init',
     logs,
     initMs,
+    ...(exportNames ? { exports: exportNames } : {}),
   });
 }
 

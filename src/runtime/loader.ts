@@ -56,7 +56,7 @@ export async function loadHandler(
   if (fn === undefined && typeof userApp === 'object' && userApp !== null && 'default' in userApp) {
     fn = findIn((userApp as { default: unknown }).default, handlerPath);
   }
-  if (!fn) throw new HandlerNotFound(`${full} is undefined or not exported`);
+  if (!fn) throw withExports(new HandlerNotFound(`${full} is undefined or not exported`), userApp);
   if (typeof fn !== 'function') throw new HandlerNotFound(`${full} is not a function`);
   return { fn: fn as Handler, isAsync: isAsyncFunction(fn) };
 }
@@ -123,6 +123,37 @@ function scopeIsModule(dir: string): boolean {
     }
     if (path.dirname(d) === d) return false;
   }
+}
+
+/**
+ * The module's function-valued exports (those under `default` too), kept on the error for a deploy's check to
+ * suggest the one meant. Not enumerable: the error's JSON in an "Invoke Error" log line stays AWS's.
+ */
+function withExports(err: HandlerNotFound, userApp: unknown): HandlerNotFound {
+  const names = new Set<string>();
+  const add = (o: unknown): void => {
+    if (o === null || (typeof o !== 'object' && typeof o !== 'function')) return;
+    try {
+      for (const k of Object.keys(o)) {
+        if (typeof (o as Record<string, unknown>)[k] === 'function') names.add(k);
+      }
+    } catch {
+      // a getter of the user's threw: no suggestions
+    }
+  };
+  add(userApp);
+  if (typeof userApp === 'object' && userApp !== null && 'default' in userApp) {
+    add((userApp as { default: unknown }).default);
+  }
+  Object.defineProperty(err, 'exportNames', { value: [...names], enumerable: false });
+  return err;
+}
+
+/** What withExports kept on a HandlerNotFound, if anything. */
+export function exportNamesOf(err: unknown): string[] | undefined {
+  const v =
+    typeof err === 'object' && err !== null ? (err as { exportNames?: unknown }).exportNames : undefined;
+  return Array.isArray(v) ? v.filter((n): n is string => typeof n === 'string') : undefined;
 }
 
 function findIn(root: unknown, handlerPath: string): unknown {

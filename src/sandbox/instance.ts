@@ -33,6 +33,8 @@ export type InvocationResult =
       logs: string;
       rss: number;
       initMs: number | undefined;
+      /** kind 'init' with a handler not found: the module's function-valued exports. */
+      exports?: string[];
     };
 
 /** A result with how long the invocation ran (from when it started running, not when it was sent). */
@@ -470,6 +472,7 @@ export class SandboxInstance {
             logs,
             rss: this.peakRss(),
             initMs: m.initMs,
+            ...(m.exports ? { exports: m.exports } : {}),
           });
         }
         return;

@@ -61,6 +61,12 @@ export interface FunctionStore {
   removeFunction(ref: FunctionRef): Promise<boolean>;
   /** Archives are content-addressed and shared by every version (of any project) that has the same bytes. */
   getCode(sha256: string): Promise<Buffer | undefined>;
+  /**
+   * Deletes every version that is not its function's latest (only the latest is ever served), then every
+   * archive no remaining version uses. Answers the sha256 of each archive deleted. Version numbers go on
+   * from the latest, as before.
+   */
+  pruneVersions(): Promise<string[]>;
   /** Sets (or with null removes) the async configuration set through the API (Lambda's
    *  PutFunctionEventInvokeConfig), which applies instead of the manifest's until removed. False when the
    *  function does not exist. Removing the function removes it. */

@@ -111,6 +111,33 @@ export function functionStoreConformance(name: string, make: HarnessFactory): vo
         expect((await ctx.store.functions.getCode(v2.sha256))?.equals(v2.archive)).toBe(true);
       });
 
+      it('prunes superseded versions and the archives only they used; numbering goes on', async () => {
+        const v1 = codeOf('p1');
+        const v2 = codeOf('p2');
+        const shared = codeOf('p-shared');
+        await ctx.store.functions.deploy(deployOf('svc', [fn('a'), fn('b')], v1));
+        await ctx.store.functions.deploy(deployOf('svc', [fn('a'), fn('b')], v2));
+        await ctx.store.functions.deploy(deployOf('keep', [fn('k')], shared));
+        await ctx.store.functions.deploy(deployOf('keep', [fn('k', { timeout: 9 })], shared));
+        expect(await ctx.store.functions.pruneVersions()).toEqual([v1.sha256]);
+        expect(await ctx.store.functions.getCode(v1.sha256)).toBeUndefined();
+        expect(await ctx.store.functions.getVersion(ref('a'), 1)).toBeUndefined();
+        expect((await ctx.store.functions.getVersion(ref('a'), 2))?.codeSha256).toBe(v2.sha256);
+        // k's version 1 is gone, but its archive is version 2's too.
+        expect(await ctx.store.functions.getVersion(ref('k'), 1)).toBeUndefined();
+        expect((await ctx.store.functions.getCode(shared.sha256))?.equals(shared.archive)).toBe(true);
+        await reopen();
+        expect(await ctx.store.functions.pruneVersions()).toEqual([]);
+        const res = await ctx.store.functions.deploy(deployOf('svc', [fn('a')], codeOf('p3')));
+        expect(res.functions).toEqual([{ name: 'a', version: 3, changed: true }]);
+        expect(res.removed).toEqual(['b']);
+        expect(await ctx.store.functions.pruneVersions()).toEqual([v2.sha256]);
+        expect((await ctx.store.functions.listFunctions()).map((f) => [f.name, f.version])).toEqual([
+          ['a', 3],
+          ['k', 2],
+        ]);
+      });
+
       it('shares one archive between services and keeps it while any version still uses it', async () => {
         const shared = codeOf('shared');
         await ctx.store.functions.deploy(deployOf('one', [fn('a')], shared));

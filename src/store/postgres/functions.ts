@@ -104,6 +104,16 @@ export class PgFunctionStore implements FunctionStore {
     });
   }
 
+  async pruneVersions(): Promise<string[]> {
+    return this.db.tx(async (c) => {
+      await c.query(
+        `DELETE FROM versions v USING functions f
+         WHERE f.project = v.project AND f.name = v.name AND v.version < f.latest_version`,
+      );
+      return collectCode(c);
+    });
+  }
+
   async getCode(sha256: string): Promise<Buffer | undefined> {
     const rows = await this.db.rows<{ archive: Buffer }>('SELECT archive FROM code WHERE sha256 = $1', [
       sha256,
@@ -222,18 +232,21 @@ async function storeCode(c: PoolClient, code: DeployInput['code']): Promise<void
  * Deletes archives no version uses. Rows a concurrent deploy (of another project) holds are skipped, and a
  * reference committed meanwhile only undoes the collection, never the deploy: the next one collects them.
  */
-async function collectCode(c: PoolClient): Promise<void> {
+async function collectCode(c: PoolClient): Promise<string[]> {
   await c.query('SAVEPOINT collect_code');
   try {
-    await c.query(
+    const res = await c.query<{ sha256: string }>(
       `DELETE FROM code WHERE sha256 IN (
          SELECT c.sha256 FROM code c
          WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.code_sha256 = c.sha256)
-         FOR UPDATE OF c SKIP LOCKED)`,
+         FOR UPDATE OF c SKIP LOCKED)
+       RETURNING sha256`,
     );
     await c.query('RELEASE SAVEPOINT collect_code');
+    return res.rows.map((r) => r.sha256);
   } catch (err) {
     if (pgCode(err) !== '23503') throw err;
     await c.query('ROLLBACK TO SAVEPOINT collect_code');
+    return [];
   }
 }

@@ -123,6 +123,16 @@ export class SqliteFunctionStore implements FunctionStore {
     return this.st.getCode.get(sha256)?.archive;
   }
 
+  async pruneVersions(): Promise<string[]> {
+    this.s.assertOpen();
+    return this.s.durably(() =>
+      this.s.transaction((): string[] => {
+        this.st.deleteSuperseded.run();
+        return this.st.deleteUnusedCode.all().map((r) => r.sha256);
+      }),
+    );
+  }
+
   async setAsyncConfig(ref: FunctionRef, config: AsyncConfig | null): Promise<boolean> {
     this.s.assertOpen();
     return this.s.durably(() =>
@@ -199,6 +209,14 @@ function prepare({ db }: SqliteDb) {
       'INSERT INTO code (sha256, size, archive) VALUES (?, ?, ?)',
     ),
     getCode: db.prepare<[string], { archive: Buffer }>('SELECT archive FROM code WHERE sha256 = ?'),
+    deleteSuperseded: db.prepare<[]>(
+      `DELETE FROM versions WHERE version < (SELECT f.latest_version FROM functions f
+         WHERE f.project = versions.project AND f.name = versions.name)`,
+    ),
+    deleteUnusedCode: db.prepare<[], { sha256: string }>(
+      `DELETE FROM code WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.code_sha256 = code.sha256)
+       RETURNING sha256`,
+    ),
     gcCode: db.prepare<[]>(
       'DELETE FROM code WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.code_sha256 = code.sha256)',
     ),
