@@ -116,13 +116,19 @@ export interface UpProcess {
   stderr: () => string;
 }
 
-/** `nimbus up --json` as its own process, resolved once it prints where it listens. */
-export function startUpProcess(env: NodeJS.ProcessEnv, args: string[] = []): Promise<UpProcess> {
+/**
+ * `nimbus up --json` as its own process, resolved once it prints where it listens. `launcher` is a command
+ * that execs it (a shell that opens descriptors first, as whatever starts Nimbus might).
+ */
+export function startUpProcess(
+  env: NodeJS.ProcessEnv,
+  args: string[] = [],
+  launcher: string[] = [],
+): Promise<UpProcess> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [BIN, 'up', '--port', '0', '--api-port', '0', '--json', ...args], {
-      env,
-      cwd: join(import.meta.dirname, '..'),
-    });
+    const node = [process.execPath, BIN, 'up', '--port', '0', '--api-port', '0', '--json', ...args];
+    const [cmd, ...rest] = [...launcher, ...node];
+    const proc = spawn(cmd!, rest, { env, cwd: join(import.meta.dirname, '..') });
     let out = '';
     let err = '';
     proc.stdout.on('data', (d: Buffer) => {

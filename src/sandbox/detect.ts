@@ -29,6 +29,11 @@ export interface SandboxCapabilities {
    * memory (cpu.shares), or null: without it instances compete for CPU as equals (idle ones stay frozen).
    */
   cpuCgroup: string | null;
+  /**
+   * bash, which starts every sandbox's spawn chain and closes the descriptors it should not get; null when
+   * there is none (inherited descriptors then reach sandboxes, and the level says so).
+   */
+  fdCloser: string | null;
   /** Human-readable summary printed by `nimbus up`. */
   level: string;
 }
@@ -114,12 +119,14 @@ export function detectSandbox(
       // the default weight (1024) still applies
     }
   }
+  const fdCloser = which('bash');
   const parts = [
     bwrap ? 'bubblewrap namespaces' : 'no bubblewrap (install the bubblewrap package for namespaces)',
     uid !== null ? `uid ${uid}` : 'same uid as nimbus',
     'node permission model',
     memoryCgroup ? 'memory cgroup' : 'RSS polling',
     cpuCgroup ? 'CPU share by memory' : 'no CPU share (no cpu cgroup; idle instances still frozen)',
+    ...(fdCloser ? [] : ['WARNING: descriptors Nimbus inherited reach functions (install bash)']),
     // Said plainly: without a PID namespace every instance runs as the same uid and sees the others, so one
     // function can signal or ptrace another's process, and /tmp has no size limit.
     ...(bwrap
@@ -128,7 +135,16 @@ export function detectSandbox(
           'WARNING: functions are not isolated from each other at this level (same uid, shared PID namespace, unlimited /tmp)',
         ]),
   ];
-  return { bwrap, uid, gid, nodePermission: true, memoryCgroup, cpuCgroup, level: parts.join(', ') };
+  return {
+    bwrap,
+    uid,
+    gid,
+    nodePermission: true,
+    memoryCgroup,
+    cpuCgroup,
+    fdCloser,
+    level: parts.join(', '),
+  };
 }
 
 /**

@@ -40,6 +40,25 @@ export type InvocationResult =
 /** A result with how long the invocation ran (from when it started running, not when it was sent). */
 export type TimedResult = InvocationResult & { durationMs: number };
 
+/**
+ * The first link of every sandbox's spawn chain (bash): it closes every descriptor above `keep`, joins the
+ * cgroups it is given, and execs the rest. A descriptor Nimbus inherited without close-on-exec (a pipe of
+ * whatever started it) would otherwise reach every sandbox: Node's spawn, sh, setpriv and bwrap close
+ * nothing they did not open. Closed before setpriv, bwrap and node run, so no link of the chain holds one
+ * and user code cannot get it back. Bash, not dash: dash cannot name a descriptor above 9.
+ */
+const CLOSER =
+  'for f in /proc/$$/fd/*; do n=${f##*/}; if [ "$n" -gt "$0" ] && [ -e "$f" ]; then exec {n}>&-; fi; done; ' +
+  'k=$1; shift; while [ "$k" -gt 0 ]; do echo $$ > "$1/cgroup.procs" || exit 125; shift; k=$((k - 1)); done; ' +
+  'exec "$@"';
+
+function closerArgs(keep: number, cgroups: readonly string[]): string[] {
+  return ['-c', CLOSER, String(keep), String(cgroups.length), ...cgroups];
+}
+
+/** stdio and the host channel (fd 3): all a sandbox is given. */
+const KEEP_FDS = 3;
+
 /** Paths as the process inside the sandbox sees them. */
 const BWRAP_TASK = '/var/task';
 const BWRAP_RUNTIME = '/var/runtime/bootstrap.cjs';
@@ -345,13 +364,22 @@ export class SandboxInstance {
       cmd = caps.bwrap!;
     }
     const cgroups = [this.cgroup, this.cpuCgroup].filter((g): g is string => g !== null);
+    // Join the instance's cgroups before exec so every process of the sandbox is inside its memory limit and
+    // CPU share; as root we must join first and drop privileges after (setpriv), since cgroup files are root's.
+    const drop =
+      cgroups.length > 0 && caps.uid !== null
+        ? ['setpriv', `--reuid=${caps.uid}`, `--regid=${caps.gid}`, '--clear-groups', '--']
+        : [];
+    const uidOpts =
+      cgroups.length === 0 && caps.uid !== null && caps.gid !== null ? { uid: caps.uid, gid: caps.gid } : {};
+    if (caps.fdCloser) {
+      return {
+        cmd: caps.fdCloser,
+        args: [...closerArgs(KEEP_FDS, cgroups), ...drop, cmd, ...args],
+        uidOpts,
+      };
+    }
     if (cgroups.length > 0) {
-      // Join the instance's cgroups before exec so every process of the sandbox is inside its memory limit and
-      // CPU share; as root we must join first and drop privileges after (setpriv), since cgroup files are root's.
-      const drop =
-        caps.uid !== null
-          ? ['setpriv', `--reuid=${caps.uid}`, `--regid=${caps.gid}`, '--clear-groups', '--']
-          : [];
       const enter = cgroups.map((_, i) => `echo $$ > "$${i}/cgroup.procs"`).join(' && ');
       return {
         cmd: '/bin/sh',
@@ -363,14 +391,10 @@ export class SandboxInstance {
           cmd,
           ...args,
         ],
-        uidOpts: {},
+        uidOpts,
       };
     }
-    return {
-      cmd,
-      args,
-      uidOpts: caps.uid !== null && caps.gid !== null ? { uid: caps.uid, gid: caps.gid } : {},
-    };
+    return { cmd, args, uidOpts };
   }
 
   /** Gives this stem cell a function's code: hard links of the version's files appear in its read-only task dir. */
