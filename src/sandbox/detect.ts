@@ -34,6 +34,8 @@ export interface SandboxCapabilities {
    * there is none (inherited descriptors then reach sandboxes, and the level says so).
    */
   fdCloser: string | null;
+  /** slirp4netns, which gives a bubblewrap sandbox's own network namespace outbound access; or null. */
+  slirp4netns: string | null;
   /** Human-readable summary printed by `nimbus up`. */
   level: string;
 }
@@ -120,8 +122,16 @@ export function detectSandbox(
     }
   }
   const fdCloser = which('bash');
+  const slirp4netns = bwrap ? which('slirp4netns') : null;
   const parts = [
     bwrap ? 'bubblewrap namespaces' : 'no bubblewrap (install the bubblewrap package for namespaces)',
+    ...(bwrap
+      ? [
+          slirp4netns
+            ? 'own network namespace (outbound through slirp4netns)'
+            : 'own network namespace, WARNING: no outbound network for functions (install slirp4netns)',
+        ]
+      : []),
     uid !== null ? `uid ${uid}` : 'same uid as nimbus',
     'node permission model',
     memoryCgroup ? 'memory cgroup' : 'RSS polling',
@@ -132,7 +142,7 @@ export function detectSandbox(
     ...(bwrap
       ? []
       : [
-          'WARNING: functions are not isolated from each other at this level (same uid, shared PID namespace, unlimited /tmp)',
+          "WARNING: functions are not isolated from each other at this level (same uid, shared PID namespace, unlimited /tmp) and share the host's network (they can reach its loopback services; network: none cannot be deployed)",
         ]),
   ];
   return {
@@ -143,6 +153,7 @@ export function detectSandbox(
     memoryCgroup,
     cpuCgroup,
     fdCloser,
+    slirp4netns,
     level: parts.join(', '),
   };
 }
