@@ -124,6 +124,13 @@ describe.each(MODES)('network at the $mode level on $backend', ({ mode, backend,
       expect(r).toEqual({ by: 'aws', endpoint: `http://127.0.0.1:${apiPort()}` });
     });
 
+    it("still reaches the endpoint after idling past the API's keep-alive timeout (5 s) on a kept-alive connection", async () => {
+      expect((await invoke('aws', { id: `idle1-${backend}` })).by).toBe('aws');
+      // Frozen meanwhile; the host closes the SDK's idle connection, which the next call must survive.
+      await new Promise((r) => setTimeout(r, 6000));
+      expect(await invoke('aws', { id: `idle2-${backend}` })).toMatchObject({ by: 'aws' });
+    });
+
     it('with network: none has only its loopback and the endpoint, and the function view says so', async () => {
       await n.deploy(join(FIXTURES, 'sealed'));
       if (OUTSIDE) {
