@@ -148,6 +148,25 @@ describe.each(MODES)('network at the $mode level on $backend', ({ mode, backend,
       expect(((await n.client.get('connect')) as any).network).toBe('outbound');
     });
 
+    it.skipIf(!OUTSIDE)(
+      'replaces instances whose slirp4netns was killed: the next calls connect out again',
+      async () => {
+        const target = { host: OUTSIDE, port: portOf(outside!) };
+        expect(await invoke('connect', target)).toEqual({ banner: 'host-outside' });
+        const killed = slirpChildren();
+        expect(killed.length).toBeGreaterThan(0);
+        for (const s of killed) process.kill(s.pid, 'SIGKILL');
+        // Their instances are stopped (an instance without its network is broken) and new ones serve.
+        await eventually(async () => (await invoke('connect', target)).banner === 'host-outside');
+        const now = slirpChildren().map((s) => s.pid);
+        expect(now.filter((pid) => killed.some((k) => k.pid === pid))).toEqual([]);
+        await eventually(async () => {
+          const live = new Set(sandboxedNodes(join(n.dataDir, 'sandboxes')).map((pid) => parentOf(pid)));
+          return killed.every((k) => !live.has(k.target));
+        });
+      },
+    );
+
     it('runs one slirp4netns per outbound sandbox, gone with its instance and with Nimbus', async () => {
       await invoke('exit').catch(() => undefined);
       // Every slirp4netns serves a live sandbox, and the instance that exited took its own along.

@@ -352,7 +352,10 @@ export class SandboxInstance {
         ready();
       });
       (nat.stdio[4] as Socket).on('error', () => undefined);
-      nat.on('error', (err) => ready(err));
+      nat.on('error', (err) => {
+        ready(err);
+        if (!this.dead) this.kill('stop');
+      });
       nat.on('exit', (code, signal) => {
         this.nat = null;
         if (!natReady)
