@@ -18,6 +18,8 @@ export interface StemCellPoolOptions {
 
 /** How long a refill waits after a take (a cold start takes a few milliseconds end to end). */
 const REFILL_DELAY_MS = 25;
+/** How long a refill waits after a stem cell failed to boot. */
+const REFILL_RETRY_MS = 1000;
 /** Cold starts are counted over this window to size the pool. */
 const RATE_WINDOW_MS = 10_000;
 /** Keep enough stem cells for this much time of cold starts at the recent rate (about one boot). */
@@ -192,6 +194,8 @@ export class StemCellPool {
           pool.starting--;
           pool.failing = true;
           this.opts.onError?.(err);
+          // Try again a while later, so a boot that failed twice does not leave the pool short for good.
+          setTimeout(() => this.refill(pool), REFILL_RETRY_MS).unref();
         },
       );
     }
