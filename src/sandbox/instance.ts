@@ -299,6 +299,13 @@ export class SandboxInstance {
     tmpMB: number,
     network: NetworkMode = 'outbound',
   ): Promise<SandboxInstance> {
+    // Fail closed: without bubblewrap the sandbox shares the host's network (a function deployed as
+    // `network: none` by another node, sharing a PostgreSQL store, must not run here with it).
+    if (network === 'none' && env.caps.bwrap === null) {
+      throw new Error(
+        'network: none needs bubblewrap, which this node lacks (functions here share its network)',
+      );
+    }
     const prepared = await prepare(env, memoryMB);
     return new Promise((resolve, reject) => {
       const inst: SandboxInstance = new SandboxInstance(env, memoryMB, tmpMB, network, prepared, (err) =>
