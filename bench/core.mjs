@@ -26,6 +26,8 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 // Cold requests are paced so the stem-cell pool refills between them, as it would between real arrivals.
 const COLD_GAP_MS = Number(process.env.BENCH_COLD_GAP_MS ?? 150);
+// BENCH_COLD_NETWORK=none deploys the cold functions with `network: none` (no slirp4netns per stem cell).
+const COLD_NETWORK = process.env.BENCH_COLD_NETWORK;
 
 export async function runCore() {
   const work = mkdtempSync(join(tmpdir(), 'nimbus-bench-'));
@@ -35,7 +37,7 @@ export async function runCore() {
   const fns = Array.from({ length: COLD_FUNCTIONS }, (_, i) => `cold${i}`);
   writeFileSync(
     join(coldDir, 'nimbus.yaml'),
-    `service: coldbench\nfunctions:\n${fns.map((f) => `  ${f}:\n    handler: handler.handler\n    events:\n      - http: GET /${f}\n`).join('')}`,
+    `service: coldbench\nfunctions:\n${fns.map((f) => `  ${f}:\n    handler: handler.handler\n${COLD_NETWORK ? `    network: ${COLD_NETWORK}\n` : ''}    events:\n      - http: GET /${f}\n`).join('')}`,
   );
   writeFileSync(join(coldDir, 'handler.js'), "exports.handler = async () => ({ message: 'hello world' });\n");
 

@@ -50,6 +50,7 @@ import { CodeCache } from './invoker/code-cache.js';
 import { DefaultInvoker, type InvokerOptions } from './invoker/invoker.js';
 import { FunctionRegistry } from './invoker/registry.js';
 import { detectSandbox, releaseCgroupParent, type SandboxCapabilities } from './sandbox/detect.js';
+import { ENDPOINT_SOCKET } from './sandbox/instance.js';
 import { StemCellPool } from './sandbox/pool.js';
 import { installProvidedSdk } from './sandbox/provided-sdk.js';
 import { FixedKeepAlive, type KeepAlivePolicy } from './scaler/policy.js';
@@ -135,7 +136,12 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         () => releaseCgroupParent(caps),
       ),
     );
-    const { sandboxRoot, runtimeFile } = prepareSandboxRoot(dataDir, caps.uid !== null, (m) => log.warn(m));
+    const { sandboxRoot, runtimeFile, endpointDir } = prepareSandboxRoot(dataDir, caps.uid !== null, (m) =>
+      log.warn(m),
+    );
+    // Under bubblewrap each sandbox has its own network namespace and reaches the AWS endpoint through a
+    // unix socket in this folder (see Listeners); without it, sandboxes share the host's loopback.
+    const sandboxEndpoint = caps.bwrap ? endpointDir : undefined;
 
     // Off, nothing counts: no sink, no gateway hook, no timed store calls (NIMBUS_METRICS=off).
     const metrics = settings.metrics
@@ -159,7 +165,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     await registry.load();
 
     const pool = new StemCellPool({
-      env: { caps, sandboxRoot, runtimeFile },
+      env: { caps, sandboxRoot, runtimeFile, ...(sandboxEndpoint ? { endpointDir: sandboxEndpoint } : {}) },
       target: settings.stemCells,
       onError: (err) => log.error({ err }, 'stem cell failed to start'),
     });
@@ -170,7 +176,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         () => pool.close(),
       ),
     );
-    for (const f of registry.all()) pool.ensure(f.config.memory, f.config.ephemeralStorage);
+    for (const f of registry.all()) pool.ensure(f.config.memory, f.config.ephemeralStorage, f.config.network);
 
     if (store.backend === 'postgresql' && masterKey.source === 'file') {
       log.info(
@@ -468,7 +474,10 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     // With TLS the public listener is HTTPS, which sandboxes neither trust nor need: functions reach the
     // AWS endpoint on a plain listener of their own on loopback (as they reach the whole API without TLS).
     const internalApi = tls ? createApiServer(apiOptions) : null;
-    const listeners = new Listeners(gateway, api, settings, internalApi);
+    const socketApi = sandboxEndpoint
+      ? { server: createApiServer(apiOptions), path: join(sandboxEndpoint, ENDPOINT_SOCKET) }
+      : null;
+    const listeners = new Listeners(gateway, api, settings, internalApi, socketApi);
     await lifecycle.start(listeners);
     functionKeys.setEndpoint(ipOrigin((internalApi ?? api).address()));
     const scheme = tls ? 'https' : 'http';
@@ -654,8 +663,10 @@ class Listeners implements Component {
     private readonly settings: Settings,
     /** The plain loopback listener functions use when the API serves HTTPS (see start). */
     private readonly internal: Server | null = null,
+    /** The plain API on a unix socket bound into sandboxes that have a network namespace of their own. */
+    private readonly socket: { server: Server; path: string } | null = null,
   ) {
-    this.servers = [gateway, api, ...(internal ? [internal] : [])];
+    this.servers = [gateway, api, ...(internal ? [internal] : []), ...(socket ? [socket.server] : [])];
   }
 
   async start(): Promise<void> {
@@ -663,8 +674,13 @@ class Listeners implements Component {
     try {
       this.apiPort = await listen(this.api, this.settings.apiPort, this.settings.apiHost);
       if (this.internal) await listen(this.internal, 0, '127.0.0.1');
+      if (this.socket) await listenOnSocket(this.socket.server, this.socket.path);
     } catch (err) {
-      await Promise.all([close(this.gateway), ...(this.apiPort ? [close(this.api)] : [])]);
+      await Promise.all([
+        close(this.gateway),
+        ...(this.apiPort ? [close(this.api)] : []),
+        ...(this.internal?.listening ? [close(this.internal)] : []),
+      ]);
       throw err;
     }
   }
@@ -692,7 +708,7 @@ function prepareSandboxRoot(
   dataDir: string,
   dropsUid: boolean,
   warn: (msg: string) => void,
-): { sandboxRoot: string; runtimeFile: string } {
+): { sandboxRoot: string; runtimeFile: string; endpointDir: string } {
   let root = join(dataDir, 'sandboxes');
   if (dropsUid && !traversableByOthers(dataDir)) {
     const id = createHash('sha256').update(dataDir).digest('hex').slice(0, 16);
@@ -706,7 +722,16 @@ function prepareSandboxRoot(
   copyFileSync(findRuntime(), runtimeFile);
   chmodSync(runtimeFile, 0o644);
   installProvidedSdk(join(dirname(findRuntime()), 'node_modules'), root);
-  return { sandboxRoot: root, runtimeFile };
+  // A unix socket's path has room for 107 bytes; a long data dir path gets a short folder in the temp dir.
+  let endpointDir = join(root, 'endpoint');
+  if (Buffer.byteLength(join(endpointDir, ENDPOINT_SOCKET)) > 100) {
+    const id = createHash('sha256').update(root).digest('hex').slice(0, 16);
+    endpointDir = join(tmpdir(), `nimbus-endpoint-${id}`);
+    rmSync(endpointDir, { recursive: true, force: true });
+  }
+  mkdirSync(endpointDir, { recursive: true, mode: 0o711 });
+  chmodSync(endpointDir, 0o711);
+  return { sandboxRoot: root, runtimeFile, endpointDir };
 }
 
 function traversableByOthers(dir: string): boolean {
@@ -845,6 +870,16 @@ function loadTls(settings: Settings): { cert: Buffer; key: Buffer } | undefined 
     throw userError(`the TLS certificate ${tlsCert} and key ${tlsKey} are not a usable PEM pair: ${reason}`);
   }
   return { cert, key };
+}
+
+/** Listens on a unix socket the sandbox uid can connect to (SigV4 is required on it as on every listener). */
+async function listenOnSocket(server: Server, path: string): Promise<void> {
+  rmSync(path, { force: true });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolveListen());
+  });
+  chmodSync(path, 0o666);
 }
 
 function close(server: Server): Promise<void> {

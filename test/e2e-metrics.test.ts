@@ -158,7 +158,7 @@ describe.each(BACKENDS)('metrics and health on %s', (backend) => {
       [`function=hello,${d},state=starting`]: 0,
     });
     const cells = series(families, 'nimbus_stem_cells');
-    expect(Object.keys(cells)).toContain('memory_mb=128,state=ready,tmp_mb=512');
+    expect(Object.keys(cells)).toContain('memory_mb=128,network=outbound,state=ready,tmp_mb=512');
     // The invocation log's batch writes were timed, on this backend.
     const writes = histogramCounts(
       samples,

@@ -1,7 +1,7 @@
 // Starts a real Nimbus (real ports, real sandbox processes, SQLite in a temp dir or PostgreSQL in a schema of
 // its own) for end-to-end tests.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNimbus, type RunningNimbus, type StartOptions } from '../src/server.js';
@@ -116,13 +116,19 @@ export interface UpProcess {
   stderr: () => string;
 }
 
-/** `nimbus up --json` as its own process, resolved once it prints where it listens. */
-export function startUpProcess(env: NodeJS.ProcessEnv, args: string[] = []): Promise<UpProcess> {
+/**
+ * `nimbus up --json` as its own process, resolved once it prints where it listens. `launcher` is a command
+ * that execs it (a shell that opens descriptors first, as whatever starts Nimbus might).
+ */
+export function startUpProcess(
+  env: NodeJS.ProcessEnv,
+  args: string[] = [],
+  launcher: string[] = [],
+): Promise<UpProcess> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [BIN, 'up', '--port', '0', '--api-port', '0', '--json', ...args], {
-      env,
-      cwd: join(import.meta.dirname, '..'),
-    });
+    const node = [process.execPath, BIN, 'up', '--port', '0', '--api-port', '0', '--json', ...args];
+    const [cmd, ...rest] = [...launcher, ...node];
+    const proc = spawn(cmd!, rest, { env, cwd: join(import.meta.dirname, '..') });
     let out = '';
     let err = '';
     proc.stdout.on('data', (d: Buffer) => {
@@ -203,4 +209,58 @@ export function runNimbus(env: NodeJS.ProcessEnv, args: string[], stdin?: string
     p.on('exit', (code) => resolvePromise({ code: code ?? 1, stdout, stderr }));
     p.stdin.end(stdin ?? '');
   });
+}
+
+/** Every process whose command line names this sandbox root, followed down to its leaf: the sandboxed node. */
+export function sandboxedNodes(root: string): number[] {
+  const pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n));
+  const leaves = new Set<number>();
+  for (const pid of pids) {
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (!cmdline.includes(root)) continue;
+    let leaf = pid;
+    for (;;) {
+      let children: string[] = [];
+      try {
+        children = readFileSync(`/proc/${leaf}/task/${leaf}/children`, 'utf8')
+          .trim()
+          .split(/\s+/)
+          .filter(Boolean);
+      } catch {
+        // gone
+      }
+      if (children.length === 0) break;
+      leaf = children[0]!;
+    }
+    try {
+      if (readlinkSync(`/proc/${leaf}/exe`) === process.execPath) leaves.add(Number(leaf));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return [...leaves];
+}
+
+/** slirp4netns processes started by this process (an in-process Nimbus), with the sandbox pid each serves. */
+export function slirpChildren(): { pid: number; target: number }[] {
+  const out: { pid: number; target: number }[] = [];
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== process.pid) continue;
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (!cmdline[0]?.endsWith('slirp4netns')) continue;
+      const target = /^\/proc\/(\d+)\/ns\/net$/.exec(cmdline.find((a) => a.startsWith('/proc/')) ?? '');
+      out.push({ pid: Number(pid), target: Number(target?.[1]) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }

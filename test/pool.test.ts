@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { detectSandbox } from '../src/sandbox/detect.js';
 import { StemCellPool } from '../src/sandbox/pool.js';
+import { SandboxInstance } from '../src/sandbox/instance.js';
 import { eventually } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'nimbus-pool-'));
@@ -45,4 +46,14 @@ it('keeps the minimum ready, grows with the cold-start rate up to its cap, and r
   clearInterval(sampler);
   expect(most).toBe(2);
   for (const inst of taken) inst.stop();
+});
+
+it('refuses a network: none stem cell where sandboxes share the host network, instead of starting one with it', async () => {
+  const fallback = detectSandbox({ disableBwrap: true, disableCgroup: true });
+  const env = { caps: fallback, sandboxRoot: root, runtimeFile };
+  await expect(SandboxInstance.start(env, 128, 512, 'none')).rejects.toThrow(
+    /network: none needs bubblewrap/,
+  );
+  const outbound = await SandboxInstance.start(env, 128, 512, 'outbound');
+  outbound.stop();
 });

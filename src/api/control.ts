@@ -515,6 +515,7 @@ function summary(f: FunctionVersion): Record<string, unknown> {
     runtime: f.config.runtime,
     memory: f.config.memory,
     ephemeralStorage: f.config.ephemeralStorage ?? DEFAULT_EPHEMERAL_MB,
+    network: f.config.network ?? 'outbound',
     timeout: f.config.timeout,
     // As stored: a secret's reference (${secret:NAME}), never its value.
     environment: f.config.environment,

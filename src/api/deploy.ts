@@ -136,6 +136,7 @@ export class Deployer {
     }
     const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), 'nimbus.yaml');
     checkHandlers(manifest, dir);
+    checkNetwork(manifest, this.o.pool.isolatesNetwork);
     checkDestinations(manifest, project, this.o.registry);
     checkQueues(manifest, await this.o.queues.listQueues(project), this.o.registry.all(project));
     const existingTables = await this.o.tables.listTables(project);
@@ -214,7 +215,7 @@ export class Deployer {
       queues: manifest.queues,
       code: { sha256, archive },
     });
-    for (const f of manifest.functions) this.o.pool.ensure(f.memory, f.ephemeralStorage);
+    for (const f of manifest.functions) this.o.pool.ensure(f.memory, f.ephemeralStorage, f.network);
     await this.o.registry.load();
     await this.o.triggersSynced?.();
     return {
@@ -557,4 +558,19 @@ function checkTableTriggers(manifest: Manifest, existing: readonly StoredTable[]
       }
     }
   }
+}
+
+/**
+ * `network: none` is a promise the fallback level cannot keep (its sandboxes share the host's network), so
+ * such a deploy is refused there rather than run with the network it asked to be without.
+ */
+function checkNetwork(manifest: Manifest, isolated: boolean): void {
+  if (isolated) return;
+  const f = manifest.functions.find((fn) => fn.network === 'none');
+  if (!f) return;
+  throw new ManifestError(
+    'nimbus.yaml',
+    `functions.${f.name}.network`,
+    '"none" needs bubblewrap, which this node lacks: functions here share the host\'s network (install bubblewrap, see docs/security.md)',
+  );
 }

@@ -15,6 +15,8 @@ export interface FunctionSummary {
   memory: number;
   /** MB of /tmp. */
   ephemeralStorage: number;
+  /** "outbound" or "none" (docs/manifest.md#network). */
+  network: 'outbound' | 'none';
   timeout: number;
   reservedConcurrency: number | null;
   routes: string[];

@@ -58,7 +58,15 @@ functions:
     expect(parseManifest(fn('')).functions[0]).not.toHaveProperty('ephemeralStorage');
   });
 
+  it('carries network only when it is "none" (outbound is the default)', () => {
+    expect(parseManifest(fn('network: none')).functions[0]!.network).toBe('none');
+    expect(parseManifest(fn('network: outbound')).functions[0]).not.toHaveProperty('network');
+    expect(parseManifest(fn('')).functions[0]).not.toHaveProperty('network');
+  });
+
   it.each([
+    [fn('network: off'), 'functions.f.network: network must be "outbound" (the default) or "none"'],
+    [fn('network: false'), 'functions.f.network: network must be "outbound" (the default) or "none"'],
     [fn('memory: 64'), 'functions.f.memory: must be at least 128'],
     [fn('ephemeralStorage: 256'), 'functions.f.ephemeralStorage: must be at least 512'],
     [fn('ephemeralStorage: 20000'), 'functions.f.ephemeralStorage: must be at most 10240'],

@@ -331,6 +331,9 @@ export function handlerEscape(h: string): string | undefined {
  *  config text (and version) of functions deployed before the setting existed stays the same. */
 export const DEFAULT_EPHEMERAL_MB = 512;
 
+/** What a function's sandbox may reach beyond its own loopback and the Nimbus endpoint (AWS_ENDPOINT_URL). */
+export type NetworkMode = 'outbound' | 'none';
+
 const FunctionSchema = z.strictObject({
   handler: z
     .string()
@@ -346,6 +349,10 @@ const FunctionSchema = z.strictObject({
   /** MB of /tmp (Lambda's EphemeralStorage.Size). */
   ephemeralStorage: z.number().int().min(512).max(10240).default(DEFAULT_EPHEMERAL_MB),
   timeout: z.number().int().min(1).max(900).default(3),
+  /** "outbound" (the default): connections out through user-mode NAT; "none": no network but the endpoint. */
+  network: z
+    .enum(['outbound', 'none'], { message: 'network must be "outbound" (the default) or "none"' })
+    .default('outbound'),
   environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.coerce.string()).default({}),
   concurrency: z
     .strictObject({
@@ -476,6 +483,8 @@ export interface FunctionConfig {
   memory: number;
   /** MB of /tmp; absent means DEFAULT_EPHEMERAL_MB. */
   ephemeralStorage?: number | undefined;
+  /** Stored only when "none", so functions deployed before the setting keep their config text. */
+  network?: NetworkMode | undefined;
   timeout: number;
   environment: Record<string, string>;
   reservedConcurrency: number | undefined;
@@ -765,6 +774,7 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       runtime: f.runtime,
       memory: f.memory,
       ...(f.ephemeralStorage !== DEFAULT_EPHEMERAL_MB ? { ephemeralStorage: f.ephemeralStorage } : {}),
+      ...(f.network !== 'outbound' ? { network: f.network } : {}),
       timeout: f.timeout,
       environment: f.environment,
       reservedConcurrency: f.concurrency.reserved,

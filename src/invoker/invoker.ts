@@ -238,7 +238,7 @@ export class DefaultInvoker implements Invoker {
     });
     const info: VersionInfo = { fv, warmMs: 0, coldMs: 0 };
     this.versions.set(key, info);
-    this.o.pool.ensure(cfg.memory, cfg.ephemeralStorage);
+    this.o.pool.ensure(cfg.memory, cfg.ephemeralStorage, cfg.network);
     return info;
   }
 
@@ -301,7 +301,7 @@ export class DefaultInvoker implements Invoker {
     let inst: SandboxInstance;
     try {
       const code = await this.o.code.tree(fv.codeSha256);
-      inst = await this.o.pool.acquire(fv.config.memory, fv.config.ephemeralStorage);
+      inst = await this.o.pool.acquire(fv.config.memory, fv.config.ephemeralStorage, fv.config.network);
       try {
         await inst.assign(versionKey(fv), code, fv.config.perInstanceConcurrency ?? 1);
       } catch (err) {
@@ -331,7 +331,7 @@ export class DefaultInvoker implements Invoker {
       this.envOf(fv),
     ]);
     if (!env.ok) return { ok: false, environment: env.message };
-    const inst = await this.o.pool.acquire(fv.config.memory, fv.config.ephemeralStorage);
+    const inst = await this.o.pool.acquire(fv.config.memory, fv.config.ephemeralStorage, fv.config.network);
     const gone = new Promise<void>((resolve) => {
       if (inst.dead) resolve();
       else inst.onExitOnce(() => resolve());
@@ -458,8 +458,13 @@ export class DefaultInvoker implements Invoker {
       logGroupName: `/aws/lambda/${name}`,
       logStreamName: `${new Date().toISOString().slice(0, 10).replace(/-/g, '/')}/[${fv.version}]${inst.id}`,
       // Without bubblewrap there is no private /tmp; TMPDIR (os.tmpdir()) points at the instance's own.
-      env: { ...environment, TMPDIR: inst.tmpDirInside, ...awsVariables(aws) },
+      env: {
+        ...environment,
+        TMPDIR: inst.tmpDirInside,
+        ...awsVariables(aws && { ...aws, endpointUrl: inst.endpointInside(aws.endpointUrl) }),
+      },
       concurrency: inst.concurrency,
+      ...(inst.awsSocketInside !== undefined ? { awsSocket: inst.awsSocketInside } : {}),
     };
   }
 

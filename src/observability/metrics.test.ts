@@ -109,7 +109,10 @@ describe('Metrics', () => {
         { project: 'default', name: 'f', busy: 1, idle: 0, starting: 0, provisioned: 1, inFlight: 3 },
         { project: 'default', name: 'f', busy: 2, idle: 1, starting: 1, provisioned: 0, inFlight: 3 },
       ],
-      stemCells: () => [{ memoryMB: 128, tmpMB: 512, ready: 2, starting: 1, target: 2 }],
+      stemCells: () => [
+        { memoryMB: 128, tmpMB: 512, network: 'outbound', ready: 2, starting: 1, target: 2 },
+        { memoryMB: 128, tmpMB: 512, network: 'none', ready: 1, starting: 0, target: 1 },
+      ],
       events: async () => {
         queries++;
         return [
@@ -130,8 +133,10 @@ describe('Metrics', () => {
       'nimbus_provisioned_instances{function="f",project="default"} 1',
     ]);
     expect(await lines(m, 'nimbus_stem_cells{')).toEqual([
-      'nimbus_stem_cells{memory_mb="128",tmp_mb="512",state="ready"} 2',
-      'nimbus_stem_cells{memory_mb="128",tmp_mb="512",state="starting"} 1',
+      'nimbus_stem_cells{memory_mb="128",tmp_mb="512",network="outbound",state="ready"} 2',
+      'nimbus_stem_cells{memory_mb="128",tmp_mb="512",network="outbound",state="starting"} 1',
+      'nimbus_stem_cells{memory_mb="128",tmp_mb="512",network="none",state="ready"} 1',
+      'nimbus_stem_cells{memory_mb="128",tmp_mb="512",network="none",state="starting"} 0',
     ]);
     expect(await lines(m, 'nimbus_async_')).toEqual([
       'nimbus_async_events{function="f",project="default",state="pending"} 3',

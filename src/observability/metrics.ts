@@ -41,7 +41,15 @@ export interface MetricsSources {
     provisioned: number;
     inFlight: number;
   }[];
-  stemCells(): { memoryMB: number; tmpMB: number; ready: number; starting: number; target: number }[];
+  stemCells(): {
+    memoryMB: number;
+    tmpMB: number;
+    /** The pool's network mode (stem cells are kept per memory, /tmp size and network). */
+    network?: string;
+    ready: number;
+    starting: number;
+    target: number;
+  }[];
   /** The event queue's counts per function (a store query: cached EVENT_STATS_TTL_MS). */
   events(): Promise<EventQueueStats[]>;
   now(): number;
@@ -414,28 +422,34 @@ export class Metrics implements InvocationSink, EventObserver, GatewayObserver {
     });
     new client.Gauge({
       name: 'nimbus_stem_cells',
-      help: 'Pre-spawned runtime processes by memory and /tmp size: ready, or starting.',
-      labelNames: ['memory_mb', 'tmp_mb', 'state'],
+      help: 'Pre-spawned runtime processes by memory, /tmp size and network mode: ready, or starting.',
+      labelNames: ['memory_mb', 'tmp_mb', 'network', 'state'],
       registers: r,
       collect() {
         this.reset();
         for (const p of self.sources()?.stemCells() ?? []) {
-          const m = String(p.memoryMB);
-          const t = String(p.tmpMB);
-          this.set({ memory_mb: m, tmp_mb: t, state: 'ready' }, p.ready);
-          this.set({ memory_mb: m, tmp_mb: t, state: 'starting' }, p.starting);
+          const labels = {
+            memory_mb: String(p.memoryMB),
+            tmp_mb: String(p.tmpMB),
+            network: p.network ?? 'outbound',
+          };
+          this.set({ ...labels, state: 'ready' }, p.ready);
+          this.set({ ...labels, state: 'starting' }, p.starting);
         }
       },
     });
     new client.Gauge({
       name: 'nimbus_stem_cells_target',
-      help: 'Ready stem cells the pool aims to keep, by memory and /tmp size.',
-      labelNames: ['memory_mb', 'tmp_mb'],
+      help: 'Ready stem cells the pool aims to keep, by memory, /tmp size and network mode.',
+      labelNames: ['memory_mb', 'tmp_mb', 'network'],
       registers: r,
       collect() {
         this.reset();
         for (const p of self.sources()?.stemCells() ?? [])
-          this.set({ memory_mb: String(p.memoryMB), tmp_mb: String(p.tmpMB) }, p.target);
+          this.set(
+            { memory_mb: String(p.memoryMB), tmp_mb: String(p.tmpMB), network: p.network ?? 'outbound' },
+            p.target,
+          );
       },
     });
     new client.Gauge({

@@ -29,6 +29,11 @@ export interface FunctionInit {
    * (callbackWaitsForEmptyEventLoop is ignored) and output is attributed to invocations by async context.
    */
   concurrency?: number;
+  /**
+   * The AWS endpoint's unix socket inside the sandbox, when it has a network namespace of its own: the runtime
+   * serves AWS_ENDPOINT_URL's port on its own 127.0.0.1 and forwards each connection there, before user code loads.
+   */
+  awsSocket?: string;
 }
 
 export interface InvokeMessage {

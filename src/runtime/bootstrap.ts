@@ -12,6 +12,7 @@ import type {
   SerializedError,
 } from '../protocol/messages.js';
 import { redirectAwsHosts } from './aws-redirect.js';
+import { forwardEndpoint } from './endpoint.js';
 import { CHANNEL_FD, openChannel, type Channel } from './channel.js';
 import { applyFunctionEnv } from './env.js';
 import { UnhandledPromiseRejection, toRapidError } from './errors.js';
@@ -162,6 +163,7 @@ async function initialize(msg: InvokeMessage, init: FunctionInit): Promise<void>
     // not fatal: the handler is resolved against codeDir, not the cwd
   }
   try {
+    if (init.awsSocket) await forwardEndpoint(process.env['AWS_ENDPOINT_URL'], init.awsSocket);
     const loaded = await loadHandler(init.codeDir, init.handler, RUNTIME_FILE);
     if (dying) return;
     setFunction(init, loaded);

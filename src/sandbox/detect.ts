@@ -29,6 +29,13 @@ export interface SandboxCapabilities {
    * memory (cpu.shares), or null: without it instances compete for CPU as equals (idle ones stay frozen).
    */
   cpuCgroup: string | null;
+  /**
+   * bash, which starts every sandbox's spawn chain and closes the descriptors it should not get; null when
+   * there is none (inherited descriptors then reach sandboxes, and the level says so).
+   */
+  fdCloser: string | null;
+  /** slirp4netns, which gives a bubblewrap sandbox's own network namespace outbound access; or null. */
+  slirp4netns: string | null;
   /** Human-readable summary printed by `nimbus up`. */
   level: string;
 }
@@ -114,21 +121,41 @@ export function detectSandbox(
       // the default weight (1024) still applies
     }
   }
+  const fdCloser = which('bash');
+  const slirp4netns = bwrap ? which('slirp4netns') : null;
   const parts = [
     bwrap ? 'bubblewrap namespaces' : 'no bubblewrap (install the bubblewrap package for namespaces)',
+    ...(bwrap
+      ? [
+          slirp4netns
+            ? 'own network namespace (outbound through slirp4netns)'
+            : 'own network namespace, WARNING: no outbound network for functions (install slirp4netns)',
+        ]
+      : []),
     uid !== null ? `uid ${uid}` : 'same uid as nimbus',
     'node permission model',
     memoryCgroup ? 'memory cgroup' : 'RSS polling',
     cpuCgroup ? 'CPU share by memory' : 'no CPU share (no cpu cgroup; idle instances still frozen)',
+    ...(fdCloser ? [] : ['WARNING: descriptors Nimbus inherited reach functions (install bash)']),
     // Said plainly: without a PID namespace every instance runs as the same uid and sees the others, so one
     // function can signal or ptrace another's process, and /tmp has no size limit.
     ...(bwrap
       ? []
       : [
-          'WARNING: functions are not isolated from each other at this level (same uid, shared PID namespace, unlimited /tmp)',
+          "WARNING: functions are not isolated from each other at this level (same uid, shared PID namespace, unlimited /tmp) and share the host's network (they can reach its loopback services; network: none cannot be deployed)",
         ]),
   ];
-  return { bwrap, uid, gid, nodePermission: true, memoryCgroup, cpuCgroup, level: parts.join(', ') };
+  return {
+    bwrap,
+    uid,
+    gid,
+    nodePermission: true,
+    memoryCgroup,
+    cpuCgroup,
+    fdCloser,
+    slirp4netns,
+    level: parts.join(', '),
+  };
 }
 
 /**

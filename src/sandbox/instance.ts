@@ -16,8 +16,18 @@ import { HostChannel } from './channel.js';
 import { linkTree, type CodeTree } from './code-tree.js';
 import { PROVIDED_SDK_INSIDE, providedSdkDir } from './provided-sdk.js';
 
+/** What a sandbox may reach beyond its own loopback and the Nimbus endpoint (the manifest's `network`). */
+export type NetworkMode = 'outbound' | 'none';
+
 export interface InstanceEnv {
   caps: SandboxCapabilities;
+  /**
+   * Host folder holding the AWS endpoint's unix socket (aws.sock), bound into every bubblewrap sandbox: in a
+   * network namespace of its own a function cannot reach the host's loopback listener, so the runtime
+   * forwards AWS_ENDPOINT_URL's port on the sandbox's own loopback to this socket. A folder, not the socket:
+   * stem cells start before the API listens.
+   */
+  endpointDir?: string;
   /** Host directory holding one subdirectory per instance (task/ and tmp/). Must be traversable by the sandbox uid. */
   sandboxRoot: string;
   /** Host path of the bundled runtime (dist/runtime/bootstrap.cjs copied somewhere the sandbox uid can read). */
@@ -40,9 +50,30 @@ export type InvocationResult =
 /** A result with how long the invocation ran (from when it started running, not when it was sent). */
 export type TimedResult = InvocationResult & { durationMs: number };
 
+/**
+ * The first link of every sandbox's spawn chain (bash): it closes every descriptor above `keep`, joins the
+ * cgroups it is given, and execs the rest. A descriptor Nimbus inherited without close-on-exec (a pipe of
+ * whatever started it) would otherwise reach every sandbox: Node's spawn, sh, setpriv and bwrap close
+ * nothing they did not open. Closed before setpriv, bwrap and node run, so no link of the chain holds one
+ * and user code cannot get it back. Bash, not dash: dash cannot name a descriptor above 9.
+ */
+const CLOSER =
+  'for f in /proc/$$/fd/*; do n=${f##*/}; if [ "$n" -gt "$0" ] && [ -e "$f" ]; then exec {n}>&-; fi; done; ' +
+  'k=$1; shift; while [ "$k" -gt 0 ]; do echo $$ > "$1/cgroup.procs" || exit 125; shift; k=$((k - 1)); done; ' +
+  'exec "$@"';
+
+function closerArgs(keep: number, cgroups: readonly string[]): string[] {
+  return ['-c', CLOSER, String(keep), String(cgroups.length), ...cgroups];
+}
+
+/** stdio and the host channel (fd 3): all a sandbox is given. */
+const KEEP_FDS = 3;
+
 /** Paths as the process inside the sandbox sees them. */
 const BWRAP_TASK = '/var/task';
 const BWRAP_RUNTIME = '/var/runtime/bootstrap.cjs';
+const BWRAP_ENDPOINT_DIR = '/var/runtime/endpoint';
+export const ENDPOINT_SOCKET = 'aws.sock';
 const READY_TIMEOUT_MS = 15_000;
 const MAX_LOG_BYTES = 256 * 1024;
 
@@ -150,6 +181,8 @@ export class SandboxInstance {
   readonly codeDirInside: string;
   /** The instance's own writable directory as the function sees it: /tmp under bubblewrap, else its own dir. */
   readonly tmpDirInside: string;
+  /** The AWS endpoint's unix socket as the function sees it; set when the sandbox has its own network. */
+  readonly awsSocketInside: string | undefined;
   /** Set by the scaler when the instance is given to a function version. */
   assignedTo: string | null = null;
   /** Invocations the runtime runs at once (perInstance concurrency; 1 is the Lambda model). */
@@ -174,14 +207,17 @@ export class SandboxInstance {
   private fatal: SerializedError | null = null;
   private exitListeners: ((inst: SandboxInstance) => void)[] = [];
   private leafPid: number | null = null;
+  /** The slirp4netns process giving this sandbox outbound network, while it runs. */
+  private nat: ChildProcess | null = null;
 
   private constructor(
     private readonly env: InstanceEnv,
     readonly memoryMB: number,
     /** Size of the tmpfs at /tmp under bubblewrap (the function's ephemeralStorage, MB). */
     readonly tmpMB: number,
+    readonly network: NetworkMode,
     prepared: Prepared,
-    ready: (err?: Error) => void,
+    whenReady: (err?: Error) => void,
   ) {
     this.id = prepared.id;
     this.dir = prepared.dir;
@@ -190,12 +226,28 @@ export class SandboxInstance {
     this.cgroup = prepared.cgroup;
     this.cpuCgroup = prepared.cpuCgroup;
     const { caps } = env;
-    const { cmd, args, uidOpts } = this.command();
+    // Outbound traffic leaves a bubblewrap sandbox's own network namespace through slirp4netns (user-mode
+    // NAT), attached once bwrap reports the sandbox's pid on its info descriptor (fd 4).
+    const nat = caps.bwrap !== null && caps.slirp4netns !== null && network === 'outbound';
+    const { cmd, args, uidOpts } = this.command(nat);
     this.codeDirInside = caps.bwrap ? BWRAP_TASK : this.taskDir;
     this.tmpDirInside = caps.bwrap ? '/tmp' : this.tmpDir;
+    this.awsSocketInside =
+      caps.bwrap && env.endpointDir ? `${BWRAP_ENDPOINT_DIR}/${ENDPOINT_SOCKET}` : undefined;
+    // Ready once the runtime has booted and, with NAT, the network is configured (they proceed in parallel).
+    let parts = nat ? 2 : 1;
+    let settled = false;
+    const ready = (err?: Error): void => {
+      if (settled) return;
+      if (err || --parts === 0) {
+        settled = true;
+        clearTimeout(readyTimer);
+        whenReady(err);
+      }
+    };
     this.child = spawn(cmd, args, {
       // fd 3 is the host channel (a socket pair): our own framing, not Node's IPC (see channel.ts).
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...(nat ? (['pipe'] as const) : [])],
       env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' },
       cwd: caps.bwrap ? '/' : this.taskDir,
       ...uidOpts,
@@ -212,7 +264,6 @@ export class SandboxInstance {
         if (!m) return;
         if (!isReady && m.t === 'ready') {
           isReady = true;
-          clearTimeout(readyTimer);
           ready();
           return;
         }
@@ -229,33 +280,127 @@ export class SandboxInstance {
       this.onOutput(d);
     });
     this.child.on('error', (err) => {
-      if (!isReady) {
-        clearTimeout(readyTimer);
-        ready(err);
-      }
+      if (!isReady) ready(err);
     });
+    if (nat) this.attachNat(this.child.stdio[4] as Socket, ready);
     // 'close', not 'exit': it comes after the channel and pipes are drained, so a fatal message written just
     // before the process died is read before its death is reported.
     this.child.on('close', (code, signal) => {
-      clearTimeout(readyTimer);
       if (!isReady)
         ready(new Error(`sandbox exited during start (${signal ?? code}): ${this.stderrTail.slice(-500)}`));
       this.onExit(code, signal);
     });
   }
 
-  /** Starts a stem cell and resolves once its runtime has booted. */
-  static async start(env: InstanceEnv, memoryMB: number, tmpMB: number): Promise<SandboxInstance> {
+  /** Starts a stem cell and resolves once its runtime has booted (and its network is configured). */
+  static async start(
+    env: InstanceEnv,
+    memoryMB: number,
+    tmpMB: number,
+    network: NetworkMode = 'outbound',
+  ): Promise<SandboxInstance> {
+    // Fail closed: without bubblewrap the sandbox shares the host's network (a function deployed as
+    // `network: none` by another node, sharing a PostgreSQL store, must not run here with it).
+    if (network === 'none' && env.caps.bwrap === null) {
+      throw new Error(
+        'network: none needs bubblewrap, which this node lacks (functions here share its network)',
+      );
+    }
     const prepared = await prepare(env, memoryMB);
     return new Promise((resolve, reject) => {
-      const inst: SandboxInstance = new SandboxInstance(env, memoryMB, tmpMB, prepared, (err) =>
+      const inst: SandboxInstance = new SandboxInstance(env, memoryMB, tmpMB, network, prepared, (err) =>
         err ? reject(err) : resolve(inst),
       );
     });
   }
 
+  /**
+   * Reads the sandbox's pid from bwrap's info descriptor and attaches slirp4netns to its network namespace:
+   * --disable-host-loopback keeps 10.0.2.2 from reaching the host's 127.0.0.1; --enable-sandbox and
+   * --enable-seccomp confine it (it runs as root, without capabilities once set up). It starts with the
+   * stem cell, off the cold path, joins the instance's cgroups and dies with the instance: killed on
+   * every exit path, and ended by its exit descriptor (fd 4) if Nimbus itself dies.
+   */
+  private attachNat(info: Socket, ready: (err?: Error) => void): void {
+    const slirp = this.env.caps.slirp4netns!;
+    let text = '';
+    info.setEncoding('utf8');
+    info.on('error', () => undefined);
+    info.on('data', (d: string) => {
+      text += d;
+      const pid = /"child-pid"\s*:\s*(\d+)/.exec(text)?.[1];
+      if (!pid || this.nat || this.dead) return;
+      const args = [
+        '--configure',
+        '--mtu=65520',
+        '--disable-host-loopback',
+        '--enable-sandbox',
+        '--enable-seccomp',
+        '--ready-fd=3',
+        '--exit-fd=4',
+        '--netns-type=path',
+        `/proc/${pid}/ns/net`,
+        'tap0',
+      ];
+      const closer = this.env.caps.fdCloser;
+      const nat = spawn(closer ?? slirp, closer ? [...closerArgs(4, this.cgroups()), slirp, ...args] : args, {
+        stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
+        env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' },
+      });
+      this.nat = nat;
+      let natTail = '';
+      let natReady = false;
+      nat.stderr!.setEncoding('utf8');
+      nat.stderr!.on('data', (e: string) => (natTail = (natTail + e).slice(-1000)));
+      const readyFd = nat.stdio[3] as Socket;
+      readyFd.on('error', () => undefined);
+      readyFd.once('data', () => {
+        natReady = true;
+        ready();
+      });
+      (nat.stdio[4] as Socket).on('error', () => undefined);
+      nat.on('error', (err) => {
+        ready(err);
+        if (!this.dead) this.kill('stop');
+      });
+      nat.on('exit', (code, signal) => {
+        this.nat = null;
+        if (!natReady)
+          ready(new Error(`slirp4netns exited during start (${signal ?? code}): ${natTail.trim()}`));
+        // An instance whose network went away is broken: it goes, and its invocations fail as a crash.
+        if (!this.dead) this.kill('stop');
+      });
+    });
+  }
+
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /** The instance's memory and cpu cgroups (those there are): every process of the sandbox joins them. */
+  private cgroups(): string[] {
+    return [this.cgroup, this.cpuCgroup].filter((g): g is string => g !== null);
+  }
+
+  /** The slirp4netns process's pid, while it runs (tests and measurements look at it). */
+  get natPid(): number | undefined {
+    return this.nat?.pid;
+  }
+
+  /**
+   * AWS_ENDPOINT_URL as this sandbox must use it: in a network namespace of its own, the runtime serves the
+   * endpoint on the sandbox's 127.0.0.1 at the same port (forwarded to the socket), whatever the host
+   * listener's address.
+   */
+  endpointInside(url: string | undefined): string | undefined {
+    if (url === undefined || this.awsSocketInside === undefined) return url;
+    try {
+      const port = Number(new URL(url).port || 80);
+      // node in the sandbox has no capability to bind a port below 1024.
+      return `http://127.0.0.1:${port < 1024 ? 4566 : port}`;
+    } catch {
+      return url;
+    }
   }
 
   get busy(): boolean {
@@ -271,7 +416,7 @@ export class SandboxInstance {
     this.exitListeners.push(fn);
   }
 
-  private command(): { cmd: string; args: string[]; uidOpts: { uid?: number; gid?: number } } {
+  private command(nat: boolean): { cmd: string; args: string[]; uidOpts: { uid?: number; gid?: number } } {
     const { caps, runtimeFile } = this.env;
     const heapMB = Math.max(32, Math.floor(this.memoryMB * 0.85));
     const bw = caps.bwrap !== null;
@@ -306,10 +451,12 @@ export class SandboxInstance {
         '/etc/localtime',
       ];
       args = [
+        // A network namespace of its own (--unshare-all includes it): only its loopback, plus the NAT
+        // attached for `network: outbound`; never the host's loopback services.
         '--unshare-all',
-        '--share-net',
         '--die-with-parent',
         '--new-session',
+        ...(nat ? ['--info-fd', '4'] : []),
         ...binds.flatMap((p) => ['--ro-bind-try', p, p]),
         ...etc.flatMap((p) => ['--ro-bind-try', p, p]),
         ...(binds.some((b) => nodeDir.startsWith(`${b}/`)) ? [] : ['--ro-bind', nodeDir, nodeDir]),
@@ -323,6 +470,7 @@ export class SandboxInstance {
         '--ro-bind-try',
         providedSdkDir(this.env.sandboxRoot),
         PROVIDED_SDK_INSIDE,
+        ...(this.env.endpointDir ? ['--ro-bind', this.env.endpointDir, BWRAP_ENDPOINT_DIR] : []),
         // /tmp is a size-limited tmpfs, not the data disk: a function filling it gets ENOSPC and cannot grow the
         // host's data dir (the function's ephemeralStorage). It counts against the cgroup's memory, so writing
         // past the memory limit ends the instance as out of memory before ENOSPC (docs/security.md).
@@ -344,14 +492,25 @@ export class SandboxInstance {
       ];
       cmd = caps.bwrap!;
     }
-    const cgroups = [this.cgroup, this.cpuCgroup].filter((g): g is string => g !== null);
+    const cgroups = this.cgroups();
+    // Join the instance's cgroups before exec so every process of the sandbox is inside its memory limit and
+    // CPU share; as root we must join first and drop privileges after (setpriv), since cgroup files are root's.
+    const drop =
+      cgroups.length > 0 && caps.uid !== null
+        ? ['setpriv', `--reuid=${caps.uid}`, `--regid=${caps.gid}`, '--clear-groups', '--']
+        : [];
+    const uidOpts =
+      cgroups.length === 0 && caps.uid !== null && caps.gid !== null ? { uid: caps.uid, gid: caps.gid } : {};
+    if (caps.fdCloser) {
+      // bwrap needs its info descriptor (fd 4) and closes it before node runs.
+      const keep = nat ? KEEP_FDS + 1 : KEEP_FDS;
+      return {
+        cmd: caps.fdCloser,
+        args: [...closerArgs(keep, cgroups), ...drop, cmd, ...args],
+        uidOpts,
+      };
+    }
     if (cgroups.length > 0) {
-      // Join the instance's cgroups before exec so every process of the sandbox is inside its memory limit and
-      // CPU share; as root we must join first and drop privileges after (setpriv), since cgroup files are root's.
-      const drop =
-        caps.uid !== null
-          ? ['setpriv', `--reuid=${caps.uid}`, `--regid=${caps.gid}`, '--clear-groups', '--']
-          : [];
       const enter = cgroups.map((_, i) => `echo $$ > "$${i}/cgroup.procs"`).join(' && ');
       return {
         cmd: '/bin/sh',
@@ -363,14 +522,10 @@ export class SandboxInstance {
           cmd,
           ...args,
         ],
-        uidOpts: {},
+        uidOpts,
       };
     }
-    return {
-      cmd,
-      args,
-      uidOpts: caps.uid !== null && caps.gid !== null ? { uid: caps.uid, gid: caps.gid } : {},
-    };
+    return { cmd, args, uidOpts };
   }
 
   /** Gives this stem cell a function's code: hard links of the version's files appear in its read-only task dir. */
@@ -514,6 +669,7 @@ export class SandboxInstance {
     }
     if (!this.cgroup) watchMemory(this, false);
     this.channel.close();
+    this.nat?.kill('SIGKILL');
     this.cleanup();
     for (const fn of this.exitListeners.splice(0)) fn(this);
   }

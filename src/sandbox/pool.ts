@@ -1,8 +1,8 @@
-// Stem cells: runtime processes booted ahead of demand, one small pool per memory size and /tmp size (the V8
-// heap limit, the memory cgroup and the /tmp tmpfs are fixed at spawn). A cold start takes one synchronously, so Node's ~70 ms boot stays off
+// Stem cells: runtime processes booted ahead of demand, one small pool per memory size, /tmp size and network
+// mode (the V8 heap limit, the memory cgroup, the /tmp tmpfs and the network namespace's NAT are fixed at spawn). A cold start takes one synchronously, so Node's ~70 ms boot stays off
 // the request path. The pool is sized to the recent rate of cold starts and refilled in the background, and
 // process boots are rationed so a burst cannot start a thousand Node processes at once on two cores.
-import type { InstanceEnv } from './instance.js';
+import type { InstanceEnv, NetworkMode } from './instance.js';
 import { SandboxInstance } from './instance.js';
 
 export interface StemCellPoolOptions {
@@ -18,6 +18,8 @@ export interface StemCellPoolOptions {
 
 /** How long a refill waits after a take (a cold start takes a few milliseconds end to end). */
 const REFILL_DELAY_MS = 25;
+/** How long a refill waits after a stem cell failed to boot. */
+const REFILL_RETRY_MS = 1000;
 /** Cold starts are counted over this window to size the pool. */
 const RATE_WINDOW_MS = 10_000;
 /** Keep enough stem cells for this much time of cold starts at the recent rate (about one boot). */
@@ -29,6 +31,7 @@ const DEFAULT_TMP_MB = 512;
 interface SizePool {
   memoryMB: number;
   tmpMB: number;
+  network: NetworkMode;
   ready: SandboxInstance[];
   starting: number;
   /** Times of recent takes (cold starts), oldest first. */
@@ -51,13 +54,17 @@ export class StemCellPool {
   }
 
   /** Declares that functions with this memory size exist, so stem cells of that size are kept ready. */
-  ensure(memoryMB: number, tmpMB = DEFAULT_TMP_MB): void {
-    this.refill(this.size(memoryMB, tmpMB));
+  ensure(memoryMB: number, tmpMB = DEFAULT_TMP_MB, network: NetworkMode = 'outbound'): void {
+    this.refill(this.size(memoryMB, tmpMB, network));
   }
 
   /** A ready stem cell, or undefined when none is ready this instant. Never waits. */
-  take(memoryMB: number, tmpMB = DEFAULT_TMP_MB): SandboxInstance | undefined {
-    const pool = this.size(memoryMB, tmpMB);
+  take(
+    memoryMB: number,
+    tmpMB = DEFAULT_TMP_MB,
+    network: NetworkMode = 'outbound',
+  ): SandboxInstance | undefined {
+    const pool = this.size(memoryMB, tmpMB, network);
     const now = Date.now();
     pool.takes.push(now);
     while (pool.takes.length > 0 && pool.takes[0]! < now - RATE_WINDOW_MS) pool.takes.shift();
@@ -69,13 +76,22 @@ export class StemCellPool {
   }
 
   /** A stem cell now if one is ready, else a freshly booted one (the slow path: a full process boot). */
-  async acquire(memoryMB: number, tmpMB = DEFAULT_TMP_MB): Promise<SandboxInstance> {
-    return this.take(memoryMB, tmpMB) ?? this.boot(memoryMB, tmpMB, true);
+  async acquire(
+    memoryMB: number,
+    tmpMB = DEFAULT_TMP_MB,
+    network: NetworkMode = 'outbound',
+  ): Promise<SandboxInstance> {
+    return this.take(memoryMB, tmpMB, network) ?? this.boot(memoryMB, tmpMB, network, true);
+  }
+
+  /** Whether sandboxes get a network namespace of their own (bubblewrap), so `network: none` can hold. */
+  get isolatesNetwork(): boolean {
+    return this.opts.env.caps.bwrap !== null;
   }
 
   /** How many ready stem cells to keep for this memory and /tmp size now. */
-  target(memoryMB: number, tmpMB = DEFAULT_TMP_MB): number {
-    return this.targetOf(this.size(memoryMB, tmpMB));
+  target(memoryMB: number, tmpMB = DEFAULT_TMP_MB, network: NetworkMode = 'outbound'): number {
+    return this.targetOf(this.size(memoryMB, tmpMB, network));
   }
 
   private targetOf(pool: SizePool): number {
@@ -98,32 +114,56 @@ export class StemCellPool {
     return true;
   }
 
-  stats(): { memoryMB: number; tmpMB: number; ready: number; starting: number; target: number }[] {
+  stats(): {
+    memoryMB: number;
+    tmpMB: number;
+    network: NetworkMode;
+    ready: number;
+    starting: number;
+    target: number;
+  }[] {
     return [...this.sizes.values()].map((p) => ({
       memoryMB: p.memoryMB,
       tmpMB: p.tmpMB,
+      network: p.network,
       ready: p.ready.length,
       starting: p.starting,
       target: this.targetOf(p),
     }));
   }
 
-  private size(memoryMB: number, tmpMB: number): SizePool {
-    const key = `${memoryMB}/${tmpMB}`;
+  private size(memoryMB: number, tmpMB: number, network: NetworkMode): SizePool {
+    const key = `${memoryMB}/${tmpMB}/${network}`;
     let pool = this.sizes.get(key);
     if (!pool)
-      this.sizes.set(key, (pool = { memoryMB, tmpMB, ready: [], starting: 0, takes: [], failing: false }));
+      this.sizes.set(
+        key,
+        (pool = { memoryMB, tmpMB, network, ready: [], starting: 0, takes: [], failing: false }),
+      );
     return pool;
   }
 
   /** Boots a process once a boot slot is free; a request waiting for it goes ahead of pool refills. */
-  private async boot(memoryMB: number, tmpMB: number, urgent = false): Promise<SandboxInstance> {
+  private async boot(
+    memoryMB: number,
+    tmpMB: number,
+    network: NetworkMode,
+    urgent = false,
+  ): Promise<SandboxInstance> {
     while (this.booting >= this.maxBooting && !this.closed) {
       await new Promise<void>((r) => (urgent ? this.waiting.unshift(r) : this.waiting.push(r)));
     }
     this.booting++;
     try {
-      return await SandboxInstance.start(this.opts.env, memoryMB, tmpMB);
+      try {
+        return await SandboxInstance.start(this.opts.env, memoryMB, tmpMB, network);
+      } catch (err) {
+        // One more try before a cold start fails: bwrap's setup of a new network namespace's loopback fails
+        // now and then under load ("loopback: Failed RTM_NEWADDR", seen in 2 of 40 boots, 4 at a time).
+        if (this.closed) throw err;
+        this.opts.onError?.(err as Error);
+        return await SandboxInstance.start(this.opts.env, memoryMB, tmpMB, network);
+      }
     } finally {
       this.booting--;
       this.waiting.shift()?.();
@@ -135,7 +175,7 @@ export class StemCellPool {
     const want = this.targetOf(pool);
     for (let have = pool.ready.length + pool.starting; have < want; have++) {
       pool.starting++;
-      this.boot(pool.memoryMB, pool.tmpMB).then(
+      this.boot(pool.memoryMB, pool.tmpMB, pool.network).then(
         (inst) => {
           pool.starting--;
           pool.failing = false;
@@ -154,6 +194,8 @@ export class StemCellPool {
           pool.starting--;
           pool.failing = true;
           this.opts.onError?.(err);
+          // Try again a while later, so a boot that failed twice does not leave the pool short for good.
+          setTimeout(() => this.refill(pool), REFILL_RETRY_MS).unref();
         },
       );
     }
