@@ -6,11 +6,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, connect, type Server } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import {
   BACKENDS,
   FIXTURES,
+  HOST_OUTSIDE,
   bubblewrapAvailable,
   eventually,
   sandboxedNodes,
@@ -26,10 +26,7 @@ const MODES = [
   { mode: 'fallback', backend: 'sqlite' as Backend, opts: { disableBwrap: true, disableCgroup: true } },
 ];
 
-/** The host's first non-loopback IPv4 address: what "outbound" reaches here (there is no internet). */
-const OUTSIDE = Object.values(networkInterfaces())
-  .flat()
-  .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+const OUTSIDE = HOST_OUTSIDE;
 if (!OUTSIDE) console.warn('outbound tests skipped: this host has no non-loopback IPv4 address to aim at');
 
 /** A TCP server that writes one line to whoever connects. */

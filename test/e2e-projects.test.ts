@@ -299,6 +299,7 @@ function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const p = join(dir, name);
     const st = statSync(p);
-    return st.isDirectory() ? filesUnder(p) : st.size < 64 * 1024 * 1024 ? [p] : [];
+    // Regular files only: the data dir also holds sockets (the sandboxes' AWS endpoint), which cannot be read.
+    return st.isDirectory() ? filesUnder(p) : st.isFile() && st.size < 64 * 1024 * 1024 ? [p] : [];
   });
 }

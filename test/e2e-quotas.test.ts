@@ -27,7 +27,14 @@ import {
 import { CreateQueueCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { NimbusClient } from '../src/client/index.js';
 import { sigV4CredentialsOf } from '../src/security/api-keys.js';
-import { BACKENDS, eventually, runNimbus, startTestNimbus, type TestNimbus } from './helpers.js';
+import {
+  BACKENDS,
+  HOST_OUTSIDE,
+  eventually,
+  runNimbus,
+  startTestNimbus,
+  type TestNimbus,
+} from './helpers.js';
 
 const HANDLER = `export const hold = async (e) => {
   const r = await fetch(e.url ?? e.queryStringParameters.url);
@@ -45,8 +52,10 @@ class Holds {
   });
   url = '';
   async start(): Promise<void> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hold`;
+    // Sandboxes have their own network namespace: they reach the host on its outside address, not loopback.
+    const host = HOST_OUTSIDE ?? '127.0.0.1';
+    await new Promise<void>((r) => this.server.listen(0, host, r));
+    this.url = `http://${host}:${(this.server.address() as AddressInfo).port}/hold`;
   }
   get held(): number {
     return this.parked.length;

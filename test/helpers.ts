@@ -2,7 +2,7 @@
 // its own) for end-to-end tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNimbus, type RunningNimbus, type StartOptions } from '../src/server.js';
 import { NimbusClient } from '../src/client/index.js';
@@ -95,6 +95,15 @@ export function bubblewrapAvailable(): boolean {
 }
 
 /** Polls until fn returns a truthy value (records are written off the hot path). */
+/**
+ * The host's first non-loopback IPv4 address, or undefined: under bubblewrap a sandbox has its own network
+ * namespace and reaches the host only there (outbound through NAT), never on the host's 127.0.0.1. A test
+ * server that functions must call listens on it.
+ */
+export const HOST_OUTSIDE: string | undefined = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+
 export async function eventually<T>(
   fn: () => Promise<T | undefined | null | false>,
   ms = 10_000,

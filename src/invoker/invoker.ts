@@ -153,6 +153,8 @@ export class DefaultInvoker implements Invoker {
           // first frame the instance receives is the one carrying init.
           const prepared = Promise.all([this.startInstance(a.instance, fv), this.awsOf(fv), this.envOf(fv)]);
           const starting = prepared.then(([i, , e]) => (e.ok ? i : undefined));
+          // Awaited only by overlapping invocations, if any; this path reports a failed start itself.
+          starting.catch(() => undefined);
           this.startingInstances.set(a.instance, starting);
           let ready: Awaited<typeof prepared>;
           try {

@@ -16,6 +16,8 @@ export interface StemCellPoolOptions {
   onError?: (err: Error) => void;
 }
 
+/** Tries to boot one process before giving up (see boot). */
+const BOOT_ATTEMPTS = 4;
 /** How long a refill waits after a take (a cold start takes a few milliseconds end to end). */
 const REFILL_DELAY_MS = 25;
 /** How long a refill waits after a stem cell failed to boot. */
@@ -155,14 +157,17 @@ export class StemCellPool {
     }
     this.booting++;
     try {
-      try {
-        return await SandboxInstance.start(this.opts.env, memoryMB, tmpMB, network);
-      } catch (err) {
-        // One more try before a cold start fails: bwrap's setup of a new network namespace's loopback fails
-        // now and then under load ("loopback: Failed RTM_NEWADDR", seen in 2 of 40 boots, 4 at a time).
-        if (this.closed) throw err;
-        this.opts.onError?.(err as Error);
-        return await SandboxInstance.start(this.opts.env, memoryMB, tmpMB, network);
+      // Up to BOOT_ATTEMPTS tries before a cold start fails: bwrap's setup of a new network namespace's
+      // loopback fails now and then under load ("loopback: Failed RTM_NEWADDR: No child processes", seen in 2
+      // of 40 boots 4 at a time, and twice in a row once in a full test run), and a moment later it works.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await SandboxInstance.start(this.opts.env, memoryMB, tmpMB, network);
+        } catch (err) {
+          if (this.closed || attempt >= BOOT_ATTEMPTS) throw err;
+          this.opts.onError?.(err as Error);
+          await new Promise((r) => setTimeout(r, 20 * attempt));
+        }
       }
     } finally {
       this.booting--;
