@@ -76,6 +76,20 @@ describe('nimbus init', () => {
     }
   });
 
+  it('refuses a missing template and a folder it cannot create, in one line each', async () => {
+    const none = await nimbus(['init']);
+    expect(none.code).toBe(2);
+    expect(none.stderr.trim().split('\n')).toEqual([
+      `nimbus init: missing <template>. Choose one of ${TEMPLATES.join(', ')} (nimbus init --list).`,
+    ]);
+    writeFileSync(join(work, 'a-file'), '');
+    const bad = await nimbus(['init', 'http-js', 'a-file/svc']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim().split('\n')).toEqual([
+      `nimbus init: cannot create ${join(work, 'a-file', 'svc')}: a part of the path is a file; nothing was written. Give a folder you can write to.`,
+    ]);
+  });
+
   it('scaffolds into the current folder when it is empty', async () => {
     const dir = join(work, 'here');
     mkdirSync(dir);

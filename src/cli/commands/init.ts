@@ -109,7 +109,20 @@ export default defineCommand({
     const src = join(TEMPLATES, template);
     const service = serviceName(dir, template);
     const outFiles = files(src);
-    mkdirSync(dir, { recursive: true });
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      const why = {
+        ENOTDIR: 'a part of the path is a file',
+        EACCES: 'permission denied',
+        EROFS: 'read-only',
+      };
+      const code = (e as NodeJS.ErrnoException).code ?? '';
+      throw new CliError(
+        `cannot create ${dir}: ${why[code as keyof typeof why] ?? code}; nothing was written`,
+        'give a folder you can write to',
+      );
+    }
     for (const f of outFiles) {
       const target = join(dir, f);
       mkdirSync(join(target, '..'), { recursive: true });
