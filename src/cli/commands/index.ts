@@ -19,10 +19,12 @@ import rm from './rm.js';
 import secret from './secret.js';
 import tableCmd from './table.js';
 import up from './up.js';
+import init from './init.js';
 
 /** In the order `nimbus --help` lists them. */
 export const commands: Command[] = [
   up,
+  init,
   deploy,
   invoke,
   ls,
