@@ -41,7 +41,7 @@ import { QueueSource } from './events/queues.js';
 import { TableStreamSource } from './events/table-streams.js';
 import { StorageEventSource } from './events/storage.js';
 import type { TriggerSource } from './events/types.js';
-import { createGateway } from './gateway/server.js';
+import { createGateway, type AccessEntry } from './gateway/server.js';
 import { RouteConflictError, Router } from './gateway/router.js';
 import { projectGatewayUrl } from './gateway/hosts.js';
 import { KeyQuotas } from './gateway/quotas.js';
@@ -57,7 +57,7 @@ import { FixedKeepAlive, type KeepAlivePolicy } from './scaler/policy.js';
 import { HybridHistogramPolicy } from './scaler/hybrid.js';
 import { openSqliteStore } from './store/sqlite/index.js';
 import { openPostgresStore } from './store/postgres/index.js';
-import { DEFAULT_PROJECT, type Store } from './store/types.js';
+import { DEFAULT_PROJECT, type InvocationRecord, type Store } from './store/types.js';
 import { packageService } from './build/package.js';
 import { AccessKeys } from './security/access-keys.js';
 import { FunctionKeys } from './security/function-keys.js';
@@ -106,7 +106,10 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
   const settings = given ?? resolveSettings(flags);
   // Before anything starts: a bad certificate leaves nothing behind.
   const tls = loadTls(settings);
-  const log = givenLogger ?? pino({ level: settings.logLevel }, pino.destination(2));
+  // JSON lines (pino) for journald, docker and log shippers; one readable line each on a terminal.
+  const log =
+    givenLogger ??
+    pino({ level: settings.logLevel }, process.stderr.isTTY ? prettyDestination() : pino.destination(2));
   const dataDir = resolve(settings.dataDir);
   const lifecycle = new Lifecycle((err, name) => log.error({ err }, `stopping ${name} failed`));
   const onError = (err: unknown, context: string) => log.error({ err }, context);
@@ -201,7 +204,9 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
 
     const prices = priceTable(settings.priceRequests, settings.priceGbSecond, settings.freeTier);
     const retentionMs = settings.invocationRetentionDays * 86_400_000;
+    const serverLog = serverLogSink(log, settings.functionLogs === 'stdout');
     const invoker = createInvoker(settings, {
+      ...(serverLog ? { serverLog } : {}),
       prices,
       store,
       metrics,
@@ -393,6 +398,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         apiKeys: gatewayKeys,
         quotas,
         logger: log,
+        ...(settings.accessLog && log.isLevelEnabled('info') ? { accessLog: accessLogger(log) } : {}),
         accountId: settings.accountId,
         region: settings.region,
         clock,
@@ -579,6 +585,8 @@ interface InvokerDeps {
   prices: PriceTable;
   dataDir: string;
   onError: (err: unknown, context: string) => void;
+  /** Function errors (and, with NIMBUS_FUNCTION_LOGS=stdout, function log lines) on the server's output. */
+  serverLog?: { write(rec: InvocationRecord): void };
   awsEnv?: InvokerOptions['awsEnv'];
   environment?: InvokerOptions['environment'];
 }
@@ -591,7 +599,7 @@ function createInvoker(settings: Settings, d: InvokerDeps): DefaultInvoker & { c
     hybrid: new HybridHistogramPolicy({ fallbackKeepAliveMs: settings.keepAliveSec * 1000 }),
   };
   const invoker = new DefaultInvoker({
-    sinks: d.metrics ? [d.store.invocations, d.metrics] : [d.store.invocations],
+    sinks: [d.store.invocations, ...(d.metrics ? [d.metrics] : []), ...(d.serverLog ? [d.serverLog] : [])],
     prices: d.prices,
     registry: d.registry,
     pool: d.pool,
@@ -893,4 +901,81 @@ function urlHost(host: string): string {
 /** An error whose message is the whole story for a user (the CLI prints it as one line, without a hint). */
 function userError(message: string): Error {
   return Object.assign(new Error(message), { userFacing: true });
+}
+
+/** The gateway's request line, built only when called (the caller checks the level once, at start). */
+function accessLogger(log: Logger): (e: AccessEntry) => void {
+  return (e) => {
+    const ms = Math.round(e.ms * 10) / 10;
+    const fn = e.functionName ?? '-';
+    const cold = e.cold === undefined ? '' : e.cold ? ' cold' : ' warm';
+    log.info(
+      {
+        kind: 'request',
+        method: e.method,
+        path: e.path,
+        status: e.status,
+        ms,
+        function: e.functionName ?? null,
+        requestId: e.requestId,
+        cold: e.cold ?? null,
+      },
+      `${e.method} ${e.path} ${e.status} ${ms}ms ${fn} ${e.requestId}${cold}`,
+    );
+  };
+}
+
+/** Every failed invocation as an error line; with toStdout, the function's log lines on stdout too. */
+function serverLogSink(log: Logger, toStdout: boolean): { write(rec: InvocationRecord): void } | undefined {
+  const errors = log.isLevelEnabled('error');
+  if (!errors && !toStdout) return undefined;
+  return {
+    write(rec) {
+      if (toStdout && rec.logs !== '') {
+        const prefix = `${rec.functionName} ${rec.requestId} `;
+        const lines = rec.logs.endsWith('\n') ? rec.logs.slice(0, -1) : rec.logs;
+        process.stdout.write(prefix + lines.split('\n').join(`\n${prefix}`) + '\n');
+      }
+      if (errors && rec.status !== 'ok') {
+        log.error(
+          {
+            kind: 'function-error',
+            function: rec.functionName,
+            project: rec.project,
+            requestId: rec.requestId,
+            status: rec.status,
+            errorType: rec.errorType,
+            errorMessage: rec.errorMessage,
+          },
+          `${rec.functionName} ${rec.requestId} ${rec.status}: ${rec.errorType ?? rec.status}: ${rec.errorMessage ?? ''}`,
+        );
+      }
+    },
+  };
+}
+
+/** pino's JSON turned into "HH:MM:SS LEVEL message" for a person at a terminal. */
+function prettyDestination(): { write(line: string): void } {
+  const names: Record<number, string> = {
+    10: 'TRACE',
+    20: 'DEBUG',
+    30: 'INFO',
+    40: 'WARN',
+    50: 'ERROR',
+    60: 'FATAL',
+  };
+  return {
+    write(line) {
+      try {
+        const o = JSON.parse(line) as { level: number; time: number; msg?: string; err?: { stack?: string } };
+        const t = new Date(o.time).toISOString().slice(11, 19);
+        const extra = o.err?.stack ? `\n${o.err.stack}` : '';
+        process.stderr.write(
+          `${t} ${(names[o.level] ?? String(o.level)).padEnd(5)} ${o.msg ?? ''}${extra}\n`,
+        );
+      } catch {
+        process.stderr.write(line);
+      }
+    },
+  };
 }

@@ -38,7 +38,9 @@ import { createCredential, listCredentials, removeCredential, type CredentialDep
 import { DEPLOY_BODY } from './limits.js';
 import { listSecrets, putSecret, removeSecret, SECRET_BODY, type SecretDeps } from './secrets.js';
 import type { Route } from './routes.js';
-import { costReport, type CostDeps } from './cost.js';
+import { costReport, when, type CostDeps } from './cost.js';
+import { LogPatternError, isEmptyPattern, parseLogPattern } from '../store/log-pattern.js';
+import { INVOCATION_STATUSES, type InvocationQuery, type InvocationStatus } from '../store/types.js';
 
 export interface ControlDeps
   extends
@@ -459,30 +461,91 @@ function deployError(err: unknown): unknown {
 
 async function logs(d: ControlDeps, c: ControlRequest): Promise<unknown> {
   existing(d, c);
+  const q = invocationFilters(c.url);
   await d.store.invocations.flush();
-  const after = numberParam(c.url, 'after');
   const records = await d.store.invocations.query({
+    ...q,
     project: c.principal.project,
     functionName: c.params['name']!,
     ascending: true,
-    ...optional('since', numberParam(c.url, 'since')),
-    ...optional('after', after),
-    limit: numberParam(c.url, 'limit') ?? 1000,
+    limit: q.limit ?? 1000,
   });
-  const cursor = records.length > 0 ? records[records.length - 1]!.seq : (after ?? 0);
+  const cursor = records.length > 0 ? records[records.length - 1]!.seq : (q.after ?? 0);
   return { records: records.map(logRecord), cursor };
 }
 
+/** Newest first unless order=asc; the cursor is the seq to pass as after (asc) or before (desc) next. */
 async function invocations(d: ControlDeps, c: ControlRequest): Promise<unknown> {
+  const q = invocationFilters(c.url);
+  const functions = c.url.searchParams
+    .getAll('function')
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+  const order = c.url.searchParams.get('order') ?? 'desc';
+  if (order !== 'asc' && order !== 'desc') {
+    throw badRequest('query parameter order must be "asc" or "desc"', `got "${order}"`);
+  }
   await d.store.invocations.flush();
   const records = await d.store.invocations.query({
+    ...q,
     project: c.principal.project,
-    ...optional('functionName', c.url.searchParams.get('function') ?? undefined),
-    ...optional('since', numberParam(c.url, 'since')),
-    ...optional('after', numberParam(c.url, 'after')),
-    ...optional('limit', numberParam(c.url, 'limit')),
+    ...(functions.length > 0 ? { functionNames: functions } : {}),
+    ascending: order === 'asc',
   });
-  return { invocations: records };
+  const last = records.at(-1);
+  const cursor = last ? last.seq : order === 'asc' ? (q.after ?? 0) : (q.before ?? null);
+  return { invocations: records, cursor };
+}
+
+/** The filters both record listings take, each parsed (and refused with a 400 naming it) once, here. */
+function invocationFilters(url: URL): InvocationQuery {
+  const p = url.searchParams;
+  const now = Date.now();
+  const q: InvocationQuery = {};
+  const statuses = p
+    .getAll('status')
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+  for (const s of statuses) {
+    if (!(INVOCATION_STATUSES as readonly string[]).includes(s)) {
+      throw badRequest(
+        `query parameter status must be one of ${INVOCATION_STATUSES.join(', ')}`,
+        `got "${s}"`,
+      );
+    }
+  }
+  if (statuses.length > 0) q.status = statuses as InvocationStatus[];
+  const text = p.get('q');
+  if (text !== null && text.trim() !== '') {
+    try {
+      const pattern = parseLogPattern(text);
+      if (!isEmptyPattern(pattern)) q.pattern = pattern;
+    } catch (err) {
+      if (!(err instanceof LogPatternError)) throw err;
+      throw badRequest(`query parameter q is not a filter pattern: ${err.message}`, `got "${text}"`);
+    }
+  }
+  const requestId = p.get('requestId');
+  if (requestId !== null && requestId !== '') q.requestId = requestId;
+  const since = when(p.get('since'), 'since', now);
+  const until = when(p.get('until'), 'until', now);
+  if (since !== undefined) q.since = since;
+  if (until !== undefined) q.until = until;
+  if (since !== undefined && until !== undefined && since >= until) {
+    throw badRequest('query parameter since must be before until', `got since=${since} until=${until}`);
+  }
+  for (const k of ['after', 'before', 'limit'] as const) {
+    const v = numberParam(url, k);
+    if (v !== undefined) {
+      if (!Number.isInteger(v) || v < 0) {
+        throw badRequest(`query parameter ${k} must be a whole number`, `got "${p.get(k)}"`);
+      }
+      q[k] = v;
+    }
+  }
+  return q;
 }
 
 type Counter =
@@ -558,8 +621,4 @@ function numberParam(url: URL, name: string): number | undefined {
   const n = Number(v);
   if (!Number.isFinite(n)) throw badRequest(`query parameter ${name} must be a number`, `got "${v}"`);
   return n;
-}
-
-function optional<K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } {
-  return (v === undefined ? {} : { [k]: v }) as { [P in K]?: V };
 }

@@ -95,7 +95,7 @@ export async function costReport(d: CostDeps, c: ControlRequest): Promise<unknow
 }
 
 /** An epoch ms, an ISO date, or a duration before now (30s, 10m, 2h, 7d); undefined when not given. */
-function when(v: string | null, name: string, now: number): number | undefined {
+export function when(v: string | null, name: string, now: number): number | undefined {
   if (v === null || v === '') return undefined;
   const rel = /^(\d+)\s*([smhd])$/.exec(v.trim());
   if (rel) return now - Number(rel[1]) * UNITS[rel[2]!]!;

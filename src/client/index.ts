@@ -193,6 +193,30 @@ export interface InvocationView extends LogRecord {
   functionName: string;
 }
 
+/** GET /v1/invocations: every filter is optional and they combine (AND). */
+export interface InvocationSearch {
+  /** Any of these functions; none given = every function of the project. */
+  functions?: string[];
+  /** Any of these statuses (ok, error, unhandled, timeout, oom, throttled). */
+  statuses?: string[];
+  /** A log filter pattern (docs/cli.md). */
+  q?: string;
+  requestId?: string;
+  /** Epoch ms, an ISO date or a duration before now (15m), as the server parses them. */
+  since?: number | string;
+  until?: number | string;
+  after?: number;
+  before?: number;
+  limit?: number;
+  order?: 'asc' | 'desc';
+}
+
+export interface InvocationPage {
+  invocations: InvocationView[];
+  /** The last record's seq (pass as after with order asc, as before with desc); null when none. */
+  cursor: number | null;
+}
+
 export interface CostQuery {
   since?: number;
   until?: number;
@@ -479,6 +503,20 @@ export class NimbusClient {
     if (q.limit !== undefined) p.set('limit', String(q.limit));
     const qs = p.size > 0 ? `?${p}` : '';
     return (await this.#json<{ invocations: InvocationView[] }>('GET', `/v1/invocations${qs}`)).invocations;
+  }
+
+  /** GET /v1/invocations with every filter it takes, and the cursor to continue from. */
+  async searchInvocations(q: InvocationSearch = {}): Promise<InvocationPage> {
+    const p = new URLSearchParams();
+    for (const f of q.functions ?? []) p.append('function', f);
+    for (const s of q.statuses ?? []) p.append('status', s);
+    if (q.q !== undefined) p.set('q', q.q);
+    if (q.requestId !== undefined) p.set('requestId', q.requestId);
+    for (const k of ['since', 'until', 'after', 'before', 'limit', 'order'] as const) {
+      if (q[k] !== undefined) p.set(k, String(q[k]));
+    }
+    const qs = p.size > 0 ? `?${p}` : '';
+    return this.#json<InvocationPage>('GET', `/v1/invocations${qs}`);
   }
 
   async createGatewayKey(plan: string, name?: string): Promise<CreatedGatewayKey> {

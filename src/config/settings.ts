@@ -118,6 +118,10 @@ export const SettingsSchema = z.strictObject({
   /** Enforce memory by polling RSS instead of a cgroup (hosts whose cgroup setup misbehaves; tests). */
   disableCgroup: z.boolean().default(false),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** One info line per gateway request (method, path, status, ms, function, request id, cold). */
+  accessLog: z.boolean().default(true),
+  /** "stdout": functions' log lines also go to the server's stdout, prefixed with function and request id. */
+  functionLogs: z.enum(['store', 'stdout']).default('store'),
 });
 
 export type SettingsInput = z.input<typeof SettingsSchema>;
@@ -163,6 +167,8 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   disableBwrap: 'NIMBUS_DISABLE_BWRAP',
   disableCgroup: 'NIMBUS_DISABLE_CGROUP',
   logLevel: 'NIMBUS_LOG_LEVEL',
+  accessLog: 'NIMBUS_ACCESS_LOG',
+  functionLogs: 'NIMBUS_FUNCTION_LOGS',
 };
 
 const BOOLEAN_SETTINGS = new Set<keyof Settings>([
@@ -172,6 +178,7 @@ const BOOLEAN_SETTINGS = new Set<keyof Settings>([
   'queueing',
   'metrics',
   'freeTier',
+  'accessLog',
 ]);
 
 /** 1/true/yes/on and 0/false/no/off, as every NIMBUS_* switch reads them; anything else is left for the schema to refuse. */

@@ -57,6 +57,8 @@ export interface GatewayOptions {
   logger?: { warn(obj: object, msg: string): void };
   /** Told every answered request's route and status (metrics); none when metrics are off. */
   metrics?: GatewayObserver;
+  /** Told every answered request (not health probes); absent when request lines are off. */
+  accessLog?: (e: AccessEntry) => void;
   /** Answers GET /healthz and /readyz when no route of the project matches them: user routes win. */
   health?: Health;
   /** Checks x-api-key on routes with apiKeyRequired; without it such routes answer 403. */
@@ -66,6 +68,18 @@ export interface GatewayOptions {
 }
 
 export const DEFAULT_MAX_BODY_BYTES = MAX_SYNC_PAYLOAD_BYTES;
+/** One answered gateway request, for the server's request line. */
+export interface AccessEntry {
+  method: string;
+  path: string;
+  status: number;
+  ms: number;
+  functionName: string | undefined;
+  requestId: string;
+  /** Undefined when no function ran (404, 429, an authorizer's refusal). */
+  cold: boolean | undefined;
+}
+
 export const REQUEST_ID_HEADER = 'x-nimbus-request-id';
 
 /**
@@ -101,6 +115,7 @@ class Gateway {
   private readonly jwt: JwtVerifier;
   private readonly lambdaAuthorizers: LambdaAuthorizers;
   private readonly metrics: GatewayObserver | undefined;
+  private readonly accessLog: ((e: AccessEntry) => void) | undefined;
   private readonly health: Health | undefined;
   private readonly apiKeys: GatewayOptions['apiKeys'];
   private readonly quotas: GatewayOptions['quotas'];
@@ -121,6 +136,7 @@ class Gateway {
     this.accountId = o.accountId ?? '000000000000';
     this.logger = o.logger;
     this.metrics = o.metrics;
+    this.accessLog = o.accessLog;
     this.health = o.health;
     this.apiKeys = o.apiKeys;
     this.quotas = o.quotas;
@@ -135,6 +151,8 @@ class Gateway {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = timeOrderedId();
     const timeEpoch = Date.now();
+    const t0 = this.accessLog ? performance.now() : 0;
+    let cold: boolean | undefined;
     let match: RouteMatch | undefined;
     // Health probes (a load balancer's, every few seconds) are not counted among the gateway's requests.
     let probe = false;
@@ -275,6 +293,7 @@ class Gateway {
           return response.problem;
         },
       });
+      cold = outcome.cold;
 
       // A malformed answer is an error outcome whose response (a 502) is already mapped.
       if (outcome.status !== 'ok' && response?.problem === undefined) {
@@ -305,6 +324,17 @@ class Gateway {
     } finally {
       // A request whose client went away before an answer started is not counted.
       if (this.metrics && res.headersSent && !probe) this.metrics.request(match, res.statusCode);
+      if (this.accessLog && res.headersSent && !probe) {
+        this.accessLog({
+          method: req.method ?? '',
+          path: (req.url ?? '').split('?')[0]!,
+          status: res.statusCode,
+          ms: performance.now() - t0,
+          functionName: match?.functionName,
+          requestId,
+          cold,
+        });
+      }
     }
   }
 

@@ -82,6 +82,8 @@ export interface StoredAsyncConfig {
   updatedAt: number;
 }
 
+import type { LogPattern } from './log-pattern.js';
+
 export type InvocationStatus = 'ok' | 'error' | 'unhandled' | 'timeout' | 'oom' | 'throttled';
 export const TRIGGERS: readonly Trigger[] = [
   'http',
@@ -148,7 +150,11 @@ export interface StoredInvocation extends InvocationRecord {
 export interface InvocationQuery {
   project?: string;
   functionName?: string;
+  /** Any of these functions (an empty list matches nothing); combines with functionName as AND. */
+  functionNames?: readonly string[];
   requestId?: string;
+  /** A parsed log filter pattern (store/log-pattern.ts), matched against the log text in the query. */
+  pattern?: LogPattern;
   /** Any of these statuses. */
   status?: readonly InvocationStatus[];
   /** Only records whose start is >= this epoch ms. */

@@ -1,53 +1,134 @@
-import { ApiError, type LogRecord } from '../../client/index.js';
-import { defineCommand, type Context } from '../command.js';
+import {
+  ApiError,
+  type InvocationSearch,
+  type InvocationView,
+  type NimbusClient,
+} from '../../client/index.js';
+import { CliError, UsageError, defineCommand, type Context } from '../command.js';
 import { parseSince } from '../format.js';
+import { closest } from '../suggest.js';
 import { reportLine } from '../../metering/report-line.js';
+import { LogPatternError, parseLogPattern } from '../../store/log-pattern.js';
+import { INVOCATION_STATUSES } from '../../store/types.js';
 
 const PAGE = 500;
 const POLL_MS = 500;
+const DEFAULT_SINCE = '10m';
 
 export default defineCommand({
   name: 'logs',
-  summary: "Print a function's invocation logs",
+  summary: 'Print invocation logs of one, several or every function',
   description:
-    "Prints the log of each invocation (START, the function's output, END, REPORT), oldest first.\nWith --follow, keeps printing new invocations until Ctrl+C. With --json and --follow, one JSON record per line.",
-  args: [{ name: 'fn', description: 'Function name', required: true }],
+    "Prints the log of each invocation (START, the function's output, END, REPORT), oldest first.\n" +
+    'With no function named, every function of the project; with several, each line starts with its function.\n' +
+    'Filters combine: --filter matches the log text (terms all required, "exact phrase", -term excluded,\n' +
+    '?term any of), --status any of the statuses given (comma-separated), --request-id one request.\n' +
+    'With --follow, keeps printing new matching invocations until Ctrl+C. With --json and --follow, one JSON\n' +
+    'record per line.',
+  args: [
+    { name: 'functions', description: 'Function names (none: every function of the project)', rest: true },
+  ],
   options: {
-    follow: { type: 'boolean', short: 'f', description: 'Keep printing new invocations' },
+    follow: { type: 'boolean', short: 'f', description: 'Keep printing new matching invocations' },
+    filter: {
+      type: 'string',
+      placeholder: 'pattern',
+      description: 'Only logs matching: ERROR "card declined" -healthcheck ?WARN ?FATAL',
+    },
+    status: {
+      type: 'string',
+      placeholder: 'list',
+      description: `Only these statuses, comma-separated: ${INVOCATION_STATUSES.join(', ')}`,
+    },
+    'request-id': {
+      type: 'string',
+      placeholder: 'id',
+      description: 'Only this request (e.g. the x-nimbus-request-id of a gateway response); any age',
+    },
+    limit: { type: 'number', placeholder: 'n', description: 'Only the newest n matching invocations' },
     since: {
       type: 'string',
       placeholder: 'when',
-      default: '10m',
-      description: 'Start from 30s, 10m, 2h, 1d ago or from an ISO date',
+      description: `From 30s, 15m, 2h, 7d ago or an ISO date (default ${DEFAULT_SINCE}; none with --request-id)`,
     },
+    until: { type: 'string', placeholder: 'when', description: 'Up to 30s, 15m, 2h, 7d ago or an ISO date' },
   },
-  examples: ['nimbus logs hello', 'nimbus logs hello --since 2h', 'nimbus logs hello -f'],
+  examples: [
+    'nimbus logs hello',
+    'nimbus logs',
+    'nimbus logs api worker --status error,timeout --since 2h',
+    'nimbus logs --filter \'ERROR -healthcheck "card declined"\'',
+    'nimbus logs --request-id 3f0c9a52-…',
+    'nimbus logs hello -f --filter ERROR',
+  ],
   async run(ctx) {
-    const fn = ctx.args['fn']!;
-    const since = parseSince(ctx.options.since);
-    const client = ctx.client();
-
-    // Pages until a short one: the server caps each answer, and `after` continues exactly where it stopped.
-    const all: LogRecord[] = [];
-    let count = 0;
-    let cursor: number | undefined;
-    for (;;) {
-      const page = await client.logs(fn, {
-        since,
-        limit: PAGE,
-        ...(cursor !== undefined ? { after: cursor } : {}),
-      });
-      cursor = page.cursor;
-      count += page.records.length;
-      if (ctx.json && !ctx.options.follow) all.push(...page.records);
-      else for (const r of page.records) emit(ctx, r);
-      if (page.records.length < PAGE) break;
+    const functions = (ctx.args['functions'] ?? '').split(/\s+/).filter((f) => f !== '');
+    const o = ctx.options;
+    const now = Date.now();
+    const requestId = o['request-id'];
+    if (requestId !== undefined && requestId.trim() === '')
+      throw new UsageError('--request-id needs a value');
+    const sinceText = o.since ?? (requestId !== undefined ? undefined : DEFAULT_SINCE);
+    const since = sinceText !== undefined ? parseSince(sinceText, now) : undefined;
+    const until = o.until !== undefined ? parseSince(o.until, now, '--until') : undefined;
+    if (since !== undefined && until !== undefined && since >= until) {
+      throw new UsageError('--since must be before --until', `got ${iso(since)} and ${iso(until)}`);
     }
-    if (!ctx.options.follow) {
-      if (ctx.json) ctx.printJson({ records: all, cursor });
-      else if (count === 0) ctx.err(`No invocations of ${fn} since ${new Date(since).toISOString()}.`);
+    if (o.follow && until !== undefined) {
+      throw new UsageError(
+        '--follow and --until do not go together',
+        'new invocations are never before --until',
+      );
+    }
+    const statuses = (o.status ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
+    if (o.status !== undefined && statuses.length === 0) throw new UsageError('--status needs a value');
+    for (const s of statuses) {
+      if (!(INVOCATION_STATUSES as readonly string[]).includes(s)) {
+        const guess = closest(s, [...INVOCATION_STATUSES]);
+        throw new UsageError(
+          `--status "${s}" is not a status`,
+          `${guess ? `did you mean "${guess}"? ` : ''}use any of ${INVOCATION_STATUSES.join(', ')}`,
+        );
+      }
+    }
+    if (o.filter !== undefined) {
+      try {
+        parseLogPattern(o.filter);
+      } catch (e) {
+        if (!(e instanceof LogPatternError)) throw e;
+        throw new UsageError(`--filter is not a pattern: ${e.message}`, 'see `nimbus logs --help`');
+      }
+    }
+    const limit = o.limit;
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
+      throw new UsageError(`--limit must be a whole number of at least 1, not ${limit}`);
+    }
+
+    const client = ctx.client();
+    if (functions.length > 0) await mustExist(client, functions);
+    const search: InvocationSearch = {
+      ...(functions.length > 0 ? { functions } : {}),
+      ...(statuses.length > 0 ? { statuses } : {}),
+      ...(o.filter !== undefined ? { q: o.filter } : {}),
+      ...(requestId !== undefined ? { requestId } : {}),
+      ...(since !== undefined ? { since } : {}),
+      ...(until !== undefined ? { until } : {}),
+    };
+    const prefix = functions.length !== 1;
+
+    const backlog =
+      limit !== undefined ? await newest(client, search, limit) : await oldestFirst(client, search);
+    let cursor = backlog.cursor;
+    if (!o.follow) {
+      if (ctx.json) ctx.printJson({ records: backlog.records, cursor });
+      else if (backlog.records.length === 0) ctx.err(`No invocations ${describe(functions, search)}.`);
+      else for (const r of backlog.records) emit(ctx, r, prefix);
       return;
     }
+    for (const r of backlog.records) emit(ctx, r, prefix);
 
     const stop = new AbortController();
     const onSignal = (): void => stop.abort();
@@ -60,9 +141,14 @@ export default defineCommand({
         if (stop.signal.aborted) break;
         try {
           // `since` stays: with no records yet the cursor is 0, which alone would replay the whole history.
-          const page = await client.logs(fn, { since, after: cursor, limit: PAGE });
-          cursor = page.cursor;
-          for (const r of page.records) emit(ctx, r);
+          const page = await client.searchInvocations({
+            ...search,
+            order: 'asc',
+            after: cursor,
+            limit: PAGE,
+          });
+          cursor = page.cursor ?? cursor;
+          for (const r of page.invocations) emit(ctx, r, prefix);
           warned = false;
         } catch (e) {
           // A restarting server is normal while developing: say so once and keep polling.
@@ -78,22 +164,96 @@ export default defineCommand({
   },
 });
 
-function emit(ctx: Context, r: LogRecord): void {
+interface Backlog {
+  records: InvocationView[];
+  cursor: number;
+}
+
+/** Every match, oldest first: pages until a short one, `after` continuing exactly where the last stopped. */
+async function oldestFirst(client: NimbusClient, search: InvocationSearch): Promise<Backlog> {
+  const records: InvocationView[] = [];
+  let cursor = 0;
+  for (;;) {
+    const page = await client.searchInvocations({ ...search, order: 'asc', after: cursor, limit: PAGE });
+    records.push(...page.invocations);
+    cursor = page.cursor ?? cursor;
+    if (page.invocations.length < PAGE) return { records, cursor };
+  }
+}
+
+/** The newest `limit` matches, printed oldest first; the cursor is the newest seen, for --follow. */
+async function newest(client: NimbusClient, search: InvocationSearch, limit: number): Promise<Backlog> {
+  const records: InvocationView[] = [];
+  let before: number | undefined;
+  while (records.length < limit) {
+    const want = Math.min(PAGE, limit - records.length);
+    const page = await client.searchInvocations({
+      ...search,
+      order: 'desc',
+      limit: want,
+      ...(before !== undefined ? { before } : {}),
+    });
+    records.push(...page.invocations);
+    if (page.invocations.length < want || page.cursor === null) break;
+    before = page.cursor;
+  }
+  records.reverse();
+  let cursor = records.at(-1)?.seq;
+  if (cursor === undefined) {
+    // Nothing matched yet: follow from the newest record of any kind, not from the start of history.
+    const latest = await client.searchInvocations({ order: 'desc', limit: 1 });
+    cursor = latest.invocations[0]?.seq ?? 0;
+  }
+  return { records, cursor };
+}
+
+/** Named functions must exist: a typo would otherwise look like a quiet function. */
+async function mustExist(client: NimbusClient, functions: string[]): Promise<void> {
+  const deployed = (await client.list()).functions.map((f) => f.name);
+  for (const f of functions) {
+    if (deployed.includes(f)) continue;
+    const guess = closest(f, deployed);
+    throw new CliError(
+      `function "${f}" not found`,
+      guess ? `did you mean "${guess}"? See \`nimbus ls\`` : 'see `nimbus ls`',
+    );
+  }
+}
+
+function describe(functions: string[], s: InvocationSearch): string {
+  const parts = [functions.length > 0 ? `of ${functions.join(', ')}` : 'of any function'];
+  if (s.requestId !== undefined) parts.push(`with request id ${s.requestId}`);
+  if (s.statuses) parts.push(`with status ${s.statuses.join(' or ')}`);
+  if (s.q !== undefined) parts.push(`matching ${JSON.stringify(s.q)}`);
+  if (typeof s.since === 'number') parts.push(`since ${iso(s.since)}`);
+  if (typeof s.until === 'number') parts.push(`until ${iso(s.until)}`);
+  return parts.join(' ');
+}
+
+function iso(t: number): string {
+  return new Date(t).toISOString();
+}
+
+function emit(ctx: Context, r: InvocationView, prefix: boolean): void {
   if (ctx.json) {
     ctx.out(JSON.stringify(r));
     return;
   }
   const logs = r.logs.endsWith('\n') || r.logs === '' ? r.logs : `${r.logs}\n`;
   // Records hold the function's own lines; the CloudWatch-style frame is added unless already there.
-  if (logs.includes(`START RequestId: ${r.requestId}`)) {
-    ctx.out(logs.replace(/\n$/, ''));
-    return;
-  }
-  ctx.out(
-    `START RequestId: ${r.requestId} Version: ${r.version}  [${new Date(r.start).toISOString()}]\n` +
+  const text = logs.includes(`START RequestId: ${r.requestId}`)
+    ? logs.replace(/\n$/, '')
+    : `START RequestId: ${r.requestId} Version: ${r.version}  [${iso(r.start)}]\n` +
       logs +
       `END RequestId: ${r.requestId}\n` +
-      reportLine(r),
+      reportLine(r);
+  ctx.out(
+    prefix
+      ? text
+          .split('\n')
+          .map((l) => `${r.functionName} | ${l}`)
+          .join('\n')
+      : text,
   );
 }
 

@@ -1,5 +1,6 @@
 // InvocationLog conformance: one record per invocation, batched writes, queries and cursors.
 import { describe, expect, it } from 'vitest';
+import { matchesLogPattern, parseLogPattern } from '../log-pattern.js';
 import { appendMany, record, sleep, useHarness, type HarnessFactory } from './harness.js';
 
 export function invocationLogConformance(name: string, make: HarnessFactory): void {
@@ -182,6 +183,44 @@ export function invocationLogConformance(name: string, make: HarnessFactory): vo
         expect(await starts({ since: 2000, until: 4000 })).toEqual([2000, 3000]);
         expect(await starts({ requestId: target.requestId })).toEqual([4000]);
         expect(await starts({ project: 'b', requestId: target.requestId })).toEqual([]);
+      });
+
+      it('filters by several functions and by a log pattern, in the query, alone and combined', async () => {
+        const log = ctx.store.invocations;
+        const logs = [
+          'user 42 paid\nERROR card declined',
+          'user 7 paid\nok',
+          "it's 100% done_ \\ [x]\nERROR timeout",
+          'WARN slow\nuser 42',
+        ];
+        logs.forEach((l, i) =>
+          log.write(record({ functionName: ['a', 'b', 'c', 'a'][i]!, start: i, logs: l })),
+        );
+        await log.flush();
+        const starts = async (q: Parameters<typeof log.query>[0]) =>
+          (await log.query({ ...q, ascending: true })).map((r) => r.start);
+        const pat = (text: string) => parseLogPattern(text);
+
+        expect(await starts({ functionNames: ['a', 'c'] })).toEqual([0, 2, 3]);
+        expect(await starts({ functionNames: [] })).toEqual([]);
+        expect(await starts({ pattern: pat('ERROR') })).toEqual([0, 2]);
+        expect(await starts({ pattern: pat('error') })).toEqual([]);
+        expect(await starts({ pattern: pat('"user 42"') })).toEqual([0, 3]);
+        expect(await starts({ pattern: pat('user -declined') })).toEqual([1, 3]);
+        expect(await starts({ pattern: pat('?WARN ?declined') })).toEqual([0, 3]);
+        expect(await starts({ pattern: pat('user ?paid ?nothing -declined') })).toEqual([1]);
+        // LIKE's and SQL's special characters are just text.
+        expect(await starts({ pattern: pat('100%') })).toEqual([2]);
+        expect(await starts({ pattern: pat('done_') })).toEqual([2]);
+        expect(await starts({ pattern: pat('%') })).toEqual([2]);
+        expect(await starts({ pattern: pat('\\') })).toEqual([2]);
+        expect(await starts({ pattern: pat("it's") })).toEqual([2]);
+        expect(await starts({ pattern: pat('_') })).toEqual([2]);
+        expect(await starts({ functionNames: ['a'], pattern: pat('ERROR'), status: ['ok'] })).toEqual([0]);
+        expect(await starts({ functionNames: ['b', 'c'], pattern: pat('ERROR') })).toEqual([2]);
+        for (const [i, l] of logs.entries()) {
+          expect(matchesLogPattern(pat('user -declined'), l)).toBe([1, 3].includes(i));
+        }
       });
 
       it('pages back from the newest with the before cursor', async () => {

@@ -274,7 +274,19 @@ function filters(q: InvocationQuery): { where: string[] | undefined; params: unk
   };
   if (q.project !== undefined) add('project', '=', q.project);
   if (q.functionName !== undefined) add('function_name', '=', q.functionName);
+  if (q.functionNames !== undefined) {
+    if (q.functionNames.length === 0) return { where: undefined, params };
+    where.push(`function_name = ANY($${params.push([...q.functionNames])}::text[])`);
+  }
   if (q.requestId !== undefined) add('request_id', '=', q.requestId);
+  // strpos(): a case-sensitive substring test with the term as a parameter, as instr() on SQLite.
+  if (q.pattern !== undefined) {
+    for (const t of q.pattern.all) where.push(`strpos(logs, $${params.push(t)}) > 0`);
+    for (const t of q.pattern.none) where.push(`strpos(logs, $${params.push(t)}) = 0`);
+    if (q.pattern.any.length > 0) {
+      where.push(`(${q.pattern.any.map((t) => `strpos(logs, $${params.push(t)}) > 0`).join(' OR ')})`);
+    }
+  }
   if (q.status !== undefined) {
     if (q.status.length === 0) return { where: undefined, params };
     where.push(`status = ANY($${params.push([...q.status])}::text[])`);

@@ -120,7 +120,19 @@ export class SqliteInvocationLog implements InvocationLog {
     };
     if (q.project !== undefined) add('project = ?', q.project);
     if (q.functionName !== undefined) add('function_name = ?', q.functionName);
+    if (q.functionNames !== undefined) {
+      if (q.functionNames.length === 0) return [];
+      add(`function_name IN (${q.functionNames.map(() => '?').join(', ')})`, ...q.functionNames);
+    }
     if (q.requestId !== undefined) add('request_id = ?', q.requestId);
+    // instr(): a case-sensitive substring test with the term as a parameter, so nothing needs escaping.
+    if (q.pattern !== undefined) {
+      for (const t of q.pattern.all) add('instr(logs, ?) > 0', t);
+      for (const t of q.pattern.none) add('instr(logs, ?) = 0', t);
+      if (q.pattern.any.length > 0) {
+        add(`(${q.pattern.any.map(() => 'instr(logs, ?) > 0').join(' OR ')})`, ...q.pattern.any);
+      }
+    }
     if (q.status !== undefined) {
       if (q.status.length === 0) return [];
       add(`status IN (${q.status.map(() => '?').join(', ')})`, ...q.status);
