@@ -622,6 +622,11 @@ export class ManifestError extends Error {
 const RESERVED_ENV = /^(?!AWS_LAMBDA_LOG_LEVEL$)(AWS_|_HANDLER$|LAMBDA_|NODE_OPTIONS$)/;
 
 export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
+  return manifestFromValue(parseManifestYaml(text, file), file);
+}
+
+/** The manifest's YAML as a value, before any check of its fields (variables are resolved on this). */
+export function parseManifestYaml(text: string, file = 'nimbus.yaml'): unknown {
   let raw: unknown;
   try {
     raw = parseYaml(text);
@@ -637,6 +642,11 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       `must be a mapping with "service" and "functions", not ${describe(raw)}`,
     );
   }
+  return raw;
+}
+
+/** Checks a parsed (and resolved) manifest against the schema and the rules between its fields. */
+export function manifestFromValue(raw: unknown, file = 'nimbus.yaml'): Manifest {
   const result = ManifestSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!result.success) {
     // An unknown field explains the other complaints it causes (a missing "http" next to a misspelt one).
