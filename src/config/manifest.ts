@@ -382,6 +382,8 @@ export const ManifestSchema = z.strictObject({
   buckets: z
     .record(z.string().regex(BUCKET_NAME, BUCKET_NAME_HINT), z.union([z.strictObject({}), z.null()]))
     .default({}),
+  /** Values of the user's own, for ${self:custom...} variables to refer to; nothing else reads them. */
+  custom: z.record(z.string(), z.unknown()).optional(),
   /** The service's gateway settings: CORS, authorizers and a service-wide throttle. */
   http: ServiceHttpSchema.optional(),
   tables: z.record(z.string().regex(TABLE_NAME, TABLE_NAME_HINT), TableSchema).default({}),
