@@ -118,8 +118,8 @@ describe('resolveVariables', () => {
     expect(problem(`x: \${file(${join(outside, 'secret.json')})}`)).toMatch(
       /^nimbus\.yaml: x: \$\{file\(.*secret\.json\)\}: .*secret\.json is outside the service folder; move the file into it$/,
     );
-    expect(problem('x: ${file(../x.json)}')).toMatch(
-      /^nimbus\.yaml: x: .*\.\.\/x\.json (is outside|not found)/,
+    expect(problem('x: ${file(../x.json)}')).toBe(
+      'nimbus.yaml: x: ${file(../x.json)}: ../x.json is outside the service folder; move the file into it',
     );
     expect(problem('x: ${file(./link.json):k}')).toBe(
       'nimbus.yaml: x: ${file(./link.json):k}: ./link.json is outside the service folder; move the file into it',

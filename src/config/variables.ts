@@ -214,16 +214,20 @@ class Resolver {
     if (!path) this.fail(field, `${show}: name a file, e.g. \${file(./config.json):key}`);
     const root = realpathSync(this.ctx.dir);
     const target = resolve(root, path);
+    const inside = (p: string): boolean => {
+      const rel = relative(root, p);
+      return rel !== '' && rel !== '..' && !rel.startsWith('..' + sep) && !isAbsolute(rel);
+    };
+    if (!inside(target))
+      this.fail(field, `${show}: ${path} is outside the service folder; move the file into it`);
     let real: string;
     try {
       real = realpathSync(target);
     } catch {
       this.fail(field, `${show}: file ${path} not found in the service folder`);
     }
-    const rel = relative(root, real);
-    if (rel === '' || rel.startsWith('..' + sep) || rel === '..' || isAbsolute(rel)) {
+    if (!inside(real))
       this.fail(field, `${show}: ${path} is outside the service folder; move the file into it`);
-    }
     let data: unknown;
     try {
       data = parseYaml(readFileSync(real, 'utf8'));

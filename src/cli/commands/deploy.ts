@@ -66,7 +66,7 @@ export default defineCommand({
       type: 'string',
       placeholder: 'name',
       description:
-        'Deploy a separate copy: service <service>-<name>, functions, tables, queues and buckets <x>-<name>, routes under /<name>',
+        'Deploy a separate copy of the service for this stage: names <x>-<name>, routes under /<name>',
     },
   },
   examples: [
