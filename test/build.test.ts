@@ -246,6 +246,30 @@ export const h = async () => [typeof DynamoDBClient, typeof DynamoDBDocumentClie
       /cannot bundle h\.ts: h\.ts:1:\d+: Could not resolve "not-installed"/,
     );
   });
+
+  it('uploads nimbus.yaml as written without variables or a stage, and the resolved one otherwise', async () => {
+    const plain = 'service: s\nfunctions:\n  f: { handler: h.f, environment: { A: "$${x}" } }\n';
+    const asWritten = service({ 'nimbus.yaml': plain.replace('$${x}', 'x'), 'h.js': 'exports.f = 1;\n' });
+    const out1 = fresh('plain');
+    await unpackArchive((await packageService(asWritten)).archive, out1);
+    expect(readFileSync(join(out1, 'nimbus.yaml'), 'utf8')).toBe(plain.replace('$${x}', 'x'));
+
+    const withVars = service({
+      'nimbus.yaml':
+        'service: s\nfunctions:\n  f:\n    handler: h.f\n    environment: { A: "${env:BUILD_TEST_A}", L: "$${x}" }\n',
+      'h.js': 'exports.f = 1;\n',
+    });
+    const pkg = await packageService(withVars, undefined, { env: { BUILD_TEST_A: 'a' }, stage: 'qa' });
+    expect(pkg.manifest.service).toBe('s-qa');
+    const out2 = fresh('resolved');
+    await unpackArchive(pkg.archive, out2);
+    const uploaded = readFileSync(join(out2, 'nimbus.yaml'), 'utf8');
+    expect(uploaded).toContain('service: s-qa');
+    expect(uploaded).toContain('f-qa:');
+    expect(uploaded).toContain('A: a');
+    expect(uploaded).toContain('L: ${x}');
+    await expect(packageService(withVars, undefined, { env: {} })).rejects.toThrow(ManifestError);
+  });
 });
 
 /** A hand-made archive, to feed unpackArchive what packageService never would. */

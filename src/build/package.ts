@@ -22,7 +22,10 @@ import { gunzip, gzip } from 'node:zlib';
 import { build, type BuildFailure, type Message, type Plugin } from 'esbuild';
 import ignore, { type Ignore } from 'ignore';
 import { Header, Pax, type HeaderData } from 'tar';
-import { parseManifest, type Manifest } from '../config/manifest.js';
+import { manifestFromValue, parseManifestYaml, type Manifest } from '../config/manifest.js';
+import { applyStage, stageService } from '../config/stages.js';
+import { DEFAULT_STAGE, resolveVariables } from '../config/variables.js';
+import { stringify as stringifyYaml } from 'yaml';
 import { isProvidedSdk } from './provided-sdk.js';
 
 export interface PackageResult {
@@ -84,9 +87,17 @@ type Entry =
   | { kind: 'file'; path: string; data: Buffer }
   | { kind: 'symlink'; path: string; target: string };
 
+export interface PackageOptions {
+  /** Deploy a separate copy of the service under this stage ([a-z0-9-]); undefined keeps today's names. */
+  stage?: string | undefined;
+  /** What ${env:NAME} reads; the CLI's environment by default. */
+  env?: NodeJS.ProcessEnv;
+}
+
 export async function packageService(
   dir: string,
   onProgress?: (step: string) => void,
+  opts: PackageOptions = {},
 ): Promise<PackageResult> {
   const root = resolve(dir);
   const manifestPath = join(root, MANIFEST);
@@ -102,7 +113,15 @@ export async function packageService(
     }
     throw e;
   }
-  const manifest = parseManifest(text, displayPath(manifestPath));
+  const file = displayPath(manifestPath);
+  const raw = parseManifestYaml(text, file);
+  const vars = { env: opts.env ?? process.env, stage: opts.stage ?? DEFAULT_STAGE, dir: root, file };
+  const staged = opts.stage === undefined ? raw : stageService(raw, opts.stage, file);
+  let resolved = resolveVariables(staged, vars);
+  if (opts.stage !== undefined) resolved = applyStage(resolved, opts.stage, file);
+  const manifest = manifestFromValue(resolved, file);
+  // The server reads nimbus.yaml from the archive: it gets the resolved one. Unchanged, the file goes as written.
+  const changed = JSON.stringify(resolved) !== JSON.stringify(raw);
 
   const bundles = await bundleHandlers(root, manifest, onProgress);
 
@@ -110,6 +129,10 @@ export async function packageService(
   const ignored = ignoreRules(root);
   const entries = collectEntries(root, new Set(bundles.keys()), ignored);
   for (const [path, data] of bundles) entries.set(path, { kind: 'file', path, data });
+  if (changed) {
+    const data = Buffer.from(`# resolved by nimbus deploy from ${MANIFEST}\n${stringifyYaml(resolved)}`);
+    entries.set(MANIFEST, { kind: 'file', path: MANIFEST, data });
+  }
   checkHandlersKept(root, manifest, entries);
   addParentDirs(entries);
 

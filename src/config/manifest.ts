@@ -382,6 +382,8 @@ export const ManifestSchema = z.strictObject({
   buckets: z
     .record(z.string().regex(BUCKET_NAME, BUCKET_NAME_HINT), z.union([z.strictObject({}), z.null()]))
     .default({}),
+  /** Values of the user's own, for ${self:custom...} variables to refer to; nothing else reads them. */
+  custom: z.record(z.string(), z.unknown()).optional(),
   /** The service's gateway settings: CORS, authorizers and a service-wide throttle. */
   http: ServiceHttpSchema.optional(),
   tables: z.record(z.string().regex(TABLE_NAME, TABLE_NAME_HINT), TableSchema).default({}),
@@ -622,6 +624,11 @@ export class ManifestError extends Error {
 const RESERVED_ENV = /^(?!AWS_LAMBDA_LOG_LEVEL$)(AWS_|_HANDLER$|LAMBDA_|NODE_OPTIONS$)/;
 
 export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
+  return manifestFromValue(parseManifestYaml(text, file), file);
+}
+
+/** The manifest's YAML as a value, before any check of its fields (variables are resolved on this). */
+export function parseManifestYaml(text: string, file = 'nimbus.yaml'): unknown {
   let raw: unknown;
   try {
     raw = parseYaml(text);
@@ -637,6 +644,11 @@ export function parseManifest(text: string, file = 'nimbus.yaml'): Manifest {
       `must be a mapping with "service" and "functions", not ${describe(raw)}`,
     );
   }
+  return raw;
+}
+
+/** Checks a parsed (and resolved) manifest against the schema and the rules between its fields. */
+export function manifestFromValue(raw: unknown, file = 'nimbus.yaml'): Manifest {
   const result = ManifestSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!result.success) {
     // An unknown field explains the other complaints it causes (a missing "http" next to a misspelt one).

@@ -3,6 +3,7 @@ import { ApiError, formatBytes } from '../../client/index.js';
 import { CliError, defineCommand, type Context } from '../command.js';
 import { table } from '../format.js';
 import type { PackageResult } from '../../build/package.js';
+import { stageNameProblem } from '../../config/stage-name.js';
 
 function printDryRun(ctx: Context, pkg: PackageResult): void {
   if (ctx.json) {
@@ -61,21 +62,31 @@ export default defineCommand({
       type: 'boolean',
       description: 'List the files that would be uploaded, with their sizes, and upload nothing',
     },
+    stage: {
+      type: 'string',
+      placeholder: 'name',
+      description:
+        'Deploy a separate copy of the service for this stage: names <x>-<name>, routes under /<name>',
+    },
   },
   examples: [
     'nimbus deploy',
     'nimbus deploy examples/hello --json',
     'nimbus deploy --dry-run',
     'nimbus deploy --no-verify',
+    'nimbus deploy --stage prod',
   ],
   async run(ctx) {
     const dryRun = ctx.options['dry-run'];
+    const stage = ctx.options.stage;
+    const problem = stage === undefined ? undefined : stageNameProblem(stage);
+    if (problem) throw new CliError(problem);
     // Resolve the API first: a missing server should fail before a possibly long bundling step.
     const client = dryRun ? undefined : ctx.client();
     const dir = resolve(ctx.cwd, ctx.args['dir'] ?? '.');
     // Loaded on demand: esbuild, zod and yaml double the start-up time of every other command.
     const { packageService } = await import('../../build/package.js');
-    const pkg = await packageService(dir, (step) => ctx.err(step));
+    const pkg = await packageService(dir, (step) => ctx.err(step), { stage });
     if (!client) return printDryRun(ctx, pkg);
     const verify = !ctx.options['no-verify'];
     // Bytes and percent, redrawn in place, only where someone watches a terminal.

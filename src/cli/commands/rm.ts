@@ -1,4 +1,5 @@
 import { CliError, UsageError, defineCommand } from '../command.js';
+import { stageNameProblem, stagedService } from '../../config/stage-name.js';
 
 export default defineCommand({
   name: 'rm',
@@ -9,17 +10,32 @@ export default defineCommand({
   args: [{ name: 'fn', description: 'Function name (leave out with --service)' }],
   options: {
     service: { type: 'string', placeholder: 'name', description: 'Remove every function of this service' },
+    stage: {
+      type: 'string',
+      placeholder: 'name',
+      description: 'With --service: remove the copy deployed with nimbus deploy --stage <name>',
+    },
   },
-  examples: ['nimbus rm hello', 'nimbus rm --service todo'],
+  examples: ['nimbus rm hello', 'nimbus rm --service todo', 'nimbus rm --service todo --stage prod'],
   async run(ctx) {
     const fn = ctx.args['fn'];
-    const service = ctx.options.service;
+    const service =
+      ctx.options.service === undefined ? undefined : stagedService(ctx.options.service, ctx.options.stage);
     if ((fn === undefined) === (service === undefined)) {
       throw new UsageError(
         fn === undefined ? 'missing <fn> or --service' : 'give either <fn> or --service, not both',
         'usage: nimbus rm <fn>, or nimbus rm --service <name>',
       );
     }
+    const stage = ctx.options.stage;
+    if (stage !== undefined && service === undefined) {
+      throw new UsageError(
+        '--stage goes with --service',
+        'usage: nimbus rm --service <name> --stage <stage>',
+      );
+    }
+    const problem = stage === undefined ? undefined : stageNameProblem(stage);
+    if (problem) throw new CliError(problem);
     const client = ctx.client();
     if (fn !== undefined) {
       const res = await client.remove(fn);
