@@ -385,7 +385,7 @@ describe('routing', () => {
     });
     const list = await call('GET', '/v1/invocations?limit=5', { headers: bearer });
     expect((list.json['invocations'] as { requestId: string }[]).map((r) => r.requestId)).toEqual(['mine']);
-    expect(calls.query).toEqual([{ project: 'default', limit: 5 }]);
+    expect(calls.query).toEqual([{ project: 'default', limit: 5, ascending: false }]);
   });
 
   it('keeps the logs view to its documented fields: the attempt, not the project', async () => {

@@ -459,7 +459,7 @@ describe('help, suggestions and completion', () => {
     expect(lines(complete(['nimbus', 'dep']))).toEqual(['deploy']);
     expect(lines(complete(['nimbus', 'up', '--ap']))).toEqual(['--api-port', '--api-url']);
     expect(lines(complete(['nimbus', 'invoke', '--l']))).toEqual(['--log']);
-    expect(lines(complete(['nimbus', 'help', 'in']))).toEqual(['invoke', 'info']);
+    expect(lines(complete(['nimbus', 'help', 'in']))).toEqual(['init', 'invoke', 'info']);
   });
 
   it('zsh and fish scripts name every command; an unknown shell is a usage error', async () => {
