@@ -104,6 +104,11 @@ export const HOST_OUTSIDE: string | undefined = Object.values(networkInterfaces(
   .flat()
   .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
 
+/** The secret part of a key `<prefix>_<id>_<secret>`: the secret's own alphabet may hold `_` too. */
+export function secretOf(key: string): string {
+  return key.slice(key.indexOf('_', key.indexOf('_') + 1) + 1);
+}
+
 export async function eventually<T>(
   fn: () => Promise<T | undefined | null | false>,
   ms = 10_000,
