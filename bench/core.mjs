@@ -1,18 +1,23 @@
 // Core benchmark (issue: core platform). In one run:
 //  (a) cold start: the first request to each of 60 never-invoked functions, end to end through the gateway;
 //  (b) warm hello world through the gateway under autocannon -c 50, beside the same handler in a bare
-//      node:http server measured in the same run, and their ratio.
+//      node:http server and in the minimal two-process hop (bench/hop-server.mjs: the isolation ceiling),
+//      measured in turns (BENCH_WARM_ROUNDS rounds of each), with the CPU time each spends per request from
+//      /proc (the server process, its children: sandboxes or the hop's child, and autocannon).
 // (a) and (b) run twice: on the default SQLite store and on PostgreSQL (a fresh schema on
-// NIMBUS_BENCH_POSTGRES, default 127.0.0.1:5432/test; skipped when none answers).
+// NIMBUS_BENCH_POSTGRES, default 127.0.0.1:5432/test; skipped when none answers, or BENCH_POSTGRES=off).
+// BENCH_COLD_FUNCTIONS=0 skips (a). BENCH_COMPARE_BIN=<another checkout>/bin/nimbus.js adds that build as one
+// more warm target in the same turns (an A/B of two builds on one machine state).
 // Figures, not pass/fail: absolute numbers drift on a shared 2-core machine, the ratio is what compares.
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import {
   BIN,
   ROOT,
   autocannon,
+  autocannonWithCpu,
   machine,
   percentile,
   saveResult,
@@ -28,6 +33,8 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const COLD_GAP_MS = Number(process.env.BENCH_COLD_GAP_MS ?? 150);
 // BENCH_COLD_NETWORK=none deploys the cold functions with `network: none` (no slirp4netns per stem cell).
 const COLD_NETWORK = process.env.BENCH_COLD_NETWORK;
+const WARM_ROUNDS = Math.max(1, Number(process.env.BENCH_WARM_ROUNDS ?? 2));
+const COMPARE_BIN = process.env.BENCH_COMPARE_BIN;
 
 export async function runCore() {
   const work = mkdtempSync(join(tmpdir(), 'nimbus-bench-'));
@@ -42,35 +49,50 @@ export async function runCore() {
   writeFileSync(join(coldDir, 'handler.js'), "exports.handler = async () => ({ message: 'hello world' });\n");
 
   const env = { ...process.env, NIMBUS_DATA: data, NIMBUS_LOG_LEVEL: 'warn', NIMBUS_MAX_CONCURRENCY: '200' };
-  const result = { machine: machine(), date: new Date().toISOString() };
-  const sqlite = await measureNimbus(env, fns, coldDir);
-  Object.assign(result, { sandbox: sqlite.sandbox, cold: sqlite.cold, nimbus: sqlite.warm });
-
-  // The same measurements on PostgreSQL, in the same run, so the two stores compare on one machine state.
-  const pgUrl = await benchPostgres();
-  if (pgUrl) {
-    const pgEnv = { ...env, NIMBUS_DATA: join(work, 'data-pg'), NIMBUS_STORE: pgUrl.url };
-    try {
-      const pg = await measureNimbus(pgEnv, fns, coldDir, 'postgresql');
-      result.postgresql = { cold: pg.cold, nimbus: pg.warm };
-    } finally {
-      await pgUrl.drop();
+  const result = { machine: machine(), date: new Date().toISOString(), loadBefore: loadavg() };
+  // The baselines run for the whole benchmark and are measured in turns with each Nimbus.
+  const bare = await startJsonProcess(process.execPath, [join(ROOT, 'bench', 'bare-server.mjs')]);
+  const hop = await startJsonProcess(process.execPath, [join(ROOT, 'bench', 'hop-server.mjs')]);
+  const baselines = [
+    { name: 'bare', url: `http://127.0.0.1:${bare.info.port}/`, pid: bare.proc.pid },
+    { name: 'hop', url: `http://127.0.0.1:${hop.info.port}/`, pid: hop.proc.pid },
+  ];
+  let other;
+  try {
+    if (COMPARE_BIN) {
+      other = await startNimbus(COMPARE_BIN, { ...env, NIMBUS_DATA: join(work, 'data-other') });
+      baselines.push({ name: 'compare', url: `${other.info.gatewayUrl}/bench/hello`, pid: other.proc.pid });
     }
-  } else {
-    console.log('postgresql: skipped (nothing answered at NIMBUS_BENCH_POSTGRES or 127.0.0.1:5432/test)');
+    const sqlite = await measureNimbus(env, fns, coldDir, 'sqlite', baselines);
+    Object.assign(result, { sandbox: sqlite.sandbox, cold: sqlite.cold, nimbus: sqlite.warm });
+    result.bare = sqlite.baselines.bare;
+    result.hop = sqlite.baselines.hop;
+    if (other) result.compare = { bin: COMPARE_BIN, ...sqlite.baselines.compare };
+
+    // The same measurements on PostgreSQL, in the same run, so the two stores compare on one machine state.
+    const pgUrl = process.env.BENCH_POSTGRES === 'off' ? null : await benchPostgres();
+    if (pgUrl) {
+      const pgEnv = { ...env, NIMBUS_DATA: join(work, 'data-pg'), NIMBUS_STORE: pgUrl.url };
+      try {
+        const pg = await measureNimbus(pgEnv, fns, coldDir, 'postgresql', baselines.slice(0, 1));
+        result.postgresql = { cold: pg.cold, nimbus: pg.warm, bare: pg.baselines.bare };
+      } finally {
+        await pgUrl.drop();
+      }
+    } else {
+      console.log('postgresql: skipped (BENCH_POSTGRES=off, or nothing answered at NIMBUS_BENCH_POSTGRES)');
+    }
+  } finally {
+    await stop(bare.proc);
+    await stop(hop.proc);
+    if (other) await stop(other.proc);
   }
 
   // Start to first response: a fresh `nimbus up` over the same data (functions already deployed), spawn to
   // the first 200 from a function, polled every 10 ms, as the peers benchmark measures workerd.
   {
     const t0 = performance.now();
-    const again = await startJsonProcess(
-      process.execPath,
-      [BIN, 'up', '--port', '0', '--api-port', '0', '--json'],
-      {
-        env,
-      },
-    );
+    const again = await startNimbus(BIN, env);
     try {
       for (;;) {
         const res = await fetch(`${again.info.gatewayUrl}/bench/hello`).catch(() => null);
@@ -83,80 +105,135 @@ export async function runCore() {
       await stop(again.proc);
     }
   }
-  const bare = await startJsonProcess(process.execPath, [join(ROOT, 'bench', 'bare-server.mjs')]);
-  try {
-    const url = `http://127.0.0.1:${bare.info.port}/`;
-    autocannon(url, { connections: CONNECTIONS, duration: 3 });
-    result.bare = autocannon(url, { connections: CONNECTIONS, duration: DURATION });
-    console.log(
-      `bare node:http: ${result.bare.reqPerSec} req/s, p50 ${result.bare.p50} ms, p99 ${result.bare.p99} ms`,
-    );
-  } finally {
-    await stop(bare.proc);
-  }
   result.warmRatio = round(result.nimbus.reqPerSec / result.bare.reqPerSec, 3);
-  console.log(`warm ratio nimbus/bare: ${result.warmRatio}`);
+  result.hopRatio = round(result.hop.reqPerSec / result.bare.reqPerSec, 3);
+  result.warmToHop = round(result.nimbus.reqPerSec / result.hop.reqPerSec, 3);
+  console.log(
+    `warm ratio nimbus/bare: ${result.warmRatio} (two-process hop/bare: ${result.hopRatio}; nimbus/hop: ${result.warmToHop})`,
+  );
+  if (result.compare) {
+    result.compareRatio = round(result.compare.reqPerSec / result.bare.reqPerSec, 3);
+    console.log(`warm ratio of ${COMPARE_BIN}/bare: ${result.compareRatio}`);
+  }
   if (result.postgresql) {
-    result.postgresql.warmRatio = round(result.postgresql.nimbus.reqPerSec / result.bare.reqPerSec, 3);
+    result.postgresql.warmRatio = round(
+      result.postgresql.nimbus.reqPerSec / result.postgresql.bare.reqPerSec,
+      3,
+    );
     console.log(`warm ratio nimbus on postgresql/bare: ${result.postgresql.warmRatio}`);
   }
+  result.loadAfter = loadavg();
   rmSync(work, { recursive: true, force: true });
   return result;
 }
 
-/** Starts a Nimbus with env, deploys hello and the cold functions, and measures cold starts and warm req/s. */
-async function measureNimbus(env, fns, coldDir, label = 'sqlite') {
-  const nimbus = await startJsonProcess(
-    process.execPath,
-    [BIN, 'up', '--port', '0', '--api-port', '0', '--json'],
-    { env },
-  );
+function startNimbus(bin, env) {
+  return startJsonProcess(process.execPath, [bin, 'up', '--port', '0', '--api-port', '0', '--json'], { env });
+}
+
+/**
+ * Warm throughput of every target in turns: WARM_ROUNDS rounds, each target DURATION / WARM_ROUNDS seconds
+ * a round after a short warm-up (3 s the first time: Nimbus scales out to -c instances), so a change in the
+ * machine's load spreads over all of them. Requests per second are summed over the rounds' totals; p50 and
+ * p99 are the rounds' medians; CPU per request is total CPU over total requests.
+ */
+function warmInTurns(targets) {
+  const per = Math.max(1, Math.round(DURATION / WARM_ROUNDS));
+  const runs = new Map(targets.map((t) => [t.name, []]));
+  for (let round = 0; round < WARM_ROUNDS; round++) {
+    for (const t of targets) {
+      autocannon(t.url, { connections: CONNECTIONS, duration: round === 0 ? 3 : 1 });
+      runs.get(t.name).push(autocannonWithCpu(t.url, t.pid, { connections: CONNECTIONS, duration: per }));
+    }
+  }
+  const out = {};
+  for (const [name, rs] of runs) {
+    const total = rs.reduce((a, r) => a + r.total, 0);
+    const cpu = (k) =>
+      round(rs.reduce((a, r) => a + r.cpuUsPerRequest[k] * r.total, 0) / Math.max(1, total), 1);
+    const mid = (k) => [...rs.map((r) => r[k])].sort((a, b) => a - b)[Math.floor(rs.length / 2)];
+    out[name] = {
+      reqPerSec: Math.round(total / (per * rs.length)),
+      rounds: rs.map((r) => r.reqPerSec),
+      p50: mid('p50'),
+      p99: mid('p99'),
+      non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
+      errors: rs.reduce((a, r) => a + r.errors, 0),
+      total,
+      cpuUsPerRequest: { server: cpu('server'), children: cpu('children'), load: cpu('load') },
+    };
+    const c = out[name].cpuUsPerRequest;
+    console.log(
+      `  ${name.padEnd(10)} ${out[name].reqPerSec} req/s (rounds ${out[name].rounds.join(', ')}), p50 ${out[name].p50} ms, p99 ${out[name].p99} ms; CPU per request: server ${c.server} µs, children ${c.children} µs, autocannon ${c.load} µs`,
+    );
+  }
+  return out;
+}
+
+/** Starts a Nimbus with env, deploys hello and the cold functions, measures cold starts, then warm req/s in
+ *  turns with the baselines (which keep running). */
+async function measureNimbus(env, fns, coldDir, label, baselines) {
+  const nimbus = await startNimbus(BIN, env);
   const out = { sandbox: nimbus.info.sandboxLevel };
   try {
     const deploy = (dir) => execFileSync(process.execPath, [BIN, 'deploy', dir], { env, stdio: 'ignore' });
     deploy(join(ROOT, 'bench', 'fixtures', 'hello'));
-    deploy(coldDir);
+    if (fns.length > 0) deploy(coldDir);
     await sleep(1000);
 
     // (a) cold starts. The platform is warmed first (the gateway, the client's connection, the JIT of the
     // request path) with requests to another function: what is measured is a function's cold start, not
     // the first request a freshly started Nimbus process ever handles.
     for (let i = 0; i < 50; i++) await (await fetch(`${nimbus.info.gatewayUrl}/bench/hello`)).text();
-    const cold = [];
-    for (const f of fns) {
-      await sleep(COLD_GAP_MS);
-      const t0 = performance.now();
-      const res = await fetch(`${nimbus.info.gatewayUrl}/${f}`);
-      await res.text();
-      cold.push(performance.now() - t0);
-      if (res.status !== 200) throw new Error(`cold request to ${f} answered ${res.status}`);
+    if (fns.length > 0) {
+      const cold = [];
+      for (const f of fns) {
+        await sleep(COLD_GAP_MS);
+        const t0 = performance.now();
+        const res = await fetch(`${nimbus.info.gatewayUrl}/${f}`);
+        await res.text();
+        cold.push(performance.now() - t0);
+        if (res.status !== 200) throw new Error(`cold request to ${f} answered ${res.status}`);
+      }
+      // A warm request for contrast, measured the same way.
+      const warmSingle = [];
+      for (let i = 0; i < 200; i++) {
+        const t0 = performance.now();
+        await (await fetch(`${nimbus.info.gatewayUrl}/cold0`)).text();
+        warmSingle.push(performance.now() - t0);
+      }
+      out.cold = {
+        functions: fns.length,
+        gapMs: COLD_GAP_MS,
+        p50: round(percentile(cold, 50)),
+        p99: round(percentile(cold, 99)),
+        max: round(Math.max(...cold)),
+        warmSequentialP50: round(percentile(warmSingle, 50)),
+      };
+      console.log(
+        `[${label}] cold start (first request to ${fns.length} functions, end to end): p50 ${out.cold.p50} ms, p99 ${out.cold.p99} ms; a warm request: p50 ${out.cold.warmSequentialP50} ms`,
+      );
     }
-    // A warm request for contrast, measured the same way.
-    const warmSingle = [];
-    for (let i = 0; i < 200; i++) {
-      const t0 = performance.now();
-      await (await fetch(`${nimbus.info.gatewayUrl}/cold0`)).text();
-      warmSingle.push(performance.now() - t0);
-    }
-    out.cold = {
-      functions: fns.length,
-      gapMs: COLD_GAP_MS,
-      p50: round(percentile(cold, 50)),
-      p99: round(percentile(cold, 99)),
-      max: round(Math.max(...cold)),
-      warmSequentialP50: round(percentile(warmSingle, 50)),
-    };
-    console.log(
-      `[${label}] cold start (first request to ${fns.length} functions, end to end): p50 ${out.cold.p50} ms, p99 ${out.cold.p99} ms; a warm request: p50 ${out.cold.warmSequentialP50} ms`,
-    );
 
-    // (b) warm throughput, same autocannon settings as the bare baseline.
-    const url = `${nimbus.info.gatewayUrl}/bench/hello`;
-    autocannon(url, { connections: CONNECTIONS, duration: 3 }); // warm-up: scale out to -c instances
-    out.warm = autocannon(url, { connections: CONNECTIONS, duration: DURATION });
-    console.log(
-      `[${label}] nimbus warm: ${out.warm.reqPerSec} req/s, p50 ${out.warm.p50} ms, p99 ${out.warm.p99} ms, non-2xx ${out.warm.non2xx}`,
-    );
+    // (b) warm throughput, the same autocannon settings for every target, in turns.
+    const compare = baselines.find((t) => t.name === 'compare');
+    if (compare && COMPARE_BIN) {
+      const otherEnv = { ...env, NIMBUS_DATA: join(dirname(env.NIMBUS_DATA), 'data-other') };
+      execFileSync(process.execPath, [COMPARE_BIN, 'deploy', join(ROOT, 'bench', 'fixtures', 'hello')], {
+        env: otherEnv,
+        stdio: 'ignore',
+      });
+      await sleep(1000);
+      // Warmed the same way as the Nimbus under test, so both have learnt how short the handler is.
+      for (let i = 0; i < 50; i++) await (await fetch(compare.url)).text();
+    }
+    console.log(`[${label}] warm hello world, autocannon -c ${CONNECTIONS}, ${WARM_ROUNDS} rounds in turns:`);
+    const warm = warmInTurns([
+      ...baselines,
+      { name: 'nimbus', url: `${nimbus.info.gatewayUrl}/bench/hello`, pid: nimbus.proc.pid },
+    ]);
+    out.warm = warm.nimbus;
+    out.baselines = warm;
   } finally {
     await stop(nimbus.proc);
   }

@@ -1,6 +1,6 @@
 // Shared pieces of the benchmarks: child processes, autocannon runs, percentiles, result files.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
 
@@ -99,3 +99,74 @@ export function saveResult(name, result) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const TICK_US = 1e6 / 100; // USER_HZ: /proc counts CPU time in 1/100 s on Linux
+
+/** User + system CPU time of every process now, µs, with its parent: one pass over /proc. */
+export function processTable() {
+  const table = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (name.charCodeAt(0) < 48 || name.charCodeAt(0) > 57) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // The command name is in parentheses and may hold spaces: fields are counted after the last ')'.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    table.set(Number(name), { ppid: Number(f[1]), us: (Number(f[11]) + Number(f[12])) * TICK_US });
+  }
+  return table;
+}
+
+/** pid and its descendants in a process table. */
+export function descendants(table, pid) {
+  const children = new Map();
+  for (const [p, { ppid }] of table) {
+    if (!children.has(ppid)) children.set(ppid, []);
+    children.get(ppid).push(p);
+  }
+  const out = [];
+  const todo = [...(children.get(pid) ?? [])];
+  while (todo.length > 0) {
+    const p = todo.pop();
+    out.push(p);
+    todo.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+/** CPU this process's reaped children used so far (cutime + cstime), µs: the load generator's share. */
+export function childrenCpuUs() {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) * TICK_US;
+}
+
+/**
+ * autocannon against url while counting the CPU time of the server process `pid` (its own) and of its
+ * descendants (sandboxes, children) from /proc, and of autocannon itself: each divided by the requests
+ * served, in µs per request. Processes that exit during the run lose their share (none do in a warm run).
+ */
+export function autocannonWithCpu(url, pid, opts = {}) {
+  const before = processTable();
+  const tree0 = new Set(descendants(before, pid));
+  const load0 = childrenCpuUs();
+  const r = autocannon(url, opts);
+  const load = childrenCpuUs() - load0;
+  const after = processTable();
+  const host = (after.get(pid)?.us ?? 0) - (before.get(pid)?.us ?? 0);
+  let others = 0;
+  for (const p of new Set([...tree0, ...descendants(after, pid)])) {
+    const a = after.get(p)?.us;
+    if (a !== undefined) others += a - (before.get(p)?.us ?? 0);
+  }
+  const n = Math.max(1, r.total);
+  return {
+    ...r,
+    cpuUsPerRequest: { server: round1(host / n), children: round1(others / n), load: round1(load / n) },
+  };
+}
+
+const round1 = (v) => Math.round(v * 10) / 10;

@@ -202,10 +202,9 @@ describe('SqliteStore', () => {
     await new Promise((r) => setImmediate(r));
     expect(store.stats().bufferedInvocations).toBe(9);
     store.invocations.write(record());
-    // The batch is written on the next turn of the event loop, not inside appendInvocation.
+    // The batch is written from the next turn of the event loop on (by the writer thread), not inside write().
     expect(store.stats().bufferedInvocations).toBe(10);
-    await new Promise((r) => setImmediate(r));
-    expect(store.stats().bufferedInvocations).toBe(0);
+    await vi.waitFor(() => expect(store.stats().bufferedInvocations).toBe(0));
     expect(await store.invocations.query({})).toHaveLength(10);
   });
 
@@ -214,6 +213,54 @@ describe('SqliteStore', () => {
     for (let i = 0; i < 1000; i++) store.invocations.write(record());
     await store.close();
     expect(inspect((db) => db.prepare('SELECT count(*) AS n FROM invocations').get())).toEqual({ n: 1000 });
+  });
+
+  it('loses no record on close while batches are still with the writer thread', async () => {
+    const store = openStore({ maxBatch: 100 });
+    expect(store.invocations.writerThread).toBeDefined();
+    for (let i = 0; i < 5000; i++) {
+      store.invocations.write(record());
+      // Let some batches go to the thread, so that close() finds them in flight.
+      if (i % 1000 === 999) await new Promise((r) => setImmediate(r));
+    }
+    await store.close();
+    expect(inspect((db) => db.prepare('SELECT count(*) AS n FROM invocations').get())).toEqual({ n: 5000 });
+  });
+
+  it('writes on the main connection what a failed writer thread had not acknowledged, and all after', async () => {
+    const onError = vi.fn();
+    const store = openStore({ maxBatch: 50, onError });
+    const before = Array.from({ length: 400 }, () => record());
+    // An operator's shell holds the write lock, so the thread cannot commit what it is sent.
+    const blocker = new BetterSqlite3(path);
+    blocker.exec('BEGIN IMMEDIATE');
+    for (const r of before) store.invocations.write(r);
+    await new Promise((r) => setImmediate(r));
+    expect(store.stats().bufferedInvocations).toBe(400);
+    // The thread ends while it holds the batch (it may or may not have committed it as the lock goes).
+    const killed = store.invocations.writerThread!.kill();
+    blocker.exec('ROLLBACK');
+    blocker.close();
+    await killed;
+    await vi.waitFor(() => expect(onError).toHaveBeenCalled());
+    expect(String(onError.mock.calls[0]?.[0])).toMatch(/written on the main thread from now on/);
+    const after = record();
+    store.invocations.write(after);
+    await store.invocations.flush();
+    const ids = new Set((await store.invocations.query({ limit: 1000 })).map((r) => r.requestId));
+    expect(ids.size).toBe(401);
+    for (const r of [...before, after]) expect(ids.has(r.requestId)).toBe(true);
+    await store.close();
+    expect(inspect((db) => db.prepare('SELECT count(*) AS n FROM invocations').get())).toEqual({ n: 401 });
+  });
+
+  it('a store in memory writes records on its own connection, with no thread', async () => {
+    const store = openSqliteStore({ path: ':memory:' });
+    expect(store.invocations.writerThread).toBeUndefined();
+    store.invocations.write(record());
+    await store.invocations.flush();
+    expect(await store.invocations.query({})).toHaveLength(1);
+    await store.close();
   });
 
   it('drops only the unwritable record of a batch and reports it', async () => {

@@ -38,7 +38,7 @@ export class SqliteDb {
     readonly db: Database,
     readonly clock: Clock,
     /** The database file, or ":memory:" (nothing to sync). */
-    private readonly path = ':memory:',
+    readonly path = ':memory:',
   ) {}
 
   assertOpen(): void {

@@ -1,6 +1,7 @@
 // InvocationLog on SQLite: records wait in memory and are written in one transaction per batch, off the hot
-// path. Only close() (or flush()) saves buffered records from a process exit, so the server's SIGTERM/SIGINT
-// handling must await the store's close().
+// path: by a writer thread with its own connection (record-writer.ts) when the store is a file, else on the
+// main connection. Only close() (or flush()) saves buffered records from a process exit, so the server's
+// SIGTERM/SIGINT handling must await the store's close().
 import type { Statement } from 'better-sqlite3';
 import {
   DEFAULT_QUERY_LIMIT,
@@ -15,6 +16,7 @@ import {
 } from '../types.js';
 import { queryLimit } from '../validate.js';
 import type { SqliteDb } from './db.js';
+import { RecordWriter, type BatchAck } from './record-writer.js';
 import {
   INVOCATION_COLUMNS,
   invocationValues,
@@ -34,6 +36,11 @@ export interface BatchOptions {
   onError?: (err: Error) => void;
   /** Told how long each batch's write took (ms), for the store latency metric. */
   onBatchWritten?: (ms: number, records: number) => void;
+  /** Where batches are written: 'thread' (the default for a file) or 'inline' on the main connection
+   *  (always for ":memory:"). */
+  writer?: 'thread' | 'inline';
+  /** The writer thread's wait for a lock held by the main connection. Default 5000. */
+  busyTimeoutMs?: number;
 }
 
 type Param = string | number | null;
@@ -63,6 +70,11 @@ export class SqliteInvocationLog implements InvocationLog {
   private readonly queryCache = new Map<string, Statement<Param[], InvocationRow>>();
   private readonly insertBatch: (batch: InvocationRecord[]) => void;
   private readonly salvageBatch: (batch: InvocationRecord[]) => InvocationRecord[];
+  private readonly writer: RecordWriter | undefined;
+  /** Batches sent to the writer thread and not acknowledged yet, by sequence number. */
+  private readonly outstanding = new Map<number, InvocationRecord[]>();
+  private outstandingRecords = 0;
+  private waiters: { seq: number; resolve: () => void }[] = [];
 
   constructor(
     private readonly s: SqliteDb,
@@ -74,10 +86,19 @@ export class SqliteInvocationLog implements InvocationLog {
     this.onBatchWritten = o.onBatchWritten;
     // A duplicate (request id, attempt) (a retried write) is skipped rather than failing its batch. Not OR IGNORE: that
     // would also skip NOT NULL violations silently, where a malformed record should be reported.
-    this.insert = s.db.prepare<Param[]>(
-      `INSERT INTO invocations (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
-       ON CONFLICT (request_id, attempt) DO NOTHING`,
-    );
+    const insertSql = `INSERT INTO invocations (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
+       ON CONFLICT (request_id, attempt) DO NOTHING`;
+    this.insert = s.db.prepare<Param[]>(insertSql);
+    if (o.writer !== 'inline' && s.path !== ':memory:') {
+      this.writer = new RecordWriter({
+        path: s.path,
+        sql: insertSql,
+        width: COLUMNS.length,
+        busyTimeoutMs: positive(o.busyTimeoutMs, 5000),
+        onAck: (ack) => this.onAck(ack),
+        onFailure: (err) => this.takeOver(err),
+      });
+    }
     this.byRequestId = s.db.prepare<[string], InvocationRow>(
       'SELECT * FROM invocations WHERE request_id = ? ORDER BY attempt DESC LIMIT 1',
     );
@@ -199,17 +220,98 @@ export class SqliteInvocationLog implements InvocationLog {
   /** Writes the buffered records in the store's group commit, so the flushes of many invocations that end
    *  in one turn (each event settles only after its record is written) share one transaction. */
   async flush(): Promise<void> {
-    if (this.buffer.length === 0 || this.s.closed) return;
-    await this.s.grouped(() => this.flushSync());
+    if (this.s.closed) return;
+    const w = this.writer;
+    if (w?.usable) {
+      this.dispatch();
+      const seq = w.sent;
+      if (w.acknowledged >= seq) return;
+      await new Promise<void>((resolve) => this.waiters.push({ seq, resolve }));
+      return;
+    }
+    if (this.buffer.length === 0) return;
+    await this.s.grouped(() => this.writeInline());
   }
 
-  /** How many records wait in memory (for tests and status). */
+  /** How many records wait in memory, buffered or being written (for tests and status). */
   get buffered(): number {
-    return this.buffer.length;
+    return this.buffer.length + this.outstandingRecords;
   }
 
-  /** Writes every buffered record now, in one transaction. */
+  /** Writes every buffered record now and returns once they are committed (close() calls it). */
   flushSync(): void {
+    const w = this.writer;
+    if (w?.usable) {
+      this.dispatch();
+      if (w.waitSync()) return;
+      if (w.usable) this.takeOver(new Error('the record writer thread did not answer within 10 s'));
+      return;
+    }
+    this.writeInline();
+  }
+
+  /** flushSync, then the writer thread's connection closes. */
+  closeSync(): void {
+    this.flushSync();
+    this.writer?.closeSync();
+  }
+
+  /** The writer thread, for tests of the take-over path. */
+  get writerThread(): RecordWriter | undefined {
+    return this.writer;
+  }
+
+  /** Hands the buffered records to the writer thread as one batch. */
+  private dispatch(): void {
+    this.clearTimers();
+    if (this.buffer.length === 0 || !this.writer?.usable) return;
+    const batch = this.buffer;
+    this.buffer = [];
+    const flat: Param[] = [];
+    for (const rec of batch) pushParams(flat, rec);
+    this.outstanding.set(this.writer.send(flat), batch);
+    this.outstandingRecords += batch.length;
+  }
+
+  private onAck(ack: BatchAck): void {
+    const batch = this.outstanding.get(ack.seq) ?? [];
+    this.outstanding.delete(ack.seq);
+    this.outstandingRecords -= batch.length;
+    if (ack.dropped.length === 0) this.onBatchWritten?.(ack.ms, batch.length);
+    else {
+      const dropped = ack.dropped.map((i) => batch[i]!);
+      this.report(
+        new Error(
+          `dropped ${dropped.length} of ${batch.length} invocation records (${requestIds(dropped)}): ${ack.error ?? 'unknown error'}`,
+        ),
+      );
+    }
+    this.wake(ack.seq);
+  }
+
+  /** The writer thread failed: the main connection writes what it had not acknowledged, and all to come. */
+  private takeOver(err: Error): void {
+    this.report(new Error(`invocation records are written on the main thread from now on: ${err.message}`));
+    const pending = [...this.outstanding.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, b]) => b);
+    this.outstanding.clear();
+    this.outstandingRecords = 0;
+    this.buffer = pending.concat(this.buffer);
+    if (!this.s.closed) this.writeInline();
+    this.wake(Infinity);
+  }
+
+  private wake(upTo: number): void {
+    if (this.waiters.length === 0) return;
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters) {
+      if (w.seq <= upTo) w.resolve();
+      else still.push(w);
+    }
+    this.waiters = still;
+  }
+
+  /** Writes every buffered record now on the main connection, in one transaction. */
+  private writeInline(): void {
     this.clearTimers();
     if (this.buffer.length === 0 || !this.s.db.open) return;
     const batch = this.buffer;
@@ -243,7 +345,8 @@ export class SqliteInvocationLog implements InvocationLog {
   private readonly onFlushTimer = (): void => {
     this.timer = undefined;
     this.immediate = undefined;
-    this.flushSync();
+    if (this.writer?.usable) this.dispatch();
+    else this.writeInline();
   };
 
   private clearTimers(): void {
@@ -265,6 +368,18 @@ export class SqliteInvocationLog implements InvocationLog {
 /** SQLite has no boolean: cold is stored as 0 or 1. */
 function toParams(r: InvocationRecord): Param[] {
   return invocationValues(r).map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v));
+}
+
+/** A record's values appended to a batch's; one that is not a record at all (a caller's bug) becomes a row
+ *  of NULLs, which the NOT NULL columns refuse, so the writer reports it with the batch's other failures. */
+function pushParams(out: Param[], r: InvocationRecord): void {
+  let values: (string | number | boolean | null)[];
+  try {
+    values = invocationValues(r);
+  } catch {
+    values = COLUMNS.map(() => null);
+  }
+  for (const v of values) out.push(typeof v === 'boolean' ? (v ? 1 : 0) : v);
 }
 
 export function positive(value: number | undefined, fallback: number): number {

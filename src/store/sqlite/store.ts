@@ -100,7 +100,7 @@ export class SqliteStore implements Store {
   closeSync(): void {
     if (this.s.closed) return;
     this.s.flushSync();
-    this.invocations.flushSync();
+    this.invocations.closeSync();
     this.s.closed = true;
     this.s.db.close();
     this.s.release();
