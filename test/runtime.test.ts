@@ -635,6 +635,19 @@ describe('fatal errors and exits', () => {
     expect([a.payload, b.payload, c.payload]).toEqual(['2', '3', '4']);
   });
 
+  it('back to back invocations answered together keep their own results and log lines', async () => {
+    const { cell } = await cellWith('index.logs');
+    const tags = ['t1', 't2', 't3', 't4', 't5', 't6'];
+    // Sent in one turn, so they reach the runtime together and queue behind each other (K = 1).
+    const results = await Promise.all(tags.map((tag) => cell.result({ tag }, { id: `bb-${tag}` })));
+    for (const [i, r] of results.entries()) {
+      expect(r.ok).toBe(true);
+      const logs = cell.logsFor(`bb-${tags[i]}`);
+      expect(logs).toContain(`\tbb-${tags[i]}\tINFO\thello { a: 1 } ${tags[i]}\n`);
+      for (const other of tags.filter((t) => t !== tags[i])) expect(logs).not.toContain(other);
+    }
+  });
+
   it('shutdown exits promptly with 0', async () => {
     const { cell } = await cellWith('index.counter');
     cell.send({ t: 'shutdown' });

@@ -12,6 +12,18 @@ describe('line framing', () => {
     expect(got).toEqual([{ a: 1 }, { b: 'x\ny' }, [3]]);
   });
 
+  it('carries a payload of JSON text after a tab as it is, tabs and newlines inside it escaped', () => {
+    const got: unknown[] = [];
+    const feed = lineDecoder((m) => got.push(m));
+    const payload = JSON.stringify({ s: 'a\tb\nc', n: [1, 2] });
+    feed(encodeLine({ t: 'result', id: 'x' }, payload) + encodeLine({ t: 'log' }));
+    expect(got).toEqual([{ t: 'result', id: 'x', payload }, { t: 'log' }]);
+    // A payload with something other than an object before it is skipped like any line that is not JSON.
+    got.length = 0;
+    feed('[1]\t{}\n"x"\t{}\n');
+    expect(got).toEqual([]);
+  });
+
   it('skips lines that are not JSON and goes on', () => {
     const got: unknown[] = [];
     const feed = lineDecoder((m) => got.push(m));

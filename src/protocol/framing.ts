@@ -1,9 +1,16 @@
 // Framing of the host ⇄ sandbox channel: one JSON message per line. Shared by both ends so they cannot
 // disagree about it.
+//
+// A line may carry a payload that is already JSON text (a result's) after a tab: `{"t":"result",...}\t<json>`.
+// The text goes as it is, neither escaped into a JSON string by the sender nor unescaped by the reader, so
+// the only parse of a result's payload is the one its consumer needs (the gateway's mapping). JSON text as
+// JSON.stringify writes it holds no raw tab or newline (both are escaped inside strings), so the first tab
+// of a line ends its message.
 
-/** Encodes one message as a line. Throws if the message cannot be serialized. */
-export function encodeLine(msg: unknown): string {
-  return `${JSON.stringify(msg)}\n`;
+/** Encodes one message as a line, with `payload` (JSON text, set as the message's payload field when read)
+ *  after a tab. Throws if the message cannot be serialized. */
+export function encodeLine(msg: unknown, payload?: string): string {
+  return payload === undefined ? `${JSON.stringify(msg)}\n` : `${JSON.stringify(msg)}\t${payload}\n`;
 }
 
 /**
@@ -53,11 +60,16 @@ export function lineDecoder(
 }
 
 function deliver(line: string, onMessage: (msg: unknown) => void): void {
+  const tab = line.indexOf('\t');
   let msg: unknown;
   try {
-    msg = JSON.parse(line);
+    msg = JSON.parse(tab < 0 ? line : line.slice(0, tab));
   } catch {
     return;
+  }
+  if (tab >= 0) {
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return;
+    (msg as { payload?: unknown }).payload = line.slice(tab + 1);
   }
   if (msg !== undefined) onMessage(msg);
 }

@@ -62,13 +62,19 @@ const queue: InvokeMessage[] = [];
 let channel: Channel;
 
 function send(msg: SandboxMessage): void {
-  if (channel.connected) channel.send(msg);
+  if (!channel.connected) return;
+  if (msg.t === 'result' && msg.payload !== undefined) {
+    // The result's JSON text goes after the message as it is (protocol/framing.ts), not escaped into it.
+    const payload = msg.payload;
+    msg.payload = undefined;
+    channel.send(msg, undefined, payload);
+  } else channel.send(msg);
 }
 
 function main(): void {
   try {
     // The host is gone: nobody is left to answer to.
-    channel = openChannel(onMessage, () => process.exit(0));
+    channel = openChannel(onMessage, () => process.exit(0), startQueuedBeforeFlush);
   } catch {
     writeToStderr(`nimbus runtime: must be started with the host channel on fd ${CHANNEL_FD}\n`);
     process.exit(1);
@@ -105,6 +111,15 @@ function isBusy(): boolean {
 /** A slot may have freed up. */
 function onIdle(): void {
   if (queue.length > 0) setImmediate(drainQueue);
+}
+
+/** K = 1: the next queued invocation starts now rather than on the next turn, so that its result may leave
+ *  in the same write as the one before it (channel.ts). */
+function startQueuedBeforeFlush(): boolean {
+  if (concurrency > 1 || dying || isBusy() || queue.length === 0) return false;
+  const next = queue.shift()!;
+  dispatch(next);
+  return true;
 }
 
 function drainQueue(): void {
