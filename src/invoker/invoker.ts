@@ -192,15 +192,16 @@ export class DefaultInvoker implements Invoker {
         this.settled();
         continue;
       }
+      // One literal, absent fields undefined (JSON leaves them out): no spread objects on the warm path.
       const msg: InvokeMessage = {
         t: 'invoke',
         id: requestId,
         event: req.event,
         // The sandbox compares this with its own wall clock (getRemainingTimeInMillis), so it is real time.
         deadline: Date.now() + fv.config.timeout * 1000,
-        ...(init ? { init } : {}),
-        ...(req.clientContext !== undefined ? { clientContext: req.clientContext } : {}),
-        ...(req.traceId !== undefined ? { traceId: req.traceId } : {}),
+        init,
+        clientContext: req.clientContext,
+        traceId: req.traceId,
       };
       const result = await inst.invoke(msg, fv.config.timeout);
       const healthy = result.kind === 'ok' || result.kind === 'error';
@@ -574,7 +575,9 @@ export class DefaultInvoker implements Invoker {
       durationMs,
       billedMs: billed,
       memoryMB: fv.config.memory,
-      ...usage,
+      requests: usage.requests,
+      gbSeconds: usage.gbSeconds,
+      costPicoUsd: usage.costPicoUsd,
       maxRssBytes: maxRss,
       cold: o.cold,
       initMs,
@@ -657,29 +660,31 @@ function toOutcome(
   durationMs: number,
   cold: boolean,
 ): InvokeOutcome {
-  const base = {
+  const o: InvokeOutcome = {
     requestId,
     project: fv.project,
     functionName: fv.name,
     version: String(fv.version),
+    status: 'ok',
     durationMs,
     cold,
     logs: r.logs,
   };
   if (r.kind === 'ok' && r.payload.length > MAX_RESPONSE_BYTES) {
     // As Lambda: a response over 6 MB is the function's error, not something to pass on.
-    return {
-      ...base,
-      status: 'error',
-      error: {
-        errorType: 'Function.ResponseSizeTooLarge',
-        errorMessage: `Response payload size exceeded maximum allowed payload size (${MAX_RESPONSE_BYTES} bytes).`,
-        trace: [],
-      },
+    o.status = 'error';
+    o.error = {
+      errorType: 'Function.ResponseSizeTooLarge',
+      errorMessage: `Response payload size exceeded maximum allowed payload size (${MAX_RESPONSE_BYTES} bytes).`,
+      trace: [],
     };
+    return o;
   }
-  if (r.kind === 'ok') return { ...base, status: 'ok', payload: r.payload };
-  const status: InvocationStatus =
+  if (r.kind === 'ok') {
+    o.payload = r.payload;
+    return o;
+  }
+  o.status =
     r.kind === 'timeout'
       ? 'timeout'
       : r.kind === 'oom'
@@ -687,7 +692,8 @@ function toOutcome(
         : r.kind === 'unhandled'
           ? 'unhandled'
           : 'error';
-  return { ...base, status, error: r.error };
+  o.error = r.error;
+  return o;
 }
 
 /** An ok answer the caller cannot use (checkPayload gave a reason) is the function's error. */

@@ -162,15 +162,24 @@ export function readSandboxMessage(raw: unknown): SandboxMessage | null {
       if (typeof m['id'] !== 'string') return null;
       const logs = typeof m['logs'] === 'string' ? m['logs'] : undefined;
       const initMs = finiteMs(m['initMs']);
+      if (m['ok'] === true && (m['payload'] === undefined || typeof m['payload'] === 'string')) {
+        // Every warm invocation's answer: one object, no spreads.
+        const ok: ResultMessage = {
+          t: 'result',
+          id: m['id'],
+          ok: true,
+          payload: (m['payload'] as string | undefined) ?? 'null',
+        };
+        if (logs) ok.logs = logs;
+        if (initMs) ok.initMs = initMs;
+        return ok;
+      }
       const base = {
         t: 'result' as const,
         id: m['id'],
         ...(logs ? { logs } : {}),
         ...(initMs ? { initMs } : {}),
       };
-      if (m['ok'] === true && (m['payload'] === undefined || typeof m['payload'] === 'string')) {
-        return { ...base, ok: true, payload: (m['payload'] as string | undefined) ?? 'null' };
-      }
       const kind = m['errorKind'];
       const exportNames = readNames(m['exports']);
       return {

@@ -598,7 +598,11 @@ export class SandboxInstance {
     this.lastUsed = Date.now();
     const durationMs = p.startedAt === 0 ? 0 : performance.now() - p.startedAt;
     // Results are fresh objects except the shared REQUEUE marker, which must not be written to.
-    p.resolveTimed(r === REQUEUE ? { ...r, durationMs } : Object.assign(r, { durationMs }));
+    if (r === REQUEUE) p.resolveTimed({ ...r, durationMs });
+    else {
+      (r as TimedResult).durationMs = durationMs;
+      p.resolveTimed(r as TimedResult);
+    }
   }
 
   private find(id: string): Pending | undefined {
