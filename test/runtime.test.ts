@@ -635,7 +635,7 @@ describe('fatal errors and exits', () => {
     expect([a.payload, b.payload, c.payload]).toEqual(['2', '3', '4']);
   });
 
-  it('back to back invocations answered together keep their own results and log lines', async () => {
+  it('back to back invocations keep their own results and log lines', async () => {
     const { cell } = await cellWith('index.logs');
     const tags = ['t1', 't2', 't3', 't4', 't5', 't6'];
     // Sent in one turn, so they reach the runtime together and queue behind each other (K = 1).
@@ -646,6 +646,15 @@ describe('fatal errors and exits', () => {
       expect(logs).toContain(`\tbb-${tags[i]}\tINFO\thello { a: 1 } ${tags[i]}\n`);
       for (const other of tags.filter((t) => t !== tags[i])) expect(logs).not.toContain(other);
     }
+  });
+
+  it('an answer reaches the host even when the invocation queued behind it ends the process at once', async () => {
+    const { cell } = await cellWith('index.exitOn');
+    // Both in one turn: the second is queued in the runtime and starts right after the first answers.
+    const first = cell.result({}, { id: 'answered' });
+    cell.send({ t: 'invoke', id: 'exits', event: { exit: true }, deadline: Date.now() + 5000 });
+    expect((await first).payload).toBe('"fine"');
+    expect((await cell.exited).code).toBe(3);
   });
 
   it('shutdown exits promptly with 0', async () => {

@@ -74,7 +74,7 @@ function send(msg: SandboxMessage): void {
 function main(): void {
   try {
     // The host is gone: nobody is left to answer to.
-    channel = openChannel(onMessage, () => process.exit(0), startQueuedBeforeFlush);
+    channel = openChannel(onMessage, () => process.exit(0));
   } catch {
     writeToStderr(`nimbus runtime: must be started with the host channel on fd ${CHANNEL_FD}\n`);
     process.exit(1);
@@ -111,15 +111,6 @@ function isBusy(): boolean {
 /** A slot may have freed up. */
 function onIdle(): void {
   if (queue.length > 0) setImmediate(drainQueue);
-}
-
-/** K = 1: the next queued invocation starts now rather than on the next turn, so that its result may leave
- *  in the same write as the one before it (channel.ts). */
-function startQueuedBeforeFlush(): boolean {
-  if (concurrency > 1 || dying || isBusy() || queue.length === 0) return false;
-  const next = queue.shift()!;
-  dispatch(next);
-  return true;
 }
 
 function drainQueue(): void {

@@ -3,13 +3,11 @@
 // results costs one wake-up of the host instead of one each; this is why Node's built-in IPC channel, which
 // writes every message at once, is not used.
 //
-// Back to back invocations (the host sends the next ones ahead while one runs): before a result leaves,
-// `beforeFlush` may start the next queued invocation, and its result joins the same write if it is ready
-// by the next turn. A result waits so at most HOLD_MS and HOLD_MAX invocations: the host reads several
-// results per wake-up instead of one, at the price of up to a millisecond on the first one's answer (the
-// host, which times invocations from one result to the next, counts that time to the earlier invocation).
+// Results of invocations queued behind each other (K = 1) leave in one write each: holding one back while the
+// next starts would coalesce them (measured: 8 queued results in 1 read instead of 5-8,
+// bench/runtime-writes.mjs), but an answer held back is lost if the next invocation hangs, exits or runs out
+// of memory before it yields, and a finished invocation would then be reported as failed.
 import { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { encodeLine, lineDecoder } from '../protocol/framing.js';
 
 export interface Channel {
@@ -23,33 +21,16 @@ export interface Channel {
 }
 
 export const CHANNEL_FD = 3;
-const HOLD_MS = 1;
-const HOLD_MAX = 16;
 
-export function openChannel(
-  onMessage: (msg: unknown) => void,
-  onClose: () => void,
-  /** Called before a write; true if it started another invocation whose result may join the write. */
-  beforeFlush: () => boolean = () => false,
-): Channel {
+export function openChannel(onMessage: (msg: unknown) => void, onClose: () => void): Channel {
   const socket = new Socket({ fd: CHANNEL_FD, readable: true, writable: true });
   let connected = true;
   let out = '';
   let scheduled = false;
-  /** performance.now() when `out` got its first message, and how often its write was put off since. */
-  let since = 0;
-  let holds = 0;
 
   const flush = (): void => {
     scheduled = false;
     if (out === '' || !connected) return;
-    if (holds < HOLD_MAX && performance.now() - since < HOLD_MS && beforeFlush()) {
-      holds++;
-      scheduled = true;
-      setImmediate(flush);
-      return;
-    }
-    holds = 0;
     const data = out;
     out = '';
     socket.write(data);
@@ -73,7 +54,6 @@ export function openChannel(
         flushed?.(new Error('the host channel is closed'));
         return;
       }
-      if (out === '') since = performance.now();
       out += encodeLine(msg, payload);
       if (flushed) {
         const data = out;
