@@ -447,6 +447,8 @@ export class SandboxInstance {
     for (const s of [proc.stdout, proc.stderr]) s.on('error', () => undefined);
     let natReady = false;
     proc.listen({
+      // Invocations sent from now on never start: the invoker runs them elsewhere (REQUEUE).
+      lost: () => (this.dead = true),
       natReady: () => {
         natReady = true;
         ready();

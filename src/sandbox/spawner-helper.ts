@@ -12,7 +12,7 @@ export type HelperRequest =
   | { t: 'kill-nat'; id: number };
 
 export type HelperEvent =
-  | { t: 'fd'; id: number; n: 1 | 2 | 3 }
+  | { t: 'fd'; id: number; n: 1 | 2 | 3; pid: number }
   | { t: 'spawned'; id: number; pid: number }
   | { t: 'failed'; id: number; message: string }
   | { t: 'nat-started'; id: number; pid: number }
@@ -43,9 +43,9 @@ function onRequest(m: HelperRequest): void {
         m.req,
         {
           spawned(pid, stdout, stderr, channel) {
-            send({ t: 'fd', id, n: 1 }, stdout);
-            send({ t: 'fd', id, n: 2 }, stderr);
-            send({ t: 'fd', id, n: 3 }, channel);
+            send({ t: 'fd', id, n: 1, pid }, stdout);
+            send({ t: 'fd', id, n: 2, pid }, stderr);
+            send({ t: 'fd', id, n: 3, pid }, channel);
             send({ t: 'spawned', id, pid });
           },
           failed(message) {

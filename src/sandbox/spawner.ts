@@ -16,6 +16,8 @@ export type { SpawnRequest } from './spawn-chain.js';
 export { NETNS_PLACEHOLDER } from './spawn-chain.js';
 
 export interface ProcessEvents {
+  /** The process is dying with its helper: nothing new should be sent to it (close follows). */
+  lost(): void;
   natReady(): void;
   /** slirp4netns ended or failed to start. */
   natExit(code: number | null, signal: string | null, tail: string): void;
@@ -78,8 +80,19 @@ class HostProcess implements SandboxProcess {
     this.started = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
   }
 
-  fd(n: 1 | 2 | 3, socket: Socket): void {
+  fd(n: 1 | 2 | 3, socket: Socket, pid: number): void {
     this.fds[n] = socket;
+    this.pid = pid;
+  }
+
+  /** A spawn that was under way when its helper died: whatever of it arrived is closed. */
+  discard(): void {
+    for (const s of this.fds) s?.destroy();
+    try {
+      if (this.pid > 0) process.kill(this.pid, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
   }
 
   spawned(pid: number, stdout?: Socket, stderr?: Socket, channel?: Socket): void {
@@ -234,12 +247,20 @@ export class HelperSpawner implements Spawner {
   private onEvent(m: HelperEvent, handle: Socket | undefined): void {
     const proc = this.procs.get(m.id);
     if (!proc) {
+      // A spawn given up on (its helper died, or it timed out) that turned up after all: it must not live.
       handle?.destroy();
+      if ((m.t === 'fd' || m.t === 'spawned') && m.pid > 0) {
+        try {
+          process.kill(m.pid, 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
+      }
       return;
     }
     switch (m.t) {
       case 'fd':
-        if (handle) proc.fd(m.n, handle);
+        if (handle) proc.fd(m.n, handle, m.pid);
         return;
       case 'spawned':
         proc.spawned(m.pid);
@@ -281,9 +302,11 @@ export class HelperSpawner implements Spawner {
       if (proc.owner !== helper) continue;
       if (proc.pending) {
         this.procs.delete(proc.id);
+        proc.discard();
         proc.failed('the spawner exited');
         continue;
       }
+      proc.emit((ev) => ev.lost());
       try {
         if (proc.pid > 0) process.kill(proc.pid, 'SIGKILL');
       } catch {
