@@ -130,6 +130,7 @@ async function prepare(env: InstanceEnv, memoryMB: number): Promise<Prepared> {
   return { id, dir, cgroup, cpuCgroup };
 }
 
+/** The sandbox's process chain (docs/ARCHITECTURE.md, The sandbox): what the spawner helper runs. */
 function chainCommand(
   env: InstanceEnv,
   prepared: Prepared,
