@@ -4,6 +4,7 @@
 import { runCore } from './core.mjs';
 import { runPeers } from './peers.mjs';
 import { runScale } from './scale.mjs';
+import { runSpawn } from './spawn.mjs';
 import { runEvents } from './events.mjs';
 import { runDynamo } from './dynamodb.mjs';
 import { runSdk } from './sdk.mjs';
@@ -16,13 +17,14 @@ import { saveResult } from './lib.mjs';
 
 const only = new Set(
   (
-    process.env.BENCH_ONLY ?? 'core,peers,scale,events,dynamodb,sdk,sqs,gateway,s3,s3-multipart,metrics'
+    process.env.BENCH_ONLY ?? 'core,peers,scale,spawn,events,dynamodb,sdk,sqs,gateway,s3,s3-multipart,metrics'
   ).split(','),
 );
 const summary = {};
 if (only.has('core')) summary.core = await runCore();
 if (only.has('peers')) summary.peers = await runPeers();
 if (only.has('scale')) summary.scale = await runScale();
+if (only.has('spawn')) summary.spawn = await runSpawn();
 if (only.has('events')) summary.events = await runEvents();
 if (only.has('dynamodb')) summary.dynamodb = await runDynamo();
 if (only.has('sdk')) summary.sdk = await runSdk();

@@ -52,6 +52,7 @@ import { FunctionRegistry } from './invoker/registry.js';
 import { detectSandbox, releaseCgroupParent, type SandboxCapabilities } from './sandbox/detect.js';
 import { ENDPOINT_SOCKET } from './sandbox/instance.js';
 import { StemCellPool } from './sandbox/pool.js';
+import { HelperSpawner } from './sandbox/spawner.js';
 import { installProvidedSdk } from './sandbox/provided-sdk.js';
 import { FixedKeepAlive, type KeepAlivePolicy } from './scaler/policy.js';
 import { HybridHistogramPolicy } from './scaler/hybrid.js';
@@ -167,8 +168,24 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     const registry = new FunctionRegistry(store.functions);
     await registry.load();
 
+    // Sandboxes are forked by a helper process, never on this event loop (sandbox/spawner.ts). Stopped after
+    // the pool, so the stem cells and instances stopping have ended first.
+    const spawner = new HelperSpawner({ onError: (err) => log.error({ err }, 'sandbox spawner') });
+    await lifecycle.start(
+      component(
+        'sandbox spawner',
+        () => {},
+        () => spawner.close(),
+      ),
+    );
     const pool = new StemCellPool({
-      env: { caps, sandboxRoot, runtimeFile, ...(sandboxEndpoint ? { endpointDir: sandboxEndpoint } : {}) },
+      env: {
+        caps,
+        sandboxRoot,
+        runtimeFile,
+        spawner,
+        ...(sandboxEndpoint ? { endpointDir: sandboxEndpoint } : {}),
+      },
       target: settings.stemCells,
       onError: (err) => log.error({ err }, 'stem cell failed to start'),
     });

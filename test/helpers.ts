@@ -260,16 +260,40 @@ export function sandboxedNodes(root: string): number[] {
   return [...leaves];
 }
 
-/** slirp4netns processes started by this process (an in-process Nimbus), with the sandbox pid each serves. */
+/** The sandbox spawner helpers (src/sandbox/spawner-helper.ts) a process started: they fork its sandboxes. */
+export function spawnerHelpers(parent: number): number[] {
+  const out: number[] = [];
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== parent) continue;
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('spawner-helper.js')) out.push(Number(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+const slirpsSeen = new Set<number>();
+
+/**
+ * slirp4netns processes started for this process (an in-process Nimbus) by its spawner helper, with the
+ * sandbox pid each serves.
+ */
 export function slirpChildren(): { pid: number; target: number }[] {
   const out: { pid: number; target: number }[] = [];
+  const spawners = new Set([process.pid, ...spawnerHelpers(process.pid)]);
   for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid !== process.pid) continue;
+      // One seen before still counts once its helper is gone (reparented): it must not outlive Nimbus.
+      if (!spawners.has(ppid) && !slirpsSeen.has(Number(pid))) continue;
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
       if (!cmdline[0]?.endsWith('slirp4netns')) continue;
+      slirpsSeen.add(Number(pid));
       const target = /^\/proc\/(\d+)\/ns\/net$/.exec(cmdline.find((a) => a.startsWith('/proc/')) ?? '');
       out.push({ pid: Number(pid), target: Number(target?.[1]) });
     } catch {

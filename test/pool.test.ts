@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { detectSandbox } from '../src/sandbox/detect.js';
 import { StemCellPool } from '../src/sandbox/pool.js';
 import { SandboxInstance } from '../src/sandbox/instance.js';
+import { HelperSpawner } from '../src/sandbox/spawner.js';
 import { eventually } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'nimbus-pool-'));
@@ -14,15 +15,17 @@ const runtimeFile = join(root, 'bootstrap.cjs');
 copyFileSync(join(import.meta.dirname, '..', 'dist', 'runtime', 'bootstrap.cjs'), runtimeFile);
 chmodSync(runtimeFile, 0o644);
 const caps = detectSandbox({ disableCgroup: true });
+const spawner = new HelperSpawner();
 const pool = new StemCellPool({
-  env: { caps, sandboxRoot: root, runtimeFile },
+  env: { caps, sandboxRoot: root, runtimeFile, spawner },
   target: 1,
   maxTarget: 6,
   maxBooting: 2,
 });
 
-afterAll(() => {
+afterAll(async () => {
   pool.close();
+  await spawner.close();
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -50,7 +53,7 @@ it('keeps the minimum ready, grows with the cold-start rate up to its cap, and r
 
 it('refuses a network: none stem cell where sandboxes share the host network, instead of starting one with it', async () => {
   const fallback = detectSandbox({ disableBwrap: true, disableCgroup: true });
-  const env = { caps: fallback, sandboxRoot: root, runtimeFile };
+  const env = { caps: fallback, sandboxRoot: root, runtimeFile, spawner };
   await expect(SandboxInstance.start(env, 128, 512, 'none')).rejects.toThrow(
     /network: none needs bubblewrap/,
   );

@@ -1,6 +1,5 @@
 // The host side of one sandboxed runtime process. It starts generic (a stem cell: Node booted, no user code),
 // is assigned one function version, and then serves one invocation at a time until it is stopped or dies.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp, readFileSync, rmSync, rmdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -10,11 +9,11 @@ import {
   type SandboxMessage,
   type SerializedError,
 } from '../protocol/messages.js';
-import type { Socket } from 'node:net';
 import { cpuSharesFor, readIfExists, type SandboxCapabilities } from './detect.js';
 import { HostChannel } from './channel.js';
 import { linkTree, type CodeTree } from './code-tree.js';
 import { PROVIDED_SDK_INSIDE, providedSdkDir } from './provided-sdk.js';
+import { NETNS_PLACEHOLDER, type SandboxProcess, type SpawnRequest, type Spawner } from './spawner.js';
 
 /** What a sandbox may reach beyond its own loopback and the Nimbus endpoint (the manifest's `network`). */
 export type NetworkMode = 'outbound' | 'none';
@@ -32,6 +31,8 @@ export interface InstanceEnv {
   sandboxRoot: string;
   /** Host path of the bundled runtime (dist/runtime/bootstrap.cjs copied somewhere the sandbox uid can read). */
   runtimeFile: string;
+  /** Who forks the sandboxes: the spawner helper (spawner.ts), so the host's event loop never forks. */
+  spawner: Spawner;
 }
 
 export type InvocationResult =
@@ -129,6 +130,181 @@ async function prepare(env: InstanceEnv, memoryMB: number): Promise<Prepared> {
   return { id, dir, cgroup, cpuCgroup };
 }
 
+/** The sandbox's process chain (docs/ARCHITECTURE.md, The sandbox): what the spawner helper runs. */
+function chainCommand(
+  env: InstanceEnv,
+  prepared: Prepared,
+  memoryMB: number,
+  tmpMB: number,
+  nat: boolean,
+): { cmd: string; args: string[]; uidOpts: { uid?: number; gid?: number } } {
+  const { caps, runtimeFile } = env;
+  const taskDir = join(prepared.dir, 'task');
+  const tmpDir = join(prepared.dir, 'tmp');
+  const heapMB = Math.max(32, Math.floor(memoryMB * 0.85));
+  const bw = caps.bwrap !== null;
+  const task = bw ? BWRAP_TASK : taskDir;
+  const tmp = bw ? '/tmp' : tmpDir;
+  const runtime = bw ? BWRAP_RUNTIME : runtimeFile;
+  const sdk = bw ? PROVIDED_SDK_INSIDE : providedSdkDir(env.sandboxRoot);
+  const nodeArgs = [
+    '--experimental-permission',
+    `--allow-fs-read=${task}/*`,
+    `--allow-fs-read=${runtime}`,
+    `--allow-fs-read=${sdk}/*`,
+    `--allow-fs-read=${tmp}/*`,
+    `--allow-fs-write=${tmp}/*`,
+    `--max-old-space-size=${heapMB}`,
+    // Deployed TypeScript is bundled with inline source maps; traces should point at the user's .ts lines.
+    '--enable-source-maps',
+    '--disable-warning=ExperimentalWarning',
+    runtime,
+  ];
+  let cmd = process.execPath;
+  let args = nodeArgs;
+  if (bw) {
+    const nodeDir = dirname(process.execPath);
+    const binds = ['/usr', '/lib', '/lib64', '/lib32', '/bin', '/sbin'];
+    const etc = [
+      '/etc/resolv.conf',
+      '/etc/hosts',
+      '/etc/nsswitch.conf',
+      '/etc/ssl',
+      '/etc/ca-certificates',
+      '/etc/localtime',
+    ];
+    args = [
+      // A network namespace of its own (--unshare-all includes it): only its loopback, plus the NAT
+      // attached for `network: outbound`; never the host's loopback services.
+      '--unshare-all',
+      '--die-with-parent',
+      '--new-session',
+      ...(nat ? ['--info-fd', '4'] : []),
+      ...binds.flatMap((p) => ['--ro-bind-try', p, p]),
+      ...etc.flatMap((p) => ['--ro-bind-try', p, p]),
+      ...(binds.some((b) => nodeDir.startsWith(`${b}/`)) ? [] : ['--ro-bind', nodeDir, nodeDir]),
+      '--ro-bind',
+      taskDir,
+      BWRAP_TASK,
+      '--ro-bind',
+      runtimeFile,
+      BWRAP_RUNTIME,
+      // -try: a pool started without the provided SDK (a unit test) runs functions that do not need it.
+      '--ro-bind-try',
+      providedSdkDir(env.sandboxRoot),
+      PROVIDED_SDK_INSIDE,
+      ...(env.endpointDir ? ['--ro-bind', env.endpointDir, BWRAP_ENDPOINT_DIR] : []),
+      // /tmp is a size-limited tmpfs, not the data disk: a function filling it gets ENOSPC and cannot grow the
+      // host's data dir (the function's ephemeralStorage). It counts against the cgroup's memory, so writing
+      // past the memory limit ends the instance as out of memory before ENOSPC (docs/security.md).
+      '--size',
+      String(tmpMB * 1024 * 1024),
+      '--tmpfs',
+      '/tmp',
+      '--proc',
+      '/proc',
+      '--dev',
+      '/dev',
+      '--chdir',
+      BWRAP_TASK,
+      '--setenv',
+      'HOME',
+      '/tmp',
+      process.execPath,
+      ...nodeArgs,
+    ];
+    cmd = caps.bwrap!;
+  }
+  const cgroups = cgroupsOf(prepared);
+  // Join the instance's cgroups before exec so every process of the sandbox is inside its memory limit and
+  // CPU share; as root we must join first and drop privileges after (setpriv), since cgroup files are root's.
+  const drop =
+    cgroups.length > 0 && caps.uid !== null
+      ? ['setpriv', `--reuid=${caps.uid}`, `--regid=${caps.gid}`, '--clear-groups', '--']
+      : [];
+  const uidOpts =
+    cgroups.length === 0 && caps.uid !== null && caps.gid !== null ? { uid: caps.uid, gid: caps.gid } : {};
+  if (caps.fdCloser) {
+    // bwrap needs its info descriptor (fd 4) and closes it before node runs.
+    const keep = nat ? KEEP_FDS + 1 : KEEP_FDS;
+    return {
+      cmd: caps.fdCloser,
+      args: [...closerArgs(keep, cgroups), ...drop, cmd, ...args],
+      uidOpts,
+    };
+  }
+  if (cgroups.length > 0) {
+    const enter = cgroups.map((_, i) => `echo $$ > "$${i}/cgroup.procs"`).join(' && ');
+    return {
+      cmd: '/bin/sh',
+      args: ['-c', `${enter} && shift ${cgroups.length - 1} && exec "$@"`, ...cgroups, ...drop, cmd, ...args],
+      uidOpts,
+    };
+  }
+  return { cmd, args, uidOpts };
+}
+
+/** The instance's memory and cpu cgroups (those there are): every process of the sandbox joins them. */
+function cgroupsOf(prepared: Prepared): string[] {
+  return [prepared.cgroup, prepared.cpuCgroup].filter((g): g is string => g !== null);
+}
+
+/**
+ * The whole spawn chain of a sandbox, and for `network: outbound` its slirp4netns: --disable-host-loopback
+ * keeps 10.0.2.2 from reaching the host's 127.0.0.1; --enable-sandbox and --enable-seccomp confine it (it
+ * runs as root, without capabilities once set up). It starts with the stem cell, off the cold path, joins the
+ * instance's cgroups and dies with the instance: killed on every exit path, and ended by its exit descriptor
+ * (fd 4) if whoever started it dies.
+ */
+function spawnRequest(
+  env: InstanceEnv,
+  prepared: Prepared,
+  memoryMB: number,
+  tmpMB: number,
+  nat: boolean,
+): SpawnRequest {
+  const { cmd, args, uidOpts } = chainCommand(env, prepared, memoryMB, tmpMB, nat);
+  const req: SpawnRequest = {
+    cmd,
+    args,
+    env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' },
+    cwd: env.caps.bwrap ? '/' : join(prepared.dir, 'task'),
+    ...uidOpts,
+  };
+  if (nat) {
+    const slirp = env.caps.slirp4netns!;
+    const slirpArgs = [
+      '--configure',
+      '--mtu=65520',
+      '--disable-host-loopback',
+      '--enable-sandbox',
+      '--enable-seccomp',
+      '--ready-fd=3',
+      '--exit-fd=4',
+      '--netns-type=path',
+      NETNS_PLACEHOLDER,
+      'tap0',
+    ];
+    const closer = env.caps.fdCloser;
+    req.nat = closer
+      ? { cmd: closer, args: [...closerArgs(4, cgroupsOf(prepared)), slirp, ...slirpArgs] }
+      : { cmd: slirp, args: slirpArgs };
+  }
+  return req;
+}
+
+/** Undoes prepare() for a sandbox that never started. */
+function removePrepared(prepared: Prepared): void {
+  rmSync(prepared.dir, { recursive: true, force: true });
+  for (const cg of [prepared.cgroup, prepared.cpuCgroup]) {
+    try {
+      if (cg) rmdirSync(cg);
+    } catch {
+      // Swept with the parent at stop.
+    }
+  }
+}
+
 /**
  * Without a memory cgroup the limit is enforced by polling: busy instances' RSS is read from /proc every
  * 100 ms and an instance over its limit is killed as out of memory. One timer for all instances.
@@ -191,7 +367,7 @@ export class SandboxInstance {
   dead = false;
   /** Peak RSS polled while busy (bytes), when no cgroup enforces the limit. */
   polledRss = 0;
-  private child: ChildProcess;
+  private child: SandboxProcess;
   private channel: HostChannel;
   private pending: Pending[] = [];
   private readonly cgroup: string | null;
@@ -207,8 +383,6 @@ export class SandboxInstance {
   private fatal: SerializedError | null = null;
   private exitListeners: ((inst: SandboxInstance) => void)[] = [];
   private leafPid: number | null = null;
-  /** The slirp4netns process giving this sandbox outbound network, while it runs. */
-  private nat: ChildProcess | null = null;
 
   private constructor(
     private readonly env: InstanceEnv,
@@ -217,6 +391,8 @@ export class SandboxInstance {
     readonly tmpMB: number,
     readonly network: NetworkMode,
     prepared: Prepared,
+    proc: SandboxProcess,
+    nat: boolean,
     whenReady: (err?: Error) => void,
   ) {
     this.id = prepared.id;
@@ -225,11 +401,8 @@ export class SandboxInstance {
     this.tmpDir = join(this.dir, 'tmp');
     this.cgroup = prepared.cgroup;
     this.cpuCgroup = prepared.cpuCgroup;
+    this.child = proc;
     const { caps } = env;
-    // Outbound traffic leaves a bubblewrap sandbox's own network namespace through slirp4netns (user-mode
-    // NAT), attached once bwrap reports the sandbox's pid on its info descriptor (fd 4).
-    const nat = caps.bwrap !== null && caps.slirp4netns !== null && network === 'outbound';
-    const { cmd, args, uidOpts } = this.command(nat);
     this.codeDirInside = caps.bwrap ? BWRAP_TASK : this.taskDir;
     this.tmpDirInside = caps.bwrap ? '/tmp' : this.tmpDir;
     this.awsSocketInside =
@@ -245,20 +418,13 @@ export class SandboxInstance {
         whenReady(err);
       }
     };
-    this.child = spawn(cmd, args, {
-      // fd 3 is the host channel (a socket pair): our own framing, not Node's IPC (see channel.ts).
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...(nat ? (['pipe'] as const) : [])],
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' },
-      cwd: caps.bwrap ? '/' : this.taskDir,
-      ...uidOpts,
-    });
     const readyTimer = setTimeout(() => {
       ready(new Error(`sandbox did not start within ${READY_TIMEOUT_MS} ms: ${this.stderrTail.slice(-500)}`));
       this.kill('stop');
     }, READY_TIMEOUT_MS);
     let isReady = false;
     this.channel = new HostChannel(
-      this.child.stdio[3] as Socket,
+      proc.channel,
       (raw) => {
         const m = readSandboxMessage(raw);
         if (!m) return;
@@ -272,23 +438,34 @@ export class SandboxInstance {
       },
       () => this.kill('stop'),
     );
-    this.child.stdout!.setEncoding('utf8');
-    this.child.stderr!.setEncoding('utf8');
-    this.child.stdout!.on('data', (d: string) => this.onOutput(d));
-    this.child.stderr!.on('data', (d: string) => {
+    proc.stdout.setEncoding('utf8');
+    proc.stderr.setEncoding('utf8');
+    proc.stdout.on('data', (d: string) => this.onOutput(d));
+    proc.stderr.on('data', (d: string) => {
       this.stderrTail = (this.stderrTail + d).slice(-4096);
       this.onOutput(d);
     });
-    this.child.on('error', (err) => {
-      if (!isReady) ready(err);
-    });
-    if (nat) this.attachNat(this.child.stdio[4] as Socket, ready);
-    // 'close', not 'exit': it comes after the channel and pipes are drained, so a fatal message written just
-    // before the process died is read before its death is reported.
-    this.child.on('close', (code, signal) => {
-      if (!isReady)
-        ready(new Error(`sandbox exited during start (${signal ?? code}): ${this.stderrTail.slice(-500)}`));
-      this.onExit(code, signal);
+    for (const s of [proc.stdout, proc.stderr]) s.on('error', () => undefined);
+    let natReady = false;
+    proc.listen({
+      // Invocations sent from now on never start: the invoker runs them elsewhere (REQUEUE).
+      lost: () => (this.dead = true),
+      natReady: () => {
+        natReady = true;
+        ready();
+      },
+      natExit: (code, signal, tail) => {
+        if (!natReady) ready(new Error(`slirp4netns exited during start (${signal ?? code}): ${tail}`));
+        // An instance whose network went away is broken: it goes, and its invocations fail as a crash.
+        if (!this.dead) this.kill('stop');
+      },
+      // After the channel and pipes are drained, so a fatal message written just before the process died is
+      // read before its death is reported.
+      close: (code, signal) => {
+        if (!isReady)
+          ready(new Error(`sandbox exited during start (${signal ?? code}): ${this.stderrTail.slice(-500)}`));
+        this.onExit(code, signal);
+      },
     });
   }
 
@@ -307,69 +484,27 @@ export class SandboxInstance {
       );
     }
     const prepared = await prepare(env, memoryMB);
+    // Outbound traffic leaves a bubblewrap sandbox's own network namespace through slirp4netns (user-mode
+    // NAT), attached once bwrap reports the sandbox's pid on its info descriptor (fd 4).
+    const nat = env.caps.bwrap !== null && env.caps.slirp4netns !== null && network === 'outbound';
+    let proc: SandboxProcess;
+    try {
+      proc = await env.spawner.spawn(spawnRequest(env, prepared, memoryMB, tmpMB, nat));
+    } catch (err) {
+      removePrepared(prepared);
+      throw err;
+    }
     return new Promise((resolve, reject) => {
-      const inst: SandboxInstance = new SandboxInstance(env, memoryMB, tmpMB, network, prepared, (err) =>
-        err ? reject(err) : resolve(inst),
+      const inst: SandboxInstance = new SandboxInstance(
+        env,
+        memoryMB,
+        tmpMB,
+        network,
+        prepared,
+        proc,
+        nat,
+        (err) => (err ? reject(err) : resolve(inst)),
       );
-    });
-  }
-
-  /**
-   * Reads the sandbox's pid from bwrap's info descriptor and attaches slirp4netns to its network namespace:
-   * --disable-host-loopback keeps 10.0.2.2 from reaching the host's 127.0.0.1; --enable-sandbox and
-   * --enable-seccomp confine it (it runs as root, without capabilities once set up). It starts with the
-   * stem cell, off the cold path, joins the instance's cgroups and dies with the instance: killed on
-   * every exit path, and ended by its exit descriptor (fd 4) if Nimbus itself dies.
-   */
-  private attachNat(info: Socket, ready: (err?: Error) => void): void {
-    const slirp = this.env.caps.slirp4netns!;
-    let text = '';
-    info.setEncoding('utf8');
-    info.on('error', () => undefined);
-    info.on('data', (d: string) => {
-      text += d;
-      const pid = /"child-pid"\s*:\s*(\d+)/.exec(text)?.[1];
-      if (!pid || this.nat || this.dead) return;
-      const args = [
-        '--configure',
-        '--mtu=65520',
-        '--disable-host-loopback',
-        '--enable-sandbox',
-        '--enable-seccomp',
-        '--ready-fd=3',
-        '--exit-fd=4',
-        '--netns-type=path',
-        `/proc/${pid}/ns/net`,
-        'tap0',
-      ];
-      const closer = this.env.caps.fdCloser;
-      const nat = spawn(closer ?? slirp, closer ? [...closerArgs(4, this.cgroups()), slirp, ...args] : args, {
-        stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
-        env: { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' },
-      });
-      this.nat = nat;
-      let natTail = '';
-      let natReady = false;
-      nat.stderr!.setEncoding('utf8');
-      nat.stderr!.on('data', (e: string) => (natTail = (natTail + e).slice(-1000)));
-      const readyFd = nat.stdio[3] as Socket;
-      readyFd.on('error', () => undefined);
-      readyFd.once('data', () => {
-        natReady = true;
-        ready();
-      });
-      (nat.stdio[4] as Socket).on('error', () => undefined);
-      nat.on('error', (err) => {
-        ready(err);
-        if (!this.dead) this.kill('stop');
-      });
-      nat.on('exit', (code, signal) => {
-        this.nat = null;
-        if (!natReady)
-          ready(new Error(`slirp4netns exited during start (${signal ?? code}): ${natTail.trim()}`));
-        // An instance whose network went away is broken: it goes, and its invocations fail as a crash.
-        if (!this.dead) this.kill('stop');
-      });
     });
   }
 
@@ -377,14 +512,9 @@ export class SandboxInstance {
     return this.child.pid;
   }
 
-  /** The instance's memory and cpu cgroups (those there are): every process of the sandbox joins them. */
-  private cgroups(): string[] {
-    return [this.cgroup, this.cpuCgroup].filter((g): g is string => g !== null);
-  }
-
   /** The slirp4netns process's pid, while it runs (tests and measurements look at it). */
   get natPid(): number | undefined {
-    return this.nat?.pid;
+    return this.child.natPid;
   }
 
   /**
@@ -414,118 +544,6 @@ export class SandboxInstance {
 
   onExitOnce(fn: (inst: SandboxInstance) => void): void {
     this.exitListeners.push(fn);
-  }
-
-  private command(nat: boolean): { cmd: string; args: string[]; uidOpts: { uid?: number; gid?: number } } {
-    const { caps, runtimeFile } = this.env;
-    const heapMB = Math.max(32, Math.floor(this.memoryMB * 0.85));
-    const bw = caps.bwrap !== null;
-    const task = bw ? BWRAP_TASK : this.taskDir;
-    const tmp = bw ? '/tmp' : this.tmpDir;
-    const runtime = bw ? BWRAP_RUNTIME : runtimeFile;
-    const sdk = bw ? PROVIDED_SDK_INSIDE : providedSdkDir(this.env.sandboxRoot);
-    const nodeArgs = [
-      '--experimental-permission',
-      `--allow-fs-read=${task}/*`,
-      `--allow-fs-read=${runtime}`,
-      `--allow-fs-read=${sdk}/*`,
-      `--allow-fs-read=${tmp}/*`,
-      `--allow-fs-write=${tmp}/*`,
-      `--max-old-space-size=${heapMB}`,
-      // Deployed TypeScript is bundled with inline source maps; traces should point at the user's .ts lines.
-      '--enable-source-maps',
-      '--disable-warning=ExperimentalWarning',
-      runtime,
-    ];
-    let cmd = process.execPath;
-    let args = nodeArgs;
-    if (bw) {
-      const nodeDir = dirname(process.execPath);
-      const binds = ['/usr', '/lib', '/lib64', '/lib32', '/bin', '/sbin'];
-      const etc = [
-        '/etc/resolv.conf',
-        '/etc/hosts',
-        '/etc/nsswitch.conf',
-        '/etc/ssl',
-        '/etc/ca-certificates',
-        '/etc/localtime',
-      ];
-      args = [
-        // A network namespace of its own (--unshare-all includes it): only its loopback, plus the NAT
-        // attached for `network: outbound`; never the host's loopback services.
-        '--unshare-all',
-        '--die-with-parent',
-        '--new-session',
-        ...(nat ? ['--info-fd', '4'] : []),
-        ...binds.flatMap((p) => ['--ro-bind-try', p, p]),
-        ...etc.flatMap((p) => ['--ro-bind-try', p, p]),
-        ...(binds.some((b) => nodeDir.startsWith(`${b}/`)) ? [] : ['--ro-bind', nodeDir, nodeDir]),
-        '--ro-bind',
-        this.taskDir,
-        BWRAP_TASK,
-        '--ro-bind',
-        runtimeFile,
-        BWRAP_RUNTIME,
-        // -try: a pool started without the provided SDK (a unit test) runs functions that do not need it.
-        '--ro-bind-try',
-        providedSdkDir(this.env.sandboxRoot),
-        PROVIDED_SDK_INSIDE,
-        ...(this.env.endpointDir ? ['--ro-bind', this.env.endpointDir, BWRAP_ENDPOINT_DIR] : []),
-        // /tmp is a size-limited tmpfs, not the data disk: a function filling it gets ENOSPC and cannot grow the
-        // host's data dir (the function's ephemeralStorage). It counts against the cgroup's memory, so writing
-        // past the memory limit ends the instance as out of memory before ENOSPC (docs/security.md).
-        '--size',
-        String(this.tmpMB * 1024 * 1024),
-        '--tmpfs',
-        '/tmp',
-        '--proc',
-        '/proc',
-        '--dev',
-        '/dev',
-        '--chdir',
-        BWRAP_TASK,
-        '--setenv',
-        'HOME',
-        '/tmp',
-        process.execPath,
-        ...nodeArgs,
-      ];
-      cmd = caps.bwrap!;
-    }
-    const cgroups = this.cgroups();
-    // Join the instance's cgroups before exec so every process of the sandbox is inside its memory limit and
-    // CPU share; as root we must join first and drop privileges after (setpriv), since cgroup files are root's.
-    const drop =
-      cgroups.length > 0 && caps.uid !== null
-        ? ['setpriv', `--reuid=${caps.uid}`, `--regid=${caps.gid}`, '--clear-groups', '--']
-        : [];
-    const uidOpts =
-      cgroups.length === 0 && caps.uid !== null && caps.gid !== null ? { uid: caps.uid, gid: caps.gid } : {};
-    if (caps.fdCloser) {
-      // bwrap needs its info descriptor (fd 4) and closes it before node runs.
-      const keep = nat ? KEEP_FDS + 1 : KEEP_FDS;
-      return {
-        cmd: caps.fdCloser,
-        args: [...closerArgs(keep, cgroups), ...drop, cmd, ...args],
-        uidOpts,
-      };
-    }
-    if (cgroups.length > 0) {
-      const enter = cgroups.map((_, i) => `echo $$ > "$${i}/cgroup.procs"`).join(' && ');
-      return {
-        cmd: '/bin/sh',
-        args: [
-          '-c',
-          `${enter} && shift ${cgroups.length - 1} && exec "$@"`,
-          ...cgroups,
-          ...drop,
-          cmd,
-          ...args,
-        ],
-        uidOpts,
-      };
-    }
-    return { cmd, args, uidOpts };
   }
 
   /** Gives this stem cell a function's code: hard links of the version's files appear in its read-only task dir. */
@@ -673,7 +691,7 @@ export class SandboxInstance {
     }
     if (!this.cgroup) watchMemory(this, false);
     this.channel.close();
-    this.nat?.kill('SIGKILL');
+    this.child.killNat();
     this.cleanup();
     for (const fn of this.exitListeners.splice(0)) fn(this);
   }

@@ -70,7 +70,9 @@ export class StemCellPool {
     const now = Date.now();
     pool.takes.push(now);
     while (pool.takes.length > 0 && pool.takes[0]! < now - RATE_WINDOW_MS) pool.takes.shift();
-    const inst = pool.ready.pop();
+    let inst = pool.ready.pop();
+    // One dying with the spawner is still listed until its exit is reported.
+    while (inst?.dead) inst = pool.ready.pop();
     // Refill a moment later: spawning blocks the event loop for milliseconds (fork), and the cold start
     // that just took this stem cell should get its answer out first.
     setTimeout(() => this.refill(pool), REFILL_DELAY_MS).unref();
