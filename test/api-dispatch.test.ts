@@ -110,6 +110,7 @@ const store: Store = {
   location: ':memory:',
   functions,
   invocations,
+  spans: unused('spans'),
   events: { ...unused('events'), stats: async () => [] } as Store['events'],
   projects: unused('projects'),
   quotas: {

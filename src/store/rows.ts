@@ -7,6 +7,9 @@ import { gbSeconds } from '../metering/price.js';
 import { receiptHandle, sequenceNumber } from './queue-rules.js';
 import type {
   AuditEntry,
+  SpanKindName,
+  SpanStatusName,
+  StoredSpan,
   ChangeContext,
   KeyRole,
   StoredApiKey,
@@ -79,6 +82,7 @@ export interface InvocationRow {
   requests: number;
   /** A number on both backends (PostgreSQL's int8 parser); Number() keeps a string safe too. */
   cost_pico_usd: number | string;
+  trace_id: string | null;
 }
 
 export interface EventRow {
@@ -388,6 +392,7 @@ export const INVOCATION_COLUMNS = [
   'logs',
   'requests',
   'cost_pico_usd',
+  'trace_id',
 ] as const;
 
 /** A record as the values of INVOCATION_COLUMNS; `cold` stays a boolean (SQLite's writer makes it 0/1). */
@@ -412,6 +417,7 @@ export function invocationValues(r: InvocationRecord): (string | number | boolea
     r.logs,
     r.requests,
     r.costPicoUsd,
+    r.traceId ?? null,
   ];
 }
 
@@ -451,6 +457,7 @@ export function toInvocation(r: InvocationRow): StoredInvocation {
     requests: r.requests,
     gbSeconds: gbSeconds(r.billed_ms, r.memory_mb),
     costPicoUsd: Number(r.cost_pico_usd),
+    traceId: r.trace_id,
   };
 }
 
@@ -722,4 +729,71 @@ export function toUsageRows(rows: UsageRowRaw[], by: UsageGroupBy | undefined): 
     }));
   const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
   return out.sort((a, b) => cmp(a.project ?? '', b.project ?? '') || cmp(a.group, b.group));
+}
+
+/** A span as both backends read it: times cast to text in the query, so nanoseconds stay exact. */
+export interface SpanRow {
+  project: string;
+  trace_id: string;
+  span_id: string;
+  parent_span_id: string | null;
+  name: string;
+  kind: string;
+  start_ns: string;
+  end_ns: string;
+  status_code: string;
+  status_message: string | null;
+  attributes: string;
+}
+
+/** The columns a span is written with, in the order spanValues() gives them. */
+export const SPAN_COLUMNS = [
+  'project',
+  'trace_id',
+  'span_id',
+  'parent_span_id',
+  'name',
+  'kind',
+  'start_ns',
+  'end_ns',
+  'status_code',
+  'status_message',
+  'attributes',
+] as const;
+
+/** The SELECT list both backends read spans with (their times as decimal text). */
+export const SPAN_SELECT =
+  'project, trace_id, span_id, parent_span_id, name, kind, CAST(start_ns AS TEXT) AS start_ns, ' +
+  'CAST(end_ns AS TEXT) AS end_ns, status_code, status_message, attributes';
+
+export function spanValues(s: StoredSpan): (string | bigint | null)[] {
+  return [
+    s.project,
+    s.traceId,
+    s.spanId,
+    s.parentSpanId,
+    s.name,
+    s.kind,
+    s.startNs,
+    s.endNs,
+    s.status,
+    s.statusMessage,
+    JSON.stringify(s.attributes),
+  ];
+}
+
+export function toSpan(r: SpanRow): StoredSpan {
+  return {
+    project: r.project,
+    traceId: r.trace_id,
+    spanId: r.span_id,
+    parentSpanId: r.parent_span_id,
+    name: r.name,
+    kind: r.kind as SpanKindName,
+    startNs: BigInt(r.start_ns),
+    endNs: BigInt(r.end_ns),
+    status: r.status_code as SpanStatusName,
+    statusMessage: r.status_message,
+    attributes: JSON.parse(r.attributes) as Record<string, unknown>,
+  };
 }

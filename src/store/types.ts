@@ -140,6 +140,8 @@ export interface InvocationRecord {
   errorType: string | null;
   errorMessage: string | null;
   logs: string;
+  /** The W3C trace id (32 hex) of the invocation's span when tracing is on, else null or absent. */
+  traceId?: string | null;
 }
 
 export interface StoredInvocation extends InvocationRecord {
@@ -189,6 +191,38 @@ export interface InvocationLog {
   oldestStart(project?: string): Promise<number | null>;
   /** Deletes at most `limit` records (their logs with them) that started before `before`; returns how many.
    *  One short statement per call: callers loop over batches so no lock is held for long. */
+  prune(before: number, limit: number): Promise<number>;
+}
+
+export type SpanKindName = 'INTERNAL' | 'SERVER' | 'CLIENT' | 'PRODUCER' | 'CONSUMER';
+export type SpanStatusName = 'UNSET' | 'OK' | 'ERROR';
+
+/** A finished OpenTelemetry span as the local trace store keeps it. */
+export interface StoredSpan {
+  project: string;
+  /** 32 lower-case hex digits. */
+  traceId: string;
+  /** 16 lower-case hex digits; unique within its trace. */
+  spanId: string;
+  parentSpanId: string | null;
+  name: string;
+  kind: SpanKindName;
+  /** Epoch nanoseconds (exact: past 2^53). */
+  startNs: bigint;
+  endNs: bigint;
+  status: SpanStatusName;
+  statusMessage: string | null;
+  /** JSON values: strings, numbers, booleans and arrays of them. */
+  attributes: Record<string, unknown>;
+}
+
+/** Spans kept for the console and GET /v1/traces, pruned with the invocation records. */
+export interface SpanStore {
+  /** Stores a batch in one transaction; a span already stored (trace id, span id) is kept as it was. */
+  write(spans: readonly StoredSpan[]): Promise<void>;
+  /** A project's spans of one trace, by start time (then span id); [] when it has none. */
+  trace(project: string, traceId: string): Promise<StoredSpan[]>;
+  /** Deletes at most `limit` spans that started before `before` (epoch ms); returns how many. */
   prune(before: number, limit: number): Promise<number>;
 }
 
@@ -1140,6 +1174,7 @@ export interface Store {
   readonly location: string;
   readonly functions: FunctionStore;
   readonly invocations: InvocationLog;
+  readonly spans: SpanStore;
   readonly events: EventQueue;
   readonly projects: ProjectStore;
   readonly quotas: QuotaStore;

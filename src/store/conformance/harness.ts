@@ -133,6 +133,7 @@ export function record(over: Partial<InvocationRecord> = {}): InvocationRecord {
     requests: 1,
     gbSeconds: 0,
     costPicoUsd: 204_167,
+    traceId: null,
     ...over,
   };
   // Derived from the stored fields, as the store derives it on reading.

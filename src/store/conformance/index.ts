@@ -14,6 +14,7 @@ import { gatewayKeyStoreConformance } from './gateway-keys.js';
 import { secretStoreConformance } from './secrets.js';
 import { objectStoreConformance } from './objects.js';
 import { scheduleStoreConformance } from './schedules.js';
+import { spanStoreConformance } from './spans.js';
 import { tableStoreConformance } from './tables.js';
 
 export type { HarnessFactory, StoreHarness } from './harness.js';
@@ -26,6 +27,7 @@ export { newObject } from './objects.js';
 export function storeConformance(name: string, make: HarnessFactory): void {
   functionStoreConformance(name, make);
   invocationLogConformance(name, make);
+  spanStoreConformance(name, make);
   eventQueueConformance(name, make);
   projectStoreConformance(name, make);
   nodeRegistryConformance(name, make);

@@ -49,7 +49,7 @@ const INSERT_BATCH = `INSERT INTO invocations (${COLUMNS})
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[],
     $7::double precision[], $8::double precision[], $9::integer[], $10::integer[], $11::bigint[],
     $12::boolean[], $13::double precision[], $14::text[], $15::text[], $16::text[], $17::text[],
-    $18::integer[], $19::bigint[])
+    $18::integer[], $19::bigint[], $20::text[])
   ON CONFLICT (request_id, attempt) DO NOTHING`;
 
 export class PgInvocationLog implements InvocationLog {

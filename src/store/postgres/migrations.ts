@@ -614,6 +614,29 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX gateway_key_usage_by_key ON gateway_key_usage (key_id);
     `,
   },
+  {
+    version: 15,
+    description: 'traces: spans kept for the console and the control API; the trace id of each invocation',
+    sql: `
+      CREATE TABLE spans (
+        project text COLLATE "C" NOT NULL,
+        trace_id text COLLATE "C" NOT NULL,
+        span_id text COLLATE "C" NOT NULL,
+        parent_span_id text COLLATE "C",
+        name text NOT NULL,
+        kind text NOT NULL,
+        start_ns bigint NOT NULL,
+        end_ns bigint NOT NULL,
+        status_code text NOT NULL,
+        status_message text,
+        attributes text NOT NULL,
+        PRIMARY KEY (trace_id, span_id)
+      );
+      CREATE INDEX spans_by_project_trace ON spans (project, trace_id, start_ns);
+      CREATE INDEX spans_by_start ON spans (start_ns);
+      ALTER TABLE invocations ADD COLUMN trace_id text COLLATE "C";
+    `,
+  },
 ];
 
 /** The schema version this build writes; a database with a higher one was written by a newer Nimbus. */

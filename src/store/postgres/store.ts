@@ -13,6 +13,7 @@ import { Db, errorMessage, storeTypes } from './db.js';
 import { PgEventQueue } from './events.js';
 import { PgFunctionStore } from './functions.js';
 import { PgInvocationLog } from './invocations.js';
+import { PgSpanStore } from './spans.js';
 import { migrate } from './migrations.js';
 import { PgObjectStore } from './objects.js';
 import { PgNodeRegistry, PgProjectStore, PgQuotaStore } from './projects.js';
@@ -59,6 +60,7 @@ export class PostgresStore implements Store {
   readonly backend = 'postgresql' as const;
   readonly functions: PgFunctionStore;
   readonly invocations: PgInvocationLog;
+  readonly spans: PgSpanStore;
   readonly events: PgEventQueue;
   readonly projects: PgProjectStore;
   readonly quotas: PgQuotaStore;
@@ -90,6 +92,7 @@ export class PostgresStore implements Store {
   ) {
     this.functions = new PgFunctionStore(db, schema, clock);
     this.invocations = new PgInvocationLog(db, opts);
+    this.spans = new PgSpanStore(db);
     this.events = new PgEventQueue(db, clock);
     this.projects = new PgProjectStore(db, schema, clock);
     this.quotas = new PgQuotaStore(db);

@@ -647,6 +647,29 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX gateway_key_usage_by_key ON gateway_key_usage (key_id);
     `,
   },
+  {
+    version: 16,
+    description: 'traces: spans kept for the console and the control API; the trace id of each invocation',
+    sql: `
+      CREATE TABLE spans (
+        project TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        span_id TEXT NOT NULL,
+        parent_span_id TEXT,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        start_ns INTEGER NOT NULL,
+        end_ns INTEGER NOT NULL,
+        status_code TEXT NOT NULL,
+        status_message TEXT,
+        attributes TEXT NOT NULL,
+        PRIMARY KEY (trace_id, span_id)
+      ) STRICT;
+      CREATE INDEX spans_by_project_trace ON spans (project, trace_id, start_ns);
+      CREATE INDEX spans_by_start ON spans (start_ns);
+      ALTER TABLE invocations ADD COLUMN trace_id TEXT;
+    `,
+  },
 ];
 
 /** The schema version this build writes; a data dir with a higher one was written by a newer Nimbus. */

@@ -11,6 +11,7 @@ import { SqliteCredentialStore } from './credentials.js';
 import { SqliteApiKeyStore, SqliteAuditLog } from './api-keys.js';
 import { SqliteGatewayKeyStore } from './gateway-keys.js';
 import { SqliteSecretStore } from './secrets.js';
+import { SqliteSpanStore } from './spans.js';
 import { SqliteDb } from './db.js';
 import { SqliteEventQueue } from './events.js';
 import { SqliteFunctionStore } from './functions.js';
@@ -49,6 +50,7 @@ export class SqliteStore implements Store {
   readonly location: string;
   readonly functions: SqliteFunctionStore;
   readonly invocations: SqliteInvocationLog;
+  readonly spans: SqliteSpanStore;
   readonly events: SqliteEventQueue;
   readonly projects: SqliteProjectStore;
   readonly quotas: SqliteQuotaStore;
@@ -74,6 +76,7 @@ export class SqliteStore implements Store {
       this.s = new SqliteDb(db, opts.clock ?? systemClock, opts.path);
       this.functions = new SqliteFunctionStore(this.s);
       this.invocations = new SqliteInvocationLog(this.s, opts);
+      this.spans = new SqliteSpanStore(this.s);
       this.events = new SqliteEventQueue(this.s);
       this.projects = new SqliteProjectStore(this.s);
       this.quotas = new SqliteQuotaStore(this.s);
