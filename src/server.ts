@@ -68,6 +68,8 @@ import { ProjectSecrets, SecretUnavailableError } from './security/stored-secret
 import { TtlSweeper } from './tables/ttl.js';
 import { ipOrigin } from './http/origin.js';
 import { Metrics, timedPart } from './observability/metrics.js';
+import { otlpRequested, Tracing } from './observability/tracing.js';
+import { packageVersion } from './cli/format.js';
 import { Health } from './observability/health.js';
 
 export interface StartOptions extends Partial<SettingsInput> {
@@ -165,6 +167,19 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         () => store.close(),
       ),
     );
+    // Off (NIMBUS_TRACES=off and no OTLP endpoint) nothing is built: every hook is undefined.
+    const otlp = otlpRequested();
+    const tracing =
+      settings.traces || otlp
+        ? new Tracing({
+            otlp,
+            ...(settings.traces ? { store: store.spans } : {}),
+            version: packageVersion(),
+            onError,
+          })
+        : undefined;
+    // Started after the store, so stopped before it: the last spans are written at a clean stop.
+    if (tracing) await lifecycle.start(tracing);
     const registry = new FunctionRegistry(store.functions);
     await registry.load();
 
@@ -227,6 +242,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       prices,
       store,
       metrics,
+      tracing,
       registry,
       pool,
       clock,
@@ -342,7 +358,9 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     await lifecycle.startAll(triggers);
     // Expired items go in the background, with their stream records, for as long as the store is open.
     await lifecycle.start(new TtlSweeper({ tables: store.tables, clock, onError }));
-    await lifecycle.start(new InvocationRetention({ log: store.invocations, clock, retentionMs, onError }));
+    await lifecycle.start(
+      new InvocationRetention({ log: store.invocations, spans: store.spans, clock, retentionMs, onError }),
+    );
     // Object bytes under the data dir; what a crash left unreferenced goes in the background.
     const bytes = new FileByteStore(join(dataDir, 'objects'));
     await lifecycle.start(
@@ -421,6 +439,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         clock,
         health,
         ...(metrics ? { metrics } : {}),
+        ...(tracing ? { tracer: tracing } : {}),
       },
       tls,
     );
@@ -475,6 +494,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       },
       health,
       ...(metrics ? { metrics } : {}),
+      ...(tracing ? { tracer: tracing, traces: tracing } : {}),
       region: settings.region,
       accountId: settings.accountId,
       logger: log,
@@ -596,6 +616,7 @@ interface InvokerDeps {
   store: Store;
   /** A second sink after the invocation log, when metrics are on. */
   metrics: Metrics | undefined;
+  tracing: Tracing | undefined;
   registry: FunctionRegistry;
   pool: StemCellPool;
   clock: Clock;
@@ -633,6 +654,7 @@ function createInvoker(settings: Settings, d: InvokerDeps): DefaultInvoker & { c
     onError: d.onError,
     ...(d.awsEnv ? { awsEnv: d.awsEnv } : {}),
     ...(d.environment ? { environment: d.environment } : {}),
+    ...(d.tracing ? { tracer: d.tracing } : {}),
   });
   return Object.assign(invoker, { code });
 }

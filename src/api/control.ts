@@ -39,6 +39,7 @@ import { DEPLOY_BODY } from './limits.js';
 import { listSecrets, putSecret, removeSecret, SECRET_BODY, type SecretDeps } from './secrets.js';
 import type { Route } from './routes.js';
 import { costReport, when, type CostDeps } from './cost.js';
+import { getInvocationTrace, getTrace, type TraceDeps } from './traces.js';
 import { LogPatternError, isEmptyPattern, parseLogPattern } from '../store/log-pattern.js';
 import { INVOCATION_STATUSES, type InvocationQuery, type InvocationStatus } from '../store/types.js';
 
@@ -51,11 +52,13 @@ export interface ControlDeps
     CredentialDeps,
     SecretDeps,
     Omit<KeyDeps, 'store'>,
-    Omit<GatewayKeyDeps, 'registry'> {
+    Omit<GatewayKeyDeps, 'registry'>,
+    Omit<TraceDeps, 'store'> {
   store: Pick<
     Store,
     | 'functions'
     | 'invocations'
+    | 'spans'
     | 'events'
     | 'schedules'
     | 'queues'
@@ -127,6 +130,8 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
     { method: 'GET', path: '/v1/functions/{name}/logs', handler: (c) => logs(d, c) },
     { method: 'GET', path: '/v1/invocations', handler: (c) => invocations(d, c) },
     { method: 'GET', path: '/v1/invocations/{requestId}', handler: (c) => getInvocation(d, c) },
+    { method: 'GET', path: '/v1/invocations/{requestId}/trace', handler: (c) => getInvocationTrace(d, c) },
+    { method: 'GET', path: '/v1/traces/{traceId}', handler: (c) => getTrace(d, c) },
     { method: 'GET', path: '/v1/cost', handler: (c) => costReport(d, c) },
     { method: 'GET', path: '/v1/events', handler: (c) => listEvents(d, c) },
     { method: 'GET', path: '/v1/events/{id}', handler: (c) => getEvent(d, c) },

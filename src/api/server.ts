@@ -41,6 +41,7 @@ import { verifiedBody } from './sigv4-payload.js';
 import { timeOrderedId } from '../ids.js';
 import type { ApiKeys } from '../security/api-keys.js';
 import { isHealthPath, type Health } from '../observability/health.js';
+import type { ApiTracer } from '../observability/tracing.js';
 
 /** The Prometheus exposition: unsigned GET with a bearer key of the operator (see docs/observability.md). */
 export const METRICS_PATH = '/metrics';
@@ -89,6 +90,10 @@ export interface ApiOptions {
   metrics?: { expose(): Promise<{ contentType: string; body: string }> };
   /** /healthz and /readyz, answered without a key. */
   health?: Health;
+  /** Spans for the AWS calls functions make under their trace; absent when tracing is off. */
+  tracer?: ApiTracer;
+  /** Flushes the local span store before GET /v1/traces reads it. */
+  traces?: ControlDeps['traces'];
   /** Where the gateway serves a project's routes (shown by deploy and the functions listing). */
   gatewayUrl?: (project: string) => string;
   /** The gateway's API keys (`nimbus apikey`); without them /v1/api-keys answers 501. */
@@ -134,6 +139,7 @@ interface Listener {
   projects: Pick<Store['projects'], 'get'>;
   metrics: ApiOptions['metrics'];
   health: Health | undefined;
+  tracer: ApiTracer | undefined;
 }
 
 /** The request went away before its body arrived: there is nobody to answer. */
@@ -149,6 +155,7 @@ export function createApiServer(o: ApiOptions, tls?: { cert: Buffer; key: Buffer
     logger: o.logger,
     metrics: o.metrics,
     health: o.health,
+    tracer: o.tracer,
   };
   const handler = (req: IncomingMessage, res: ServerResponse): void =>
     void respond(l, req, res, timeOrderedId());
@@ -227,7 +234,7 @@ function plan(l: Listener, inc: Incoming): Plan {
         ),
         inc,
       );
-      return handleAws(svc, inc, await bodyOf(inc.req, svc.body), principal);
+      return handleAws(l, svc, inc, await bodyOf(inc.req, svc.body), principal);
     },
   };
 }
@@ -259,7 +266,7 @@ function planSigned(l: Listener, inc: Incoming): Plan {
         l.clock.now(),
         scope,
       );
-      return handleAws(svc, inc, body, principal);
+      return handleAws(l, svc, inc, body, principal);
     },
   };
 }
@@ -280,18 +287,20 @@ async function handleStreaming(l: Listener, svc: AwsService, inc: Incoming): Pro
   const decoded = Number(inc.req.headers['x-amz-decoded-content-length']);
   const { body, trailers } = verifiedBody(inc.req, seed, Number.isSafeInteger(decoded) ? decoded : undefined);
   const { method, url, requestId, rawPath } = inc;
-  return svc.handleStream!(
-    {
-      method,
-      url,
-      rawPath,
-      headers: inc.req.headers,
-      body,
-      trailers,
-      requestId,
-      ...(inc.req.socket.remoteAddress ? { sourceIp: inc.req.socket.remoteAddress } : {}),
-    },
-    principal,
+  return traced(l, svc, inc, principal, () =>
+    svc.handleStream!(
+      {
+        method,
+        url,
+        rawPath,
+        headers: inc.req.headers,
+        body,
+        trailers,
+        requestId,
+        ...(inc.req.socket.remoteAddress ? { sourceIp: inc.req.socket.remoteAddress } : {}),
+      },
+      principal,
+    ),
   );
 }
 
@@ -380,9 +389,48 @@ async function actingIn(l: Listener, principal: Principal, inc: Incoming): Promi
   return { ...principal, project: named };
 }
 
-function handleAws(svc: AwsService, inc: Incoming, body: Buffer, principal: Principal): Promise<Reply> {
+function handleAws(
+  l: Listener,
+  svc: AwsService,
+  inc: Incoming,
+  body: Buffer,
+  principal: Principal,
+): Promise<Reply> {
   const { method, url, requestId } = inc;
-  return svc.handle({ method, url, headers: inc.req.headers, body, requestId, signal: inc.gone }, principal);
+  return traced(l, svc, inc, principal, () =>
+    svc.handle({ method, url, headers: inc.req.headers, body, requestId, signal: inc.gone }, principal),
+  );
+}
+
+/** A call that carries a trace context (a function's SDK sends its _X_AMZN_TRACE_ID) gets a span in it. */
+async function traced(
+  l: Listener,
+  svc: AwsService,
+  inc: Incoming,
+  principal: Principal,
+  run: () => Promise<Reply>,
+): Promise<Reply> {
+  const t = l.tracer?.awsCall(inc.req.headers, svc.title, operationOf(inc), principal.project, inc.requestId);
+  if (!t) return run();
+  try {
+    const r = await run();
+    t.end(r.status);
+    return r;
+  } catch (err) {
+    t.end(err instanceof ApiError ? err.status : 500);
+    throw err;
+  }
+}
+
+/** The operation a call names: X-Amz-Target's (DynamoDB, SQS's JSON protocol), else its method. */
+function operationOf(inc: Incoming): string {
+  const target = inc.req.headers['x-amz-target'];
+  if (typeof target === 'string') {
+    const dot = target.lastIndexOf('.');
+    return target.slice(dot + 1);
+  }
+  const action = inc.url.searchParams.get('Action');
+  return action ?? inc.method;
 }
 
 function faceOf(svc: AwsService, inc: Incoming): Face {

@@ -66,6 +66,8 @@ export const SettingsSchema = z.strictObject({
   queueing: z.boolean().default(true),
   /** Prometheus metrics at the control listener's /metrics; off takes every counter off the hot path. */
   metrics: z.boolean().default(true),
+  /** Spans kept in the store (console, GET /v1/traces); OTLP export is on when OTEL_EXPORTER_OTLP_*ENDPOINT is set. */
+  traces: z.boolean().default(true),
   /** First retry of a failed async invocation after this long, doubling per retry (Lambda: about 1 min). */
   retryBaseMs: z.coerce.number().int().min(1).max(3_600_000).default(60_000),
   /** Failed async events are kept this many days after they were accepted (or replayed). */
@@ -149,6 +151,7 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   scaleOutBurst: 'NIMBUS_SCALE_OUT_BURST',
   queueing: 'NIMBUS_QUEUEING',
   metrics: 'NIMBUS_METRICS',
+  traces: 'NIMBUS_TRACES',
   retryBaseMs: 'NIMBUS_RETRY_BASE_MS',
   scheduleCatchUp: 'NIMBUS_SCHEDULE_CATCH_UP',
   failedEventRetentionDays: 'NIMBUS_FAILED_EVENT_RETENTION_DAYS',
@@ -177,6 +180,7 @@ const BOOLEAN_SETTINGS = new Set<keyof Settings>([
   'disableCgroup',
   'queueing',
   'metrics',
+  'traces',
   'freeTier',
   'accessLog',
 ]);

@@ -2,6 +2,7 @@
 // function's environment, X-Amzn-Trace-Id on the requests the AWS SDK makes from there), with a Lineage
 // field that counts how often the chain has passed through each function. Nimbus reads it to stop
 // recursive loops: an event that would pass through the same function more than MAX_LINEAGE times is not run.
+// Root and Parent are the W3C trace's ids in X-Ray's form (observability/tracing.ts).
 import { createHash } from 'node:crypto';
 import { randomHex } from '../ids.js';
 
@@ -23,7 +24,13 @@ export function continueTrace(
   const key = lineageKey(fn);
   const count = (lineage.get(key) ?? 0) + 1;
   lineage.set(key, count);
-  const parts = [`Root=${root}`, `Parent=${randomHex(8)}`, `Sampled=0`];
+  // The caller's span stays the parent (with tracing on, the invocation's span is its child); a new trace
+  // has none, which tells tracing to start a root there.
+  const parent = fields.get('Parent');
+  const parts = [`Root=${root}`];
+  if (parent !== undefined && /^[0-9a-f]{16}$/.test(parent)) {
+    parts.push(`Parent=${parent}`, `Sampled=${fields.get('Sampled') === '1' ? 1 : 0}`);
+  } else parts.push('Sampled=0');
   parts.push(`Lineage=${[...lineage].map(([k, n]) => `${k}:${n}`).join('|')}`);
   return { header: parts.join(';'), count };
 }

@@ -28,6 +28,7 @@ import { Throttles } from './throttle.js';
 import { JwtVerifier } from './jwt.js';
 import { identityValue, LambdaAuthorizers } from './lambda-authorizer.js';
 import type { GatewayObserver } from '../observability/metrics.js';
+import type { GatewayTracer, RequestTrace } from '../observability/tracing.js';
 import { isHealthPath, type Health } from '../observability/health.js';
 import { projectOfHost } from './hosts.js';
 import { periodEnd, type Quota } from './quotas.js';
@@ -57,6 +58,8 @@ export interface GatewayOptions {
   logger?: { warn(obj: object, msg: string): void };
   /** Told every answered request's route and status (metrics); none when metrics are off. */
   metrics?: GatewayObserver;
+  /** A span per request (not health probes), the invocation's parent; none when tracing is off. */
+  tracer?: GatewayTracer;
   /** Told every answered request (not health probes); absent when request lines are off. */
   accessLog?: (e: AccessEntry) => void;
   /** Answers GET /healthz and /readyz when no route of the project matches them: user routes win. */
@@ -115,6 +118,7 @@ class Gateway {
   private readonly jwt: JwtVerifier;
   private readonly lambdaAuthorizers: LambdaAuthorizers;
   private readonly metrics: GatewayObserver | undefined;
+  private readonly tracer: GatewayTracer | undefined;
   private readonly accessLog: ((e: AccessEntry) => void) | undefined;
   private readonly health: Health | undefined;
   private readonly apiKeys: GatewayOptions['apiKeys'];
@@ -136,6 +140,7 @@ class Gateway {
     this.accountId = o.accountId ?? '000000000000';
     this.logger = o.logger;
     this.metrics = o.metrics;
+    this.tracer = o.tracer;
     this.accessLog = o.accessLog;
     this.health = o.health;
     this.apiKeys = o.apiKeys;
@@ -156,6 +161,8 @@ class Gateway {
     let match: RouteMatch | undefined;
     // Health probes (a load balancer's, every few seconds) are not counted among the gateway's requests.
     let probe = false;
+    let trace: RequestTrace | undefined;
+    let project = this.project;
     try {
       const method = req.method ?? 'GET';
       let url = req.url ?? '/';
@@ -171,10 +178,12 @@ class Gateway {
         return;
       }
 
-      const project = projectOfHost(req.headers.host, this.domain, this.project);
+      project = projectOfHost(req.headers.host, this.domain, this.project);
       // An unknown project and one without routes look alike (404): a host tells nobody which projects exist.
       const router = this.router(project);
       match = router?.match(method, path);
+      if (this.tracer && (match || !isHealthPath(path)))
+        trace = this.tracer.request(req.headers, method, path, clientIp(req));
       const origin = req.headers.origin;
       if (method === 'OPTIONS' && origin !== undefined) {
         const asked = req.headers['access-control-request-method'];
@@ -288,6 +297,9 @@ class Gateway {
         event,
         trigger: 'http',
         requestId,
+        parent: trace?.parent,
+        // The function's own OpenTelemetry SDK continues the trace from the event's traceparent.
+        propagate: trace && ((tp) => setTraceparent(event, tp)),
         checkPayload: (payload) => {
           response = v1 ? mapResultV1(payload, requestId) : mapResultV2(payload, requestId);
           return response.problem;
@@ -322,6 +334,7 @@ class Gateway {
         res.destroy();
       }
     } finally {
+      trace?.end(project, match, res.statusCode);
       // A request whose client went away before an answer started is not counted.
       if (this.metrics && res.headersSent && !probe) this.metrics.request(match, res.statusCode);
       if (this.accessLog && res.headersSent && !probe) {
@@ -484,6 +497,12 @@ class Gateway {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The invocation span's traceparent in the event, replacing the client's (whose trace it continues). */
+function setTraceparent(event: HttpApiEventV1 | HttpApiEventV2, traceparent: string): void {
+  event.headers['traceparent'] = traceparent;
+  if (event.version === '1.0') event.multiValueHeaders['traceparent'] = [traceparent];
+}
 
 function failureStatus(o: InvokeOutcome): [number, string] {
   switch (o.status) {

@@ -20,7 +20,10 @@ import type { CodeCache } from './code-cache.js';
 import { refKey, type FunctionRegistry } from './registry.js';
 import {
   MALFORMED_RESPONSE,
+  type ColdTimes,
   type InvocationSink,
+  type InvocationTrace,
+  type InvokeTracer,
   type InvokeOutcome,
   type InvokeRequest,
   type Invoker,
@@ -55,6 +58,13 @@ export interface InvokerOptions {
   /** The function's environment as an instance gets it (its secret references replaced by their values),
    *  asked at each instance start. Without it, the manifest's values as they are. */
   environment?: (fv: FunctionVersion) => Promise<EnvironmentResult>;
+  /** Spans for invocations, admission and cold starts; absent when tracing is off. */
+  tracer?: InvokeTracer;
+}
+
+/** An invocation with its span, when tracing is on. */
+interface TracedRequest extends InvokeRequest {
+  trace?: InvocationTrace;
 }
 
 /** An instance's environment, or why it cannot be had (a message for the caller: never a secret's value). */
@@ -119,7 +129,19 @@ export class DefaultInvoker implements Invoker {
     setImmediate(() => this.tick());
   }
 
-  async invoke(req: InvokeRequest): Promise<InvokeOutcome> {
+  invoke(req: InvokeRequest): Promise<InvokeOutcome> {
+    return this.o.tracer ? this.traced(req, this.o.tracer) : this.run(req);
+  }
+
+  private async traced(req: InvokeRequest, tracer: InvokeTracer): Promise<InvokeOutcome> {
+    const requestId = req.requestId ?? timeOrderedId();
+    const trace = tracer.invocation(req, requestId);
+    const outcome = await this.run({ ...req, requestId, trace });
+    trace.end(outcome);
+    return outcome;
+  }
+
+  private async run(req: TracedRequest): Promise<InvokeOutcome> {
     const requestId = req.requestId ?? timeOrderedId();
     const start = this.clock.now();
     const t0 = performance.now();
@@ -142,6 +164,8 @@ export class DefaultInvoker implements Invoker {
       info = this.versions.get(key) ?? info;
       const slots = this.o.queueing === false ? 0 : queueSlots(info.warmMs, info.coldMs);
       const a = this.scaler.acquire(key, this.clock.now(), slots);
+      req.trace?.admitted(a.kind, performance.now(), a.kind === 'throttle' ? a.reason : undefined);
+      const cold = a.kind === 'cold' ? req.trace?.coldTimes() : undefined;
       if (a.kind === 'throttle') return this.throttled(req, requestId, fv, start, a.reason);
       let inst: SandboxInstance | undefined;
       let init: FunctionInit | undefined;
@@ -151,7 +175,11 @@ export class DefaultInvoker implements Invoker {
           // The process, its AWS credentials and its environment, all before anyone may send to it: overlapping
           // invocations (perInstance > 1) wait on `starting`, which settles after this path resumes, so the
           // first frame the instance receives is the one carrying init.
-          const prepared = Promise.all([this.startInstance(a.instance, fv), this.awsOf(fv), this.envOf(fv)]);
+          const prepared = Promise.all([
+            this.startInstance(a.instance, fv, cold),
+            this.awsOf(fv),
+            this.envOf(fv),
+          ]);
           const starting = prepared.then(([i, , e]) => (e.ok ? i : undefined));
           // Awaited only by overlapping invocations, if any; this path reports a failed start itself.
           starting.catch(() => undefined);
@@ -201,8 +229,10 @@ export class DefaultInvoker implements Invoker {
         deadline: Date.now() + fv.config.timeout * 1000,
         init,
         clientContext: req.clientContext,
-        traceId: req.traceId,
+        traceId: req.trace ? req.trace.header : req.traceId,
       };
+      if (req.trace) req.propagate?.(req.trace.traceparent);
+      if (cold && init) cold.sent = performance.now();
       const result = await inst.invoke(msg, fv.config.timeout);
       const healthy = result.kind === 'ok' || result.kind === 'error';
       if (!healthy && !inst.dead) inst.stop();
@@ -298,15 +328,18 @@ export class DefaultInvoker implements Invoker {
     this.tick();
   }
 
-  private async startInstance(id: string, fv: FunctionVersion): Promise<SandboxInstance> {
+  private async startInstance(id: string, fv: FunctionVersion, times?: ColdTimes): Promise<SandboxInstance> {
     // Until linked, the code must not be collected by a deploy that superseded this version meanwhile.
     const release = this.o.code.hold(fv.codeSha256);
     let inst: SandboxInstance;
     try {
       const code = await this.o.code.tree(fv.codeSha256);
+      if (times) times.poolStart = performance.now();
       inst = await this.o.pool.acquire(fv.config.memory, fv.config.ephemeralStorage, fv.config.network);
+      if (times) times.linkStart = times.poolEnd = performance.now();
       try {
         await inst.assign(versionKey(fv), code, fv.config.perInstanceConcurrency ?? 1);
+        if (times) times.linkEnd = performance.now();
       } catch (err) {
         inst.stop();
         throw err;
@@ -476,7 +509,7 @@ export class DefaultInvoker implements Invoker {
   }
 
   private throttled(
-    req: InvokeRequest,
+    req: TracedRequest,
     requestId: string,
     fv: FunctionVersion,
     start: number,
@@ -551,7 +584,7 @@ export class DefaultInvoker implements Invoker {
   }
 
   private record(
-    req: InvokeRequest,
+    req: TracedRequest,
     o: InvokeOutcome,
     start: number,
     fv: FunctionVersion,
@@ -585,6 +618,7 @@ export class DefaultInvoker implements Invoker {
       errorType: o.error?.errorType ?? null,
       errorMessage: o.error?.errorMessage ?? null,
       logs: o.logs,
+      traceId: req.trace ? req.trace.traceId : null,
     };
     o.record = rec;
     for (const sink of this.o.sinks) {

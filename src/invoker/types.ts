@@ -21,8 +21,13 @@ export interface InvokeRequest {
   requestId?: string;
   /** 1 unless this is a retry of an event. */
   attempt?: number;
-  /** The X-Ray trace header the function sees as _X_AMZN_TRACE_ID. */
+  /** The X-Ray trace header the function sees as _X_AMZN_TRACE_ID (with tracing on, its Root, Parent and
+   *  Sampled are the invocation span's, and a Parent here is that span's parent when `parent` is absent). */
   traceId?: string;
+  /** The span the invocation's span is a child of (the gateway request's), when tracing is on. */
+  parent?: TraceParent;
+  /** Told the invocation's W3C traceparent before the event is sent, to put it into the event (HTTP). */
+  propagate?: (traceparent: string) => void;
   clientContext?: unknown;
   /** Why the caller cannot use an ok answer's payload (the gateway: a malformed HTTP response), or
    *  undefined. A reason turns the invocation into an error of type Nimbus.MalformedResponse. */
@@ -55,6 +60,47 @@ export const MALFORMED_RESPONSE = 'Nimbus.MalformedResponse';
 
 export interface Invoker {
   invoke(req: InvokeRequest): Promise<InvokeOutcome>;
+}
+
+/** A span context as plain data, so the invoker needs no OpenTelemetry types. */
+export interface TraceParent {
+  /** 32 lower-case hex digits. */
+  traceId: string;
+  /** 16 lower-case hex digits. */
+  spanId: string;
+  sampled: boolean;
+  /** The client's tracestate, passed on untouched. */
+  traceState?: string;
+}
+
+/** Tracing as the invoker reports to it (observability/tracing.ts); absent when tracing is off. */
+export interface InvokeTracer {
+  invocation(req: InvokeRequest, requestId: string): InvocationTrace;
+}
+
+/** Timestamps the invoker takes on a cold start, performance.now() ms. */
+export interface ColdTimes {
+  start: number;
+  poolStart?: number;
+  poolEnd?: number;
+  linkStart?: number;
+  linkEnd?: number;
+  /** When the first invocation (carrying init) was sent to the process. */
+  sent?: number;
+}
+
+/** One invocation's span (recording or not: an unsampled one still has ids to pass on). */
+export interface InvocationTrace {
+  readonly traceId: string;
+  /** What the function sees as _X_AMZN_TRACE_ID. */
+  readonly header: string;
+  /** The W3C form of the invocation span, for the event's traceparent header. */
+  readonly traceparent: string;
+  /** The scaler's answer, at performance.now() `at`; a cold one starts the cold start's timing. */
+  admitted(kind: 'warm' | 'cold' | 'throttle', at: number, reason?: string): void;
+  /** The cold start's timing to fill in, after admitted('cold') of a recorded span; else undefined. */
+  coldTimes(): ColdTimes | undefined;
+  end(outcome: InvokeOutcome): void;
 }
 
 /** Receives every invocation record, on the hot path: it must not throw and must not block. */

@@ -3,10 +3,12 @@
 // lock for long or keeps a request waiting.
 import type { Clock, Timer } from '../clock/clock.js';
 import type { Component } from '../component.js';
-import type { InvocationLog } from '../store/types.js';
+import type { InvocationLog, SpanStore } from '../store/types.js';
 
 export interface RetentionOptions {
   log: Pick<InvocationLog, 'prune'>;
+  /** Spans go with the invocations they belong to, after the same retention. */
+  spans?: Pick<SpanStore, 'prune'>;
   clock: Clock;
   retentionMs: number;
   /** Records per delete statement. Default 1000. */
@@ -73,8 +75,14 @@ export class InvocationRetention implements Component {
 
   private async run(): Promise<void> {
     const before = this.o.clock.now() - this.o.retentionMs;
+    await this.prune((n) => this.o.log.prune(before, n));
+    const spans = this.o.spans;
+    if (spans) await this.prune((n) => spans.prune(before, n));
+  }
+
+  private async prune(batch: (limit: number) => Promise<number>): Promise<void> {
     while (!this.stopped) {
-      const n = await this.o.log.prune(before, this.batch);
+      const n = await batch(this.batch);
       if (n < this.batch) return;
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
