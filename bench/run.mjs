@@ -13,11 +13,13 @@ import { runGateway } from './gateway.mjs';
 import { runS3 } from './s3.mjs';
 import { runS3Multipart } from './s3-multipart.mjs';
 import { runMetrics } from './metrics.mjs';
+import { runTracing } from './tracing.mjs';
 import { saveResult } from './lib.mjs';
 
 const only = new Set(
   (
-    process.env.BENCH_ONLY ?? 'core,peers,scale,spawn,events,dynamodb,sdk,sqs,gateway,s3,s3-multipart,metrics'
+    process.env.BENCH_ONLY ??
+    'core,peers,scale,spawn,events,dynamodb,sdk,sqs,gateway,s3,s3-multipart,metrics,tracing'
   ).split(','),
 );
 const summary = {};
@@ -33,6 +35,7 @@ if (only.has('gateway')) summary.gateway = await runGateway();
 if (only.has('s3')) summary.s3 = await runS3();
 if (only.has('s3-multipart')) summary.s3Multipart = await runS3Multipart();
 if (only.has('metrics')) summary.metrics = await runMetrics();
+if (only.has('tracing')) summary.tracing = await runTracing();
 
 const core = summary.core;
 const peers = summary.peers;

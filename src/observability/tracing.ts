@@ -76,6 +76,8 @@ const ATTR_THROTTLE_REASON = 'nimbus.throttle_reason';
 const ATTR_ATTEMPT = 'nimbus.attempt';
 const ATTR_BILLED_MS = 'nimbus.billed_ms';
 
+const SERVER = { kind: SpanKind.SERVER };
+
 /** OpenTelemetry's faas.trigger for each of Nimbus's triggers. */
 const FAAS_TRIGGER: Record<Trigger, string> = {
   http: 'http',
@@ -185,18 +187,13 @@ export class Tracing implements InvokeTracer, GatewayTracer, ApiTracer, Componen
 
   request(headers: IncomingHttpHeaders, method: string, path: string, clientIp: string): RequestTrace {
     const ctx = extractW3c(headers);
-    const span = this.tracer.startSpan(
-      method,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          [ATTR_HTTP_REQUEST_METHOD]: method,
-          [ATTR_URL_PATH]: path,
-          [ATTR_CLIENT_ADDRESS]: clientIp,
-        },
-      },
-      ctx,
-    );
+    // Attributes only on a recording span: the SDK copies and checks any given at start, sampled or not.
+    const span = this.tracer.startSpan(method, SERVER, ctx);
+    if (span.isRecording()) {
+      span.setAttribute(ATTR_HTTP_REQUEST_METHOD, method);
+      span.setAttribute(ATTR_URL_PATH, path);
+      span.setAttribute(ATTR_CLIENT_ADDRESS, clientIp);
+    }
     const sc = span.spanContext();
     const parent: TraceParent = {
       traceId: sc.traceId,
@@ -268,7 +265,8 @@ class Invocation implements InvocationTrace {
   readonly header: string;
   readonly traceparent: string;
   private readonly span: Span;
-  private readonly ctx: Context;
+  /** The invocation span as a parent, made when a child span needs it. */
+  private ctxOf: Context | undefined;
   private readonly project: string;
   private cold: ColdTimes | undefined;
 
@@ -279,23 +277,18 @@ class Invocation implements InvocationTrace {
   ) {
     const parent = req.parent ? contextOf(req.parent) : parentOfXray(req.traceId);
     this.project = req.fn.project;
-    this.span = tracer.startSpan(
-      req.fn.name,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          [ATTR_FAAS_NAME]: req.fn.name,
-          [ATTR_FAAS_TRIGGER]: FAAS_TRIGGER[req.trigger],
-          [ATTR_FAAS_INVOCATION_ID]: requestId,
-          [ATTR_PROJECT]: req.fn.project,
-          [ATTR_REQUEST_ID]: requestId,
-          [ATTR_TRIGGER]: req.trigger,
-          [ATTR_ATTEMPT]: req.attempt ?? 1,
-        },
-      },
-      parent,
-    );
-    this.ctx = trace.setSpan(ROOT_CONTEXT, this.span);
+    const span = (this.span = tracer.startSpan(req.fn.name, SERVER, parent));
+    if (span.isRecording()) {
+      span.setAttributes({
+        [ATTR_FAAS_NAME]: req.fn.name,
+        [ATTR_FAAS_TRIGGER]: FAAS_TRIGGER[req.trigger],
+        [ATTR_FAAS_INVOCATION_ID]: requestId,
+        [ATTR_PROJECT]: req.fn.project,
+        [ATTR_REQUEST_ID]: requestId,
+        [ATTR_TRIGGER]: req.trigger,
+        [ATTR_ATTEMPT]: req.attempt ?? 1,
+      });
+    }
     const sc = this.span.spanContext();
     const sampled = (sc.traceFlags & TraceFlags.SAMPLED) !== 0;
     this.traceId = sc.traceId;
@@ -309,6 +302,11 @@ class Invocation implements InvocationTrace {
 
   admitted(kind: 'warm' | 'cold' | 'throttle', at: number, reason?: string): void {
     if (!this.span.isRecording()) return;
+    // A warm admission says nothing a span would add: it is an attribute of the invocation's span.
+    if (kind === 'warm') {
+      this.span.setAttribute(ATTR_ADMISSION, kind);
+      return;
+    }
     const s = this.tracer.startSpan(
       'admission',
       {
@@ -319,11 +317,15 @@ class Invocation implements InvocationTrace {
           ...(reason ? { [ATTR_THROTTLE_REASON]: reason } : {}),
         },
       },
-      this.ctx,
+      this.ctx(),
     );
     if (reason) s.setStatus({ code: SpanStatusCode.ERROR, message: reason });
     s.end();
     if (kind === 'cold') this.cold = { start: at };
+  }
+
+  private ctx(): Context {
+    return (this.ctxOf ??= trace.setSpan(ROOT_CONTEXT, this.span));
   }
 
   coldTimes(): ColdTimes | undefined {
@@ -357,7 +359,7 @@ class Invocation implements InvocationTrace {
     const end = initEnd ?? t.sent ?? t.linkEnd ?? t.poolEnd ?? t.start;
     // Every span names its project: a batch may hold a child without its parent.
     const attributes = { [ATTR_PROJECT]: this.project };
-    const cold = this.tracer.startSpan('cold start', { startTime: t.start, attributes }, this.ctx);
+    const cold = this.tracer.startSpan('cold start', { startTime: t.start, attributes }, this.ctx());
     const under = trace.setSpan(ROOT_CONTEXT, cold);
     const step = (name: string, from: number | undefined, to: number | undefined): void => {
       if (from === undefined || to === undefined) return;
