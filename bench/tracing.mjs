@@ -4,7 +4,7 @@
 // keeps spans in the local store and exports them over OTLP/HTTP to a receiver in its own process. Runs are
 // interleaved (the order rotates each round) so that drift on a shared machine falls on all three alike.
 // Figures, not pass/fail.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
