@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BACKENDS, eventually, FIXTURES, startTestNimbus, type TestNimbus } from './helpers.js';
+import { BACKENDS, eventually, FIXTURES, runNimbus, startTestNimbus, type TestNimbus } from './helpers.js';
 
 /** A span as the OTLP receiver decoded it. */
 interface OtlpSpan {
@@ -360,6 +360,29 @@ describe.each(BACKENDS)('traces on %s', (backend) => {
     const root = stored.spans.find((s) => s.name === 'echo')!;
     expect(root.parentSpanId).toBeNull();
     expect(root.attributes).toMatchObject({ 'faas.trigger': 'other', 'nimbus.trigger': 'event' });
+  });
+
+  it('shows a trace as a waterfall with nimbus trace, by request id and trace id', async () => {
+    const res = await fetch(`${n.gatewayUrl}/fail`);
+    const requestId = res.headers.get('x-nimbus-request-id')!;
+    const cli = (args: string[]) => runNimbus({ NIMBUS_API_URL: n.apiUrl, NIMBUS_API_KEY: n.apiKey }, args);
+    const shown = await eventually(async () => {
+      const r = await cli(['trace', requestId]);
+      return r.code === 0 ? r : undefined;
+    });
+    const lines = shown.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^trace [0-9a-f]{32}: \d+ spans, [\d.]+ ms$/);
+    // The invocation is indented under the gateway request, and carries its error.
+    expect(lines[1]).toMatch(/^GET \/fail +[\d.]+ ms {2}\|█/);
+    expect(lines[2]).toMatch(/^ {2}fail +[\d.]+ ms {2}\|.*█.*\| {2}ERROR Error: boom$/);
+    const traceId = lines[0]!.split(' ')[1]!.replace(':', '');
+    const json = await cli(['trace', traceId, '--json']);
+    expect(json.code).toBe(0);
+    expect((JSON.parse(json.stdout) as ApiTrace).spans.map((s) => s.name)).toContain('fail');
+    const missing = await cli(['trace', hex(32)]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toMatch(/not found/);
   });
 
   it('answers the trace API in the caller project only, with JSON errors', async () => {

@@ -187,6 +187,25 @@ export interface LogRecord {
   version: string;
 }
 
+/** One span of GET /v1/traces/{traceId} (see docs/api.md). */
+export interface SpanView {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | null;
+  name: string;
+  kind: string;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+  durationMs: number;
+  status: { code: 'OK' | 'ERROR' | 'UNSET'; message?: string };
+  attributes: Record<string, unknown>;
+}
+
+export interface TraceView {
+  traceId: string;
+  spans: SpanView[];
+}
+
 /** A full invocation record as /v1/invocations shows it. */
 export interface InvocationView extends LogRecord {
   project: string;
@@ -491,6 +510,14 @@ export class NimbusClient {
     if (q.all) p.set('all', 'true');
     const qs = p.size > 0 ? `?${p}` : '';
     return this.#json<CostReport>('GET', `/v1/cost${qs}`);
+  }
+
+  /** A trace's spans by start time: by trace id (32 hex digits), or of the invocation with this request id. */
+  async trace(id: string): Promise<TraceView> {
+    const path = /^[0-9a-fA-F]{32}$/.test(id)
+      ? `/v1/traces/${id}`
+      : `/v1/invocations/${encodeURIComponent(id)}/trace`;
+    return this.#json<TraceView>('GET', path);
   }
 
   /** The project's invocation records, newest first (GET /v1/invocations). */

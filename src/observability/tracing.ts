@@ -29,6 +29,9 @@ import {
 import {
   BasicTracerProvider,
   BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  type Sampler,
   type ReadableSpan,
   type SpanExporter,
   type SpanProcessor,
@@ -77,6 +80,7 @@ const ATTR_ATTEMPT = 'nimbus.attempt';
 const ATTR_BILLED_MS = 'nimbus.billed_ms';
 
 const SERVER = { kind: SpanKind.SERVER };
+export const DEFAULT_SAMPLE_RATIO = 0.1;
 
 /** OpenTelemetry's faas.trigger for each of Nimbus's triggers. */
 const FAAS_TRIGGER: Record<Trigger, string> = {
@@ -101,6 +105,18 @@ export interface TracingOptions {
   onError?: (err: unknown, context: string) => void;
   /** For tests: extra processors (an in-memory exporter). */
   processors?: SpanProcessor[];
+  /** The share of new traces sampled when OTEL_TRACES_SAMPLER is unset (parent-based). Default 0.1. */
+  defaultRatio?: number;
+}
+
+/**
+ * Nimbus's sampler when OTEL_TRACES_SAMPLER is unset: one new trace in ten, a client's decision followed.
+ * The SDK's own default (every trace) costs a warm request about half again its CPU once spans are stored
+ * (bench/tracing.mjs); set OTEL_TRACES_SAMPLER=parentbased_always_on to keep every trace.
+ */
+function defaultSampler(ratio: number, env: NodeJS.ProcessEnv): Sampler | undefined {
+  if ((env['OTEL_TRACES_SAMPLER'] ?? '').trim() !== '') return undefined;
+  return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
 }
 
 /** Whether the environment asks for OTLP export: an endpoint is named and the exporter is not switched off. */
@@ -169,7 +185,12 @@ export class Tracing implements InvokeTracer, GatewayTracer, ApiTracer, Componen
       )
       // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win over the defaults.
       .merge(detectResources({ detectors: [envDetector] }));
-    this.provider = new BasicTracerProvider({ resource, spanProcessors: processors });
+    const sampler = defaultSampler(o.defaultRatio ?? DEFAULT_SAMPLE_RATIO, process.env);
+    this.provider = new BasicTracerProvider({
+      resource,
+      spanProcessors: processors,
+      ...(sampler ? { sampler } : {}),
+    });
     this.tracer = this.provider.getTracer('nimbus');
   }
 

@@ -20,6 +20,7 @@ import secret from './secret.js';
 import tableCmd from './table.js';
 import up from './up.js';
 import init from './init.js';
+import trace from './trace.js';
 
 /** In the order `nimbus --help` lists them. */
 export const commands: Command[] = [
@@ -30,6 +31,7 @@ export const commands: Command[] = [
   ls,
   info,
   logs,
+  trace,
   cost,
   events,
   event,
