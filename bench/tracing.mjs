@@ -5,7 +5,7 @@
 // interleaved (the order rotates each round) so that drift on a shared machine falls on all three alike.
 // Figures, not pass/fail.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, ROOT, autocannon, machine, saveResult, sleep, startJsonProcess, stop } from './lib.mjs';
@@ -28,10 +28,13 @@ export async function runTracing() {
       for (let round = 0; round < ROUNDS; round++) {
         const order = SETTINGS.map((_, i) => SETTINGS[(i + round) % SETTINGS.length]);
         for (const s of order) {
+          const cpu0 = cpuMs(nodes[s].proc.pid);
           const r = autocannon(nodes[s].url, { connections: CONNECTIONS, duration: DURATION });
+          // CPU the Nimbus process spent per answered request: less swayed by a busy machine than req/s.
+          r.cpuUsPerRequest = Math.round(((cpuMs(nodes[s].proc.pid) - cpu0) * 1000) / Math.max(1, r.total));
           runs[s].push(r);
           console.log(
-            `[tracing ${s}] warm: ${r.reqPerSec} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, non-2xx ${r.non2xx}`,
+            `[tracing ${s}] warm: ${r.reqPerSec} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, non-2xx ${r.non2xx}, ${r.cpuUsPerRequest} µs CPU/request`,
           );
         }
       }
@@ -44,10 +47,15 @@ export async function runTracing() {
     rmSync(work, { recursive: true, force: true });
   }
   const mean = (rs, k) => Math.round(rs.reduce((s, r) => s + r[k], 0) / rs.length);
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   for (const s of SETTINGS)
     result[s] = { reqPerSec: mean(runs[s], 'reqPerSec'), p50: mean(runs[s], 'p50'), runs: runs[s] };
   const cost = (s) => Math.round((1 - result[s].reqPerSec / result.off.reqPerSec) * 1000) / 10;
   result.costPercent = { sampled10: cost('sampled10'), sampled100: cost('sampled100') };
+  const cpu = Object.fromEntries(SETTINGS.map((s) => [s, median(runs[s].map((r) => r.cpuUsPerRequest))]));
+  const cpuCost = (s) => Math.round((cpu[s] / cpu.off - 1) * 1000) / 10;
+  result.cpuUsPerRequest = cpu;
+  result.cpuCostPercent = { sampled10: cpuCost('sampled10'), sampled100: cpuCost('sampled100') };
   result.hotPath = {
     unsampledNs: await hotPathCost('always_off'),
     sampledNs: await hotPathCost('always_on'),
@@ -58,7 +66,16 @@ export async function runTracing() {
   console.log(
     `tracing cost on warm gateway throughput: ${result.costPercent.sampled10} % at 10 % sampling, ${result.costPercent.sampled100} % at 100 % (off ${result.off.reqPerSec} req/s, 10 % ${result.sampled10.reqPerSec} req/s, 100 % ${result.sampled100.reqPerSec} req/s, mean of ${ROUNDS} runs each); ${result.exportedSpans} spans reached the OTLP receiver`,
   );
+  console.log(
+    `tracing cost in CPU per warm request (median of ${ROUNDS}): ${result.cpuCostPercent.sampled10} % at 10 % sampling, ${result.cpuCostPercent.sampled100} % at 100 % (off ${cpu.off} µs, 10 % ${cpu.sampled10} µs, 100 % ${cpu.sampled100} µs)`,
+  );
   return result;
+}
+
+/** User and system CPU time of a process so far, ms (Linux /proc; clock ticks of 10 ms). */
+function cpuMs(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** A Nimbus with hello deployed and warmed up (its instances scaled out to -c). */
