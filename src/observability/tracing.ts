@@ -79,7 +79,17 @@ const ATTR_THROTTLE_REASON = 'nimbus.throttle_reason';
 const ATTR_ATTEMPT = 'nimbus.attempt';
 const ATTR_BILLED_MS = 'nimbus.billed_ms';
 
-const SERVER = { kind: SpanKind.SERVER };
+/**
+ * Every span's times on one clock: epoch ms from performance.now(). The SDK corrects a performance
+ * timestamp by an offset it measures per span, which moved children past their parents' ends.
+ */
+function epochMs(perf: number): number {
+  return performance.timeOrigin + perf;
+}
+
+function now(): number {
+  return performance.timeOrigin + performance.now();
+}
 export const DEFAULT_SAMPLE_RATIO = 0.1;
 
 /** OpenTelemetry's faas.trigger for each of Nimbus's triggers. */
@@ -209,7 +219,7 @@ export class Tracing implements InvokeTracer, GatewayTracer, ApiTracer, Componen
   request(headers: IncomingHttpHeaders, method: string, path: string, clientIp: string): RequestTrace {
     const ctx = extractW3c(headers);
     // Attributes only on a recording span: the SDK copies and checks any given at start, sampled or not.
-    const span = this.tracer.startSpan(method, SERVER, ctx);
+    const span = this.tracer.startSpan(method, { kind: SpanKind.SERVER, startTime: now() }, ctx);
     if (span.isRecording()) {
       span.setAttribute(ATTR_HTTP_REQUEST_METHOD, method);
       span.setAttribute(ATTR_URL_PATH, path);
@@ -227,6 +237,7 @@ export class Tracing implements InvokeTracer, GatewayTracer, ApiTracer, Componen
       traceId: sc.traceId,
       end(project, route, status) {
         if (!span.isRecording()) return span.end();
+        const end = now();
         span.setAttribute(ATTR_PROJECT, project);
         span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
         if (route) {
@@ -239,7 +250,7 @@ export class Tracing implements InvokeTracer, GatewayTracer, ApiTracer, Componen
         }
         // Server spans: 5xx is the server's error, 4xx the client's (left unset).
         if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-        span.end();
+        span.end(end);
       },
     };
   }
@@ -261,6 +272,7 @@ export class Tracing implements InvokeTracer, GatewayTracer, ApiTracer, Componen
       `${service}.${operation}`,
       {
         kind: SpanKind.SERVER,
+        startTime: now(),
         attributes: {
           [ATTR_RPC_SYSTEM]: 'aws-api',
           [ATTR_RPC_SERVICE]: service,
@@ -275,7 +287,7 @@ export class Tracing implements InvokeTracer, GatewayTracer, ApiTracer, Componen
       end(status) {
         span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
         if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-        span.end();
+        span.end(now());
       },
     };
   }
@@ -298,7 +310,11 @@ class Invocation implements InvocationTrace {
   ) {
     const parent = req.parent ? contextOf(req.parent) : parentOfXray(req.traceId);
     this.project = req.fn.project;
-    const span = (this.span = tracer.startSpan(req.fn.name, SERVER, parent));
+    const span = (this.span = tracer.startSpan(
+      req.fn.name,
+      { kind: SpanKind.SERVER, startTime: now() },
+      parent,
+    ));
     if (span.isRecording()) {
       span.setAttributes({
         [ATTR_FAAS_NAME]: req.fn.name,
@@ -331,7 +347,7 @@ class Invocation implements InvocationTrace {
     const s = this.tracer.startSpan(
       'admission',
       {
-        startTime: at,
+        startTime: epochMs(at),
         attributes: {
           [ATTR_PROJECT]: this.project,
           [ATTR_ADMISSION]: kind,
@@ -341,7 +357,7 @@ class Invocation implements InvocationTrace {
       this.ctx(),
     );
     if (reason) s.setStatus({ code: SpanStatusCode.ERROR, message: reason });
-    s.end();
+    s.end(epochMs(at));
     if (kind === 'cold') this.cold = { start: at };
   }
 
@@ -356,6 +372,7 @@ class Invocation implements InvocationTrace {
   end(o: InvokeOutcome): void {
     const span = this.span;
     if (!span.isRecording()) return span.end();
+    const end = now();
     const rec = o.record;
     if (this.cold && o.cold) this.coldSpans(this.cold, rec?.initMs ?? null);
     span.setAttribute(ATTR_FAAS_COLDSTART, o.cold);
@@ -372,7 +389,7 @@ class Invocation implements InvocationTrace {
         message: e ? `${e.errorType}: ${e.errorMessage}`.slice(0, 1024) : o.status,
       });
     }
-    span.end();
+    span.end(end);
   }
 
   private coldSpans(t: ColdTimes, initMs: number | null): void {
@@ -380,16 +397,16 @@ class Invocation implements InvocationTrace {
     const end = initEnd ?? t.sent ?? t.linkEnd ?? t.poolEnd ?? t.start;
     // Every span names its project: a batch may hold a child without its parent.
     const attributes = { [ATTR_PROJECT]: this.project };
-    const cold = this.tracer.startSpan('cold start', { startTime: t.start, attributes }, this.ctx());
+    const cold = this.tracer.startSpan('cold start', { startTime: epochMs(t.start), attributes }, this.ctx());
     const under = trace.setSpan(ROOT_CONTEXT, cold);
     const step = (name: string, from: number | undefined, to: number | undefined): void => {
       if (from === undefined || to === undefined) return;
-      this.tracer.startSpan(name, { startTime: from, attributes }, under).end(to);
+      this.tracer.startSpan(name, { startTime: epochMs(from), attributes }, under).end(epochMs(to));
     };
     step('pool take', t.poolStart, t.poolEnd);
     step('code link', t.linkStart, t.linkEnd);
     step('init', t.sent, initEnd);
-    cold.end(end);
+    cold.end(epochMs(end));
   }
 }
 
