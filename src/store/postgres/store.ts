@@ -15,6 +15,7 @@ import { PgFunctionStore } from './functions.js';
 import { PgInvocationLog } from './invocations.js';
 import { migrate } from './migrations.js';
 import { PgObjectStore } from './objects.js';
+import { PgSessionStore } from './sessions.js';
 import { PgNodeRegistry, PgProjectStore, PgQuotaStore } from './projects.js';
 import { PgQueueStore } from './queues.js';
 import { PgScheduleStore } from './schedules.js';
@@ -72,6 +73,7 @@ export class PostgresStore implements Store {
   readonly audit: PgAuditLog;
   readonly secrets: PgSecretStore;
   readonly objects: PgObjectStore;
+  readonly sessions: PgSessionStore;
   private closing: Promise<void> | undefined;
 
   /** Use openPostgresStore, which migrates the schema first. */
@@ -103,6 +105,7 @@ export class PostgresStore implements Store {
     this.audit = new PgAuditLog(db, clock);
     this.secrets = new PgSecretStore(db, clock);
     this.objects = new PgObjectStore(db, clock);
+    this.sessions = new PgSessionStore(db, clock);
   }
 
   /** Writes every buffered record, then ends the pool; a second call waits for the first. */
