@@ -39,6 +39,7 @@ import { DEPLOY_BODY } from './limits.js';
 import { listSecrets, putSecret, removeSecret, SECRET_BODY, type SecretDeps } from './secrets.js';
 import type { Route } from './routes.js';
 import { costReport, when, type CostDeps } from './cost.js';
+import { invocationStats } from './stats.js';
 import { LogPatternError, isEmptyPattern, parseLogPattern } from '../store/log-pattern.js';
 import { INVOCATION_STATUSES, type InvocationQuery, type InvocationStatus } from '../store/types.js';
 
@@ -63,6 +64,7 @@ export interface ControlDeps
     | 'projects'
     | 'audit'
     | 'quotas'
+    | 'sessions'
   >;
   logger?: { error(obj: object, msg: string): void };
   registry: Pick<FunctionRegistry, 'get' | 'all' | 'load'>;
@@ -126,6 +128,7 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
     },
     { method: 'GET', path: '/v1/functions/{name}/logs', handler: (c) => logs(d, c) },
     { method: 'GET', path: '/v1/invocations', handler: (c) => invocations(d, c) },
+    { method: 'GET', path: '/v1/invocations/stats', handler: (c) => invocationStats(d, c) },
     { method: 'GET', path: '/v1/invocations/{requestId}', handler: (c) => getInvocation(d, c) },
     { method: 'GET', path: '/v1/cost', handler: (c) => costReport(d, c) },
     { method: 'GET', path: '/v1/events', handler: (c) => listEvents(d, c) },
@@ -222,18 +225,30 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
     {
       method: 'DELETE',
       path: '/v1/keys/{id}',
-      handler: acts(d, 'admin', 'revoke API keys', (c) => revokeKey(d, c), {
-        action: 'key.revoke',
-        target: (c) => c.params['id']!,
-      }),
+      handler: acts(
+        d,
+        'admin',
+        'revoke API keys',
+        endingSessions(d, (c) => revokeKey(d, c)),
+        {
+          action: 'key.revoke',
+          target: (c) => c.params['id']!,
+        },
+      ),
     },
     {
       method: 'POST',
       path: '/v1/keys/{id}/rotate',
-      handler: acts(d, 'admin', 'rotate API keys', (c) => rotateKey(d, c), {
-        action: 'key.rotate',
-        target: (c) => c.params['id']!,
-      }),
+      handler: acts(
+        d,
+        'admin',
+        'rotate API keys',
+        endingSessions(d, (c) => rotateKey(d, c)),
+        {
+          action: 'key.rotate',
+          target: (c) => c.params['id']!,
+        },
+      ),
     },
     {
       method: 'PUT',
@@ -311,6 +326,15 @@ export function acts(
           d.logger?.error({ err, entry }, 'the audit log could not be written');
         });
     }
+    return result;
+  };
+}
+
+/** A key revoked or rotated ends the console sessions opened with it (docs/console.md). */
+function endingSessions(d: Pick<ControlDeps, 'store'>, handler: ControlHandler): ControlHandler {
+  return async (c) => {
+    const result = await handler(c);
+    await d.store.sessions.removeForKey(c.params['id']!);
     return result;
   };
 }
