@@ -133,13 +133,16 @@ describe.runIf(chromiumAvailable())('web console in Chromium', () => {
     await page.locator('tr[data-function="broken"]').waitFor();
     await page.click('tr[data-function="hello"] a');
     await page.getByRole('heading', { name: 'hello' }).waitFor();
-    await page.evaluate(() => ((window as any).__stillTheSamePage = true));
+    await page.evaluate(() => (window.__stillTheSamePage = true));
     const res = await fetch(`${n.gatewayUrl}/hello`);
     expect(await res.text()).toBe('hello');
     liveRequestId = res.headers.get('x-nimbus-request-id')!;
     await page.locator(`tr[data-request-id="${liveRequestId}"]`).waitFor({ timeout: 20_000 });
     await page.getByLabel('Live logs').filter({ hasText: 'hello from /hello' }).waitFor({ timeout: 20_000 });
-    expect(await page.evaluate(() => (window as any).__stillTheSamePage)).toBe(true);
+    // The function's own figures follow too: its invocation count and its one cold start.
+    await page.locator('.tile', { hasText: 'Invocations 1h' }).filter({ hasText: /1$/ }).waitFor();
+    await page.locator('.tile', { hasText: 'Cold / warm' }).filter({ hasText: '1 / 0' }).waitFor();
+    expect(await page.evaluate(() => window.__stillTheSamePage)).toBe(true);
     await page.screenshot({ path: join(SHOTS, 'function.png'), fullPage: true });
   });
 

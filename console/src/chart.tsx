@@ -32,7 +32,12 @@ export function Chart({ title, times, series, height = 160 }: Props) {
       scales: { x: { time: true } },
       axes: [
         { stroke: '#8b96a5', grid: { stroke: '#2a3340' } },
-        { stroke: '#8b96a5', grid: { stroke: '#2a3340' }, size: 56 },
+        {
+          stroke: '#8b96a5',
+          grid: { stroke: '#2a3340' },
+          size: 64,
+          values: (_u: uPlot, splits: number[]) => splits.map(trim),
+        },
       ],
       series: [
         {},
@@ -41,7 +46,8 @@ export function Chart({ title, times, series, height = 160 }: Props) {
           stroke: s.color,
           width: 2,
           fill: `${s.color}22`,
-          points: { show: times.length < 40 },
+          // Points too: a lone bucket between empty ones has no line to draw.
+          points: { show: true, size: 5 },
           spanGaps: false,
           value: (_u: uPlot, v: number | null) =>
             v === null

@@ -37,7 +37,8 @@ export function usd(v: string | number | undefined): string {
   if (v === undefined) return '–';
   const n = Number(v);
   if (n === 0) return '$0';
-  if (n < 0.01) return `$${n.toPrecision(3)}`;
+  // Three significant digits of a small amount, in plain decimals (a single invocation costs ~$0.0000002).
+  if (n < 0.01) return `$${n.toFixed(Math.min(12, 2 - Math.floor(Math.log10(n))))}`;
   return `$${n.toFixed(2)}`;
 }
 

@@ -80,10 +80,10 @@ export function Functions() {
 }
 
 export function FunctionPage({ name }: { name: string }) {
-  const fn = usePoll(() => get<FunctionView>(`/v1/functions/${enc(name)}`), 5000, `fn:${name}`);
+  const fn = usePoll(() => get<FunctionView>(`/v1/functions/${enc(name)}`), 2000, `fn:${name}`);
   const stats = usePoll(
     () => get<Stats>(`/v1/invocations/stats?since=1h&bucket=60s&function=${enc(name)}`),
-    5000,
+    2000,
     `fn-stats:${name}`,
   );
   const recent = usePoll(
