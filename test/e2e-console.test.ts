@@ -172,6 +172,46 @@ describe.runIf(chromiumAvailable())('web console in Chromium', () => {
     expect(await rows.count()).toBe(t.body.spans.length);
   });
 
+  // The rendering of the endpoint's documented shape, whatever records traces: the browser is handed a fixed
+  // answer for the trace route (only that route), so the waterfall is checked before the span store lands.
+  it('draws a trace answer as a waterfall: tree order, depth, an error span marked', async () => {
+    const ns = (ms: number) => (1_764_720_000_000_000_000n + BigInt(ms * 1e6)).toString();
+    const span = (spanId: string, parentSpanId: string | null, a: number, b: number, code = 'OK') => ({
+      traceId: 'a'.repeat(32),
+      spanId,
+      parentSpanId,
+      name: `span ${spanId}`,
+      kind: 'INTERNAL',
+      startTimeUnixNano: ns(a),
+      endTimeUnixNano: ns(b),
+      durationMs: b - a,
+      status: { code },
+      attributes: {},
+    });
+    const body = {
+      traceId: 'a'.repeat(32),
+      spans: [span('c', 'a', 10, 90), span('a', null, 0, 100), span('b', 'a', 2, 8, 'ERROR')],
+    };
+    await page.route(`**/v1/invocations/${liveRequestId}/trace`, (route) =>
+      route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(body) }),
+    );
+    try {
+      await page.reload();
+      await page.locator('.span-row').first().waitFor();
+      const rows = await page.locator('.span-row .span-name').allTextContents();
+      expect(rows).toEqual(['span a', 'span b', 'span c']);
+      expect(await page.locator('.span-bar.error').count()).toBe(1);
+      const widths = await page
+        .locator('.span-bar')
+        .evaluateAll((els: any[]) => els.map((e) => e.getBoundingClientRect().width));
+      // The root spans the track; the 80 ms child is 80 % of it.
+      expect(widths[2]! / widths[0]!).toBeCloseTo(0.8, 2);
+      await page.locator('.waterfall').screenshot({ path: join(SHOTS, 'trace.png') });
+    } finally {
+      await page.unroute(`**/v1/invocations/${liveRequestId}/trace`);
+    }
+  });
+
   it('replays a dead letter from the console, and sees it run again', async () => {
     const { requestId } = await n.client.invoke('broken', JSON.stringify({ n: 1 }), { async: true });
     deadEventId = requestId;
@@ -294,7 +334,7 @@ describe.runIf(chromiumAvailable())('web console in Chromium', () => {
     expect(await res.json()).toMatchObject({ error: { code: 'Unauthorized' } });
   });
 
-  it("ends a project key's session when the key is revoked", async () => {
+  it("ends a project key's session when the key is rotated, and when it is revoked", async () => {
     const key = (
       await api('/v1/keys', {
         method: 'POST',
@@ -302,19 +342,61 @@ describe.runIf(chromiumAvailable())('web console in Chromium', () => {
         body: JSON.stringify({ name: 'console', role: 'read' }),
       })
     ).body;
-    const signIn = await fetch(`${n.apiUrl}/console/session`, {
+    const signIn = async (k: string) => {
+      const res = await fetch(`${n.apiUrl}/console/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ key: k }),
+      });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ role: 'read', keyId: key.id });
+      return res.headers.get('set-cookie')!.split(';')[0]!;
+    };
+    const sessionStatus = async (cookie: string) =>
+      (await fetch(`${n.apiUrl}/console/session`, { headers: { cookie } })).status;
+    const first = await signIn(key.key);
+    expect(await sessionStatus(first)).toBe(200);
+    // A read key's session reads, and cannot change anything (the role holds, CSRF token or not).
+    const session = await (await fetch(`${n.apiUrl}/console/session`, { headers: { cookie: first } })).json();
+    const replay = await fetch(`${n.apiUrl}/v1/events/${deadEventId}/replay`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ key: key.key }),
+      headers: { cookie: first, 'x-nimbus-csrf': session.csrfToken },
     });
-    expect(signIn.status).toBe(200);
-    expect(await signIn.json()).toMatchObject({ role: 'read', keyId: key.id });
-    const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
-    expect((await fetch(`${n.apiUrl}/console/session`, { headers: { cookie } })).status).toBe(200);
+    expect(replay.status).toBe(403);
+    expect(await replay.json()).toMatchObject({ error: { code: 'AccessDenied' } });
+    const rotated = (await api(`/v1/keys/${key.id}/rotate`, { method: 'POST' })).body;
+    expect(await sessionStatus(first)).toBe(401);
+    const second = await signIn(rotated.key);
     expect((await api(`/v1/keys/${key.id}`, { method: 'DELETE' })).status).toBe(200);
-    const after = await fetch(`${n.apiUrl}/console/session`, { headers: { cookie } });
+    const after = await fetch(`${n.apiUrl}/console/session`, { headers: { cookie: second } });
     expect(after.status).toBe(401);
     expect(await after.json()).toMatchObject({ error: { code: 'NotSignedIn' } });
+  });
+
+  it('answers bad console and stats requests with a 4xx JSON error', async () => {
+    const form = await fetch(`${n.apiUrl}/console/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `key=${n.apiKey}`,
+    });
+    expect(form.status).toBe(415);
+    expect(await form.json()).toMatchObject({ error: { code: 'UnsupportedMediaType' } });
+    const bucket = await api('/v1/invocations/stats?bucket=5ms');
+    expect(bucket).toMatchObject({
+      status: 400,
+      body: { error: { message: expect.stringMatching(/bucket/) } },
+    });
+    const many = await api('/v1/invocations/stats?since=30d&bucket=1s');
+    expect(many).toMatchObject({
+      status: 400,
+      body: { error: { message: expect.stringMatching(/10000 buckets/) } },
+    });
+    const ok = await api('/v1/invocations/stats?since=1h&by=function');
+    expect(ok.status).toBe(200);
+    expect(ok.body.buckets.map((b: any) => [b.functionName, b.invocations, b.errors]).sort()).toEqual([
+      ['broken', 2, 2],
+      ['hello', 1, 0],
+    ]);
   });
 
   // Last: it leaves this address refused for a minute.
