@@ -357,7 +357,9 @@ describe.runIf(chromiumAvailable())('web console in Chromium', () => {
     const first = await signIn(key.key);
     expect(await sessionStatus(first)).toBe(200);
     // A read key's session reads, and cannot change anything (the role holds, CSRF token or not).
-    const session = await (await fetch(`${n.apiUrl}/console/session`, { headers: { cookie: first } })).json();
+    const session: any = await (
+      await fetch(`${n.apiUrl}/console/session`, { headers: { cookie: first } })
+    ).json();
     const replay = await fetch(`${n.apiUrl}/v1/events/${deadEventId}/replay`, {
       method: 'POST',
       headers: { cookie: first, 'x-nimbus-csrf': session.csrfToken },
