@@ -57,10 +57,43 @@ await build({
 const { PROVIDED_SDK } = await import(pathToFileURL(join(out, 'build', 'provided-sdk.js')).href);
 await buildProvidedSdk(PROVIDED_SDK, join(out, 'runtime', 'node_modules'));
 
+await buildConsole(join(out, 'console'));
+
 const old = join(root, `.dist-old-${process.pid}`);
 if (existsSync(dist)) renameSync(dist, old);
 renameSync(out, dist);
 rmSync(old, { recursive: true, force: true });
+
+/**
+ * The web console (console/: Preact, uPlot) compiled by Vite into dist/console, which the control listener
+ * serves at /console/. Vite is a devDependency: an install without them (`npm ci --omit=dev`) gets a server
+ * whose /console/ says how to build it rather than a failed install.
+ */
+async function buildConsole(outDir) {
+  let vite;
+  try {
+    vite = await import('vite');
+  } catch {
+    console.warn('build: vite is not installed (devDependencies left out?); the web console is not built');
+    return;
+  }
+  await vite.build({
+    root: join(root, 'console'),
+    base: '/console/',
+    configFile: false,
+    logLevel: 'warn',
+    oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
+    build: {
+      outDir,
+      emptyOutDir: true,
+      // Nothing inline: the console's CSP allows scripts and styles from its own files only.
+      assetsInlineLimit: 0,
+      modulePreload: { polyfill: false },
+      sourcemap: false,
+      target: 'es2022',
+    },
+  });
+}
 
 /**
  * The AWS SDK v3 clients every function may require without bundling them, as AWS's Node.js runtimes provide

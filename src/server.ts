@@ -513,7 +513,8 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
         functions: invoker.stats(),
       }),
     };
-    const api = createApiServer(apiOptions, tls);
+    // The web console is served by the public control listener only, not the sandboxes' endpoints.
+    const api = createApiServer({ ...apiOptions, console: {} }, tls);
     // With TLS the public listener is HTTPS, which sandboxes neither trust nor need: functions reach the
     // AWS endpoint on a plain listener of their own on loopback (as they reach the whole API without TLS).
     const internalApi = tls ? createApiServer(apiOptions) : null;

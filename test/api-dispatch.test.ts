@@ -93,6 +93,7 @@ const invocations: InvocationLog = {
   flush: async () => {},
   usage: async () => [],
   oldestStart: async () => null,
+  stats: async () => [],
   prune: async () => 0,
 };
 
@@ -118,6 +119,7 @@ const store: Store = {
     get: async (project: string) => ({ project, quota: NO_QUOTA, storageBytes: 0 }),
   } as Store['quotas'],
   apiKeys: unused('apiKeys'),
+  sessions: unused('sessions'),
   gatewayKeys: unused('gatewayKeys'),
   audit: unused('audit'),
   nodes: unused('nodes'),

@@ -40,6 +40,7 @@ import { listSecrets, putSecret, removeSecret, SECRET_BODY, type SecretDeps } fr
 import type { Route } from './routes.js';
 import { costReport, when, type CostDeps } from './cost.js';
 import { getInvocationTrace, getTrace, type TraceDeps } from './traces.js';
+import { invocationStats } from './stats.js';
 import { LogPatternError, isEmptyPattern, parseLogPattern } from '../store/log-pattern.js';
 import { INVOCATION_STATUSES, type InvocationQuery, type InvocationStatus } from '../store/types.js';
 
@@ -66,6 +67,7 @@ export interface ControlDeps
     | 'projects'
     | 'audit'
     | 'quotas'
+    | 'sessions'
   >;
   logger?: { error(obj: object, msg: string): void };
   registry: Pick<FunctionRegistry, 'get' | 'all' | 'load'>;
@@ -129,6 +131,7 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
     },
     { method: 'GET', path: '/v1/functions/{name}/logs', handler: (c) => logs(d, c) },
     { method: 'GET', path: '/v1/invocations', handler: (c) => invocations(d, c) },
+    { method: 'GET', path: '/v1/invocations/stats', handler: (c) => invocationStats(d, c) },
     { method: 'GET', path: '/v1/invocations/{requestId}', handler: (c) => getInvocation(d, c) },
     { method: 'GET', path: '/v1/invocations/{requestId}/trace', handler: (c) => getInvocationTrace(d, c) },
     { method: 'GET', path: '/v1/traces/{traceId}', handler: (c) => getTrace(d, c) },
@@ -227,18 +230,30 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
     {
       method: 'DELETE',
       path: '/v1/keys/{id}',
-      handler: acts(d, 'admin', 'revoke API keys', (c) => revokeKey(d, c), {
-        action: 'key.revoke',
-        target: (c) => c.params['id']!,
-      }),
+      handler: acts(
+        d,
+        'admin',
+        'revoke API keys',
+        endingSessions(d, (c) => revokeKey(d, c)),
+        {
+          action: 'key.revoke',
+          target: (c) => c.params['id']!,
+        },
+      ),
     },
     {
       method: 'POST',
       path: '/v1/keys/{id}/rotate',
-      handler: acts(d, 'admin', 'rotate API keys', (c) => rotateKey(d, c), {
-        action: 'key.rotate',
-        target: (c) => c.params['id']!,
-      }),
+      handler: acts(
+        d,
+        'admin',
+        'rotate API keys',
+        endingSessions(d, (c) => rotateKey(d, c)),
+        {
+          action: 'key.rotate',
+          target: (c) => c.params['id']!,
+        },
+      ),
     },
     {
       method: 'PUT',
@@ -316,6 +331,15 @@ export function acts(
           d.logger?.error({ err, entry }, 'the audit log could not be written');
         });
     }
+    return result;
+  };
+}
+
+/** A key revoked or rotated ends the console sessions opened with it (docs/console.md). */
+function endingSessions(d: Pick<ControlDeps, 'store'>, handler: ControlHandler): ControlHandler {
+  return async (c) => {
+    const result = await handler(c);
+    await d.store.sessions.removeForKey(c.params['id']!);
     return result;
   };
 }

@@ -42,6 +42,8 @@ import { timeOrderedId } from '../ids.js';
 import type { ApiKeys } from '../security/api-keys.js';
 import { isHealthPath, type Health } from '../observability/health.js';
 import type { ApiTracer } from '../observability/tracing.js';
+import { ConsoleSessions, CSRF_HEADER, type SessionAuth, type SessionLimits } from './console-sessions.js';
+import { CONSOLE_PREFIX, ConsoleFiles } from './console-static.js';
 
 /** The Prometheus exposition: unsigned GET with a bearer key of the operator (see docs/observability.md). */
 export const METRICS_PATH = '/metrics';
@@ -100,6 +102,8 @@ export interface ApiOptions {
   gatewayKeys?: GatewayKeyDeps['gatewayKeys'];
   gatewayKeyUsage?: GatewayKeyDeps['gatewayKeyUsage'];
   quotas?: GatewayKeyDeps['quotas'];
+  /** The web console at /console/ with its sessions (the public listener only; docs/console.md). */
+  console?: { files?: ConsoleFiles; limits?: Partial<SessionLimits> };
 }
 
 /** A request as the listener sees it once its target is parsed. */
@@ -140,15 +144,18 @@ interface Listener {
   metrics: ApiOptions['metrics'];
   health: Health | undefined;
   tracer: ApiTracer | undefined;
+  console: { files: ConsoleFiles; sessions: ConsoleSessions } | undefined;
 }
 
 /** The request went away before its body arrived: there is nobody to answer. */
 class RequestAborted extends Error {}
 
 export function createApiServer(o: ApiOptions, tls?: { cert: Buffer; key: Buffer }): Server {
+  const clock = o.clock ?? systemClock;
+  const credentials = apiKeyCredentials(o.apiKey, o.accessKeys && issuedKeyLookup(o.accessKeys), o.apiKeys);
   const l: Listener = {
-    clock: o.clock ?? systemClock,
-    credentials: apiKeyCredentials(o.apiKey, o.accessKeys && issuedKeyLookup(o.accessKeys), o.apiKeys),
+    clock,
+    credentials,
     projects: o.store.projects,
     services: new AwsServices([createLambdaService(o), ...(o.services ?? [])]),
     control: new RouteTable<ControlHandler>(controlRoutes(o)),
@@ -156,6 +163,18 @@ export function createApiServer(o: ApiOptions, tls?: { cert: Buffer; key: Buffer
     metrics: o.metrics,
     health: o.health,
     tracer: o.tracer,
+    console: o.console && {
+      files: o.console.files ?? new ConsoleFiles(),
+      sessions: new ConsoleSessions({
+        store: o.store.sessions,
+        credentials,
+        apiKey: o.apiKey,
+        apiKeys: o.apiKeys,
+        clock,
+        secure: tls !== undefined,
+        ...(o.console.limits ? { limits: o.console.limits } : {}),
+      }),
+    },
   };
   const handler = (req: IncomingMessage, res: ServerResponse): void =>
     void respond(l, req, res, timeOrderedId());
@@ -205,6 +224,10 @@ function plan(l: Listener, inc: Incoming): Plan {
     const health = l.health;
     if (health && isHealthPath(path)) return { face: controlError, run: () => healthReply(health, inc) };
     if (path === METRICS_PATH) return { face: controlError, run: () => metricsReply(l, inc) };
+  }
+  const site = l.console;
+  if (!signed && site && isConsolePath(inc.url.pathname)) {
+    return { face: controlError, run: () => consoleRequest(site, inc) };
   }
   if (signed && !isControlPath(inc.url.pathname)) return planSigned(l, inc);
   // A browser's CORS preflight carries no credential by design; the service that answers them decides.
@@ -354,16 +377,136 @@ async function controlRequest(l: Listener, inc: Incoming): Promise<Reply> {
       'send "Authorization: Bearer <key>"',
     );
   }
-  const principal = await actingIn(
-    l,
-    await authenticateBearer(l.credentials, inc.req.headers.authorization),
-    inc,
-  );
+  const principal = await actingIn(l, await controlPrincipal(l, inc), inc);
   const m = l.control.match(inc.method, inc.url.pathname);
   if (m.kind !== 'found') throw routeError(m, inc.method, inc.url.pathname);
   const body = await bodyOf(inc.req, m.body);
   const result = await m.handler({ principal, params: m.params, url: inc.url, body });
   return controlJson(200, result, inc.requestId);
+}
+
+/**
+ * Who a control request is: its bearer key, or else the console session its cookie names. A change made with
+ * a session must carry the session's CSRF token in x-nimbus-csrf, which another site's page cannot set.
+ */
+async function controlPrincipal(l: Listener, inc: Incoming): Promise<Principal> {
+  const { authorization, cookie } = inc.req.headers;
+  if (authorization === undefined && l.console && cookie !== undefined) {
+    const auth = await l.console.sessions.authenticate(cookie);
+    if (auth) {
+      if (!SAFE_METHODS.has(inc.method)) requireCsrf(l.console.sessions, auth, inc);
+      return auth.principal;
+    }
+  }
+  return authenticateBearer(l.credentials, authorization);
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD']);
+
+function requireCsrf(sessions: ConsoleSessions, auth: SessionAuth, inc: Incoming): void {
+  if (sessions.csrfMatches(auth, inc.req.headers[CSRF_HEADER])) return;
+  const missing = inc.req.headers[CSRF_HEADER] === undefined;
+  throw new ApiError(
+    403,
+    missing ? 'CsrfTokenMissing' : 'CsrfTokenInvalid',
+    missing
+      ? `a change made with a console session must carry the ${CSRF_HEADER} header`
+      : `the ${CSRF_HEADER} header does not match this session`,
+    'the console sends it; scripts should use "Authorization: Bearer <key>" instead of the cookie',
+  );
+}
+
+function isConsolePath(pathname: string): boolean {
+  return pathname === CONSOLE_PREFIX || pathname.startsWith(`${CONSOLE_PREFIX}/`);
+}
+
+const SESSION_PATH = `${CONSOLE_PREFIX}/session`;
+/** A sign-in body holds one key: anything longer is not one. */
+const SIGN_IN_BODY: BodyLimit = { maxBytes: 4096, statedBytes: 4096 };
+
+/** The console's files, and its session: POST signs in with a key, GET tells who, DELETE signs out. */
+async function consoleRequest(c: NonNullable<Listener['console']>, inc: Incoming): Promise<Reply> {
+  const path = inc.url.pathname;
+  if (path !== SESSION_PATH) {
+    if (inc.method !== 'GET' && inc.method !== 'HEAD') {
+      throw new ApiError(
+        405,
+        'MethodNotAllowed',
+        `${inc.method} is not allowed on ${path}`,
+        'use GET',
+        undefined,
+        {
+          allow: 'GET, HEAD',
+        },
+      );
+    }
+    inc.req.resume();
+    return c.files.serve(path, inc.method === 'HEAD');
+  }
+  const noStore = { 'cache-control': 'no-store' };
+  if (inc.method === 'POST') {
+    // JSON only: a cross-site form cannot send it without a preflight, which this listener never grants.
+    if (!/^application\/json\b/i.test(inc.req.headers['content-type'] ?? '')) {
+      throw new ApiError(415, 'UnsupportedMediaType', 'sign in with a JSON body {"key": "..."}');
+    }
+    const body = await bodyOf(inc.req, SIGN_IN_BODY);
+    let key: unknown;
+    try {
+      key = (JSON.parse(body.toString('utf8')) as { key?: unknown } | null)?.key;
+    } catch {
+      throw badRequest('the sign-in body is not JSON', 'send {"key": "<API key>"}');
+    }
+    const s = await c.sessions.signIn(key, inc.req.socket.remoteAddress ?? 'unknown');
+    return controlJson(200, sessionView(s.principal, s.csrfToken, s.expiresAt), inc.requestId, {
+      ...noStore,
+      'set-cookie': s.cookie,
+    });
+  }
+  if (inc.method !== 'GET' && inc.method !== 'DELETE') {
+    throw new ApiError(
+      405,
+      'MethodNotAllowed',
+      `${inc.method} is not allowed on ${path}`,
+      'use POST, GET or DELETE',
+      undefined,
+      {
+        allow: 'POST, GET, DELETE',
+      },
+    );
+  }
+  inc.req.resume();
+  const auth = await c.sessions.authenticate(inc.req.headers.cookie);
+  if (!auth) {
+    throw new ApiError(
+      401,
+      'NotSignedIn',
+      'no console session: signed out, expired, or its key was revoked',
+      'sign in again',
+      undefined,
+      {
+        ...noStore,
+        'set-cookie': c.sessions.clearCookie(),
+      },
+    );
+  }
+  if (inc.method === 'GET') {
+    return controlJson(
+      200,
+      sessionView(auth.principal, auth.csrfToken, auth.expiresAt),
+      inc.requestId,
+      noStore,
+    );
+  }
+  requireCsrf(c.sessions, auth, inc);
+  await c.sessions.signOut(auth);
+  return controlJson(200, { signedOut: true }, inc.requestId, {
+    ...noStore,
+    'set-cookie': c.sessions.clearCookie(),
+  });
+}
+
+function sessionView(p: Principal, csrfToken: string, expiresAt: number): Record<string, unknown> {
+  return { project: p.project, keyId: p.keyId, role: p.role, csrfToken, expiresAt };
 }
 
 /**

@@ -13,6 +13,7 @@ import type {
   ChangeContext,
   KeyRole,
   StoredApiKey,
+  StoredSession,
   StoredGatewayKey,
   GatewayKeyUsage,
   EventState,
@@ -315,6 +316,28 @@ export function toApiKey(r: ApiKeyRow): StoredApiKey {
     sigv4Ciphertext: r.sigv4_ciphertext,
     createdAt: Number(r.created_at),
     rotatedAt: r.rotated_at === null ? null : Number(r.rotated_at),
+  };
+}
+
+export interface SessionRow {
+  id_hash: string;
+  project: string;
+  key_id: string;
+  key_fingerprint: string;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number;
+}
+
+export function toSession(r: SessionRow): StoredSession {
+  return {
+    idHash: r.id_hash,
+    project: r.project,
+    keyId: r.key_id,
+    keyFingerprint: r.key_fingerprint,
+    createdAt: Number(r.created_at),
+    lastSeenAt: Number(r.last_seen_at),
+    expiresAt: Number(r.expires_at),
   };
 }
 

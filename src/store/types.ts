@@ -189,6 +189,8 @@ export interface InvocationLog {
   usage(q: UsageQuery): Promise<UsageRow[]>;
   /** The earliest start among the records in scope (a project, or all), or null when there are none. */
   oldestStart(project?: string): Promise<number | null>;
+  /** Counts, duration percentiles and cost per time bucket (and function), computed in the database. */
+  stats(q: InvocationStatsQuery): Promise<InvocationStatsRow[]>;
   /** Deletes at most `limit` records (their logs with them) that started before `before`; returns how many.
    *  One short statement per call: callers loop over batches so no lock is held for long. */
   prune(before: number, limit: number): Promise<number>;
@@ -224,6 +226,35 @@ export interface SpanStore {
   trace(project: string, traceId: string): Promise<StoredSpan[]>;
   /** Deletes at most `limit` spans that started before `before` (epoch ms); returns how many. */
   prune(before: number, limit: number): Promise<number>;
+}
+
+export interface InvocationStatsQuery {
+  project: string;
+  /** Records whose start is >= since and < until (epoch ms). */
+  since: number;
+  until: number;
+  functionName?: string;
+  /** Bucket width in ms: one row per bucket holding records; left out, the whole range is one bucket. */
+  bucketMs?: number;
+  /** One row per function (within each bucket). */
+  byFunction?: boolean;
+}
+
+export interface InvocationStatsRow {
+  /** since + k x bucketMs: where the bucket begins (since when not bucketed). */
+  bucketStart: number;
+  /** The function, with byFunction; else null. */
+  functionName: string | null;
+  invocations: number;
+  /** Invocations that ended in error, unhandled, timeout or oom. */
+  errors: number;
+  throttles: number;
+  cold: number;
+  /** Nearest-rank percentiles of the duration of the invocations that ran (throttled ones left out);
+   *  null when none ran. The same rank on both backends: the smallest duration d with at least p% <= d. */
+  p50Ms: number | null;
+  p99Ms: number | null;
+  costPicoUsd: bigint;
 }
 
 export type UsageGroupBy = 'function' | 'project' | 'day' | 'trigger';
@@ -1165,6 +1196,41 @@ export interface ObjectStore {
   abortUpload(project: string, bucket: string, uploadId: string): Promise<string[] | undefined>;
 }
 
+/**
+ * A web console session (docs/console.md): only the SHA-256 of its random id is kept, so a copy of the
+ * database holds nothing a browser could present. It names the API key it was opened with.
+ */
+export interface StoredSession {
+  idHash: string;
+  project: string;
+  keyId: string;
+  /** A digest of the key's secret at sign-in: once the key is rotated it no longer matches. */
+  keyFingerprint: string;
+  createdAt: number;
+  lastSeenAt: number;
+  /** The absolute expiry, whatever the activity. */
+  expiresAt: number;
+}
+
+/** The store's clock sets createdAt and lastSeenAt. */
+export type NewSession = Omit<StoredSession, 'createdAt' | 'lastSeenAt'>;
+
+/** Console sessions: server-side state, so signing out or revoking a key ends a session everywhere. */
+export interface SessionStore {
+  /** Throws if the id hash exists or the project does not. */
+  create(s: NewSession): Promise<StoredSession>;
+  /** The session when it exists, its absolute expiry has not passed and it was last seen at or after
+   *  `idleSince`; an expired one is as absent as one that never existed. */
+  get(idHash: string, idleSince: number): Promise<StoredSession | undefined>;
+  /** Sets lastSeenAt to now; false when there is no such session. */
+  touch(idHash: string): Promise<boolean>;
+  remove(idHash: string): Promise<boolean>;
+  /** Ends every session opened with the key (revoked or rotated); how many there were. */
+  removeForKey(keyId: string): Promise<number>;
+  /** Deletes the sessions past their absolute expiry or last seen before `idleSince`; how many. */
+  prune(idleSince: number): Promise<number>;
+}
+
 export type StoreBackend = 'sqlite' | 'postgresql';
 
 /** The whole store: its parts, and one lifecycle. */
@@ -1188,6 +1254,7 @@ export interface Store {
   readonly audit: AuditLog;
   readonly secrets: SecretStore;
   readonly objects: ObjectStore;
+  readonly sessions: SessionStore;
   /** Flushes buffered invocation records and closes; every part is unusable afterwards. */
   close(): Promise<void>;
 }

@@ -188,6 +188,7 @@ export default defineCommand({
           'Nimbus is up',
           `  Gateway   ${info.gatewayUrl}`,
           `  API       ${info.apiUrl}`,
+          `  Console   ${info.apiUrl}/console/`,
           `  API key   ${info.keyFile}`,
           `  Sandbox   ${info.sandboxLevel}`,
           `  Store     ${info.store}`,

@@ -16,6 +16,8 @@ import { objectStoreConformance } from './objects.js';
 import { scheduleStoreConformance } from './schedules.js';
 import { spanStoreConformance } from './spans.js';
 import { tableStoreConformance } from './tables.js';
+import { sessionStoreConformance } from './sessions.js';
+import { invocationStatsConformance } from './invocation-stats.js';
 
 export type { HarnessFactory, StoreHarness } from './harness.js';
 export { appendMany, codeOf, deployOf, fn, record, ref } from './harness.js';
@@ -40,4 +42,6 @@ export function storeConformance(name: string, make: HarnessFactory): void {
   secretStoreConformance(name, make);
   objectStoreConformance(name, make);
   quotaStoreConformance(name, make);
+  sessionStoreConformance(name, make);
+  invocationStatsConformance(name, make);
 }

@@ -1,18 +1,21 @@
 // InvocationLog on PostgreSQL: write() only buffers; batches go out as ONE multi-row statement each, one batch
 // at a time, so a busy gateway costs the database one round trip per batch rather than one per invocation.
-import type { Pool } from 'pg';
+import type { Pool, QueryResultRow } from 'pg';
 import {
   DEFAULT_QUERY_LIMIT,
   MAX_QUERY_LIMIT,
   type InvocationLog,
   type InvocationQuery,
   type InvocationRecord,
+  type InvocationStatsQuery,
+  type InvocationStatsRow,
   type StoredInvocation,
   type UsageGroupBy,
   type UsageQuery,
   type UsageRow,
 } from '../types.js';
 import { queryLimit } from '../validate.js';
+import { statsSql, toStatsRows, type StatsRowRaw } from '../invocation-stats.js';
 import { type Db, errorMessage, pgCode } from './db.js';
 import {
   INVOCATION_COLUMNS,
@@ -122,6 +125,16 @@ export class PgInvocationLog implements InvocationLog {
        FROM invocations WHERE start >= $1 AND start < $2${q.project !== undefined ? ' AND project = $3' : ''}` +
       (q.by ? ' GROUP BY 1, 2' : '');
     return toUsageRows(await this.db.rows<UsageRowRaw>(sql, params), q.by);
+  }
+
+  async stats(q: InvocationStatsQuery): Promise<InvocationStatsRow[]> {
+    this.db.assertOpen();
+    await this.flush();
+    const { sql, params } = statsSql(q, {
+      param: (n) => `$${n}`,
+      truncate: (e) => `floor(${e})::bigint`,
+    });
+    return toStatsRows(await this.db.rows<StatsRowRaw & QueryResultRow>(sql, params), q);
   }
 
   async oldestStart(project?: string): Promise<number | null> {

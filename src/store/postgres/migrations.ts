@@ -637,10 +637,27 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE invocations ADD COLUMN trace_id text COLLATE "C";
     `,
   },
+  {
+    version: 16,
+    description: 'web console sessions (the id stored hashed)',
+    sql: `
+      CREATE TABLE sessions (
+        id_hash text COLLATE "C" PRIMARY KEY,
+        project text COLLATE "C" NOT NULL REFERENCES projects (name) ON DELETE CASCADE,
+        key_id text COLLATE "C" NOT NULL,
+        key_fingerprint text NOT NULL,
+        created_at double precision NOT NULL,
+        last_seen_at double precision NOT NULL,
+        expires_at double precision NOT NULL
+      );
+      CREATE INDEX sessions_by_key ON sessions (key_id);
+      CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+    `,
+  },
 ];
 
 /** The schema version this build writes; a database with a higher one was written by a newer Nimbus. */
-export const SCHEMA_VERSION = MIGRATIONS.length;
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
 export const MIGRATIONS_TABLE = 'nimbus_schema_migrations';
 

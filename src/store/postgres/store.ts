@@ -16,6 +16,7 @@ import { PgInvocationLog } from './invocations.js';
 import { PgSpanStore } from './spans.js';
 import { migrate } from './migrations.js';
 import { PgObjectStore } from './objects.js';
+import { PgSessionStore } from './sessions.js';
 import { PgNodeRegistry, PgProjectStore, PgQuotaStore } from './projects.js';
 import { PgQueueStore } from './queues.js';
 import { PgScheduleStore } from './schedules.js';
@@ -74,6 +75,7 @@ export class PostgresStore implements Store {
   readonly audit: PgAuditLog;
   readonly secrets: PgSecretStore;
   readonly objects: PgObjectStore;
+  readonly sessions: PgSessionStore;
   private closing: Promise<void> | undefined;
 
   /** Use openPostgresStore, which migrates the schema first. */
@@ -106,6 +108,7 @@ export class PostgresStore implements Store {
     this.audit = new PgAuditLog(db, clock);
     this.secrets = new PgSecretStore(db, clock);
     this.objects = new PgObjectStore(db, clock);
+    this.sessions = new PgSessionStore(db, clock);
   }
 
   /** Writes every buffered record, then ends the pool; a second call waits for the first. */

@@ -9,12 +9,15 @@ import {
   type InvocationLog,
   type InvocationQuery,
   type InvocationRecord,
+  type InvocationStatsQuery,
+  type InvocationStatsRow,
   type StoredInvocation,
   type UsageGroupBy,
   type UsageQuery,
   type UsageRow,
 } from '../types.js';
 import { queryLimit } from '../validate.js';
+import { statsSql, toStatsRows, type StatsRowRaw } from '../invocation-stats.js';
 import type { SqliteDb } from './db.js';
 import { RecordWriter, type BatchAck } from './record-writer.js';
 import {
@@ -192,6 +195,19 @@ export class SqliteInvocationLog implements InvocationLog {
       .safeIntegers(true)
       .all(...params) as unknown as UsageRowRaw[];
     return toUsageRows(rows, q.by);
+  }
+
+  async stats(q: InvocationStatsQuery): Promise<InvocationStatsRow[]> {
+    this.s.assertOpen();
+    await this.flush();
+    // Named parameters (@p1...): the bucket expression uses since twice.
+    const { sql, params } = statsSql(q, {
+      param: (n) => `@p${n}`,
+      truncate: (e) => `CAST(${e} AS INTEGER)`,
+    });
+    const named = Object.fromEntries(params.map((v, i) => [`p${i + 1}`, v]));
+    const rows = this.s.db.prepare(sql).safeIntegers(true).all(named) as StatsRowRaw[];
+    return toStatsRows(rows, q);
   }
 
   async oldestStart(project?: string): Promise<number | null> {

@@ -670,10 +670,27 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE invocations ADD COLUMN trace_id TEXT;
     `,
   },
+  {
+    version: 17,
+    description: 'web console sessions (the id stored hashed)',
+    sql: `
+      CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        project TEXT NOT NULL REFERENCES projects (name) ON DELETE CASCADE,
+        key_id TEXT NOT NULL,
+        key_fingerprint TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_seen_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+      ) STRICT;
+      CREATE INDEX sessions_by_key ON sessions (key_id);
+      CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+    `,
+  },
 ];
 
 /** The schema version this build writes; a data dir with a higher one was written by a newer Nimbus. */
-export const SCHEMA_VERSION = MIGRATIONS.length;
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
 /** Runs every migration above the database's user_version, each in its own transaction. */
 export function migrate(db: Database): { from: number; to: number } {

@@ -21,6 +21,7 @@ import { SqliteObjectStore } from './objects.js';
 import { SqliteNodeRegistry, SqliteProjectStore, SqliteQuotaStore } from './projects.js';
 import { SqliteQueueStore } from './queues.js';
 import { SqliteScheduleStore } from './schedules.js';
+import { SqliteSessionStore } from './sessions.js';
 import { SqliteTableStore } from './tables.js';
 
 export interface SqliteStoreOptions extends BatchOptions {
@@ -64,6 +65,7 @@ export class SqliteStore implements Store {
   readonly audit: SqliteAuditLog;
   readonly secrets: SqliteSecretStore;
   readonly objects: SqliteObjectStore;
+  readonly sessions: SqliteSessionStore;
   private readonly s: SqliteDb;
 
   constructor(opts: SqliteStoreOptions) {
@@ -90,6 +92,7 @@ export class SqliteStore implements Store {
       this.audit = new SqliteAuditLog(this.s);
       this.secrets = new SqliteSecretStore(this.s);
       this.objects = new SqliteObjectStore(this.s);
+      this.sessions = new SqliteSessionStore(this.s);
     } catch (err) {
       db.close();
       throw err;
