@@ -19,6 +19,8 @@ export interface FunctionSummary {
   network: 'outbound' | 'none';
   timeout: number;
   reservedConcurrency: number | null;
+  /** Lambda's LoggingConfig: levels only with the JSON format (docs/manifest.md#logging). */
+  logging?: { logFormat: 'Text' | 'JSON'; applicationLogLevel?: string; systemLogLevel?: string };
   routes: string[];
   codeSize: number;
   codeSha256?: string;

@@ -28,6 +28,7 @@ import {
 } from './types.js';
 import { timeOrderedId } from '../ids.js';
 import { billedMs, DEFAULT_PRICE_TABLE, meter, type PriceTable } from '../metering/price.js';
+import { platformReport, platformStart } from '../metering/report-line.js';
 
 export interface InvokerOptions {
   /** Every finished invocation's record goes to each sink (the invocation log first). */
@@ -463,6 +464,7 @@ export class DefaultInvoker implements Invoker {
       // Without bubblewrap there is no private /tmp; TMPDIR (os.tmpdir()) points at the instance's own.
       env: {
         ...environment,
+        ...logVariables(fv.config),
         TMPDIR: inst.tmpDirInside,
         ...awsVariables(aws && { ...aws, endpointUrl: inst.endpointInside(aws.endpointUrl) }),
       },
@@ -586,6 +588,7 @@ export class DefaultInvoker implements Invoker {
       errorMessage: o.error?.errorMessage ?? null,
       logs: o.logs,
     };
+    if (fv.config.logFormat === 'JSON' && !throttled) rec.logs = withPlatformRecords(rec, fv.config);
     o.record = rec;
     for (const sink of this.o.sinks) {
       try {
@@ -721,6 +724,23 @@ function notFound(req: InvokeRequest, requestId: string, message: string): Invok
     cold: false,
     logs: '',
   };
+}
+
+/** Lambda's advanced logging controls reach the runtime as AWS sets them: only with the JSON format. */
+function logVariables(cfg: FunctionVersion['config']): Record<string, string> {
+  if (cfg.logFormat !== 'JSON') return {};
+  return { AWS_LAMBDA_LOG_FORMAT: 'JSON', AWS_LAMBDA_LOG_LEVEL: cfg.applicationLogLevel ?? 'INFO' };
+}
+
+/**
+ * JSON format: the record's logs carry platform.start before the function's lines and platform.report after
+ * them, as CloudWatch holds them, unless systemLogLevel is WARN (both are INFO records).
+ */
+function withPlatformRecords(rec: InvocationRecord, cfg: FunctionVersion['config']): string {
+  if (cfg.systemLogLevel === 'WARN') return rec.logs;
+  const logs = rec.logs === '' || rec.logs.endsWith('\n') ? rec.logs : `${rec.logs}\n`;
+  const end = rec.start + Math.ceil(rec.durationMs + (rec.initMs ?? 0));
+  return platformStart(rec.requestId, rec.version, rec.start) + logs + platformReport(rec, end);
 }
 
 /** The manifest cannot set AWS_* (reserved), so these are the platform's alone. */
