@@ -93,7 +93,7 @@ describe.runIf(available)('PostgreSQL store', () => {
         `SELECT version, description FROM ${name}.${MIGRATIONS_TABLE} ORDER BY version`,
       );
       expect(rows).toEqual(MIGRATIONS.map((m) => ({ version: m.version, description: m.description })));
-      expect(SCHEMA_VERSION).toBe(MIGRATIONS.length);
+      expect(SCHEMA_VERSION).toBe(Math.max(...MIGRATIONS.map((m) => m.version)));
     });
 
     it('creates its tables in its own schema only', async () => {

@@ -111,7 +111,7 @@ describe('SqliteStore', () => {
     const store = openStore();
     await store.functions.deploy(deploy('svc', [fn('a')], 'x'));
     await store.close();
-    expect(inspect((db) => db.pragma('user_version', { simple: true }))).toBe(MIGRATIONS.length);
+    expect(inspect((db) => db.pragma('user_version', { simple: true }))).toBe(SCHEMA_VERSION);
     const again = openStore();
     expect((await again.functions.getFunction(ref('a')))?.version).toBe(1);
   });

@@ -15,6 +15,7 @@ import { secretStoreConformance } from './secrets.js';
 import { objectStoreConformance } from './objects.js';
 import { scheduleStoreConformance } from './schedules.js';
 import { tableStoreConformance } from './tables.js';
+import { usageStoreConformance } from './usage.js';
 
 export type { HarnessFactory, StoreHarness } from './harness.js';
 export { appendMany, codeOf, deployOf, fn, record, ref } from './harness.js';
@@ -38,4 +39,5 @@ export function storeConformance(name: string, make: HarnessFactory): void {
   secretStoreConformance(name, make);
   objectStoreConformance(name, make);
   quotaStoreConformance(name, make);
+  usageStoreConformance(name, make);
 }

@@ -9,6 +9,7 @@ import { PgCredentialStore } from './credentials.js';
 import { PgApiKeyStore, PgAuditLog } from './api-keys.js';
 import { PgGatewayKeyStore } from './gateway-keys.js';
 import { PgSecretStore } from './secrets.js';
+import { PgUsageStore } from './usage.js';
 import { Db, errorMessage, storeTypes } from './db.js';
 import { PgEventQueue } from './events.js';
 import { PgFunctionStore } from './functions.js';
@@ -72,6 +73,7 @@ export class PostgresStore implements Store {
   readonly audit: PgAuditLog;
   readonly secrets: PgSecretStore;
   readonly objects: PgObjectStore;
+  readonly usage: PgUsageStore;
   private closing: Promise<void> | undefined;
 
   /** Use openPostgresStore, which migrates the schema first. */
@@ -103,6 +105,7 @@ export class PostgresStore implements Store {
     this.audit = new PgAuditLog(db, clock);
     this.secrets = new PgSecretStore(db, clock);
     this.objects = new PgObjectStore(db, clock);
+    this.usage = new PgUsageStore(db);
   }
 
   /** Writes every buffered record, then ends the pool; a second call waits for the first. */

@@ -21,6 +21,7 @@ import { SqliteNodeRegistry, SqliteProjectStore, SqliteQuotaStore } from './proj
 import { SqliteQueueStore } from './queues.js';
 import { SqliteScheduleStore } from './schedules.js';
 import { SqliteTableStore } from './tables.js';
+import { SqliteUsageStore } from './usage.js';
 
 export interface SqliteStoreOptions extends BatchOptions {
   /** Database file, created with mode 0600 (its parent with 0700) when missing; ":memory:" for tests. */
@@ -62,6 +63,7 @@ export class SqliteStore implements Store {
   readonly audit: SqliteAuditLog;
   readonly secrets: SqliteSecretStore;
   readonly objects: SqliteObjectStore;
+  readonly usage: SqliteUsageStore;
   private readonly s: SqliteDb;
 
   constructor(opts: SqliteStoreOptions) {
@@ -87,6 +89,7 @@ export class SqliteStore implements Store {
       this.audit = new SqliteAuditLog(this.s);
       this.secrets = new SqliteSecretStore(this.s);
       this.objects = new SqliteObjectStore(this.s);
+      this.usage = new SqliteUsageStore(this.s);
     } catch (err) {
       db.close();
       throw err;
