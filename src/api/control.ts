@@ -63,6 +63,7 @@ export interface ControlDeps
     | 'projects'
     | 'audit'
     | 'quotas'
+    | 'usage'
   >;
   logger?: { error(obj: object, msg: string): void };
   registry: Pick<FunctionRegistry, 'get' | 'all' | 'load'>;

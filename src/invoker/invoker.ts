@@ -29,12 +29,15 @@ import {
 import { timeOrderedId } from '../ids.js';
 import { billedMs, DEFAULT_PRICE_TABLE, meter, type PriceTable } from '../metering/price.js';
 import { platformReport, platformStart } from '../metering/report-line.js';
+import type { ProvisionedMeter } from '../metering/usage-meter.js';
 
 export interface InvokerOptions {
   /** Every finished invocation's record goes to each sink (the invocation log first). */
   sinks: InvocationSink[];
   /** What each record's usage costs; the defaults are AWS's us-east-1 list prices. */
   prices?: PriceTable;
+  /** Told, every tick, how long provisioned instances were kept (MB x ms), to bill it. */
+  provisionedMeter?: ProvisionedMeter;
   registry: FunctionRegistry;
   clock?: Clock;
   pool: StemCellPool;
@@ -204,6 +207,7 @@ export class DefaultInvoker implements Invoker {
         clientContext: req.clientContext,
         traceId: req.traceId,
       };
+      const provisioned = this.scaler.isProvisioned(a.instance);
       const result = await inst.invoke(msg, fv.config.timeout);
       const healthy = result.kind === 'ok' || result.kind === 'error';
       if (!healthy && !inst.dead) inst.stop();
@@ -219,7 +223,8 @@ export class DefaultInvoker implements Invoker {
       const durationMs = result.durationMs;
       learn(info, a.kind === 'cold', a.kind === 'cold' ? performance.now() - t0 : durationMs);
       const outcome = checked(toOutcome(requestId, fv, result, durationMs, a.kind === 'cold'), req);
-      this.record(req, outcome, start, fv, Math.max(result.rss, inst.polledRss), result.initMs ?? null);
+      const rss = Math.max(result.rss, inst.polledRss);
+      this.record(req, outcome, start, fv, rss, result.initMs ?? null, provisioned);
       return outcome;
     }
   }
@@ -419,7 +424,24 @@ export class DefaultInvoker implements Invoker {
   }
 
   private tick(): void {
-    if (!this.closed) this.carryOut(this.scaler.tick(this.clock.now()));
+    if (this.closed) return;
+    this.meterProvisioned();
+    this.carryOut(this.scaler.tick(this.clock.now()));
+  }
+
+  private lastProvisionedAt: number | null = null;
+
+  /** The time since the last tick that ready provisioned instances were kept, as MB x ms per function. */
+  private meterProvisioned(): void {
+    const now = this.clock.now();
+    const since = this.lastProvisionedAt ?? now;
+    this.lastProvisionedAt = now;
+    const meter = this.o.provisionedMeter;
+    if (!meter || now <= since) return;
+    for (const [key, count] of this.scaler.provisionedReady()) {
+      const fv = this.versions.get(key)?.fv;
+      if (fv) meter.provisioned(fv.project, fv.name, count * fv.config.memory * (now - since));
+    }
   }
 
   /** Never rejects: without credentials the function still runs (and its AWS calls are refused). */
@@ -559,13 +581,15 @@ export class DefaultInvoker implements Invoker {
     fv: FunctionVersion,
     maxRss: number,
     initMs: number | null,
+    provisioned = false,
   ): void {
     const throttled = o.status === 'throttled';
     // The host times a cold start from sending to answer, init included: the record's duration is the
     // handler's alone, as Lambda's, and the bill is both (Lambda bills init since August 2025).
     const durationMs = Math.round(Math.max(0, o.durationMs - (initMs ?? 0)) * 1000) / 1000;
     const billed = throttled ? 0 : billedMs(durationMs, initMs);
-    const usage = meter(billed, fv.config.memory, throttled, this.o.prices ?? DEFAULT_PRICE_TABLE);
+    const prices = this.o.prices ?? DEFAULT_PRICE_TABLE;
+    const usage = meter(billed, fv.config.memory, throttled, prices, provisioned);
     const rec: InvocationRecord = {
       requestId: o.requestId,
       project: fv.project,
@@ -639,6 +663,8 @@ export class DefaultInvoker implements Invoker {
   }
 
   close(): void {
+    // The provisioned instances' last second is billed before they stop.
+    if (!this.closed) this.meterProvisioned();
     this.closed = true;
     this.ticker?.cancel();
     for (const inst of this.instances.values()) inst.stop();

@@ -31,9 +31,13 @@ export class SqliteUsageStore implements UsageStore {
     this.s.assertOpen();
     const where: string[] = [];
     const params: unknown[] = [];
-    if (q.project !== undefined) where.push('project = ?') && params.push(q.project);
-    if (q.since !== undefined) where.push('hour >= ?') && params.push(q.since);
-    if (q.until !== undefined) where.push('hour < ?') && params.push(q.until);
+    const add = (clause: string, value: unknown): void => {
+      where.push(clause);
+      params.push(value);
+    };
+    if (q.project !== undefined) add('project = ?', q.project);
+    if (q.since !== undefined) add('hour >= ?', q.since);
+    if (q.until !== undefined) add('hour < ?', q.until);
     const rows = this.s.db
       .prepare<unknown[], UsageDbRow>(
         `SELECT * FROM usage ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
