@@ -3,6 +3,8 @@
 // `nimbus cost`; the project's stored bytes become GB-months over the server's (manual) clock; a provisioned
 // instance is billed for the time it is kept, and an invocation on it at the provisioned duration price; the
 // report's totals add up exactly.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -206,4 +208,34 @@ describe.each(BACKENDS)('usage metering on %s', (backend) => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--by "table" is not a grouping.*service/s);
   });
+});
+
+describe('usage counted just before a clean stop', () => {
+  it('reaches the store: nothing counted in memory is lost when Nimbus stops', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'nimbus-usage-stop-'));
+    try {
+      const first = await startTestNimbus({ dataDir });
+      const sqs = new SQSClient({
+        endpoint: first.apiUrl,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'nimbus', secretAccessKey: first.apiKey },
+        maxAttempts: 1,
+      });
+      const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'late' }));
+      for (let i = 0; i < 7; i++) await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: `m${i}` }));
+      // Well inside the 5 s flush interval: only the stop can have written these.
+      await first.stop();
+      const second = await startTestNimbus({ dataDir });
+      try {
+        const r = await second.client.cost({ since: Date.now() - 3_600_000 });
+        expect(r.usage.lines.find((l) => l.service === 'sqs' && l.resource === 'late')).toMatchObject({
+          quantity: '8',
+        });
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
