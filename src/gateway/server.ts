@@ -156,6 +156,8 @@ class Gateway {
     let match: RouteMatch | undefined;
     // Health probes (a load balancer's, every few seconds) are not counted among the gateway's requests.
     let probe = false;
+    /** For the metrics: a project with routes, never a name taken from an arbitrary Host header. */
+    let knownProject: string | undefined;
     try {
       const method = req.method ?? 'GET';
       let url = req.url ?? '/';
@@ -174,6 +176,7 @@ class Gateway {
       const project = projectOfHost(req.headers.host, this.domain, this.project);
       // An unknown project and one without routes look alike (404): a host tells nobody which projects exist.
       const router = this.router(project);
+      if (router) knownProject = project;
       match = router?.match(method, path);
       const origin = req.headers.origin;
       if (method === 'OPTIONS' && origin !== undefined) {
@@ -219,7 +222,7 @@ class Gateway {
           limits.push({ key: `${project} ${protection.service}`, config: protection.serviceThrottle });
         const retryAfter = this.throttles.admit(limits);
         if (retryAfter !== undefined) {
-          this.metrics?.throttled(match);
+          this.metrics?.throttled(match, project);
           this.sendError(res, 429, 'Too Many Requests', requestId, cors, origin, {
             'retry-after': String(retryAfter),
           });
@@ -234,7 +237,7 @@ class Gateway {
           1,
           Math.ceil((periodEnd(quota.period, this.clock.now()) - this.clock.now()) / 1000),
         );
-        this.metrics?.throttled(match);
+        this.metrics?.throttled(match, project);
         this.sendError(res, 429, 'Limit Exceeded', requestId, cors, origin, { 'retry-after': String(wait) });
         return;
       }
@@ -323,7 +326,8 @@ class Gateway {
       }
     } finally {
       // A request whose client went away before an answer started is not counted.
-      if (this.metrics && res.headersSent && !probe) this.metrics.request(match, res.statusCode);
+      if (this.metrics && res.headersSent && !probe)
+        this.metrics.request(match, res.statusCode, knownProject);
       if (this.accessLog && res.headersSent && !probe) {
         this.accessLog({
           method: req.method ?? '',
