@@ -3,6 +3,7 @@
 // the JSON filter terms, and the environment the function sees. Text functions stay as they were.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { BACKENDS, FIXTURES, eventually, runNimbus, startTestNimbus, type TestNimbus } from './helpers.js';
 
 interface View {
@@ -189,5 +190,21 @@ describe.each(BACKENDS)('JSON log format on %s', (backend) => {
     expect(badCli.code).not.toBe(0);
     expect(badCli.stderr.trim().split('\n')[0]).toMatch(/--filter is not a pattern: .*JSON term|value/);
     expect(badCli.stderr).not.toMatch(/\n\s+at /);
+  });
+  // Last: it adds a record of structured, which the filter tests above do not expect.
+  it("gives the Invoke API's log tail as the JSON records, platform records included", async () => {
+    const lambda = new LambdaClient({
+      endpoint: n.apiUrl,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'nimbus', secretAccessKey: n.apiKey },
+      maxAttempts: 1,
+    });
+    const out = await lambda.send(new InvokeCommand({ FunctionName: 'structured', LogType: 'Tail' }));
+    const tail = Buffer.from(out.LogResult!, 'base64').toString('utf8').trimEnd().split('\n');
+    const types = tail.map((l) => {
+      const rec = JSON.parse(l) as Record<string, unknown>;
+      return rec['type'] ?? rec['level'];
+    });
+    expect(types).toEqual(['platform.start', 'WARN', 'ERROR', 'ERROR', 'platform.report']);
   });
 });
