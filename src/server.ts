@@ -23,6 +23,7 @@ import { systemClock, type Clock, type Timer } from './clock/clock.js';
 import { component, ComponentStartError, Lifecycle, type Component } from './component.js';
 import { priceTable, type PriceTable } from './metering/price.js';
 import { InvocationRetention } from './metering/retention.js';
+import { UsageMeter, usagePrices, type ProvisionedMeter } from './metering/usage-meter.js';
 import { usagePlansOf, type Manifest, type UsagePlan } from './config/manifest.js';
 import { resolveSettings, type Settings, type SettingsInput } from './config/settings.js';
 import { createApiServer } from './api/server.js';
@@ -234,12 +235,36 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     functionKeys.sync(registry.all());
     registry.onChange(() => functionKeys.sync(registry.all()));
 
-    const prices = priceTable(settings.priceRequests, settings.priceGbSecond, settings.freeTier);
+    const prices = priceTable(
+      settings.priceRequests,
+      settings.priceGbSecond,
+      settings.freeTier,
+      settings.priceProvisionedDurationGbSecond,
+    );
+    // Data requests, stored bytes and provisioned time, counted in memory and flushed in batches. Started
+    // before the invoker, so it stops after it: the provisioned instances' last second is counted too.
+    const usageMeter = new UsageMeter({
+      usage: store.usage,
+      quotas: store.quotas,
+      clock,
+      prices: usagePrices({
+        dynamodbWritesPerMillion: settings.priceDynamodbWrites,
+        dynamodbReadsPerMillion: settings.priceDynamodbReads,
+        s3Tier1PerThousand: settings.priceS3Tier1,
+        s3Tier2PerThousand: settings.priceS3Tier2,
+        sqsRequestsPerMillion: settings.priceSqsRequests,
+        storageGbMonth: settings.priceStorageGbMonth,
+        provisionedGbSecond: settings.priceProvisionedGbSecond,
+      }),
+      onError,
+    });
+    await lifecycle.start(usageMeter);
     const retentionMs = settings.invocationRetentionDays * 86_400_000;
     const serverLog = serverLogSink(log, settings.functionLogs === 'stdout');
     const invoker = createInvoker(settings, {
       ...(serverLog ? { serverLog } : {}),
       prices,
+      provisionedMeter: usageMeter,
       store,
       metrics,
       tracing,
@@ -445,6 +470,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     );
     const sqs = createSqsService({
       store,
+      usage: usageMeter,
       region: settings.region,
       accountId: settings.accountId,
       clock,
@@ -459,6 +485,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       clock,
       store,
       metering: { prices, retentionMs },
+      usageMeter,
       registry,
       invoker,
       events,
@@ -471,12 +498,14 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       services: [
         createS3Service({
           objects: store.objects,
+          usage: usageMeter,
           bytes,
           region: settings.region,
           onChange: () => storage.notify(),
         }),
         createDynamoService({
           store,
+          usage: usageMeter,
           region: settings.region,
           accountId: settings.accountId,
           clock,
@@ -622,6 +651,7 @@ interface InvokerDeps {
   pool: StemCellPool;
   clock: Clock;
   prices: PriceTable;
+  provisionedMeter: ProvisionedMeter;
   dataDir: string;
   onError: (err: unknown, context: string) => void;
   /** Function errors (and, with NIMBUS_FUNCTION_LOGS=stdout, function log lines) on the server's output. */
@@ -640,6 +670,7 @@ function createInvoker(settings: Settings, d: InvokerDeps): DefaultInvoker & { c
   const invoker = new DefaultInvoker({
     sinks: [d.store.invocations, ...(d.metrics ? [d.metrics] : []), ...(d.serverLog ? [d.serverLog] : [])],
     prices: d.prices,
+    provisionedMeter: d.provisionedMeter,
     registry: d.registry,
     pool: d.pool,
     code,

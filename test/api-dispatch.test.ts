@@ -128,6 +128,7 @@ const store: Store = {
   credentials: unused('credentials'),
   secrets: unused('secrets'),
   objects: unused('objects'),
+  usage: unused('usage'),
   schedules: { ...unused('schedules'), list: async () => [] } as Store['schedules'],
   close: async () => {},
 };

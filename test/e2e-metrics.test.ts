@@ -127,16 +127,17 @@ describe.each(BACKENDS)('metrics and health on %s', (backend) => {
       1,
     );
 
+    // Gateway series carry the project whose routes were looked in, as every function series does.
     expect(series(families, 'nimbus_gateway_requests_total')).toEqual({
-      'route=GET /hello,status=200': 5,
-      'route=GET /boom,status=502': 1,
-      'route=GET /slow,status=504': 1,
-      'route=GET /closed,status=429': 1,
-      'route=GET /limited,status=429': 1,
-      'route=GET /healthz,status=200': 1,
-      'route=unmatched,status=404': 1,
+      [`${d},route=GET /hello,status=200`]: 5,
+      [`${d},route=GET /boom,status=502`]: 1,
+      [`${d},route=GET /slow,status=504`]: 1,
+      [`${d},route=GET /closed,status=429`]: 1,
+      [`${d},route=GET /limited,status=429`]: 1,
+      [`${d},route=GET /healthz,status=200`]: 1,
+      [`${d},route=unmatched,status=404`]: 1,
     });
-    expect(series(families, 'nimbus_gateway_throttles_total')).toEqual({ 'route=GET /limited': 1 });
+    expect(series(families, 'nimbus_gateway_throttles_total')).toEqual({ [`${d},route=GET /limited`]: 1 });
     expect(series(families, 'nimbus_dead_letters_total', inFixture)).toEqual({
       [`function=doomed,${d},reason=RetriesExhausted`]: 1,
     });

@@ -68,6 +68,7 @@ export interface ControlDeps
     | 'audit'
     | 'quotas'
     | 'sessions'
+    | 'usage'
   >;
   logger?: { error(obj: object, msg: string): void };
   registry: Pick<FunctionRegistry, 'get' | 'all' | 'load'>;
@@ -612,6 +613,16 @@ function summary(f: FunctionVersion): Record<string, unknown> {
     // As stored: a secret's reference (${secret:NAME}), never its value.
     environment: f.config.environment,
     reservedConcurrency: f.config.reservedConcurrency ?? null,
+    // Lambda's LoggingConfig, with its defaults filled in (levels apply to JSON only).
+    logging: {
+      logFormat: f.config.logFormat ?? 'Text',
+      ...(f.config.logFormat === 'JSON'
+        ? {
+            applicationLogLevel: f.config.applicationLogLevel ?? 'INFO',
+            systemLogLevel: f.config.systemLogLevel ?? 'INFO',
+          }
+        : {}),
+    },
     routes: f.config.routes.map((r) => `${r.method} ${r.path}`),
     codeSize: f.codeSize,
     codeSha256: f.codeSha256,

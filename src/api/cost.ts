@@ -10,13 +10,27 @@ import {
   type PriceTable,
   type UsageTotals,
 } from '../metering/price.js';
-import { USAGE_GROUPS, type InvocationLog, type UsageGroupBy, type UsageRow } from '../store/types.js';
+import {
+  HOUR_MS,
+  USAGE_GROUPS,
+  type InvocationLog,
+  type UsageEntry,
+  type UsageGroupBy,
+  type UsageRow,
+  type UsageStore,
+} from '../store/types.js';
+import { BYTE_SECONDS_PER_GB_MONTH } from '../metering/usage-meter.js';
 import { isOperator } from './auth.js';
 import type { ControlRequest } from './control.js';
 import { ApiError, badRequest } from './errors.js';
 
 export interface CostDeps {
-  store: { invocations: Pick<InvocationLog, 'flush' | 'usage' | 'oldestStart'> };
+  store: {
+    invocations: Pick<InvocationLog, 'flush' | 'usage' | 'oldestStart'>;
+    usage?: Pick<UsageStore, 'list'>;
+  };
+  /** The usage meter, flushed before a report so it includes the caller's own requests. */
+  usageMeter?: { flush(): Promise<void> };
   metering?: {
     prices: PriceTable;
     /** Records older than this are pruned: a report cannot reach further back. */
@@ -40,9 +54,13 @@ export async function costReport(d: CostDeps, c: ControlRequest): Promise<unknow
     throw badRequest('until must be after since', `got since ${iso(since)}, until ${iso(until)}`);
   }
   const byParam = q.get('by');
-  const by = byParam === null || byParam === '' ? undefined : (byParam as UsageGroupBy);
+  const byService = byParam === 'service';
+  const by = byParam === null || byParam === '' || byService ? undefined : (byParam as UsageGroupBy);
   if (by !== undefined && !USAGE_GROUPS.includes(by)) {
-    throw badRequest(`query parameter by must be one of ${USAGE_GROUPS.join(', ')}`, `got "${byParam}"`);
+    throw badRequest(
+      `query parameter by must be one of ${[...USAGE_GROUPS, 'service'].join(', ')}`,
+      `got "${byParam}"`,
+    );
   }
   const all = q.get('all');
   if (all !== null && all !== 'true' && all !== 'false') {
@@ -60,23 +78,31 @@ export async function costReport(d: CostDeps, c: ControlRequest): Promise<unknow
   const project = all === 'true' ? undefined : c.principal.project;
 
   await d.store.invocations.flush();
+  await d.usageMeter?.flush();
   const log = d.store.invocations;
   const scope = project !== undefined ? { project } : {};
   const rows = await log.usage({ ...scope, since, until, ...(by ? { by } : {}) });
   const groups = rows.map((r) => ({ ...(by ? groupKey(r, by) : {}), ...amounts(r) }));
   const total = amounts(sum(rows));
+  // Usage rows are per UTC hour: the window takes the hours that start in it, and the one since falls in.
+  const entries = (await d.store.usage?.list({ ...scope, since: since - (since % HOUR_MS), until })) ?? [];
+  const usage = usageLines(entries, project === undefined);
+  const usageTotal = entries.reduce((t, e) => t + BigInt(e.costPicoUsd), 0n);
+  const grand = sum(rows).costPicoUsd + usageTotal;
   const report: Record<string, unknown> = {
     since,
     until,
-    by: by ?? null,
+    by: byService ? 'service' : (by ?? null),
     project: project ?? null,
     prices: {
       requestsPerMillionUsd: formatUsd(prices.requestPico * 1_000_000n),
       gbSecondUsd: formatUsd(prices.gbSecondPico),
       freeTier: prices.freeTier,
     },
-    groups,
+    groups: byService ? serviceGroups(sum(rows), entries) : groups,
     total,
+    usage: { lines: usage, total: money(usageTotal) },
+    grandTotal: money(grand),
     ...(await coverage(log, project, since, now, retentionMs)),
   };
   if (prices.freeTier) {
@@ -92,6 +118,75 @@ export async function costReport(d: CostDeps, c: ControlRequest): Promise<unknow
     }
   }
   return report;
+}
+
+function money(pico: bigint): { costPicoUsd: string; costUsd: string } {
+  return { costPicoUsd: pico.toString(), costUsd: formatUsd(pico) };
+}
+
+/** Usage rows summed per (project when every project is shown, service, resource, kind), with a readable amount. */
+function usageLines(entries: UsageEntry[], withProject: boolean): Record<string, unknown>[] {
+  const byKey = new Map<string, { e: UsageEntry; quantity: bigint; cost: bigint }>();
+  for (const e of entries) {
+    const key = JSON.stringify([withProject ? e.project : '', e.service, e.resource, e.kind]);
+    const t = byKey.get(key) ?? { e, quantity: 0n, cost: 0n };
+    t.quantity += BigInt(e.quantity);
+    t.cost += BigInt(e.costPicoUsd);
+    byKey.set(key, t);
+  }
+  return [...byKey.values()]
+    .sort((a, b) => order(a.e, withProject).localeCompare(order(b.e, withProject)))
+    .map(({ e, quantity, cost }) => ({
+      ...(withProject ? { project: e.project } : {}),
+      service: e.service,
+      resource: e.resource,
+      kind: e.kind,
+      quantity: quantity.toString(),
+      ...readable(e.kind, quantity),
+      ...money(cost),
+    }));
+}
+
+function order(e: UsageEntry, withProject: boolean): string {
+  return `${withProject ? e.project : ''}\u0000${e.service}\u0000${e.resource}\u0000${e.kind}`;
+}
+
+/** What a quantity means in the unit it is priced in. */
+function readable(kind: string, q: bigint): { amount: number; unit: string } {
+  if (kind === 'byte-seconds')
+    return { amount: Number(q) / Number(BYTE_SECONDS_PER_GB_MONTH), unit: 'GB-months' };
+  if (kind === 'provisioned-mb-ms') return { amount: Number(q) / MB_MS_PER_GB_SECOND, unit: 'GB-seconds' };
+  return { amount: Number(q), unit: 'requests' };
+}
+
+/**
+ * --by service: Lambda (its invocations and its provisioned concurrency) and each data service, one group
+ * each; the groups add up to grandTotal. requests counts each service's own requests.
+ */
+function serviceGroups(
+  inv: Omit<UsageRow, 'group' | 'project'>,
+  entries: UsageEntry[],
+): Record<string, unknown>[] {
+  const per = new Map<string, { requests: number; cost: bigint }>();
+  per.set('lambda', { requests: inv.requests, cost: inv.costPicoUsd });
+  for (const e of entries) {
+    const t = per.get(e.service) ?? { requests: 0, cost: 0n };
+    if (e.kind !== 'byte-seconds' && e.kind !== 'provisioned-mb-ms') t.requests += e.quantity;
+    t.cost += BigInt(e.costPicoUsd);
+    per.set(e.service, t);
+  }
+  return [...per.entries()].map(([service, t]) => ({
+    group: service,
+    ...(service === 'lambda'
+      ? {
+          invocations: inv.invocations,
+          billedMs: inv.billedMs,
+          gbSeconds: Number(inv.mbMs) / MB_MS_PER_GB_SECOND,
+        }
+      : { invocations: 0, billedMs: 0, gbSeconds: 0 }),
+    requests: t.requests,
+    ...money(t.cost),
+  }));
 }
 
 /** An epoch ms, an ISO date, or a duration before now (30s, 10m, 2h, 7d); undefined when not given. */

@@ -227,6 +227,8 @@ export function isProjectQuota(reason: ThrottleReason | undefined): boolean {
 /** START/logs/END/REPORT like CloudWatch, last 4 KB, base64: what X-Amz-Log-Result carries. */
 function tail(o: InvokeOutcome, f: FunctionVersion): string {
   const r = o.record;
+  // JSON format: the record's logs already hold platform.start and platform.report, as CloudWatch's do.
+  if (f.config.logFormat === 'JSON' && r !== undefined) return lastBytes(r.logs);
   const report = `${reportLine(
     r ?? {
       requestId: o.requestId,
@@ -242,6 +244,10 @@ function tail(o: InvokeOutcome, f: FunctionVersion): string {
     },
   )}\n`;
   const text = `START RequestId: ${o.requestId} Version: ${o.version}\n${o.logs}END RequestId: ${o.requestId}\n${report}`;
+  return lastBytes(text);
+}
+
+function lastBytes(text: string): string {
   const buf = Buffer.from(text);
   return buf.subarray(Math.max(0, buf.length - TAIL_BYTES)).toString('base64');
 }

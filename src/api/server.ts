@@ -74,6 +74,7 @@ export interface ApiOptions {
   logger?: { error(obj: object, msg: string): void };
   /** The price table and retention that cost reports state (defaults: AWS's prices, 30 days). */
   metering?: CostDeps['metering'];
+  usageMeter?: CostDeps['usageMeter'];
   /** extra AWS services to dispatch to by SigV4 scope (lambda is built in) */
   services?: AwsService[];
   /** What "now" is for signature expiry. */

@@ -19,6 +19,8 @@ export interface FunctionSummary {
   network: 'outbound' | 'none';
   timeout: number;
   reservedConcurrency: number | null;
+  /** Lambda's LoggingConfig: levels only with the JSON format (docs/manifest.md#logging). */
+  logging?: { logFormat: 'Text' | 'JSON'; applicationLogLevel?: string; systemLogLevel?: string };
   routes: string[];
   codeSize: number;
   codeSha256?: string;
@@ -244,6 +246,22 @@ export interface CostQuery {
   all?: boolean;
 }
 
+/** One line of metered usage besides invocations. */
+export interface UsageLine {
+  project?: string;
+  service: string;
+  /** Table, bucket, queue or function; '' for a project's storage. */
+  resource: string;
+  kind: string;
+  /** Exact, as a decimal string. */
+  quantity: string;
+  /** quantity in unit: requests, GB-months or GB-seconds. */
+  amount: number;
+  unit: string;
+  costPicoUsd: string;
+  costUsd: string;
+}
+
 /** One group's (or the total's) usage; picodollar amounts are exact decimal strings. */
 export interface CostAmounts {
   invocations: number;
@@ -266,7 +284,12 @@ export interface CostReport {
   project: string | null;
   prices: { requestsPerMillionUsd: string; gbSecondUsd: string; freeTier: boolean };
   groups: (CostAmounts & { group: string; project?: string })[];
+  /** The invocations'. */
   total: CostAmounts;
+  /** Data service requests, stored GB-months and provisioned concurrency, per service, resource and kind. */
+  usage: { lines: UsageLine[]; total: { costPicoUsd: string; costUsd: string } };
+  /** total plus usage.total. */
+  grandTotal: { costPicoUsd: string; costUsd: string };
   /** The earliest record kept (of the project, or of all), null when none. */
   oldestRecordAt: number | null;
   retentionDays: number;

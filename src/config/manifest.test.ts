@@ -58,6 +58,32 @@ functions:
     expect(parseManifest(fn('')).functions[0]).not.toHaveProperty('ephemeralStorage');
   });
 
+  it('carries the JSON log format and its levels, and nothing for Text (the default)', () => {
+    const f = parseManifest(fn('logFormat: JSON, applicationLogLevel: DEBUG, systemLogLevel: WARN'))
+      .functions[0]!;
+    expect(f).toMatchObject({ logFormat: 'JSON', applicationLogLevel: 'DEBUG', systemLogLevel: 'WARN' });
+    expect(parseManifest(fn('logFormat: Text')).functions[0]).not.toHaveProperty('logFormat');
+    expect(parseManifest(fn('')).functions[0]).not.toHaveProperty('logFormat');
+  });
+
+  it("refuses log settings that are not Lambda's, naming the field", () => {
+    expect(problem(fn('logFormat: json'))).toBe(
+      'nimbus.yaml: functions.f.logFormat: must be one of "Text", "JSON", not the string "json"',
+    );
+    expect(problem(fn('logFormat: JSON, applicationLogLevel: VERBOSE'))).toMatch(
+      /^nimbus\.yaml: functions\.f\.applicationLogLevel: must be one of "TRACE", .*"FATAL", not the string "VERBOSE"$/,
+    );
+    expect(problem(fn('logFormat: JSON, systemLogLevel: ERROR'))).toMatch(
+      /^nimbus\.yaml: functions\.f\.systemLogLevel: must be one of "DEBUG", "INFO", "WARN", not the string "ERROR"$/,
+    );
+    expect(problem(fn('applicationLogLevel: WARN'))).toBe(
+      'nimbus.yaml: functions.f.applicationLogLevel: filters JSON logs only, and the log format is Text',
+    );
+    expect(problem(fn('logFormat: JSON, environment: { AWS_LAMBDA_LOG_LEVEL: DEBUG }'))).toBe(
+      'nimbus.yaml: functions.f.environment.AWS_LAMBDA_LOG_LEVEL: is set by the platform from applicationLogLevel when logFormat is JSON',
+    );
+  });
+
   it('carries network only when it is "none" (outbound is the default)', () => {
     expect(parseManifest(fn('network: none')).functions[0]!.network).toBe('none');
     expect(parseManifest(fn('network: outbound')).functions[0]).not.toHaveProperty('network');

@@ -331,6 +331,13 @@ export function handlerEscape(h: string): string | undefined {
  *  config text (and version) of functions deployed before the setting existed stays the same. */
 export const DEFAULT_EPHEMERAL_MB = 512;
 
+/** Lambda's LoggingConfig values, spelt as AWS spells them. */
+export const LOG_FORMATS = ['Text', 'JSON'] as const;
+export const APPLICATION_LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'] as const;
+export const SYSTEM_LOG_LEVELS = ['DEBUG', 'INFO', 'WARN'] as const;
+export type ApplicationLogLevel = (typeof APPLICATION_LOG_LEVELS)[number];
+export type SystemLogLevel = (typeof SYSTEM_LOG_LEVELS)[number];
+
 /** What a function's sandbox may reach beyond its own loopback and the Nimbus endpoint (AWS_ENDPOINT_URL). */
 export type NetworkMode = 'outbound' | 'none';
 
@@ -365,6 +372,10 @@ const FunctionSchema = z.strictObject({
     .default({}),
   /** "fixed" (the platform's window), "hybrid" (histogram policy), or a fixed window in seconds. */
   keepAlive: z.union([z.enum(['fixed', 'hybrid']), z.number().int().min(0).max(86400)]).optional(),
+  /** Lambda's LoggingConfig: "Text" (the default) or "JSON" lines; the levels filter JSON logs only. */
+  logFormat: z.enum(LOG_FORMATS).optional(),
+  applicationLogLevel: z.enum(APPLICATION_LOG_LEVELS).optional(),
+  systemLogLevel: z.enum(SYSTEM_LOG_LEVELS).optional(),
   async: AsyncSchema.optional(),
   /** What the function's own AWS credentials may reach; nothing that is not listed. */
   permissions: z
@@ -497,6 +508,12 @@ export interface FunctionConfig {
   /** New instances allowed per 10 seconds, overriding the platform's setting. */
   scaleOutPer10s?: number | undefined;
   keepAlive?: 'fixed' | 'hybrid' | number | undefined;
+  /** "JSON": console output and platform lines as JSON records (Lambda's JSON log format); absent: Text. */
+  logFormat?: 'JSON' | undefined;
+  /** JSON only: console lines below it are dropped (AWS_LAMBDA_LOG_LEVEL); absent: INFO. */
+  applicationLogLevel?: ApplicationLogLevel | undefined;
+  /** JSON only: platform records below it are dropped; absent: INFO. */
+  systemLogLevel?: SystemLogLevel | undefined;
   /** Retries and destinations of async invocations; Lambda's defaults apply to what is left out. */
   async?: AsyncConfig | undefined;
   /** Schedules that invoke the function asynchronously (EventBridge's scheduled rules). */
@@ -682,6 +699,7 @@ export function manifestFromValue(raw: unknown, file = 'nimbus.yaml'): Manifest 
         `is ${provisioned} but reserved is ${reserved}; provisioned instances cannot exceed reserved concurrency`,
       );
     }
+    checkLogging(file, name, f);
     for (const [key, value] of Object.entries(f.environment)) {
       if (RESERVED_ENV.test(key)) {
         throw new ManifestError(
@@ -798,6 +816,10 @@ export function manifestFromValue(raw: unknown, file = 'nimbus.yaml'): Manifest 
         : {}),
       ...(f.concurrency.scaleOut !== undefined ? { scaleOutPer10s: f.concurrency.scaleOut } : {}),
       ...(f.keepAlive !== undefined ? { keepAlive: f.keepAlive } : {}),
+      // Text is the default and stored as nothing, so functions deployed before the setting keep their version.
+      ...(f.logFormat === 'JSON' ? { logFormat: 'JSON' as const } : {}),
+      ...(f.applicationLogLevel !== undefined ? { applicationLogLevel: f.applicationLogLevel } : {}),
+      ...(f.systemLogLevel !== undefined ? { systemLogLevel: f.systemLogLevel } : {}),
       ...(f.async !== undefined ? { async: asyncConfig(file, name, f.async) } : {}),
       ...(schedules.length > 0 ? { schedules } : {}),
       ...(emails.length > 0 ? { emails } : {}),
@@ -809,6 +831,35 @@ export function manifestFromValue(raw: unknown, file = 'nimbus.yaml'): Manifest 
     });
   }
   return { service: m.service, functions, queues, tables, buckets: Object.keys(m.buckets).sort() };
+}
+
+/** Levels filter JSON records only (as AWS requires), and with JSON the level is the platform's to set. */
+function checkLogging(
+  file: string,
+  name: string,
+  f: { logFormat?: string; applicationLogLevel?: string; systemLogLevel?: string; environment: object },
+): void {
+  if (f.logFormat === 'JSON') {
+    if ('AWS_LAMBDA_LOG_LEVEL' in f.environment) {
+      throw new ManifestError(
+        file,
+        `functions.${name}.environment.AWS_LAMBDA_LOG_LEVEL`,
+        'is set by the platform from applicationLogLevel when logFormat is JSON',
+        `remove it and set functions.${name}.applicationLogLevel instead`,
+      );
+    }
+    return;
+  }
+  for (const field of ['applicationLogLevel', 'systemLogLevel'] as const) {
+    if (f[field] !== undefined) {
+      throw new ManifestError(
+        file,
+        `functions.${name}.${field}`,
+        'filters JSON logs only, and the log format is Text',
+        `add \`logFormat: JSON\` to functions.${name}, or remove ${field}`,
+      );
+    }
+  }
 }
 
 /** Sorted and deduplicated; queues only when granted, so a function granted tables alone keeps the config

@@ -88,6 +88,62 @@ export const SettingsSchema = z.strictObject({
       message: 'must be USD per GB-second with at most 12 decimals, like 0.0000166667',
     })
     .default('0.0000166667'),
+  /** USD per GB-second an instance is kept for provisioned concurrency (AWS: 0.0000041667). */
+  priceProvisionedGbSecond: z
+    .string()
+    .regex(/^\d+(\.\d{0,12})?$/, {
+      message: 'must be USD per GB-second with at most 12 decimals, like 0.0000041667',
+    })
+    .default('0.0000041667'),
+  /** USD per GB-second of duration on a provisioned instance (AWS: 0.0000097222). */
+  priceProvisionedDurationGbSecond: z
+    .string()
+    .regex(/^\d+(\.\d{0,12})?$/, {
+      message: 'must be USD per GB-second with at most 12 decimals, like 0.0000097222',
+    })
+    .default('0.0000097222'),
+  /** USD per million DynamoDB write requests (AWS on-demand: 0.625 per million write request units). */
+  priceDynamodbWrites: z
+    .string()
+    .regex(/^\d+(\.\d{0,6})?$/, {
+      message: 'must be USD per million requests with at most 6 decimals, like 0.625',
+    })
+    .default('0.625'),
+  /** USD per million DynamoDB read requests (AWS on-demand: 0.125 per million read request units). */
+  priceDynamodbReads: z
+    .string()
+    .regex(/^\d+(\.\d{0,6})?$/, {
+      message: 'must be USD per million requests with at most 6 decimals, like 0.125',
+    })
+    .default('0.125'),
+  /** USD per 1,000 S3 PUT, COPY, POST and LIST requests (AWS S3 Standard: 0.005). */
+  priceS3Tier1: z
+    .string()
+    .regex(/^\d+(\.\d{0,9})?$/, {
+      message: 'must be USD per 1,000 requests with at most 9 decimals, like 0.005',
+    })
+    .default('0.005'),
+  /** USD per 1,000 S3 GET, HEAD and other requests (AWS S3 Standard: 0.0004). */
+  priceS3Tier2: z
+    .string()
+    .regex(/^\d+(\.\d{0,9})?$/, {
+      message: 'must be USD per 1,000 requests with at most 9 decimals, like 0.0004',
+    })
+    .default('0.0004'),
+  /** USD per million SQS requests (AWS standard queues: 0.40). */
+  priceSqsRequests: z
+    .string()
+    .regex(/^\d+(\.\d{0,6})?$/, {
+      message: 'must be USD per million requests with at most 6 decimals, like 0.40',
+    })
+    .default('0.40'),
+  /** USD per GB-month a project stores (objects, table items, queue messages; AWS S3 Standard: 0.023). */
+  priceStorageGbMonth: z
+    .string()
+    .regex(/^\d+(\.\d{0,12})?$/, {
+      message: 'must be USD per GB-month with at most 12 decimals, like 0.023',
+    })
+    .default('0.023'),
   /** Cost reports subtract AWS's monthly free tier (1M requests, 400,000 GB-s) per project and month. */
   freeTier: z.boolean().default(false),
   /** A schedule tick missed while Nimbus was down (over a minute late): "skip" it, or fire it "once". */
@@ -158,6 +214,14 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   invocationRetentionDays: 'NIMBUS_INVOCATION_RETENTION_DAYS',
   priceRequests: 'NIMBUS_PRICE_REQUESTS',
   priceGbSecond: 'NIMBUS_PRICE_GB_SECOND',
+  priceProvisionedGbSecond: 'NIMBUS_PRICE_PROVISIONED_GB_SECOND',
+  priceProvisionedDurationGbSecond: 'NIMBUS_PRICE_PROVISIONED_DURATION_GB_SECOND',
+  priceDynamodbWrites: 'NIMBUS_PRICE_DYNAMODB_WRITES',
+  priceDynamodbReads: 'NIMBUS_PRICE_DYNAMODB_READS',
+  priceS3Tier1: 'NIMBUS_PRICE_S3_TIER1',
+  priceS3Tier2: 'NIMBUS_PRICE_S3_TIER2',
+  priceSqsRequests: 'NIMBUS_PRICE_SQS_REQUESTS',
+  priceStorageGbMonth: 'NIMBUS_PRICE_STORAGE_GB_MONTH',
   freeTier: 'NIMBUS_FREE_TIER',
   eventConcurrencyShare: 'NIMBUS_EVENT_CONCURRENCY_SHARE',
   eventConcurrency: 'NIMBUS_EVENT_CONCURRENCY',

@@ -163,6 +163,8 @@ class Gateway {
     let probe = false;
     let trace: RequestTrace | undefined;
     let project = this.project;
+    /** For the metrics: a project with routes, never a name taken from an arbitrary Host header. */
+    let knownProject: string | undefined;
     try {
       const method = req.method ?? 'GET';
       let url = req.url ?? '/';
@@ -181,6 +183,7 @@ class Gateway {
       project = projectOfHost(req.headers.host, this.domain, this.project);
       // An unknown project and one without routes look alike (404): a host tells nobody which projects exist.
       const router = this.router(project);
+      if (router) knownProject = project;
       match = router?.match(method, path);
       if (this.tracer && (match || !isHealthPath(path)))
         trace = this.tracer.request(req.headers, method, path, clientIp(req));
@@ -228,7 +231,7 @@ class Gateway {
           limits.push({ key: `${project} ${protection.service}`, config: protection.serviceThrottle });
         const retryAfter = this.throttles.admit(limits);
         if (retryAfter !== undefined) {
-          this.metrics?.throttled(match);
+          this.metrics?.throttled(match, project);
           this.sendError(res, 429, 'Too Many Requests', requestId, cors, origin, {
             'retry-after': String(retryAfter),
           });
@@ -243,7 +246,7 @@ class Gateway {
           1,
           Math.ceil((periodEnd(quota.period, this.clock.now()) - this.clock.now()) / 1000),
         );
-        this.metrics?.throttled(match);
+        this.metrics?.throttled(match, project);
         this.sendError(res, 429, 'Limit Exceeded', requestId, cors, origin, { 'retry-after': String(wait) });
         return;
       }
@@ -336,7 +339,8 @@ class Gateway {
     } finally {
       trace?.end(project, match, res.statusCode);
       // A request whose client went away before an answer started is not counted.
-      if (this.metrics && res.headersSent && !probe) this.metrics.request(match, res.statusCode);
+      if (this.metrics && res.headersSent && !probe)
+        this.metrics.request(match, res.statusCode, knownProject);
       if (this.accessLog && res.headersSent && !probe) {
         this.accessLog({
           method: req.method ?? '',

@@ -31,12 +31,16 @@ import {
 } from './types.js';
 import { timeOrderedId } from '../ids.js';
 import { billedMs, DEFAULT_PRICE_TABLE, meter, type PriceTable } from '../metering/price.js';
+import { platformReport, platformStart } from '../metering/report-line.js';
+import type { ProvisionedMeter } from '../metering/usage-meter.js';
 
 export interface InvokerOptions {
   /** Every finished invocation's record goes to each sink (the invocation log first). */
   sinks: InvocationSink[];
   /** What each record's usage costs; the defaults are AWS's us-east-1 list prices. */
   prices?: PriceTable;
+  /** Told, every tick, how long provisioned instances were kept (MB x ms), to bill it. */
+  provisionedMeter?: ProvisionedMeter;
   registry: FunctionRegistry;
   clock?: Clock;
   pool: StemCellPool;
@@ -233,6 +237,7 @@ export class DefaultInvoker implements Invoker {
       };
       if (req.trace) req.propagate?.(req.trace.traceparent);
       if (cold && init) cold.sent = performance.now();
+      const provisioned = this.scaler.isProvisioned(a.instance);
       const result = await inst.invoke(msg, fv.config.timeout);
       const healthy = result.kind === 'ok' || result.kind === 'error';
       if (!healthy && !inst.dead) inst.stop();
@@ -248,7 +253,8 @@ export class DefaultInvoker implements Invoker {
       const durationMs = result.durationMs;
       learn(info, a.kind === 'cold', a.kind === 'cold' ? performance.now() - t0 : durationMs);
       const outcome = checked(toOutcome(requestId, fv, result, durationMs, a.kind === 'cold'), req);
-      this.record(req, outcome, start, fv, Math.max(result.rss, inst.polledRss), result.initMs ?? null);
+      const rss = Math.max(result.rss, inst.polledRss);
+      this.record(req, outcome, start, fv, rss, result.initMs ?? null, provisioned);
       return outcome;
     }
   }
@@ -451,7 +457,24 @@ export class DefaultInvoker implements Invoker {
   }
 
   private tick(): void {
-    if (!this.closed) this.carryOut(this.scaler.tick(this.clock.now()));
+    if (this.closed) return;
+    this.meterProvisioned();
+    this.carryOut(this.scaler.tick(this.clock.now()));
+  }
+
+  private lastProvisionedAt: number | null = null;
+
+  /** The time since the last tick that ready provisioned instances were kept, as MB x ms per function. */
+  private meterProvisioned(): void {
+    const now = this.clock.now();
+    const since = this.lastProvisionedAt ?? now;
+    this.lastProvisionedAt = now;
+    const meter = this.o.provisionedMeter;
+    if (!meter || now <= since) return;
+    for (const [key, count] of this.scaler.provisionedReady()) {
+      const fv = this.versions.get(key)?.fv;
+      if (fv) meter.provisioned(fv.project, fv.name, count * fv.config.memory * (now - since));
+    }
   }
 
   /** Never rejects: without credentials the function still runs (and its AWS calls are refused). */
@@ -496,6 +519,7 @@ export class DefaultInvoker implements Invoker {
       // Without bubblewrap there is no private /tmp; TMPDIR (os.tmpdir()) points at the instance's own.
       env: {
         ...environment,
+        ...logVariables(fv.config),
         TMPDIR: inst.tmpDirInside,
         ...awsVariables(aws && { ...aws, endpointUrl: inst.endpointInside(aws.endpointUrl) }),
       },
@@ -590,13 +614,15 @@ export class DefaultInvoker implements Invoker {
     fv: FunctionVersion,
     maxRss: number,
     initMs: number | null,
+    provisioned = false,
   ): void {
     const throttled = o.status === 'throttled';
     // The host times a cold start from sending to answer, init included: the record's duration is the
     // handler's alone, as Lambda's, and the bill is both (Lambda bills init since August 2025).
     const durationMs = Math.round(Math.max(0, o.durationMs - (initMs ?? 0)) * 1000) / 1000;
     const billed = throttled ? 0 : billedMs(durationMs, initMs);
-    const usage = meter(billed, fv.config.memory, throttled, this.o.prices ?? DEFAULT_PRICE_TABLE);
+    const prices = this.o.prices ?? DEFAULT_PRICE_TABLE;
+    const usage = meter(billed, fv.config.memory, throttled, prices, provisioned);
     const rec: InvocationRecord = {
       requestId: o.requestId,
       project: fv.project,
@@ -620,6 +646,7 @@ export class DefaultInvoker implements Invoker {
       logs: o.logs,
       traceId: req.trace ? req.trace.traceId : null,
     };
+    if (fv.config.logFormat === 'JSON' && !throttled) rec.logs = withPlatformRecords(rec, fv.config);
     o.record = rec;
     for (const sink of this.o.sinks) {
       try {
@@ -670,6 +697,8 @@ export class DefaultInvoker implements Invoker {
   }
 
   close(): void {
+    // The provisioned instances' last second is billed before they stop.
+    if (!this.closed) this.meterProvisioned();
     this.closed = true;
     this.ticker?.cancel();
     for (const inst of this.instances.values()) inst.stop();
@@ -755,6 +784,23 @@ function notFound(req: InvokeRequest, requestId: string, message: string): Invok
     cold: false,
     logs: '',
   };
+}
+
+/** Lambda's advanced logging controls reach the runtime as AWS sets them: only with the JSON format. */
+function logVariables(cfg: FunctionVersion['config']): Record<string, string> {
+  if (cfg.logFormat !== 'JSON') return {};
+  return { AWS_LAMBDA_LOG_FORMAT: 'JSON', AWS_LAMBDA_LOG_LEVEL: cfg.applicationLogLevel ?? 'INFO' };
+}
+
+/**
+ * JSON format: the record's logs carry platform.start before the function's lines and platform.report after
+ * them, as CloudWatch holds them, unless systemLogLevel is WARN (both are INFO records).
+ */
+function withPlatformRecords(rec: InvocationRecord, cfg: FunctionVersion['config']): string {
+  if (cfg.systemLogLevel === 'WARN') return rec.logs;
+  const logs = rec.logs === '' || rec.logs.endsWith('\n') ? rec.logs : `${rec.logs}\n`;
+  const end = rec.start + Math.ceil(rec.durationMs + (rec.initMs ?? 0));
+  return platformStart(rec.requestId, rec.version, rec.start) + logs + platformReport(rec, end);
 }
 
 /** The manifest cannot set AWS_* (reserved), so these are the platform's alone. */

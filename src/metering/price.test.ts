@@ -27,10 +27,19 @@ describe('price table', () => {
       requestPico: 200_000n,
       gbSecondPico: 16_666_700n,
       freeTier: false,
+      provisionedGbSecondPico: 9_722_200n,
     });
     const s = resolveSettings({}, {});
-    expect(priceTable(s.priceRequests, s.priceGbSecond, s.freeTier)).toEqual(DEFAULT_PRICE_TABLE);
+    expect(
+      priceTable(s.priceRequests, s.priceGbSecond, s.freeTier, s.priceProvisionedDurationGbSecond),
+    ).toEqual(DEFAULT_PRICE_TABLE);
     expect(s.invocationRetentionDays).toBe(30);
+  });
+
+  it('prices an invocation on a provisioned instance at the provisioned duration price', () => {
+    // 100 ms at 1,024 MB is 0.1 GB-s: $0.00000097222 at $0.0000097222 per GB-s, plus the request.
+    expect(meter(100, 1024, false, DEFAULT_PRICE_TABLE, true).costPicoUsd).toBe(200_000 + 972_220);
+    expect(meter(100, 1024, false, DEFAULT_PRICE_TABLE).costPicoUsd).toBe(200_000 + 1_666_670);
   });
 
   it('takes prices and the free tier from the environment and names a bad one', () => {

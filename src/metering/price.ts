@@ -14,6 +14,8 @@ export interface PriceTable {
   gbSecondPico: bigint;
   /** Whether reports subtract the monthly free tier (per project and calendar month, UTC). */
   freeTier: boolean;
+  /** Price of one GB-second of duration on a provisioned instance (AWS: $0.0000097222); absent: gbSecondPico. */
+  provisionedGbSecondPico?: bigint;
 }
 
 /** AWS Lambda's free tier per month, as AWS states it. */
@@ -23,6 +25,8 @@ export const FREE_TIER = { requests: 1_000_000, gbSeconds: 400_000 } as const;
 export const DEFAULT_PRICES = {
   requestsPerMillion: '0.20',
   gbSecond: '0.0000166667',
+  /** Duration on a provisioned instance (the instance's kept time is priced by the usage meter). */
+  provisionedGbSecond: '0.0000097222',
 } as const;
 
 export class PriceError extends Error {
@@ -44,15 +48,28 @@ export function parseUsd(text: string, scale: number): bigint {
 }
 
 /** The price table from its settings: USD per million requests and USD per GB-second, as decimal text. */
-export function priceTable(requestsPerMillion: string, gbSecond: string, freeTier: boolean): PriceTable {
+export function priceTable(
+  requestsPerMillion: string,
+  gbSecond: string,
+  freeTier: boolean,
+  provisionedGbSecond?: string,
+): PriceTable {
   // Per million requests to per request in picodollars: x 10^12 / 10^6.
-  return { requestPico: parseUsd(requestsPerMillion, 6), gbSecondPico: parseUsd(gbSecond, 12), freeTier };
+  return {
+    requestPico: parseUsd(requestsPerMillion, 6),
+    gbSecondPico: parseUsd(gbSecond, 12),
+    freeTier,
+    ...(provisionedGbSecond !== undefined
+      ? { provisionedGbSecondPico: parseUsd(provisionedGbSecond, 12) }
+      : {}),
+  };
 }
 
 export const DEFAULT_PRICE_TABLE = priceTable(
   DEFAULT_PRICES.requestsPerMillion,
   DEFAULT_PRICES.gbSecond,
   false,
+  DEFAULT_PRICES.provisionedGbSecond,
 );
 
 /** The metered usage of one invocation. */
@@ -71,14 +88,29 @@ export function gbSeconds(billedMs: number, memoryMB: number): number {
 
 /** The cost of compute: MB-ms x price per GB-s / 1,024,000, rounded half up to a whole picodollar. */
 export function computePico(mbMs: bigint, p: PriceTable): bigint {
-  const d = BigInt(MB_MS_PER_GB_SECOND);
-  return (mbMs * p.gbSecondPico * 2n + d) / (2n * d);
+  return mbMsPico(mbMs, p.gbSecondPico);
 }
 
-/** One invocation's usage and cost. A throttled invocation has no billed duration and costs nothing. */
-export function meter(billedMs: number, memoryMB: number, throttled: boolean, p: PriceTable): Usage {
+/** MB-ms at a price per GB-second, rounded half up to a whole picodollar. */
+export function mbMsPico(mbMs: bigint, gbSecondPico: bigint): bigint {
+  const d = BigInt(MB_MS_PER_GB_SECOND);
+  return (mbMs * gbSecondPico * 2n + d) / (2n * d);
+}
+
+/**
+ * One invocation's usage and cost. A throttled invocation has no billed duration and costs nothing; one that
+ * ran on a provisioned instance pays the provisioned duration price (the instance's kept time is billed apart).
+ */
+export function meter(
+  billedMs: number,
+  memoryMB: number,
+  throttled: boolean,
+  p: PriceTable,
+  provisioned = false,
+): Usage {
   if (throttled) return { requests: 0, gbSeconds: 0, costPicoUsd: 0 };
-  const cost = p.requestPico + computePico(BigInt(billedMs) * BigInt(memoryMB), p);
+  const perGbSecond = provisioned ? (p.provisionedGbSecondPico ?? p.gbSecondPico) : p.gbSecondPico;
+  const cost = p.requestPico + mbMsPico(BigInt(billedMs) * BigInt(memoryMB), perGbSecond);
   return { requests: 1, gbSeconds: gbSeconds(billedMs, memoryMB), costPicoUsd: Number(cost) };
 }
 

@@ -33,3 +33,47 @@ export function reportLine(r: ReportFields): string {
   }
   return fields.join('\t');
 }
+
+/** Lambda's JSON platform record status of an invocation status. */
+function platformStatus(status: string): string {
+  if (status === 'ok') return 'success';
+  if (status === 'error' || status === 'timeout') return status;
+  return 'failure';
+}
+
+/**
+ * The platform.start and platform.report records a function with `logFormat: JSON` gets instead of START and
+ * REPORT, as Lambda writes them to CloudWatch (record.metrics with durationMs, billedDurationMs, memorySizeMB,
+ * maxMemoryUsedMB, initDurationMs on a cold start). One line each, newline-terminated.
+ */
+export function platformStart(requestId: string, version: string, at: number): string {
+  return (
+    JSON.stringify({
+      time: new Date(at).toISOString(),
+      type: 'platform.start',
+      record: { requestId, version },
+    }) + '\n'
+  );
+}
+
+export function platformReport(r: ReportFields, at: number): string {
+  const metrics: Record<string, number> = {
+    durationMs: r.durationMs,
+    billedDurationMs: r.billedMs,
+    memorySizeMB: r.memoryMB,
+  };
+  if (r.maxRssBytes > 0) metrics['maxMemoryUsedMB'] = Math.ceil(r.maxRssBytes / 2 ** 20);
+  if (r.initMs !== null) metrics['initDurationMs'] = r.initMs;
+  return (
+    JSON.stringify({
+      time: new Date(at).toISOString(),
+      type: 'platform.report',
+      record: {
+        requestId: r.requestId,
+        metrics,
+        status: platformStatus(r.status),
+        ...(r.status !== 'ok' && r.errorType ? { errorType: r.errorType } : {}),
+      },
+    }) + '\n'
+  );
+}

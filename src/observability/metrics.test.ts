@@ -83,19 +83,28 @@ describe('Metrics', () => {
     );
   });
 
-  it('counts gateway requests per route across match objects, and unmatched ones under "unmatched"', async () => {
+  it('counts gateway requests per project and route across match objects, unmatched ones under "unmatched"', async () => {
     const m = new Metrics('sqlite');
     const route = {};
+    const other = {};
     // The gateway makes a new match per request; the route object inside is what stays the same.
-    for (let i = 0; i < 3; i++) m.request({ route, routeKey: 'GET /a' }, 200);
-    m.request({ route, routeKey: 'GET /a' }, 502);
+    for (let i = 0; i < 3; i++) m.request({ route, routeKey: 'GET /a' }, 200, 'default');
+    m.request({ route, routeKey: 'GET /a' }, 502, 'default');
+    m.request({ route: other, routeKey: 'GET /a' }, 200, 'team-a');
+    m.request(undefined, 404, 'default');
+    m.request(undefined, 404, 'team-a');
+    // A host naming no project with routes: one series, whatever the name was.
     m.request(undefined, 404);
-    m.throttled({ route, routeKey: 'GET /a' });
+    m.request(undefined, 404);
+    m.throttled({ route, routeKey: 'GET /a' }, 'default');
     expect(await lines(m, 'nimbus_gateway_')).toEqual([
-      'nimbus_gateway_requests_total{route="GET /a",status="200"} 3',
-      'nimbus_gateway_requests_total{route="GET /a",status="502"} 1',
-      'nimbus_gateway_requests_total{route="unmatched",status="404"} 1',
-      'nimbus_gateway_throttles_total{route="GET /a"} 1',
+      'nimbus_gateway_requests_total{route="GET /a",status="200",project="default"} 3',
+      'nimbus_gateway_requests_total{route="GET /a",status="502",project="default"} 1',
+      'nimbus_gateway_requests_total{route="GET /a",status="200",project="team-a"} 1',
+      'nimbus_gateway_requests_total{route="unmatched",status="404",project="default"} 1',
+      'nimbus_gateway_requests_total{route="unmatched",status="404",project="team-a"} 1',
+      'nimbus_gateway_requests_total{route="unmatched",status="404",project="unknown"} 2',
+      'nimbus_gateway_throttles_total{route="GET /a",project="default"} 1',
     ]);
   });
 

@@ -75,8 +75,9 @@ export interface MatchedRoute {
 
 /** What the gateway tells metrics: one call per answered request, with its route (or none). */
 export interface GatewayObserver {
-  request(match: MatchedRoute | undefined, status: number): void;
-  throttled(match: MatchedRoute): void;
+  /** project: the project whose routes were looked in, undefined for a host that names none with routes. */
+  request(match: MatchedRoute | undefined, status: number, project?: string): void;
+  throttled(match: MatchedRoute, project: string): void;
 }
 
 type Labels = Record<string, string>;
@@ -85,6 +86,9 @@ type Labels = Record<string, string>;
 export interface CounterSeries {
   value: number;
 }
+
+/** The project label of gateway requests to a host that names no project with routes (unbounded names). */
+const UNKNOWN_PROJECT = 'unknown';
 
 /** A counter family whose series are plain objects, exported with their labels when scraped. */
 class CounterFamily {
@@ -207,7 +211,8 @@ export class Metrics implements InvocationSink, EventObserver, GatewayObserver {
   private readonly fns = new Map<string, Map<string, FunctionSeries>>();
   /** Per route object (stable until the route table is rebuilt) and status code. */
   private readonly routes = new WeakMap<object, Map<number, CounterChild>>();
-  private readonly unmatched = new Map<number, CounterChild>();
+  /** Unmatched requests by project, then status. */
+  private readonly unmatched = new Map<string, Map<number, CounterChild>>();
   private readonly routeThrottles = new WeakMap<object, CounterChild>();
   private readonly storeOps = new Map<string, HistogramChild>();
   private sources: MetricsSources | undefined;
@@ -260,11 +265,11 @@ export class Metrics implements InvocationSink, EventObserver, GatewayObserver {
     );
     this.gatewayRequests = counter(
       'nimbus_gateway_requests_total',
-      'Requests the gateway answered, by route key ("unmatched" for none) and HTTP status.',
+      'Requests the gateway answered, by project, route key ("unmatched" for none) and HTTP status.',
     );
     this.gatewayThrottles = counter(
       'nimbus_gateway_throttles_total',
-      "Requests refused by a route's or a service's throttle (429) before any function ran.",
+      "Requests refused by a route's or a service's throttle (429) before any function ran, by project and route.",
     );
     this.storeDuration = histogram(
       'nimbus_store_duration_seconds',
@@ -311,24 +316,33 @@ export class Metrics implements InvocationSink, EventObserver, GatewayObserver {
     s.value++;
   }
 
-  request(match: MatchedRoute | undefined, status: number): void {
-    let byStatus = match ? this.routes.get(match.route) : this.unmatched;
-    if (!byStatus) this.routes.set(match!.route, (byStatus = new Map()));
+  request(match: MatchedRoute | undefined, status: number, project = UNKNOWN_PROJECT): void {
+    // A route object belongs to one project's table, so it keys that project's series by itself.
+    let byStatus = match ? this.routes.get(match.route) : this.unmatched.get(project);
+    if (!byStatus) {
+      byStatus = new Map();
+      if (match) this.routes.set(match.route, byStatus);
+      else this.unmatched.set(project, byStatus);
+    }
     let child = byStatus.get(status);
     if (!child) {
       child = this.gatewayRequests.series({
         route: match ? match.routeKey : 'unmatched',
         status: String(status),
+        project,
       });
       byStatus.set(status, child);
     }
     child.value++;
   }
 
-  throttled(match: MatchedRoute): void {
+  throttled(match: MatchedRoute, project: string): void {
     let child = this.routeThrottles.get(match.route);
     if (!child)
-      this.routeThrottles.set(match.route, (child = this.gatewayThrottles.series({ route: match.routeKey })));
+      this.routeThrottles.set(
+        match.route,
+        (child = this.gatewayThrottles.series({ route: match.routeKey, project })),
+      );
     child.value++;
   }
 

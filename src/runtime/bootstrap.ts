@@ -33,6 +33,7 @@ import {
   endInvocation,
   installLogCapture,
   logError,
+  setLogFormat,
   setLogLevel,
   writeToStderr,
 } from './logs.js';
@@ -161,6 +162,7 @@ async function initialize(msg: InvokeMessage, init: FunctionInit): Promise<void>
   const t0 = performance.now();
   applyFunctionEnv(init, RUNTIME_DIR, init.handler);
   setLogLevel(process.env['AWS_LAMBDA_LOG_LEVEL']);
+  setLogFormat(process.env['AWS_LAMBDA_LOG_FORMAT']);
   // Before the function's code loads, so a legacy SDK v2 it bundles reaches Nimbus (aws-redirect.ts).
   redirectAwsHosts(process.env['AWS_ENDPOINT_URL']);
   try {

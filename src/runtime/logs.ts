@@ -9,6 +9,9 @@
 // idle buffer that the next invocation to start takes over (as K = 1 does). A line's id is its own invocation's
 // when the context knows one, even if that invocation already answered (as AWS tags late timer output), else
 // the id of the invocation it is attached to. K = 1 keeps the single buffer and never touches AsyncLocalStorage.
+//
+// AWS_LAMBDA_LOG_FORMAT=JSON (set by the host for `logFormat: JSON`) swaps the line formatter for RIC's JSON one;
+// the Text formatter is not touched by it, so Text costs what it did.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { writeSync } from 'node:fs';
 import { format } from 'node:util';
@@ -79,6 +82,13 @@ export function installLogCapture(send: (id: string, data: string) => void): voi
 
   // process.exit() from user code: nothing asynchronous runs after this, so hand the lines to the host via stderr.
   process.on('exit', writeRemainingToStderr);
+}
+
+/** Honour AWS_LAMBDA_LOG_FORMAT as RIC does: "JSON" makes every console line a JSON record, else Text. */
+export function setLogFormat(value: string | undefined): void {
+  const json = value?.toUpperCase() === 'JSON';
+  record = json ? jsonRecord : textRecord;
+  errorArgs = json ? jsonErrorArgs : textErrorArgs;
 }
 
 /** Honour AWS_LAMBDA_LOG_LEVEL as RIC does (unknown values mean everything). */
@@ -186,12 +196,12 @@ export function takeLogs(): string | undefined {
 
 /** RIC's structuredConsole.logError: "<label> \t{errorType,errorMessage,stack...}" at ERROR level. */
 export function logError(label: string, err: unknown): void {
-  if (PRIORITY.ERROR >= minPriority) line('ERROR', [label, toFormatted(err)]);
+  if (PRIORITY.ERROR >= minPriority) line('ERROR', errorArgs(label, err));
 }
 
 /** logError for an invocation known by its slot (K > 1), whatever the async context of the caller. */
 export function logErrorFor(slot: Slot, label: string, err: unknown): void {
-  if (PRIORITY.ERROR >= minPriority) appendTo(slot, record(slot.id, 'ERROR', [label, toFormatted(err)]));
+  if (PRIORITY.ERROR >= minPriority) appendTo(slot, record(slot.id, 'ERROR', errorArgs(label, err)));
 }
 
 export function writeRemainingToStderr(): void {
@@ -223,19 +233,77 @@ function line(level: Level, args: unknown[]): void {
   append(record(tag, level, args));
 }
 
-function record(id: string | undefined, level: Level, args: unknown[]): string {
-  let msg: string;
+type Formatter = (id: string | undefined, level: Level, args: unknown[]) => string;
+
+function safeFormat(args: unknown[]): string {
   try {
-    msg = format(...args);
+    return format(...args);
   } catch (err) {
     // util.format runs user code (inspect hooks, getters); a broken object must not break the caller.
-    msg = `[unformattable log message: ${err instanceof Error ? err.message : typeof err}]`;
+    return `[unformattable log message: ${err instanceof Error ? err.message : typeof err}]`;
   }
+}
+
+/** Text: "<time>\t<id>\t<LEVEL>\t<message>", one line. */
+const textRecord: Formatter = (id, level, args) => {
+  const msg = safeFormat(args);
   let text = `${new Date().toISOString()}\t${id}\t${level}\t${msg}`;
   // One record per call: AWS turns embedded newlines into \r so a stack trace stays one CloudWatch event.
   if (text.includes('\n')) text = text.replace(/\n/g, '\r');
   return text + '\n';
+};
+
+/**
+ * JSON, as RIC writes it: {"timestamp","level","requestId","message"}. One argument keeps its structure (an
+ * object stays an object, an Error becomes {errorType, errorMessage, stackTrace}); several are formatted to one
+ * string as in Text, and the first Error among them lends its errorType, errorMessage and stackTrace to the
+ * record. JSON.stringify escapes newlines, so a record is always one line.
+ */
+const jsonRecord: Formatter = (id, level, args) => {
+  const rec: Record<string, unknown> = { timestamp: new Date().toISOString(), level, requestId: id };
+  if (args.length === 1) {
+    rec['message'] = args[0];
+    try {
+      const text = JSON.stringify(rec, errorReplacer);
+      if (text !== undefined) return text + '\n';
+    } catch {
+      // circular, BigInt, a throwing toJSON: formatted as text instead, as RIC does
+    }
+    rec['message'] = safeFormat(args);
+    return JSON.stringify(rec) + '\n';
+  }
+  rec['message'] = safeFormat(args);
+  try {
+    const err = args.find((a): a is Error => a instanceof Error);
+    if (err !== undefined) Object.assign(rec, errorFields(err));
+  } catch {
+    // a hostile Error (throwing getters): the formatted message is still there
+  }
+  return JSON.stringify(rec) + '\n';
+};
+
+let record: Formatter = textRecord;
+
+function errorFields(err: Error): { errorType: string; errorMessage: string; stackTrace: string[] } {
+  return {
+    errorType: (err.constructor as { name?: string } | undefined)?.name ?? 'UnknownError',
+    errorMessage: err.message,
+    stackTrace: typeof err.stack === 'string' ? err.stack.split('\n') : [],
+  };
 }
+
+function errorReplacer(_key: string, value: unknown): unknown {
+  // Own enumerable properties (a code, a cause's fields) follow, as RIC's Object.assign keeps them.
+  return value instanceof Error ? { ...errorFields(value), ...value } : value;
+}
+
+/** RIC's logError arguments: Text formats the error for the line; JSON passes it so its fields are kept. */
+const textErrorArgs = (label: string, err: unknown): unknown[] => [label, toFormatted(err)];
+const jsonErrorArgs = (label: string, err: unknown): unknown[] => [
+  label,
+  err instanceof Error ? err : toFormatted(err),
+];
+let errorArgs = textErrorArgs;
 
 /** K > 1: raw output goes where a console line without its own id would. */
 function appendRaw(s: string): void {

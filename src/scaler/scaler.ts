@@ -435,6 +435,22 @@ export class Scaler {
     return actions;
   }
 
+  /** Whether an instance is kept for provisioned concurrency (its invocations are priced as such). */
+  isProvisioned(id: string): boolean {
+    return this.insts.get(id)?.provisioned ?? false;
+  }
+
+  /** Ready provisioned instances per function version key (what provisioned concurrency bills for). */
+  provisionedReady(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const fn of this.fns.values()) {
+      let n = 0;
+      for (const i of fn.instances) if (i.provisioned && i.state === 'ready') n++;
+      if (n > 0) out.set(fn.spec.key, n);
+    }
+    return out;
+  }
+
   stats(): FunctionScaleStats[] {
     return [...this.fns.values()].map((fn) => {
       let busy = 0;

@@ -4,7 +4,11 @@
 //   "exact phrase"  the same, for text with spaces (quotes inside are written \")
 //   -word, -"..."   the log text must NOT contain it
 //   ?word, ?"..."   at least one of the ?-terms must be there
-// Matching is a case-sensitive substring test of the record's log text, as CloudWatch's is.
+//   { $.key = "v" } a JSON term, for Lambda's JSON log format: a JSON line has the field with that value
+//                   (a string, number, true, false or null); -{...} and ?{...} work as for words
+// Matching is a case-sensitive substring test of the record's log text, as CloudWatch's is. A JSON term is one
+// too: it becomes the text `"key":value` exactly as JSON.stringify writes it (as the runtime does), so it finds
+// the field at any depth of a line; `$.a.b` looks for "b" (the last name of the path).
 
 export interface LogPattern {
   /** Every one must appear. */
@@ -39,7 +43,12 @@ export function parseLogPattern(text: string): LogPattern {
       if (i >= n || /\s/.test(text[i]!)) throw new LogPatternError(`"${prefix}" must be followed by a term`);
     }
     let term = '';
-    if (text[i] === '"') {
+    if (text[i] === '{') {
+      const close = text.indexOf('}', i);
+      if (close < 0) throw new LogPatternError('a JSON term is not closed (a } is missing)');
+      term = jsonTerm(text.slice(i + 1, close));
+      i = close + 1;
+    } else if (text[i] === '"') {
       i++;
       let closed = false;
       while (i < n) {
@@ -68,6 +77,32 @@ export function parseLogPattern(text: string): LogPattern {
     throw new LogPatternError(`it has more than ${MAX_PATTERN_TERMS} terms`);
   }
   return p;
+}
+
+/** `$.level = "ERROR"` as the text a JSON line holds when it matches: `"level":"ERROR"`. */
+function jsonTerm(body: string): string {
+  const m = /^\s*\$((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\s*=\s*(.+?)\s*$/.exec(body);
+  if (!m) {
+    throw new LogPatternError(
+      `"{${body}}" is not a JSON term; write it like { $.level = "ERROR" } (a field, "=", a value)`,
+    );
+  }
+  const key = m[1]!.split('.').at(-1)!;
+  const raw = m[2]!;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new LogPatternError(
+      `the value in "{${body}}" must be a "quoted string", a number, true, false or null`,
+    );
+  }
+  if (typeof value === 'object' && value !== null) {
+    throw new LogPatternError(
+      `the value in "{${body}}" must be a "quoted string", a number, true, false or null`,
+    );
+  }
+  return `${JSON.stringify(key)}:${JSON.stringify(value)}`;
 }
 
 /** The same test in memory (for tests and anything filtering records already read). */

@@ -1234,6 +1234,49 @@ export interface SessionStore {
 export type StoreBackend = 'sqlite' | 'postgresql';
 
 /** The whole store: its parts, and one lifecycle. */
+/** The services metered by something other than an invocation record. */
+export const USAGE_SERVICES = ['dynamodb', 's3', 'sqs', 'storage', 'lambda'] as const;
+export type UsageService = (typeof USAGE_SERVICES)[number];
+
+/**
+ * Metered usage that is not an invocation, summed per UTC hour: data service requests, stored bytes over
+ * time, provisioned concurrency kept. Priced when counted, like an invocation record, so a later price change
+ * never rewrites history.
+ */
+export interface UsageEntry {
+  project: string;
+  service: UsageService;
+  /** The table, bucket, queue or function; '' for what belongs to the project as a whole (its storage). */
+  resource: string;
+  /** What is counted: "read", "write" (DynamoDB); "tier1", "tier2" (S3); "request" (SQS); "byte-seconds"
+   *  (storage); "provisioned-mb-ms" (Lambda provisioned concurrency). */
+  kind: string;
+  /** Start of the UTC hour (epoch ms, a multiple of 3,600,000). */
+  hour: number;
+  /** How much of kind: a whole number, at most 2^53 - 1 per row. */
+  quantity: number;
+  /** Its cost in picodollars, a whole number. */
+  costPicoUsd: number;
+}
+
+export interface UsageEntryQuery {
+  project?: string;
+  /** Rows whose hour is at or after this (epoch ms). */
+  since?: number;
+  /** Rows whose hour is before this (epoch ms). */
+  until?: number;
+}
+
+/** Usage counters, added to in batches (never one write per counted request: see metering/usage-meter.ts). */
+export interface UsageStore {
+  /** Adds each entry's quantity and cost to its row (project, hour, service, resource, kind), all or none. */
+  add(entries: readonly UsageEntry[]): Promise<void>;
+  /** Rows in the window, ordered by hour, project, service, resource, kind. */
+  list(q?: UsageEntryQuery): Promise<UsageEntry[]>;
+}
+
+export const HOUR_MS = 3_600_000;
+
 export interface Store {
   readonly backend: StoreBackend;
   /** Where it lives, for the start banner (a file path or a URL without its password). */
@@ -1255,6 +1298,7 @@ export interface Store {
   readonly secrets: SecretStore;
   readonly objects: ObjectStore;
   readonly sessions: SessionStore;
+  readonly usage: UsageStore;
   /** Flushes buffered invocation records and closes; every part is unusable afterwards. */
   close(): Promise<void>;
 }

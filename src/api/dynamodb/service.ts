@@ -4,6 +4,7 @@
 // caller's project and checks that the caller's credentials may use the tables it names, a stream's table
 // included (by its StreamArn or ShardIterator).
 import { accessDenied, readOnly, type Principal } from '../auth.js';
+import type { UsageCounter } from '../../metering/usage-meter.js';
 import { StorageQuotaExceededError } from '../../store/errors.js';
 import type { AwsRequest, AwsResponse, AwsService } from '../aws.js';
 import { ApiError } from '../errors.js';
@@ -24,7 +25,12 @@ import { itemOperations, type ItemOpsDeps } from './items.js';
 import { partiqlOperations } from './partiql.js';
 import { streamOperations, type StreamOpsDeps } from './streams.js';
 
-export type DynamoDeps = TableOpsDeps & ItemOpsDeps & StreamOpsDeps;
+export type DynamoDeps = TableOpsDeps &
+  ItemOpsDeps &
+  StreamOpsDeps & {
+    /** Told of each request that reached an operation (metering; in memory). */
+    usage?: UsageCounter;
+  };
 
 type Input = Record<string, unknown>;
 type Operation = (project: string, input: Input, principal: Principal) => Promise<unknown>;
@@ -76,6 +82,9 @@ export function createDynamoService(d: DynamoDeps): AwsService {
         }
       } else if (management.has(name)) requireAllTables(d, principal, name, input);
       else checkTables(d, principal, name, tablesOf(input));
+      // One request, a read or a write, charged to the first table it names (not capacity units).
+      const kind = api === 'streams' || READS.test(name) ? 'read' : 'write';
+      d.usage?.count(principal.project, 'dynamodb', tablesOf(input)[0] ?? '', kind);
       try {
         return answer(await op(principal.project, input, principal), req.requestId);
       } catch (err) {

@@ -5,6 +5,7 @@
 // than being mistaken for a plain object operation. Every operation acts in the caller's project. An
 // unsigned OPTIONS (a browser's CORS preflight) is answered from the bucket's CORS rules in the default
 // project, since it names no key; a signed answer gets the CORS headers its Origin is granted.
+import type { UsageCounter } from '../../metering/usage-meter.js';
 import { Readable } from 'node:stream';
 import { StorageQuotaExceededError } from '../../store/errors.js';
 import type { ByteStore } from '../../objects/bytes.js';
@@ -51,6 +52,8 @@ export interface S3Deps {
   region: string;
   /** Told after a write or a removal committed, so the storage triggers read the change log at once. */
   onChange?: () => void;
+  /** Told of each request (metering; in memory). */
+  usage?: UsageCounter;
 }
 
 /** Only handle() (never reached by a SigV4 request) would read a body whole. */
@@ -107,7 +110,9 @@ export function createS3Service(d: S3Deps): AwsService {
       ),
     async handleStream(received: AwsStreamRequest, principal: Principal): Promise<AwsResponse> {
       const req = withHoistedHeaders(received);
-      const { bucket } = targetOf(req.headers, req.rawPath);
+      const { bucket, key } = targetOf(req.headers, req.rawPath);
+      const tier = requestTier(req.method, key);
+      if (tier !== null) d.usage?.count(principal.project, 's3', bucket ?? '', tier);
       const granted = () => corsHeaders(d, principal.project, bucket, req.method, req.headers);
       let res: AwsResponse;
       try {
@@ -141,6 +146,17 @@ export function createS3Service(d: S3Deps): AwsService {
     error: (err, requestId) => s3Error(err, requestId),
   };
   return service;
+}
+
+/**
+ * S3's request tiers: PUT, COPY, POST and LIST are tier 1, GET, HEAD and the rest tier 2; DELETE is free,
+ * as on AWS. A listing is a GET without a key (of a bucket, or of the buckets).
+ */
+function requestTier(method: string, key: string | undefined): 'tier1' | 'tier2' | null {
+  const m = method.toUpperCase();
+  if (m === 'DELETE') return null;
+  if (m === 'PUT' || m === 'POST' || (m === 'GET' && key === undefined)) return 'tier1';
+  return 'tier2';
 }
 
 async function dispatch(d: S3Deps, req: AwsStreamRequest, principal: Principal): Promise<AwsResponse> {

@@ -1,5 +1,6 @@
 // What the SQS operations are given: their dependencies, and per request the caller's project, the queue
 // URLs it is answered with, and which queues its credentials reach.
+import type { UsageCounter } from '../../metering/usage-meter.js';
 import type { Clock } from '../../clock/clock.js';
 import type { QueueStore } from '../../store/types.js';
 import type { Principal } from '../auth.js';
@@ -14,6 +15,8 @@ export interface SqsDeps {
   notifyQueue?: (project: string, queue: string) => void;
   /** The longest sleep of a long poll between looks at the store, for sends it is not told of. Default 1 s. */
   pollMs?: number;
+  /** Told of each request that reached an action (metering; in memory). */
+  usage?: UsageCounter;
 }
 
 /** SqsDeps once the service is built: the long-poll waiters are shared by every request. */

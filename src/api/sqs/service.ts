@@ -123,6 +123,7 @@ async function run(d: SqsRuntime, c: SqsContext, action: string, input: Input, w
   const free = Object.hasOwn(FREE, action) ? FREE[action] : undefined;
   if (free) {
     if (action !== 'ListQueues') authorize(d, c, action, queueName(input));
+    d.usage?.count(c.project, 'sqs', action === 'ListQueues' ? '' : queueName(input), 'request');
     return free(d, c, input);
   }
   const onQueue = Object.hasOwn(ON_QUEUE, action) ? ON_QUEUE[action] : undefined;
@@ -133,6 +134,7 @@ async function run(d: SqsRuntime, c: SqsContext, action: string, input: Input, w
   }
   const name = queueOfUrl(d, input['QueueUrl']);
   authorize(d, c, action, name);
+  d.usage?.count(c.project, 'sqs', name, 'request');
   const q = await d.store.queues.getQueue(c.project, name);
   if (!q) throw queueDoesNotExist();
   return onQueue(d, c, q, input);

@@ -4,13 +4,14 @@ import type { CostAmounts, CostReport } from '../../client/index.js';
 import { defineCommand, UsageError } from '../command.js';
 import { parseSince, table } from '../format.js';
 
-const GROUPS = ['function', 'project', 'day', 'trigger'];
+const GROUPS = ['function', 'project', 'day', 'trigger', 'service'];
 
 export default defineCommand({
   name: 'cost',
   summary: 'Show usage and cost: requests, billed duration, GB-seconds and USD',
   description:
-    'Sums what each invocation was metered at when it ran (see docs/concepts.md, "Metering and pricing").\n' +
+    'Sums what each invocation was metered at when it ran (see docs/concepts.md, "Metering and pricing"),\n' +
+    'then the data services (DynamoDB, S3, SQS requests), stored GB-months and provisioned concurrency.\n' +
     'With the free tier on (NIMBUS_FREE_TIER=1) the total shows what it covers and the net cost.',
   args: [],
   options: {
@@ -28,11 +29,17 @@ export default defineCommand({
     by: {
       type: 'string',
       placeholder: 'group',
-      description: 'One row per function, project, day or trigger',
+      description:
+        'One row per function, project, day, trigger or service (Lambda, DynamoDB, S3, SQS, storage)',
     },
     all: { type: 'boolean', description: 'Every project (an admin key of "default" only)' },
   },
-  examples: ['nimbus cost', 'nimbus cost --since 7d --by function', 'nimbus cost --by day --json'],
+  examples: [
+    'nimbus cost',
+    'nimbus cost --since 7d --by function',
+    'nimbus cost --by service',
+    'nimbus cost --by day --json',
+  ],
   async run(ctx) {
     const now = Date.now();
     const since = parseSince(ctx.options.since, now);
@@ -56,6 +63,7 @@ export default defineCommand({
 });
 
 function render(r: CostReport): string {
+  if (r.by === 'service') return renderServices(r);
   const head = r.by === 'function' ? ['project', 'function'] : r.by ? [r.by] : [];
   const rows = r.groups.map((g) => [
     ...(r.by === 'function' ? [g.project ?? ''] : []),
@@ -73,6 +81,29 @@ function render(r: CostReport): string {
         `${r.total.freeTier.costUsd} USD; net cost ${r.total.netCostUsd} USD`,
     );
   }
+  const usage = r.usage?.lines ?? [];
+  if (usage.length > 0) {
+    const all = usage.some((u) => u.project !== undefined);
+    lines.push(
+      '',
+      'Data services, storage and provisioned concurrency:',
+      table(
+        [...(all ? ['project'] : []), 'service', 'resource', 'kind', 'amount', 'cost USD'],
+        [
+          ...usage.map((u) => [
+            ...(all ? [u.project ?? ''] : []),
+            u.service,
+            u.resource === '' ? '-' : u.resource,
+            u.kind,
+            amount(u.amount, u.unit),
+            u.costUsd,
+          ]),
+          [...(all ? ['total'] : []), all ? '' : 'total', '', '', '', r.usage.total.costUsd],
+        ],
+      ),
+      `Total cost: ${r.grandTotal.costUsd} USD`,
+    );
+  }
   if (!r.complete) {
     const oldest =
       r.oldestRecordAt === null ? 'none are left' : `the oldest kept is from ${iso(r.oldestRecordAt)}`;
@@ -81,6 +112,18 @@ function render(r: CostReport): string {
     );
   }
   return lines.join('\n');
+}
+
+function renderServices(r: CostReport): string {
+  const rows = r.groups.map((g) => [g.group, String(g.requests), g.costUsd]);
+  return [
+    `${r.project === null ? 'All projects' : `Project ${r.project}`}, ${iso(r.since)} to ${iso(r.until)}`,
+    table(['service', 'requests', 'cost USD'], [...rows, ['total', '', r.grandTotal.costUsd]]),
+  ].join('\n');
+}
+
+function amount(n: number, unit: string): string {
+  return unit === 'requests' ? `${n} requests` : `${Number(n.toPrecision(6))} ${unit}`;
 }
 
 function figures(a: CostAmounts): string[] {

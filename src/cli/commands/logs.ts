@@ -1,5 +1,6 @@
 import {
   ApiError,
+  type FunctionSummary,
   type InvocationSearch,
   type InvocationView,
   type NimbusClient,
@@ -108,7 +109,10 @@ export default defineCommand({
     }
 
     const client = ctx.client();
-    if (functions.length > 0) await mustExist(client, functions);
+    const deployed = (await client.list()).functions;
+    if (functions.length > 0) mustExist(deployed, functions);
+    // Functions with Lambda's JSON log format get their records rendered, not the Text frame.
+    const json = new Set(deployed.filter((f) => f.logging?.logFormat === 'JSON').map((f) => f.name));
     const search: InvocationSearch = {
       ...(functions.length > 0 ? { functions } : {}),
       ...(statuses.length > 0 ? { statuses } : {}),
@@ -125,10 +129,10 @@ export default defineCommand({
     if (!o.follow) {
       if (ctx.json) ctx.printJson({ records: backlog.records, cursor });
       else if (backlog.records.length === 0) ctx.err(`No invocations ${describe(functions, search)}.`);
-      else for (const r of backlog.records) emit(ctx, r, prefix);
+      else for (const r of backlog.records) emit(ctx, r, prefix, json);
       return;
     }
-    for (const r of backlog.records) emit(ctx, r, prefix);
+    for (const r of backlog.records) emit(ctx, r, prefix, json);
 
     const stop = new AbortController();
     const onSignal = (): void => stop.abort();
@@ -148,7 +152,7 @@ export default defineCommand({
             limit: PAGE,
           });
           cursor = page.cursor ?? cursor;
-          for (const r of page.invocations) emit(ctx, r, prefix);
+          for (const r of page.invocations) emit(ctx, r, prefix, json);
           warned = false;
         } catch (e) {
           // A restarting server is normal while developing: say so once and keep polling.
@@ -208,8 +212,8 @@ async function newest(client: NimbusClient, search: InvocationSearch, limit: num
 }
 
 /** Named functions must exist: a typo would otherwise look like a quiet function. */
-async function mustExist(client: NimbusClient, functions: string[]): Promise<void> {
-  const deployed = (await client.list()).functions.map((f) => f.name);
+function mustExist(list: FunctionSummary[], functions: string[]): void {
+  const deployed = list.map((f) => f.name);
   for (const f of functions) {
     if (deployed.includes(f)) continue;
     const guess = closest(f, deployed);
@@ -234,19 +238,22 @@ function iso(t: number): string {
   return new Date(t).toISOString();
 }
 
-function emit(ctx: Context, r: InvocationView, prefix: boolean): void {
+function emit(ctx: Context, r: InvocationView, prefix: boolean, json: ReadonlySet<string>): void {
   if (ctx.json) {
     ctx.out(JSON.stringify(r));
     return;
   }
   const logs = r.logs.endsWith('\n') || r.logs === '' ? r.logs : `${r.logs}\n`;
-  // Records hold the function's own lines; the CloudWatch-style frame is added unless already there.
-  const text = logs.includes(`START RequestId: ${r.requestId}`)
-    ? logs.replace(/\n$/, '')
-    : `START RequestId: ${r.requestId} Version: ${r.version}  [${iso(r.start)}]\n` +
-      logs +
-      `END RequestId: ${r.requestId}\n` +
-      reportLine(r);
+  // Records hold the function's own lines; the CloudWatch-style frame is added unless already there. JSON
+  // records (Lambda's JSON log format) carry their own platform records and are rendered line by line.
+  const text = isJsonLog(r, logs, json)
+    ? readableJson(r, logs)
+    : logs.includes(`START RequestId: ${r.requestId}`)
+      ? logs.replace(/\n$/, '')
+      : `START RequestId: ${r.requestId} Version: ${r.version}  [${iso(r.start)}]\n` +
+        logs +
+        `END RequestId: ${r.requestId}\n` +
+        reportLine(r);
   ctx.out(
     prefix
       ? text
@@ -255,6 +262,51 @@ function emit(ctx: Context, r: InvocationView, prefix: boolean): void {
           .join('\n')
       : text,
   );
+}
+
+function isJsonLog(r: InvocationView, logs: string, json: ReadonlySet<string>): boolean {
+  if (r.status === 'throttled') return false;
+  return json.has(r.functionName) || logs.startsWith('{"time":') || logs.startsWith('{"timestamp":');
+}
+
+/** Each JSON line as a Text-like one: platform records as START and REPORT, console records as time, id, level. */
+function readableJson(r: InvocationView, logs: string): string {
+  const out: string[] = [];
+  for (const line of logs.replace(/\n$/, '').split('\n')) {
+    if (line === '') continue;
+    const rec = line.startsWith('{') ? parseObject(line) : undefined;
+    if (rec === undefined) {
+      out.push(line);
+      continue;
+    }
+    const { type, time, record } = rec as { type?: unknown; time?: unknown; record?: { version?: unknown } };
+    if (type === 'platform.start') {
+      out.push(
+        `START RequestId: ${r.requestId} Version: ${String(record?.version ?? r.version)}  [${String(time)}]`,
+      );
+    } else if (type === 'platform.report') {
+      out.push(reportLine(r));
+    } else if (typeof rec['level'] === 'string' && 'message' in rec) {
+      const { timestamp, level, requestId, message, ...rest } = rec;
+      const text = typeof message === 'string' ? message : JSON.stringify(message);
+      const extra = Object.keys(rest).length > 0 ? `\t${JSON.stringify(rest)}` : '';
+      out.push(`${String(timestamp)}\t${String(requestId)}\t${String(level)}\t${text}${extra}`);
+    } else {
+      out.push(line);
+    }
+  }
+  return out.join('\n');
+}
+
+function parseObject(line: string): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(line);
+    return typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -18,6 +18,7 @@ import { spanStoreConformance } from './spans.js';
 import { tableStoreConformance } from './tables.js';
 import { sessionStoreConformance } from './sessions.js';
 import { invocationStatsConformance } from './invocation-stats.js';
+import { usageStoreConformance } from './usage.js';
 
 export type { HarnessFactory, StoreHarness } from './harness.js';
 export { appendMany, codeOf, deployOf, fn, record, ref } from './harness.js';
@@ -44,4 +45,5 @@ export function storeConformance(name: string, make: HarnessFactory): void {
   quotaStoreConformance(name, make);
   sessionStoreConformance(name, make);
   invocationStatsConformance(name, make);
+  usageStoreConformance(name, make);
 }

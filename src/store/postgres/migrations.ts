@@ -654,6 +654,24 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX sessions_by_expiry ON sessions (expires_at);
     `,
   },
+  {
+    version: 17,
+    description: 'usage counters per project and hour: data service requests, stored bytes, provisioned time',
+    sql: `
+      -- Added to by the usage meter's flushes (quantity and cost in picodollars, both whole numbers).
+      CREATE TABLE usage (
+        project text COLLATE "C" NOT NULL,
+        hour bigint NOT NULL,
+        service text COLLATE "C" NOT NULL,
+        resource text COLLATE "C" NOT NULL,
+        kind text COLLATE "C" NOT NULL,
+        quantity bigint NOT NULL CHECK (quantity >= 0),
+        cost_pico_usd bigint NOT NULL CHECK (cost_pico_usd >= 0),
+        PRIMARY KEY (project, hour, service, resource, kind)
+      );
+      CREATE INDEX usage_by_hour ON usage (hour);
+    `,
+  },
 ];
 
 /** The schema version this build writes; a database with a higher one was written by a newer Nimbus. */

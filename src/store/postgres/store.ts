@@ -9,6 +9,7 @@ import { PgCredentialStore } from './credentials.js';
 import { PgApiKeyStore, PgAuditLog } from './api-keys.js';
 import { PgGatewayKeyStore } from './gateway-keys.js';
 import { PgSecretStore } from './secrets.js';
+import { PgUsageStore } from './usage.js';
 import { Db, errorMessage, storeTypes } from './db.js';
 import { PgEventQueue } from './events.js';
 import { PgFunctionStore } from './functions.js';
@@ -76,6 +77,7 @@ export class PostgresStore implements Store {
   readonly secrets: PgSecretStore;
   readonly objects: PgObjectStore;
   readonly sessions: PgSessionStore;
+  readonly usage: PgUsageStore;
   private closing: Promise<void> | undefined;
 
   /** Use openPostgresStore, which migrates the schema first. */
@@ -109,6 +111,7 @@ export class PostgresStore implements Store {
     this.secrets = new PgSecretStore(db, clock);
     this.objects = new PgObjectStore(db, clock);
     this.sessions = new PgSessionStore(db, clock);
+    this.usage = new PgUsageStore(db);
   }
 
   /** Writes every buffered record, then ends the pool; a second call waits for the first. */

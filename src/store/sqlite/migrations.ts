@@ -687,6 +687,24 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX sessions_by_expiry ON sessions (expires_at);
     `,
   },
+  {
+    version: 18,
+    description: 'usage counters per project and hour: data service requests, stored bytes, provisioned time',
+    sql: `
+      -- Added to by the usage meter's flushes (quantity and cost in picodollars, both whole numbers).
+      CREATE TABLE usage (
+        project TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        service TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        quantity INTEGER NOT NULL CHECK (quantity >= 0),
+        cost_pico_usd INTEGER NOT NULL CHECK (cost_pico_usd >= 0),
+        PRIMARY KEY (project, hour, service, resource, kind)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX usage_by_hour ON usage (hour);
+    `,
+  },
 ];
 
 /** The schema version this build writes; a data dir with a higher one was written by a newer Nimbus. */

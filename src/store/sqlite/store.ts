@@ -23,6 +23,7 @@ import { SqliteQueueStore } from './queues.js';
 import { SqliteScheduleStore } from './schedules.js';
 import { SqliteSessionStore } from './sessions.js';
 import { SqliteTableStore } from './tables.js';
+import { SqliteUsageStore } from './usage.js';
 
 export interface SqliteStoreOptions extends BatchOptions {
   /** Database file, created with mode 0600 (its parent with 0700) when missing; ":memory:" for tests. */
@@ -66,6 +67,7 @@ export class SqliteStore implements Store {
   readonly secrets: SqliteSecretStore;
   readonly objects: SqliteObjectStore;
   readonly sessions: SqliteSessionStore;
+  readonly usage: SqliteUsageStore;
   private readonly s: SqliteDb;
 
   constructor(opts: SqliteStoreOptions) {
@@ -93,6 +95,7 @@ export class SqliteStore implements Store {
       this.secrets = new SqliteSecretStore(this.s);
       this.objects = new SqliteObjectStore(this.s);
       this.sessions = new SqliteSessionStore(this.s);
+      this.usage = new SqliteUsageStore(this.s);
     } catch (err) {
       db.close();
       throw err;
