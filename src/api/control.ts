@@ -398,12 +398,34 @@ async function deploy(d: ControlDeps, c: ControlRequest): Promise<DeployResponse
   if (verify !== null && verify !== 'true' && verify !== 'false') {
     throw badRequest(`verify must be true or false, not "${verify}"`, 'leave it out to check the handlers');
   }
+  const keep = keepParam(c.url.searchParams.get('keep'));
   try {
-    const res = await d.deployer.deploy(c.body, c.principal.project, { verify: verify !== 'false' });
+    const res = await d.deployer.deploy(c.body, c.principal.project, {
+      verify: verify !== 'false',
+      ...(keep ? { keep } : {}),
+    });
     return { ...res, ...gatewayUrlOf(d, c.principal.project) };
   } catch (err) {
     throw deployError(err);
   }
+}
+
+/** ?keep=a:3,b:1: functions that keep the named deployed version while their config is unchanged. */
+function keepParam(value: string | null): Record<string, number> | undefined {
+  if (value === null || value === '') return undefined;
+  // No prototype: a function may be called __proto__.
+  const keep = Object.create(null) as Record<string, number>;
+  for (const item of value.split(',')) {
+    const m = /^([A-Za-z0-9_-]{1,64}):([1-9][0-9]{0,9})$/.exec(item);
+    if (!m) {
+      throw badRequest(
+        `keep must be a list of name:version pairs (a:3,b:1), and "${item.slice(0, 80)}" is not one`,
+        'leave it out to deploy every function whose code or config changed',
+      );
+    }
+    keep[m[1]!] = Number(m[2]);
+  }
+  return keep;
 }
 
 /** { gatewayUrl }: where the project's routes are served, when the server knows its gateway. */

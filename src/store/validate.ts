@@ -24,6 +24,17 @@ export function checkDeployInput({ project, service, functions, queues, code }: 
   checkQueueConfigs(service, queues ?? []);
 }
 
+/** Whether a deployed function's latest version already runs the code of this deploy: the same archive, or
+ *  the caller asked to keep exactly that version (DeployInput.keep). The config is compared apart. */
+export function sameCode(
+  input: DeployInput,
+  name: string,
+  latestVersion: number,
+  latestSha256: string,
+): boolean {
+  return latestSha256 === input.code.sha256 || input.keep?.[name] === latestVersion;
+}
+
 /** The query limit every backend applies: 100 by default, 0 to 1000. */
 export function queryLimit(limit: number | undefined, fallback: number, max: number): number {
   if (limit === undefined || !Number.isFinite(limit)) return fallback;

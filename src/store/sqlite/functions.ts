@@ -10,7 +10,7 @@ import type {
   FunctionVersion,
   StoredAsyncConfig,
 } from '../types.js';
-import { checkDeployInput } from '../validate.js';
+import { checkDeployInput, sameCode } from '../validate.js';
 import type { SqliteDb } from './db.js';
 import { SqliteQueueDeploy } from './queues.js';
 import { toVersion, type VersionRow } from '../rows.js';
@@ -56,7 +56,7 @@ export class SqliteFunctionStore implements FunctionStore {
       const config = configs[i]!;
       const fn = this.st.getFunctionRow.get(project, f.name);
       const latest = fn ? this.st.getVersionRow.get(project, f.name, fn.latest_version) : undefined;
-      if (latest && latest.config === config && latest.code_sha256 === code.sha256) {
+      if (latest && latest.config === config && sameCode(input, f.name, latest.version, latest.code_sha256)) {
         results.push({ name: f.name, version: latest.version, changed: false });
         continue;
       }
