@@ -20,11 +20,13 @@ import secret from './secret.js';
 import tableCmd from './table.js';
 import up from './up.js';
 import init from './init.js';
+import dev from './dev.js';
 
 /** In the order `nimbus --help` lists them. */
 export const commands: Command[] = [
   up,
   init,
+  dev,
   deploy,
   invoke,
   ls,
