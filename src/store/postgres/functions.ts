@@ -40,7 +40,7 @@ export class PgFunctionStore implements FunctionStore {
 
   async deploy(input: DeployInput): Promise<DeployResult> {
     this.db.assertOpen();
-    checkDeployInput(input);
+    await checkDeployInput(input);
     const configs = input.functions.map((f) => canonicalJson(f));
     // One time for the whole deploy, taken before waiting for the project lock, as the caller saw it start.
     const deployedAt = this.clock.now();
