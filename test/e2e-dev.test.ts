@@ -2,11 +2,14 @@
 // file's state folder), deploys, and reloads on save only what changed; errors are shown inline while the
 // last good version serves; .env fills ${env:...}; Ctrl+C and SIGTERM stop it and the server it started.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import type { Socket } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { BIN, eventually, exited, runNimbus } from './helpers.js';
+import { BIN, bubblewrapAvailable, eventually, exited, runNimbus, startUpProcess } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'nimbus-dev-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -157,6 +160,62 @@ describe('nimbus dev', () => {
     expect(await exited(dev.proc)).toBe(0);
   });
 
+  it.skipIf(!bubblewrapAvailable())(
+    '--inspect opens a debugger on 127.0.0.1, suspends the timeout while attached, and closes with dev',
+    async () => {
+      const dir = mkdtempSync(join(work, 'inspect-'));
+      service(dir, 'inspect', {
+        'nimbus.yaml': [
+          'service: inspect',
+          'functions:',
+          '  slow:',
+          '    handler: slow.handler',
+          '    timeout: 1',
+          '    events:',
+          '      - http: GET /slow',
+          '',
+        ].join('\n'),
+        'slow.js':
+          'exports.handler = async (e) => { await new Promise((r) => setTimeout(r, Number(e.queryStringParameters?.wait ?? 0))); return { statusCode: 200, body: JSON.stringify({ ok: true }) }; };\n',
+      });
+      const dev = await startDev(dir, ['--inspect', 'slow', '--inspect-port', '0']);
+      const address = /Inspector for slow on (127\.0\.0\.1:\d+)/.exec(dev.stdout())![1]!;
+      // No instance yet: the discovery endpoint answers, with no target.
+      expect(await (await fetch(`http://${address}/json/list`)).json()).toEqual([]);
+
+      expect((await get(`${dev.gateway}/slow`)).status).toBe(200);
+      const target = await eventually(async () => {
+        const list = (await (await fetch(`http://${address}/json/list`)).json()) as {
+          webSocketDebuggerUrl?: string;
+        }[];
+        return list[0]?.webSocketDebuggerUrl;
+      });
+      expect(target).toMatch(new RegExp(`^ws://${address.replace(/\./g, '\\.')}/[0-9a-f-]{36}$`));
+      await dev.waitFor(/Debugger ready for slow: devtools:\/\/devtools\/.*ws=127\.0\.0\.1:\d+\//);
+
+      // A real debugger session: the inspector evaluates in the function's process.
+      const ws = await webSocket(target);
+      ws.send({
+        id: 1,
+        method: 'Runtime.evaluate',
+        params: { expression: 'process.env.AWS_LAMBDA_FUNCTION_NAME' },
+      });
+      expect(await ws.reply(1)).toMatchObject({
+        id: 1,
+        result: { result: { type: 'string', value: 'slow' } },
+      });
+      // Attached: an invocation longer than the 1 s timeout runs to its end.
+      expect((await get(`${dev.gateway}/slow?wait=2500`)).status).toBe(200);
+      ws.close();
+      // Detached: the timeout holds again.
+      await eventually(async () => (await get(`${dev.gateway}/slow?wait=3000`)).status !== 200, 20_000);
+
+      dev.proc.kill('SIGTERM');
+      expect(await exited(dev.proc)).toBe(0);
+      await expect(fetch(`http://${address}/json/list`)).rejects.toThrow();
+    },
+  );
+
   it('refuses --inspect in production mode in one line, before starting anything', async () => {
     const dir = mkdtempSync(join(work, 'prod-'));
     service(dir, 'prod');
@@ -167,6 +226,34 @@ describe('nimbus dev', () => {
     ]);
   });
 
+  it('uses a running server, and refuses --inspect in one line when that server is not in dev mode', async () => {
+    const dir = mkdtempSync(join(work, 'notdev-'));
+    service(dir, 'notdev');
+    const data = mkdtempSync(join(work, 'notdev-data-'));
+    const env = {
+      NIMBUS_DATA: data,
+      NIMBUS_LOG_LEVEL: 'warn',
+      NIMBUS_DEV: '',
+      NIMBUS_API_URL: '',
+      NIMBUS_API_KEY: '',
+    };
+    const up = await startUpProcess({ ...process.env, ...env });
+    try {
+      const r = await runNimbus(env, ['dev', dir, '--inspect', 'api']);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/^Using the Nimbus at http:\/\/127\.0\.0\.1:\d+/);
+      expect(r.stdout).toMatch(/api v1 {2}GET \/api/);
+      expect(r.stderr.trim().split('\n')).toEqual([
+        'nimbus dev: this server is not in dev mode, and never opens an inspector outside it. Let `nimbus dev` start the server, or start it with NIMBUS_DEV=1 (refused under NODE_ENV=production).',
+      ]);
+      // The server dev did not start keeps running, with what dev deployed.
+      expect((await get(`${up.info.gatewayUrl}/api`)).status).toBe(200);
+    } finally {
+      up.proc.kill('SIGTERM');
+      await exited(up.proc);
+    }
+  });
+
   it('names a folder without nimbus.yaml in one line', async () => {
     const dir = mkdtempSync(join(work, 'empty-'));
     const r = await runNimbus({}, ['dev', dir]);
@@ -175,3 +262,69 @@ describe('nimbus dev', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 });
+
+/** A minimal WebSocket client (Node 20 has none built in): text frames, masked, as RFC 6455 wants. */
+async function webSocket(url: string): Promise<{
+  send(msg: unknown): void;
+  reply(id: number): Promise<Record<string, unknown>>;
+  close(): void;
+}> {
+  const u = new URL(url);
+  const socket = await new Promise<Socket>((resolve, reject) => {
+    const req = request({
+      host: u.hostname,
+      port: u.port,
+      path: u.pathname,
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
+      },
+    });
+    req.on('upgrade', (res, sock: Socket) =>
+      res.statusCode === 101 ? resolve(sock) : reject(new Error(String(res.statusCode))),
+    );
+    req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
+    req.on('error', reject);
+    req.end();
+  });
+  let buf = Buffer.alloc(0);
+  const messages: Record<string, unknown>[] = [];
+  socket.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    for (;;) {
+      if (buf.length < 2) return;
+      let len = buf[1]! & 0x7f;
+      let at = 2;
+      if (len === 126) {
+        if (buf.length < 4) return;
+        len = buf.readUInt16BE(2);
+        at = 4;
+      } else if (len === 127) {
+        if (buf.length < 10) return;
+        len = Number(buf.readBigUInt64BE(2));
+        at = 10;
+      }
+      if (buf.length < at + len) return;
+      const opcode = buf[0]! & 0x0f;
+      if (opcode === 1)
+        messages.push(JSON.parse(buf.subarray(at, at + len).toString()) as Record<string, unknown>);
+      buf = buf.subarray(at + len);
+    }
+  });
+  return {
+    send(msg) {
+      const payload = Buffer.from(JSON.stringify(msg));
+      const mask = randomBytes(4);
+      const head =
+        payload.length < 126
+          ? Buffer.from([0x81, 0x80 | payload.length])
+          : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+      const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
+      socket.write(Buffer.concat([head, mask, masked]));
+    },
+    reply: (id) => eventually(async () => messages.find((m) => m['id'] === id)),
+    close: () => socket.destroy(),
+  };
+}

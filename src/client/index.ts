@@ -602,6 +602,19 @@ export class NimbusClient {
     return 'function' in body ? body.function : body;
   }
 
+  /** Opens (or renews, within its 30 s lease) the inspector of a function on the server's 127.0.0.1. */
+  async inspect(
+    name: string,
+    port?: number,
+  ): Promise<{ function: string; port: number; address: string; leaseSec: number }> {
+    const qs = port === undefined ? '' : `?port=${port}`;
+    return this.#json('POST', `/v1/functions/${encodeURIComponent(name)}/inspect${qs}`);
+  }
+
+  async stopInspect(name: string): Promise<{ closed: boolean }> {
+    return this.#json('DELETE', `/v1/functions/${encodeURIComponent(name)}/inspect`);
+  }
+
   async remove(name: string): Promise<{ removed: string }> {
     const res = await this.#request('DELETE', `/v1/functions/${encodeURIComponent(name)}`);
     return (await readJson(res)) as { removed: string };

@@ -122,6 +122,8 @@ export const SettingsSchema = z.strictObject({
   accessLog: z.boolean().default(true),
   /** "stdout": functions' log lines also go to the server's stdout, prefixed with function and request id. */
   functionLogs: z.enum(['store', 'stdout']).default('store'),
+  /** Dev mode (`nimbus dev` starts its server so): lets `nimbus dev --inspect` open a debugger. */
+  dev: z.boolean().default(false),
 });
 
 export type SettingsInput = z.input<typeof SettingsSchema>;
@@ -169,6 +171,7 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   logLevel: 'NIMBUS_LOG_LEVEL',
   accessLog: 'NIMBUS_ACCESS_LOG',
   functionLogs: 'NIMBUS_FUNCTION_LOGS',
+  dev: 'NIMBUS_DEV',
 };
 
 const BOOLEAN_SETTINGS = new Set<keyof Settings>([
@@ -179,6 +182,7 @@ const BOOLEAN_SETTINGS = new Set<keyof Settings>([
   'metrics',
   'freeTier',
   'accessLog',
+  'dev',
 ]);
 
 /** 1/true/yes/on and 0/false/no/off, as every NIMBUS_* switch reads them; anything else is left for the schema to refuse. */

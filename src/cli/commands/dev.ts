@@ -71,14 +71,17 @@ export default defineCommand({
       process.on('SIGTERM', onSignal);
       void server?.exited.then(() => done('server exit'));
     });
+    let inspector: Inspecting | undefined;
     try {
       await loop.reload([], true);
+      if (inspect !== undefined) inspector = await startInspecting(ctx, client, inspect);
       await loop.watch();
       ctx.out(`Watching ${displayDir(ctx.cwd, dir)} for changes. Press Ctrl+C to stop.`);
       const why = await stopped;
       if (why === 'server exit') throw new CliError('the server dev started has stopped');
       ctx.err(`Stopping (${why})…`);
     } finally {
+      await inspector?.stop();
       await loop.close();
       await server?.stop();
     }
@@ -112,6 +115,65 @@ async function findOrStartServer(ctx: Context): Promise<{ config: ClientConfig; 
   ctx.out(`Started Nimbus: gateway ${server.gatewayUrl}, API ${server.apiUrl} (${server.sandboxLevel})`);
   const apiKey = ctx.env['NIMBUS_API_KEY']?.trim() || readFileSync(server.keyFile, 'utf8').trim();
   return { config: { apiUrl: server.apiUrl, apiKey, foundIn: 'nimbus dev' }, server };
+}
+
+interface Inspecting {
+  stop(): Promise<void>;
+}
+
+/** How often the session's lease (30 s on the server) is renewed, and the inspector's targets polled. */
+const RENEW_MS = 10_000;
+const POLL_MS = 1_000;
+
+/**
+ * Opens the function's inspector, prints where to attach, renews the lease while dev runs and prints each
+ * new instance's DevTools URL as it appears (Node's /json/list through the server's port).
+ */
+async function startInspecting(ctx: Context, client: NimbusClient, name: string): Promise<Inspecting> {
+  const port = ctx.options['inspect-port'];
+  const s = await client.inspect(name, typeof port === 'number' ? port : undefined);
+  ctx.out(
+    `Inspector for ${s.function} on ${s.address} (127.0.0.1 only; the function's timeout is off while a debugger is attached)`,
+  );
+  ctx.out(
+    `  Chrome: chrome://inspect, Configure… ${s.address}; VS Code: "request": "attach", "port": ${s.port}`,
+  );
+  ctx.out('  The first request to the function starts its instance; then attach.');
+  const seen = new Set<string>();
+  const poll = async (): Promise<void> => {
+    try {
+      const res = await fetch(`http://${s.address}/json/list`, { signal: AbortSignal.timeout(2000) });
+      const targets = (await res.json()) as {
+        id?: string;
+        devtoolsFrontendUrl?: string;
+        webSocketDebuggerUrl?: string;
+      }[];
+      for (const t of targets) {
+        if (!t.id || seen.has(t.id)) continue;
+        seen.add(t.id);
+        ctx.out(
+          `[${clock()}] Debugger ready for ${name}: ${t.devtoolsFrontendUrl ?? t.webSocketDebuggerUrl ?? ''}`,
+        );
+      }
+    } catch {
+      // The server is busy or stopping: the next poll tells.
+    }
+  };
+  const poller = setInterval(() => void poll(), POLL_MS);
+  const renew = setInterval(() => {
+    client
+      .inspect(name, s.port)
+      .catch((e: unknown) =>
+        ctx.err(`warning: the inspector could not be renewed (${(e as Error).message})`),
+      );
+  }, RENEW_MS);
+  return {
+    async stop() {
+      clearInterval(poller);
+      clearInterval(renew);
+      await client.stopInspect(name).catch(() => undefined);
+    },
+  };
 }
 
 function displayDir(cwd: string, dir: string): string {
