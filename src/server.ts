@@ -33,6 +33,7 @@ import { createS3Service } from './api/s3/service.js';
 import { FileByteStore } from './objects/file-bytes.js';
 import { OrphanSweep } from './objects/sweep.js';
 import { Deployer } from './api/deploy.js';
+import { InspectSessions } from './api/inspect.js';
 import { lockDataDir, type DataDirLock } from './datadir/lock.js';
 import { nodeIdFor } from './datadir/node-id.js';
 import { AsyncEventSource } from './events/async.js';
@@ -480,6 +481,17 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     const publicUrls = { gateway: '' };
     // Known once the gateway listens (its port may be picked at start); nothing asks before that.
     let gatewayUrlFor: (project: string) => string = () => '';
+    // `nimbus dev --inspect`, only in dev mode, and never under NODE_ENV=production (checked per request).
+    const inspector = settings.dev
+      ? new InspectSessions({
+          allowed: () =>
+            process.env['NODE_ENV'] === 'production'
+              ? 'an inspector is refused in production mode (NODE_ENV=production): a debugger runs any code in the function'
+              : null,
+          isolated: pool.isolatesNetwork,
+          start: (ref) => invoker.inspect(ref),
+        })
+      : undefined;
     const apiOptions: Parameters<typeof createApiServer>[0] = {
       apiKey,
       clock,
@@ -528,6 +540,7 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
       accountId: settings.accountId,
       logger: log,
       gatewayUrl: (project) => gatewayUrlFor(project),
+      ...(inspector ? { inspector } : {}),
       gatewayKeys,
       gatewayKeyUsage: store.gatewayKeys,
       quotas,
@@ -544,6 +557,14 @@ export async function startNimbus(opts: StartOptions = {}): Promise<RunningNimbu
     };
     // The web console is served by the public control listener only, not the sandboxes' endpoints.
     const api = createApiServer({ ...apiOptions, console: {} }, tls);
+    if (inspector)
+      await lifecycle.start(
+        component(
+          'inspector',
+          () => undefined,
+          () => inspector.stop(),
+        ),
+      );
     // With TLS the public listener is HTTPS, which sandboxes neither trust nor need: functions reach the
     // AWS endpoint on a plain listener of their own on loopback (as they reach the whole API without TLS).
     const internalApi = tls ? createApiServer(apiOptions) : null;

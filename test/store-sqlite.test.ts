@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,6 +105,55 @@ describe('SqliteStore', () => {
       schemaVersion: SCHEMA_VERSION,
     });
     expect(inspect((db) => db.pragma('journal_mode', { simple: true }))).toBe('wal');
+  });
+
+  it('writes a large archive in chunks before the deploy, reads it back whole, and collects the chunks with it', async () => {
+    const store = openStore();
+    const archive = randomBytes(3 * 1024 * 1024 + 17);
+    const code = { sha256: createHash('sha256').update(archive).digest('hex'), archive };
+    await store.functions.deploy({ project: 'default', service: 'svc', functions: [fn('a')], code });
+    const rows = () =>
+      inspect((db) => db.prepare('SELECT count(*) AS n FROM code_chunks').get() as { n: number }).n;
+    expect(rows()).toBe(13);
+    expect(inspect((db) => db.prepare('SELECT length(archive) AS n FROM code').get())).toEqual({ n: 0 });
+    expect((await store.functions.getCode(code.sha256))?.equals(archive)).toBe(true);
+    // Replaced by small code, then pruned: no chunk is left behind.
+    await store.functions.deploy(deploy('svc', [fn('a')], 'small'));
+    await store.functions.pruneVersions();
+    expect(await store.functions.getCode(code.sha256)).toBeUndefined();
+    expect(rows()).toBe(0);
+  });
+
+  it('drops the chunks of a deploy that stored no archive, and those a crash left without a code row', async () => {
+    const store = openStore();
+    const archive = randomBytes(600 * 1024);
+    const code = { sha256: createHash('sha256').update(archive).digest('hex'), archive };
+    await store.functions.deploy(deploy('svc', [fn('a')], 'first'));
+    // Every function kept: the chunks were written, then nothing used them.
+    const kept = await store.functions.deploy({
+      project: 'default',
+      service: 'svc',
+      functions: [fn('a')],
+      code,
+      keep: { a: 1 },
+    });
+    expect(kept.functions[0]).toMatchObject({ changed: false, version: 1 });
+    // A refused deploy (another service owns the name) leaves none either.
+    await expect(
+      store.functions.deploy({ project: 'default', service: 'other', functions: [fn('a')], code }),
+    ).rejects.toThrow(StoreConflictError);
+    const rows = () =>
+      inspect((db) => db.prepare('SELECT count(*) AS n FROM code_chunks').get() as { n: number }).n;
+    expect(rows()).toBe(0);
+    await store.close();
+    // What a crash between the chunks and the deploy's commit leaves: chunks and no code row.
+    const db = new BetterSqlite3(path);
+    db.prepare('INSERT INTO code_chunks (sha256, seq, bytes) VALUES (?, 0, ?)').run('f'.repeat(64), archive);
+    db.close();
+    const again = openStore();
+    await again.functions.pruneVersions();
+    expect(rows()).toBe(0);
+    expect((await again.functions.getFunction(ref('a')))?.version).toBe(1);
   });
 
   it('records the schema version and does not rerun migrations on reopen', async () => {

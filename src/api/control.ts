@@ -36,6 +36,7 @@ import { getQueue, listQueues, peekMessages, purgeQueue, sendMessages, type Queu
 import { dropTable, getItemView, listTablesView, scanItems, type TableDeps } from './tables.js';
 import { createCredential, listCredentials, removeCredential, type CredentialDeps } from './credentials.js';
 import { DEPLOY_BODY } from './limits.js';
+import type { InspectSessions } from './inspect.js';
 import { listSecrets, putSecret, removeSecret, SECRET_BODY, type SecretDeps } from './secrets.js';
 import type { Route } from './routes.js';
 import { costReport, when, type CostDeps } from './cost.js';
@@ -90,6 +91,8 @@ export interface ControlDeps
   accountId: string;
   /** Where the gateway serves a project's routes. */
   gatewayUrl?: (project: string) => string;
+  /** `nimbus dev --inspect` (api/inspect.ts); absent, inspection is refused as outside dev mode. */
+  inspector?: Pick<InspectSessions, 'openOrRenew' | 'close'>;
 }
 
 export interface ControlRequest {
@@ -131,6 +134,22 @@ export function controlRoutes(d: ControlDeps): Route<ControlHandler>[] {
       }),
     },
     { method: 'GET', path: '/v1/functions/{name}/logs', handler: (c) => logs(d, c) },
+    {
+      method: 'POST',
+      path: '/v1/functions/{name}/inspect',
+      // A debugger runs any code in the function: the role that may deploy it.
+      handler: acts(d, 'deploy', 'inspect functions', (c) => openInspector(d, c), {
+        action: 'function.inspect',
+        target: (c) => c.params['name']!,
+      }),
+    },
+    {
+      method: 'DELETE',
+      path: '/v1/functions/{name}/inspect',
+      handler: acts(d, 'deploy', 'inspect functions', async (c) => ({
+        closed: d.inspector?.close({ project: c.principal.project, name: c.params['name']! }) ?? false,
+      })),
+    },
     { method: 'GET', path: '/v1/invocations', handler: (c) => invocations(d, c) },
     { method: 'GET', path: '/v1/invocations/stats', handler: (c) => invocationStats(d, c) },
     { method: 'GET', path: '/v1/invocations/{requestId}', handler: (c) => getInvocation(d, c) },
@@ -354,6 +373,24 @@ async function listFunctions(d: ControlDeps, c: ControlRequest): Promise<unknown
   };
 }
 
+async function openInspector(d: ControlDeps, c: ControlRequest): Promise<unknown> {
+  const fn = existing(d, c);
+  if (!d.inspector) {
+    throw new ApiError(
+      403,
+      'InspectorRefused',
+      'this server is not in dev mode, and never opens an inspector outside it',
+      'let `nimbus dev` start the server, or start it with NIMBUS_DEV=1 (refused under NODE_ENV=production)',
+    );
+  }
+  const raw = c.url.searchParams.get('port');
+  const port = raw === null ? undefined : Number(raw);
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+    throw badRequest(`query parameter port must be a port number (0 to 65535)`, `got "${raw}"`);
+  }
+  return d.inspector.openOrRenew({ project: fn.project, name: fn.name }, port);
+}
+
 async function getFunction(d: ControlDeps, c: ControlRequest): Promise<unknown> {
   return view(d, existing(d, c), await extrasOf(d, c.principal.project));
 }
@@ -428,12 +465,34 @@ async function deploy(d: ControlDeps, c: ControlRequest): Promise<DeployResponse
   if (verify !== null && verify !== 'true' && verify !== 'false') {
     throw badRequest(`verify must be true or false, not "${verify}"`, 'leave it out to check the handlers');
   }
+  const keep = keepParam(c.url.searchParams.get('keep'));
   try {
-    const res = await d.deployer.deploy(c.body, c.principal.project, { verify: verify !== 'false' });
+    const res = await d.deployer.deploy(c.body, c.principal.project, {
+      verify: verify !== 'false',
+      ...(keep ? { keep } : {}),
+    });
     return { ...res, ...gatewayUrlOf(d, c.principal.project) };
   } catch (err) {
     throw deployError(err);
   }
+}
+
+/** ?keep=a:3,b:1: functions that keep the named deployed version while their config is unchanged. */
+function keepParam(value: string | null): Record<string, number> | undefined {
+  if (value === null || value === '') return undefined;
+  // No prototype: a function may be called __proto__.
+  const keep = Object.create(null) as Record<string, number>;
+  for (const item of value.split(',')) {
+    const m = /^([A-Za-z0-9_-]{1,64}):([1-9][0-9]{0,9})$/.exec(item);
+    if (!m) {
+      throw badRequest(
+        `keep must be a list of name:version pairs (a:3,b:1), and "${item.slice(0, 80)}" is not one`,
+        'leave it out to deploy every function whose code or config changed',
+      );
+    }
+    keep[m[1]!] = Number(m[2]);
+  }
+  return keep;
 }
 
 /** { gatewayUrl }: where the project's routes are served, when the server knows its gateway. */

@@ -12,6 +12,7 @@ import {
   type QueueConfig,
 } from '../config/manifest.js';
 import type { LoadCheck } from '../invoker/types.js';
+import { canonicalJson } from '../store/canonical-json.js';
 import { checkLoads, deployWarnings } from './deploy-check.js';
 import { secretRefs } from '../config/secret-refs.js';
 import { minUnreservedConcurrency } from '../config/limits.js';
@@ -47,6 +48,8 @@ export interface DeployResponse {
 export interface DeployOptions {
   /** Load every handler in a sandbox first and refuse the deploy if one fails (default true). */
   verify?: boolean;
+  /** Functions that keep their deployed version although the archive is new (DeployInput.keep). */
+  keep?: Readonly<Record<string, number>>;
 }
 
 export class Deployer {
@@ -92,7 +95,7 @@ export class Deployer {
     let res: DeployResponse;
     try {
       const dir = await this.o.code.put(sha256, archive);
-      res = await this.deployExtracted(sha256, archive, project, dir, opts.verify ?? true);
+      res = await this.deployExtracted(sha256, archive, project, dir, opts);
     } catch (err) {
       release();
       // Unless a second deploy of the same bytes, running beside this one, still uses it.
@@ -124,8 +127,10 @@ export class Deployer {
     archive: Buffer,
     project: string,
     dir: string,
-    verify: boolean,
+    opts: DeployOptions,
   ): Promise<DeployResponse> {
+    const verify = opts.verify ?? true;
+    const keep = opts.keep ?? {};
     const manifestPath = join(dir, 'nimbus.yaml');
     if (!existsSync(manifestPath)) {
       throw new ManifestError(
@@ -158,14 +163,26 @@ export class Deployer {
     let warnings: string[] = [];
     const checkLoad = this.o.checkLoad;
     if (verify && checkLoad) {
-      await checkLoads(manifest.functions, dir, (f) =>
-        checkLoad(pendingVersion(project, manifest.service, f, sha256, archive.length)),
+      // A function that keeps its version keeps its code, which was checked when it was deployed.
+      const kept = (f: FunctionConfig): boolean => {
+        const now = this.o.registry.get({ project, name: f.name });
+        return (
+          now !== undefined &&
+          Object.hasOwn(keep, f.name) &&
+          keep[f.name] === now.version &&
+          canonicalJson(now.config) === canonicalJson(f)
+        );
+      };
+      await checkLoads(
+        manifest.functions.filter((f) => !kept(f)),
+        dir,
+        (f) => checkLoad(pendingVersion(project, manifest.service, f, sha256, archive.length)),
       );
       warnings = await deployWarnings(dir);
     }
     this.pending.add(held);
     try {
-      return { ...(await this.apply(manifest, project, sha256, archive, tablePlan)), warnings };
+      return { ...(await this.apply(manifest, project, sha256, archive, tablePlan, keep)), warnings };
     } finally {
       // The registry has been reloaded (or the deploy failed): it alone holds the reservations now.
       this.pending.delete(held);
@@ -200,6 +217,7 @@ export class Deployer {
     sha256: string,
     archive: Buffer,
     tablePlan: ReturnType<typeof planTables>,
+    keep: Readonly<Record<string, number>>,
   ): Promise<Omit<DeployResponse, 'warnings'>> {
     // Tables first: a function of this deploy never runs before the tables it was deployed with exist.
     for (const def of tablePlan.create) await this.o.tables.createTable(project, def, manifest.service);
@@ -214,6 +232,7 @@ export class Deployer {
       functions: manifest.functions,
       queues: manifest.queues,
       code: { sha256, archive },
+      keep,
     });
     for (const f of manifest.functions) this.o.pool.ensure(f.memory, f.ephemeralStorage, f.network);
     await this.o.registry.load();

@@ -149,7 +149,7 @@ export async function packageService(
 }
 
 /** The defaults, then the service's .nimbusignore (gitignore syntax), whose later rules win. */
-function ignoreRules(root: string): Ignore {
+export function ignoreRules(root: string): Ignore {
   const rules = ignore().add([...DEFAULT_IGNORES]);
   const file = join(root, IGNORE_FILE);
   if (isFile(file)) rules.add(readFileSync(file, 'utf8'));

@@ -604,10 +604,20 @@ export class NimbusClient {
   async deploy(
     archive: Buffer,
     onProgress?: (step: string) => void,
-    opts: { verify?: boolean; progress?: (sent: number, total: number) => void } = {},
+    opts: {
+      verify?: boolean;
+      progress?: (sent: number, total: number) => void;
+      /** Functions that keep this deployed version although the archive is new (`nimbus dev`). */
+      keep?: Readonly<Record<string, number>>;
+    } = {},
   ): Promise<DeployResponse> {
     if (!opts.progress) onProgress?.(`Uploading ${formatBytes(archive.length)}…`);
-    const res = await this.#request('POST', `/v1/deploy${opts.verify === false ? '?verify=false' : ''}`, {
+    const qs = new URLSearchParams();
+    if (opts.verify === false) qs.set('verify', 'false');
+    const keep = Object.entries(opts.keep ?? {});
+    if (keep.length > 0) qs.set('keep', keep.map(([n, v]) => `${n}:${v}`).join(','));
+    const query = qs.size > 0 ? `?${qs.toString()}` : '';
+    const res = await this.#request('POST', `/v1/deploy${query}`, {
       body: opts.progress ? counted(archive, opts.progress) : archive,
       headers: { 'content-type': 'application/gzip' },
       timeoutMs: Math.max(DEPLOY_TIMEOUT_MS, this.#timeoutMs),
@@ -640,6 +650,19 @@ export class NimbusClient {
     const body = (await readJson(res)) as FunctionSummary | { function: FunctionSummary };
     // Tolerates both a bare summary and one wrapped in { function }.
     return 'function' in body ? body.function : body;
+  }
+
+  /** Opens (or renews, within its 30 s lease) the inspector of a function on the server's 127.0.0.1. */
+  async inspect(
+    name: string,
+    port?: number,
+  ): Promise<{ function: string; port: number; address: string; leaseSec: number }> {
+    const qs = port === undefined ? '' : `?port=${port}`;
+    return this.#json('POST', `/v1/functions/${encodeURIComponent(name)}/inspect${qs}`);
+  }
+
+  async stopInspect(name: string): Promise<{ closed: boolean }> {
+    return this.#json('DELETE', `/v1/functions/${encodeURIComponent(name)}/inspect`);
   }
 
   async remove(name: string): Promise<{ removed: string }> {

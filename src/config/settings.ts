@@ -180,6 +180,8 @@ export const SettingsSchema = z.strictObject({
   accessLog: z.boolean().default(true),
   /** "stdout": functions' log lines also go to the server's stdout, prefixed with function and request id. */
   functionLogs: z.enum(['store', 'stdout']).default('store'),
+  /** Dev mode (`nimbus dev` starts its server so): lets `nimbus dev --inspect` open a debugger. */
+  dev: z.boolean().default(false),
 });
 
 export type SettingsInput = z.input<typeof SettingsSchema>;
@@ -236,6 +238,7 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   logLevel: 'NIMBUS_LOG_LEVEL',
   accessLog: 'NIMBUS_ACCESS_LOG',
   functionLogs: 'NIMBUS_FUNCTION_LOGS',
+  dev: 'NIMBUS_DEV',
 };
 
 const BOOLEAN_SETTINGS = new Set<keyof Settings>([
@@ -247,6 +250,7 @@ const BOOLEAN_SETTINGS = new Set<keyof Settings>([
   'traces',
   'freeTier',
   'accessLog',
+  'dev',
 ]);
 
 /** 1/true/yes/on and 0/false/no/off, as every NIMBUS_* switch reads them; anything else is left for the schema to refuse. */

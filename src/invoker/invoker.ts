@@ -18,6 +18,7 @@ import type { FunctionRef, FunctionVersion, InvocationRecord, InvocationStatus }
 import { functionArn, MAX_SYNC_PAYLOAD_BYTES } from '../config/limits.js';
 import type { CodeCache } from './code-cache.js';
 import { refKey, type FunctionRegistry } from './registry.js';
+import type { InspectTarget } from './types.js';
 import {
   MALFORMED_RESPONSE,
   type ColdTimes,
@@ -340,9 +341,19 @@ export class DefaultInvoker implements Invoker {
     let inst: SandboxInstance;
     try {
       const code = await this.o.code.tree(fv.codeSha256);
+      const inspected = this.inspected?.name === refKey(fv) ? this.inspected : undefined;
       if (times) times.poolStart = performance.now();
-      inst = await this.o.pool.acquire(fv.config.memory, fv.config.ephemeralStorage, fv.config.network);
+      inst = inspected
+        ? await this.o.pool.bootInspectable(fv.config.memory, fv.config.ephemeralStorage, fv.config.network)
+        : await this.o.pool.acquire(fv.config.memory, fv.config.ephemeralStorage, fv.config.network);
       if (times) times.linkStart = times.poolEnd = performance.now();
+      if (inspected) {
+        inspected.instances.push(inst);
+        if (inspected.attached) inst.suspendTimeouts(true);
+        inst.onExitOnce(() => {
+          inspected.instances = inspected.instances.filter((i) => i !== inst);
+        });
+      }
       try {
         await inst.assign(versionKey(fv), code, fv.config.perInstanceConcurrency ?? 1);
         if (times) times.linkEnd = performance.now();
@@ -525,6 +536,36 @@ export class DefaultInvoker implements Invoker {
       },
       concurrency: inst.concurrency,
       ...(inst.awsSocketInside !== undefined ? { awsSocket: inst.awsSocketInside } : {}),
+      ...(inst.inspectSocketInside !== undefined ? { inspectSocket: inst.inspectSocketInside } : {}),
+    };
+  }
+
+  /** The one function being debugged (`nimbus dev --inspect`), its inspectable instances, newest last. */
+  private inspected: { name: string; attached: boolean; instances: SandboxInstance[] } | undefined =
+    undefined;
+
+  /**
+   * Makes the function's instances inspectable from now on: its current ones are retired, and each new one
+   * boots outside the stem-cell pool with an inspector (sandbox/instance.ts). One function at a time.
+   */
+  inspect(ref: FunctionRef): InspectTarget {
+    const name = refKey(ref);
+    if (this.inspected) throw new Error(`${this.inspected.name} is being inspected already`);
+    const state = { name, attached: false, instances: [] as SandboxInstance[] };
+    this.inspected = state;
+    this.recycle([ref]);
+    return {
+      socket: () => state.instances.filter((i) => !i.dead).at(-1)?.inspectSocket,
+      attached: (on) => {
+        state.attached = on;
+        for (const i of state.instances) i.suspendTimeouts(on);
+      },
+      close: () => {
+        if (this.inspected !== state) return;
+        this.inspected = undefined;
+        // Back to ordinary instances, with the permission model and their timeouts.
+        this.recycle([ref]);
+      },
     };
   }
 

@@ -117,3 +117,13 @@ export type LoadCheck =
   | { ok: true }
   | { ok: false; result: Exclude<TimedResult, { kind: 'ok' }>; codeDir: string }
   | { ok: false; environment: string };
+
+/** The function `nimbus dev --inspect` debugs, as the host's inspector bridge sees it. */
+export interface InspectTarget {
+  /** The newest live instance's inspector socket on the host, if an instance has started. */
+  socket(): string | undefined;
+  /** A debugger attached (true) or gone (false): the instances' timeouts are suspended meanwhile. */
+  attached(on: boolean): void;
+  /** Ends inspection: the inspectable instances are retired. */
+  close(): void;
+}

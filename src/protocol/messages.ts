@@ -34,6 +34,9 @@ export interface FunctionInit {
    * serves AWS_ENDPOINT_URL's port on its own 127.0.0.1 and forwards each connection there, before user code loads.
    */
   awsSocket?: string;
+  /** `nimbus dev --inspect`: open a Node inspector on the sandbox's 127.0.0.1 and serve it on this unix socket
+   *  (the host bridges its own 127.0.0.1 port to it), before user code loads. */
+  inspectSocket?: string;
 }
 
 export interface InvokeMessage {

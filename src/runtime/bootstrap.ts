@@ -3,6 +3,7 @@
 // a time over the host channel (channel.ts) with AWS Lambda's semantics, or up to FunctionInit.concurrency at a time (see
 // invoke.ts for what that changes). Invocations beyond that wait in a queue and start in arrival order.
 // Protocol: src/protocol/messages.ts.
+import { openInspector } from './inspect.js';
 import { performance } from 'node:perf_hooks';
 import type {
   FunctionInit,
@@ -172,6 +173,7 @@ async function initialize(msg: InvokeMessage, init: FunctionInit): Promise<void>
   }
   try {
     if (init.awsSocket) await forwardEndpoint(process.env['AWS_ENDPOINT_URL'], init.awsSocket);
+    if (init.inspectSocket) openInspector(init.inspectSocket);
     const loaded = await loadHandler(init.codeDir, init.handler, RUNTIME_FILE);
     if (dying) return;
     setFunction(init, loaded);

@@ -70,6 +70,15 @@ function closerArgs(keep: number, cgroups: readonly string[]): string[] {
 /** stdio and the host channel (fd 3): all a sandbox is given. */
 const KEEP_FDS = 3;
 
+/** A stem cell for `nimbus dev --inspect`: its node may open an inspector (see start()). */
+export interface StartOptions {
+  inspect?: boolean;
+}
+
+/** Where an inspectable sandbox's runtime serves its inspector (a unix socket), inside and on the host. */
+export const INSPECT_SOCKET = 'inspector.sock';
+const BWRAP_INSPECT_DIR = '/var/runtime/inspect';
+
 /** Paths as the process inside the sandbox sees them. */
 const BWRAP_TASK = '/var/task';
 const BWRAP_RUNTIME = '/var/runtime/bootstrap.cjs';
@@ -99,19 +108,26 @@ interface Prepared {
   dir: string;
   cgroup: string | null;
   cpuCgroup: string | null;
+  /** For `nimbus dev --inspect`: no permission model, and the inspector's socket dir bound in. */
+  inspect: boolean;
 }
 
 /**
  * Folders and the memory cgroup of a new instance, made asynchronously: creating a cgroup can take
  * milliseconds in the kernel, and the event loop serves invocations meanwhile.
  */
-async function prepare(env: InstanceEnv, memoryMB: number): Promise<Prepared> {
+async function prepare(env: InstanceEnv, memoryMB: number, inspect = false): Promise<Prepared> {
   const id = `${(++counter).toString(36)}-${randomBytes(6).toString('hex')}`;
   const dir = join(env.sandboxRoot, id);
   const { caps } = env;
   await fsp.mkdir(join(dir, 'task'), { recursive: true, mode: 0o755 });
   await fsp.mkdir(join(dir, 'tmp'), { mode: 0o700 });
   if (caps.uid !== null && caps.gid !== null) await fsp.chown(join(dir, 'tmp'), caps.uid, caps.gid);
+  if (inspect) {
+    // Where the runtime binds its inspector's socket: the sandbox's uid only, bound in read-write.
+    await fsp.mkdir(join(dir, 'inspect'), { mode: 0o700 });
+    if (caps.uid !== null && caps.gid !== null) await fsp.chown(join(dir, 'inspect'), caps.uid, caps.gid);
+  }
   const cgroup = caps.memoryCgroup ? join(caps.memoryCgroup, id) : null;
   if (cgroup) {
     const bytes = String(memoryMB * 1024 * 1024);
@@ -127,7 +143,7 @@ async function prepare(env: InstanceEnv, memoryMB: number): Promise<Prepared> {
     await fsp.mkdir(cpuCgroup);
     await fsp.writeFile(join(cpuCgroup, 'cpu.shares'), String(cpuSharesFor(memoryMB)));
   }
-  return { id, dir, cgroup, cpuCgroup };
+  return { id, dir, cgroup, cpuCgroup, inspect };
 }
 
 /** The sandbox's process chain (docs/ARCHITECTURE.md, The sandbox): what the spawner helper runs. */
@@ -147,13 +163,17 @@ function chainCommand(
   const tmp = bw ? '/tmp' : tmpDir;
   const runtime = bw ? BWRAP_RUNTIME : runtimeFile;
   const sdk = bw ? PROVIDED_SDK_INSIDE : providedSdkDir(env.sandboxRoot);
-  const nodeArgs = [
+  const permission = [
     '--experimental-permission',
     `--allow-fs-read=${task}/*`,
     `--allow-fs-read=${runtime}`,
     `--allow-fs-read=${sdk}/*`,
     `--allow-fs-read=${tmp}/*`,
     `--allow-fs-write=${tmp}/*`,
+  ];
+  const nodeArgs = [
+    // Node 20's permission model has no flag that allows the inspector (see SandboxInstance.start()).
+    ...(prepared.inspect ? [] : permission),
     `--max-old-space-size=${heapMB}`,
     // Deployed TypeScript is bundled with inline source maps; traces should point at the user's .ts lines.
     '--enable-source-maps',
@@ -194,6 +214,7 @@ function chainCommand(
       providedSdkDir(env.sandboxRoot),
       PROVIDED_SDK_INSIDE,
       ...(env.endpointDir ? ['--ro-bind', env.endpointDir, BWRAP_ENDPOINT_DIR] : []),
+      ...(prepared.inspect ? ['--bind', join(prepared.dir, 'inspect'), BWRAP_INSPECT_DIR] : []),
       // /tmp is a size-limited tmpfs, not the data disk: a function filling it gets ENOSPC and cannot grow the
       // host's data dir (the function's ephemeralStorage). It counts against the cgroup's memory, so writing
       // past the memory limit ends the instance as out of memory before ENOSPC (docs/security.md).
@@ -359,6 +380,11 @@ export class SandboxInstance {
   readonly tmpDirInside: string;
   /** The AWS endpoint's unix socket as the function sees it; set when the sandbox has its own network. */
   readonly awsSocketInside: string | undefined;
+  /** Inspectable only: the inspector's unix socket on the host, and as the runtime sees it. */
+  readonly inspectSocket: string | undefined;
+  readonly inspectSocketInside: string | undefined;
+  /** While a debugger is attached, invocations run without a timeout (suspendTimeouts). */
+  private timeoutsSuspended = false;
   /** Set by the scaler when the instance is given to a function version. */
   assignedTo: string | null = null;
   /** Invocations the runtime runs at once (perInstance concurrency; 1 is the Lambda model). */
@@ -394,9 +420,12 @@ export class SandboxInstance {
     proc: SandboxProcess,
     nat: boolean,
     whenReady: (err?: Error) => void,
+    private readonly inspectable = false,
   ) {
     this.id = prepared.id;
     this.dir = prepared.dir;
+    this.inspectSocket = inspectable ? join(this.dir, 'inspect', INSPECT_SOCKET) : undefined;
+    this.inspectSocketInside = inspectable ? `${BWRAP_INSPECT_DIR}/${INSPECT_SOCKET}` : undefined;
     this.taskDir = join(this.dir, 'task');
     this.tmpDir = join(this.dir, 'tmp');
     this.cgroup = prepared.cgroup;
@@ -475,7 +504,14 @@ export class SandboxInstance {
     memoryMB: number,
     tmpMB: number,
     network: NetworkMode = 'outbound',
+    opts: StartOptions = {},
   ): Promise<SandboxInstance> {
+    // A debugger runs any code in the process, and Node's permission model forbids the inspector: an
+    // inspectable instance runs without the permission model, so only bubblewrap's mounts and network
+    // namespace may confine it (and keep its inspector off the host's ports).
+    if (opts.inspect && env.caps.bwrap === null) {
+      throw new Error('an inspector needs bubblewrap, which this node lacks');
+    }
     // Fail closed: without bubblewrap the sandbox shares the host's network (a function deployed as
     // `network: none` by another node, sharing a PostgreSQL store, must not run here with it).
     if (network === 'none' && env.caps.bwrap === null) {
@@ -483,7 +519,7 @@ export class SandboxInstance {
         'network: none needs bubblewrap, which this node lacks (functions here share its network)',
       );
     }
-    const prepared = await prepare(env, memoryMB);
+    const prepared = await prepare(env, memoryMB, opts.inspect === true);
     // Outbound traffic leaves a bubblewrap sandbox's own network namespace through slirp4netns (user-mode
     // NAT), attached once bwrap reports the sandbox's pid on its info descriptor (fd 4).
     const nat = env.caps.bwrap !== null && env.caps.slirp4netns !== null && network === 'outbound';
@@ -504,6 +540,7 @@ export class SandboxInstance {
         proc,
         nat,
         (err) => (err ? reject(err) : resolve(inst)),
+        opts.inspect === true,
       );
     });
   }
@@ -593,12 +630,26 @@ export class SandboxInstance {
     for (const p of this.pending) {
       if (running >= this.concurrency) break;
       running++;
-      if (p.timer) continue;
+      if (p.startedAt === 0) p.startedAt = performance.now();
+      if (p.timer || this.timeoutsSuspended) continue;
       p.timer = setTimeout(() => this.kill('timeout', p.id), p.timeoutSec * 1000);
-      p.startedAt = performance.now();
       if (running === 1) this.polledRss = 0;
     }
     if (running > 0 && !this.cgroup) watchMemory(this, true);
+  }
+
+  /**
+   * While a debugger is attached (true), running invocations have no timeout, since a breakpoint holds them;
+   * once it detaches (false) each running one gets its whole timeout again, counted from then.
+   */
+  suspendTimeouts(suspended: boolean): void {
+    if (this.timeoutsSuspended === suspended) return;
+    this.timeoutsSuspended = suspended;
+    for (const p of this.pending) {
+      if (p.timer) clearTimeout(p.timer);
+      p.timer = null;
+    }
+    if (!suspended) this.startWaiting();
   }
 
   private settle(p: Pending, r: InvocationResult): void {
@@ -792,7 +843,8 @@ export class SandboxInstance {
    */
   /** Stops the instance if it is still idle since `idleSince`; true once it needs no more watching. */
   freezeIfIdle(now: number): boolean {
-    if (this.dead || this.frozen || this.pending.length > 0) return true;
+    // A stopped process cannot answer its debugger.
+    if (this.dead || this.frozen || this.pending.length > 0 || this.inspectable) return true;
     if (now - this.idleSince < FREEZE_AFTER_MS) return false;
     this.freeze();
     return true;

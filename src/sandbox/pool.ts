@@ -88,6 +88,15 @@ export class StemCellPool {
     return this.take(memoryMB, tmpMB, network) ?? this.boot(memoryMB, tmpMB, network, true);
   }
 
+  /** A process booted for one inspected instance (`nimbus dev --inspect`), never kept as a stem cell. */
+  bootInspectable(
+    memoryMB: number,
+    tmpMB = DEFAULT_TMP_MB,
+    network: NetworkMode = 'outbound',
+  ): Promise<SandboxInstance> {
+    return SandboxInstance.start(this.opts.env, memoryMB, tmpMB, network, { inspect: true });
+  }
+
   /** Whether sandboxes get a network namespace of their own (bubblewrap), so `network: none` can hold. */
   get isolatesNetwork(): boolean {
     return this.opts.env.caps.bwrap !== null;

@@ -38,6 +38,10 @@ export interface DeployInput {
    *  service's queues it no longer declares are removed, with their messages. Left out: none. */
   queues?: QueueConfig[];
   code: { sha256: string; archive: Buffer };
+  /** Functions that keep their deployed version (and so their warm instances and their archive) although
+   *  the archive is new, by name with the version the caller saw: kept only while that is still the latest
+   *  and its config is unchanged (`nimbus dev` sends the functions whose files it saw unchanged). */
+  keep?: Readonly<Record<string, number>>;
 }
 
 export interface DeployResult {

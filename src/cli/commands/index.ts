@@ -21,11 +21,13 @@ import tableCmd from './table.js';
 import up from './up.js';
 import init from './init.js';
 import trace from './trace.js';
+import dev from './dev.js';
 
 /** In the order `nimbus --help` lists them. */
 export const commands: Command[] = [
   up,
   init,
+  dev,
   deploy,
   invoke,
   ls,

@@ -111,6 +111,36 @@ export function functionStoreConformance(name: string, make: HarnessFactory): vo
         expect((await ctx.store.functions.getCode(v2.sha256))?.equals(v2.archive)).toBe(true);
       });
 
+      it('keeps the version a deploy names in keep, with its old code, while its config is unchanged', async () => {
+        const v1 = codeOf('k1');
+        const v2 = codeOf('k2');
+        await ctx.store.functions.deploy(deployOf('svc', [fn('a'), fn('b'), fn('c')], v1));
+        const res = await ctx.store.functions.deploy({
+          ...deployOf('svc', [fn('a'), fn('b'), fn('c', { timeout: 9 })], v2),
+          // b names a version that is not its latest, c's config changed: neither is kept.
+          keep: { a: 1, b: 7, c: 1 },
+        });
+        expect(res.functions.map((f) => [f.name, f.version, f.changed])).toEqual([
+          ['a', 1, false],
+          ['b', 2, true],
+          ['c', 2, true],
+        ]);
+        expect((await ctx.store.functions.getFunction(ref('a')))?.codeSha256).toBe(v1.sha256);
+        expect((await ctx.store.functions.getFunction(ref('b')))?.codeSha256).toBe(v2.sha256);
+        await ctx.store.functions.pruneVersions();
+        // a's version still runs the first archive, so pruning keeps it.
+        expect((await ctx.store.functions.getCode(v1.sha256))?.equals(v1.archive)).toBe(true);
+      });
+
+      it('stores no archive when keep leaves every function unchanged', async () => {
+        const v1 = codeOf('n1');
+        const v2 = codeOf('n2');
+        await ctx.store.functions.deploy(deployOf('svc', [fn('a')], v1));
+        const res = await ctx.store.functions.deploy({ ...deployOf('svc', [fn('a')], v2), keep: { a: 1 } });
+        expect(res.functions).toEqual([{ name: 'a', version: 1, changed: false }]);
+        expect(await ctx.store.functions.getCode(v2.sha256)).toBeUndefined();
+      });
+
       it('prunes superseded versions and the archives only they used; numbering goes on', async () => {
         const v1 = codeOf('p1');
         const v2 = codeOf('p2');

@@ -13,7 +13,7 @@ import type {
   StoredAsyncConfig,
 } from '../types.js';
 import type { AsyncConfig } from '../../config/manifest.js';
-import { checkDeployInput } from '../validate.js';
+import { checkDeployInput, sameCode } from '../validate.js';
 import { type Db, pgCode } from './db.js';
 import { deployQueues } from './queues.js';
 import { toVersion, type VersionRow } from '../rows.js';
@@ -40,7 +40,7 @@ export class PgFunctionStore implements FunctionStore {
 
   async deploy(input: DeployInput): Promise<DeployResult> {
     this.db.assertOpen();
-    checkDeployInput(input);
+    await checkDeployInput(input);
     const configs = input.functions.map((f) => canonicalJson(f));
     // One time for the whole deploy, taken before waiting for the project lock, as the caller saw it start.
     const deployedAt = this.clock.now();
@@ -194,7 +194,11 @@ async function writeVersions(
   for (const [i, f] of functions.entries()) {
     const config = configs[i]!;
     const latest = current.get(f.name);
-    if (latest && latest.config === config && latest.code_sha256 === code.sha256) {
+    if (
+      latest &&
+      latest.config === config &&
+      sameCode(input, f.name, latest.latest_version, latest.code_sha256)
+    ) {
       results.push({ name: f.name, version: latest.latest_version, changed: false });
       continue;
     }
