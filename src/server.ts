@@ -702,6 +702,8 @@ function createInvoker(settings: Settings, d: InvokerDeps): DefaultInvoker & { c
     memoryBudgetMB: settings.memoryBudgetMB,
     scaleOut: { burst: settings.scaleOutBurst, perSecond: settings.scaleOutPerSec },
     queueing: settings.queueing,
+    v8CodeCache: settings.codeCache,
+    ...(d.metrics ? { onCodeCache: d.metrics.codeCache } : {}),
     region: settings.region,
     accountId: settings.accountId,
     onError: d.onError,

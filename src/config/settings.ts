@@ -64,6 +64,8 @@ export const SettingsSchema = z.strictObject({
   scaleOutBurst: z.coerce.number().int().min(1).default(1000),
   /** Short invocations may wait for a busy warm instance when that beats a cold start (see docs). */
   queueing: z.boolean().default(true),
+  /** V8 code caches of CommonJS entry bundles, produced at deploy and used by cold starts (see docs). */
+  codeCache: z.boolean().default(true),
   /** Prometheus metrics at the control listener's /metrics; off takes every counter off the hot path. */
   metrics: z.boolean().default(true),
   /** Spans kept in the store (console, GET /v1/traces); OTLP export is on when OTEL_EXPORTER_OTLP_*ENDPOINT is set. */
@@ -208,6 +210,7 @@ export const SETTINGS_ENV: Record<keyof Settings, string> = {
   scaleOutPerSec: 'NIMBUS_SCALE_OUT_PER_SEC',
   scaleOutBurst: 'NIMBUS_SCALE_OUT_BURST',
   queueing: 'NIMBUS_QUEUEING',
+  codeCache: 'NIMBUS_CODE_CACHE',
   metrics: 'NIMBUS_METRICS',
   traces: 'NIMBUS_TRACES',
   retryBaseMs: 'NIMBUS_RETRY_BASE_MS',
@@ -246,6 +249,7 @@ const BOOLEAN_SETTINGS = new Set<keyof Settings>([
   'disableBwrap',
   'disableCgroup',
   'queueing',
+  'codeCache',
   'metrics',
   'traces',
   'freeTier',

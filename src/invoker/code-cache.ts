@@ -1,9 +1,12 @@
 // Code lives in the store (so a cluster node can fetch it); this cache extracts each archive once to
 // <data>/code/<sha256>/ where stem cells link it from. Directories are root-only; files inside are 0644 so a
 // sandbox can read the links it is given, but cannot list or reach the cache itself.
+// Beside each tree, <sha256>.v8/ holds the V8 code caches of its entry bundle that deploy checks produced (one per
+// Node/V8 version and memory size, which sets the heap flag V8 checks): never linked into a sandbox, only
+// handed to the runtime in the init message, so no function can write the cache its instances load.
 import { existsSync, mkdirSync, promises as fsp, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { unpackArchive } from '../build/package.js';
 import type { FunctionStore } from '../store/types.js';
 import { scanTree, type CodeTree } from '../sandbox/code-tree.js';
@@ -47,11 +50,57 @@ export class CodeCache {
     return this.held.has(sha256);
   }
 
+  /** V8 code caches in memory (base64, as the init message carries them), null when known to be absent. */
+  private v8 = new Map<string, string | null>();
+
+  /** The file of a V8 code cache: the code, the entry file in it, and what V8 checks a cache against. */
+  private v8File(sha256: string, key: string): string {
+    const name = createHash('sha256')
+      .update(`${key}\0${process.version}\0${process.versions.v8}`)
+      .digest('hex')
+      .slice(0, 32);
+    return join(this.root, `${sha256}.v8`, name);
+  }
+
+  /** The code cache for this code and key (base64), read from disk once; undefined when there is none. */
+  async v8Cache(sha256: string, key: string): Promise<string | undefined> {
+    const file = this.v8File(sha256, key);
+    const known = this.v8.get(file);
+    if (known !== undefined) return known ?? undefined;
+    let data: string | null;
+    try {
+      data = (await fsp.readFile(file)).toString('base64');
+    } catch {
+      data = null;
+    }
+    this.v8.set(file, data);
+    return data ?? undefined;
+  }
+
+  /** Keeps a code cache a deploy check produced (base64), written atomically. */
+  async putV8Cache(sha256: string, key: string, data: string): Promise<void> {
+    const file = this.v8File(sha256, key);
+    await fsp.mkdir(join(this.root, `${sha256}.v8`), { recursive: true, mode: 0o700 });
+    const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
+    await fsp.writeFile(tmp, Buffer.from(data, 'base64'), { mode: 0o600 });
+    await fsp.rename(tmp, file);
+    this.v8.set(file, data);
+  }
+
+  /** Forgets a code cache V8 rejected (another V8, other flags, a damaged file): it is not sent again. */
+  async dropV8Cache(sha256: string, key: string): Promise<void> {
+    const file = this.v8File(sha256, key);
+    this.v8.set(file, null);
+    await fsp.rm(file, { force: true });
+  }
+
   /** Removes code extracted for a deploy that was then refused, so a refusal leaves nothing behind. */
   async discard(sha256: string): Promise<void> {
     const dir = join(this.root, sha256);
     this.ready.delete(sha256);
     this.trees.delete(sha256);
+    this.forgetV8(sha256);
+    await fsp.rm(`${dir}.v8`, { recursive: true, force: true });
     await fsp.rm(`${dir}.complete`, { force: true });
     // Asynchronously: a large service's tree takes a while to delete, and the gateway shares this thread.
     await fsp.rm(dir, { recursive: true, force: true });
@@ -65,16 +114,22 @@ export class CodeCache {
   async collect(keep: ReadonlySet<string>): Promise<number> {
     let n = 0;
     for (const name of await fsp.readdir(this.root)) {
-      const sha = name.endsWith('.complete') ? name.slice(0, -'.complete'.length) : name;
+      const sha = name.replace(/\.(complete|v8)$/, '');
       // In-progress extractions (".tmp-…") belong to whoever makes them.
       if (!/^[0-9a-f]{64}$/.test(sha) || keep.has(sha) || this.held.has(sha) || this.inflight.has(sha))
         continue;
       if (name === sha) n++;
       this.ready.delete(sha);
       this.trees.delete(sha);
+      this.forgetV8(sha);
       await fsp.rm(join(this.root, name), { recursive: true, force: true });
     }
     return n;
+  }
+
+  private forgetV8(sha256: string): void {
+    const prefix = join(this.root, `${sha256}.v8`);
+    for (const file of this.v8.keys()) if (file.startsWith(prefix)) this.v8.delete(file);
   }
 
   /** Synchronous answer for the hot path when the code is already extracted. */

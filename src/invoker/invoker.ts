@@ -1,7 +1,8 @@
 // The single entry for every invocation: admission and instance choice (asked of the scaler), the deadline,
 // the result, and one record per invocation. It carries out the scaler's decisions on real sandbox processes.
 import type { FunctionInit, InvokeMessage } from '../protocol/messages.js';
-import type { InvocationResult, SandboxInstance } from '../sandbox/instance.js';
+import type { InvocationResult, SandboxInstance, TimedResult } from '../sandbox/instance.js';
+import { resolveEntry } from '../sandbox/code-tree.js';
 import type { StemCellPool } from '../sandbox/pool.js';
 import { FixedKeepAlive, type KeepAlivePolicy } from '../scaler/policy.js';
 import { queueSlots } from '../scaler/queueing.js';
@@ -65,6 +66,10 @@ export interface InvokerOptions {
   environment?: (fv: FunctionVersion) => Promise<EnvironmentResult>;
   /** Spans for invocations, admission and cold starts; absent when tracing is off. */
   tracer?: InvokeTracer;
+  /** V8 code caches of CommonJS entries, produced by deploy checks and given to cold starts (default on). */
+  v8CodeCache?: boolean;
+  /** Told what became of each code cache: produced by a check, accepted or rejected by a cold start. */
+  onCodeCache?: (outcome: 'produced' | 'accepted' | 'rejected') => void;
 }
 
 /** An invocation with its span, when tracing is on. */
@@ -184,6 +189,7 @@ export class DefaultInvoker implements Invoker {
             this.startInstance(a.instance, fv, cold),
             this.awsOf(fv),
             this.envOf(fv),
+            this.v8CacheOf(fv),
           ]);
           const starting = prepared.then(([i, , e]) => (e.ok ? i : undefined));
           // Awaited only by overlapping invocations, if any; this path reports a failed start itself.
@@ -195,13 +201,13 @@ export class DefaultInvoker implements Invoker {
           } finally {
             this.startingInstances.delete(a.instance);
           }
-          const [started, awsEnv, resolved] = ready;
+          const [started, awsEnv, resolved, v8] = ready;
           inst = started;
           if (!resolved.ok) {
             this.stopInstance(a.instance);
             throw new StartRefused(resolved.message);
           }
-          init = this.init(fv, inst, awsEnv, resolved.env);
+          init = this.init(fv, inst, awsEnv, resolved.env, v8);
         } else {
           // A warm choice may be an instance whose cold start is still under way: wait for its process.
           inst =
@@ -240,6 +246,7 @@ export class DefaultInvoker implements Invoker {
       if (cold && init) cold.sent = performance.now();
       const provisioned = this.scaler.isProvisioned(a.instance);
       const result = await inst.invoke(msg, fv.config.timeout);
+      if (init) this.codeCacheUsed(fv, result);
       const healthy = result.kind === 'ok' || result.kind === 'error';
       if (!healthy && !inst.dead) inst.stop();
       this.carryOut(this.scaler.release(a.instance, this.clock.now(), healthy));
@@ -391,6 +398,7 @@ export class DefaultInvoker implements Invoker {
     });
     try {
       await inst.assign(`check:${versionKey(fv)}`, code, fv.config.perInstanceConcurrency ?? 1);
+      const init = this.init(fv, inst, await aws, env.env);
       const result = await inst.invoke(
         {
           t: 'invoke',
@@ -398,10 +406,21 @@ export class DefaultInvoker implements Invoker {
           event: null,
           deadline: 0,
           warmup: true,
-          init: this.init(fv, inst, await aws, env.env),
+          init: {
+            ...init,
+            ...(this.o.v8CodeCache !== false && init.entry ? { produceCodeCache: true } : {}),
+          },
         },
         fv.config.timeout,
       );
+      const produced = result.codeCache?.produced;
+      if (result.kind === 'ok' && produced !== undefined) {
+        // Kept only for a check that loaded: a refused deploy leaves nothing (CodeCache.discard).
+        await this.o.code.putV8Cache(fv.codeSha256, v8Key(fv), produced).then(
+          () => this.o.onCodeCache?.('produced'),
+          (err: unknown) => this.o.onError?.(err, `code cache of ${fv.name}`),
+        );
+      }
       return result.kind === 'ok' ? { ok: true } : { ok: false, result, codeDir: inst.codeDirInside };
     } finally {
       inst.stop();
@@ -417,6 +436,7 @@ export class DefaultInvoker implements Invoker {
     try {
       const aws = this.awsOf(info.fv);
       const env = this.envOf(info.fv);
+      const v8 = this.v8CacheOf(info.fv);
       const inst = await this.startInstance(id, info.fv);
       const resolved = await env;
       if (!resolved.ok) {
@@ -431,12 +451,13 @@ export class DefaultInvoker implements Invoker {
           deadline: 0,
           warmup: true,
           init: {
-            ...this.init(info.fv, inst, await aws, resolved.env),
+            ...this.init(info.fv, inst, await aws, resolved.env, await v8),
             ...(reason === 'provisioned' ? { initializationType: 'provisioned-concurrency' as const } : {}),
           },
         },
         info.fv.config.timeout,
       );
+      this.codeCacheUsed(info.fv, r);
       if (r.kind === 'ok' && !this.closed) this.scaler.started(id, this.clock.now());
       else {
         inst.stop();
@@ -488,6 +509,28 @@ export class DefaultInvoker implements Invoker {
     }
   }
 
+  /** The version's V8 code cache, if a deploy check produced one on this node. Never rejects. */
+  private async v8CacheOf(fv: FunctionVersion): Promise<string | undefined> {
+    if (this.o.v8CodeCache === false) return undefined;
+    try {
+      return await this.o.code.v8Cache(fv.codeSha256, v8Key(fv));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A cache V8 refused (another Node, other flags, a damaged file) is deleted, so it is not sent again. */
+  private codeCacheUsed(fv: FunctionVersion, result: TimedResult): void {
+    const used = result.codeCache?.used;
+    if (used === undefined) return;
+    this.o.onCodeCache?.(used);
+    if (used === 'rejected') {
+      this.o.code
+        .dropV8Cache(fv.codeSha256, v8Key(fv))
+        .catch((err: unknown) => this.o.onError?.(err, `code cache of ${fv.name}`));
+    }
+  }
+
   /** Never rejects: without credentials the function still runs (and its AWS calls are refused). */
   private async awsOf(fv: FunctionVersion): Promise<FunctionAwsEnv | undefined> {
     try {
@@ -514,8 +557,10 @@ export class DefaultInvoker implements Invoker {
     inst: SandboxInstance,
     aws: FunctionAwsEnv | undefined,
     environment: Record<string, string>,
+    v8?: string,
   ): FunctionInit {
     const name = fv.name;
+    const entry = inst.code ? resolveEntry(inst.code, fv.config.handler, inst.codeDirInside) : undefined;
     return {
       functionName: name,
       functionVersion: String(fv.version),
@@ -537,6 +582,8 @@ export class DefaultInvoker implements Invoker {
       concurrency: inst.concurrency,
       ...(inst.awsSocketInside !== undefined ? { awsSocket: inst.awsSocketInside } : {}),
       ...(inst.inspectSocketInside !== undefined ? { inspectSocket: inst.inspectSocketInside } : {}),
+      ...(entry ? { entry } : {}),
+      ...(entry?.format === 'commonjs' && v8 !== undefined ? { codeCache: v8 } : {}),
     };
   }
 
@@ -749,6 +796,11 @@ export class DefaultInvoker implements Invoker {
 
 function versionKey(fv: FunctionVersion): string {
   return `${refKey(fv)}:${fv.version}:${fv.codeSha256.slice(0, 12)}`;
+}
+
+/** What a version's V8 code cache depends on besides its code: the entry (by handler) and the heap flag (memory). */
+function v8Key(fv: FunctionVersion): string {
+  return `${fv.config.handler}\0${fv.config.memory}`;
 }
 
 /** Running means of durations; the first measurement seeds them. */

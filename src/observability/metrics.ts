@@ -208,6 +208,8 @@ export class Metrics implements InvocationSink, EventObserver, GatewayObserver {
   private readonly gatewayRequests: CounterFamily;
   private readonly gatewayThrottles: CounterFamily;
   private readonly storeDuration: HistogramFamily;
+  private readonly codeCaches: CounterFamily;
+  private readonly codeCacheBy = new Map<string, CounterChild>();
   private readonly fns = new Map<string, Map<string, FunctionSeries>>();
   /** Per route object (stable until the route table is rebuilt) and status code. */
   private readonly routes = new WeakMap<object, Map<number, CounterChild>>();
@@ -276,8 +278,19 @@ export class Metrics implements InvocationSink, EventObserver, GatewayObserver {
       'Store calls on the invocation path: the invocation log batch write and the event queue operations.',
       STORE_BUCKETS,
     );
+    this.codeCaches = counter(
+      'nimbus_code_cache_total',
+      'V8 code caches of entry bundles: produced by a deploy check, accepted or rejected by a cold start.',
+    );
     this.scrapeGauges();
   }
+
+  /** A V8 code cache was produced at deploy, or a cold start used (accepted) or refused (rejected) one. */
+  codeCache = (outcome: 'produced' | 'accepted' | 'rejected'): void => {
+    let c = this.codeCacheBy.get(outcome);
+    if (!c) this.codeCacheBy.set(outcome, (c = this.codeCaches.series({ outcome })));
+    c.value++;
+  };
 
   /** Where the scrape-time gauges read from; until set they are empty. */
   setSources(sources: MetricsSources): void {

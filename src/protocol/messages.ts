@@ -1,6 +1,5 @@
-// The messages between the host and a sandboxed runtime process. They travel over Node's IPC channel
-// (JSON serialization: measured faster here than 'advanced'), one invocation at a time per process unless
-// FunctionInit.concurrency allows more.
+// The messages between the host and a sandboxed runtime process. They travel as JSON lines over a socket pair
+// (framing.ts), one invocation at a time per process unless FunctionInit.concurrency allows more.
 // This module is imported by both sides, so it holds types and tiny pure helpers only.
 
 /** Everything a generic (stem-cell) runtime needs to become one function's instance. Sent once, with the first invoke. */
@@ -37,6 +36,28 @@ export interface FunctionInit {
   /** `nimbus dev --inspect`: open a Node inspector on the sandbox's 127.0.0.1 and serve it on this unix socket
    *  (the host bridges its own 127.0.0.1 port to it), before user code loads. */
   inspectSocket?: string;
+  /**
+   * The handler's module file and format, resolved by the host from the code tree it scanned (the runtime's own
+   * lookup order: .js by the package scope's "type", then .mjs, then .cjs). Absent when the host left it to the
+   * runtime (an exact path, a directory, a package in node_modules, an unreadable package.json).
+   */
+  entry?: HandlerEntry;
+  /**
+   * V8 code cache for a CommonJS entry, base64: produced by the platform at deploy (see produceCodeCache) and
+   * handed over by the host, so the function cannot have written it. A cache V8 rejects is ignored.
+   */
+  codeCache?: string;
+  /**
+   * Deploy check only: compile the entry and send its code cache (a CodeCacheMessage, written to the end)
+   * before any of the function's code runs.
+   */
+  produceCodeCache?: boolean;
+}
+
+export interface HandlerEntry {
+  /** Absolute path as the sandbox sees it. */
+  file: string;
+  format: 'commonjs' | 'module';
 }
 
 export interface InvokeMessage {
@@ -96,6 +117,18 @@ export interface ResultMessage {
   initMs?: number;
   /** A handler not found at init: the module's function-valued exports, so a deploy can suggest one. */
   exports?: string[];
+  /** The invocation that loaded the function: what became of FunctionInit.codeCache (absent: none was given). */
+  codeCache?: 'accepted' | 'rejected';
+}
+
+/**
+ * The entry's V8 code cache (base64), or none when it cannot have one (an ES module, a source map, no entry):
+ * the first message after an init with produceCodeCache, sent before the function's code runs.
+ */
+export interface CodeCacheMessage {
+  t: 'codecache';
+  id: string;
+  data?: string;
 }
 
 /**
@@ -109,7 +142,7 @@ export interface FatalMessage {
   logs?: string;
 }
 
-export type SandboxMessage = ReadyMessage | LogMessage | ResultMessage | FatalMessage;
+export type SandboxMessage = ReadyMessage | LogMessage | ResultMessage | FatalMessage | CodeCacheMessage;
 
 export function serializeError(err: unknown, fallbackType = 'Error'): SerializedError {
   if (err instanceof Error) {
@@ -143,6 +176,9 @@ function safeJson(v: unknown): string {
   }
 }
 
+/** The largest code cache a sandbox may hand over (base64 of 16 MB): a bigger one is dropped, not stored. */
+const MAX_CODE_CACHE_BASE64 = Math.ceil((16 * 1024 * 1024) / 3) * 4;
+
 /** The longest text a sandbox's error fields keep; longer ones are cut (a record must stay writable). */
 const MAX_ERROR_FIELD = 64 * 1024;
 
@@ -165,6 +201,8 @@ export function readSandboxMessage(raw: unknown): SandboxMessage | null {
       if (typeof m['id'] !== 'string') return null;
       const logs = typeof m['logs'] === 'string' ? m['logs'] : undefined;
       const initMs = finiteMs(m['initMs']);
+      const cc = m['codeCache'];
+      const codeCache = cc === 'accepted' || cc === 'rejected' ? (cc as 'accepted' | 'rejected') : undefined;
       if (m['ok'] === true && (m['payload'] === undefined || typeof m['payload'] === 'string')) {
         // Every warm invocation's answer: one object, no spreads.
         const ok: ResultMessage = {
@@ -175,6 +213,7 @@ export function readSandboxMessage(raw: unknown): SandboxMessage | null {
         };
         if (logs) ok.logs = logs;
         if (initMs) ok.initMs = initMs;
+        if (codeCache) ok.codeCache = codeCache;
         return ok;
       }
       const base = {
@@ -182,6 +221,7 @@ export function readSandboxMessage(raw: unknown): SandboxMessage | null {
         id: m['id'],
         ...(logs ? { logs } : {}),
         ...(initMs ? { initMs } : {}),
+        ...(codeCache ? { codeCache } : {}),
       };
       const kind = m['errorKind'];
       const exportNames = readNames(m['exports']);
@@ -200,6 +240,15 @@ export function readSandboxMessage(raw: unknown): SandboxMessage | null {
             : readError(m['error']),
       };
     }
+    case 'codecache':
+      if (typeof m['id'] !== 'string') return null;
+      return {
+        t: 'codecache',
+        id: m['id'],
+        ...(typeof m['data'] === 'string' && m['data'].length <= MAX_CODE_CACHE_BASE64
+          ? { data: m['data'] }
+          : {}),
+      };
     case 'fatal': {
       const id = typeof m['id'] === 'string' ? m['id'] : null;
       const logs = typeof m['logs'] === 'string' ? m['logs'] : undefined;

@@ -5,6 +5,7 @@
 // Protocol: src/protocol/messages.ts.
 import { openInspector } from './inspect.js';
 import { performance } from 'node:perf_hooks';
+import { encodeLine, lineDecoder } from '../protocol/framing.js';
 import type {
   FunctionInit,
   HostMessage,
@@ -19,6 +20,7 @@ import { applyFunctionEnv } from './env.js';
 import { UnhandledPromiseRejection, toRapidError } from './errors.js';
 import {
   abandonAll,
+  clearFunction,
   concurrencyOf,
   currentInvocationId,
   isFull,
@@ -26,12 +28,13 @@ import {
   setFunction,
   setupInvoker,
 } from './invoke.js';
-import { exportNamesOf, loadHandler } from './loader.js';
+import { exportNamesOf, forgetModule, loadHandler, prepareLoader } from './loader.js';
 import {
   beginInit,
   currentSlot,
   endAllSlots,
   endInvocation,
+  forgetInvocations,
   installLogCapture,
   logError,
   setLogFormat,
@@ -62,8 +65,11 @@ let concurrency = 1;
 /** Invocations sent while K run (or during init), in arrival order. */
 const queue: InvokeMessage[] = [];
 let channel: Channel;
+/** While the stem cell rehearses, what it would send goes here instead of to the host (see rehearse). */
+let rehearsal: ((msg: SandboxMessage) => void) | null = null;
 
 function send(msg: SandboxMessage): void {
+  if (rehearsal) return rehearsal(msg);
   if (!channel.connected) return;
   if (msg.t === 'result' && msg.payload !== undefined) {
     // The result's JSON text goes after the message as it is (protocol/framing.ts), not escaped into it.
@@ -76,7 +82,7 @@ function send(msg: SandboxMessage): void {
 function main(): void {
   try {
     // The host is gone: nobody is left to answer to.
-    channel = openChannel(onMessage, () => process.exit(0));
+    channel = openChannel(onHostMessage, () => process.exit(0));
   } catch {
     writeToStderr(`nimbus runtime: must be started with the host channel on fd ${CHANNEL_FD}\n`);
     process.exit(1);
@@ -90,7 +96,86 @@ function main(): void {
     die(new UnhandledPromiseRejection(reason), 'Unhandled Promise Rejection', EXIT_UNHANDLED_REJECTION),
   );
 
-  send({ t: 'ready', pid: process.pid });
+  prepareLoader(RUNTIME_FILE);
+  void rehearse().then(() => send({ t: 'ready', pid: process.pid }));
+}
+
+const REHEARSAL_ID = 'nimbus-rehearsal';
+const REHEARSAL_FILE = `${RUNTIME_DIR}/nimbus-rehearsal.cjs`;
+const REHEARSAL_SOURCE = `exports.handler = async (event, context) => {
+  console.log('rehearsal', event.n);
+  return { n: event.n, id: context.awsRequestId, left: context.getRemainingTimeInMillis() > 0 };
+};
+`;
+
+/**
+ * Before the stem cell is offered, one invocation of a handler of the runtime's own runs through the real
+ * decoder, init, loader, context, log capture and encoder, so that the first real cold start does not pay for
+ * V8 compiling all of that lazily. What it changed is put back: the environment (applyFunctionEnv replaces it),
+ * the working directory, the module cache, the log state and the loaded function; its result and log lines go
+ * nowhere, so no user log or record can show it. Failing to rehearse only costs the speed-up.
+ */
+async function rehearse(): Promise<void> {
+  const env = { ...process.env };
+  const cwd = process.cwd();
+  const saved = { state, concurrency };
+  try {
+    const done = new Promise<void>((resolve) => {
+      rehearsal = (msg) => {
+        encodeLine(msg);
+        if (msg.t === 'result' || msg.t === 'fatal') resolve();
+      };
+    });
+    const line = encodeLine({
+      t: 'invoke',
+      id: REHEARSAL_ID,
+      event: { n: 1 },
+      deadline: Date.now() + 60_000,
+      timeoutMs: 60_000,
+      init: {
+        functionName: 'nimbus-rehearsal',
+        functionVersion: '0',
+        handler: 'nimbus-rehearsal.handler',
+        codeDir: cwd,
+        memoryMB: 128,
+        timeoutSec: 60,
+        region: 'local',
+        invokedFunctionArn: 'arn:aws:lambda:local:000000000000:function:nimbus-rehearsal',
+        logGroupName: '/aws/lambda/nimbus-rehearsal',
+        logStreamName: 'rehearsal',
+        env: {},
+        entry: { file: REHEARSAL_FILE, format: 'commonjs' },
+      },
+    } satisfies InvokeMessage);
+    lineDecoder((raw) => onMessage(raw))(line);
+    await done;
+  } catch (err) {
+    writeToStderr(`nimbus runtime: rehearsal failed: ${String(err)}\n`);
+  } finally {
+    rehearsal = null;
+    for (const key of Object.keys(process.env)) delete process.env[key];
+    Object.assign(process.env, env);
+    try {
+      process.chdir(cwd);
+    } catch {
+      // the directory it started in is gone: nothing to go back to
+    }
+    forgetModule(REHEARSAL_FILE);
+    forgetInvocations();
+    clearFunction();
+    state = saved.state;
+    concurrency = saved.concurrency;
+    queue.length = 0;
+    for (const raw of held.splice(0)) onMessage(raw);
+  }
+}
+
+/** Host messages that arrived during the rehearsal, taken in order once it is over. */
+const held: unknown[] = [];
+
+function onHostMessage(raw: unknown): void {
+  if (rehearsal) held.push(raw);
+  else onMessage(raw);
 }
 
 function onMessage(raw: unknown): void {
@@ -174,17 +259,24 @@ async function initialize(msg: InvokeMessage, init: FunctionInit): Promise<void>
   try {
     if (init.awsSocket) await forwardEndpoint(process.env['AWS_ENDPOINT_URL'], init.awsSocket);
     if (init.inspectSocket) openInspector(init.inspectSocket);
-    const loaded = await loadHandler(init.codeDir, init.handler, RUNTIME_FILE);
+    const loaded = await loadHandler(init.codeDir, init.handler, RUNTIME_FILE, {
+      ...(init.entry ? { entry: init.entry } : {}),
+      ...(msg.id === REHEARSAL_ID && rehearsal ? { source: REHEARSAL_SOURCE } : {}),
+      cache: {
+        ...(typeof init.codeCache === 'string' ? { data: Buffer.from(init.codeCache, 'base64') } : {}),
+        ...(init.produceCodeCache ? { produce: (data) => sendCodeCache(msg.id, data) } : {}),
+      },
+    });
     if (dying) return;
     setFunction(init, loaded);
     concurrency = concurrencyOf(init);
     state = { kind: 'ready' };
     if (msg.warmup) {
-      replyWarm(msg.id, performance.now() - t0, endInvocation());
+      replyWarm(msg.id, performance.now() - t0, endInvocation(), loaded.codeCache);
       onIdle();
       return;
     }
-    runInvocation(msg, performance.now() - t0);
+    runInvocation(msg, performance.now() - t0, loaded.codeCache);
     // K > 1: what queued up during init may start beside it.
     if (concurrency > 1) onIdle();
   } catch (err) {
@@ -199,8 +291,31 @@ async function initialize(msg: InvokeMessage, init: FunctionInit): Promise<void>
 }
 
 /** Answers a warm-up (initialize-only) request: the function is loaded, no handler ran. */
-function replyWarm(id: string, initMs: number | undefined, logs: string | undefined): void {
-  send({ t: 'result', id, ok: true, payload: 'null', logs, initMs });
+function replyWarm(
+  id: string,
+  initMs: number | undefined,
+  logs: string | undefined,
+  codeCache?: 'accepted' | 'rejected',
+): void {
+  send({ t: 'result', id, ok: true, payload: 'null', logs, initMs, ...(codeCache ? { codeCache } : {}) });
+}
+
+/**
+ * The deploy check's code cache, written to its end before the function's code runs: nothing the function
+ * does afterwards (it can write to the channel's descriptor too) can come before it or into it, and the host
+ * takes only the first message after the init.
+ */
+function sendCodeCache(id: string, data: Buffer | undefined): Promise<void> {
+  if (!channel.connected) return Promise.resolve();
+  return new Promise((resolve) => {
+    try {
+      channel.send({ t: 'codecache', id, ...(data ? { data: data.toString('base64') } : {}) }, () =>
+        resolve(),
+      );
+    } catch {
+      resolve();
+    }
+  });
 }
 
 function replyInitError(

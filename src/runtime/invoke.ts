@@ -67,6 +67,8 @@ class Invocation {
     readonly initMs: number | undefined,
     /** K > 1: its output buffer and async context; null with K = 1. */
     readonly slot: Slot | null,
+    /** The invocation that loaded the function: what became of its code cache. */
+    readonly codeCache?: 'accepted' | 'rejected',
   ) {}
 }
 
@@ -147,16 +149,29 @@ export function abandonAll(): void {
   channel.ref();
 }
 
-export function runInvocation(msg: InvokeMessage, initMs: number | undefined): void {
+/** Back to a stem cell's state: no function (after the rehearsal, bootstrap.ts). */
+export function clearFunction(): void {
+  fnInit = undefined;
+  fn = () => undefined;
+  fnIsAsync = false;
+  memoryLimitInMB = '';
+  limit = 1;
+}
+
+export function runInvocation(
+  msg: InvokeMessage,
+  initMs: number | undefined,
+  codeCache?: 'accepted' | 'rejected',
+): void {
   const deadline = msg.timeoutMs === undefined ? msg.deadline : Date.now() + msg.timeoutMs;
   if (limit > 1) {
-    const inv = new Invocation(msg.id, deadline, initMs, beginSlot(msg.id));
+    const inv = new Invocation(msg.id, deadline, initMs, beginSlot(msg.id), codeCache);
     if (running.size === 0) channel.unref();
     running.add(inv);
     runInSlot(inv.slot as Slot, () => start(inv, msg));
     return;
   }
-  const inv = new Invocation(msg.id, deadline, initMs, null);
+  const inv = new Invocation(msg.id, deadline, initMs, null, codeCache);
   running.add(inv);
   beginInvocation(inv.id);
   channel.unref();
@@ -320,6 +335,7 @@ function finish(
     errorKind,
     logs: inv.slot === null ? endInvocation() : endSlot(inv.slot),
     initMs: inv.initMs,
+    ...(inv.codeCache ? { codeCache: inv.codeCache } : {}),
   });
   onIdle();
 }

@@ -1,9 +1,12 @@
 // Resolves and loads the function's handler the way RIC (AWS's Node.js runtime) does, so a handler string and a
 // code layout that work on AWS work here, and fail with the same Runtime.* error types when they do not.
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import Module, { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import vm from 'node:vm';
+import type { HandlerEntry } from '../protocol/messages.js';
+import { splitHandler, type HandlerParts } from '../protocol/handler.js';
 import { HandlerNotFound, ImportModuleError, MalformedHandlerName, UserCodeSyntaxError } from './errors.js';
 
 export type Handler = (event: unknown, context: unknown, callback: unknown) => unknown;
@@ -12,44 +15,58 @@ export interface LoadedHandler {
   fn: Handler;
   /** Declared `async`: RIC treats a never-settling promise from such a handler as an error, not a null result. */
   isAsync: boolean;
+  /** What became of the code cache the loader was given, if it was given one. */
+  codeCache?: 'accepted' | 'rejected';
 }
 
-interface ParsedHandler {
-  /** "lib/" for "lib/api.v1.fn"; may be "" or absolute. */
-  moduleRoot: string;
-  moduleName: string;
-  /** "v1.fn": a property path into the module's exports. */
-  handlerPath: string;
+/** The V8 code cache of a CommonJS entry: one to use, or a request to produce one before the code runs. */
+export interface CodeCacheOptions {
+  data?: Buffer;
+  /** Called with the cache (or undefined when the entry cannot have one) before any of the function's code runs. */
+  produce?: (data: Buffer | undefined) => Promise<void>;
 }
 
-export function parseHandler(full: string): ParsedHandler {
-  if (full.includes('..')) {
-    throw new MalformedHandlerName(
-      `'${full}' is not a valid handler name. Use absolute paths when specifying root directories in handler names.`,
-    );
-  }
-  const slash = full.lastIndexOf('/');
-  const base = full.slice(slash + 1);
-  const dot = base.indexOf('.');
-  if (dot < 0) throw new MalformedHandlerName('Bad handler');
-  return {
-    moduleRoot: full.slice(0, slash + 1),
-    moduleName: base.slice(0, dot),
-    handlerPath: base.slice(dot + 1),
-  };
+export function parseHandler(full: string): HandlerParts {
+  const parts = splitHandler(full);
+  if ('malformed' in parts) throw new MalformedHandlerName(parts.malformed);
+  return parts;
 }
+
+let runtimeRequire: NodeJS.Require | undefined;
+let runtimeModule: Module | undefined;
 
 /**
- * @param runtimeFile the bootstrap's own path: the parent for require(), so "Require stack" in a not-found
- *   message names the runtime, as AWS's does, instead of some file in the function.
+ * Made while the stem cell boots, so a cold start does not pay for it. `runtimeFile` (the bootstrap's own path)
+ * is the parent of the function's module, so "Require stack" in a not-found message names the runtime, as AWS's
+ * does, instead of some file in the function.
  */
+export function prepareLoader(runtimeFile: string): void {
+  runtimeRequire ??= createRequire(runtimeFile);
+  if (!runtimeModule) {
+    runtimeModule = new Module(runtimeFile);
+    runtimeModule.filename = runtimeFile;
+    runtimeModule.paths = nodeModulePaths(path.dirname(runtimeFile));
+  }
+}
+
+export interface LoadOptions {
+  /** The module file and format as the host resolved them; without it the loader looks in RIC's order. */
+  entry?: HandlerEntry;
+  cache?: CodeCacheOptions;
+  /** The entry's text, instead of reading entry.file: the runtime's own rehearsal handler (bootstrap.ts). */
+  source?: string;
+}
+
 export async function loadHandler(
   codeDir: string,
   full: string,
   runtimeFile: string,
+  opts: LoadOptions = {},
 ): Promise<LoadedHandler> {
   const { moduleRoot, moduleName, handlerPath } = parseHandler(full);
-  const userApp = await loadModule(codeDir, moduleRoot, moduleName, createRequire(runtimeFile));
+  prepareLoader(runtimeFile);
+  const loaded = { codeCache: undefined as LoadedHandler['codeCache'] };
+  const userApp = await loadModule(codeDir, moduleRoot, moduleName, opts, loaded);
 
   let fn = findIn(userApp, handlerPath);
   // An ES module written as `export default { handler }` (or CJS seen through import()) nests it under default.
@@ -58,17 +75,31 @@ export async function loadHandler(
   }
   if (!fn) throw withExports(new HandlerNotFound(`${full} is undefined or not exported`), userApp);
   if (typeof fn !== 'function') throw new HandlerNotFound(`${full} is not a function`);
-  return { fn: fn as Handler, isAsync: isAsyncFunction(fn) };
+  return {
+    fn: fn as Handler,
+    isAsync: isAsyncFunction(fn),
+    ...(loaded.codeCache ? { codeCache: loaded.codeCache } : {}),
+  };
 }
 
 async function loadModule(
   codeDir: string,
   moduleRoot: string,
   moduleName: string,
-  req: NodeJS.Require,
+  { entry, cache, source }: LoadOptions,
+  loaded: { codeCache: LoadedHandler['codeCache'] },
 ): Promise<unknown> {
-  const base = path.resolve(codeDir, moduleRoot, moduleName);
+  const req = runtimeRequire as NodeJS.Require;
   try {
+    if (entry) {
+      if (entry.format === 'module') {
+        await cache?.produce?.(undefined);
+        return await importFile(entry.file);
+      }
+      return await loadCommonJs(entry.file, source, cache, loaded);
+    }
+    await cache?.produce?.(undefined);
+    const base = path.resolve(codeDir, moduleRoot, moduleName);
     // RIC's order: exact path (file or directory) by require; then .js by the package scope's "type"; then
     // .mjs by import; .cjs by require; last, Node's own resolution (a package in node_modules).
     if (existsSync(base)) return req(base);
@@ -92,6 +123,103 @@ async function loadModule(
     if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') throw new ImportModuleError(err);
     throw err;
   }
+}
+
+const WRAPPER_PARAMS = ['exports', 'require', 'module', '__filename', '__dirname'];
+const SOURCE_MAP = /\/[/*][#@]\s*sourceMappingURL=/;
+const DYNAMIC_IMPORT = /\bimport\s*\(/;
+
+/**
+ * A CommonJS entry the host resolved: compiled here as Node's loader compiles it (the same wrapper parameters,
+ * module object, cache entry and require), which is what lets V8's code cache be used (Node's loader takes
+ * none) and skips the loader's package scope walk. A file with a source map or a hashbang goes through
+ * require() as before: Node registers source maps (--enable-source-maps) only for what its loader compiles.
+ */
+async function loadCommonJs(
+  file: string,
+  source: string | undefined,
+  cache: CodeCacheOptions | undefined,
+  loaded: { codeCache: LoadedHandler['codeCache'] },
+): Promise<unknown> {
+  const req = runtimeRequire as NodeJS.Require;
+  let src = source ?? readFileSync(file, 'utf8');
+  if (src.charCodeAt(0) === 0xfeff) src = src.slice(1);
+  if (src.startsWith('#!') || SOURCE_MAP.test(src.slice(-64 * 1024))) {
+    await cache?.produce?.(undefined);
+    return req(file);
+  }
+  type Compiled = ReturnType<typeof vm.compileFunction> & {
+    cachedData?: Buffer;
+    cachedDataRejected?: boolean;
+  };
+  let fn: Compiled;
+  try {
+    fn = vm.compileFunction(src, WRAPPER_PARAMS, {
+      filename: file,
+      ...(cache?.data ? { cachedData: cache.data } : {}),
+      ...(cache?.produce ? { produceCachedData: true } : {}),
+      // Only when the code has a dynamic import(): the option is experimental and warns once when used.
+      ...(DYNAMIC_IMPORT.test(src)
+        ? { importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER }
+        : {}),
+    }) as Compiled;
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    // Not CommonJS after all: Node's require detects ES module syntax in a .js file outside a "type" scope, and
+    // reports real syntax errors as it always has.
+    await cache?.produce?.(undefined);
+    return req(file);
+  }
+  if (cache?.data) loaded.codeCache = fn.cachedDataRejected === true ? 'rejected' : 'accepted';
+  if (cache?.produce) await cache.produce(fn.cachedData);
+  const mod = new Module(file, runtimeModule);
+  mod.filename = file;
+  mod.paths = nodeModulePaths(path.dirname(file));
+  const cjs = Module as unknown as { _cache: Record<string, Module> };
+  cjs._cache[file] = mod;
+  let threw = true;
+  try {
+    fn.call(mod.exports, mod.exports, requireFor(mod), mod, file, path.dirname(file));
+    threw = false;
+  } finally {
+    // As Node's loader: a module whose evaluation threw is not left in the cache.
+    if (threw) delete cjs._cache[file];
+  }
+  mod.loaded = true;
+  return mod.exports;
+}
+
+/** The require a module's code gets, as Node's makeRequireFunction builds it. */
+function requireFor(mod: Module): NodeJS.Require {
+  const internals = Module as unknown as {
+    _resolveFilename(request: string, parent: Module, isMain: boolean, options?: unknown): string;
+    _resolveLookupPaths(request: string, parent: Module): string[] | null;
+    _extensions: NodeJS.RequireExtensions;
+    _cache: NodeJS.Dict<NodeModule>;
+  };
+  const require = ((id: string) => mod.require(id)) as NodeJS.Require;
+  const resolve = ((request: string, options?: { paths?: string[] }) =>
+    internals._resolveFilename(request, mod, false, options)) as NodeJS.RequireResolve;
+  resolve.paths = (request: string) => internals._resolveLookupPaths(request, mod);
+  require.resolve = resolve;
+  require.main = process.mainModule;
+  require.extensions = internals._extensions;
+  require.cache = internals._cache;
+  return require;
+}
+
+/** Forgets a module compiled by loadCommonJs (the rehearsal's): its cache entry and its place among children. */
+export function forgetModule(file: string): void {
+  const cjs = Module as unknown as { _cache: Record<string, Module> };
+  const mod = cjs._cache[file];
+  delete cjs._cache[file];
+  const children = runtimeModule?.children;
+  const at = mod && children ? children.indexOf(mod) : -1;
+  if (at >= 0) children?.splice(at, 1);
+}
+
+function nodeModulePaths(dir: string): string[] {
+  return (Module as unknown as { _nodeModulePaths(d: string): string[] })._nodeModulePaths(dir);
 }
 
 function importFile(file: string): Promise<unknown> {

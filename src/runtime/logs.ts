@@ -102,6 +102,16 @@ export function beginInit(id: string): void {
   activeId = id;
 }
 
+/** Forgets the last invocation's id, as a stem cell that never ran one (after the rehearsal, bootstrap.ts). */
+export function forgetInvocations(): void {
+  activeId = null;
+  tag = undefined;
+  buf = '';
+  droppedBytes = 0;
+  minPriority = 1;
+  delete (globalThis as Record<symbol, unknown>)[REQUEST_ID_SYMBOL];
+}
+
 export function beginInvocation(id: string): void {
   activeId = id;
   tag = id;

@@ -39,6 +39,14 @@ export class HostChannel {
     }
   }
 
+  /** Writes the message now, after anything queued this turn (one write): for a cold start's first frame. */
+  sendNow(msg: unknown): void {
+    const line = encodeLine(msg);
+    if (!this.open) return;
+    this.out += line;
+    this.flush();
+  }
+
   private flush = (): void => {
     this.scheduled = false;
     if (this.out === '' || !this.open) return;

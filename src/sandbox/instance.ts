@@ -35,9 +35,24 @@ export interface InstanceEnv {
   spawner: Spawner;
 }
 
+/** What became of a V8 code cache at the invocation that loaded the function (see FunctionInit.codeCache). */
+export interface CodeCacheOutcome {
+  /** The runtime used the cache it was given, or V8 refused it. */
+  used?: 'accepted' | 'rejected';
+  /** A deploy check's cache, produced before the function's code ran (base64). */
+  produced?: string;
+}
+
 export type InvocationResult =
-  | { kind: 'ok'; payload: string; logs: string; rss: number; initMs: number | undefined }
-  | { kind: 'requeue'; logs: string; rss: number; initMs: number | undefined }
+  | {
+      kind: 'ok';
+      payload: string;
+      logs: string;
+      rss: number;
+      initMs: number | undefined;
+      codeCache?: CodeCacheOutcome;
+    }
+  | { kind: 'requeue'; logs: string; rss: number; initMs: number | undefined; codeCache?: undefined }
   | {
       kind: 'error' | 'init' | 'unhandled' | 'timeout' | 'oom';
       error: SerializedError;
@@ -46,6 +61,7 @@ export type InvocationResult =
       initMs: number | undefined;
       /** kind 'init' with a handler not found: the module's function-valued exports. */
       exports?: string[];
+      codeCache?: CodeCacheOutcome;
     };
 
 /** A result with how long the invocation ran (from when it started running, not when it was sent). */
@@ -96,6 +112,9 @@ interface Pending {
   /** performance.now() when it started running. */
   startedAt: number;
   resolveTimed: (r: TimedResult) => void;
+  /** A deploy check's init asked for the code cache: only the first message from the sandbox may carry it. */
+  wantsCache: boolean;
+  producedCache?: string;
 }
 
 /** The invocation never started (the process died or stopped first); the invoker runs it elsewhere. */
@@ -389,6 +408,8 @@ export class SandboxInstance {
   assignedTo: string | null = null;
   /** Invocations the runtime runs at once (perInstance concurrency; 1 is the Lambda model). */
   concurrency = 1;
+  /** The code it was given (assign), from which the host resolves the handler's file. */
+  code: CodeTree | null = null;
   lastUsed = Date.now();
   dead = false;
   /** Peak RSS polled while busy (bytes), when no cgroup enforces the limit. */
@@ -586,6 +607,7 @@ export class SandboxInstance {
   /** Gives this stem cell a function's code: hard links of the version's files appear in its read-only task dir. */
   async assign(functionKey: string, code: CodeTree, concurrency = 1): Promise<void> {
     await linkTree(code, this.taskDir);
+    this.code = code;
     this.assignedTo = functionKey;
     this.concurrency = concurrency;
   }
@@ -599,12 +621,22 @@ export class SandboxInstance {
     if (this.dead) return Promise.resolve({ ...REQUEUE, durationMs: 0 });
     this.thaw();
     return new Promise((resolveTimed) => {
-      const p: Pending = { id: msg.id, resolveTimed, logs: '', timer: null, timeoutSec, startedAt: 0 };
+      const p: Pending = {
+        id: msg.id,
+        resolveTimed,
+        logs: '',
+        timer: null,
+        timeoutSec,
+        startedAt: 0,
+        wantsCache: msg.init?.produceCodeCache === true && this.pending.length === 0,
+      };
       this.pending.push(p);
       if (this.pending.length <= this.concurrency) this.startWaiting();
       msg.timeoutMs = timeoutSec * 1000;
       try {
-        this.channel.send(msg);
+        // A cold start's init and event leave now, in one write, rather than at the end of this turn.
+        if (msg.init) this.channel.sendNow(msg);
+        else this.channel.send(msg);
       } catch (err) {
         this.settle(p, {
           kind: 'error',
@@ -680,11 +712,30 @@ export class SandboxInstance {
   }
 
   private onMessage(m: SandboxMessage): void {
+    // The code cache is taken only as the first message after the init that asked for it: the runtime writes
+    // it before the function's code runs, so nothing the function sends can come first.
+    const head = this.pending[0];
+    if (head?.wantsCache) {
+      head.wantsCache = false;
+      if (m.t === 'codecache' && m.id === head.id) {
+        if (m.data !== undefined) head.producedCache = m.data;
+        return;
+      }
+    }
     switch (m.t) {
       case 'result': {
         const p = this.find(m.id);
         if (!p) return;
         const logs = m.logs ? appendCapped(p.logs, m.logs) : p.logs;
+        const codeCache =
+          m.codeCache !== undefined || p.producedCache !== undefined
+            ? {
+                codeCache: {
+                  ...(m.codeCache !== undefined ? { used: m.codeCache } : {}),
+                  ...(p.producedCache !== undefined ? { produced: p.producedCache } : {}),
+                },
+              }
+            : {};
         if (m.ok) {
           this.settle(p, {
             kind: 'ok',
@@ -692,6 +743,7 @@ export class SandboxInstance {
             logs,
             rss: this.peakRss(),
             initMs: m.initMs,
+            ...codeCache,
           });
         } else {
           this.settle(p, {
@@ -701,6 +753,7 @@ export class SandboxInstance {
             rss: this.peakRss(),
             initMs: m.initMs,
             ...(m.exports ? { exports: m.exports } : {}),
+            ...codeCache,
           });
         }
         return;
