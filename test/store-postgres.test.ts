@@ -343,6 +343,29 @@ describe.runIf(available)('PostgreSQL store', () => {
       expect(errors).toEqual([]);
     });
 
+    it("writes a cold start's record without waiting for the interval", async () => {
+      const written: number[] = [];
+      let wrote: () => void = () => {};
+      const once = new Promise<void>((r) => (wrote = r));
+      const store = await openStore({
+        flushIntervalMs: 60_000,
+        onBatchWritten: (_ms, n) => {
+          written.push(n);
+          wrote();
+        },
+      });
+      const cold = record({ functionName: 'coldwrite', cold: true, initMs: 3 });
+      store.invocations.write(cold);
+      // Only a write on its own can settle this: the interval is a minute, and nothing flushes.
+      await once;
+      expect(written).toEqual([1]);
+      const n = await sql<{ n: string }>(
+        `SELECT count(*) AS n FROM ${store.schema}.invocations WHERE request_id = $1`,
+        [cold.requestId],
+      );
+      expect(Number(n[0]?.n)).toBe(1);
+    });
+
     it('flush waits for a batch already in flight as well as the buffered rest', async () => {
       const store = await openStore({ maxBatch: 500, flushIntervalMs: 60_000 });
       const recs = Array.from({ length: 600 }, () => record({ functionName: 'inflight' }));

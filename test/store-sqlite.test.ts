@@ -245,6 +245,23 @@ describe('SqliteStore', () => {
     expect(store.stats().bufferedInvocations).toBe(0);
   });
 
+  it("writes a cold start's record on the next turn, not at the interval, and warm ones with the batch", async () => {
+    const store = openStore({ flushIntervalMs: 60_000 });
+    const warm = record();
+    store.invocations.write(warm);
+    await new Promise((r) => setImmediate(r));
+    expect(store.stats().bufferedInvocations).toBe(1);
+    const cold = record({ cold: true, initMs: 3 });
+    store.invocations.write(cold);
+    await new Promise((r) => setImmediate(r));
+    // Read with a second connection: a read through the store would flush first.
+    const ids = inspect((db) => db.prepare('SELECT request_id FROM invocations').all()) as {
+      request_id: string;
+    }[];
+    expect(ids.map((r) => r.request_id).sort()).toEqual([warm.requestId, cold.requestId].sort());
+    expect(store.stats().bufferedInvocations).toBe(0);
+  });
+
   it('writes as soon as maxBatch records are buffered, without waiting for the interval', async () => {
     const store = openStore({ flushIntervalMs: 60_000, maxBatch: 10 });
     for (let i = 0; i < 9; i++) store.invocations.write(record());

@@ -76,7 +76,9 @@ export class PgInvocationLog implements InvocationLog {
     this.buffer.push(rec);
     this.accepted++;
     // Deferred even when the batch is full: the caller is an invocation's hot path and must not pay for it.
-    if (this.buffer.length >= this.opts.maxBatch) this.immediate ??= setImmediate(this.kick).unref();
+    // A cold start's record is not held for the batch: it is the one a user deploying and trying looks for.
+    if (this.buffer.length >= this.opts.maxBatch || rec.cold)
+      this.immediate ??= setImmediate(this.kick).unref();
     else this.timer ??= setTimeout(this.kick, this.opts.flushIntervalMs).unref();
   }
 

@@ -130,7 +130,9 @@ export class SqliteInvocationLog implements InvocationLog {
     if (this.s.closed) return;
     this.buffer.push(rec);
     // setImmediate rather than writing inline: the caller is an invocation's hot path and must not pay for it.
-    if (this.buffer.length >= this.maxBatch) this.immediate ??= setImmediate(this.onFlushTimer).unref();
+    // A cold start's record is not held for the batch: it is the one a user deploying and trying looks for.
+    if (this.buffer.length >= this.maxBatch || rec.cold)
+      this.immediate ??= setImmediate(this.onFlushTimer).unref();
     else this.timer ??= setTimeout(this.onFlushTimer, this.flushIntervalMs).unref();
   }
 
