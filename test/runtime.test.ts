@@ -3,6 +3,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { HostChannel } from '../src/sandbox/channel.js';
+import { resolveEntry, scanTree } from '../src/sandbox/code-tree.js';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -177,7 +178,7 @@ function ok(m: ResultMessage | FatalMessage): unknown {
 describe('boot and init', () => {
   it('reports ready, then loads the function on the first invocation and reports initMs, and no memory reading', async () => {
     const cell = new Cell();
-    expect(await cell.ready()).toEqual({ t: 'ready', pid: cell.proc.pid });
+    expect(await cell.ready()).toEqual({ t: 'ready', pid: cell.proc.pid, rehearsed: true });
     const first = await cell.result({ n: 1 }, { init: init('index.counter') });
     expect(first.ok).toBe(true);
     expect(first.initMs).toBeGreaterThan(0);
@@ -829,5 +830,173 @@ describe('concurrency: K invocations at once (FunctionInit.concurrency)', () => 
       '\tearly\tERROR\tUncaught Exception \t{"errorType":"RangeError"',
     );
     expect((await cell.exited).code).not.toBe(0);
+  });
+});
+
+describe('the host resolves the entry (FunctionInit.entry)', () => {
+  const cases: Array<[string, string]> = [
+    ['index.counter', CJS],
+    ['common.handler', CJS],
+    ['module.handler', CJS],
+    ['lib/api.v1.fn', CJS],
+    ['index.handler', ESM],
+    ['defaultonly.handler', ESM],
+  ];
+  it.each(cases)('%s answers as when the runtime looks for it itself', async (handler, dir) => {
+    const entry = resolveEntry(scanTree(dir), handler, dir);
+    expect(entry).toBeDefined();
+    const given = new Cell();
+    await given.ready();
+    const a = await given.invoke({ x: 1 }, { init: { ...init(handler, dir), entry }, id: 'first' });
+    const { first: b } = await cellWith(handler, { x: 1 }, dir);
+    expect(ok(a)).toEqual(ok(b));
+  });
+
+  it('a .js file in ES module syntax outside any "type" scope still loads, as Node detects it', async () => {
+    const dir = join(tmp, 'detect');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'h.js'), 'export const handler = async () => "detected";\n');
+    const entry = resolveEntry(scanTree(dir), 'h.handler', dir);
+    expect(entry).toEqual({ file: join(dir, 'h.js'), format: 'commonjs' });
+    const cell = new Cell();
+    await cell.ready();
+    expect(ok(await cell.invoke({}, { init: { ...init('h.handler', dir), entry } }))).toBe('detected');
+  });
+
+  it("keeps the module in require.cache with Node's wrapper variables, and a syntax error stays Runtime.UserCodeSyntaxError", async () => {
+    const dir = join(tmp, 'wrapper');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'w.js'),
+      'exports.handler = async () => ({ self: require.cache[__filename] === module, file: __filename, dir: __dirname, same: this === module.exports, resolved: require.resolve("./w.js") });\n',
+    );
+    writeFileSync(join(dir, 'bad.js'), 'exports.handler = async () => { return 1;\n');
+    const tree = scanTree(dir);
+    const cell = new Cell();
+    await cell.ready();
+    const r = ok(
+      await cell.invoke(
+        {},
+        { init: { ...init('w.handler', dir), entry: resolveEntry(tree, 'w.handler', dir) } },
+      ),
+    );
+    expect(r).toEqual({ self: true, file: join(dir, 'w.js'), dir, same: true, resolved: join(dir, 'w.js') });
+    const bad = new Cell();
+    await bad.ready();
+    const e = await bad.invoke(
+      {},
+      { init: { ...init('bad.handler', dir), entry: resolveEntry(tree, 'bad.handler', dir) } },
+    );
+    expect(e).toMatchObject({
+      ok: false,
+      errorKind: 'init',
+      error: { errorType: 'Runtime.UserCodeSyntaxError' },
+    });
+  });
+});
+
+describe('the rehearsal before a stem cell is offered', () => {
+  it('runs, and leaves no trace: no message but ready, no module, no request id, init lines tagged "undefined"', async () => {
+    const dir = join(tmp, 'trace');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'trace.js'),
+      [
+        "const id = globalThis[Symbol.for('aws.lambda.runtime.requestId')];",
+        "console.log('at init');",
+        'const cached = Object.keys(require.cache);',
+        'const siblings = module.parent ? module.parent.children.map((m) => m.id) : [];',
+        'exports.handler = async () => ({ id: id === undefined, cached, siblings, cwd: process.cwd() });',
+      ].join('\n'),
+    );
+    const cell = new Cell();
+    const ready = await cell.ready();
+    expect(ready).toMatchObject({ t: 'ready', rehearsed: true });
+    expect(cell.messages).toEqual([ready]);
+    const r = await cell.result({}, { init: init('trace.handler', dir), id: 'first' });
+    const body = JSON.parse(r.payload ?? 'null') as {
+      id: boolean;
+      cached: string[];
+      siblings: string[];
+      cwd: string;
+    };
+    expect(body.id).toBe(true);
+    expect(body.cached.filter((k) => k.includes('rehearsal'))).toEqual([]);
+    expect(body.siblings.filter((k) => k.includes('rehearsal'))).toEqual([]);
+    expect(body.cwd).toBe(dir);
+    const logs = cell.logsFor('first');
+    expect(logs).toMatch(/\tundefined\tINFO\tat init\n/);
+    expect(logs).not.toContain('rehearsal');
+    expect(JSON.stringify(cell.messages)).not.toContain('rehearsal');
+  });
+
+  it('holds an invocation sent before ready and runs it after', async () => {
+    const cell = new Cell();
+    const r = await cell.result({ n: 5 }, { init: init('index.counter'), id: 'early' });
+    expect(r).toMatchObject({ ok: true });
+  });
+});
+
+describe('V8 code cache (FunctionInit.codeCache, produceCodeCache)', () => {
+  const dir = (): string => {
+    const d = join(tmp, 'cached');
+    mkdirSync(d, { recursive: true });
+    writeFileSync(
+      join(d, 'b.js'),
+      'function big(n) { return n * 2; }\nexports.handler = async (e) => ({ v: big(e.n) });\n',
+    );
+    return d;
+  };
+
+  it('produces a cache before the code runs, which a later instance accepts; a damaged one is rejected and ignored', async () => {
+    const d = dir();
+    const entry = resolveEntry(scanTree(d), 'b.handler', d);
+    const check = new Cell();
+    await check.ready();
+    check.send({
+      t: 'invoke',
+      id: 'check',
+      event: null,
+      deadline: 0,
+      warmup: true,
+      init: { ...init('b.handler', d), entry, produceCodeCache: true },
+    });
+    await check.waitFor((m): m is ResultMessage => m.t === 'result' && m.id === 'check');
+    // The cache is the first message after ready, before the init's result.
+    const cacheMsg = check.messages[1] as unknown as { t: string; id: string; data: string };
+    expect(cacheMsg).toMatchObject({ t: 'codecache', id: 'check' });
+    expect(Buffer.from(cacheMsg.data, 'base64').length).toBeGreaterThan(0);
+
+    const warm = new Cell();
+    await warm.ready();
+    const used = await warm.result(
+      { n: 21 },
+      { init: { ...init('b.handler', d), entry, codeCache: cacheMsg.data } },
+    );
+    expect(used).toMatchObject({ ok: true, codeCache: 'accepted' });
+    expect(JSON.parse(used.payload ?? '')).toEqual({ v: 42 });
+
+    const damaged = new Cell();
+    await damaged.ready();
+    const junk = Buffer.from('not a code cache at all').toString('base64');
+    const r = await damaged.result({ n: 2 }, { init: { ...init('b.handler', d), entry, codeCache: junk } });
+    expect(r).toMatchObject({ ok: true, codeCache: 'rejected' });
+    expect(JSON.parse(r.payload ?? '')).toEqual({ v: 4 });
+  });
+
+  it('says there is no cache for an ES module, before its code runs', async () => {
+    const entry = resolveEntry(scanTree(ESM), 'index.handler', ESM);
+    const check = new Cell();
+    await check.ready();
+    check.send({
+      t: 'invoke',
+      id: 'c',
+      event: null,
+      deadline: 0,
+      warmup: true,
+      init: { ...init('index.handler', ESM), entry, produceCodeCache: true },
+    });
+    await check.waitFor((m): m is ResultMessage => m.t === 'result' && m.id === 'c');
+    expect(check.messages[1]).toEqual({ t: 'codecache', id: 'c' });
   });
 });

@@ -93,6 +93,8 @@ export interface SerializedError {
 export interface ReadyMessage {
   t: 'ready';
   pid: number;
+  /** The stem cell ran its rehearsal invocation (bootstrap.ts) before saying it is ready. */
+  rehearsed?: boolean;
 }
 
 export interface LogMessage {

@@ -97,7 +97,7 @@ function main(): void {
   );
 
   prepareLoader(RUNTIME_FILE);
-  void rehearse().then(() => send({ t: 'ready', pid: process.pid }));
+  void rehearse().then((rehearsed) => send({ t: 'ready', pid: process.pid, rehearsed }));
 }
 
 const REHEARSAL_ID = 'nimbus-rehearsal';
@@ -115,15 +115,19 @@ const REHEARSAL_SOURCE = `exports.handler = async (event, context) => {
  * the working directory, the module cache, the log state and the loaded function; its result and log lines go
  * nowhere, so no user log or record can show it. Failing to rehearse only costs the speed-up.
  */
-async function rehearse(): Promise<void> {
+async function rehearse(): Promise<boolean> {
   const env = { ...process.env };
   const cwd = process.cwd();
   const saved = { state, concurrency };
+  let rehearsed = false;
   try {
     const done = new Promise<void>((resolve) => {
       rehearsal = (msg) => {
         encodeLine(msg);
-        if (msg.t === 'result' || msg.t === 'fatal') resolve();
+        if (msg.t === 'result' || msg.t === 'fatal') {
+          rehearsed = msg.t === 'result' && msg.ok;
+          resolve();
+        }
       };
     });
     const line = encodeLine({
@@ -168,6 +172,7 @@ async function rehearse(): Promise<void> {
     queue.length = 0;
     for (const raw of held.splice(0)) onMessage(raw);
   }
+  return rehearsed;
 }
 
 /** Host messages that arrived during the rehearsal, taken in order once it is over. */
