@@ -41,3 +41,30 @@ describe('CodeCache.collect', () => {
     expect(readdirSync(await cache.dir(b!.sha256))).toEqual(['index.js', 'nimbus.yaml']);
   });
 });
+
+describe('CodeCache V8 code caches', () => {
+  it('keeps one per code and key, drops a rejected one, and goes with its code on collect and discard', async () => {
+    const root = join(work, 'code-v8');
+    const cache = new CodeCache(root, { getCode: async () => undefined });
+    const [a, b] = await Promise.all(['1', '2'].map((n) => archive(`exports.handler = () => ${n};\n`)));
+    await cache.put(a!.sha256, a!.archive);
+    await cache.put(b!.sha256, b!.archive);
+    const bytes = Buffer.from('cached').toString('base64');
+    await cache.putV8Cache(a!.sha256, 'index.handler\u0000128', bytes);
+    await cache.putV8Cache(b!.sha256, 'index.handler\u0000128', bytes);
+    expect(await cache.v8Cache(a!.sha256, 'index.handler\u0000128')).toBe(bytes);
+    // Another memory size is another heap flag, so another cache.
+    expect(await cache.v8Cache(a!.sha256, 'index.handler\u0000256')).toBeUndefined();
+    // A fresh cache object over the same folder (a restart) reads it from disk.
+    const again = new CodeCache(root, { getCode: async () => undefined });
+    expect(await again.v8Cache(a!.sha256, 'index.handler\u0000128')).toBe(bytes);
+    await again.dropV8Cache(a!.sha256, 'index.handler\u0000128');
+    expect(await again.v8Cache(a!.sha256, 'index.handler\u0000128')).toBeUndefined();
+    expect(readdirSync(join(root, `${a!.sha256}.v8`))).toEqual([]);
+
+    expect(await again.collect(new Set([a!.sha256]))).toBe(1);
+    expect(readdirSync(root).filter((n) => n.startsWith(b!.sha256))).toEqual([]);
+    await again.discard(a!.sha256);
+    expect(readdirSync(root)).toEqual([]);
+  });
+});

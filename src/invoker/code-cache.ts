@@ -11,6 +11,9 @@ import { unpackArchive } from '../build/package.js';
 import type { FunctionStore } from '../store/types.js';
 import { scanTree, type CodeTree } from '../sandbox/code-tree.js';
 
+/** How much V8 code cache text (base64) stays in memory for cold starts; the rest is read from disk. */
+const V8_MEMORY_BYTES = 64 * 1024 * 1024;
+
 export class CodeCache {
   private ready = new Set<string>();
   private inflight = new Map<string, Promise<string>>();
@@ -50,8 +53,12 @@ export class CodeCache {
     return this.held.has(sha256);
   }
 
-  /** V8 code caches in memory (base64, as the init message carries them), null when known to be absent. */
+  /**
+   * V8 code caches in memory (base64, as the init message carries them), null when known to be absent; the
+   * least recently used go past V8_MEMORY_BYTES (they are read from disk again when needed).
+   */
   private v8 = new Map<string, string | null>();
+  private v8Bytes = 0;
 
   /** The file of a V8 code cache: the code, the entry file in it, and what V8 checks a cache against. */
   private v8File(sha256: string, key: string): string {
@@ -66,15 +73,32 @@ export class CodeCache {
   async v8Cache(sha256: string, key: string): Promise<string | undefined> {
     const file = this.v8File(sha256, key);
     const known = this.v8.get(file);
-    if (known !== undefined) return known ?? undefined;
+    if (known !== undefined) {
+      this.remember(file, known);
+      return known ?? undefined;
+    }
     let data: string | null;
     try {
       data = (await fsp.readFile(file)).toString('base64');
     } catch {
       data = null;
     }
-    this.v8.set(file, data);
+    this.remember(file, data);
     return data ?? undefined;
+  }
+
+  /** Most recently used last; the oldest go once the texts pass V8_MEMORY_BYTES. */
+  private remember(file: string, data: string | null): void {
+    const old = this.v8.get(file);
+    if (typeof old === 'string') this.v8Bytes -= old.length;
+    this.v8.delete(file);
+    this.v8.set(file, data);
+    if (typeof data === 'string') this.v8Bytes += data.length;
+    for (const [f, d] of this.v8) {
+      if (this.v8Bytes <= V8_MEMORY_BYTES) break;
+      if (typeof d === 'string') this.v8Bytes -= d.length;
+      this.v8.delete(f);
+    }
   }
 
   /** Keeps a code cache a deploy check produced (base64), written atomically. */
@@ -84,13 +108,13 @@ export class CodeCache {
     const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
     await fsp.writeFile(tmp, Buffer.from(data, 'base64'), { mode: 0o600 });
     await fsp.rename(tmp, file);
-    this.v8.set(file, data);
+    this.remember(file, data);
   }
 
   /** Forgets a code cache V8 rejected (another V8, other flags, a damaged file): it is not sent again. */
   async dropV8Cache(sha256: string, key: string): Promise<void> {
     const file = this.v8File(sha256, key);
-    this.v8.set(file, null);
+    this.remember(file, null);
     await fsp.rm(file, { force: true });
   }
 
@@ -129,7 +153,11 @@ export class CodeCache {
 
   private forgetV8(sha256: string): void {
     const prefix = join(this.root, `${sha256}.v8`);
-    for (const file of this.v8.keys()) if (file.startsWith(prefix)) this.v8.delete(file);
+    for (const [file, d] of this.v8) {
+      if (!file.startsWith(prefix)) continue;
+      if (typeof d === 'string') this.v8Bytes -= d.length;
+      this.v8.delete(file);
+    }
   }
 
   /** Synchronous answer for the hot path when the code is already extracted. */
