@@ -8,6 +8,7 @@ import { runSpawn } from './spawn.mjs';
 import { runEvents } from './events.mjs';
 import { runDynamo } from './dynamodb.mjs';
 import { runSdk } from './sdk.mjs';
+import { runColdCpu } from './cold-cpu.mjs';
 import { runSqs } from './sqs.mjs';
 import { runGateway } from './gateway.mjs';
 import { runS3 } from './s3.mjs';
@@ -19,11 +20,12 @@ import { saveResult } from './lib.mjs';
 const only = new Set(
   (
     process.env.BENCH_ONLY ??
-    'core,peers,scale,spawn,events,dynamodb,sdk,sqs,gateway,s3,s3-multipart,metrics,tracing'
+    'core,coldcpu,peers,scale,spawn,events,dynamodb,sdk,sqs,gateway,s3,s3-multipart,metrics,tracing'
   ).split(','),
 );
 const summary = {};
 if (only.has('core')) summary.core = await runCore();
+if (only.has('coldcpu')) summary.coldCpu = await runColdCpu();
 if (only.has('peers')) summary.peers = await runPeers();
 if (only.has('scale')) summary.scale = await runScale();
 if (only.has('spawn')) summary.spawn = await runSpawn();

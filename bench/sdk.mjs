@@ -5,6 +5,8 @@
 //   provided  do that and answer with one GetItem on their table (what a real first request does);
 //   bundled   the same handler with the SDK bundled into it by esbuild, as a service shipping its own does;
 //   v2        the same with the legacy aws-sdk v2 DynamoDB client bundled, redirected to Nimbus.
+// "bundled" is also measured on a second Nimbus started with NIMBUS_CODE_CACHE=off, in turns with the rest:
+// the same real function's cold start with and without the V8 code cache its deploy produced.
 // The variants take turns, one cold request each, paced so the stem-cell pool refills between them.
 // Figures, not pass/fail.
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
@@ -72,41 +74,49 @@ export async function runSdk() {
     NIMBUS_LOG_LEVEL: 'warn',
     NIMBUS_MAX_CONCURRENCY: '200',
   };
-  const nimbus = await startJsonProcess(
-    process.execPath,
-    [BIN, 'up', '--port', '0', '--api-port', '0', '--json'],
-    {
-      env,
-    },
-  );
+  const up = (e) =>
+    startJsonProcess(process.execPath, [BIN, 'up', '--port', '0', '--api-port', '0', '--json'], { env: e });
+  const offEnv = { ...env, NIMBUS_DATA: join(work, 'data-nocache'), NIMBUS_CODE_CACHE: 'off' };
+  const nimbus = await up(env);
+  const noCache = await up(offEnv).catch(async (err) => {
+    await stop(nimbus.proc);
+    throw err;
+  });
   const result = { machine: machine(), date: new Date().toISOString(), sandbox: nimbus.info.sandboxLevel };
   try {
-    execFileSync(process.execPath, [BIN, 'deploy', svc], { env, stdio: 'ignore' });
-    execFileSync(process.execPath, [BIN, 'deploy', join(ROOT, 'bench', 'fixtures', 'hello')], {
-      env,
-      stdio: 'ignore',
-    });
+    for (const e of [env, offEnv]) {
+      execFileSync(process.execPath, [BIN, 'deploy', svc], { env: e, stdio: 'ignore' });
+      execFileSync(process.execPath, [BIN, 'deploy', join(ROOT, 'bench', 'fixtures', 'hello')], {
+        env: e,
+        stdio: 'ignore',
+      });
+    }
     await sleep(1000);
-    const get = async (path) => {
+    const getFrom = async (server, path) => {
       const t0 = performance.now();
-      const res = await fetch(`${nimbus.info.gatewayUrl}/${path}`);
+      const res = await fetch(`${server.info.gatewayUrl}/${path}`);
       const body = await res.text();
       if (res.status !== 200) throw new Error(`${path} answered ${res.status}: ${body}`);
       return performance.now() - t0;
     };
+    const get = (path) => getFrom(nimbus, path);
     // Warm the platform's own request path first, so what is measured is the function's cold start.
     for (let i = 0; i < 50; i++) await get('bench/hello');
-    const cold = Object.fromEntries(variants.map((v) => [v, []]));
+    for (let i = 0; i < 50; i++) await getFrom(noCache, 'bench/hello');
+    const all = [...variants, 'bundled-nocache'];
+    const cold = Object.fromEntries(all.map((v) => [v, []]));
     for (let i = 0; i < PER_VARIANT; i++) {
-      for (const v of variants) {
+      for (const v of all) {
         await sleep(GAP_MS);
-        cold[v].push(await get(`${v}${i}`));
+        cold[v].push(await (v === 'bundled-nocache' ? getFrom(noCache, `bundled${i}`) : get(`${v}${i}`)));
       }
     }
-    const warm = Object.fromEntries(variants.map((v) => [v, []]));
-    for (let i = 0; i < 100; i++) for (const v of variants) warm[v].push(await get(`${v}0`));
+    const warm = Object.fromEntries(all.map((v) => [v, []]));
+    for (let i = 0; i < 100; i++)
+      for (const v of all)
+        warm[v].push(await (v === 'bundled-nocache' ? getFrom(noCache, 'bundled0') : get(`${v}0`)));
     result.cold = {};
-    for (const v of variants) {
+    for (const v of all) {
       const c = cold[v];
       result.cold[v] = {
         p50: round(percentile(c, 50)),
@@ -115,12 +125,18 @@ export async function runSdk() {
         warmP50: round(percentile(warm[v], 50)),
       };
       console.log(
-        `[sdk] ${v.padEnd(8)} cold p50 ${result.cold[v].p50} ms, p90 ${result.cold[v].p90} ms, max ${result.cold[v].max} ms; warm p50 ${result.cold[v].warmP50} ms`,
+        `[sdk] ${v.padEnd(15)} cold p50 ${result.cold[v].p50} ms, p90 ${result.cold[v].p90} ms, max ${result.cold[v].max} ms; warm p50 ${result.cold[v].warmP50} ms`,
       );
     }
     result.functionsPerVariant = PER_VARIANT;
+    const c = result.cold;
+    result.codeCacheSavesP50 = round(c['bundled-nocache'].p50 - c.bundled.p50);
+    console.log(
+      `[sdk] bundled cold p50 with the code cache ${c.bundled.p50} ms, without ${c['bundled-nocache'].p50} ms (saves ${result.codeCacheSavesP50} ms)`,
+    );
   } finally {
     await stop(nimbus.proc);
+    await stop(noCache.proc);
     rmSync(work, { recursive: true, force: true });
   }
   console.log(`saved ${saveResult('sdk', result)}`);
