@@ -6,6 +6,8 @@
 //   baseline       the runtime of another build (BENCH_BASELINE_RUNTIME, default /work/main's dist), no entry
 //   rehearsed      this build's runtime (which rehearses before ready), finding the handler itself
 //   entry          the same, with the entry the host resolves (FunctionInit.entry)
+//   esm baseline   an ES module hello world (.mjs) on the other build's runtime
+//   esm entry      the same on this build's runtime, with the entry
 //   bundle         a 1.3 MB esbuild bundle with client-dynamodb and lib-dynamodb, entry given, no code cache
 //   bundle+cache   the same with the V8 code cache a deploy check would have produced
 import { spawn } from 'node:child_process';
@@ -157,7 +159,14 @@ exports.handler = async () => ({ ok: typeof doc.send, get: typeof GetCommand });
     target: 'node20',
     logLevel: 'error',
   });
+  const esm = join(work, 'esm');
+  mkdirSync(esm);
+  writeFileSync(
+    join(esm, 'handler.mjs'),
+    "export const handler = async () => ({ message: 'hello world' });\n",
+  );
   const helloEntry = resolveEntry(scanTree(hello), 'handler.handler', hello);
+  const esmEntry = resolveEntry(scanTree(esm), 'handler.handler', esm);
   const sdkEntry = resolveEntry(scanTree(sdk), 'bundle.handler', sdk);
   const sdkInit = init('bundle.handler', sdk, { entry: sdkEntry });
   const cache = await produceCache(runtime, sdkInit);
@@ -165,6 +174,8 @@ exports.handler = async () => ({ ok: typeof doc.send, get: typeof GetCommand });
     ...(existsSync(BASELINE) ? { baseline: () => once(BASELINE, init('handler.handler', hello)) } : {}),
     rehearsed: () => once(runtime, init('handler.handler', hello)),
     entry: () => once(runtime, init('handler.handler', hello, { entry: helloEntry })),
+    ...(existsSync(BASELINE) ? { 'esm baseline': () => once(BASELINE, init('handler.handler', esm)) } : {}),
+    'esm entry': () => once(runtime, init('handler.handler', esm, { entry: esmEntry })),
     bundle: () => once(runtime, sdkInit),
     'bundle+cache': () => once(runtime, { ...sdkInit, codeCache: cache }),
   };

@@ -102,6 +102,7 @@ function main(): void {
 
 const REHEARSAL_ID = 'nimbus-rehearsal';
 const REHEARSAL_FILE = `${RUNTIME_DIR}/nimbus-rehearsal.cjs`;
+const REHEARSAL_ESM = 'data:text/javascript,export%20const%20handler%20%3D%20async%20()%20%3D%3E%20null%3B';
 const REHEARSAL_SOURCE = `exports.handler = async (event, context) => {
   console.log('rehearsal', event.n);
   return { n: event.n, id: context.awsRequestId, left: context.getRemainingTimeInMillis() > 0 };
@@ -113,7 +114,8 @@ const REHEARSAL_SOURCE = `exports.handler = async (event, context) => {
  * decoder, init, loader, context, log capture and encoder, so that the first real cold start does not pay for
  * V8 compiling all of that lazily. What it changed is put back: the environment (applyFunctionEnv replaces it),
  * the working directory, the module cache, the log state and the loaded function; its result and log lines go
- * nowhere, so no user log or record can show it. Failing to rehearse only costs the speed-up.
+ * nowhere, so no user log or record can show it. Failing to rehearse only costs the speed-up. The ES module
+ * loader is started too (one import of a data: URL), the one trace left: that URL in its module map.
  */
 async function rehearse(): Promise<boolean> {
   const env = { ...process.env };
@@ -153,6 +155,10 @@ async function rehearse(): Promise<boolean> {
     } satisfies InvokeMessage);
     lineDecoder((raw) => onMessage(raw))(line);
     await done;
+    // Node's ES module loader starts on the first import(): an ES module function's cold start would pay for
+    // it. Its module map keeps this data: URL (no API removes one); a function can only meet it by importing
+    // this very URL.
+    await import(REHEARSAL_ESM);
   } catch (err) {
     writeToStderr(`nimbus runtime: rehearsal failed: ${String(err)}\n`);
   } finally {
