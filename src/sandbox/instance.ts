@@ -727,24 +727,24 @@ export class SandboxInstance {
         const p = this.find(m.id);
         if (!p) return;
         const logs = m.logs ? appendCapped(p.logs, m.logs) : p.logs;
+        // Only the invocation that loaded the function has one: the warm path builds no extra object.
         const codeCache =
           m.codeCache !== undefined || p.producedCache !== undefined
             ? {
-                codeCache: {
-                  ...(m.codeCache !== undefined ? { used: m.codeCache } : {}),
-                  ...(p.producedCache !== undefined ? { produced: p.producedCache } : {}),
-                },
+                ...(m.codeCache !== undefined ? { used: m.codeCache } : {}),
+                ...(p.producedCache !== undefined ? { produced: p.producedCache } : {}),
               }
-            : {};
+            : undefined;
         if (m.ok) {
-          this.settle(p, {
+          const r: InvocationResult = {
             kind: 'ok',
             payload: m.payload ?? 'null',
             logs,
             rss: this.peakRss(),
             initMs: m.initMs,
-            ...codeCache,
-          });
+          };
+          if (codeCache) r.codeCache = codeCache;
+          this.settle(p, r);
         } else {
           this.settle(p, {
             kind: m.errorKind === 'init' ? 'init' : m.errorKind === 'unhandled' ? 'unhandled' : 'error',
@@ -753,7 +753,7 @@ export class SandboxInstance {
             rss: this.peakRss(),
             initMs: m.initMs,
             ...(m.exports ? { exports: m.exports } : {}),
-            ...codeCache,
+            ...(codeCache ? { codeCache } : {}),
           });
         }
         return;
