@@ -77,7 +77,8 @@ export class PgInvocationLog implements InvocationLog {
     this.accepted++;
     // Deferred even when the batch is full: the caller is an invocation's hot path and must not pay for it.
     // A cold start's record is not held for the batch: it is the one a user deploying and trying looks for.
-    if (this.buffer.length >= this.opts.maxBatch || rec.cold)
+    // (A buggy caller's null is written, and reported, with the batch.)
+    if (this.buffer.length >= this.opts.maxBatch || (rec as InvocationRecord | null)?.cold === true)
       this.immediate ??= setImmediate(this.kick).unref();
     else this.timer ??= setTimeout(this.kick, this.opts.flushIntervalMs).unref();
   }

@@ -131,7 +131,8 @@ export class SqliteInvocationLog implements InvocationLog {
     this.buffer.push(rec);
     // setImmediate rather than writing inline: the caller is an invocation's hot path and must not pay for it.
     // A cold start's record is not held for the batch: it is the one a user deploying and trying looks for.
-    if (this.buffer.length >= this.maxBatch || rec.cold)
+    // (A buggy caller's null is written, and reported, with the batch.)
+    if (this.buffer.length >= this.maxBatch || (rec as InvocationRecord | null)?.cold === true)
       this.immediate ??= setImmediate(this.onFlushTimer).unref();
     else this.timer ??= setTimeout(this.onFlushTimer, this.flushIntervalMs).unref();
   }
