@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, eventually, startTestNimbus, type TestNimbus } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+const CLIENT_TRACEPARENT = `00-${'4bf92f3577b34da6a3ce929d0e0e4736'}-${'00f067aa0ba902b7'}-01`;
 
 // page.evaluate callbacks run in the browser: its globals, as far as these tests use them.
 declare const document: any, window: any, localStorage: any, sessionStorage: any, indexedDB: any;
@@ -134,7 +135,9 @@ describe.runIf(chromiumAvailable())('web console in Chromium', () => {
     await page.click('tr[data-function="hello"] a');
     await page.getByRole('heading', { name: 'hello' }).waitFor();
     await page.evaluate(() => (window.__stillTheSamePage = true));
-    const res = await fetch(`${n.gatewayUrl}/hello`);
+    // A sampled traceparent from the client: Nimbus follows the client's sampling decision (parent-based), so
+    // this request is traced whatever the default ratio, and its trace can be opened below.
+    const res = await fetch(`${n.gatewayUrl}/hello`, { headers: { traceparent: CLIENT_TRACEPARENT } });
     expect(await res.text()).toBe('hello');
     liveRequestId = res.headers.get('x-nimbus-request-id')!;
     await page.locator(`tr[data-request-id="${liveRequestId}"]`).waitFor({ timeout: 20_000 });
@@ -157,19 +160,22 @@ describe.runIf(chromiumAvailable())('web console in Chromium', () => {
     await page.screenshot({ path: join(SHOTS, 'invocation.png'), fullPage: true });
   });
 
-  // The trace waterfall end to end: runs once GET /v1/invocations/{id}/trace exists (the tracing branch);
-  // it skips only when that route itself is missing, never when a trace is.
-  it('opens the invocation’s trace as a waterfall', async (ctx) => {
-    const t = await api(`/v1/invocations/${liveRequestId}/trace`);
-    if (t.status === 404 && /no API route/.test(String(t.body?.error?.message))) {
-      ctx.skip();
-      return;
-    }
-    expect(t.status).toBe(200);
+  // The trace waterfall end to end: the invocation's spans from the span store, drawn on its page.
+  it('opens the invocation’s trace as a waterfall', async () => {
+    // Spans are stored in batches after the request ends: wait for the store to hold them.
+    const t = await eventually(async () => {
+      const r = await api(`/v1/invocations/${liveRequestId}/trace`);
+      expect(r.status).toBe(200);
+      // The invocation's own span is named after the function (faas.name).
+      expect(r.body.spans.map((sp: { name: string }) => sp.name)).toContain('hello');
+      return r;
+    });
+    expect(t.body.traceId).toBe(CLIENT_TRACEPARENT.split('-')[1]);
     await page.reload();
     const rows = page.locator('.span-row');
     await rows.first().waitFor();
     expect(await rows.count()).toBe(t.body.spans.length);
+    await page.screenshot({ path: join(SHOTS, 'invocation.png'), fullPage: true });
   });
 
   // The rendering of the endpoint's documented shape, whatever records traces: the browser is handed a fixed
