@@ -1,6 +1,7 @@
 // Typed client for the Nimbus control API, shared by the CLI and the tests. Every failure, including an
 // unreachable server or a missing configuration, surfaces as one error carrying a code and a hint to act on.
 import { sigV4CredentialsOf } from '../security/api-keys.js';
+import type { SpanView, TraceView } from '../api/traces.js';
 import { DiscoveryError, locateServer } from './discovery.js';
 import { formatBytes } from './format.js';
 
@@ -189,24 +190,8 @@ export interface LogRecord {
   version: string;
 }
 
-/** One span of GET /v1/traces/{traceId} (see docs/api.md). */
-export interface SpanView {
-  traceId: string;
-  spanId: string;
-  parentSpanId: string | null;
-  name: string;
-  kind: string;
-  startTimeUnixNano: string;
-  endTimeUnixNano: string;
-  durationMs: number;
-  status: { code: 'OK' | 'ERROR' | 'UNSET'; message?: string };
-  attributes: Record<string, unknown>;
-}
-
-export interface TraceView {
-  traceId: string;
-  spans: SpanView[];
-}
+/** A trace as GET /v1/traces/{traceId} answers it (see docs/api.md): the API's own types. */
+export type { SpanView, TraceView };
 
 /** A full invocation record as /v1/invocations shows it. */
 export interface InvocationView extends LogRecord {
