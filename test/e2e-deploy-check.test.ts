@@ -137,6 +137,41 @@ describe.each(BACKENDS)('deploy-time handler checks on %s', (backend) => {
     expect((await n.client.get('legacy')).version).toBe(1);
   });
 
+  it('warns about a handler whose answer would be lost, deploys, and the warning is true', async () => {
+    const r = await cli([
+      'deploy',
+      dir({
+        'nimbus.yaml':
+          'service: shapes\nfunctions:\n' +
+          '  dropped:\n    handler: src/dropped.handler\n    events:\n      - http: GET /dropped\n' +
+          '  silent:\n    handler: src/silent.handler\n    events:\n      - http: GET /silent\n' +
+          '  worker:\n    handler: src/worker.handler\n' +
+          '  callback:\n    handler: src/callback.handler\n    events:\n      - http: GET /callback\n',
+        'src/dropped.js': "exports.handler = (event) => ({ statusCode: 201, body: 'made' });\n",
+        'src/silent.mjs': 'export async function handler(event) {\n  console.log(event.rawPath);\n}\n',
+        'src/worker.js': 'exports.handler = async (event) => {\n  console.log(event);\n};\n',
+        'src/callback.js':
+          "exports.handler = (event, context, callback) => callback(null, { statusCode: 200, body: 'cb' });\n",
+      }),
+    ]);
+    expect(r.code).toBe(0);
+    const warnings = r.stderr.split('\n').filter((l) => l.startsWith('warning: '));
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /^warning: function dropped: src\/dropped\.js's handler returns a value but is not async: Lambda ignores the return value/,
+      ),
+      expect.stringMatching(
+        /^warning: function silent: src\/silent\.mjs's handler is async but never returns a value: every HTTP request it serves answers null/,
+      ),
+    ]);
+    // What the warnings say: the dropped response is not the one written; the callback's arrives.
+    const dropped = await fetch(`${n.gatewayUrl}/dropped`);
+    expect(dropped.status).not.toBe(201);
+    expect(await dropped.text()).not.toBe('made');
+    const cb = await fetch(`${n.gatewayUrl}/callback`);
+    expect([cb.status, await cb.text()]).toEqual([200, 'cb']);
+  });
+
   it('--no-verify deploys a handler that cannot load; its invocations then fail', async () => {
     const r = await cli([
       'deploy',

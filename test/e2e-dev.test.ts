@@ -176,7 +176,7 @@ describe('nimbus dev', () => {
           '',
         ].join('\n'),
         'slow.js':
-          'exports.handler = async (e) => { await new Promise((r) => setTimeout(r, Number(e.queryStringParameters?.wait ?? 0))); return { statusCode: 200, body: JSON.stringify({ ok: true }) }; };\n',
+          'exports.handler = async (e, context) => { await new Promise((r) => setTimeout(r, Number(e.queryStringParameters?.wait ?? 0))); return { statusCode: 200, body: JSON.stringify({ remaining: context.getRemainingTimeInMillis() }) }; };\n',
       });
       const dev = await startDev(dir, ['--inspect', 'slow', '--inspect-port', '0']);
       const address = /Inspector for slow on (127\.0\.0\.1:\d+)/.exec(dev.stdout())![1]!;
@@ -204,8 +204,11 @@ describe('nimbus dev', () => {
         id: 1,
         result: { result: { type: 'string', value: 'slow' } },
       });
-      // Attached: an invocation longer than the 1 s timeout runs to its end.
-      expect((await get(`${dev.gateway}/slow?wait=2500`)).status).toBe(200);
+      // Attached: an invocation longer than the 1 s timeout runs to its end, and the time a debugger holds
+      // is not counted down: the function sees its whole timeout left.
+      const held = await get(`${dev.gateway}/slow?wait=2500`);
+      expect(held.status).toBe(200);
+      expect(held.body).toEqual({ remaining: 1000 });
       ws.close();
       // Detached: the timeout holds again.
       await eventually(async () => (await get(`${dev.gateway}/slow?wait=3000`)).status !== 200, 20_000);

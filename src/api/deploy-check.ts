@@ -8,6 +8,7 @@ import { build, type BuildFailure } from 'esbuild';
 import { closest, distance } from 'fastest-levenshtein';
 import type { FunctionConfig } from '../config/manifest.js';
 import type { LoadCheck } from '../invoker/types.js';
+import { handlerWarning } from './handler-warnings.js';
 
 /** One function that did not load, in a line that names it. */
 export interface LoadFailure {
@@ -31,13 +32,14 @@ const PARALLEL = 4;
 
 /**
  * Loads each function (those with the same handler and settings once) and throws a LoadCheckError naming every
- * one that failed. `hostDir` is the extracted code as the host sees it.
+ * one that failed; when all loaded, answers the warnings their handlers' shapes call for (handler-warnings.ts).
+ * `hostDir` is the extracted code as the host sees it.
  */
 export async function checkLoads(
   functions: readonly FunctionConfig[],
   hostDir: string,
   load: (f: FunctionConfig) => Promise<LoadCheck>,
-): Promise<void> {
+): Promise<string[]> {
   const byConfig = new Map<string, Promise<LoadCheck>>();
   const queue = [...functions];
   const results = new Map<string, LoadCheck>();
@@ -57,6 +59,22 @@ export async function checkLoads(
     if (!r.ok) failures.push({ function: f.name, message: await describeFailure(r, f.handler, hostDir) });
   }
   if (failures.length > 0) throw new LoadCheckError(failures);
+  const warnings: string[] = [];
+  for (const f of functions) {
+    const r = results.get(f.name)!;
+    if (!r.ok || !r.handler) continue;
+    const warning = handlerWarning(r.handler, handlerName(f.handler, hostDir), f.routes.length > 0);
+    if (warning) warnings.push(`function ${f.name}: ${warning}`);
+  }
+  return warnings;
+}
+
+/** "src/api.js's handler": the export as the user wrote it, in the file the loader picked. */
+function handlerName(handler: string, hostDir: string): string {
+  const base = handler.slice(handler.lastIndexOf('/') + 1);
+  const path = base.slice(base.indexOf('.') + 1);
+  const file = moduleFile(hostDir, handler);
+  return file ? `${file}'s ${path}` : `handler ${handler}`;
 }
 
 /** What went wrong in one line: where, what, and for a misspelt export the one meant. */

@@ -173,12 +173,12 @@ export class Deployer {
           canonicalJson(now.config) === canonicalJson(f)
         );
       };
-      await checkLoads(
+      const loadWarnings = await checkLoads(
         manifest.functions.filter((f) => !kept(f)),
         dir,
         (f) => checkLoad(pendingVersion(project, manifest.service, f, sha256, archive.length)),
       );
-      warnings = await deployWarnings(dir);
+      warnings = [...loadWarnings, ...(await deployWarnings(dir))];
     }
     this.pending.add(held);
     try {

@@ -409,6 +409,7 @@ export class DefaultInvoker implements Invoker {
           init: {
             ...init,
             ...(this.o.v8CodeCache !== false && init.entry ? { produceCodeCache: true } : {}),
+            describeHandler: true,
           },
         },
         fv.config.timeout,
@@ -421,7 +422,8 @@ export class DefaultInvoker implements Invoker {
           (err: unknown) => this.o.onError?.(err, `code cache of ${fv.name}`),
         );
       }
-      return result.kind === 'ok' ? { ok: true } : { ok: false, result, codeDir: inst.codeDirInside };
+      if (result.kind !== 'ok') return { ok: false, result, codeDir: inst.codeDirInside };
+      return result.handler ? { ok: true, handler: result.handler } : { ok: true };
     } finally {
       inst.stop();
       await gone;

@@ -1,7 +1,7 @@
 // The single entry for every invocation. Gateway, Invoke API and every trigger source call only this, and
 // every finished invocation leaves through the InvocationSinks (the invocation log first; metrics and
 // metering later).
-import type { SerializedError } from '../protocol/messages.js';
+import type { HandlerShape, SerializedError } from '../protocol/messages.js';
 import type { TimedResult } from '../sandbox/instance.js';
 import type { ThrottleReason } from '../scaler/scaler.js';
 import type { FunctionRef, InvocationRecord, InvocationStatus, Trigger } from '../store/types.js';
@@ -114,7 +114,7 @@ export interface InvocationSink {
  * that could not be had (a secret gone).
  */
 export type LoadCheck =
-  | { ok: true }
+  | { ok: true; handler?: HandlerShape }
   | { ok: false; result: Exclude<TimedResult, { kind: 'ok' }>; codeDir: string }
   | { ok: false; environment: string };
 

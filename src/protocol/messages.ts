@@ -52,7 +52,28 @@ export interface FunctionInit {
    * before any of the function's code runs.
    */
   produceCodeCache?: boolean;
+  /** Deploy check only: answer the warm-up with the handler's shape (ResultMessage.handler), for warnings. */
+  describeHandler?: boolean;
 }
+
+/**
+ * What the loaded handler looks like, for the deploy's warnings (a handler that returns nothing): reported by
+ * the sandbox after the module's init ran, so it is a hint and never trusted for anything else.
+ */
+export interface HandlerShape {
+  /** An async function (its calls return a promise). */
+  async: boolean;
+  /** Function.length: the declared parameters before any default or rest. */
+  params: number;
+  /** Function.prototype.toString of the handler, when it is at most MAX_HANDLER_SOURCE characters. */
+  source?: string;
+}
+
+/**
+ * The longest handler source a warm-up answer carries; a longer one is left unread. Parsing runs on the host's
+ * event loop, and 8 KB parses in about 2-5 ms here: a deploy never stalls the gateway for a warning.
+ */
+export const MAX_HANDLER_SOURCE = 8 * 1024;
 
 export interface HandlerEntry {
   /** Absolute path as the sandbox sees it. */
@@ -81,7 +102,17 @@ export interface InvokeMessage {
   traceId?: string;
 }
 
-export type HostMessage = InvokeMessage | { t: 'shutdown' };
+export type HostMessage = InvokeMessage | { t: 'shutdown' } | DeadlineMessage;
+
+/**
+ * `nimbus dev --inspect`: a debugger attached (suspended) or detached. The host's timeouts stop and restart
+ * with it, and the runtime follows so that getRemainingTimeInMillis agrees: while suspended it answers the
+ * whole timeout, and on detach each running invocation's deadline is the whole timeout from then.
+ */
+export interface DeadlineMessage {
+  t: 'deadline';
+  suspended: boolean;
+}
 
 /** An error as it crosses the process boundary: serialized on purpose, never by accident. */
 export interface SerializedError {
@@ -121,6 +152,8 @@ export interface ResultMessage {
   exports?: string[];
   /** The invocation that loaded the function: what became of FunctionInit.codeCache (absent: none was given). */
   codeCache?: 'accepted' | 'rejected';
+  /** A warm-up with FunctionInit.describeHandler: the loaded handler's shape. */
+  handler?: HandlerShape;
 }
 
 /**
@@ -216,6 +249,8 @@ export function readSandboxMessage(raw: unknown): SandboxMessage | null {
         if (logs) ok.logs = logs;
         if (initMs) ok.initMs = initMs;
         if (codeCache) ok.codeCache = codeCache;
+        const handler = readShape(m['handler']);
+        if (handler) ok.handler = handler;
         return ok;
       }
       const base = {
@@ -265,6 +300,25 @@ export function readSandboxMessage(raw: unknown): SandboxMessage | null {
 function readNames(v: unknown): string[] | undefined {
   if (!Array.isArray(v)) return undefined;
   return v.filter((n): n is string => typeof n === 'string' && n.length <= 256).slice(0, 1000);
+}
+
+function readShape(v: unknown): HandlerShape | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  const params = o['params'];
+  if (
+    typeof o['async'] !== 'boolean' ||
+    typeof params !== 'number' ||
+    !Number.isInteger(params) ||
+    params < 0
+  )
+    return undefined;
+  const source = o['source'];
+  return {
+    async: o['async'],
+    params: Math.min(params, 1000),
+    ...(typeof source === 'string' && source.length <= MAX_HANDLER_SOURCE ? { source } : {}),
+  };
 }
 
 function readError(v: unknown): SerializedError {

@@ -6,12 +6,14 @@
 import { openInspector } from './inspect.js';
 import { performance } from 'node:perf_hooks';
 import { encodeLine, lineDecoder } from '../protocol/framing.js';
-import type {
-  FunctionInit,
-  HostMessage,
-  InvokeMessage,
-  SandboxMessage,
-  SerializedError,
+import {
+  MAX_HANDLER_SOURCE,
+  type FunctionInit,
+  type HandlerShape,
+  type HostMessage,
+  type InvokeMessage,
+  type SandboxMessage,
+  type SerializedError,
 } from '../protocol/messages.js';
 import { redirectAwsHosts } from './aws-redirect.js';
 import { forwardEndpoint } from './endpoint.js';
@@ -27,6 +29,7 @@ import {
   runInvocation,
   setFunction,
   setupInvoker,
+  suspendDeadlines,
 } from './invoke.js';
 import { exportNamesOf, forgetModule, loadHandler, prepareLoader } from './loader.js';
 import {
@@ -50,6 +53,8 @@ const EXIT_UNHANDLED_REJECTION = 128;
 
 // The bundle is CommonJS: these are the real location of dist/runtime/bootstrap.cjs.
 const RUNTIME_FILE = __filename;
+/** Taken before any function's code runs, which may replace Function.prototype.toString. */
+const fnToString = Function.prototype.toString;
 const RUNTIME_DIR = __dirname;
 
 type InitState =
@@ -199,6 +204,8 @@ function onMessage(raw: unknown): void {
     else dispatch(msg);
   } else if (msg.t === 'shutdown') {
     process.exit(0);
+  } else if (msg.t === 'deadline') {
+    suspendDeadlines(msg.suspended === true);
   }
 }
 
@@ -283,7 +290,8 @@ async function initialize(msg: InvokeMessage, init: FunctionInit): Promise<void>
     concurrency = concurrencyOf(init);
     state = { kind: 'ready' };
     if (msg.warmup) {
-      replyWarm(msg.id, performance.now() - t0, endInvocation(), loaded.codeCache);
+      const shape = init.describeHandler ? shapeOf(loaded.fn, loaded.isAsync) : undefined;
+      replyWarm(msg.id, performance.now() - t0, endInvocation(), loaded.codeCache, shape);
       onIdle();
       return;
     }
@@ -307,8 +315,37 @@ function replyWarm(
   initMs: number | undefined,
   logs: string | undefined,
   codeCache?: 'accepted' | 'rejected',
+  handler?: HandlerShape,
 ): void {
-  send({ t: 'result', id, ok: true, payload: 'null', logs, initMs, ...(codeCache ? { codeCache } : {}) });
+  send({
+    t: 'result',
+    id,
+    ok: true,
+    payload: 'null',
+    logs,
+    initMs,
+    ...(codeCache ? { codeCache } : {}),
+    ...(handler ? { handler } : {}),
+  });
+}
+
+/**
+ * The handler's shape for the deploy's warnings. The module's init has run by now and may have replaced
+ * Function.prototype.toString or given the handler a throwing `length`: the boot's own copy is used, and
+ * anything odd leaves the shape out rather than failing a load that worked.
+ */
+function shapeOf(fn: unknown, isAsync: boolean): HandlerShape | undefined {
+  try {
+    const params = Reflect.getOwnPropertyDescriptor(fn as object, 'length')?.value;
+    const source = fnToString.call(fn);
+    return {
+      async: isAsync,
+      params: typeof params === 'number' ? params : 0,
+      ...(source.length <= MAX_HANDLER_SOURCE ? { source } : {}),
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 /**

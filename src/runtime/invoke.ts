@@ -63,7 +63,8 @@ class Invocation {
   drainResult: unknown = undefined;
   constructor(
     readonly id: string,
-    readonly deadline: number,
+    /** Epoch ms; Infinity while a debugger holds the instance (suspendDeadlines). */
+    public deadline: number,
     readonly initMs: number | undefined,
     /** K > 1: its output buffer and async context; null with K = 1. */
     readonly slot: Slot | null,
@@ -158,12 +159,30 @@ export function clearFunction(): void {
   limit = 1;
 }
 
+/** A debugger is attached (DeadlineMessage): invocations have no deadline. */
+let deadlinesSuspended = false;
+
+/**
+ * The host stopped (true) or restarted (false) its timeouts for a debugger: running invocations, and those
+ * that start meanwhile, follow, so getRemainingTimeInMillis never counts down time a breakpoint held.
+ */
+export function suspendDeadlines(suspended: boolean): void {
+  if (suspended === deadlinesSuspended) return;
+  deadlinesSuspended = suspended;
+  const deadline = suspended ? Infinity : Date.now() + (fnInit?.timeoutSec ?? 0) * 1000;
+  for (const inv of running) inv.deadline = deadline;
+}
+
 export function runInvocation(
   msg: InvokeMessage,
   initMs: number | undefined,
   codeCache?: 'accepted' | 'rejected',
 ): void {
-  const deadline = msg.timeoutMs === undefined ? msg.deadline : Date.now() + msg.timeoutMs;
+  const deadline = deadlinesSuspended
+    ? Infinity
+    : msg.timeoutMs === undefined
+      ? msg.deadline
+      : Date.now() + msg.timeoutMs;
   if (limit > 1) {
     const inv = new Invocation(msg.id, deadline, initMs, beginSlot(msg.id), codeCache);
     if (running.size === 0) channel.unref();
@@ -211,7 +230,7 @@ function start(inv: Invocation, msg: InvokeMessage): void {
 
 function makeContext(inv: Invocation, clientContext: unknown): LambdaContext {
   const init = fnInit as FunctionInit;
-  const deadline = inv.deadline;
+  const timeoutMs = init.timeoutSec * 1000;
   // Own properties in AWS's order, so logging or spreading the context looks the same as there.
   return {
     get callbackWaitsForEmptyEventLoop(): boolean {
@@ -238,7 +257,8 @@ function makeContext(inv: Invocation, clientContext: unknown): LambdaContext {
     identity: undefined,
     invokedFunctionArn: init.invokedFunctionArn,
     awsRequestId: inv.id,
-    getRemainingTimeInMillis: () => deadline - Date.now(),
+    // While a debugger holds the instance there is no deadline: the whole timeout is what is left.
+    getRemainingTimeInMillis: () => (inv.deadline === Infinity ? timeoutMs : inv.deadline - Date.now()),
   };
 }
 

@@ -5,6 +5,7 @@ import { promises as fsp, readFileSync, rmSync, rmdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   readSandboxMessage,
+  type HandlerShape,
   type InvokeMessage,
   type SandboxMessage,
   type SerializedError,
@@ -51,6 +52,8 @@ export type InvocationResult =
       rss: number;
       initMs: number | undefined;
       codeCache?: CodeCacheOutcome;
+      /** A warm-up with FunctionInit.describeHandler: what the sandbox said the handler looks like. */
+      handler?: HandlerShape;
     }
   | { kind: 'requeue'; logs: string; rss: number; initMs: number | undefined; codeCache?: undefined }
   | {
@@ -677,6 +680,8 @@ export class SandboxInstance {
   suspendTimeouts(suspended: boolean): void {
     if (this.timeoutsSuspended === suspended) return;
     this.timeoutsSuspended = suspended;
+    // The runtime follows, so that getRemainingTimeInMillis agrees with the timeouts here.
+    if (!this.dead) this.channel.send({ t: 'deadline', suspended });
     for (const p of this.pending) {
       if (p.timer) clearTimeout(p.timer);
       p.timer = null;
@@ -744,6 +749,7 @@ export class SandboxInstance {
             initMs: m.initMs,
           };
           if (codeCache) r.codeCache = codeCache;
+          if (m.handler) r.handler = m.handler;
           this.settle(p, r);
         } else {
           this.settle(p, {
