@@ -462,6 +462,21 @@ describe('help, suggestions and completion', () => {
     expect(lines(complete(['nimbus', 'help', 'in']))).toEqual(['init', 'invoke', 'info']);
   });
 
+  it('--json on a command with no result to print is refused, saying what to run instead', async () => {
+    const dev = await cli(cwd, state, ['dev', '--json']);
+    expect(dev.code).toBe(2);
+    expect(dev.stdout).toBe('');
+    expect(lines(dev.stderr)).toEqual([
+      'nimbus dev: --json is not available for `nimbus dev`. Dev runs until stopped and prints what each save reloads; for a machine-readable result, run `nimbus deploy --json`, and `nimbus logs --follow --json` for invocations.',
+    ]);
+    const completion = await cli(cwd, state, ['--json', 'completion', 'bash']);
+    expect(completion.code).toBe(2);
+    expect(completion.stderr).toMatch(/^nimbus completion: --json is not available/);
+    // Nor is it offered: not in the help, not completed.
+    expect((await cli(cwd, state, ['help', 'dev'])).stdout).not.toContain('--json');
+    expect((await cli(cwd, state, ['help', 'deploy'])).stdout).toContain('--json');
+  });
+
   it('zsh and fish scripts name every command; an unknown shell is a usage error', async () => {
     const zsh = await cli(cwd, state, ['completion', 'zsh']);
     expect(zsh.code).toBe(0);

@@ -70,6 +70,12 @@ export interface Command<O extends OptionSpecs = OptionSpecs> {
   args: ArgSpec[];
   options: O;
   examples?: string[];
+  /**
+   * Set for a command whose output is not a result (a long-running loop, a script): why --json has no
+   * meaning there and what to run instead. The flag is then refused with this as the hint, and left out of
+   * the command's help and completion.
+   */
+  noJson?: string;
   run(ctx: Context<O>): Promise<void>;
 }
 

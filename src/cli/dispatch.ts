@@ -45,6 +45,11 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   },
 };
 
+/** The global options a command offers: all of them, less --json where it means nothing. */
+export function globalOptionsOf(c: Command): [string, OptionSpec][] {
+  return Object.entries(GLOBAL_OPTIONS).filter(([name]) => name !== 'json' || c.noJson === undefined);
+}
+
 /** Runs one CLI invocation; resolves to the process exit code. */
 export async function runCli(argv: string[], spec: CliSpec, io: CliIO): Promise<number> {
   let commandName = 'nimbus';
@@ -88,6 +93,9 @@ export async function runCli(argv: string[], spec: CliSpec, io: CliIO): Promise<
     if (!ctx) {
       io.stdout(commandHelp(command));
       return 0;
+    }
+    if (ctx.json && command.noJson !== undefined) {
+      throw new UsageError(`--json is not available for \`nimbus ${command.name}\``, command.noJson);
     }
     try {
       await command.run(ctx);
@@ -299,10 +307,7 @@ export function commandHelp(c: Command): string {
       lines.push(`  ${a.name.padEnd(w)}${a.description}${a.default ? ` (default: ${a.default})` : ''}`);
     }
   }
-  const all: [string, OptionSpec][] = [
-    ...Object.entries(c.options as OptionSpecs),
-    ...Object.entries(GLOBAL_OPTIONS),
-  ];
+  const all: [string, OptionSpec][] = [...Object.entries(c.options as OptionSpecs), ...globalOptionsOf(c)];
   const labels = all.map(([n, o]) => optionLabel(n, o));
   const w = Math.max(...labels.map((l) => l.length)) + 2;
   lines.push('', 'Options:');

@@ -1,6 +1,6 @@
 import type { Command, OptionSpec } from '../command.js';
 import { UsageError, defineCommand } from '../command.js';
-import { GLOBAL_OPTIONS } from '../dispatch.js';
+import { globalOptionsOf } from '../dispatch.js';
 
 const SHELLS = ['bash', 'zsh', 'fish'] as const;
 type Shell = (typeof SHELLS)[number];
@@ -12,6 +12,7 @@ export default defineCommand({
     "Prints a script that completes command names and each command's flags. Load it from your shell's startup file:\n  bash: source <(nimbus completion bash)     (in ~/.bashrc)\n  zsh:  source <(nimbus completion zsh)      (in ~/.zshrc, after compinit)\n  fish: nimbus completion fish | source      (in ~/.config/fish/config.fish)",
   args: [{ name: 'shell', description: 'bash, zsh or fish', required: true }],
   options: {},
+  noJson: 'the script it prints is its output: drop --json',
   examples: [
     'source <(nimbus completion bash)',
     'nimbus completion fish > ~/.config/fish/completions/nimbus.fish',
@@ -40,7 +41,7 @@ function helpCommand(commands: Command[]): Command {
 }
 
 function flags(c: Command): [string, OptionSpec][] {
-  return [...Object.entries(c.options), ...Object.entries(GLOBAL_OPTIONS)];
+  return [...Object.entries(c.options), ...globalOptionsOf(c)];
 }
 
 /** Descriptions as the shells can quote them: no quotes, brackets or colons. */

@@ -16,6 +16,8 @@ export default defineCommand({
   description:
     'Uses the running Nimbus (found as every command finds it) or starts one, deploys the folder, and watches\nit: on every save the functions whose code or config changed are redeployed, the others keep their warm\ninstances. An error is shown with its file and line, and the last good version keeps serving.\n.env, .env.local (and .env.<stage> with --stage) fill ${env:NAME} in nimbus.yaml; they are never uploaded.\nCtrl+C stops watching, and stops the server if dev started it.',
   args: [{ name: 'dir', description: 'Service folder containing nimbus.yaml', default: '.' }],
+  noJson:
+    'dev runs until stopped and prints what each save reloads; for a machine-readable result, run `nimbus deploy --json`, and `nimbus logs --follow --json` for invocations',
   options: {
     stage: {
       type: 'string',
