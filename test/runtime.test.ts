@@ -909,7 +909,11 @@ describe('the rehearsal before a stem cell is offered', () => {
         "console.log('at init');",
         'const cached = Object.keys(require.cache);',
         'const siblings = module.parent ? module.parent.children.map((m) => m.id) : [];',
-        'exports.handler = async () => ({ id: id === undefined, cached, siblings, cwd: process.cwd() });',
+        // The rehearsal's listen on 127.0.0.1 (endpoint.ts) is closed again: no TCP socket of this process listens.
+        "const fs = require('node:fs');",
+        "const own = new Set(fs.readdirSync('/proc/self/fd').map((fd) => { try { return fs.readlinkSync('/proc/self/fd/' + fd); } catch { return ''; } }));",
+        "const servers = ['tcp', 'tcp6'].flatMap((f) => fs.readFileSync('/proc/self/net/' + f, 'utf8').split('\\n').slice(1)).map((l) => l.trim().split(/\\s+/)).filter((c) => c[3] === '0A' && own.has('socket:[' + c[9] + ']')).length;",
+        'exports.handler = async () => ({ id: id === undefined, cached, siblings, cwd: process.cwd(), servers });',
       ].join('\n'),
     );
     const cell = new Cell();
@@ -922,8 +926,10 @@ describe('the rehearsal before a stem cell is offered', () => {
       cached: string[];
       siblings: string[];
       cwd: string;
+      servers: number;
     };
     expect(body.id).toBe(true);
+    expect(body.servers).toBe(0);
     expect(body.cached.filter((k) => k.includes('rehearsal'))).toEqual([]);
     expect(body.siblings.filter((k) => k.includes('rehearsal'))).toEqual([]);
     expect(body.cwd).toBe(dir);

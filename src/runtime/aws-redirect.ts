@@ -20,33 +20,23 @@ const AWS_HOST = /(^|\.)amazonaws\.com(\.cn)?\.?$/i;
 /** Options that would choose another destination or transport than the endpoint's. */
 const DESTINATION_OPTIONS = ['host', 'hostname', 'port', 'socketPath', 'lookup', 'createConnection', 'agent'];
 
+/** Where AWS's hostnames go: the endpoint the platform gave the function, once its init has run. */
+let endpoint: { protocol: string; hostname: string; port: number } | null = null;
+let via: RequestFn | null = null;
 let installed = false;
+const original = { http: http.request as RequestFn, https: https.request as RequestFn };
 
-/** Installs the redirect when the platform gave the function an endpoint; a no-op otherwise. */
-export function redirectAwsHosts(endpointUrl: string | undefined): void {
-  if (installed || !endpointUrl) return;
-  let target: URL;
-  try {
-    target = new URL(endpointUrl);
-  } catch {
-    return;
-  }
-  if (target.protocol !== 'http:' && target.protocol !== 'https:') return;
+/**
+ * Wraps http(s).request and get, once, while the stem cell boots (no user code has run): until
+ * redirectAwsHosts names an endpoint every request passes through untouched. Installing it here rather than at
+ * init takes the patch and the ES module exports' refresh (about 0.3 ms) off every cold start.
+ */
+export function installAwsRedirect(): void {
+  if (installed) return;
   installed = true;
-  const original = {
-    http: http.request as RequestFn,
-    https: https.request as RequestFn,
-  };
-  const via = target.protocol === 'http:' ? original.http : original.https;
-  const endpoint = {
-    protocol: target.protocol,
-    // URL keeps the brackets of an IPv6 literal; a socket address has none.
-    hostname: target.hostname.replace(/^\[(.*)\]$/, '$1'),
-    port: Number(target.port || (target.protocol === 'http:' ? 80 : 443)),
-  };
-
   const wrap = (own: RequestFn, defaultPort: number): RequestFn =>
     function request(...args: unknown[]): http.ClientRequest {
+      if (endpoint === null || via === null) return own(...args);
       const parsed = parseArgs(args);
       const host = parsed && destinationHost(parsed.options);
       if (!parsed || !host || !AWS_HOST.test(host)) return own(...args);
@@ -74,6 +64,29 @@ export function redirectAwsHosts(endpointUrl: string | undefined): void {
   Object.assign(http, { request: httpRequest, get: wrapGet(httpRequest) });
   // `import { request } from 'node:https'` in an ES module reads a copy of the export, refreshed by this.
   syncBuiltinESMExports();
+}
+
+/**
+ * Sends AWS's hostnames to the endpoint the platform gave the function (at init, once; a no-op without one).
+ * Installs the wrappers if the boot did not.
+ */
+export function redirectAwsHosts(endpointUrl: string | undefined): void {
+  if (endpoint !== null || !endpointUrl) return;
+  let target: URL;
+  try {
+    target = new URL(endpointUrl);
+  } catch {
+    return;
+  }
+  if (target.protocol !== 'http:' && target.protocol !== 'https:') return;
+  installAwsRedirect();
+  via = target.protocol === 'http:' ? original.http : original.https;
+  endpoint = {
+    protocol: target.protocol,
+    // URL keeps the brackets of an IPv6 literal; a socket address has none.
+    hostname: target.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: Number(target.port || (target.protocol === 'http:' ? 80 : 443)),
+  };
 }
 
 /** request(url[, options][, cb]) or request(options[, cb]) as one options object; null if unrecognised. */

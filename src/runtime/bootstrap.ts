@@ -15,8 +15,8 @@ import {
   type SandboxMessage,
   type SerializedError,
 } from '../protocol/messages.js';
-import { redirectAwsHosts } from './aws-redirect.js';
-import { forwardEndpoint } from './endpoint.js';
+import { installAwsRedirect, redirectAwsHosts } from './aws-redirect.js';
+import { forwardEndpoint, rehearseForward } from './endpoint.js';
 import { CHANNEL_FD, openChannel, type Channel } from './channel.js';
 import { applyFunctionEnv } from './env.js';
 import { UnhandledPromiseRejection, toRapidError } from './errors.js';
@@ -102,6 +102,7 @@ function main(): void {
   );
 
   prepareLoader(RUNTIME_FILE);
+  installAwsRedirect();
   void rehearse().then((rehearsed) => send({ t: 'ready', pid: process.pid, rehearsed }));
 }
 
@@ -120,7 +121,8 @@ const REHEARSAL_SOURCE = `exports.handler = async (event, context) => {
  * V8 compiling all of that lazily. What it changed is put back: the environment (applyFunctionEnv replaces it),
  * the working directory, the module cache, the log state and the loaded function; its result and log lines go
  * nowhere, so no user log or record can show it. Failing to rehearse only costs the speed-up. The ES module
- * loader is started too (one import of a data: URL), the one trace left: that URL in its module map.
+ * loader is started too (one import of a data: URL), the one trace left: that URL in its module map; and a
+ * listen on 127.0.0.1 is opened and closed, as the AWS endpoint's forward does at init.
  */
 async function rehearse(): Promise<boolean> {
   const env = { ...process.env };
@@ -164,6 +166,8 @@ async function rehearse(): Promise<boolean> {
     // it. Its module map keeps this data: URL (no API removes one); a function can only meet it by importing
     // this very URL.
     await import(REHEARSAL_ESM);
+    // A function with a network namespace of its own gets the AWS endpoint forwarded at init (endpoint.ts).
+    await rehearseForward();
   } catch (err) {
     writeToStderr(`nimbus runtime: rehearsal failed: ${String(err)}\n`);
   } finally {
