@@ -116,8 +116,19 @@ describe('checkLoads', () => {
     expect((err as LoadCheckError).failures.map((f) => f.function)).toEqual(['a', 'b']);
   });
 
-  it('passes when every load does', async () => {
-    await expect(checkLoads([fn('a')], dir, async () => ({ ok: true }))).resolves.toBeUndefined();
+  it('passes when every load does, with no warnings', async () => {
+    await expect(checkLoads([fn('a')], dir, async () => ({ ok: true }))).resolves.toEqual([]);
+  });
+
+  it("warns per function from the handler's shape, naming the module file and export", async () => {
+    const shape = { async: false, params: 1, source: '(event) => ({ statusCode: 200 })' };
+    const warnings = await checkLoads([{ ...(fn('a') as object), routes: [] } as never], dir, async () => ({
+      ok: true,
+      handler: shape,
+    }));
+    expect(warnings).toEqual([
+      expect.stringMatching(/^function a: src\/a\.js's handler returns a value but is not async: /),
+    ]);
   });
 });
 
