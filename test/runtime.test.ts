@@ -898,6 +898,73 @@ describe('the host resolves the entry (FunctionInit.entry)', () => {
   });
 });
 
+describe("the deploy check's handler shape (describeHandler)", () => {
+  const shapeOf = async (file: string, text: string, handler: string) => {
+    const d = join(tmp, 'shape');
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, file), text);
+    const cell = new Cell();
+    await cell.ready();
+    cell.send({
+      t: 'invoke',
+      id: 'check',
+      event: null,
+      deadline: 0,
+      warmup: true,
+      init: { ...init(handler, d), describeHandler: true },
+    });
+    return cell.waitFor((m): m is ResultMessage => m.t === 'result' && m.id === 'check');
+  };
+
+  it("answers the warm-up with the handler's own source, arity and async-ness", async () => {
+    const r = await shapeOf(
+      'plain.js',
+      'exports.handler = (event, context) => ({ statusCode: 200 });\n',
+      'plain.handler',
+    );
+    expect(r).toMatchObject({
+      ok: true,
+      handler: { async: false, params: 2, source: '(event, context) => ({ statusCode: 200 })' },
+    });
+  });
+
+  it('reads the true source when the module replaced Function.prototype.toString or lied about length', async () => {
+    const r = await shapeOf(
+      'liar.js',
+      [
+        "Function.prototype.toString = () => 'async () => 1';",
+        'const h = async (event) => { console.log(event); };',
+        "Object.defineProperty(h, 'length', { get() { throw new Error('no'); } });",
+        'exports.handler = h;',
+      ].join('\n'),
+      'liar.handler',
+    );
+    expect(r).toMatchObject({
+      ok: true,
+      handler: { async: true, params: 0, source: 'async (event) => { console.log(event); }' },
+    });
+  });
+
+  it('sends no shape unless asked', async () => {
+    const d = join(tmp, 'shape');
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, 'plain.js'), 'exports.handler = async () => 1;\n');
+    const cell = new Cell();
+    await cell.ready();
+    cell.send({
+      t: 'invoke',
+      id: 'w',
+      event: null,
+      deadline: 0,
+      warmup: true,
+      init: init('plain.handler', d),
+    });
+    const r = await cell.waitFor((m): m is ResultMessage => m.t === 'result' && m.id === 'w');
+    expect(r.ok).toBe(true);
+    expect(r.handler).toBeUndefined();
+  });
+});
+
 describe('the rehearsal before a stem cell is offered', () => {
   it('runs, and leaves no trace: no message but ready, no module, no request id, init lines tagged "undefined"', async () => {
     const dir = join(tmp, 'trace');
