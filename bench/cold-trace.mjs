@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, percentile, sleep, startJsonProcess, stop } from './lib.mjs';
+import { BIN, percentile, sleep, startNimbus, stop } from './lib.mjs';
 
 const N = Number(process.argv[2] ?? 30);
 const GAP_MS = 150;
@@ -27,11 +27,7 @@ const env = {
   NIMBUS_LOG_LEVEL: 'warn',
   OTEL_TRACES_SAMPLER: 'always_on',
 };
-const nimbus = await startJsonProcess(
-  process.execPath,
-  [BIN, 'up', '--port', '0', '--api-port', '0', '--json'],
-  { env },
-);
+const nimbus = await startNimbus(env);
 try {
   const { gatewayUrl, apiUrl } = nimbus.info;
   const apiKey = readFileSync(nimbus.info.keyFile, 'utf8').trim();

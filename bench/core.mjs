@@ -24,6 +24,7 @@ import {
   saveResult,
   sleep,
   startJsonProcess,
+  startNimbus,
   stop,
 } from './lib.mjs';
 
@@ -61,7 +62,7 @@ export async function runCore() {
   let other;
   try {
     if (COMPARE_BIN) {
-      other = await startNimbus(COMPARE_BIN, { ...env, NIMBUS_DATA: join(work, 'data-other') });
+      other = await startNimbus({ ...env, NIMBUS_DATA: join(work, 'data-other') }, COMPARE_BIN);
       baselines.push({ name: 'compare', url: `${other.info.gatewayUrl}/bench/hello`, pid: other.proc.pid });
     }
     const sqlite = await measureNimbus(env, fns, coldDir, 'sqlite', baselines);
@@ -93,7 +94,7 @@ export async function runCore() {
   // the first 200 from a function, polled every 10 ms, as the peers benchmark measures workerd.
   {
     const t0 = performance.now();
-    const again = await startNimbus(BIN, env);
+    const again = await startNimbus(env);
     try {
       for (;;) {
         const res = await fetch(`${again.info.gatewayUrl}/bench/hello`).catch(() => null);
@@ -126,10 +127,6 @@ export async function runCore() {
   result.loadAfter = loadavg();
   rmSync(work, { recursive: true, force: true });
   return result;
-}
-
-function startNimbus(bin, env) {
-  return startJsonProcess(process.execPath, [bin, 'up', '--port', '0', '--api-port', '0', '--json'], { env });
 }
 
 /**
@@ -174,7 +171,7 @@ function warmInTurns(targets) {
 /** Starts a Nimbus with env, deploys hello and the cold functions, measures cold starts, then warm req/s in
  *  turns with the baselines (which keep running). */
 async function measureNimbus(env, fns, coldDir, label, baselines) {
-  const nimbus = await startNimbus(BIN, env);
+  const nimbus = await startNimbus(env);
   const out = { sandbox: nimbus.info.sandboxLevel };
   try {
     const deploy = (dir) => execFileSync(process.execPath, [BIN, 'deploy', dir], { env, stdio: 'ignore' });

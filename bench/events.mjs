@@ -12,17 +12,7 @@ import { get as httpGet } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  BIN,
-  ROOT,
-  autocannon,
-  machine,
-  percentile,
-  saveResult,
-  sleep,
-  startJsonProcess,
-  stop,
-} from './lib.mjs';
+import { BIN, ROOT, autocannon, machine, percentile, saveResult, sleep, startNimbus, stop } from './lib.mjs';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
@@ -37,11 +27,7 @@ export async function runEvents() {
     NIMBUS_LOG_LEVEL: 'warn',
     NIMBUS_MAX_CONCURRENCY: '200',
   };
-  const nimbus = await startJsonProcess(
-    process.execPath,
-    [BIN, 'up', '--port', '0', '--api-port', '0', '--json'],
-    { env },
-  );
+  const nimbus = await startNimbus(env);
   const key = readFileSync(join(work, 'data', 'api-key'), 'utf8').trim();
   const api = nimbus.info.apiUrl;
   const result = { machine: machine(), date: new Date().toISOString(), store: 'sqlite' };

@@ -25,6 +25,11 @@ export function startJsonProcess(cmd, args, opts = {}) {
   });
 }
 
+/** `nimbus up` of a build (this one by default) on free ports, with env; resolves once it prints its URLs. */
+export function startNimbus(env, bin = BIN) {
+  return startJsonProcess(process.execPath, [bin, 'up', '--port', '0', '--api-port', '0', '--json'], { env });
+}
+
 export function stop(proc) {
   return new Promise((resolve) => {
     if (proc.exitCode !== null) return resolve();

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'node:http';
 import { request } from 'node:http';
-import { BIN, ROOT, machine, percentile, saveResult, sleep, startJsonProcess, stop } from './lib.mjs';
+import { BIN, ROOT, machine, percentile, saveResult, sleep, startNimbus, stop } from './lib.mjs';
 
 const BURST = Number(process.env.BENCH_BURST ?? 1000);
 /** Warm idle function instances the density measurement holds at least. */
@@ -92,11 +92,7 @@ export async function runScale() {
     // Idle instances use a few MB, not their configured 128: the budget is set to admit the whole burst.
     NIMBUS_MEMORY_BUDGET_MB: String((BURST + DENSITY) * 128 + 4096),
   };
-  const nimbus = await startJsonProcess(
-    process.execPath,
-    [BIN, 'up', '--port', '0', '--api-port', '0', '--json'],
-    { env },
-  );
+  const nimbus = await startNimbus(env);
   const result = {
     machine: machine(),
     date: new Date().toISOString(),

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
-import { BIN, ROOT, machine, percentile, saveResult, sleep, startJsonProcess, stop } from './lib.mjs';
+import { BIN, ROOT, machine, percentile, saveResult, sleep, startNimbus, stop } from './lib.mjs';
 
 const PER_VARIANT = Number(process.env.BENCH_SDK_FUNCTIONS ?? 20);
 const GAP_MS = Number(process.env.BENCH_COLD_GAP_MS ?? 150);
@@ -74,8 +74,7 @@ export async function runSdk() {
     NIMBUS_LOG_LEVEL: 'warn',
     NIMBUS_MAX_CONCURRENCY: '200',
   };
-  const up = (e) =>
-    startJsonProcess(process.execPath, [BIN, 'up', '--port', '0', '--api-port', '0', '--json'], { env: e });
+  const up = (e) => startNimbus(e);
   const offEnv = { ...env, NIMBUS_DATA: join(work, 'data-nocache'), NIMBUS_CODE_CACHE: 'off' };
   const nimbus = await up(env);
   const noCache = await up(offEnv).catch(async (err) => {
