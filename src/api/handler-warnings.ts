@@ -104,11 +104,15 @@ function functionOf(source: string): Fn | undefined {
   return undefined;
 }
 
-/** Collects the function's own valued returns; notes anything that may complete it some other way. */
-function walk(node: unknown, found: { returns: Node[]; escapes: boolean }): void {
+/**
+ * Collects the function's own valued returns and notes anything that may complete it some other way:
+ * `arguments`, or context.succeed / done / fail anywhere, nested functions included (a callback that calls
+ * context.succeed completes the handler). A nested function's or class's returns are its own.
+ */
+function walk(node: unknown, found: { returns: Node[]; escapes: boolean }, nested = false): void {
   if (found.escapes || typeof node !== 'object' || node === null) return;
   if (Array.isArray(node)) {
-    for (const n of node) walk(n, found);
+    for (const n of node) walk(n, found, nested);
     return;
   }
   const n = node as Node & Record<string, unknown>;
@@ -119,14 +123,13 @@ function walk(node: unknown, found: { returns: Node[]; escapes: boolean }): void
     case 'ArrowFunctionExpression':
     case 'ClassExpression':
     case 'ClassDeclaration':
-      // Their returns are their own; a nested function calling context.succeed is still seen below.
-      if (mentionsCompletion(n)) found.escapes = true;
-      return;
+      nested = true;
+      break;
     case 'ReturnStatement':
-      if (n['argument']) found.returns.push(n['argument'] as Node);
+      if (n['argument'] && !nested) found.returns.push(n['argument'] as Node);
       break;
     case 'Identifier':
-      if (n['name'] === 'arguments') found.escapes = true;
+      if (n['name'] === 'arguments' && !nested) found.escapes = true;
       return;
     case 'MemberExpression':
       if (completes(n)) found.escapes = true;
@@ -136,22 +139,8 @@ function walk(node: unknown, found: { returns: Node[]; escapes: boolean }): void
   }
   for (const key of Object.keys(n)) {
     if (key === 'type' || key === 'start' || key === 'end') continue;
-    walk(n[key], found);
+    walk(n[key], found, nested);
   }
-}
-
-/** context.succeed / done / fail (the legacy completions), or `arguments` anywhere inside. */
-function mentionsCompletion(node: Node): boolean {
-  let hit = false;
-  const visit = (v: unknown): void => {
-    if (hit || typeof v !== 'object' || v === null) return;
-    if (Array.isArray(v)) return v.forEach(visit);
-    const n = v as Node & Record<string, unknown>;
-    if (n.type === 'MemberExpression' && completes(n)) hit = true;
-    for (const key of Object.keys(n)) if (key !== 'type') visit(n[key]);
-  };
-  visit(node);
-  return hit;
 }
 
 function completes(member: Node & Record<string, unknown>): boolean {
